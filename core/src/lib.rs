@@ -1,0 +1,13 @@
+//! distlab-core: every distlab primitive as a deterministic, sans-I/O state machine, the
+//! discrete-event simulator the cluster protocols run on, the checkers that judge their
+//! histories, and the labs the page and notebooks drive.
+//!
+//! Time and randomness are inputs ([`time::Time`], [`rng::SimRng`]); outputs are values.
+//! Nothing here touches a clock, a file, a socket or the OS: `core/clippy.toml` forbids it.
+
+pub mod error;
+pub mod rng;
+pub mod time;
+
+pub use error::{DistlabError, Result};
+pub use time::{Duration, Time};
