@@ -11,3 +11,6 @@ pub mod time;
 
 pub use error::{DistlabError, Result};
 pub use time::{Duration, Time};
+
+pub mod ratelimit;
+pub mod sim;

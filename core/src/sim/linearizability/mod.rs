@@ -1,0 +1,1 @@
+//! Linearizability checking (Wing–Gong search with Lowe's memoisation, after Porcupine).

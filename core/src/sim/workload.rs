@@ -1,0 +1,1 @@
+//! Workloads: arrival processes and key distributions.
