@@ -1,0 +1,189 @@
+//! What a simulated node is: a state machine that reacts to start, messages, timers and
+//! client requests by writing effects into a buffer the driver executes.
+//!
+//! This is the sans-I/O shape of stateright's `Actor` and raft-rs's `Ready`: the node
+//! never sends, sleeps or writes; it says what it wants done. The same node runs in the
+//! simulator, in a test, in the browser, and could run on real sockets.
+//!
+//! Durable state lives only on the node's [`Disk`](crate::sim::disk::Disk); everything in
+//! the node value itself is volatile and is lost on a crash. A restart builds a fresh
+//! node with [`Node::recover`] from what the disk kept.
+
+use serde::{Deserialize, Serialize};
+use std::fmt::Debug;
+
+use crate::rng::SimRng;
+use crate::sim::disk::{Disk, DiskOp};
+use crate::time::{Duration, Time};
+
+/// Index of a node in the cluster, from 0.
+pub type NodeId = u32;
+/// Index of a client, from 0.
+pub type ClientId = u32;
+/// A timer name chosen by the node; setting it again replaces the pending one.
+pub type TimerId = u64;
+/// A client request, unique within a simulation.
+pub type RequestId = u64;
+
+/// Either end of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", content = "id", rename_all = "camelCase")]
+pub enum Endpoint {
+    Node(NodeId),
+    Client(ClientId),
+}
+
+impl Endpoint {
+    /// A dense number for hashing and link bookkeeping.
+    pub(crate) fn code(self) -> u64 {
+        match self {
+            Endpoint::Node(n) => n as u64,
+            Endpoint::Client(c) => (1 << 32) | c as u64,
+        }
+    }
+}
+
+/// A client's request as a node receives it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientRequest<R> {
+    pub client: ClientId,
+    pub id: RequestId,
+    pub body: R,
+}
+
+/// A node's answer to a client request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "type", content = "value", rename_all = "camelCase")]
+pub enum Reply<R> {
+    /// The request took effect and this is its result.
+    Ok(R),
+    /// The request definitely did not take effect (e.g. "not the leader").
+    Fail(String),
+}
+
+/// One thing a node asked the driver to do.
+#[derive(Debug, Clone)]
+pub enum Effect<M, R> {
+    Send {
+        to: NodeId,
+        msg: M,
+    },
+    SetTimer {
+        timer: TimerId,
+        after: Duration,
+    },
+    CancelTimer {
+        timer: TimerId,
+    },
+    Reply {
+        client: ClientId,
+        request: RequestId,
+        reply: Reply<R>,
+    },
+    Disk(DiskOp),
+    StateChange(String),
+    Log(String),
+}
+
+/// A cluster protocol's node.
+pub trait Node: Clone + Debug {
+    /// Node-to-node messages.
+    type Message: Clone + Debug;
+    /// What clients ask.
+    type Request: Clone + Debug;
+    /// What nodes answer.
+    type Response: Clone + Debug;
+    /// What every node is built from (cluster-wide settings), kept by the simulator.
+    type Config: Clone + Debug;
+
+    /// Builds the node from its durable state: an empty disk at first boot, what the disk
+    /// kept after a crash. Must not fail: a node that finds garbage (a torn write) on disk
+    /// recovers what it can, as real systems do.
+    fn recover(id: NodeId, config: &Self::Config, disk: &Disk) -> Self;
+
+    /// Called once after every boot and restart.
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Self>);
+    fn on_message(&mut self, from: NodeId, msg: Self::Message, ctx: &mut Ctx<'_, Self>);
+    fn on_timer(&mut self, timer: TimerId, ctx: &mut Ctx<'_, Self>);
+    fn on_request(&mut self, request: ClientRequest<Self::Request>, ctx: &mut Ctx<'_, Self>);
+
+    /// A short name for a message's kind, for the trace and for drawing.
+    fn message_kind(_msg: &Self::Message) -> &'static str {
+        "message"
+    }
+    /// The node's role for drawing (leader, follower, ...).
+    fn role(&self) -> &'static str {
+        "node"
+    }
+}
+
+/// What a node sees and writes while it handles one event.
+pub struct Ctx<'a, N: Node> {
+    pub(crate) id: NodeId,
+    pub(crate) local_now: Time,
+    pub(crate) node_count: u32,
+    pub(crate) rng: &'a mut SimRng,
+    pub(crate) effects: &'a mut Vec<Effect<N::Message, N::Response>>,
+}
+
+impl<'a, N: Node> Ctx<'a, N> {
+    /// A context for driving a node outside the simulator (tests, a future runtime).
+    pub fn new(
+        id: NodeId,
+        local_now: Time,
+        node_count: u32,
+        rng: &'a mut SimRng,
+        effects: &'a mut Vec<Effect<N::Message, N::Response>>,
+    ) -> Self {
+        Ctx {
+            id,
+            local_now,
+            node_count,
+            rng,
+            effects,
+        }
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+    /// The node's own clock: simulated time seen through its skew and drift.
+    pub fn now(&self) -> Time {
+        self.local_now
+    }
+    /// Number of node slots in the cluster (crashed nodes included).
+    pub fn node_count(&self) -> u32 {
+        self.node_count
+    }
+    /// Deterministic randomness (election timeouts, peer choice...).
+    pub fn rng(&mut self) -> &mut SimRng {
+        self.rng
+    }
+    pub fn send(&mut self, to: NodeId, msg: N::Message) {
+        self.effects.push(Effect::Send { to, msg });
+    }
+    /// Sets (or resets) `timer` to fire after `after` on the node's own clock.
+    pub fn set_timer(&mut self, timer: TimerId, after: Duration) {
+        self.effects.push(Effect::SetTimer { timer, after });
+    }
+    pub fn cancel_timer(&mut self, timer: TimerId) {
+        self.effects.push(Effect::CancelTimer { timer });
+    }
+    pub fn reply(&mut self, client: ClientId, request: RequestId, reply: Reply<N::Response>) {
+        self.effects.push(Effect::Reply {
+            client,
+            request,
+            reply,
+        });
+    }
+    pub fn disk(&mut self, op: DiskOp) {
+        self.effects.push(Effect::Disk(op));
+    }
+    /// Records a change of state worth seeing in the trace ("became leader in term 3").
+    pub fn state_change(&mut self, what: impl Into<String>) {
+        self.effects.push(Effect::StateChange(what.into()));
+    }
+    pub fn log(&mut self, text: impl Into<String>) {
+        self.effects.push(Effect::Log(text.into()));
+    }
+}

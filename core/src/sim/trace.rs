@@ -1,0 +1,300 @@
+//! The trace (catalog id `sim.trace`): every send, delivery, drop, duplicate, timer,
+//! crash, restart, pause, disk write and state change, stamped with its step and time.
+//!
+//! The trace hash is computed for every event even when events are not kept, with a
+//! hasher whose output does not depend on the platform's word size, so the same run has
+//! the same hash natively and in wasm.
+
+use serde::Serialize;
+use std::hash::{Hash, Hasher};
+
+use crate::sim::node::{ClientId, Endpoint, NodeId, RequestId, TimerId};
+use crate::time::Time;
+
+/// Why a message was not delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DropReason {
+    Loss,
+    Partition,
+    NodeDown,
+    NoSuchNode,
+    /// A reply reached a client that had already given up.
+    ClientGaveUp,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum TraceKind {
+    Send {
+        from: Endpoint,
+        to: Endpoint,
+        msg: u64,
+        kind: &'static str,
+    },
+    Deliver {
+        from: Endpoint,
+        to: Endpoint,
+        msg: u64,
+        kind: &'static str,
+    },
+    Drop {
+        from: Endpoint,
+        to: Endpoint,
+        msg: u64,
+        kind: &'static str,
+        reason: DropReason,
+    },
+    Duplicate {
+        from: Endpoint,
+        to: Endpoint,
+        msg: u64,
+        kind: &'static str,
+    },
+    Timer {
+        node: NodeId,
+        timer: TimerId,
+    },
+    Crash {
+        node: NodeId,
+    },
+    Restart {
+        node: NodeId,
+    },
+    Pause {
+        node: NodeId,
+    },
+    Resume {
+        node: NodeId,
+    },
+    Persist {
+        node: NodeId,
+        op: &'static str,
+        file: Option<&'static str>,
+        bytes: usize,
+    },
+    StateChange {
+        node: NodeId,
+        what: String,
+    },
+    Log {
+        node: NodeId,
+        text: String,
+    },
+    Fault {
+        what: String,
+    },
+    Invoke {
+        client: ClientId,
+        request: RequestId,
+        node: NodeId,
+    },
+    ClientOk {
+        client: ClientId,
+        request: RequestId,
+    },
+    ClientFail {
+        client: ClientId,
+        request: RequestId,
+    },
+    ClientTimeout {
+        client: ClientId,
+        request: RequestId,
+    },
+    External {
+        tag: u64,
+    },
+}
+
+impl TraceKind {
+    /// The nodes this event belongs to, for drawing a lane per node.
+    pub fn nodes(&self) -> (Option<NodeId>, Option<NodeId>) {
+        let node_of = |e: &Endpoint| match e {
+            Endpoint::Node(n) => Some(*n),
+            Endpoint::Client(_) => None,
+        };
+        match self {
+            TraceKind::Send { from, to, .. }
+            | TraceKind::Deliver { from, to, .. }
+            | TraceKind::Drop { from, to, .. }
+            | TraceKind::Duplicate { from, to, .. } => (node_of(from), node_of(to)),
+            TraceKind::Timer { node, .. }
+            | TraceKind::Crash { node }
+            | TraceKind::Restart { node }
+            | TraceKind::Pause { node }
+            | TraceKind::Resume { node }
+            | TraceKind::Persist { node, .. }
+            | TraceKind::StateChange { node, .. }
+            | TraceKind::Log { node, .. }
+            | TraceKind::Invoke { node, .. } => (Some(*node), None),
+            _ => (None, None),
+        }
+    }
+}
+
+/// One recorded event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceEvent {
+    pub step: u64,
+    pub time: Time,
+    #[serde(flatten)]
+    pub kind: TraceKind,
+}
+
+/// A 64-bit hasher that gives the same answer on 32- and 64-bit targets: word-sized
+/// integers are widened to 64 bits before mixing. The mixing is FxHash's, finished with
+/// a splitmix64 avalanche when read.
+#[derive(Debug, Clone, Copy)]
+pub struct StableHasher(u64);
+
+impl Default for StableHasher {
+    fn default() -> Self {
+        StableHasher(0x243f_6a88_85a3_08d3)
+    }
+}
+
+impl StableHasher {
+    #[inline]
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for StableHasher {
+    fn finish(&self) -> u64 {
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.mix(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 56));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.mix(i as u64);
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.mix(i as u64);
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.mix(i as u64);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.mix(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.mix(i as u64);
+    }
+    fn write_isize(&mut self, i: isize) {
+        self.mix(i as i64 as u64);
+    }
+}
+
+/// The trace of one simulation: a running hash of every event and, when recording, the
+/// events themselves (up to a limit, after which only the hash and count go on).
+#[derive(Debug, Clone)]
+pub struct Trace {
+    hasher: StableHasher,
+    count: u64,
+    events: Vec<TraceEvent>,
+    record: bool,
+    limit: usize,
+}
+
+impl Trace {
+    pub fn new(record: bool, limit: usize) -> Self {
+        Trace {
+            hasher: StableHasher::default(),
+            count: 0,
+            events: Vec::new(),
+            record,
+            limit,
+        }
+    }
+
+    #[inline]
+    pub fn push(&mut self, step: u64, time: Time, kind: TraceKind) {
+        self.hasher.write_u64(step);
+        self.hasher.write_u64(time.0);
+        kind.hash(&mut self.hasher);
+        self.count += 1;
+        if self.record && self.events.len() < self.limit {
+            self.events.push(TraceEvent { step, time, kind });
+        }
+    }
+
+    /// A hash of every event so far; equal traces have equal hashes on every platform.
+    pub fn hash(&self) -> u64 {
+        self.hasher.finish()
+    }
+
+    /// Number of events so far (recorded or not).
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The recorded events (all of them unless recording was off or hit its limit).
+    pub fn events(&self) -> &[TraceEvent] {
+        &self.events
+    }
+
+    /// Whether every event was kept.
+    pub fn is_complete(&self) -> bool {
+        self.events.len() as u64 == self.count
+    }
+
+    /// The trace as JSON: `{ "hash": "…", "events": n, "complete": bool, "trace": [...] }`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "hash": format!("{:016x}", self.hash()),
+            "events": self.count,
+            "complete": self.is_complete(),
+            "trace": self.events,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_depends_on_every_field_and_order() {
+        let a = TraceKind::Timer { node: 1, timer: 2 };
+        let b = TraceKind::Timer { node: 2, timer: 1 };
+        let mut t1 = Trace::new(false, 0);
+        let mut t2 = Trace::new(false, 0);
+        t1.push(0, Time(5), a.clone());
+        t1.push(1, Time(6), b.clone());
+        t2.push(0, Time(5), b);
+        t2.push(1, Time(6), a);
+        assert_ne!(t1.hash(), t2.hash());
+        assert_eq!(t1.len(), 2);
+        assert!(t1.events().is_empty());
+    }
+
+    #[test]
+    fn hasher_is_word_size_independent() {
+        let mut a = StableHasher::default();
+        a.write_usize(7);
+        let mut b = StableHasher::default();
+        b.write_u64(7);
+        assert_eq!(a.finish(), b.finish());
+    }
+}
