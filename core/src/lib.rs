@@ -12,5 +12,9 @@ pub mod time;
 pub use error::{DistlabError, Result};
 pub use time::{Duration, Time};
 
+pub mod lab;
 pub mod ratelimit;
+pub mod registry;
 pub mod sim;
+
+pub use registry::{catalog, create_lab};

@@ -191,6 +191,18 @@ pub enum Stepped {
     External(u64),
 }
 
+/// Message counters since the start, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetStats {
+    pub sent: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub partitioned: u64,
+    pub to_down_node: u64,
+    pub duplicated: u64,
+}
+
 /// A message in flight, for drawing.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -222,6 +234,7 @@ pub struct Sim<N: Node> {
     node_rng: SimRng,
     fault_rng: SimRng,
     history: Vec<ClientOp<N::Request, N::Response>>,
+    stats: NetStats,
     trace: Trace,
     effects: Vec<Effect<N::Message, N::Response>>,
 }
@@ -246,6 +259,7 @@ impl<N: Node> Sim<N> {
             nodes: Vec::with_capacity(config.nodes as usize),
             network,
             history: Vec::new(),
+            stats: NetStats::default(),
             effects: Vec::new(),
             config,
         };
@@ -343,6 +357,9 @@ impl<N: Node> Sim<N> {
     }
     pub fn trace(&self) -> &Trace {
         &self.trace
+    }
+    pub fn net_stats(&self) -> NetStats {
+        self.stats
     }
     /// Time of the next queued event, if any.
     pub fn next_event_time(&self) -> Option<Time> {
@@ -566,6 +583,7 @@ impl<N: Node> Sim<N> {
                     self.trace_event(drop(DropReason::ClientGaveUp));
                     return;
                 }
+                self.stats.delivered += 1;
                 op.outcome = match reply {
                     Reply::Ok(value) => Outcome::Ok {
                         value,
@@ -595,15 +613,18 @@ impl<N: Node> Sim<N> {
                     .get(node as usize)
                     .is_some_and(|s| s.node.is_some());
                 if !up {
+                    self.stats.to_down_node += 1;
                     self.trace_event(drop(DropReason::NodeDown));
                     return;
                 }
                 if let Endpoint::Node(src) = from
                     && !self.network.connected(src, node)
                 {
+                    self.stats.partitioned += 1;
                     self.trace_event(drop(DropReason::Partition));
                     return;
                 }
+                self.stats.delivered += 1;
                 self.trace_event(TraceKind::Deliver {
                     from,
                     to,
@@ -737,6 +758,7 @@ impl<N: Node> Sim<N> {
     fn send(&mut self, from: Endpoint, to: Endpoint, payload: Payload<N>) {
         let msg = self.next_msg_id();
         let kind = payload.kind();
+        self.stats.sent += 1;
         self.trace_event(TraceKind::Send {
             from,
             to,
@@ -754,23 +776,32 @@ impl<N: Node> Sim<N> {
             nodes,
         );
         match fate {
-            Fate::Lost => self.trace_event(TraceKind::Drop {
-                from,
-                to,
-                msg,
-                kind,
-                reason: DropReason::Loss,
-            }),
-            Fate::Partitioned => self.trace_event(TraceKind::Drop {
-                from,
-                to,
-                msg,
-                kind,
-                reason: DropReason::Partition,
-            }),
+            Fate::Lost => {
+                self.stats.lost += 1;
+                let reason = DropReason::Loss;
+                self.trace_event(TraceKind::Drop {
+                    from,
+                    to,
+                    msg,
+                    kind,
+                    reason,
+                });
+            }
+            Fate::Partitioned => {
+                self.stats.partitioned += 1;
+                let reason = DropReason::Partition;
+                self.trace_event(TraceKind::Drop {
+                    from,
+                    to,
+                    msg,
+                    kind,
+                    reason,
+                });
+            }
             Fate::Deliver { delay, duplicate } => {
                 let sent = self.now;
                 if let Some(extra) = duplicate {
+                    self.stats.duplicated += 1;
                     self.trace_event(TraceKind::Duplicate {
                         from,
                         to,

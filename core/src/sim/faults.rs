@@ -3,6 +3,7 @@
 //! run can be saved and replayed exactly; and a nemesis that writes random scripts for
 //! soaks, in the spirit of Jepsen's nemeses (Kingsbury, jepsen.io).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DistlabError, Result, check_probability, check_range};
@@ -16,7 +17,7 @@ use crate::time::{Duration, MAX_DURATION, Time};
 pub const MAX_SKEW_MS: f64 = 86_400_000.0;
 
 /// One fault, applied at an instant.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Fault {
     /// The node stops; its volatile state and unsynced disk writes are lost.
@@ -83,6 +84,25 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// The `type` tag of every fault, as it appears in JSON.
+    pub const TYPES: &'static [&'static str] = &[
+        "crash",
+        "crashMidEvent",
+        "restart",
+        "pause",
+        "resume",
+        "partition",
+        "partitionOneWay",
+        "heal",
+        "setLoss",
+        "setDuplicate",
+        "setReorder",
+        "setLatency",
+        "setLinkLatency",
+        "clockSkew",
+        "clockDrift",
+    ];
+
     /// Checks the fault's own values and that every node it names exists.
     pub fn validate(&self, nodes: u32) -> Result<()> {
         let node = |field: &str, n: NodeId| -> Result<()> {
@@ -139,7 +159,7 @@ impl Fault {
 }
 
 /// A fault and when it happens.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ScheduledFault {
     /// Simulated time in microseconds (integer, so a replay is exact).
@@ -149,7 +169,7 @@ pub struct ScheduledFault {
 
 /// A timeline of faults. Serialises to JSON and back without loss, so a run that found a
 /// bug can be saved, shared and replayed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FaultScript {
     pub faults: Vec<ScheduledFault>,
@@ -188,7 +208,7 @@ impl FaultScript {
 }
 
 /// Which kinds of fault a nemesis may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct FaultKinds {
     pub crash: bool,
@@ -217,7 +237,7 @@ impl Default for FaultKinds {
 }
 
 /// A random fault-script generator for soaks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct NemesisConfig {
     /// 0 = no faults; 1 = a new fault episode every `meanEpisodeMs` on average.
@@ -471,6 +491,17 @@ mod tests {
                 .to_string()
                 .contains("intensity")
         );
+    }
+
+    #[test]
+    fn every_fault_type_name_is_a_serde_tag() {
+        for t in Fault::TYPES {
+            let e = serde_json::from_value::<Fault>(serde_json::json!({ "type": t }));
+            let msg = e.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(!msg.contains("unknown variant"), "{t}: {msg}");
+        }
+        let heal: Fault = serde_json::from_value(serde_json::json!({"type": "heal"})).unwrap();
+        assert_eq!(heal, Fault::Heal);
     }
 
     #[test]

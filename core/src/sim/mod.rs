@@ -14,9 +14,10 @@ pub mod pingpong;
 pub mod trace;
 pub mod workload;
 
-pub use engine::{InFlight, NodeStatus, Sim, SimConfig, Stepped};
+pub use engine::{InFlight, NetStats, NodeStatus, Sim, SimConfig, Stepped};
 pub use faults::{Fault, FaultScript, NemesisConfig, ScheduledFault};
 pub use network::{LatencyModel, NetworkConfig};
 pub use node::{
     ClientId, ClientRequest, Ctx, Effect, Endpoint, Node, NodeId, Reply, RequestId, TimerId,
 };
+pub mod labs;

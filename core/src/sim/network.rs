@@ -8,6 +8,7 @@
 //! "The Tail at Scale", 2013).
 
 use rustc_hash::{FxHashMap, FxHashSet};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -21,7 +22,7 @@ use crate::time::Duration;
 pub const MAX_LATENCY_MS: f64 = 60_000.0;
 
 /// A one-way latency distribution, in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum LatencyModel {
     /// Always the same.
@@ -120,7 +121,7 @@ impl LatencyModel {
 }
 
 /// The knobs of the network that apply to every link.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct NetworkConfig {
     pub latency: LatencyModel,

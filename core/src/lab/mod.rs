@@ -1,0 +1,53 @@
+//! The one interface the page and notebooks drive. A lab is created from its catalog id
+//! and a JSON config (validated, with defaults and a JSON Schema the page builds a form
+//! from), advanced with `step(dt)` or `step_events(n)`, poked with `act(action)`, observed
+//! with `view()`, and rewound with `seek(k)`.
+//!
+//! This module holds only the interface, the catalog data and the view vocabulary; each
+//! primitive's lab lives beside the primitive, and [`crate::registry`] maps ids to labs.
+
+pub mod catalog;
+pub mod cluster;
+pub mod json;
+pub mod runner;
+pub mod view;
+
+use serde_json::Value;
+
+use crate::error::Result;
+pub use crate::registry::{CatalogEntry, catalog, create_lab};
+use crate::time::{Duration, Time};
+pub use runner::{LabModel, RecordedAction, Runner};
+pub use view::View;
+
+/// A running lab, as the page and the npm package see it.
+pub trait Lab {
+    /// The catalog id.
+    fn id(&self) -> &'static str;
+    /// The effective config, defaults filled in.
+    fn config(&self) -> Value;
+    /// Advances simulated time by `dt`, processing every event due. Returns the number of
+    /// events processed.
+    fn step(&mut self, dt: Duration) -> Result<u64>;
+    /// Processes up to `n` events. Returns how many there were.
+    fn step_events(&mut self, n: u64) -> Result<u64>;
+    /// Applies an action (a JSON object with a `type`). On error nothing changes.
+    fn act(&mut self, action: &Value) -> Result<()>;
+    fn view(&self) -> View;
+    /// Goes to the state after `k` events (with the actions recorded up to there).
+    /// Returns the step reached, less than `k` if the run ends earlier.
+    fn seek(&mut self, k: u64) -> Result<u64>;
+    fn steps(&self) -> u64;
+    fn now(&self) -> Time;
+    /// The trace: `{ hash, events, complete, trace: [...] }`.
+    fn trace(&self) -> Value;
+    /// The actions applied so far, each with its step and time: with the config, all it
+    /// takes to reproduce this run.
+    fn actions(&self) -> Value;
+    /// JSON Schema of the config.
+    fn config_schema(&self) -> Value;
+    /// JSON Schema of the actions.
+    fn action_schema(&self) -> Value;
+    /// Typical actions (an array), for buttons, documentation and fuzzing.
+    fn example_actions(&self) -> Value;
+}

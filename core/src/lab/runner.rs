@@ -1,0 +1,308 @@
+//! The runner that turns any [`LabModel`] into a [`Lab`]: it parses configs and actions,
+//! records every action with the step and time it was applied at, keeps snapshots, and so
+//! gives every lab `seek` (time travel) and exact replay for free.
+//!
+//! `seek(k)` restores the newest snapshot at or before step k and re-executes from there,
+//! re-applying recorded actions at their steps; snapshots are thinned (every other one
+//! dropped, interval doubled) so memory stays bounded on long runs.
+
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{DistlabError, Result};
+use crate::lab::Lab;
+use crate::lab::json::{config_from_value, from_value};
+use crate::lab::view::View;
+use crate::time::{Duration, Time};
+
+/// The most events one `step` call processes, so a huge `dt` on a big cluster returns
+/// (with the clock where it got to) instead of freezing the page.
+pub const MAX_EVENTS_PER_CALL: u64 = 5_000_000;
+const FIRST_SNAPSHOT_INTERVAL: u64 = 512;
+const MAX_SNAPSHOTS: usize = 64;
+
+/// A primitive's lab: its state, how it advances, how it is poked and how it looks.
+/// Must be deterministic: the same config and the same actions at the same steps give
+/// the same states.
+pub trait LabModel: Clone + 'static {
+    /// The catalog id.
+    const ID: &'static str;
+    type Config: Serialize + DeserializeOwned + Default + JsonSchema + Clone;
+    type Action: Serialize + DeserializeOwned + JsonSchema + Clone;
+
+    /// Builds the lab, validating the config (errors name the field).
+    fn new(config: &Self::Config) -> Result<Self>;
+    /// Processes the next event if it is due no later than `deadline`; false if none is.
+    fn step_until(&mut self, deadline: Time) -> bool;
+    /// Moves the clock forward to `t` (never back).
+    fn advance_clock(&mut self, t: Time);
+    fn now(&self) -> Time;
+    /// Events processed so far.
+    fn steps(&self) -> u64;
+    /// Applies an action. On error the lab must be unchanged.
+    fn act(&mut self, action: &Self::Action) -> Result<()>;
+    fn view(&self) -> View;
+    /// The trace as JSON.
+    fn trace(&self) -> Value;
+    /// Typical actions, for the page's buttons, documentation and fuzzing.
+    fn example_actions() -> Vec<Self::Action> {
+        Vec::new()
+    }
+}
+
+/// An action as it was applied: after `step` events, at time `atUs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecordedAction<A> {
+    pub step: u64,
+    pub at_us: u64,
+    pub action: A,
+}
+
+#[derive(Debug, Clone)]
+struct Snapshot<M> {
+    step: u64,
+    applied: usize,
+    model: M,
+}
+
+/// A [`LabModel`] with parsing, action recording, snapshots and seek.
+#[derive(Debug, Clone)]
+pub struct Runner<M: LabModel> {
+    config: M::Config,
+    model: M,
+    actions: Vec<RecordedAction<M::Action>>,
+    /// How many of `actions` the current state has seen.
+    applied: usize,
+    snapshots: Vec<Snapshot<M>>,
+    snapshot_every: u64,
+}
+
+impl<M: LabModel> Runner<M> {
+    pub fn new(config: M::Config) -> Result<Self> {
+        let model = M::new(&config)?;
+        Ok(Runner {
+            snapshots: vec![Snapshot {
+                step: 0,
+                applied: 0,
+                model: model.clone(),
+            }],
+            config,
+            model,
+            actions: Vec::new(),
+            applied: 0,
+            snapshot_every: FIRST_SNAPSHOT_INTERVAL,
+        })
+    }
+
+    /// Builds a lab from a JSON config (`null` = defaults).
+    pub fn from_json(config: &Value) -> Result<Self> {
+        Self::new(config_from_value(config)?)
+    }
+
+    /// Builds a lab and replays a recorded action script (from [`Lab::actions`]) up to
+    /// the last recorded step: the basis of shareable links.
+    pub fn replay(config: M::Config, actions: Vec<RecordedAction<M::Action>>) -> Result<Self> {
+        let mut r = Self::new(config)?;
+        if actions
+            .windows(2)
+            .any(|w| (w[0].step, w[0].at_us) > (w[1].step, w[1].at_us))
+        {
+            return Err(DistlabError::field(
+                "actions",
+                "must be in order of step and time",
+            ));
+        }
+        let last = actions.last().map_or(0, |a| a.step);
+        r.actions = actions;
+        r.run(Time::MAX, last)?;
+        if r.applied != r.actions.len() {
+            return Err(DistlabError::field(
+                "actions",
+                format!(
+                    "only {} of {} actions could be replayed",
+                    r.applied,
+                    r.actions.len()
+                ),
+            ));
+        }
+        Ok(r)
+    }
+
+    pub fn model(&self) -> &M {
+        &self.model
+    }
+
+    /// Applies recorded actions that belong at the current step and are not later than
+    /// `deadline`.
+    fn replay_due(&mut self, deadline: Time) -> Result<()> {
+        while let Some(a) = self.actions.get(self.applied) {
+            if a.step != self.model.steps() || Time(a.at_us) > deadline {
+                break;
+            }
+            let a = a.clone();
+            // Only a clock the original run moved (by `step(dt)`) is moved again: moving it
+            // to where it already is could still have side effects such as sampling.
+            if Time(a.at_us) > self.model.now() {
+                self.model.advance_clock(Time(a.at_us));
+            }
+            self.model.act(&a.action).map_err(|e| {
+                DistlabError::InvalidState(format!("replaying the action at step {}: {e}", a.step))
+            })?;
+            self.applied += 1;
+        }
+        Ok(())
+    }
+
+    fn run(&mut self, deadline: Time, max_events: u64) -> Result<u64> {
+        let start = self.model.steps();
+        loop {
+            self.replay_due(deadline)?;
+            if self.model.steps() - start >= max_events || !self.model.step_until(deadline) {
+                break;
+            }
+            self.maybe_snapshot();
+        }
+        Ok(self.model.steps() - start)
+    }
+
+    fn maybe_snapshot(&mut self) {
+        let step = self.model.steps();
+        if !step.is_multiple_of(self.snapshot_every)
+            || self.snapshots.last().is_some_and(|s| s.step >= step)
+        {
+            return;
+        }
+        if self.snapshots.len() >= MAX_SNAPSHOTS {
+            let mut i = 0;
+            self.snapshots.retain(|_| {
+                i += 1;
+                i % 2 == 1
+            });
+            self.snapshot_every *= 2;
+            if !step.is_multiple_of(self.snapshot_every) {
+                return;
+            }
+        }
+        self.snapshots.push(Snapshot {
+            step,
+            applied: self.applied,
+            model: self.model.clone(),
+        });
+    }
+}
+
+impl<M: LabModel> Lab for Runner<M> {
+    fn id(&self) -> &'static str {
+        M::ID
+    }
+
+    fn config(&self) -> Value {
+        serde_json::to_value(&self.config).unwrap_or(Value::Null)
+    }
+
+    fn step(&mut self, dt: Duration) -> Result<u64> {
+        let dt = dt.check("dt")?;
+        let deadline = self.model.now() + dt;
+        let n = self.run(deadline, MAX_EVENTS_PER_CALL)?;
+        if n < MAX_EVENTS_PER_CALL {
+            self.model.advance_clock(deadline);
+            self.replay_due(deadline)?;
+        }
+        Ok(n)
+    }
+
+    fn step_events(&mut self, n: u64) -> Result<u64> {
+        if n > MAX_EVENTS_PER_CALL {
+            return Err(DistlabError::field(
+                "n",
+                format!("at most {MAX_EVENTS_PER_CALL} events per call, got {n}"),
+            ));
+        }
+        self.run(Time::MAX, n)
+    }
+
+    fn act(&mut self, action: &Value) -> Result<()> {
+        let action: M::Action = from_value("action", action)?;
+        let mut next = self.model.clone();
+        next.act(&action)?;
+        // A new action rewrites the future: recorded actions and snapshots past now go.
+        let step = self.model.steps();
+        self.actions.truncate(self.applied);
+        self.snapshots.retain(|s| s.step <= step);
+        self.actions.push(RecordedAction {
+            step,
+            at_us: self.model.now().0,
+            action,
+        });
+        self.applied += 1;
+        self.model = next;
+        Ok(())
+    }
+
+    fn view(&self) -> View {
+        let mut v = self.model.view();
+        v.lab = M::ID.to_string();
+        v.step = self.model.steps();
+        v.time_us = self.model.now().0;
+        v
+    }
+
+    fn seek(&mut self, k: u64) -> Result<u64> {
+        if k < self.model.steps() || (k == self.model.steps() && self.applied > 0) {
+            let snap = self
+                .snapshots
+                .iter()
+                .rev()
+                .find(|s| s.step <= k)
+                .ok_or_else(|| DistlabError::InvalidState("no snapshot to seek from".into()))?;
+            self.model = snap.model.clone();
+            self.applied = snap.applied;
+        }
+        let need = k - self.model.steps();
+        let mut done = 0;
+        while done < need {
+            let chunk = (need - done).min(MAX_EVENTS_PER_CALL);
+            let n = self.run(Time::MAX, chunk)?;
+            done += n;
+            if n < chunk {
+                break;
+            }
+        }
+        if done == need {
+            self.replay_due(Time::MAX)?;
+        }
+        Ok(self.model.steps())
+    }
+
+    fn steps(&self) -> u64 {
+        self.model.steps()
+    }
+
+    fn now(&self) -> Time {
+        self.model.now()
+    }
+
+    fn trace(&self) -> Value {
+        self.model.trace()
+    }
+
+    fn actions(&self) -> Value {
+        serde_json::to_value(self.actions.get(..self.applied).unwrap_or_default())
+            .unwrap_or(Value::Null)
+    }
+
+    fn config_schema(&self) -> Value {
+        serde_json::to_value(schemars::schema_for!(M::Config)).unwrap_or(Value::Null)
+    }
+
+    fn action_schema(&self) -> Value {
+        serde_json::to_value(schemars::schema_for!(M::Action)).unwrap_or(Value::Null)
+    }
+
+    fn example_actions(&self) -> Value {
+        serde_json::to_value(M::example_actions()).unwrap_or(Value::Null)
+    }
+}

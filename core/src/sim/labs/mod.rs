@@ -1,0 +1,4 @@
+//! Labs for the simulator's own catalog ids: the network, workloads and the
+//! linearizability checker.
+
+pub mod network;

@@ -1,0 +1,447 @@
+//! Lab `sim.network`: a small cluster pinging each other under every network fault, so
+//! each knob is visible — latency shapes the RTTs, loss opens gaps, duplication and
+//! reordering show up as duplicate and late arrivals, partitions silence links, pauses
+//! fill inboxes, crashes and restarts bump the boot counter kept on disk.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+use crate::error::{DistlabError, Result, check_range};
+use crate::lab::LabModel;
+use crate::lab::cluster::{self, ClusterAction, status_name};
+use crate::lab::view::{InvariantStatus, MetricsRecorder, NodeView, Panel, View};
+use crate::sim::history::Outcome;
+use crate::sim::pingpong::{LinkStats, PingConfig, PingNode};
+use crate::sim::{Fault, FaultScript, NetStats, NetworkConfig, NodeId, Sim, SimConfig};
+use crate::time::{Duration, Time};
+
+/// Configuration of the network lab.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct NetworkLabConfig {
+    /// Seed of every random choice in the run.
+    pub seed: u64,
+    /// Number of nodes.
+    #[schemars(range(min = 2, max = 64))]
+    pub nodes: u32,
+    /// Time between two pings of one node, on its own clock.
+    #[schemars(range(min = 1, max = 60000))]
+    pub interval_ms: f64,
+    /// Latency, loss, duplication and reordering at the start.
+    pub network: NetworkConfig,
+    /// Faults scheduled from the start.
+    pub faults: FaultScript,
+    /// How often the metrics are sampled, in simulated milliseconds.
+    #[schemars(range(min = 1, max = 60000))]
+    pub sample_ms: f64,
+}
+
+impl Default for NetworkLabConfig {
+    fn default() -> Self {
+        NetworkLabConfig {
+            seed: 1,
+            nodes: 5,
+            interval_ms: 50.0,
+            network: NetworkConfig::default(),
+            faults: FaultScript::default(),
+            sample_ms: 100.0,
+        }
+    }
+}
+
+/// The lab's own actions, besides every fault.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum NetworkLabAction {
+    /// A client asks `node` how many pongs it has received.
+    #[serde(rename_all = "camelCase")]
+    ClientRequest {
+        node: NodeId,
+        #[serde(default = "default_timeout_ms")]
+        timeout_ms: f64,
+    },
+}
+
+fn default_timeout_ms() -> f64 {
+    1_000.0
+}
+
+/// The network lab.
+#[derive(Debug, Clone)]
+pub struct NetworkLab {
+    sim: Sim<PingNode>,
+    metrics: MetricsRecorder,
+    last: NetStats,
+    duplication_ever_on: bool,
+    reordering_ever_on: bool,
+}
+
+impl NetworkLab {
+    fn sample(&mut self) {
+        let now = self.sim.net_stats();
+        let secs = self.metrics.interval_us() as f64 / 1e6;
+        let rate = |a: u64, b: u64| (a - b) as f64 / secs;
+        let dropped = |s: NetStats| s.lost + s.partitioned + s.to_down_node;
+        let flying = self.sim.pending_events() as f64;
+        let rtt = mean_rtt_ms(&self.totals());
+        self.metrics.record(&[
+            rate(now.delivered, self.last.delivered),
+            rate(dropped(now), dropped(self.last)),
+            flying,
+            rtt,
+        ]);
+        self.last = now;
+    }
+
+    fn record_due(&mut self, until: Time) {
+        while self.metrics.due(until.0) {
+            self.sample();
+        }
+    }
+
+    fn totals(&self) -> LinkStats {
+        let mut t = LinkStats::default();
+        for n in 0..self.sim.node_count() {
+            if let Some(node) = self.sim.node(n) {
+                let s = node.totals();
+                t.pongs_received += s.pongs_received;
+                t.rtt_sum_us += s.rtt_sum_us;
+                t.duplicates += s.duplicates;
+                t.late += s.late;
+            }
+        }
+        t
+    }
+
+    fn note_knobs(&mut self) {
+        let c = self.sim.network().config();
+        self.duplication_ever_on |= c.duplicate > 0.0;
+        self.reordering_ever_on |= c.reorder > 0.0;
+    }
+
+    fn node_view(&self, id: NodeId) -> NodeView {
+        let mut fields = BTreeMap::new();
+        let clock = self.sim.clock(id).copied().unwrap_or_default();
+        fields.insert("boots".into(), json!(self.sim.boots(id)));
+        fields.insert(
+            "clockSkewMs".into(),
+            json!(clock.skew_at(self.sim.now()) as f64 / 1e3),
+        );
+        fields.insert("clockDriftPpm".into(), json!(clock.drift_ppm()));
+        fields.insert("inboxWhilePaused".into(), json!(self.sim.parked(id)));
+        if let Some(d) = self.sim.disk(id) {
+            fields.insert("disk".into(), json!(d.stats()));
+        }
+        if let Some(n) = self.sim.node(id) {
+            let t = n.totals();
+            fields.insert("durableBootCounter".into(), json!(n.boots()));
+            fields.insert("pingsSent".into(), json!(t.pings_sent));
+            fields.insert("pongsReceived".into(), json!(t.pongs_received));
+            fields.insert("pingsReceived".into(), json!(t.pings_received));
+            fields.insert("duplicates".into(), json!(t.duplicates));
+            fields.insert("late".into(), json!(t.late));
+            fields.insert("gaps".into(), json!(t.gaps));
+            fields.insert("meanRttMs".into(), json!(mean_rtt_ms(&t)));
+        }
+        let status = status_name(self.sim.status(id));
+        NodeView {
+            id,
+            label: format!("n{id}"),
+            role: "node".into(),
+            status: status.into(),
+            fields,
+        }
+    }
+
+    fn links_table(&self) -> Panel {
+        let mut rows = Vec::new();
+        for from in 0..self.sim.node_count() {
+            let Some(n) = self.sim.node(from) else {
+                continue;
+            };
+            for (to, s) in n.links() {
+                if s.pings_sent == 0 && s.pings_received == 0 {
+                    continue;
+                }
+                rows.push(vec![
+                    json!(format!("{from}→{to}")),
+                    json!(s.pings_sent),
+                    json!(s.pongs_received),
+                    json!(s.pings_received),
+                    json!(s.duplicates),
+                    json!(s.late),
+                    json!(s.gaps),
+                    json!(mean_rtt_ms(s)),
+                ]);
+            }
+        }
+        Panel::Table {
+            title: "links (since the node's last boot)".into(),
+            columns: [
+                "link",
+                "pings sent",
+                "pongs back",
+                "pings in",
+                "duplicates",
+                "late",
+                "gaps",
+                "mean RTT ms",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows,
+        }
+    }
+
+    fn clients_table(&self) -> Panel {
+        let rows = self
+            .sim
+            .history()
+            .iter()
+            .rev()
+            .take(10)
+            .map(|op| {
+                let (outcome, at) = match &op.outcome {
+                    Outcome::Pending => ("pending".to_string(), None),
+                    Outcome::Ok { value, at } => (format!("ok: {value} pongs"), Some(*at)),
+                    Outcome::Fail { reason, at } => (format!("fail: {reason}"), Some(*at)),
+                    Outcome::Timeout { at } => ("timeout (unknown)".to_string(), Some(*at)),
+                };
+                vec![
+                    json!(op.request),
+                    json!(op.node),
+                    json!(op.invoked.as_millis_f64()),
+                    json!(outcome),
+                    json!(at.map(|t| t.saturating_since(op.invoked).as_millis_f64())),
+                ]
+            })
+            .collect();
+        Panel::Table {
+            title: "client requests (latest first)".into(),
+            columns: ["request", "node", "invoked ms", "outcome", "latency ms"]
+                .map(String::from)
+                .to_vec(),
+            rows,
+        }
+    }
+
+    fn invariants(&self) -> Vec<InvariantStatus> {
+        let mut out = Vec::new();
+        let offenders = |f: fn(&LinkStats) -> u64| -> Vec<NodeId> {
+            (0..self.sim.node_count())
+                .filter(|&n| self.sim.node(n).is_some_and(|x| f(&x.totals()) > 0))
+                .collect()
+        };
+        const DUP: &str = "no duplicates unless duplication is on";
+        let dups = offenders(|t| t.duplicates);
+        out.push(if self.duplication_ever_on || dups.is_empty() {
+            InvariantStatus::holds(DUP, "each receiver saw every sequence number at most once")
+        } else {
+            InvariantStatus::violated(DUP, "a receiver saw a sequence number twice", dups)
+        });
+        const FIFO: &str = "links are FIFO unless reordering is on";
+        let late = offenders(|t| t.late);
+        out.push(if self.reordering_ever_on || late.is_empty() {
+            InvariantStatus::holds(FIFO, "no message overtook an earlier one on its link")
+        } else {
+            InvariantStatus::violated(FIFO, "a message arrived after a later one", late)
+        });
+        out
+    }
+}
+
+fn mean_rtt_ms(s: &LinkStats) -> f64 {
+    if s.pongs_received == 0 {
+        0.0
+    } else {
+        s.rtt_sum_us as f64 / s.pongs_received as f64 / 1e3
+    }
+}
+
+impl LabModel for NetworkLab {
+    const ID: &'static str = "sim.network";
+    type Config = NetworkLabConfig;
+    type Action = ClusterAction<NetworkLabAction>;
+
+    fn new(c: &NetworkLabConfig) -> Result<Self> {
+        if !(2..=64).contains(&c.nodes) {
+            return Err(DistlabError::field(
+                "nodes",
+                format!("must be between 2 and 64, got {}", c.nodes),
+            ));
+        }
+        check_range("intervalMs", c.interval_ms, 1.0, 60_000.0)?;
+        check_range("sampleMs", c.sample_ms, 1.0, 60_000.0)?;
+        let sim_config = SimConfig {
+            seed: c.seed,
+            nodes: c.nodes,
+            clients: 1,
+            network: c.network.clone(),
+            ..SimConfig::default()
+        };
+        let ping = PingConfig {
+            interval: Duration::try_from_millis_f64("intervalMs", c.interval_ms)?,
+        };
+        let mut sim = Sim::new(sim_config, ping)?;
+        sim.load_script(&c.faults).map_err(|e| match e {
+            DistlabError::InvalidField { field, problem } => {
+                DistlabError::field(format!("faults.{field}"), problem)
+            }
+            other => other,
+        })?;
+        let sample = Duration::try_from_millis_f64("sampleMs", c.sample_ms)?;
+        let metrics = MetricsRecorder::new(
+            sample.0,
+            600,
+            &[
+                ("delivered", "msg/s"),
+                ("dropped", "msg/s"),
+                ("events queued", "events"),
+                ("mean RTT", "ms"),
+            ],
+        );
+        let mut lab = NetworkLab {
+            sim,
+            metrics,
+            last: NetStats::default(),
+            duplication_ever_on: false,
+            reordering_ever_on: false,
+        };
+        lab.note_knobs();
+        Ok(lab)
+    }
+
+    fn step_until(&mut self, deadline: Time) -> bool {
+        let Some(next) = self.sim.next_event_time() else {
+            return false;
+        };
+        if next > deadline {
+            return false;
+        }
+        // Samples describe the state after every event before their time.
+        if next.0 > 0 {
+            self.record_due(Time(next.0 - 1));
+        }
+        let stepped = self.sim.step_until(deadline).is_some();
+        self.note_knobs();
+        stepped
+    }
+
+    fn advance_clock(&mut self, t: Time) {
+        self.record_due(t);
+        self.sim.advance_clock(t);
+    }
+
+    fn now(&self) -> Time {
+        self.sim.now()
+    }
+
+    fn steps(&self) -> u64 {
+        self.sim.steps()
+    }
+
+    fn act(&mut self, action: &Self::Action) -> Result<()> {
+        match action {
+            ClusterAction::Fault(f) => self.sim.apply_fault(f)?,
+            ClusterAction::Lab(NetworkLabAction::ClientRequest { node, timeout_ms }) => {
+                let timeout = Duration::try_from_millis_f64("timeoutMs", *timeout_ms)?;
+                self.sim.client_request(0, *node, (), timeout)?;
+            }
+        }
+        self.note_knobs();
+        Ok(())
+    }
+
+    fn view(&self) -> View {
+        let c = self.sim.network().config();
+        let knobs = Panel::Table {
+            title: "network".into(),
+            columns: vec!["knob".into(), "value".into()],
+            rows: vec![
+                vec![json!("latency"), json!(c.latency)],
+                vec![json!("mean latency ms"), json!(c.latency.mean_ms())],
+                vec![json!("loss"), json!(c.loss)],
+                vec![json!("duplicate"), json!(c.duplicate)],
+                vec![json!("reorder"), json!(c.reorder)],
+                vec![json!("messages"), json!(self.sim.net_stats())],
+            ],
+        };
+        View {
+            nodes: (0..self.sim.node_count())
+                .map(|n| self.node_view(n))
+                .collect(),
+            messages: cluster::messages(&self.sim),
+            partitions: cluster::partitions(&self.sim),
+            panels: vec![knobs, self.links_table(), self.clients_table()],
+            metrics: self.metrics.series().to_vec(),
+            invariants: self.invariants(),
+            ..View::default()
+        }
+    }
+
+    fn trace(&self) -> Value {
+        self.sim.trace().to_json()
+    }
+
+    fn example_actions() -> Vec<Self::Action> {
+        let mut v: Vec<Self::Action> = example_faults()
+            .into_iter()
+            .map(ClusterAction::Fault)
+            .collect();
+        v.push(ClusterAction::Lab(NetworkLabAction::ClientRequest {
+            node: 0,
+            timeout_ms: 500.0,
+        }));
+        v
+    }
+}
+
+impl NetworkLab {
+    /// The simulation underneath, for tests.
+    pub fn sim(&self) -> &Sim<PingNode> {
+        &self.sim
+    }
+}
+
+/// One of every fault, for documentation and fuzzing.
+pub fn example_faults() -> Vec<Fault> {
+    use crate::sim::LatencyModel;
+    vec![
+        Fault::Crash { node: 1 },
+        Fault::Restart { node: 1 },
+        Fault::Pause { node: 2 },
+        Fault::Resume { node: 2 },
+        Fault::Partition {
+            groups: vec![vec![0, 1]],
+        },
+        Fault::PartitionOneWay {
+            from: vec![0],
+            to: vec![2],
+        },
+        Fault::Heal,
+        Fault::SetLoss { probability: 0.2 },
+        Fault::SetDuplicate { probability: 0.1 },
+        Fault::SetReorder { probability: 0.1 },
+        Fault::SetLatency {
+            latency: LatencyModel::LogNormal {
+                median_ms: 5.0,
+                sigma: 1.0,
+            },
+        },
+        Fault::SetLinkLatency {
+            from: 0,
+            to: 1,
+            latency: Some(LatencyModel::Constant { ms: 50.0 }),
+        },
+        Fault::ClockSkew {
+            node: 0,
+            skew_ms: -200.0,
+        },
+        Fault::ClockDrift {
+            node: 0,
+            ppm: 100_000,
+        },
+    ]
+}

@@ -1,0 +1,329 @@
+//! Every registered lab: catalog membership, seek equals a fresh run, determinism, and a
+//! fuzz-style drive with random configs and actions that must never panic.
+
+use distlab_core::lab::Lab;
+use distlab_core::lab::catalog::CATALOG_ROWS;
+use distlab_core::registry::{registered, replay_lab};
+use distlab_core::rng::SimRng;
+use distlab_core::{Duration, catalog, create_lab};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+fn lab_ids() -> Vec<&'static str> {
+    registered().into_iter().map(|(id, _)| id).collect()
+}
+
+#[test]
+fn catalog_ids_are_unique_and_every_lab_is_in_it() {
+    let mut seen = BTreeSet::new();
+    for row in CATALOG_ROWS {
+        assert!(
+            seen.insert(row.id),
+            "{} appears twice in the catalog",
+            row.id
+        );
+        assert!(
+            row.id.starts_with(&format!("{}.", row.section)),
+            "{} is not in section {}",
+            row.id,
+            row.section
+        );
+    }
+    let mut labs = BTreeSet::new();
+    for id in lab_ids() {
+        assert!(seen.contains(id), "lab {id} is not a catalog id");
+        assert!(labs.insert(id), "lab {id} is registered twice");
+    }
+    let implemented: Vec<_> = catalog()
+        .into_iter()
+        .filter(|e| e.implemented)
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(implemented.len(), labs.len());
+}
+
+#[test]
+fn catalog_data_matches_catalog_md_when_present() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/CATALOG.md");
+    let Ok(text) = std::fs::read_to_string(path) else {
+        eprintln!("skipping: {path} not present");
+        return;
+    };
+    let ids_in_md: BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("| "))
+        .filter_map(|l| l.split(' ').next())
+        .filter(|id| {
+            id.contains('.')
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        })
+        .collect();
+    let ids_in_core: BTreeSet<&str> = CATALOG_ROWS.iter().map(|r| r.id).collect();
+    assert_eq!(ids_in_md, ids_in_core);
+}
+
+#[test]
+fn unknown_and_planned_ids_are_clear_errors() {
+    let e = create_lab("no.such-lab", &Value::Null)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("unknown lab"), "{e}");
+    let e = create_lab("consensus.pbft", &Value::Null)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("not implemented yet"), "{e}");
+}
+
+fn fingerprint(lab: &dyn Lab) -> (Value, Value) {
+    let trace = lab.trace();
+    (
+        serde_json::to_value(lab.view()).unwrap(),
+        trace.get("hash").cloned().unwrap_or(Value::Null),
+    )
+}
+
+/// Drives a lab with a deterministic mix of steps and example actions.
+fn drive(lab: &mut dyn Lab, rng: &mut SimRng, rounds: usize) {
+    let examples = lab
+        .example_actions()
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for _ in 0..rounds {
+        match rng.below(3) {
+            0 => {
+                lab.step(Duration::from_micros(rng.below(200_000))).unwrap();
+            }
+            1 => {
+                lab.step_events(rng.below(500)).unwrap();
+            }
+            _ => {
+                if let Some(a) = examples.get(rng.below(examples.len() as u64 + 1) as usize) {
+                    let _ = lab.act(a);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn seek_equals_the_run_that_got_there() {
+    for id in lab_ids() {
+        for seed in 0..4u64 {
+            let mut rng = SimRng::new(seed);
+            let mut lab = create_lab(id, &Value::Null).unwrap();
+            let examples = lab
+                .example_actions()
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            // Step by events only, so the clock is always where the last event left it.
+            let mut seen = std::collections::BTreeMap::new();
+            for _ in 0..150 {
+                if rng.chance(0.2)
+                    && let Some(a) = examples.get(rng.below(examples.len() as u64) as usize)
+                {
+                    let _ = lab.act(a);
+                }
+                seen.insert(lab.steps(), fingerprint(lab.as_ref()));
+                lab.step_events(1 + rng.below(40)).unwrap();
+            }
+            seen.insert(lab.steps(), fingerprint(lab.as_ref()));
+            let steps: Vec<u64> = seen.keys().copied().collect();
+            for _ in 0..12 {
+                let k = steps[rng.below(steps.len() as u64) as usize];
+                assert_eq!(lab.seek(k).unwrap(), k);
+                let got = fingerprint(lab.as_ref());
+                let want = &seen[&k];
+                let diff: Vec<String> = got
+                    .0
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .filter(|(key, v)| want.0.get(key.as_str()) != Some(v))
+                    .map(|(key, v)| format!("{key}: {v} vs {}", want.0[key.as_str()]))
+                    .collect();
+                assert!(
+                    got == *want,
+                    "{id} seed {seed}: seek({k}) differs from the run: {diff:?}, hash {} vs {}",
+                    got.1,
+                    want.1
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_recorded_action_script_replays_to_the_same_state() {
+    for id in lab_ids() {
+        let mut lab = create_lab(id, &Value::Null).unwrap();
+        drive(lab.as_mut(), &mut SimRng::new(3), 60);
+        lab.step_events(0).unwrap();
+        let replayed = replay_lab(id, &lab.config(), &lab.actions()).unwrap();
+        assert_eq!(
+            replayed.steps(),
+            lab.actions()
+                .as_array()
+                .unwrap()
+                .last()
+                .map_or(0, |a| a["step"].as_u64().unwrap())
+        );
+        let mut original = create_lab(id, &Value::Null).unwrap();
+        drive(original.as_mut(), &mut SimRng::new(3), 60);
+        let mut replayed = replayed;
+        let target = original.steps();
+        replayed.seek(target).unwrap();
+        original.seek(target).unwrap();
+        assert_eq!(
+            fingerprint(replayed.as_ref()),
+            fingerprint(original.as_ref()),
+            "{id}"
+        );
+    }
+}
+
+#[test]
+fn same_config_and_actions_give_the_same_view() {
+    for id in lab_ids() {
+        let mut a = create_lab(id, &Value::Null).unwrap();
+        let mut b = create_lab(id, &Value::Null).unwrap();
+        drive(a.as_mut(), &mut SimRng::new(7), 60);
+        drive(b.as_mut(), &mut SimRng::new(7), 60);
+        assert_eq!(fingerprint(a.as_ref()), fingerprint(b.as_ref()), "{id}");
+    }
+}
+
+/// Random JSON of every shape, biased towards the awkward values.
+fn random_json(rng: &mut SimRng, depth: u32) -> Value {
+    match rng.below(if depth == 0 { 6 } else { 8 }) {
+        0 => Value::Null,
+        1 => json!(rng.chance(0.5)),
+        2 => [
+            json!(0),
+            json!(-1),
+            json!(1),
+            json!(2),
+            json!(3),
+            json!(63),
+            json!(64),
+            json!(1_000_000_000_000i64),
+            json!(u64::MAX),
+        ][rng.below(9) as usize]
+            .clone(),
+        3 => json!([0.5, -0.5, 1e300, -1e300, 1e-300, 0.0][rng.below(6) as usize]),
+        4 => json!(["", "x", "crash", "partition", "NaN", "Infinity"][rng.below(6) as usize]),
+        5 => json!(rng.next_u64() % 100),
+        6 => Value::Array(
+            (0..rng.below(4))
+                .map(|_| random_json(rng, depth - 1))
+                .collect(),
+        ),
+        _ => {
+            let keys = [
+                "type",
+                "node",
+                "groups",
+                "probability",
+                "latency",
+                "from",
+                "to",
+                "ms",
+                "seed",
+                "nodes",
+                "network",
+            ];
+            let mut m = serde_json::Map::new();
+            for _ in 0..rng.below(4) {
+                m.insert(
+                    keys[rng.below(keys.len() as u64) as usize].to_string(),
+                    random_json(rng, depth - 1),
+                );
+            }
+            Value::Object(m)
+        }
+    }
+}
+
+/// Replaces one random leaf of `v` with random JSON.
+fn mutate(v: &mut Value, rng: &mut SimRng) {
+    match v {
+        Value::Object(m) if !m.is_empty() && rng.chance(0.8) => {
+            let keys: Vec<String> = m.keys().cloned().collect();
+            let k = &keys[rng.below(keys.len() as u64) as usize];
+            if let Some(child) = m.get_mut(k) {
+                mutate(child, rng);
+            }
+        }
+        Value::Array(a) if !a.is_empty() && rng.chance(0.8) => {
+            let i = rng.below(a.len() as u64) as usize;
+            mutate(&mut a[i], rng);
+        }
+        _ => *v = random_json(rng, 2),
+    }
+}
+
+#[test]
+fn random_configs_and_actions_never_panic() {
+    for id in lab_ids() {
+        let default_config = create_lab(id, &Value::Null).unwrap().config();
+        let mut rng = SimRng::new(99);
+        let mut errors = 0;
+        for round in 0..300 {
+            let mut config = default_config.clone();
+            mutate(&mut config, &mut rng);
+            let config = if round % 3 == 0 {
+                default_config.clone()
+            } else {
+                config
+            };
+            let Ok(mut lab) = create_lab(id, &config) else {
+                errors += 1;
+                continue;
+            };
+            let examples = lab
+                .example_actions()
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for _ in 0..20 {
+                match rng.below(6) {
+                    0 => {
+                        let _ = lab.step(Duration::from_micros(rng.below(50_000)));
+                    }
+                    1 => {
+                        let _ = lab.step_events(rng.below(200));
+                    }
+                    2 => {
+                        let _ = lab.seek(rng.below(lab.steps() + 10));
+                    }
+                    3 => {
+                        let _ = lab.act(&random_json(&mut rng, 3));
+                    }
+                    _ => {
+                        let mut a = examples
+                            .get(rng.below(examples.len().max(1) as u64) as usize)
+                            .cloned()
+                            .unwrap_or(Value::Null);
+                        if rng.chance(0.5) {
+                            mutate(&mut a, &mut rng);
+                        }
+                        if lab.act(&a).is_err() {
+                            errors += 1;
+                        }
+                    }
+                }
+                let _ = serde_json::to_string(&lab.view()).unwrap();
+            }
+            let _ = lab.trace();
+            let _ = lab.config_schema();
+            let _ = lab.action_schema();
+            let _ = lab.step(Duration::from_secs(u64::MAX / 2_000_000));
+        }
+        assert!(errors > 0, "{id}: the fuzz never produced a bad input");
+    }
+}
