@@ -7,6 +7,7 @@
 
 use serde::Serialize;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use crate::sim::node::{ClientId, Endpoint, NodeId, RequestId, TimerId};
 use crate::time::Time;
@@ -203,13 +204,22 @@ impl Hasher for StableHasher {
     }
 }
 
+/// Events per sealed chunk of the recorded trace.
+const CHUNK: usize = 4096;
+
 /// The trace of one simulation: a running hash of every event and, when recording, the
 /// events themselves (up to a limit, after which only the hash and count go on).
+///
+/// Recorded events are kept in sealed, shared chunks, so cloning a simulation (which the
+/// lab runner does for every snapshot) copies at most one chunk of events, not the
+/// whole history.
 #[derive(Debug, Clone)]
 pub struct Trace {
     hasher: StableHasher,
     count: u64,
-    events: Vec<TraceEvent>,
+    sealed: Vec<Arc<[TraceEvent]>>,
+    tail: Vec<TraceEvent>,
+    recorded: usize,
     record: bool,
     limit: usize,
 }
@@ -219,7 +229,9 @@ impl Trace {
         Trace {
             hasher: StableHasher::default(),
             count: 0,
-            events: Vec::new(),
+            sealed: Vec::new(),
+            tail: Vec::new(),
+            recorded: 0,
             record,
             limit,
         }
@@ -231,8 +243,12 @@ impl Trace {
         self.hasher.write_u64(time.0);
         kind.hash(&mut self.hasher);
         self.count += 1;
-        if self.record && self.events.len() < self.limit {
-            self.events.push(TraceEvent { step, time, kind });
+        if self.record && self.recorded < self.limit {
+            self.tail.push(TraceEvent { step, time, kind });
+            self.recorded += 1;
+            if self.tail.len() == CHUNK {
+                self.sealed.push(Arc::from(std::mem::take(&mut self.tail)));
+            }
         }
     }
 
@@ -249,23 +265,48 @@ impl Trace {
         self.count == 0
     }
 
-    /// The recorded events (all of them unless recording was off or hit its limit).
-    pub fn events(&self) -> &[TraceEvent] {
-        &self.events
+    /// Number of events kept.
+    pub fn recorded(&self) -> usize {
+        self.recorded
+    }
+
+    /// The recorded events in order (all of them unless recording was off or hit its limit).
+    pub fn events(&self) -> impl DoubleEndedIterator<Item = &TraceEvent> + '_ {
+        self.sealed
+            .iter()
+            .flat_map(|c| c.iter())
+            .chain(self.tail.iter())
+    }
+
+    /// The recorded events from index `from` on.
+    pub fn events_from(&self, from: usize) -> impl Iterator<Item = &TraceEvent> + '_ {
+        let chunk = from / CHUNK;
+        let skip = from % CHUNK;
+        self.sealed
+            .get(chunk..)
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|c| c.iter())
+            .chain(self.tail.iter())
+            .skip(skip)
     }
 
     /// Whether every event was kept.
     pub fn is_complete(&self) -> bool {
-        self.events.len() as u64 == self.count
+        self.recorded as u64 == self.count
     }
 
     /// The trace as JSON: `{ "hash": "…", "events": n, "complete": bool, "trace": [...] }`.
     pub fn to_json(&self) -> serde_json::Value {
+        let events: Vec<serde_json::Value> = self
+            .events()
+            .filter_map(|e| serde_json::to_value(e).ok())
+            .collect();
         serde_json::json!({
             "hash": format!("{:016x}", self.hash()),
             "events": self.count,
             "complete": self.is_complete(),
-            "trace": self.events,
+            "trace": events,
         })
     }
 }
@@ -286,7 +327,20 @@ mod tests {
         t2.push(1, Time(6), a);
         assert_ne!(t1.hash(), t2.hash());
         assert_eq!(t1.len(), 2);
-        assert!(t1.events().is_empty());
+        assert_eq!(t1.events().count(), 0);
+    }
+
+    #[test]
+    fn chunked_events_read_back_in_order() {
+        let mut t = Trace::new(true, 10_000);
+        for i in 0..9_000u64 {
+            t.push(i, Time(i), TraceKind::External { tag: i });
+        }
+        assert_eq!(t.recorded(), 9_000);
+        assert!(t.events().map(|e| e.step).eq(0..9_000));
+        assert!(t.events_from(5_000).map(|e| e.step).eq(5_000..9_000));
+        let copy = t.clone();
+        assert!(copy.events().eq(t.events()));
     }
 
     #[test]
