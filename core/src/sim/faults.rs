@@ -122,7 +122,17 @@ impl Fault {
             | Fault::Resume { node: n }
             | Fault::CrashMidEvent { node: n, .. } => node("node", *n),
             Fault::Partition { groups } => {
-                groups.iter().flatten().try_for_each(|n| node("groups", *n))
+                let mut seen = std::collections::BTreeSet::new();
+                groups.iter().flatten().try_for_each(|n| {
+                    node("groups", *n)?;
+                    if !seen.insert(*n) {
+                        return Err(DistlabError::field(
+                            "groups",
+                            format!("node {n} appears in more than one group"),
+                        ));
+                    }
+                    Ok(())
+                })
             }
             Fault::PartitionOneWay { from, to } => {
                 from.iter().try_for_each(|n| node("from", *n))?;

@@ -182,6 +182,8 @@ pub struct Network {
     link_latency: BTreeMap<(NodeId, NodeId), LatencyModel>,
     /// Partition group of each node: messages between different groups are dropped.
     group: Vec<u32>,
+    /// The group of nodes a partition did not name (and of nodes added during it).
+    rest_group: u32,
     /// Directed links cut by a one-way partition.
     one_way: FxHashSet<(NodeId, NodeId)>,
     /// Earliest time the next in-order message on a directed link may arrive, as a delay
@@ -196,6 +198,7 @@ impl Network {
             config,
             link_latency: BTreeMap::new(),
             group: vec![0; nodes],
+            rest_group: 0,
             one_way: FxHashSet::default(),
             fifo_floor: FxHashMap::default(),
         })
@@ -212,7 +215,7 @@ impl Network {
     }
 
     pub(crate) fn add_node(&mut self) {
-        self.group.push(0);
+        self.group.push(self.rest_group);
     }
 
     /// Overrides the latency of the directed link `from → to`; `None` removes the override.
@@ -270,6 +273,7 @@ impl Network {
             }
         }
         let rest = groups.len() as u32 + 1;
+        self.rest_group = rest;
         self.group.iter_mut().for_each(|g| *g = rest);
         for (i, g) in groups.iter().enumerate() {
             for &n in g {
@@ -301,6 +305,7 @@ impl Network {
 
     /// Removes every partition.
     pub fn heal(&mut self) {
+        self.rest_group = 0;
         self.group.iter_mut().for_each(|g| *g = 0);
         self.one_way.clear();
     }
