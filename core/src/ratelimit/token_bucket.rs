@@ -251,7 +251,7 @@ impl TokenBucket {
     fn estimate_wait(&self, level: u128, target: u128) -> u64 {
         let missing = target.saturating_sub(level) as f64;
         // A saturating float-to-int cast; the search corrects any error in the guess.
-        libm::ceil(missing / self.rate.as_f64()) as u64
+        libm::ceil(missing / self.rate.approx) as u64
     }
 }
 
@@ -277,6 +277,8 @@ fn to_units(tokens: f64) -> u128 {
 struct ExactRate {
     mantissa: u64,
     exponent: i32,
+    /// The same value as an `f64`, for first guesses.
+    approx: f64,
 }
 
 impl ExactRate {
@@ -296,11 +298,8 @@ impl ExactRate {
         ExactRate {
             mantissa: mantissa >> zeros,
             exponent: exponent + zeros as i32,
+            approx: rate,
         }
-    }
-
-    fn as_f64(self) -> f64 {
-        self.mantissa as f64 * libm::pow(2.0, f64::from(self.exponent))
     }
 
     /// `⌊elapsed_us · rate⌋`, exactly. `elapsed_us · mantissa < 2^117`, and a non-negative
@@ -578,7 +577,9 @@ mod tests {
             f64::MIN_POSITIVE,
             5e-324,
         ] {
-            assert_eq!(ExactRate::from_f64(x).as_f64(), x, "{x}");
+            let r = ExactRate::from_f64(x);
+            let value = r.mantissa as f64 * libm::pow(2.0, f64::from(r.exponent));
+            assert_eq!(value, x, "{x}");
         }
         let r = ExactRate::from_f64(300.0);
         assert_eq!(r.minted(10_000_000), 3_000_000_000);
