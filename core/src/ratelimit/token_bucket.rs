@@ -11,7 +11,7 @@
 //!
 //! Complexity: O(1) time and space per decision. Computing `retry_after` and `reset_after`
 //! exactly costs a handful of extra evaluations of the refill formula (see
-//! [`first_satisfying`]).
+//! `first_satisfying`).
 //!
 //! Arithmetic: tokens are counted as integers, in billionths of a token ([`UNITS_PER_TOKEN`]);
 //! costs are rounded up to the next billionth, so rounding can only ever deny, never admit.
@@ -94,7 +94,7 @@ impl TokenBucketConfig {
 /// exactly the moments a rate limiter is judged by: a client polling every 100 µs against
 /// 1 000 tokens/s got 1 009 tokens in the first second instead of 1 010, because the level
 /// at t = 1 s came out a few ulps short of 1. Counting billionths of a token in a `u128`,
-/// with the rate held exactly ([`ExactRate`]), the level at time `t` is
+/// with the rate held exactly (`ExactRate`), the level at time `t` is
 /// `min(capacity, tokens + minted(t) − minted(last admission))` where
 /// `minted(t) = ⌊(t − start) · rate⌋` is one exact function of time. Nothing accumulates:
 /// a million tiny refill steps and one big step give the same integer, and the only loss is
