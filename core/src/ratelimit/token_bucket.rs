@@ -98,8 +98,8 @@ impl TokenBucketConfig {
 /// `min(capacity, tokens + minted(t) − minted(last admission))` where
 /// `minted(t) = ⌊(t − start) · rate⌋` is one exact function of time. Nothing accumulates:
 /// a million tiny refill steps and one big step give the same integer, and the only loss is
-/// less than one billionth of a token, once, never compounding. Polls, denials and peeks
-/// write nothing but the clock.
+/// less than one billionth of a token, once, never compounding. Denials write nothing but
+/// the clock; peeks and `tokens_at` write nothing at all.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenBucket {
     config: TokenBucketConfig,
