@@ -171,7 +171,7 @@ impl TokenBucket {
     /// then reports (`initialTokens` being the tokens kept). On error (naming `capacity` or
     /// `refillPerSec`) nothing changes.
     pub fn reconfigure(&mut self, now: Time, capacity: f64, refill_per_sec: f64) -> Result<()> {
-        let mut config = TokenBucketConfig::new(capacity, refill_per_sec);
+        let config = TokenBucketConfig::new(capacity, refill_per_sec);
         config.validate()?;
         let at = self.effective(now);
         let level = self.level(self.tokens, self.minted, at.saturating_since(self.start).0);
