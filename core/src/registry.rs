@@ -32,6 +32,10 @@ pub fn registered() -> Vec<(&'static str, Constructor)> {
             crate::sim::labs::workload::WorkloadLab::ID,
             make::<crate::sim::labs::workload::WorkloadLab>,
         ),
+        (
+            crate::ratelimit::lab::TokenBucketLab::ID,
+            make::<crate::ratelimit::lab::TokenBucketLab>,
+        ),
     ]
 }
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::Duration;
 
+pub mod lab;
 pub mod token_bucket;
 
 pub use token_bucket::{TokenBucket, TokenBucketConfig};
