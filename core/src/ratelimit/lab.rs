@@ -383,20 +383,19 @@ impl<L: LimiterUnderTest> Lane<L> {
     }
 
     pub fn invariants(&self) -> Vec<InvariantStatus> {
+        const ENVELOPE: &str = "admitted cost in any window of length t ≤ capacity + rate · t";
         let envelope = self.limiter.envelope();
-        let name = format!(
-            "admitted cost in any window of length t ≤ {} + {}/s · t",
-            envelope.burst, envelope.rate_per_sec
-        );
         let envelope_status = match &self.envelope_breach {
-            Some(breach) => InvariantStatus::violated(&name, breach.clone(), vec![0]),
+            Some(breach) => InvariantStatus::violated(ENVELOPE, breach.clone(), vec![0]),
             None => InvariantStatus::holds(
-                &name,
+                ENVELOPE,
                 format!(
-                    "every window between two of the last {ENVELOPE_ADMISSIONS} admissions \
-                     since {} (slack {ENVELOPE_SLACK_TOKENS} tokens for the capacity rounded up \
-                     to a billionth, plus {ENVELOPE_SLACK_RELATIVE} relative for f64 sums); \
-                     closest approach: {}",
+                    "≤ {} + {}/s · t in every window between two of the last \
+                     {ENVELOPE_ADMISSIONS} admissions since {} (slack {ENVELOPE_SLACK_TOKENS} \
+                     tokens for the capacity rounded up to a billionth, plus \
+                     {ENVELOPE_SLACK_RELATIVE} relative for f64 sums); closest approach: {}",
+                    envelope.burst,
+                    envelope.rate_per_sec,
                     self.envelope_since,
                     match self.closest_to_envelope {
                         Some(c) => format!("{:.9} tokens below the bound", -c),
@@ -1081,7 +1080,7 @@ mod tests {
         let n = series[0].y.len();
         assert_eq!(&series[0].y[n - 2..], &[10.0, 3.0]);
         assert_eq!(&series[0].x[n - 2..], &[3_000.0, 3_000.0]);
-        assert!(v.invariants[0].name.contains("≤ 3 + 1/s"));
+        assert!(v.invariants[0].detail.starts_with("≤ 3 + 1/s · t"));
         // The burst after it: 3 admitted, the rest rejected.
         l.act(&json!({"type": "burst", "count": 5})).unwrap();
         let lane = l.model().lane();

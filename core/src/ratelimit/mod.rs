@@ -2,7 +2,8 @@
 //! whether it may proceed now and, if not, how long to wait.
 //!
 //! Every limiter answers with the same [`RateLimitDecision`], so that a driver (a lab, a
-//! benchmark, the HTTP-header rendering the page shows) treats them all alike.
+//! benchmark, the HTTP-header rendering the page shows) treats them all alike; [`lab`] runs
+//! them on a workload for the page.
 
 use serde::{Deserialize, Serialize};
 
