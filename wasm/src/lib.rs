@@ -1,11 +1,186 @@
-//! distlab-wasm: the npm package `distlab`. A thin layer: it converts between JS values and
-//! core types and turns core errors into JS `Error`s; no logic lives here that a native
-//! test cannot reach. The full API (labs, typed classes) arrives with the npm issue.
+//! distlab-wasm: the npm package `distlab`. A thin layer: it converts between JS values
+//! and core types and turns core errors into JS `Error`s that name the field and the
+//! problem. No logic lives here that a native test cannot reach.
+//!
+//! API: `catalog()`, `createLab(id, config)` and `replayLab(id, config, actions)` return
+//! a `Lab` (`step(ms)`, `stepEvents(n)`, `act(action)`, `view()`, `seek(k)`,
+//! `traceJson()`, `configSchema()`, ...), plus typed classes for notebook use
+//! (`TokenBucket`).
 
+mod convert;
+
+use distlab_core::lab::Lab as CoreLab;
+use distlab_core::ratelimit::token_bucket::{TokenBucket as CoreTokenBucket, TokenBucketConfig};
+use distlab_core::{DistlabError, Duration, Time};
 use wasm_bindgen::prelude::*;
+
+use convert::{to_js, to_json};
+
+/// Reports a panic on the console. Any reachable panic is a bug: every input is checked.
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
 
 /// The package version, so a notebook can check what it loaded.
 #[wasm_bindgen]
 pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
+}
+
+fn js_error(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+fn core_error(e: DistlabError) -> JsError {
+    js_error(e)
+}
+
+/// Every catalog id: `{ section, id, title, checks, implemented }[]`.
+#[wasm_bindgen]
+pub fn catalog() -> Result<JsValue, JsError> {
+    to_js(&distlab_core::catalog()).map_err(js_error)
+}
+
+/// Creates the lab `id` (a catalog id) from a config object (`undefined`/`null` for the
+/// defaults).
+#[wasm_bindgen(js_name = createLab)]
+pub fn create_lab(id: &str, config: JsValue) -> Result<Lab, JsError> {
+    let config = to_json("config", &config).map_err(js_error)?;
+    let inner = distlab_core::create_lab(id, &config).map_err(core_error)?;
+    Ok(Lab { inner })
+}
+
+/// Creates the lab `id` and replays a recorded action script (from `lab.actions()`).
+#[wasm_bindgen(js_name = replayLab)]
+pub fn replay_lab(id: &str, config: JsValue, actions: JsValue) -> Result<Lab, JsError> {
+    let config = to_json("config", &config).map_err(js_error)?;
+    let actions = to_json("actions", &actions).map_err(js_error)?;
+    let inner = distlab_core::registry::replay_lab(id, &config, &actions).map_err(core_error)?;
+    Ok(Lab { inner })
+}
+
+/// A running lab.
+#[wasm_bindgen]
+pub struct Lab {
+    inner: Box<dyn CoreLab>,
+}
+
+fn whole_number(field: &str, n: f64) -> Result<u64, JsError> {
+    if !n.is_finite() || n < 0.0 || n.fract() != 0.0 || n > 9_007_199_254_740_991.0 {
+        return Err(js_error(format!(
+            "invalid `{field}`: must be a whole number ≥ 0, got {n}"
+        )));
+    }
+    Ok(n as u64)
+}
+
+#[wasm_bindgen]
+impl Lab {
+    /// The catalog id.
+    #[wasm_bindgen(getter)]
+    pub fn id(&self) -> String {
+        self.inner.id().to_string()
+    }
+    /// Events processed so far.
+    #[wasm_bindgen(getter)]
+    pub fn steps(&self) -> f64 {
+        self.inner.steps() as f64
+    }
+    /// Simulated time in milliseconds.
+    #[wasm_bindgen(getter, js_name = nowMs)]
+    pub fn now_ms(&self) -> f64 {
+        self.inner.now().as_millis_f64()
+    }
+    /// Advances simulated time by `ms` milliseconds. Returns the events processed.
+    pub fn step(&mut self, ms: f64) -> Result<f64, JsError> {
+        let dt = Duration::try_from_millis_f64("ms", ms).map_err(core_error)?;
+        self.inner.step(dt).map(|n| n as f64).map_err(core_error)
+    }
+    /// Processes up to `n` events. Returns how many there were.
+    #[wasm_bindgen(js_name = stepEvents)]
+    pub fn step_events(&mut self, n: f64) -> Result<f64, JsError> {
+        let n = whole_number("n", n)?;
+        self.inner
+            .step_events(n)
+            .map(|n| n as f64)
+            .map_err(core_error)
+    }
+    /// Applies an action such as `{type: "crash", node: 2}`.
+    pub fn act(&mut self, action: JsValue) -> Result<(), JsError> {
+        let action = to_json("action", &action).map_err(js_error)?;
+        self.inner.act(&action).map_err(core_error)
+    }
+    /// The current view: nodes, messages in flight, partitions, panels, metrics, invariants.
+    pub fn view(&self) -> Result<JsValue, JsError> {
+        to_js(&self.inner.view()).map_err(js_error)
+    }
+    /// Goes to the state after `k` events. Returns the step reached.
+    pub fn seek(&mut self, k: f64) -> Result<f64, JsError> {
+        let k = whole_number("k", k)?;
+        self.inner.seek(k).map(|n| n as f64).map_err(core_error)
+    }
+    /// The trace as a JSON string `{hash, events, complete, trace}`.
+    #[wasm_bindgen(js_name = traceJson)]
+    pub fn trace_json(&self) -> String {
+        self.inner.trace().to_string()
+    }
+    /// The effective config (defaults filled in).
+    pub fn config(&self) -> Result<JsValue, JsError> {
+        to_js(&self.inner.config()).map_err(js_error)
+    }
+    /// The actions applied so far, with their steps and times.
+    pub fn actions(&self) -> Result<JsValue, JsError> {
+        to_js(&self.inner.actions()).map_err(js_error)
+    }
+    /// JSON Schema of the config, for building a form.
+    #[wasm_bindgen(js_name = configSchema)]
+    pub fn config_schema(&self) -> Result<JsValue, JsError> {
+        to_js(&self.inner.config_schema()).map_err(js_error)
+    }
+    /// JSON Schema of the actions.
+    #[wasm_bindgen(js_name = actionSchema)]
+    pub fn action_schema(&self) -> Result<JsValue, JsError> {
+        to_js(&self.inner.action_schema()).map_err(js_error)
+    }
+    /// Typical actions, for buttons.
+    #[wasm_bindgen(js_name = exampleActions)]
+    pub fn example_actions(&self) -> Result<JsValue, JsError> {
+        to_js(&self.inner.example_actions()).map_err(js_error)
+    }
+}
+
+/// A token bucket for direct use: `new TokenBucket({capacity: 10, refillPerSec: 5})`.
+#[wasm_bindgen]
+pub struct TokenBucket {
+    inner: CoreTokenBucket,
+}
+
+#[wasm_bindgen]
+impl TokenBucket {
+    #[wasm_bindgen(constructor)]
+    pub fn new(config: JsValue) -> Result<TokenBucket, JsError> {
+        let config = to_json("config", &config).map_err(js_error)?;
+        let config: TokenBucketConfig =
+            distlab_core::lab::json::from_value("config", &config).map_err(core_error)?;
+        let inner = CoreTokenBucket::new(config).map_err(core_error)?;
+        Ok(TokenBucket { inner })
+    }
+    /// Asks for `cost` tokens (default 1) at time `nowMs`; returns the decision
+    /// `{allowed, limit, remaining, retryAfter, resetAfter}` (durations in µs).
+    #[wasm_bindgen(js_name = tryAcquire)]
+    pub fn try_acquire(&mut self, now_ms: f64, cost: Option<f64>) -> Result<JsValue, JsError> {
+        let now = Time::try_from_millis_f64("nowMs", now_ms).map_err(core_error)?;
+        let decision = self
+            .inner
+            .try_acquire(now, cost.unwrap_or(1.0))
+            .map_err(core_error)?;
+        to_js(&decision).map_err(js_error)
+    }
+    /// Tokens in the bucket at `nowMs`, without taking any.
+    #[wasm_bindgen(js_name = tokensAt)]
+    pub fn tokens_at(&self, now_ms: f64) -> Result<f64, JsError> {
+        let now = Time::try_from_millis_f64("nowMs", now_ms).map_err(core_error)?;
+        Ok(self.inner.tokens_at(now))
+    }
 }

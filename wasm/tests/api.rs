@@ -1,0 +1,170 @@
+//! The npm API as a browser sees it: `wasm-pack test --headless --chrome wasm`.
+//! Errors must be JS `Error`s naming the field; no input may abort the module, and failed
+//! calls must not leak.
+
+use distlab_wasm::{Lab, TokenBucket, catalog, create_lab};
+use js_sys::{Array, Error, JSON, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn js(text: &str) -> JsValue {
+    JSON::parse(text).expect("test JSON")
+}
+
+fn message(e: wasm_bindgen::JsError) -> String {
+    let v: JsValue = e.into();
+    let err: &Error = v.dyn_ref().expect("a JS Error");
+    err.message().into()
+}
+
+#[wasm_bindgen_test]
+fn catalog_lists_ids_and_marks_implemented_ones() {
+    let c: Array = catalog().unwrap().dyn_into().unwrap();
+    assert!(c.length() > 100);
+    let implemented = c
+        .iter()
+        .filter(|e| Reflect::get(e, &"implemented".into()).unwrap().as_bool() == Some(true))
+        .count();
+    assert!(implemented >= 1);
+}
+
+#[wasm_bindgen_test]
+fn a_lab_runs_and_acts() {
+    let mut lab = create_lab("sim.network", JsValue::UNDEFINED).unwrap();
+    assert!(lab.step(500.0).unwrap() > 0.0);
+    lab.act(js(r#"{"type":"crash","node":2}"#)).unwrap();
+    lab.act(js(r#"{"type":"partition","groups":[[0,1],[2,3,4]]}"#))
+        .unwrap();
+    lab.step(100.0).unwrap();
+    let view = lab.view().unwrap();
+    let nodes: Array = Reflect::get(&view, &"nodes".into())
+        .unwrap()
+        .dyn_into()
+        .unwrap();
+    assert_eq!(nodes.length(), 5);
+    let k = lab.steps() / 2.0;
+    assert_eq!(lab.seek(k.floor()).unwrap(), k.floor());
+    assert!(lab.trace_json().contains("\"hash\""));
+}
+
+#[wasm_bindgen_test]
+fn errors_are_js_errors_naming_the_field() {
+    let e = create_lab("sim.network", js(r#"{"nodes": "five"}"#))
+        .err()
+        .unwrap();
+    assert!(message(e).contains("config.nodes"));
+    let e = create_lab("nope", JsValue::NULL).err().unwrap();
+    assert!(message(e).contains("unknown lab"));
+    let mut lab = create_lab("sim.network", JsValue::NULL).unwrap();
+    assert!(message(lab.step(f64::NAN).err().unwrap()).contains("`ms`"));
+    assert!(message(lab.step_events(-1.0).err().unwrap()).contains("`n`"));
+    assert!(message(lab.act(js(r#"{"type":"crash","node":99}"#)).err().unwrap()).contains("node"));
+    let nan_config = js(r#"{"intervalMs": 0}"#);
+    Reflect::set(
+        &nan_config,
+        &"intervalMs".into(),
+        &JsValue::from_f64(f64::NAN),
+    )
+    .unwrap();
+    assert!(
+        message(create_lab("sim.network", nan_config).err().unwrap()).contains("config.intervalMs")
+    );
+    let e = TokenBucket::new(js(r#"{"capacity": -1, "refillPerSec": 1}"#))
+        .err()
+        .unwrap();
+    assert!(message(e).contains("capacity"));
+}
+
+fn memory_bytes() -> f64 {
+    let mem: js_sys::WebAssembly::Memory = wasm_bindgen::memory().dyn_into().unwrap();
+    let buf: js_sys::ArrayBuffer = mem.buffer().dyn_into().unwrap();
+    buf.byte_length() as f64
+}
+
+/// Ten thousand bad inputs of every kind; after each the module must still work, and
+/// memory must not grow per failure.
+#[wasm_bindgen_test]
+fn ten_thousand_bad_inputs_neither_abort_nor_leak() {
+    let bad_configs = [
+        r#"{"nodes": 0}"#,
+        r#"{"nodes": 1e9}"#,
+        r#"{"nodes": -3}"#,
+        r#"{"nodes": 2.5}"#,
+        r#"{"intervalMs": -1}"#,
+        r#"{"network": {"loss": 2}}"#,
+        r#"{"network": {"latency": {"type": "uniform", "minMs": 9, "maxMs": 1}}}"#,
+        r#"{"network": {"latency": {"type": "warp"}}}"#,
+        r#"{"faults": {"faults": [{"atUs": 5, "fault": {"type": "crash", "node": 77}}]}}"#,
+        r#"{"unknownKey": true}"#,
+        r#"[1, 2, 3]"#,
+        r#""a string""#,
+    ];
+    let bad_actions = [
+        r#"{"type": "crash", "node": 12}"#,
+        r#"{"type": "crash"}"#,
+        r#"{"type": "partition", "groups": [[0], [0]]}"#,
+        r#"{"type": "setLoss", "probability": 7}"#,
+        r#"{"type": "setLatency", "latency": {"type": "pareto", "scaleMs": 0, "shape": 1}}"#,
+        r#"{"type": "clockDrift", "node": 0, "ppm": 99999999}"#,
+        r#"{"type": "clientRequest", "node": 40}"#,
+        r#"{"type": "fly"}"#,
+        r#"{}"#,
+        r#"null"#,
+    ];
+    let mut lab: Lab = create_lab("sim.network", JsValue::NULL).unwrap();
+    lab.step(50.0).unwrap();
+    let mut failures = 0u32;
+    let mut baseline = 0.0;
+    for i in 0..10_000u32 {
+        if i == 1_000 {
+            baseline = memory_bytes();
+        }
+        let failed = match i % 7 {
+            0 => create_lab(
+                "sim.network",
+                js(bad_configs[(i as usize / 7) % bad_configs.len()]),
+            )
+            .is_err(),
+            1 => lab
+                .act(js(bad_actions[(i as usize / 7) % bad_actions.len()]))
+                .is_err(),
+            2 => lab
+                .step([f64::NAN, -1.0, f64::INFINITY, 1e300][(i as usize / 7) % 4])
+                .is_err(),
+            3 => lab
+                .step_events([-1.0, 0.5, f64::NAN, 1e20][(i as usize / 7) % 4])
+                .is_err(),
+            4 => lab
+                .seek([-1.0, f64::NAN, 0.25][(i as usize / 7) % 3])
+                .is_err(),
+            5 => TokenBucket::new(js([
+                r#"{"capacity": 0, "refillPerSec": 1}"#,
+                r#"{"capacity": 1}"#,
+                "7",
+            ][(i as usize / 7) % 3]))
+            .is_err(),
+            _ => {
+                let mut b = TokenBucket::new(js(r#"{"capacity": 5, "refillPerSec": 1}"#)).unwrap();
+                b.try_acquire(
+                    [f64::NAN, -5.0, 1.0][(i as usize / 7) % 3],
+                    Some([1.0, 9.0, f64::NAN][(i as usize / 11) % 3]),
+                )
+                .is_err()
+            }
+        };
+        if failed {
+            failures += 1;
+        }
+        // The module still works after every failure.
+        assert!(lab.view().is_ok());
+    }
+    assert!(failures >= 9_500, "only {failures} inputs were rejected");
+    lab.step(10.0).unwrap();
+    let growth = memory_bytes() - baseline;
+    assert!(
+        growth < 4.0 * 1024.0 * 1024.0,
+        "memory grew {growth} bytes over 9,000 failed calls"
+    );
+}
