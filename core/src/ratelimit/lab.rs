@@ -24,11 +24,11 @@ use std::hash::Hasher;
 
 use crate::error::{DistlabError, Result, check_positive, check_range};
 use crate::lab::LabModel;
+use crate::lab::view::MetricsRecorder;
 use crate::lab::view::{InvariantStatus, NodeView, Panel, Series, StripItem, View};
 use crate::ratelimit::{RateLimitDecision, TokenBucket, TokenBucketConfig};
 use crate::rng::SimRng;
 use crate::sim::NodeId;
-use crate::sim::labs::Sampler;
 use crate::sim::trace::StableHasher;
 use crate::sim::workload::{ArrivalProcess, Arrivals, within};
 use crate::time::{Duration, Time};
@@ -655,7 +655,7 @@ pub struct TokenBucketLab {
     now: Time,
     steps: u64,
     lane: Lane<TokenBucket>,
-    sampler: Sampler,
+    sampler: MetricsRecorder,
 }
 
 impl TokenBucketLab {
@@ -694,7 +694,7 @@ impl LabModel for TokenBucketLab {
             now: Time::ZERO,
             steps: 0,
             lane,
-            sampler: Sampler::new(
+            sampler: MetricsRecorder::new(
                 sample.0,
                 SERIES_POINTS,
                 &[
@@ -1090,7 +1090,7 @@ mod tests {
         let e = l
             .act(&json!({"type": "reconfigure", "capacity": 0.5, "refillPerSec": 1}))
             .unwrap_err();
-        assert_eq!(field_of(e), "capacity");
+        assert_eq!(field_of(e), "action.capacity");
     }
 
     #[test]
@@ -1145,22 +1145,25 @@ mod tests {
         l.step_events(5).unwrap();
         let before = (serde_json::to_value(l.view()).unwrap(), l.trace());
         let action_cases = [
-            (json!({"type": "request", "cost": 11}), "cost"),
-            (json!({"type": "request", "cost": -1}), "cost"),
-            (json!({"type": "burst", "count": 0}), "count"),
-            (json!({"type": "burst", "count": 10_001}), "count"),
-            (json!({"type": "burst", "count": 2, "cost": 1e300}), "cost"),
+            (json!({"type": "request", "cost": 11}), "action.cost"),
+            (json!({"type": "request", "cost": -1}), "action.cost"),
+            (json!({"type": "burst", "count": 0}), "action.count"),
+            (json!({"type": "burst", "count": 10_001}), "action.count"),
+            (
+                json!({"type": "burst", "count": 2, "cost": 1e300}),
+                "action.cost",
+            ),
             (
                 json!({"type": "reconfigure", "capacity": 1e300, "refillPerSec": 1}),
-                "capacity",
+                "action.capacity",
             ),
             (
                 json!({"type": "reconfigure", "capacity": 5, "refillPerSec": -1}),
-                "refillPerSec",
+                "action.refillPerSec",
             ),
             (
                 json!({"type": "setArrivals", "arrivals": {"type": "onOff", "ratePerSec": 1, "onMs": 0, "offMs": 1}}),
-                "arrivals.onMs",
+                "action.arrivals.onMs",
             ),
             (json!({"type": "request", "cost": "x"}), "action.cost"),
             (json!({"type": "burst"}), "action"),

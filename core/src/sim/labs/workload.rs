@@ -18,9 +18,9 @@ use std::hash::Hasher;
 
 use crate::error::{Result, check_range};
 use crate::lab::LabModel;
+use crate::lab::view::MetricsRecorder;
 use crate::lab::view::{InvariantStatus, Panel, Series, StripItem, View};
 use crate::rng::SimRng;
-use crate::sim::labs::Sampler;
 use crate::sim::trace::StableHasher;
 use crate::sim::workload::{
     ArrivalProcess, ArrivalTheory, KeyDistribution, OpKind, Operation, Workload, WorkloadConfig,
@@ -206,7 +206,7 @@ pub struct WorkloadLab {
     mix: MixStats,
     /// Arrivals since the last sample.
     interval_arrivals: u64,
-    sampler: Sampler,
+    sampler: MetricsRecorder,
 }
 
 impl WorkloadLab {
@@ -469,7 +469,7 @@ impl LabModel for WorkloadLab {
             rate: ArrivalStats::new(Time::ZERO),
             mix: MixStats::default(),
             interval_arrivals: 0,
-            sampler: Sampler::new(
+            sampler: MetricsRecorder::new(
                 sample.0,
                 SERIES_POINTS,
                 &[
@@ -875,15 +875,15 @@ mod tests {
         let action_cases = [
             (
                 json!({"type": "setArrivals", "arrivals": {"type": "constant", "ratePerSec": 0}}),
-                "arrivals.ratePerSec",
+                "action.arrivals.ratePerSec",
             ),
             (
                 json!({"type": "setKeys", "keys": {"type": "zipf", "keys": 0, "s": 1}}),
-                "keys.keys",
+                "action.keys.keys",
             ),
             (
                 json!({"type": "setKeys", "keys": {"type": "zipf", "keys": 5, "s": 1e9}}),
-                "keys.s",
+                "action.keys.s",
             ),
             (json!({"type": "setKeys"}), "action"),
             (json!({"type": "resetStatistic"}), "action.type"),
