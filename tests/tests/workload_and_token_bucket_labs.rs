@@ -149,6 +149,7 @@ proptest! {
             }
             Err(e) => {
                 let field = field_of(e);
+                let field = field.strip_prefix("config.").unwrap_or("not under config").to_string();
                 prop_assert!(
                     field.starts_with("bucket.") || field.starts_with("arrivals.")
                         || field == "cost" || field == "sampleMs",
@@ -189,6 +190,7 @@ proptest! {
                     let before = lab.trace();
                     if let Err(e) = lab.act(&json) {
                         let field = field_of(e);
+                        let field = field.strip_prefix("action.").map_or(field.clone(), str::to_string);
                         prop_assert!(
                             ["cost", "count", "capacity", "refillPerSec"].contains(&field.as_str())
                                 || field.starts_with("arrivals.")
@@ -232,6 +234,7 @@ proptest! {
                     lab.step_events(20).unwrap();
                     if let Err(e) = lab.act(&serde_json::to_value(&a).unwrap()) {
                         let field = field_of(e);
+                        let field = field.strip_prefix("action.").unwrap_or("not under action").to_string();
                         prop_assert!(
                             field.starts_with("arrivals.") || field.starts_with("keys."),
                             "{}", field
@@ -242,6 +245,7 @@ proptest! {
             }
             Err(e) => {
                 let field = field_of(e);
+                let field = field.strip_prefix("config.").unwrap_or("not under config").to_string();
                 prop_assert!(field.starts_with("workload.") || field == "sampleMs", "{}", field);
             }
         }
