@@ -92,12 +92,6 @@ impl EventList {
         self.nodes.get(node as usize).map_or(NIL, |n| n.next)
     }
 
-    /// The event before `node`; the head sentinel (not a call) before the first.
-    #[inline]
-    pub(crate) fn prev(&self, node: NodeId) -> NodeId {
-        self.nodes.get(node as usize).map_or(NIL, |n| n.prev)
-    }
-
     #[inline]
     pub(crate) fn op(&self, node: NodeId) -> u32 {
         self.nodes.get(node as usize).map_or(u32::MAX, |n| n.op)
@@ -109,14 +103,6 @@ impl EventList {
         self.nodes
             .get(node as usize)
             .is_some_and(|n| n.ret_node != NIL)
-    }
-
-    /// Whether `node` is the call of an operation that never returned.
-    #[inline]
-    pub(crate) fn is_call_without_return(&self, node: NodeId) -> bool {
-        self.nodes
-            .get(node as usize)
-            .is_some_and(|n| n.ret_node == NO_RETURN)
     }
 
     /// Removes a call and its return from the list.
@@ -184,8 +170,6 @@ mod tests {
             walk(&list),
             vec![(0, true), (2, true), (1, true), (0, false), (1, false)]
         );
-        assert!(list.is_call_without_return(2));
-        assert!(!list.is_call_without_return(list.first()));
     }
 
     #[test]

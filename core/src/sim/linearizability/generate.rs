@@ -14,7 +14,7 @@ use crate::error::{DistlabError, Result};
 use crate::rng::SimRng;
 
 /// One in this many operations times out.
-const TIMEOUT_ONE_IN: u64 = 50;
+const TIMEOUT_ONE_IN: u64 = 100;
 
 /// When an operation of the simulated run happened and who ran it.
 struct Timing {

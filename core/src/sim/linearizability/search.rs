@@ -3,17 +3,19 @@
 //! interleave the parts and stop as soon as one of them fails.
 //!
 //! Depth-first over the not-yet-linearized events: any operation whose call comes before
-//! the earliest remaining return may go next; try each in call order, apply it to the
-//! model, and go deeper; when none fits, undo the last choice and try the next candidate.
-//! A configuration (set of operations linearized, model state) seen before, or dominated
-//! by one seen before (see `memo.rs`), is not explored again. The search succeeds once
-//! every operation that returned is linearized: operations that never returned are
-//! optional, and are tried only after the required candidates at each step, so that the
-//! configurations without them are explored first and dominate those with them, and
-//! newest first (see [`Pass::Optional`]).
+//! the earliest remaining return may go next; try each (see `candidate_priorities` for
+//! the order), apply it to the model, and go deeper; when none fits, undo the last choice
+//! and try the next candidate. A configuration (set of operations linearized, model state)
+//! seen before, or dominated by one seen before (see `memo.rs`), is not explored again.
+//! The search succeeds once every operation that returned is linearized: operations that
+//! never returned are optional, and may be left out.
+//!
+//! Each level's candidates are gathered once, sorted, and kept on a stack shared by all
+//! levels, so resuming a level after backtracking is an index, and a dead end's candidates
+//! are at hand for the violation report.
 
 use super::bitset::LinearizedSet;
-use super::entries::{EventList, NIL, NodeId};
+use super::entries::{EventList, NodeId};
 use super::memo::{ConfigId, Insertion, VisitedSet};
 use super::model::{Model, Operation};
 
@@ -44,16 +46,16 @@ enum Member {
     Optional(u32),
 }
 
-/// Which candidates the scan of the pending calls is looking at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pass {
-    /// Calls of operations that returned, oldest first, up to the first return.
-    Required,
-    /// Then calls of operations that never returned, newest first: one that took effect
-    /// most likely did so soon after its call, while one pending for long most likely
-    /// never took effect, and trying it first would explore every order of such stale
-    /// operations before the one that matters.
-    Optional,
+/// One level of the search path: the call linearized there and how to resume the level.
+#[derive(Debug, Clone, Copy)]
+struct Level {
+    call: NodeId,
+    /// The configuration before `call` was linearized.
+    before: ConfigId,
+    /// Where the level's candidates start in `PartitionSearch::candidates`, and the next
+    /// one to try.
+    first_candidate: usize,
+    next_candidate: usize,
 }
 
 /// The search over one part, paused between calls to [`PartitionSearch::run`].
@@ -62,22 +64,23 @@ pub(crate) struct PartitionSearch<'h, M: Model> {
     /// The part's operations, numbered by position here (which is call order).
     ops: Vec<&'h Operation<M::Input, M::Output>>,
     members: Vec<Member>,
+    /// Per operation, the rank in which it is tried among the candidates of a level.
+    priority: Vec<u32>,
     events: EventList,
     required: LinearizedSet,
     optional: LinearizedSet,
     /// Required operations not yet linearized: the search succeeds when none are left.
     required_left: usize,
-    /// Optional operations not yet linearized.
-    optional_left: usize,
     visited: VisitedSet<M::State>,
     /// The configuration the search is in.
     current: ConfigId,
-    /// The calls linearized so far, each with the configuration before it.
-    path: Vec<(NodeId, ConfigId)>,
+    path: Vec<Level>,
+    /// The candidates of every level on the path, back to back, each level's in the order
+    /// they are tried.
+    candidates: Vec<NodeId>,
+    first_candidate: usize,
+    next_candidate: usize,
     deepest: Option<DeadEnd>,
-    /// The next event to look at, and which candidates the scan is after.
-    node: NodeId,
-    pass: Pass,
     /// Set when the memo filled up: the search cannot go on soundly.
     gave_up: bool,
 }
@@ -100,6 +103,7 @@ impl<'h, M: Model> PartitionSearch<'h, M> {
                 }
             })
             .collect();
+        let priority = candidate_priorities(&ops);
         let required = LinearizedSet::new(required_count as usize);
         let optional = LinearizedSet::new(optional_count as usize);
         let mut visited = VisitedSet::new();
@@ -109,24 +113,26 @@ impl<'h, M: Model> PartitionSearch<'h, M> {
             Insertion::New(id) => id,
             Insertion::Seen | Insertion::Full => 0,
         };
-        let node = events.first();
-        PartitionSearch {
+        let mut search = PartitionSearch {
             model,
             ops,
             members,
+            priority,
             events,
             required,
             optional,
             required_left: required_count as usize,
-            optional_left: optional_count as usize,
             visited,
             current,
             path: Vec::new(),
+            candidates: Vec::new(),
+            first_candidate: 0,
+            next_candidate: 0,
             deepest: None,
-            node,
-            pass: Pass::Required,
             gave_up: initial == Insertion::Full,
-        }
+        };
+        search.gather_candidates();
+        search
     }
 
     /// Searches for at most `max_steps` model steps. Returns the steps taken and, if the
@@ -137,31 +143,41 @@ impl<'h, M: Model> PartitionSearch<'h, M> {
             if self.gave_up {
                 return (steps, Some(SearchEnd::GaveUp));
             }
-            if self.events.is_call(self.node) {
-                let wanted = match self.pass {
-                    Pass::Required => !self.events.is_call_without_return(self.node),
-                    Pass::Optional => self.events.is_call_without_return(self.node),
-                };
-                if !wanted {
-                    self.advance();
-                    continue;
-                }
+            if let Some(&node) = self.candidates.get(self.next_candidate) {
                 if steps == max_steps {
                     return (steps, None);
                 }
                 steps += 1;
-                self.try_candidate();
-            } else if self.pass == Pass::Required && self.optional_left > 0 {
-                // Required candidates exhausted at the first return; now the optional
-                // ones, walking back from there.
-                self.pass = Pass::Optional;
-                self.node = self.events.prev(self.node);
+                self.next_candidate += 1;
+                self.try_candidate(node);
             } else if !self.backtrack() {
                 return (steps, Some(self.violation()));
             }
         }
-        let order = self.path.iter().map(|&(n, _)| self.events.op(n)).collect();
+        let order = self.path.iter().map(|l| self.events.op(l.call)).collect();
         (steps, Some(SearchEnd::Linearized(order)))
+    }
+
+    /// Pushes the current level's candidates, the calls before the first remaining
+    /// return, in the order they are to be tried.
+    fn gather_candidates(&mut self) {
+        self.first_candidate = self.candidates.len();
+        self.next_candidate = self.first_candidate;
+        let mut node = self.events.first();
+        while self.events.is_call(node) {
+            self.candidates.push(node);
+            node = self.events.next(node);
+        }
+        let priority = &self.priority;
+        let events = &self.events;
+        if let Some(level) = self.candidates.get_mut(self.first_candidate..) {
+            level.sort_unstable_by_key(|&n| {
+                priority
+                    .get(events.op(n) as usize)
+                    .copied()
+                    .unwrap_or(u32::MAX)
+            });
+        }
     }
 
     /// Adds or removes an operation from the linearized sets.
@@ -176,101 +192,82 @@ impl<'h, M: Model> PartitionSearch<'h, M> {
                 self.required.remove(i);
                 self.required_left += 1;
             }
-            (Some(&Member::Optional(i)), true) => {
-                self.optional.insert(i);
-                self.optional_left -= 1;
-            }
-            (Some(&Member::Optional(i)), false) => {
-                self.optional.remove(i);
-                self.optional_left += 1;
-            }
+            (Some(&Member::Optional(i)), true) => self.optional.insert(i),
+            (Some(&Member::Optional(i)), false) => self.optional.remove(i),
             (None, _) => {}
         }
     }
 
-    /// Tries to linearize the call at `self.node` next: descends if the model accepts it
-    /// and the resulting configuration is new, otherwise moves on to the next candidate.
+    /// Tries to linearize the call `node` next: descends if the model accepts it and the
+    /// resulting configuration is new.
     #[inline]
-    fn try_candidate(&mut self) {
-        let op = self.events.op(self.node);
+    fn try_candidate(&mut self, node: NodeId) {
+        let op = self.events.op(node);
         let next_state = match (self.ops.get(op as usize), self.visited.state(self.current)) {
             (Some(operation), Some(state)) => {
                 self.model.step(state, &operation.input, &operation.output)
             }
             _ => None,
         };
-        if let Some(next_state) = next_state {
-            self.toggle(op, true);
-            match self
-                .visited
-                .insert(&self.required, &self.optional, next_state)
-            {
-                Insertion::New(next) => {
-                    self.path.push((self.node, self.current));
-                    self.current = next;
-                    self.events.lift(self.node);
-                    self.node = self.events.first();
-                    self.pass = Pass::Required;
-                    return;
-                }
-                Insertion::Seen => {}
-                Insertion::Full => self.gave_up = true,
-            }
-            self.toggle(op, false);
-        }
-        self.advance();
-    }
-
-    /// Moves the scan to the next candidate position of the current pass.
-    #[inline]
-    fn advance(&mut self) {
-        self.node = match self.pass {
-            Pass::Required => self.events.next(self.node),
-            Pass::Optional => self.events.prev(self.node),
+        let Some(next_state) = next_state else {
+            return;
         };
+        self.toggle(op, true);
+        match self
+            .visited
+            .insert(&self.required, &self.optional, next_state)
+        {
+            Insertion::New(next) => {
+                self.path.push(Level {
+                    call: node,
+                    before: self.current,
+                    first_candidate: self.first_candidate,
+                    next_candidate: self.next_candidate,
+                });
+                self.current = next;
+                self.events.lift(node);
+                self.gather_candidates();
+            }
+            Insertion::Seen => self.toggle(op, false),
+            Insertion::Full => {
+                self.toggle(op, false);
+                self.gave_up = true;
+            }
+        }
     }
 
-    /// At a return (or the end of the list) with every candidate tried: that operation had
-    /// to be linearized by now and no candidate could be, so this path is a dead end.
-    /// Records it if it is the deepest yet and undoes the last choice; false if there is
-    /// none left to undo.
+    /// With every candidate of the level tried, this path is a dead end. Records it if it
+    /// is the deepest yet and undoes the last choice; false if there is none left to undo.
     fn backtrack(&mut self) -> bool {
         if self
             .deepest
             .as_ref()
             .is_none_or(|d| self.path.len() > d.prefix.len())
         {
+            let mut unplaceable: Vec<u32> = self
+                .candidates
+                .get(self.first_candidate..)
+                .unwrap_or(&[])
+                .iter()
+                .map(|&n| self.events.op(n))
+                .collect();
+            unplaceable.sort_unstable();
             self.deepest = Some(DeadEnd {
-                prefix: self.path.iter().map(|&(n, _)| self.events.op(n)).collect(),
-                unplaceable: self.pending_candidates(),
+                prefix: self.path.iter().map(|l| self.events.op(l.call)).collect(),
+                unplaceable,
                 config: self.current,
             });
         }
-        let Some((call, before)) = self.path.pop() else {
+        self.candidates.truncate(self.first_candidate);
+        let Some(level) = self.path.pop() else {
             return false;
         };
-        self.current = before;
-        self.toggle(self.events.op(call), false);
-        self.events.unlift(call);
-        self.pass = if self.events.is_call_without_return(call) {
-            Pass::Optional
-        } else {
-            Pass::Required
-        };
-        self.node = call;
-        self.advance();
+        self.current = level.before;
+        self.first_candidate = level.first_candidate;
+        self.next_candidate = level.next_candidate;
+        self.toggle(self.events.op(level.call), false);
+        self.events.unlift(level.call);
         true
-    }
-
-    /// The operations that could go next: the calls before the earliest remaining return.
-    fn pending_candidates(&self) -> Vec<u32> {
-        let mut candidates = Vec::new();
-        let mut node = self.events.first();
-        while node != NIL && self.events.is_call(node) {
-            candidates.push(self.events.op(node));
-            node = self.events.next(node);
-        }
-        candidates
     }
 
     fn violation(&mut self) -> SearchEnd {
@@ -284,4 +281,21 @@ impl<'h, M: Model> PartitionSearch<'h, M> {
             .unwrap_or_default();
         SearchEnd::Violation { deepest, state }
     }
+}
+
+/// The order in which candidates are tried: required operations first (so that the
+/// configurations without optional ones are explored first and dominate those with
+/// them), by call time as in Porcupine; then optional operations newest first: one that
+/// took effect most likely did so soon after its call, while one pending for long most
+/// likely never did, and trying it first would explore every order of such stale
+/// operations before the one that matters.
+fn candidate_priorities<I, O>(ops: &[&Operation<I, O>]) -> Vec<u32> {
+    let count = ops.len() as u32;
+    ops.iter()
+        .enumerate()
+        .map(|(op, operation)| match operation.ret {
+            Some(_) => op as u32,
+            None => 2 * count - op as u32,
+        })
+        .collect()
 }

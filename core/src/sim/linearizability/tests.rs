@@ -208,6 +208,14 @@ fn indeterminate_write_can_explain_a_later_read() {
         read(2, Some(2), 1_000, 1_010),
     ];
     assert_verdict(&Register, &ops, true);
+    let result = check(&Register, &ops).unwrap();
+    assert_eq!(
+        result.partitions[0].outcome,
+        PartitionOutcome::Linearizable {
+            order: vec![0, 1, 2],
+            omitted: vec![],
+        }
+    );
 }
 
 #[test]
@@ -219,6 +227,33 @@ fn indeterminate_write_may_never_have_happened() {
         read(2, Some(1), 2_000, 2_010),
     ];
     assert_verdict(&Register, &ops, true);
+    let result = check(&Register, &ops).unwrap();
+    assert_eq!(
+        result.partitions[0].outcome,
+        PartitionOutcome::Linearizable {
+            order: vec![0, 2, 3],
+            omitted: vec![1],
+        }
+    );
+}
+
+#[test]
+fn timed_out_writes_do_not_multiply_the_search() {
+    // Twenty writes time out early and never take effect; then a long sequential run of
+    // writes and reads. Each timed-out write could be linearized harmlessly just before
+    // any later write, so without the dominance rule the search would try every subset.
+    let mut ops: Vec<RegisterOp> = (0..20)
+        .map(|i| write(100 + i, 1_000 + i as i64, i, None))
+        .collect();
+    for i in 0..60u64 {
+        let t = 100 + 10 * i;
+        ops.push(write(0, i as i64, t, Some(t + 2)));
+        ops.push(read(1, Some(i as i64), t + 4, t + 6));
+    }
+    let result = check(&Register, &ops).unwrap();
+    assert!(result.linearizable);
+    assert!(result.steps < 1_000, "{} steps", result.steps);
+    assert_reports_are_sound(&Register, &ops, &result);
 }
 
 #[test]
