@@ -13,9 +13,9 @@ use crate::error::{DistlabError, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
-    /// Every partition has a linearization.
+    /// Every part has a linearization.
     Linearizable,
-    /// Some partition has none.
+    /// Some part has none.
     NotLinearizable,
     /// No part is known to fail, but the step budget ran out before all were decided.
     Undecided,
@@ -121,32 +121,35 @@ pub fn check_with<M: Model>(
     let mut searches: Vec<Option<PartitionSearch<'_, M>>> = Vec::new();
     searches.resize_with(parts.len(), || None);
     let mut round_steps = FIRST_ROUND_STEPS;
-    let mut settled = false;
-    while !settled && outcomes.iter().any(Option::is_none) && budget > 0 {
+    loop {
+        let mut settled = false;
+        let mut unfinished = false;
         for (index, members) in parts.iter().enumerate() {
             let (Some(outcome @ None), Some(slot)) =
                 (outcomes.get_mut(index), searches.get_mut(index))
             else {
                 continue;
             };
-            if budget == 0 {
-                break;
-            }
             let search = slot.get_or_insert_with(|| {
                 PartitionSearch::new(model, members.iter().filter_map(|&i| ops.get(i)).collect())
             });
             let (steps, end) = search.run(round_steps.min(budget));
             budget -= steps;
-            if let Some(end) = end {
-                *slot = None;
-                let decided = to_outcome(end, members);
-                settled = matches!(decided, PartitionOutcome::Violation { .. })
-                    && !options.check_every_part;
-                *outcome = Some(decided);
-                if settled {
-                    break;
-                }
+            let Some(end) = end else {
+                unfinished = true;
+                continue;
+            };
+            *slot = None;
+            let decided = to_outcome(end, members);
+            settled =
+                matches!(decided, PartitionOutcome::Violation { .. }) && !options.check_every_part;
+            *outcome = Some(decided);
+            if settled {
+                break;
             }
+        }
+        if settled || !unfinished || budget == 0 {
+            break;
         }
         round_steps = round_steps.saturating_mul(2);
     }

@@ -3,14 +3,14 @@
 //! interleave the parts and stop as soon as one of them fails.
 //!
 //! Depth-first over the not-yet-linearized events: any operation whose call comes before
-//! the earliest remaining return may go next; try each (see `candidate_priorities` for
-//! the order), apply it to the model, and go deeper; when none fits, undo the last choice
+//! the earliest remaining return may go next; try each (see `gather_candidates` for the
+//! order), apply it to the model, and go deeper; when none fits, undo the last choice
 //! and try the next candidate. A configuration (set of operations linearized, model state)
 //! seen before, or dominated by one seen before (see `memo.rs`), is not explored again.
 //! The search succeeds once every operation that returned is linearized: operations that
 //! never returned are optional, and may be left out.
 //!
-//! Each level's candidates are gathered once, sorted, and kept on a stack shared by all
+//! Each level's candidates are gathered once, in trial order, on a stack shared by all
 //! levels, so resuming a level after backtracking is an index, and a dead end's candidates
 //! are at hand for the violation report.
 
@@ -64,8 +64,6 @@ pub(crate) struct PartitionSearch<'h, M: Model> {
     /// The part's operations, numbered by position here (which is call order).
     ops: Vec<&'h Operation<M::Input, M::Output>>,
     members: Vec<Member>,
-    /// Per operation, the rank in which it is tried among the candidates of a level.
-    priority: Vec<u32>,
     events: EventList,
     required: LinearizedSet,
     optional: LinearizedSet,
@@ -80,6 +78,8 @@ pub(crate) struct PartitionSearch<'h, M: Model> {
     candidates: Vec<NodeId>,
     first_candidate: usize,
     next_candidate: usize,
+    /// Scratch space for ordering a level's optional candidates.
+    optional_candidates: Vec<NodeId>,
     deepest: Option<DeadEnd>,
     /// Set when the memo filled up: the search cannot go on soundly.
     gave_up: bool,
@@ -103,7 +103,6 @@ impl<'h, M: Model> PartitionSearch<'h, M> {
                 }
             })
             .collect();
-        let priority = candidate_priorities(&ops);
         let required = LinearizedSet::new(required_count as usize);
         let optional = LinearizedSet::new(optional_count as usize);
         let mut visited = VisitedSet::new();
@@ -117,7 +116,6 @@ impl<'h, M: Model> PartitionSearch<'h, M> {
             model,
             ops,
             members,
-            priority,
             events,
             required,
             optional,
@@ -128,6 +126,7 @@ impl<'h, M: Model> PartitionSearch<'h, M> {
             candidates: Vec::new(),
             first_candidate: 0,
             next_candidate: 0,
+            optional_candidates: Vec::new(),
             deepest: None,
             gave_up: initial == Insertion::Full,
         };
@@ -159,25 +158,25 @@ impl<'h, M: Model> PartitionSearch<'h, M> {
     }
 
     /// Pushes the current level's candidates, the calls before the first remaining
-    /// return, in the order they are to be tried.
+    /// return, in the order they are to be tried: required operations first, by call time
+    /// as in Porcupine, so that the configurations without optional operations are
+    /// explored first and dominate those with them; then optional operations newest first,
+    /// since one that took effect most likely did so soon after its call, while one
+    /// pending for long most likely never did.
     fn gather_candidates(&mut self) {
         self.first_candidate = self.candidates.len();
         self.next_candidate = self.first_candidate;
+        self.optional_candidates.clear();
         let mut node = self.events.first();
         while self.events.is_call(node) {
-            self.candidates.push(node);
+            match self.members.get(self.events.op(node) as usize) {
+                Some(Member::Optional(_)) => self.optional_candidates.push(node),
+                _ => self.candidates.push(node),
+            }
             node = self.events.next(node);
         }
-        let priority = &self.priority;
-        let events = &self.events;
-        if let Some(level) = self.candidates.get_mut(self.first_candidate..) {
-            level.sort_unstable_by_key(|&n| {
-                priority
-                    .get(events.op(n) as usize)
-                    .copied()
-                    .unwrap_or(u32::MAX)
-            });
-        }
+        self.candidates
+            .extend(self.optional_candidates.iter().rev().copied());
     }
 
     /// Adds or removes an operation from the linearized sets.
@@ -281,21 +280,4 @@ impl<'h, M: Model> PartitionSearch<'h, M> {
             .unwrap_or_default();
         SearchEnd::Violation { deepest, state }
     }
-}
-
-/// The order in which candidates are tried: required operations first (so that the
-/// configurations without optional ones are explored first and dominate those with
-/// them), by call time as in Porcupine; then optional operations newest first: one that
-/// took effect most likely did so soon after its call, while one pending for long most
-/// likely never did, and trying it first would explore every order of such stale
-/// operations before the one that matters.
-fn candidate_priorities<I, O>(ops: &[&Operation<I, O>]) -> Vec<u32> {
-    let count = ops.len() as u32;
-    ops.iter()
-        .enumerate()
-        .map(|(op, operation)| match operation.ret {
-            Some(_) => op as u32,
-            None => 2 * count - op as u32,
-        })
-        .collect()
 }

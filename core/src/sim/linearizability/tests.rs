@@ -141,6 +141,12 @@ fn empty_history_is_linearizable() {
     let result = check(&Register, &[]).unwrap();
     assert!(result.linearizable);
     assert_eq!(result.verdict, Verdict::Linearizable);
+    let no_steps = CheckOptions {
+        max_steps: Some(0),
+        ..CheckOptions::default()
+    };
+    assert!(check_with(&Register, &[], &no_steps).unwrap().linearizable);
+    assert!(check_with(&KvModel, &[], &no_steps).unwrap().linearizable);
 }
 
 #[test]
