@@ -1,12 +1,13 @@
 //! Random histories that are linearizable by construction, for tests, benchmarks and labs.
 //!
 //! A sequential execution is simulated: operation `k` takes effect at time `t_k`, with the
-//! `t_k` strictly increasing, and its client sees the interval `[call, ret]` drawn around
-//! `t_k` (up to `spread` before and after), so intervals of different clients overlap as
-//! in a real concurrent run while the order of the `t_k` remains a valid linearization.
-//! A few operations time out: their return is lost (`ret: None`, output unknown), half
-//! of them took effect at `t_k` and half never did, and their client is replaced by a
-//! fresh one, as Jepsen does with a process whose operation ended in `:info`.
+//! `t_k` strictly increasing by 1 to 3, and a free client sees the interval `[call, ret]`
+//! drawn around `t_k` (each end up to three times the number of clients away), so the
+//! intervals of different clients overlap as in a real concurrent run, most clients busy
+//! at any time, while the order of the `t_k` remains a valid linearization. One operation
+//! in a hundred times out: its return is lost (`ret: None`, output unknown), half of those
+//! took effect at `t_k` and half never did, and the client is replaced by a fresh one, as
+//! Jepsen does with a process whose operation ended in `:info`.
 
 use super::model::Operation;
 use super::models::{CasRegisterInput, KvInput, KvOutput, RegisterOutput, Response};
@@ -95,17 +96,29 @@ impl OverlappingSchedule {
     }
 }
 
+/// The largest history the generators make: enough for any benchmark, small enough that
+/// a mistyped size cannot exhaust memory.
+pub const MAX_GENERATED_OPERATIONS: usize = 10_000_000;
+
+/// The most clients, and keys, the generators accept.
+pub const MAX_GENERATED_CLIENTS: usize = 100_000;
+
+fn check_count(field: &str, value: usize, max: usize) -> Result<()> {
+    if value > max {
+        return Err(DistlabError::field(
+            field,
+            format!("must be at most {max}, got {value}"),
+        ));
+    }
+    Ok(())
+}
+
 fn check_sizes(ops: usize, clients: usize) -> Result<()> {
     if clients == 0 {
         return Err(DistlabError::field("clients", "must be at least 1"));
     }
-    if ops > super::model::MAX_OPERATIONS {
-        return Err(DistlabError::field(
-            "ops",
-            format!("must be at most {}", super::model::MAX_OPERATIONS),
-        ));
-    }
-    Ok(())
+    check_count("clients", clients, MAX_GENERATED_CLIENTS)?;
+    check_count("ops", ops, MAX_GENERATED_OPERATIONS)
 }
 
 /// Draws what happened to one operation: whether it timed out and, if so, whether it still
@@ -129,6 +142,7 @@ pub fn random_kv_history(
     if keys == 0 {
         return Err(DistlabError::field("keys", "must be at least 1"));
     }
+    check_count("keys", keys, MAX_GENERATED_CLIENTS)?;
     let mut rng = SimRng::new(seed);
     let mut schedule = OverlappingSchedule::new(clients);
     let mut values = vec![String::new(); keys];

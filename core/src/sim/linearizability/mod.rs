@@ -10,13 +10,23 @@
 //! store; linearizability is local, Herlihy & Wing 1990). The design follows Porcupine
 //! (Athalye, <https://github.com/anishathalye/porcupine>): events in a doubly linked list
 //! that is unlinked and relinked while searching, a bitset of linearized operations, and
-//! a cache of configurations; an operation whose outcome is unknown returns "at infinity".
-//! Here the list lives in an index arena, the bitset carries an incremental Zobrist hash
-//! and is stored trimmed, and the memo keeps every state so the search stack holds indices.
+//! a cache of configurations.
+//!
+//! Where this departs from Porcupine: the list lives in an index arena; the bitset carries
+//! an incremental Zobrist hash and is stored trimmed; the memo keeps every state, so the
+//! search stack holds indices. An operation that never returned is *optional* (Porcupine
+//! puts its return at infinity, which is equivalent when the model accepts its unknown
+//! output anywhere): the search may leave it out, tries it only after the operations that
+//! did return, and skips a configuration when one with the same state and fewer optional
+//! operations was explored, which keeps timed-out writes from doubling the search each.
+//! Parts are searched in interleaved rounds, so that a part failing fast settles a bad
+//! history however hard its other parts are (Porcupine runs parts on parallel goroutines).
 //!
 //! Cost: exponential in the worst case (the problem is NP-complete, Gibbons & Korach 1997),
 //! bounded by the number of distinct configurations, which in practice grows with the
-//! concurrency of the history, not its length. [`CheckOptions::max_steps`] bounds the work.
+//! concurrency of the history, not its length; many timed-out operations pending at once on
+//! one part whose effects are hard to rule out (appends, say) remain expensive, as they are
+//! for Porcupine and Knossos. [`CheckOptions::max_steps`] bounds the work.
 //!
 //! - [`model`]: [`Operation`] and the [`Model`] trait.
 //! - [`models`]: [`Register`], [`CasRegister`], [`KvModel`].

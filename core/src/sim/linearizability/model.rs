@@ -21,10 +21,9 @@ pub struct Operation<I, O> {
     pub call: u64,
     pub output: O,
     /// When its response arrived; `None` if it never did (timed out, Jepsen `:info`): the
-    /// operation may then have taken effect at any point after its call, or never. The
-    /// checker treats such a return as lying after every other event, so the operation can
-    /// be linearized anywhere after its call, including after everything else (which is
-    /// indistinguishable from never).
+    /// operation may then have taken effect at any point after its call, or never, and
+    /// the checker may linearize it anywhere after its call or leave it out. Its `output`
+    /// is usually [`super::Response::Unknown`].
     pub ret: Option<u64>,
 }
 

@@ -2,9 +2,9 @@
 //! (what Jepsen's etcd test drives) and a key-value store partitioned by key.
 //!
 //! An output of [`Response::Unknown`] marks an operation whose outcome was never learned
-//! (timed out): every model accepts it with any state, and applies its effect as if it had
-//! succeeded. Because such operations usually also have no return time, the checker may
-//! place them after everything else, which is the same as "it never happened".
+//! (timed out): every model accepts it in any state, and applies its effect as if it had
+//! succeeded. Such operations usually also have no return time, and then the checker may
+//! leave them out altogether: "it never happened".
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};

@@ -474,6 +474,9 @@ fn generators_reject_empty_configurations() {
     assert!(random_kv_history(1, 10, 0, 1).is_err());
     assert!(random_kv_history(1, 10, 1, 0).is_err());
     assert!(random_cas_register_history(1, 10, 0).is_err());
+    assert!(random_cas_register_history(1, usize::MAX, 1).is_err());
+    assert!(random_kv_history(1, 10, usize::MAX, 1).is_err());
+    assert!(random_kv_history(1, 10, 1, usize::MAX).is_err());
     assert_eq!(
         random_kv_history(9, 50, 3, 4).unwrap(),
         random_kv_history(9, 50, 3, 4).unwrap()
