@@ -500,15 +500,20 @@ fn corrupt_a_get(ops: &mut [KvOp], pick: usize) -> bool {
     true
 }
 
+// Sizes: deciding linearizability is exponential in the concurrency of one part, and the
+// key-value model, whose appends go unobserved until the next read, is the hardest here;
+// on one key, four clients and 150 operations the worst of 3000 seeds takes a fraction of a
+// second, while seven clients and 300 operations has seeds that take minutes. Registers
+// have few states and stay cheap at larger sizes.
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
     fn generated_kv_histories_are_linearizable(
         seed in any::<u64>(),
-        len in 0usize..300,
+        len in 0usize..150,
         keys in 1usize..5,
-        clients in 1usize..8,
+        clients in 1usize..5,
     ) {
         let ops = random_kv_history(seed, len, keys, clients).unwrap();
         let result = check(&KvModel, &ops).unwrap();
@@ -531,9 +536,9 @@ proptest! {
     #[test]
     fn a_read_of_a_never_written_value_is_caught(
         seed in any::<u64>(),
-        len in 1usize..300,
+        len in 1usize..100,
         keys in 1usize..5,
-        clients in 1usize..8,
+        clients in 1usize..5,
         pick in any::<usize>(),
     ) {
         let mut ops = random_kv_history(seed, len, keys, clients).unwrap();
