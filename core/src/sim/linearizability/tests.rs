@@ -470,7 +470,7 @@ fn result_serialises_for_the_page() {
 }
 
 #[test]
-fn generators_reject_empty_configurations() {
+fn generators_validate_sizes_and_repeat_with_the_seed() {
     assert!(random_kv_history(1, 10, 0, 1).is_err());
     assert!(random_kv_history(1, 10, 1, 0).is_err());
     assert!(random_cas_register_history(1, 10, 0).is_err());
