@@ -191,6 +191,7 @@ fn test() -> Result {
         &["test", "--headless", "--chrome", "wasm"],
     )?;
     web::npm_pack_test()?;
+    web::e2e()?;
     Ok(())
 }
 

@@ -366,8 +366,6 @@ pub fn npm_pack_test() -> Result {
     )
 }
 
-// Wired into `cargo xtask test` once the page and tests/e2e exist.
-#[allow(dead_code)]
 /// Browser e2e: builds the page, serves it on a free port and drives Debian's Chromium
 /// with playwright-core through every implemented lab; screenshots go to a folder it
 /// prints.
