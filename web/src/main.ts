@@ -70,7 +70,18 @@ const state = {
   traceCost: 0,
   traceStep: -1,
   frames: [] as number[],
+  /** Per-frame cost of each part, for the benchmark hook. */
+  parts: {} as Record<string, number[]>,
 };
+
+function timed<T>(part: string, f: () => T): T {
+  const t0 = performance.now();
+  const v = f();
+  const xs = (state.parts[part] ??= []);
+  xs.push(performance.now() - t0);
+  if (xs.length > 600) xs.shift();
+  return v;
+}
 
 const cluster = new ClusterRenderer(ui.stage);
 const panels = new PanelsRenderer(ui.panels);
@@ -277,26 +288,27 @@ function frame(wall: number): void {
   lastWall = wall;
   const lab = state.lab;
   if (lab && state.playing && dt > 0) {
-    const ok = guard(() => lab.step(dt * state.speed));
+    const ok = timed("step", () => guard(() => lab.step(dt * state.speed)));
     if (ok === undefined) state.playing = false;
     state.maxStep = Math.max(state.maxStep, lab.steps);
     state.dirty = true;
   }
   if (lab && state.dirty) {
     state.dirty = false;
-    const v = guard(() => lab.view());
+    const v = timed("view", () => guard(() => lab.view()));
     if (v) {
       state.view = v;
-      onView(v, wall);
+      timed("dom", () => onView(v, wall));
     }
   }
   if (state.view) {
-    cluster.draw(state.view, state.selected, state.blamed, wall);
+    const view = state.view;
+    timed("stage", () => cluster.draw(view, state.selected, state.blamed, wall));
     if (window.distlabPage && window.distlabPage.firstFrameMs === null && state.playing) {
       window.distlabPage.firstFrameMs = performance.now();
     }
-    refreshTrace(state.view, wall);
-    spacetime.draw(state.view.timeUs, state.view.nodes.length);
+    timed("trace", () => refreshTrace(view, wall));
+    timed("spacetime", () => spacetime.draw(view.timeUs, view.nodes.length));
   }
   state.frames.push(performance.now() - t0);
   if (state.frames.length > 600) state.frames.shift();
@@ -334,9 +346,11 @@ function onView(v: View, wall: number): void {
   );
   if (v.invariants.length === 0) ui.invariants.textContent = "this lab checks none yet";
   renderInspector(v);
-  if (!state.playing || wall - state.lastPanels > 200) {
+  // While playing, one panel per frame (each refreshes every few frames); otherwise all.
+  if (!state.playing) timed("panels", () => panels.render(v.panels, v.metrics));
+  else if (wall - state.lastPanels > 30) {
     state.lastPanels = wall;
-    panels.render(v.panels, v.metrics);
+    timed("panels", () => panels.render(v.panels, v.metrics, 1));
   }
   const hint = state.types.has("crash") ? "click a node; space plays, → steps" : "space plays, → steps";
   ui.stageHint.textContent = hint;
@@ -532,7 +546,7 @@ declare global {
       nodePosition: (id: number) => { x: number; y: number } | null;
       firstFrameMs: number | null;
       shareUrl: () => string | null;
-      frameStats: () => { frames: number; p50: number; p95: number };
+      frameStats: () => { frames: number; p50: number; p95: number; parts: Record<string, { p50: number; p95: number; max: number }> };
       resetFrames: () => void;
     };
   }
@@ -564,8 +578,18 @@ async function main(): Promise<void> {
     nodePosition: (id) => cluster.position(id),
     firstFrameMs: null,
     shareUrl,
-    frameStats: () => ({ frames: state.frames.length, p50: percentile(state.frames, 0.5), p95: percentile(state.frames, 0.95) }),
-    resetFrames: () => { state.frames = []; },
+    frameStats: () => ({
+      frames: state.frames.length,
+      p50: percentile(state.frames, 0.5),
+      p95: percentile(state.frames, 0.95),
+      parts: Object.fromEntries(
+        Object.entries(state.parts).map(([k, xs]) => [k, { p50: percentile(xs, 0.5), p95: percentile(xs, 0.95), max: percentile(xs, 1) }]),
+      ),
+    }),
+    resetFrames: () => {
+      state.frames = [];
+      state.parts = {};
+    },
   };
   requestAnimationFrame(frame);
   if (import.meta.env.PROD && "serviceWorker" in navigator) {

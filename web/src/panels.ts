@@ -30,7 +30,13 @@ export class PanelsRenderer {
     this.root.replaceChildren();
   }
 
-  render(panels: Panel[], metrics: Series[]): void {
+  private cursor = 0;
+
+  /**
+   * Draws the panels. With `budget`, only that many panels are redrawn (round robin), so
+   * a frame never pays for all of them at once; new panels are always drawn.
+   */
+  render(panels: Panel[], metrics: Series[], budget = Infinity): void {
     const items: Drawable[] = [];
     // Metrics: one chart per unit, so each has a meaningful axis.
     const byUnit = new Map<string, Series[]>();
@@ -38,17 +44,23 @@ export class PanelsRenderer {
     for (const [unit, series] of byUnit) items.push({ type: "metrics", title: `${series.map((s) => s.name).join(", ")} (${unit})`, series });
     items.push(...panels);
     const live = new Set<string>();
+    const n = items.length;
+    const start = n === 0 ? 0 : this.cursor % n;
     items.forEach((p, i) => {
       const key = `${i}:${p.type}:${p.title}`;
       live.add(key);
       let slot = this.slots.get(key);
+      let fresh = false;
       if (!slot) {
         slot = this.makeSlot(p);
         this.slots.set(key, slot);
+        fresh = true;
       }
       if (this.root.children[i] !== slot.el) this.root.insertBefore(slot.el, this.root.children[i] ?? null);
-      this.update(slot, p);
+      const turn = (i - start + n) % n < budget;
+      if (fresh || turn) this.update(slot, p);
     });
+    this.cursor = start + Math.min(budget, n);
     for (const [key, slot] of this.slots) {
       if (!live.has(key)) {
         slot.chart?.destroy();
