@@ -14,6 +14,8 @@ const LAB_TYPES: &str = r#"
 /** Each implemented lab's config and action types, by catalog id. */
 export interface LabTypes {
     "sim.network": { config: NetworkLabConfig; action: ClusterAction<NetworkLabAction> };
+    "sim.workload": { config: WorkloadLabConfig; action: WorkloadLabAction };
+    "ratelimit.token-bucket": { config: TokenBucketLabConfig; action: TokenBucketLabAction };
 }
 /** The id of a lab that `createLab` can build. */
 export type LabId = keyof LabTypes;

@@ -103,7 +103,7 @@ export class PanelsRenderer {
         break;
       }
       case "chart":
-        renderChart(slot, p.series, p.x_label);
+        renderChart(slot, p.series, p.xLabel);
         break;
       case "metrics":
         renderChart(slot, p.series, "simulated ms");

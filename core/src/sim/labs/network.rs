@@ -81,26 +81,22 @@ pub struct NetworkLab {
 }
 
 impl NetworkLab {
-    fn sample(&mut self) {
-        let now = self.sim.net_stats();
+    /// Records the samples due by `until`: rates over each interval, queue length, RTT.
+    fn record_due(&mut self, until: Time) {
         let secs = self.metrics.interval_us() as f64 / 1e6;
-        let rate = |a: u64, b: u64| (a - b) as f64 / secs;
-        let dropped = |s: NetStats| s.lost + s.partitioned + s.to_down_node;
+        let now = self.sim.net_stats();
         let flying = self.sim.pending_events() as f64;
         let rtt = mean_rtt_ms(&self.totals());
-        self.metrics.record(&[
-            rate(now.delivered, self.last.delivered),
-            rate(dropped(now), dropped(self.last)),
-            flying,
-            rtt,
-        ]);
-        self.last = now;
-    }
-
-    fn record_due(&mut self, until: Time) {
-        while self.metrics.due(until.0) {
-            self.sample();
-        }
+        let dropped = |s: NetStats| s.lost + s.partitioned + s.to_down_node;
+        let last = &mut self.last;
+        // Every sample due now describes the same state: the first carries the counts since
+        // the previous sample, the rest (a quiet stretch) carry zero rates.
+        self.metrics.record_due(until.0, |_| {
+            let delivered = (now.delivered - last.delivered) as f64 / secs;
+            let lost = (dropped(now) - dropped(*last)) as f64 / secs;
+            *last = now;
+            vec![delivered, lost, flying, rtt]
+        });
     }
 
     fn totals(&self) -> LinkStats {
@@ -377,7 +373,7 @@ impl LabModel for NetworkLab {
             messages: cluster::messages(&self.sim),
             partitions: cluster::partitions(&self.sim),
             panels: vec![knobs, self.links_table(), self.clients_table()],
-            metrics: self.metrics.series().to_vec(),
+            metrics: self.metrics.series(),
             invariants: self.invariants(),
             ..View::default()
         }
