@@ -9,7 +9,8 @@ import { fmtTime, fmtValue } from "./format";
 import { PanelsRenderer } from "./panels";
 import { decodeHash, encodeRun, type SharedRun } from "./share";
 import type { SoakMessage, SoakRequest } from "./soak.worker";
-import { SpaceTimeDiagram, type Trace } from "./spacetime";
+import { SpaceTimeDiagram } from "./spacetime";
+import type { TraceColumns, TraceRequest } from "./trace.worker";
 
 const $ = <T extends HTMLElement>(id: string): T => {
   const el = document.getElementById(id);
@@ -67,8 +68,9 @@ const state = {
   dirty: true,
   lastPanels: 0,
   lastTrace: -Infinity,
-  traceCost: 0,
   traceStep: -1,
+  traceBusy: false,
+  traceId: 0,
   frames: [] as number[],
   /** Per-frame cost of each part, for the benchmark hook. */
   parts: {} as Record<string, number[]>,
@@ -167,6 +169,9 @@ function openLab(id: string, run: SharedRun | null = null, config: LabConfig | n
   state.traceStep = -1;
   state.lastTrace = -Infinity;
   if (changedLab) panels.clear();
+  spacetime.setTrace(null);
+  state.traceId++; // a reply for the previous lab is ignored
+  state.traceBusy = false;
   const effective = lab.config() as Record<string, unknown>;
   form.build(lab.configSchema(), effective);
   const apply = document.createElement("button");
@@ -384,21 +389,40 @@ function renderInspector(v: View): void {
   ui.inspector.replaceChildren(buttons, text);
 }
 
-/** The trace is costly to serialise on long runs: refresh it at a rate its cost allows. */
+/** The trace is built by a worker (it is costly on long runs): ask for the current step
+ * whenever the worker is idle, at most four times a second while playing. */
+let traceWorker: Worker | null = null;
+
 function refreshTrace(v: View, wall: number): void {
   const lab = state.lab;
-  if (!lab || state.traceStep === v.step) return;
-  // While playing, at most ~2 % of frames pay for it, so it stays out of the p95.
-  const interval = state.playing ? Math.max(1000, state.traceCost * 20) : Math.max(60, state.traceCost * 3);
-  if (wall - state.lastTrace < interval) return;
-  const t0 = performance.now();
-  const trace = guard(() => JSON.parse(lab.traceJson()) as Trace);
-  state.traceCost = performance.now() - t0;
-  state.lastTrace = wall;
+  if (!lab || state.traceStep === v.step || state.traceBusy) return;
+  if (state.playing && wall - state.lastTrace < 250) return;
+  if (!traceWorker) {
+    traceWorker = new Worker(new URL("./trace.worker.ts", import.meta.url), { type: "module" });
+    traceWorker.onmessage = (e: MessageEvent<TraceColumns | { id: number; error: string }>) => {
+      state.traceBusy = false;
+      const m = e.data;
+      if (m.id !== state.traceId) return;
+      if ("error" in m) {
+        ui.traceInfo.textContent = `trace: ${m.error}`;
+        return;
+      }
+      spacetime.setTrace(m);
+      ui.traceInfo.textContent = `${m.events} events${m.complete ? "" : " (oldest dropped)"} · hash ${m.hash}`;
+    };
+  }
+  const req: TraceRequest = {
+    id: ++state.traceId,
+    lab: state.labId,
+    config: lab.config(),
+    actions: lab.actions(),
+    step: v.step,
+    nodes: v.nodes.length,
+  };
+  state.traceBusy = true;
   state.traceStep = v.step;
-  if (!trace) return;
-  spacetime.setTrace(trace, v.nodes.length);
-  ui.traceInfo.textContent = `${trace.events} events${trace.complete ? "" : " (oldest dropped)"} · hash ${trace.hash}`;
+  state.lastTrace = wall;
+  traceWorker.postMessage(req);
 }
 
 // ---------------------------------------------------------------- wiring
@@ -546,7 +570,7 @@ declare global {
       nodePosition: (id: number) => { x: number; y: number } | null;
       firstFrameMs: number | null;
       shareUrl: () => string | null;
-      frameStats: () => { frames: number; p50: number; p95: number; parts: Record<string, { p50: number; p95: number; max: number }> };
+      frameStats: () => { frames: number; p50: number; p95: number; max: number; parts: Record<string, { p50: number; p95: number; max: number }> };
       resetFrames: () => void;
     };
   }
@@ -582,6 +606,7 @@ async function main(): Promise<void> {
       frames: state.frames.length,
       p50: percentile(state.frames, 0.5),
       p95: percentile(state.frames, 0.95),
+      max: percentile(state.frames, 1),
       parts: Object.fromEntries(
         Object.entries(state.parts).map(([k, xs]) => [k, { p50: percentile(xs, 0.5), p95: percentile(xs, 0.95), max: percentile(xs, 1) }]),
       ),

@@ -1,38 +1,27 @@
 // The space-time (Lamport) diagram of the trace: a lane per node (and per client), time
-// flowing down, messages as arrows from send to delivery, faults marked. Only the visible
-// time window is drawn (binary search into the time-ordered events), so a trace of
-// 100,000 events stays responsive. Click an event to seek to it; wheel to zoom; drag to
-// scroll; double-click to follow the present again.
+// flowing down, messages as arrows from send to delivery, faults marked. The trace comes
+// as columns from a worker; only the visible time window is drawn (binary search into the
+// time-ordered events, and at most 20,000 events per frame), so a trace of 100,000 events
+// stays responsive. Click an event to seek to it; wheel to zoom; drag to scroll;
+// double-click to follow the present again.
 import { colorFor, fitCanvas, fmtTime } from "./format";
+import { KINDS, type TraceColumns } from "./trace.worker";
 
-interface Ep { type: "node" | "client"; id: number }
-export interface TraceEvent {
-  step: number;
-  time: number;
-  type: string;
-  node?: number;
-  client?: number;
-  from?: Ep;
-  to?: Ep;
-  msg?: number;
-  kind?: string;
-}
-export interface Trace { hash: string; events: number; complete: boolean; trace: TraceEvent[] }
+const K = Object.fromEntries(KINDS.map((k, i) => [k, i])) as Record<(typeof KINDS)[number], number>;
 
-const FAULT_COLORS: Record<string, string> = {
+const MARK_COLORS: Partial<Record<(typeof KINDS)[number], string>> = {
   crash: "#f85149", restart: "#3fb950", pause: "#d29922", resume: "#3fb950", fault: "#f78166",
-  drop: "#f85149", duplicate: "#c084fc", invoke: "#9aa5b1", clientOk: "#3fb950",
-  clientFail: "#f85149", clientTimeout: "#d29922", stateChange: "#f0b429",
+  duplicate: "#c084fc", invoke: "#9aa5b1", clientOk: "#3fb950", clientFail: "#f85149",
+  clientTimeout: "#d29922", stateChange: "#f0b429",
 };
+const LABELLED = new Set<number>([K.crash, K.restart, K.pause, K.resume]);
 
 export class SpaceTimeDiagram {
-  private events: TraceEvent[] = [];
-  private sendOf = new Map<number, number>();
-  private doneAt = new Map<number, number>();
-  private lanes = 1;
-  private nodes = 1;
+  private t: TraceColumns | null = null;
   private spanUs = 200_000;
   private endUs = 0;
+  private nowUs = 0;
+  private nodes = 1;
   follow = true;
   private markers: { x: number; y: number; step: number }[] = [];
   private dragFrom: { y: number; end: number } | null = null;
@@ -40,8 +29,7 @@ export class SpaceTimeDiagram {
   constructor(private canvas: HTMLCanvasElement, private onSeek: (step: number) => void) {
     canvas.addEventListener("wheel", (e) => {
       e.preventDefault();
-      const f = Math.exp(e.deltaY * 0.002);
-      this.spanUs = Math.min(1e10, Math.max(200, this.spanUs * f));
+      this.spanUs = Math.min(1e10, Math.max(200, this.spanUs * Math.exp(e.deltaY * 0.002)));
       this.redraw();
     }, { passive: false });
     canvas.addEventListener("mousedown", (e) => {
@@ -74,37 +62,16 @@ export class SpaceTimeDiagram {
     });
   }
 
-  private nowUs = 0;
-  private lastNodes = 1;
-
-  setTrace(trace: Trace, nodes: number): void {
-    this.events = trace.trace;
-    this.sendOf.clear();
-    this.doneAt.clear();
-    let clients = 0;
-    this.events.forEach((e, i) => {
-      if (e.type === "send" && e.msg !== undefined) this.sendOf.set(e.msg, i);
-      if ((e.type === "deliver" || e.type === "drop") && e.msg !== undefined && !this.doneAt.has(e.msg)) {
-        this.doneAt.set(e.msg, e.time);
-      }
-      for (const ep of [e.from, e.to]) if (ep?.type === "client") clients = Math.max(clients, ep.id + 1);
-      if (e.client !== undefined) clients = Math.max(clients, e.client + 1);
-    });
-    this.nodes = Math.max(1, nodes);
-    this.lanes = this.nodes + clients;
+  setTrace(t: TraceColumns | null): void {
+    this.t = t;
   }
 
   /** Redraws at the present time `nowUs` (the view's). */
   draw(nowUs: number, nodes: number): void {
     this.nowUs = nowUs;
-    this.lastNodes = nodes;
+    this.nodes = nodes;
     if (this.follow) this.endUs = Math.max(nowUs, this.spanUs * 0.9);
     this.redraw();
-  }
-
-  private laneOf(ep: Ep | undefined, node?: number): number | null {
-    if (ep) return ep.type === "node" ? ep.id : this.nodes + ep.id;
-    return node ?? null;
   }
 
   private redraw(): void {
@@ -113,29 +80,30 @@ export class SpaceTimeDiagram {
     const h = this.canvas.clientHeight;
     ctx.clearRect(0, 0, w, h);
     this.markers = [];
-    const lanes = Math.max(this.lanes, this.lastNodes);
+    const t = this.t;
+    const nodes = t?.nodes ?? this.nodes;
+    const lanes = Math.max(t?.lanes ?? 0, this.nodes, 1);
     const top = 18;
-    const laneW = (w - 20) / Math.max(lanes, 1);
+    const laneW = (w - 20) / lanes;
     const x = (lane: number): number => 10 + laneW * (lane + 0.5);
     const t1 = this.endUs;
     const t0 = t1 - this.spanUs;
-    const y = (t: number): number => top + ((h - top - 12) * (t - t0)) / this.spanUs;
-    // Lanes.
+    const y = (time: number): number => top + ((h - top - 12) * (time - t0)) / this.spanUs;
     ctx.font = "10px system-ui";
     ctx.textAlign = "center";
+    const every = Math.ceil(14 / laneW);
     for (let l = 0; l < lanes; l++) {
       ctx.strokeStyle = "#2a323c";
       ctx.beginPath();
       ctx.moveTo(x(l), top);
       ctx.lineTo(x(l), h - 10);
       ctx.stroke();
-      if (laneW > 14 || l % Math.ceil(14 / laneW) === 0) {
+      if (l % every === 0) {
         ctx.fillStyle = "#8a96a3";
-        ctx.fillText(l < this.nodes ? `n${l}` : `c${l - this.nodes}`, x(l), 11);
+        ctx.fillText(l < nodes ? `n${l}` : `c${l - nodes}`, x(l), 11);
       }
     }
     ctx.textAlign = "start";
-    // The present.
     if (this.nowUs >= t0 && this.nowUs <= t1) {
       ctx.strokeStyle = "#5aa9ff88";
       ctx.beginPath();
@@ -145,96 +113,83 @@ export class SpaceTimeDiagram {
     }
     ctx.fillStyle = "#8a96a3";
     ctx.fillText(`${fmtTime(Math.max(0, t0))} – ${fmtTime(t1)}${this.follow ? "" : " (dbl-click: follow)"}`, 4, h - 1);
-    const ev = this.events;
-    if (ev.length === 0) return;
-    const i0 = lowerBound(ev, t0);
-    const i1 = lowerBound(ev, t1 + 1);
-    // Too many events in view: draw every k-th so a frame stays cheap.
+    if (!t || t.time.length === 0) return;
+    const i0 = lowerBound(t.time, t0);
+    const i1 = lowerBound(t.time, t1 + 1);
     const stride = Math.max(1, Math.ceil((i1 - i0) / 20_000));
-    ctx.lineWidth = 1;
+    const color = (i: number): string => colorFor(t.msgKinds[t.msgKind[i] ?? 0] ?? "msg");
     for (let i = i0; i < i1; i += stride) {
-      const e = ev[i];
-      if (!e) continue;
-      const ey = y(e.time);
-      if (e.type === "deliver" || e.type === "drop") {
-        const to = this.laneOf(e.to);
-        const sendIdx = e.msg === undefined ? undefined : this.sendOf.get(e.msg);
-        const send = sendIdx === undefined ? undefined : ev[sendIdx];
-        const from = this.laneOf(e.from);
-        if (to === null || from === null) continue;
-        const sy = send ? Math.max(top - 4, y(send.time)) : top;
-        ctx.strokeStyle = e.type === "drop" ? "#f8514999" : colorFor(e.kind ?? "msg") + "aa";
+      const kind = t.kind[i] ?? 0;
+      const ey = y(t.time[i] ?? 0);
+      const step = t.step[i] ?? 0;
+      const from = t.from[i] ?? -1;
+      const to = t.to[i] ?? -1;
+      if (kind === K.deliver || kind === K.drop) {
+        if (from < 0 || to < 0) continue;
+        const s = t.sendIndex[i] ?? -1;
+        const sy = s >= 0 ? Math.max(top - 4, y(t.time[s] ?? 0)) : top;
+        const drop = kind === K.drop;
+        const ex = drop ? x(from) + (x(to) - x(from)) * 0.6 : x(to);
+        ctx.strokeStyle = drop ? "#f8514999" : `${color(i)}aa`;
         ctx.beginPath();
         ctx.moveTo(x(from), sy);
-        const ex = e.type === "drop" ? x(from) + (x(to) - x(from)) * 0.6 : x(to);
         ctx.lineTo(ex, ey);
         ctx.stroke();
-        if (e.type === "drop") {
+        if (drop) {
           ctx.strokeStyle = "#f85149";
           ctx.beginPath();
           ctx.moveTo(ex - 3, ey - 3); ctx.lineTo(ex + 3, ey + 3);
           ctx.moveTo(ex + 3, ey - 3); ctx.lineTo(ex - 3, ey + 3);
           ctx.stroke();
         } else {
-          ctx.fillStyle = colorFor(e.kind ?? "msg");
+          ctx.fillStyle = color(i);
           ctx.fillRect(ex - 1.5, ey - 1.5, 3, 3);
         }
-        this.markers.push({ x: ex, y: ey, step: e.step });
-      } else if (e.type === "send") {
-        // A send whose delivery is past the window: a stub towards its target.
-        const from = this.laneOf(e.from);
-        const to = this.laneOf(e.to);
-        if (from === null) continue;
-        ctx.fillStyle = colorFor(e.kind ?? "msg");
+        this.markers.push({ x: ex, y: ey, step });
+      } else if (kind === K.send) {
+        if (from < 0) continue;
+        ctx.fillStyle = color(i);
         ctx.fillRect(x(from) - 1.5, ey - 1.5, 3, 3);
-        if (to !== null && !this.deliveredBy(e.msg, t1)) {
-          ctx.strokeStyle = colorFor(e.kind ?? "msg") + "55";
+        const done = t.doneAt[i] ?? -1;
+        if (to >= 0 && (done < 0 || done > t1)) {
+          // Still in flight at the bottom of the window: a stub towards its target.
+          ctx.strokeStyle = `${color(i)}55`;
           ctx.beginPath();
           ctx.moveTo(x(from), ey);
           ctx.lineTo(x(to), h - 10);
           ctx.stroke();
         }
-        this.markers.push({ x: x(from), y: ey, step: e.step });
+        this.markers.push({ x: x(from), y: ey, step });
       } else {
-        const lane = this.laneOf(undefined, e.node ?? (e.client !== undefined ? this.nodes + e.client : undefined));
-        if (lane === null) continue;
-        const c = FAULT_COLORS[e.type];
+        if (from < 0) continue;
+        const c = MARK_COLORS[KINDS[kind] ?? "other"];
         if (!c) {
           // Timers, persists, logs: a faint tick.
           ctx.strokeStyle = "#3b4450";
           ctx.beginPath();
-          ctx.moveTo(x(lane) - 3, ey);
-          ctx.lineTo(x(lane) + 3, ey);
+          ctx.moveTo(x(from) - 3, ey);
+          ctx.lineTo(x(from) + 3, ey);
           ctx.stroke();
           continue;
         }
         ctx.fillStyle = c;
         ctx.beginPath();
-        ctx.arc(x(lane), ey, e.type === "crash" || e.type === "restart" ? 5 : 3.5, 0, 2 * Math.PI);
+        ctx.arc(x(from), ey, LABELLED.has(kind) ? 5 : 3.5, 0, 2 * Math.PI);
         ctx.fill();
-        if (e.type === "crash" || e.type === "restart" || e.type === "pause" || e.type === "resume") {
-          ctx.fillText(e.type, x(lane) + 7, ey + 3);
-        }
-        this.markers.push({ x: x(lane), y: ey, step: e.step });
+        if (LABELLED.has(kind)) ctx.fillText(KINDS[kind] ?? "", x(from) + 7, ey + 3);
+        this.markers.push({ x: x(from), y: ey, step });
       }
     }
-  }
-
-  /** Whether message `msg` was delivered or dropped by time `t`. */
-  private deliveredBy(msg: number | undefined, t: number): boolean {
-    if (msg === undefined) return true;
-    const done = this.doneAt.get(msg);
-    return done !== undefined && done <= t;
   }
 }
 
 /** First index whose time is ≥ t. */
-function lowerBound(ev: TraceEvent[], t: number): number {
+function lowerBound(time: Float64Array, t: number): number {
   let lo = 0;
-  let hi = ev.length;
+  let hi = time.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if ((ev[mid]?.time ?? Infinity) < t) lo = mid + 1;
+    if ((time[mid] ?? Infinity) < t) lo = mid + 1;
     else hi = mid;
   }
   return lo;
