@@ -42,6 +42,7 @@ pub fn registered() -> Vec<(&'static str, Constructor)> {
 /// One catalog row with its status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct CatalogEntry {
     pub section: &'static str,
     pub id: &'static str,

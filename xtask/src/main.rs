@@ -5,6 +5,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
+mod web;
+
 /// Must equal the `wasm-bindgen` version pinned in wasm/Cargo.toml.
 const WASM_BINDGEN_VERSION: &str = "0.2.130";
 
@@ -188,13 +190,11 @@ fn test() -> Result {
         "wasm-pack",
         &["test", "--headless", "--chrome", "wasm"],
     )?;
+    web::npm_pack_test()?;
+    web::e2e()?;
     Ok(())
 }
 
 fn serve() -> Result {
-    Err(
-        "the page is not built yet: it arrives with the web/ issue. \
-         Until then, `cargo xtask test` runs everything there is."
-            .into(),
-    )
+    web::serve()
 }

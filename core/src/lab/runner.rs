@@ -55,6 +55,7 @@ pub trait LabModel: Clone + 'static {
 /// An action as it was applied: after `step` events, at time `atUs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct RecordedAction<A> {
     pub step: u64,
     pub at_us: u64,
