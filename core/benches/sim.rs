@@ -25,6 +25,7 @@ fn sim(nodes: u32, latency: LatencyModel) -> Sim<PingNode> {
         config,
         PingConfig {
             interval: Duration::ZERO,
+            fanout: 1,
         },
     )
     .expect("valid config")

@@ -23,10 +23,20 @@ fn make<M: LabModel>(config: &Value, actions: Option<&Value>) -> Result<Box<dyn 
 
 /// Every lab there is, by catalog id.
 pub fn registered() -> Vec<(&'static str, Constructor)> {
-    vec![(
-        crate::sim::labs::network::NetworkLab::ID,
-        make::<crate::sim::labs::network::NetworkLab>,
-    )]
+    vec![
+        (
+            crate::sim::labs::network::NetworkLab::ID,
+            make::<crate::sim::labs::network::NetworkLab>,
+        ),
+        (
+            crate::sim::labs::workload::WorkloadLab::ID,
+            make::<crate::sim::labs::workload::WorkloadLab>,
+        ),
+        (
+            crate::ratelimit::lab::TokenBucketLab::ID,
+            make::<crate::ratelimit::lab::TokenBucketLab>,
+        ),
+    ]
 }
 
 /// One catalog row with its status.

@@ -23,6 +23,7 @@ fn ping_sim(seed: u64, nodes: u32, network: NetworkConfig) -> Sim<PingNode> {
         config,
         PingConfig {
             interval: Duration::from_millis(10),
+            fanout: 8,
         },
     )
     .unwrap()
@@ -161,6 +162,7 @@ fn a_crash_between_write_and_fsync_loses_the_write() {
         config,
         PingConfig {
             interval: Duration::from_millis(10),
+            fanout: 8,
         },
     )
     .unwrap();

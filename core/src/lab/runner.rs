@@ -61,6 +61,19 @@ pub struct RecordedAction<A> {
     pub action: A,
 }
 
+/// Names a field error's field as part of `what` (`nodes` → `config.nodes`), so every
+/// error from a lab says which argument it is about.
+fn within(what: &str, e: DistlabError) -> DistlabError {
+    match e {
+        DistlabError::InvalidField { field, problem }
+            if field != what && !field.starts_with(&format!("{what}.")) =>
+        {
+            DistlabError::field(format!("{what}.{field}"), problem)
+        }
+        other => other,
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Snapshot<M> {
     step: u64,
@@ -82,7 +95,7 @@ pub struct Runner<M: LabModel> {
 
 impl<M: LabModel> Runner<M> {
     pub fn new(config: M::Config) -> Result<Self> {
-        let model = M::new(&config)?;
+        let model = M::new(&config).map_err(|e| within("config", e))?;
         Ok(Runner {
             snapshots: vec![Snapshot {
                 step: 0,
@@ -227,7 +240,7 @@ impl<M: LabModel> Lab for Runner<M> {
     fn act(&mut self, action: &Value) -> Result<()> {
         let action: M::Action = from_value("action", action)?;
         let mut next = self.model.clone();
-        next.act(&action)?;
+        next.act(&action).map_err(|e| within("action", e))?;
         // A new action rewrites the future: recorded actions and snapshots past now go.
         let step = self.model.steps();
         self.actions.truncate(self.applied);

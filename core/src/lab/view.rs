@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::sim::Endpoint;
 use crate::sim::NodeId;
@@ -103,7 +103,11 @@ pub struct TimelineBar {
 
 /// A lab-specific picture built from generic parts.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum Panel {
     Table {
         title: String,
@@ -169,62 +173,163 @@ impl InvariantStatus {
     }
 }
 
-/// Metric series sampled at a fixed interval of simulated time, keeping the latest
-/// `capacity` points so a long run does not grow the view without bound.
+/// Metric series sampled every `interval` of lab time, keeping the newest `capacity`
+/// points so a long run does not grow the view without bound.
+///
+/// Bringing it up to date is cheap after any gap: a lab's clock can jump far past its last
+/// event (a quiet cluster, one `step(dt)` of years), and recording every sample due one
+/// by one would take as long as the jump. Only the newest `capacity` samples survive
+/// anyway, so when more are due the ones that would be evicted at once are skipped.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricsRecorder {
     interval_us: u64,
     next_at: u64,
     capacity: usize,
-    series: Vec<Series>,
+    /// Sample times in µs, oldest first, shared by every series.
+    times: VecDeque<u64>,
+    names: Vec<(String, String)>,
+    values: Vec<VecDeque<f64>>,
 }
 
 impl MetricsRecorder {
+    /// Series named `(name, unit)`, sampled every `interval_us` (at least 1), keeping the
+    /// newest `capacity` (at least 2) points each.
     pub fn new(interval_us: u64, capacity: usize, names: &[(&str, &str)]) -> Self {
+        let interval_us = interval_us.max(1);
         MetricsRecorder {
-            interval_us: interval_us.max(1),
-            next_at: interval_us.max(1),
+            interval_us,
+            next_at: interval_us,
             capacity: capacity.max(2),
-            series: names
+            times: VecDeque::new(),
+            names: names
                 .iter()
-                .map(|(n, u)| Series {
-                    name: n.to_string(),
-                    unit: u.to_string(),
-                    ..Series::default()
-                })
+                .map(|(n, u)| (n.to_string(), u.to_string()))
                 .collect(),
+            values: vec![VecDeque::new(); names.len()],
         }
-    }
-
-    /// Whether a sample is due at `now_us` (call [`record`](Self::record) if so).
-    pub fn due(&self, now_us: u64) -> bool {
-        now_us >= self.next_at
-    }
-
-    /// The time of the sample that is due.
-    pub fn due_at(&self) -> u64 {
-        self.next_at
-    }
-
-    /// Records one value per series (in the order given to `new`) at the due time.
-    pub fn record(&mut self, values: &[f64]) {
-        let x = self.next_at as f64 / 1_000.0;
-        for (s, v) in self.series.iter_mut().zip(values) {
-            if s.x.len() >= self.capacity {
-                s.x.remove(0);
-                s.y.remove(0);
-            }
-            s.x.push(x);
-            s.y.push(*v);
-        }
-        self.next_at += self.interval_us;
     }
 
     pub fn interval_us(&self) -> u64 {
         self.interval_us
     }
 
-    pub fn series(&self) -> &[Series] {
-        &self.series
+    /// When the next sample is due, µs.
+    pub fn due_at(&self) -> u64 {
+        self.next_at
+    }
+
+    /// Records every sample due at or before `until_us`, in order, with the values
+    /// `values(at)` returns (one per series). If more than `capacity` are due, `values` is
+    /// called once for the first of them (so a caller's per-interval counters restart) and
+    /// that sample is dropped with the others the newest `capacity` would evict. Sampling
+    /// stops short of `u64::MAX`, where the next sample time would overflow.
+    pub fn record_due(&mut self, until_us: u64, mut values: impl FnMut(u64) -> Vec<f64>) {
+        let interval = self.interval_us;
+        let until_us = until_us.min(u64::MAX - interval);
+        if self.next_at > until_us {
+            return;
+        }
+        let due = (until_us - self.next_at) / interval + 1;
+        if due > self.capacity as u64 {
+            let _ = values(self.next_at);
+            self.next_at += (due - self.capacity as u64) * interval;
+        }
+        while self.next_at <= until_us {
+            let at = self.next_at;
+            let v = values(at);
+            self.push(at, &v);
+            self.next_at = at + interval;
+        }
+    }
+
+    fn push(&mut self, at: u64, values: &[f64]) {
+        if self.times.len() >= self.capacity {
+            self.times.pop_front();
+            self.values.iter_mut().for_each(|s| {
+                s.pop_front();
+            });
+        }
+        self.times.push_back(at);
+        for (i, s) in self.values.iter_mut().enumerate() {
+            s.push_back(values.get(i).copied().unwrap_or(f64::NAN));
+        }
+    }
+
+    /// The series, with times (x) in ms of lab time.
+    pub fn series(&self) -> Vec<Series> {
+        let x: Vec<f64> = self.times.iter().map(|t| *t as f64 / 1_000.0).collect();
+        self.names
+            .iter()
+            .zip(&self.values)
+            .map(|((name, unit), y)| Series {
+                name: name.clone(),
+                unit: unit.clone(),
+                x: x.clone(),
+                y: y.iter().copied().collect(),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xs(m: &MetricsRecorder) -> Vec<f64> {
+        m.series()[0].x.clone()
+    }
+
+    #[test]
+    fn samples_every_interval_and_skips_ahead_after_a_jump() {
+        let mut m = MetricsRecorder::new(10, 4, &[("n", "count")]);
+        let mut calls = Vec::new();
+        m.record_due(35, |at| {
+            calls.push(at);
+            vec![at as f64]
+        });
+        assert_eq!(calls, vec![10, 20, 30]);
+        assert_eq!(xs(&m), vec![0.01, 0.02, 0.03]);
+        assert_eq!(m.due_at(), 40);
+        m.record_due(39, |_| unreachable!());
+        // 10^12 samples due: one call for the first, then only the last four.
+        calls.clear();
+        m.record_due(10_000_000_000_005, |at| {
+            calls.push(at);
+            vec![at as f64]
+        });
+        assert_eq!(
+            calls,
+            vec![
+                40,
+                9_999_999_999_970,
+                9_999_999_999_980,
+                9_999_999_999_990,
+                10_000_000_000_000
+            ]
+        );
+        assert_eq!(
+            m.series()[0].y,
+            vec![
+                9_999_999_999_970.0,
+                9_999_999_999_980.0,
+                9_999_999_999_990.0,
+                10_000_000_000_000.0
+            ]
+        );
+        assert_eq!(xs(&m)[3], 10_000_000_000.0);
+        assert_eq!(m.due_at(), 10_000_000_000_010);
+    }
+
+    #[test]
+    fn stops_short_of_the_end_of_time() {
+        let mut m = MetricsRecorder::new(1_000, 3, &[("n", "count")]);
+        let mut calls = 0;
+        m.record_due(u64::MAX, |_| {
+            calls += 1;
+            vec![0.0]
+        });
+        assert_eq!(calls, 4);
+        m.record_due(u64::MAX, |_| unreachable!());
+        assert!(m.due_at() > u64::MAX - 1_000);
     }
 }

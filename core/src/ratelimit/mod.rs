@@ -2,12 +2,14 @@
 //! whether it may proceed now and, if not, how long to wait.
 //!
 //! Every limiter answers with the same [`RateLimitDecision`], so that a driver (a lab, a
-//! benchmark, the HTTP-header rendering the page shows) treats them all alike.
+//! benchmark, the HTTP-header rendering the page shows) treats them all alike; [`lab`] runs
+//! them on a workload for the page.
 
 use serde::{Deserialize, Serialize};
 
 use crate::time::Duration;
 
+pub mod lab;
 pub mod token_bucket;
 
 pub use token_bucket::{TokenBucket, TokenBucketConfig};

@@ -22,6 +22,7 @@
 //! and the clock does not move back. So no ordering of calls can mint a token that the
 //! latest time seen would not already have allowed.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DistlabError, Result, check_positive, check_range};
@@ -36,7 +37,7 @@ pub const MIN_CAPACITY: f64 = 1e-6;
 pub const UNITS_PER_TOKEN: f64 = 1e9;
 
 /// Configuration of a [`TokenBucket`]. JSON: `{"capacity": 10, "refillPerSec": 5}`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TokenBucketConfig {
     /// The most tokens the bucket holds, and so the largest burst (and the largest cost) it
@@ -160,6 +161,31 @@ impl TokenBucket {
     /// What [`TokenBucket::try_acquire`] would decide, without charging anything.
     pub fn peek(&self, now: Time, cost: f64) -> Result<RateLimitDecision> {
         self.evaluate(now, cost).map(|e| e.decision)
+    }
+
+    /// Changes the capacity and the refill rate at `now` (at the bucket's clock if `now` is
+    /// earlier). The tokens present at that moment are kept, cut down to the new capacity if
+    /// it is smaller: reconfiguring never mints a token, and a larger capacity fills up by
+    /// refill, not at once. From then on the bucket refills at the new rate, exactly as a
+    /// bucket created at that moment with those tokens, which is what [`TokenBucket::config`]
+    /// then reports (`initialTokens` being the tokens kept). On error (naming `capacity` or
+    /// `refillPerSec`) nothing changes.
+    pub fn reconfigure(&mut self, now: Time, capacity: f64, refill_per_sec: f64) -> Result<()> {
+        let config = TokenBucketConfig::new(capacity, refill_per_sec);
+        config.validate()?;
+        let at = self.effective(now);
+        let level = self.level(self.tokens, self.minted, at.saturating_since(self.start).0);
+        let capacity = to_units(config.capacity);
+        let tokens = level.min(capacity);
+        self.capacity = capacity;
+        self.config = config;
+        self.config.initial_tokens = Some(self.as_tokens(tokens));
+        self.rate = ExactRate::from_f64(config.refill_per_sec * UNITS_PER_TOKEN / 1e6);
+        self.start = at;
+        self.tokens = tokens;
+        self.minted = 0;
+        self.clock = at;
+        Ok(())
     }
 
     /// Admits a request of weight `cost` at `now` if enough tokens are present, and charges
@@ -442,6 +468,43 @@ mod tests {
             .filter(|i| b.try_acquire(Time(i * 100), 1.0).unwrap().allowed)
             .count();
         assert_eq!(admitted, 10 + 1_000);
+    }
+
+    #[test]
+    fn reconfigure_keeps_the_tokens_present_clamped_to_the_new_capacity() {
+        let mut b = bucket(10.0, 1.0);
+        assert!(b.try_acquire(ms(0), 6.0).unwrap().allowed);
+        // 4 tokens at 0, 6 at 2 s. A larger capacity keeps the 6 and refills at the new rate.
+        b.reconfigure(ms(2_000), 20.0, 4.0).unwrap();
+        assert_eq!(b.tokens_at(ms(2_000)), 6.0);
+        assert_eq!(b.tokens_at(ms(3_000)), 10.0);
+        assert_eq!(b.tokens_at(ms(5_500)), 20.0);
+        assert_eq!(b.config().initial_tokens, Some(6.0));
+        assert_eq!(b.config().capacity, 20.0);
+        // A smaller capacity cuts the level down to it; no token is ever minted.
+        b.reconfigure(ms(6_000), 3.0, 0.5).unwrap();
+        assert_eq!(b.tokens_at(ms(6_000)), 3.0);
+        assert!(b.try_acquire(ms(6_000), 3.0).unwrap().allowed);
+        let d = b.try_acquire(ms(6_000), 1.0).unwrap();
+        assert_eq!(d.retry_after, Duration::from_secs(2));
+        assert_eq!(d.reset_after, Duration::from_secs(6));
+        assert_eq!(d.limit, 3.0);
+        // Earlier than the clock: applied at the clock, which does not move back.
+        b.reconfigure(ms(1_000), 3.0, 1.0).unwrap();
+        assert_eq!(b.clock(), ms(6_000));
+        assert_eq!(b.tokens_at(ms(7_000)), 1.0);
+        // Bad values change nothing.
+        let before = b.clone();
+        for (capacity, rate, field) in [
+            (0.0, 1.0, "capacity"),
+            (f64::NAN, 1.0, "capacity"),
+            (1.0, -1.0, "refillPerSec"),
+            (1e15, 1e-9, "refillPerSec"),
+        ] {
+            let e = b.reconfigure(ms(8_000), capacity, rate).unwrap_err();
+            assert!(e.to_string().contains(&format!("`{field}`")), "{e}");
+        }
+        assert_eq!(b, before);
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub enum PingMessage {
 pub struct PingConfig {
     /// Time between pings on the node's own clock; zero = ping again on every pong.
     pub interval: Duration,
+    /// How many ring successors (id+1, id+2, ...) a node pings in turn; at least 1.
+    pub fanout: u32,
 }
 
 /// What one node has seen from one peer.
@@ -95,6 +97,7 @@ impl Window {
 pub struct PingNode {
     id: NodeId,
     interval: Duration,
+    fanout: u32,
     boots: u64,
     next_peer: u32,
     next_seq: BTreeMap<NodeId, u64>,
@@ -138,16 +141,15 @@ impl PingNode {
         ctx.send(to, msg);
     }
 
+    /// The next of the node's ring successors, in turn.
     fn next_peer(&mut self, n: u32) -> NodeId {
         if n <= 1 {
             return self.id;
         }
-        let mut p = self.next_peer % n;
-        if p == self.id {
-            p = (p + 1) % n;
-        }
-        self.next_peer = p + 1;
-        p
+        let peers = self.fanout.min(n - 1);
+        let k = self.next_peer % peers;
+        self.next_peer = k + 1;
+        (self.id + 1 + k) % n
     }
 }
 
@@ -164,8 +166,9 @@ impl Node for PingNode {
         PingNode {
             id,
             interval: config.interval,
+            fanout: config.fanout.max(1),
             boots,
-            next_peer: id + 1,
+            next_peer: 0,
             next_seq: BTreeMap::new(),
             links: BTreeMap::new(),
             windows: BTreeMap::new(),

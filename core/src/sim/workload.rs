@@ -14,6 +14,7 @@
 //!
 //! Floats that shape a trace go through `libm`, so native and wasm runs agree bit for bit.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DistlabError, Result, check_positive, check_probability, check_range};
@@ -35,7 +36,7 @@ pub const MAX_BURST: u64 = 1_000_000;
 pub const MAX_EVERY_WINDOWS: u64 = 1_000_000;
 
 /// How requests arrive. JSON: `{"type": "poisson", "ratePerSec": 100}`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(
     tag = "type",
     rename_all = "camelCase",
@@ -308,10 +309,86 @@ impl Arrivals {
         self.last = self.last.max(self.start.saturating_add(Duration(offset)));
         self.last
     }
+
+    /// What the process promises in the long run, from the parameters as generated (in
+    /// whole microseconds), for comparing with what a run observes.
+    pub fn theory(&self) -> ArrivalTheory {
+        match self.process {
+            Process::Constant { gap_us, .. } => ArrivalTheory {
+                rate_per_sec: 1e6 / gap_us,
+                mean_gap_us: gap_us,
+                // Arrivals are rounded to the microsecond, which adds at most ¼ µs².
+                gap_variance_us2: Some(0.0),
+                arrivals_per_cycle: 1.0,
+            },
+            Process::Poisson { mean_gap_us, .. } => ArrivalTheory {
+                rate_per_sec: 1e6 / mean_gap_us,
+                mean_gap_us,
+                gap_variance_us2: Some(mean_gap_us * mean_gap_us),
+                arrivals_per_cycle: 0.0,
+            },
+            Process::OnOff {
+                mean_gap_us,
+                on_us,
+                period_us,
+                ..
+            } => {
+                let duty = on_us as f64 / period_us as f64;
+                ArrivalTheory {
+                    rate_per_sec: 1e6 / mean_gap_us * duty,
+                    mean_gap_us: mean_gap_us / duty,
+                    // Gaps that span an off period are not independent of the phase, so
+                    // there is no simple closed form.
+                    gap_variance_us2: None,
+                    arrivals_per_cycle: on_us as f64 / mean_gap_us,
+                }
+            }
+            Process::WindowBoundaryBurst {
+                window_us,
+                burst,
+                spacing_us,
+                every_windows,
+                ..
+            } => {
+                // One cycle of 2n arrivals: 2(n−1) gaps of the spacing, 1 µs across the
+                // boundary, and one long gap back to the next cluster.
+                let n = burst as f64;
+                let spacing = spacing_us as f64;
+                let cycle = every_windows as f64 * window_us as f64;
+                let long = cycle - 2.0 * (n - 1.0) * spacing - 1.0;
+                let mean = cycle / (2.0 * n);
+                let sq = |g: f64| (g - mean) * (g - mean);
+                let variance = (2.0 * (n - 1.0) * sq(spacing) + sq(1.0) + sq(long)) / (2.0 * n);
+                ArrivalTheory {
+                    rate_per_sec: 1e6 / mean,
+                    mean_gap_us: mean,
+                    gap_variance_us2: Some(variance),
+                    arrivals_per_cycle: 2.0 * n,
+                }
+            }
+        }
+    }
+}
+
+/// The long-run figures of an arrival process ([`Arrivals::theory`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArrivalTheory {
+    /// Arrivals per second.
+    pub rate_per_sec: f64,
+    /// Mean gap between arrivals, µs.
+    pub mean_gap_us: f64,
+    /// Variance of the gaps, µs², where there is a closed form.
+    pub gap_variance_us2: Option<f64>,
+    /// How far the count of arrivals by time `t` can run ahead of or behind `rate · t`
+    /// because of where in its cycle a periodic process is: one for constant spacing, an on
+    /// period's expected arrivals for on/off, both bursts for the window-boundary burst,
+    /// none for Poisson.
+    pub arrivals_per_cycle: f64,
 }
 
 /// Which keys requests touch. JSON: `{"type": "zipf", "keys": 1000, "s": 1.1}`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum KeyDistribution {
     /// Every key in `[0, keys)` equally likely.
@@ -326,6 +403,41 @@ impl KeyDistribution {
     pub fn validate(&self) -> Result<()> {
         KeySampler::new(self).map(|_| ())
     }
+
+    /// The probabilities of keys `0, 1, …` up to `count` of them (fewer if there are fewer
+    /// keys): `1/n` for uniform, `(k+1)^−s / H(n, s)` for Zipf. O(min(n, 10^4)) time.
+    pub fn head_probabilities(&self, count: usize) -> Result<Vec<f64>> {
+        self.validate()?;
+        let (keys, s) = match *self {
+            KeyDistribution::Uniform { keys } => (keys, 0.0),
+            KeyDistribution::Zipf { keys, s } => (keys, s),
+        };
+        let shown = keys.min(count as u64);
+        if s == 0.0 {
+            return Ok((0..shown).map(|_| 1.0 / keys as f64).collect());
+        }
+        let h = generalized_harmonic(keys, s);
+        Ok((1..=shown).map(|k| libm::pow(k as f64, -s) / h).collect())
+    }
+}
+
+/// `H(n, s) = Σ_{k=1}^{n} k^−s`: summed exactly (smallest terms first) up to 10^4 terms,
+/// the rest by Euler–Maclaurin, whose first omitted term is below 10^−20 there.
+pub fn generalized_harmonic(n: u64, s: f64) -> f64 {
+    const EXACT: u64 = 10_000;
+    let f = |x: f64| libm::pow(x, -s);
+    let head: f64 = (1..=n.min(EXACT)).rev().map(|k| f(k as f64)).sum();
+    if n <= EXACT {
+        return head;
+    }
+    // Σ_{k=a}^{n} f(k) ≈ ∫_a^n f + (f(a) + f(n))/2 + (f'(n) − f'(a))/12 − (f'''(n) − f'''(a))/720
+    let (a, b) = ((EXACT + 1) as f64, n as f64);
+    let log_ratio = libm::log(b / a);
+    // ∫_a^b x^−s dx = a^(1−s) · (e^((1−s)·ln(b/a)) − 1)/(1−s), stable at s = 1.
+    let integral = libm::pow(a, 1.0 - s) * expm1_over_x((1.0 - s) * log_ratio) * log_ratio;
+    let d1 = |x: f64| -s * libm::pow(x, -s - 1.0);
+    let d3 = |x: f64| -s * (s + 1.0) * (s + 2.0) * libm::pow(x, -s - 3.0);
+    head + integral + (f(a) + f(b)) / 2.0 + (d1(b) - d1(a)) / 12.0 - (d3(b) - d3(a)) / 720.0
 }
 
 /// Draws keys from a [`KeyDistribution`].
@@ -490,13 +602,28 @@ pub struct Operation {
 /// Configuration of a [`Workload`]. JSON:
 /// `{"arrivals": {"type": "poisson", "ratePerSec": 100},
 ///   "keys": {"type": "zipf", "keys": 1000, "s": 1.0}, "readFraction": 0.9}`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// A missing field takes its default: Poisson at 200/s, Zipf with `s = 1` over 100 keys,
+/// 90 % reads.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct WorkloadConfig {
     pub arrivals: ArrivalProcess,
     pub keys: KeyDistribution,
     /// Probability that an operation is a read.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub read_fraction: f64,
+}
+
+impl Default for WorkloadConfig {
+    fn default() -> Self {
+        WorkloadConfig {
+            arrivals: ArrivalProcess::Poisson {
+                rate_per_sec: 200.0,
+            },
+            keys: KeyDistribution::Zipf { keys: 100, s: 1.0 },
+            read_fraction: 0.9,
+        }
+    }
 }
 
 impl WorkloadConfig {
@@ -526,7 +653,19 @@ impl Workload {
 
     /// The next operation; times never go backwards.
     pub fn next_op(&mut self, rng: &mut SimRng) -> Operation {
-        let at = self.arrivals.next_arrival(rng);
+        let at = self.next_arrival(rng);
+        self.op_at(at, rng)
+    }
+
+    /// Only the time of the next operation, for a driver that must know when it is due
+    /// before deciding what it is: [`Workload::op_at`] then draws the rest. Calling the two
+    /// in turn draws exactly what [`Workload::next_op`] draws.
+    pub fn next_arrival(&mut self, rng: &mut SimRng) -> Time {
+        self.arrivals.next_arrival(rng)
+    }
+
+    /// The key and kind of an operation arriving at `at`.
+    pub fn op_at(&self, at: Time, rng: &mut SimRng) -> Operation {
         let key = self.keys.sample(rng);
         let kind = if rng.chance(self.read_fraction) {
             OpKind::Read
@@ -535,10 +674,36 @@ impl Workload {
         };
         Operation { at, key, kind }
     }
+
+    /// Switches to another arrival process whose arrivals are at or after `start`. On error
+    /// (naming `arrivals.<field>`) nothing changes.
+    pub fn set_arrivals(&mut self, process: &ArrivalProcess, start: Time) -> Result<()> {
+        self.arrivals = Arrivals::new(process, start).map_err(|e| within("arrivals", e))?;
+        Ok(())
+    }
+
+    /// Switches to another key distribution. On error (naming `keys.<field>`) nothing
+    /// changes.
+    pub fn set_keys(&mut self, keys: &KeyDistribution) -> Result<()> {
+        self.keys = KeySampler::new(keys).map_err(|e| within("keys", e))?;
+        Ok(())
+    }
+
+    pub fn arrivals(&self) -> &Arrivals {
+        &self.arrivals
+    }
+
+    pub fn keys(&self) -> &KeySampler {
+        &self.keys
+    }
+
+    pub fn read_fraction(&self) -> f64 {
+        self.read_fraction
+    }
 }
 
 /// Prefixes a field error with the name of the object it sits in.
-fn within(parent: &str, error: DistlabError) -> DistlabError {
+pub(crate) fn within(parent: &str, error: DistlabError) -> DistlabError {
     match error {
         DistlabError::InvalidField { field, problem } => {
             DistlabError::field(format!("{parent}.{field}"), problem)
@@ -1114,6 +1279,130 @@ mod tests {
         for (config, field) in nested {
             assert_eq!(field_of(config.validate().unwrap_err()), field);
         }
+    }
+
+    #[test]
+    fn generalized_harmonic_matches_direct_sums() {
+        for s in [0.3, 0.99, 1.0, 1.01, 2.0, 7.5] {
+            for n in [1u64, 2, 10_000, 10_001, 12_345, 300_000] {
+                let direct: f64 = (1..=n).rev().map(|k| libm::pow(k as f64, -s)).sum();
+                let h = generalized_harmonic(n, s);
+                assert!(
+                    (h / direct - 1.0).abs() < 1e-13,
+                    "n={n} s={s}: {h} vs {direct}"
+                );
+            }
+        }
+        // H(10^9, 1) = ln 10^9 + γ + 1/(2·10^9) − …
+        let h = generalized_harmonic(MAX_KEYS, 1.0);
+        assert!((h - 21.300_481_502_347_94).abs() < 1e-9, "{h}");
+    }
+
+    #[test]
+    fn head_probabilities_are_the_distribution() {
+        let zipf = KeyDistribution::Zipf { keys: 100, s: 1.0 };
+        let p = zipf.head_probabilities(20).unwrap();
+        let expected = zipf_expected(100, 1.0);
+        assert_eq!(p.len(), 20);
+        for (a, b) in p.iter().zip(&expected) {
+            assert!((a - b).abs() < 1e-15);
+        }
+        let all = zipf.head_probabilities(1_000).unwrap();
+        assert_eq!(all.len(), 100);
+        assert!((all.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        let uniform = KeyDistribution::Uniform { keys: 8 }
+            .head_probabilities(20)
+            .unwrap();
+        assert_eq!(uniform, vec![0.125; 8]);
+        let flat = KeyDistribution::Zipf { keys: 4, s: 0.0 };
+        assert_eq!(flat.head_probabilities(2).unwrap(), vec![0.25; 2]);
+        let e = KeyDistribution::Zipf { keys: 4, s: -1.0 }
+            .head_probabilities(2)
+            .unwrap_err();
+        assert_eq!(field_of(e), "s");
+    }
+
+    #[test]
+    fn theory_matches_long_runs() {
+        let cases = [
+            ArrivalProcess::Constant { rate_per_sec: 3.0 },
+            ArrivalProcess::Poisson {
+                rate_per_sec: 1_000.0,
+            },
+            ArrivalProcess::OnOff {
+                rate_per_sec: 2_000.0,
+                on_ms: 50.0,
+                off_ms: 150.0,
+            },
+            ArrivalProcess::WindowBoundaryBurst {
+                window_ms: 100.0,
+                burst: 5,
+                spacing_ms: 0.25,
+                every_windows: 3,
+            },
+        ];
+        for process in cases {
+            let theory = Arrivals::new(&process, Time::ZERO).unwrap().theory();
+            assert!((theory.rate_per_sec / process.mean_rate_per_sec() - 1.0).abs() < 1e-12);
+            let t = arrivals(process, 100_000, 4);
+            let (mean, var) = mean_and_variance(&gaps(&t));
+            assert!(
+                (mean / theory.mean_gap_us - 1.0).abs() < 0.02,
+                "{process:?}: mean gap {mean} vs {}",
+                theory.mean_gap_us
+            );
+            match theory.gap_variance_us2 {
+                Some(v) if v > 1.0 => {
+                    assert!((var / v - 1.0).abs() < 0.05, "{process:?}: {var} vs {v}")
+                }
+                Some(_) => assert!(var <= 0.25, "{process:?}: {var}"),
+                None => assert!(matches!(process, ArrivalProcess::OnOff { .. })),
+            }
+        }
+    }
+
+    #[test]
+    fn split_draws_are_next_op_and_setters_name_their_fields() {
+        let config = WorkloadConfig::default();
+        let mut whole = Workload::new(&config, Time(3)).unwrap();
+        let mut split = whole.clone();
+        let (mut r1, mut r2) = (SimRng::new(8), SimRng::new(8));
+        for _ in 0..1_000 {
+            let at = split.next_arrival(&mut r2);
+            assert_eq!(whole.next_op(&mut r1), split.op_at(at, &mut r2));
+        }
+        let before = split.clone();
+        let e = split
+            .set_arrivals(&ArrivalProcess::Poisson { rate_per_sec: -1.0 }, Time(9))
+            .unwrap_err();
+        assert_eq!(field_of(e), "arrivals.ratePerSec");
+        let e = split
+            .set_keys(&KeyDistribution::Uniform { keys: 0 })
+            .unwrap_err();
+        assert_eq!(field_of(e), "keys.keys");
+        assert_eq!(split, before);
+        split
+            .set_arrivals(&ArrivalProcess::Constant { rate_per_sec: 1.0 }, Time(9))
+            .unwrap();
+        split
+            .set_keys(&KeyDistribution::Uniform { keys: 3 })
+            .unwrap();
+        assert_eq!(split.next_arrival(&mut r2), Time(9));
+        assert!(split.op_at(Time(9), &mut r2).key < 3);
+    }
+
+    #[test]
+    fn workload_config_defaults_fill_missing_fields() {
+        let c: WorkloadConfig = serde_json::from_str(r#"{"readFraction": 0.5}"#).unwrap();
+        assert_eq!(
+            c,
+            WorkloadConfig {
+                read_fraction: 0.5,
+                ..WorkloadConfig::default()
+            }
+        );
+        assert!(WorkloadConfig::default().validate().is_ok());
+        assert!(serde_json::from_str::<WorkloadConfig>(r#"{"reads": 0.5}"#).is_err());
     }
 
     fn any_process() -> impl Strategy<Value = ArrivalProcess> {

@@ -2,3 +2,4 @@
 //! linearizability checker.
 
 pub mod network;
+pub mod workload;

@@ -17,6 +17,11 @@ use crate::sim::pingpong::{LinkStats, PingConfig, PingNode};
 use crate::sim::{Fault, FaultScript, NetStats, NetworkConfig, NodeId, Sim, SimConfig};
 use crate::time::{Duration, Time};
 
+/// The largest cluster the lab accepts.
+pub const MAX_NODES: u32 = 1_000;
+/// Rows of the links table: the links with the most anomalies first.
+const LINK_ROWS: usize = 64;
+
 /// Configuration of the network lab.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
@@ -24,8 +29,12 @@ pub struct NetworkLabConfig {
     /// Seed of every random choice in the run.
     pub seed: u64,
     /// Number of nodes.
-    #[schemars(range(min = 2, max = 64))]
+    #[schemars(range(min = 2, max = 1000))]
     pub nodes: u32,
+    /// How many ring successors each node pings in turn (all peers when the cluster is
+    /// smaller), so big clusters keep O(nodes) links.
+    #[schemars(range(min = 1, max = 64))]
+    pub fanout: u32,
     /// Time between two pings of one node, on its own clock.
     #[schemars(range(min = 1, max = 60000))]
     pub interval_ms: f64,
@@ -43,6 +52,7 @@ impl Default for NetworkLabConfig {
         NetworkLabConfig {
             seed: 1,
             nodes: 5,
+            fanout: 4,
             interval_ms: 50.0,
             network: NetworkConfig::default(),
             faults: FaultScript::default(),
@@ -79,26 +89,26 @@ pub struct NetworkLab {
 }
 
 impl NetworkLab {
-    fn sample(&mut self) {
-        let now = self.sim.net_stats();
+    /// Records the samples due by `until`: rates over each interval, queue length, RTT.
+    fn record_due(&mut self, until: Time) {
+        // Called before every event: only gather the figures when a sample is due.
+        if until.0 < self.metrics.due_at() {
+            return;
+        }
         let secs = self.metrics.interval_us() as f64 / 1e6;
-        let rate = |a: u64, b: u64| (a - b) as f64 / secs;
-        let dropped = |s: NetStats| s.lost + s.partitioned + s.to_down_node;
+        let now = self.sim.net_stats();
         let flying = self.sim.pending_events() as f64;
         let rtt = mean_rtt_ms(&self.totals());
-        self.metrics.record(&[
-            rate(now.delivered, self.last.delivered),
-            rate(dropped(now), dropped(self.last)),
-            flying,
-            rtt,
-        ]);
-        self.last = now;
-    }
-
-    fn record_due(&mut self, until: Time) {
-        while self.metrics.due(until.0) {
-            self.sample();
-        }
+        let dropped = |s: NetStats| s.lost + s.partitioned + s.to_down_node;
+        let last = &mut self.last;
+        // Every sample due now describes the same state: the first carries the counts since
+        // the previous sample, the rest (a quiet stretch) carry zero rates.
+        self.metrics.record_due(until.0, |_| {
+            let delivered = (now.delivered - last.delivered) as f64 / secs;
+            let lost = (dropped(now) - dropped(*last)) as f64 / secs;
+            *last = now;
+            vec![delivered, lost, flying, rtt]
+        });
     }
 
     fn totals(&self) -> LinkStats {
@@ -156,7 +166,7 @@ impl NetworkLab {
     }
 
     fn links_table(&self) -> Panel {
-        let mut rows = Vec::new();
+        let mut links: Vec<(u64, NodeId, NodeId, LinkStats)> = Vec::new();
         for from in 0..self.sim.node_count() {
             let Some(n) = self.sim.node(from) else {
                 continue;
@@ -165,7 +175,16 @@ impl NetworkLab {
                 if s.pings_sent == 0 && s.pings_received == 0 {
                     continue;
                 }
-                rows.push(vec![
+                links.push((s.duplicates + s.late + s.gaps, from, *to, *s));
+            }
+        }
+        let total = links.len();
+        links.sort_by(|a, b| b.0.cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
+        links.truncate(LINK_ROWS);
+        let rows = links
+            .into_iter()
+            .map(|(_, from, to, s)| {
+                vec![
                     json!(format!("{from}→{to}")),
                     json!(s.pings_sent),
                     json!(s.pongs_received),
@@ -173,12 +192,15 @@ impl NetworkLab {
                     json!(s.duplicates),
                     json!(s.late),
                     json!(s.gaps),
-                    json!(mean_rtt_ms(s)),
-                ]);
-            }
-        }
+                    json!(mean_rtt_ms(&s)),
+                ]
+            })
+            .collect();
         Panel::Table {
-            title: "links (since the node's last boot)".into(),
+            title: format!(
+                "links since each node's last boot: {} of {total}, most anomalies first",
+                total.min(LINK_ROWS)
+            ),
             columns: [
                 "link",
                 "pings sent",
@@ -266,10 +288,10 @@ impl LabModel for NetworkLab {
     type Action = ClusterAction<NetworkLabAction>;
 
     fn new(c: &NetworkLabConfig) -> Result<Self> {
-        if !(2..=64).contains(&c.nodes) {
+        if !(2..=MAX_NODES).contains(&c.nodes) {
             return Err(DistlabError::field(
                 "nodes",
-                format!("must be between 2 and 64, got {}", c.nodes),
+                format!("must be between 2 and {MAX_NODES}, got {}", c.nodes),
             ));
         }
         check_range("intervalMs", c.interval_ms, 1.0, 60_000.0)?;
@@ -281,7 +303,14 @@ impl LabModel for NetworkLab {
             network: c.network.clone(),
             ..SimConfig::default()
         };
+        if !(1..=64).contains(&c.fanout) {
+            return Err(DistlabError::field(
+                "fanout",
+                format!("must be between 1 and 64, got {}", c.fanout),
+            ));
+        }
         let ping = PingConfig {
+            fanout: c.fanout,
             interval: Duration::try_from_millis_f64("intervalMs", c.interval_ms)?,
         };
         let mut sim = Sim::new(sim_config, ping)?;
@@ -375,7 +404,7 @@ impl LabModel for NetworkLab {
             messages: cluster::messages(&self.sim),
             partitions: cluster::partitions(&self.sim),
             panels: vec![knobs, self.links_table(), self.clients_table()],
-            metrics: self.metrics.series().to_vec(),
+            metrics: self.metrics.series(),
             invariants: self.invariants(),
             ..View::default()
         }

@@ -1,0 +1,1199 @@
+//! Lab `ratelimit.token-bucket`: a token bucket fed by an arrival process, every arrival
+//! one `try_acquire` (one event). The view shows the bucket's level as the exact sawtooth
+//! it is (a drop at each admission, a linear refill, flat at capacity), admitted against
+//! rejected per interval, the newest decisions, the last decision as the `RateLimit` /
+//! `Retry-After` fields it maps to, and two invariants: the admission envelope (cost
+//! admitted in any window of length `t` is at most `capacity + rate · t`) and
+//! `0 ≤ tokens ≤ capacity`.
+//!
+//! Built as a feed and lanes, so that the comparison lab (several algorithms side by side
+//! on one workload) reuses it: [`ArrivalFeed`] draws the arrivals, a [`Lane`] runs one
+//! limiter on them and keeps that limiter's decisions, counters, level curve and invariant
+//! checks, and an algorithm joins by implementing [`LimiterUnderTest`].
+//!
+//! Reconfiguring (capacity and rate) keeps the tokens present, cut down to the new capacity
+//! ([`TokenBucket::reconfigure`]); the envelope is then checked afresh from that moment,
+//! since windows that straddle the change obey neither configuration's bound alone.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Debug;
+use std::hash::Hasher;
+
+use crate::error::{DistlabError, Result, check_positive, check_range};
+use crate::lab::LabModel;
+use crate::lab::view::MetricsRecorder;
+use crate::lab::view::{InvariantStatus, NodeView, Panel, Series, StripItem, View};
+use crate::ratelimit::{RateLimitDecision, TokenBucket, TokenBucketConfig};
+use crate::rng::SimRng;
+use crate::sim::NodeId;
+use crate::sim::trace::StableHasher;
+use crate::sim::workload::{ArrivalProcess, Arrivals, within};
+use crate::time::{Duration, Time};
+
+/// Decisions kept for the trace (the strip shows the newest [`STRIP_DECISIONS`]).
+pub const RECENT_DECISIONS: usize = 256;
+/// Decisions in the strip.
+pub const STRIP_DECISIONS: usize = 40;
+/// Admissions the envelope invariant looks back over: each admission is checked against
+/// every window that ends at it and starts at one of these, so a check costs O(this).
+pub const ENVELOPE_ADMISSIONS: usize = 256;
+/// Points kept on the level curve and per metric series.
+pub const SERIES_POINTS: usize = 600;
+/// Most requests one `burst` action sends.
+pub const MAX_BURST_REQUESTS: u64 = 10_000;
+/// Slack of the envelope check, in tokens: the bucket rounds its capacity up to a whole
+/// billionth of a token, so it may hold up to this much more than `capacity`.
+pub const ENVELOPE_SLACK_TOKENS: f64 = 1e-9;
+/// Relative slack of the envelope check, for the check's own `f64` sums of up to
+/// [`ENVELOPE_ADMISSIONS`] costs (each rounding by at most 2^−53).
+pub const ENVELOPE_SLACK_RELATIVE: f64 = 1e-12;
+
+/// The promise a rate limiter makes: cost admitted in any window of length `t` is at most
+/// `burst + rate_per_sec · t`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    pub burst: f64,
+    pub rate_per_sec: f64,
+}
+
+impl Envelope {
+    /// The most cost admissible in a window of length `t`.
+    pub fn bound(&self, t: Duration) -> f64 {
+        self.burst + self.rate_per_sec * t.as_secs_f64()
+    }
+}
+
+/// What a lab needs from a rate limiter to run it in a [`Lane`].
+pub trait LimiterUnderTest: Clone + Debug {
+    /// The algorithm's name, for labels ("token bucket").
+    fn algorithm(&self) -> &'static str;
+    /// Decides (and charges, if admitted) a request of `cost` at `now`. An error (a cost the
+    /// limiter could never admit) must leave the limiter unchanged.
+    fn decide(&mut self, now: Time, cost: f64) -> Result<RateLimitDecision>;
+    /// The allowance held at `now` (a bucket's tokens), for the level chart.
+    fn level(&self, now: Time) -> f64;
+    /// The largest allowance: a decision's `limit`, the level chart's ceiling.
+    fn limit(&self) -> f64;
+    /// When the allowance is back to [`limit`](Self::limit) if nothing is admitted.
+    fn full_at(&self, now: Time) -> Time;
+    /// The admission envelope it promises under its current configuration.
+    fn envelope(&self) -> Envelope;
+    /// Its configuration and state, for its node in the view.
+    fn fields(&self, now: Time) -> BTreeMap<String, Value>;
+}
+
+impl LimiterUnderTest for TokenBucket {
+    fn algorithm(&self) -> &'static str {
+        "token bucket"
+    }
+    fn decide(&mut self, now: Time, cost: f64) -> Result<RateLimitDecision> {
+        self.try_acquire(now, cost)
+    }
+    fn level(&self, now: Time) -> f64 {
+        self.tokens_at(now)
+    }
+    fn limit(&self) -> f64 {
+        self.config().capacity
+    }
+    fn full_at(&self, now: Time) -> Time {
+        let at = now.max(self.clock());
+        // A full bucket admits its whole capacity; otherwise the denial says when it will.
+        match self.peek(at, self.config().capacity) {
+            Ok(d) if !d.allowed => at.saturating_add(d.reset_after),
+            _ => at,
+        }
+    }
+    fn envelope(&self) -> Envelope {
+        Envelope {
+            burst: self.config().capacity,
+            rate_per_sec: self.config().refill_per_sec,
+        }
+    }
+    fn fields(&self, now: Time) -> BTreeMap<String, Value> {
+        BTreeMap::from([
+            ("tokens".to_string(), json!(self.tokens_at(now))),
+            ("capacity".to_string(), json!(self.config().capacity)),
+            (
+                "refillPerSec".to_string(),
+                json!(self.config().refill_per_sec),
+            ),
+        ])
+    }
+}
+
+/// Where a request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RequestSource {
+    /// An arrival of the workload.
+    Arrival,
+    /// A `request` or `burst` action.
+    Manual,
+}
+
+/// One decision as a lane recorded it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionRecord {
+    /// The lane's decision count before this one.
+    pub seq: u64,
+    /// Events processed when it was made.
+    pub step: u64,
+    pub at: Time,
+    pub cost: f64,
+    pub source: RequestSource,
+    #[serde(flatten)]
+    pub decision: RateLimitDecision,
+}
+
+/// One limiter run on a stream of requests, with everything recorded about it. Memory is
+/// bounded: the newest [`RECENT_DECISIONS`] decisions, [`ENVELOPE_ADMISSIONS`] admissions and
+/// [`SERIES_POINTS`] level points.
+#[derive(Debug, Clone)]
+pub struct Lane<L> {
+    limiter: L,
+    decisions: u64,
+    admitted: u64,
+    rejected: u64,
+    admitted_cost: f64,
+    interval_admitted: u64,
+    interval_rejected: u64,
+    recent: VecDeque<DecisionRecord>,
+    hasher: StableHasher,
+    /// Admissions since `envelope_since`, newest last.
+    admissions: VecDeque<(Time, f64)>,
+    envelope_since: Time,
+    /// The largest `admitted − bound` over every window checked since `envelope_since`
+    /// (negative while the bound is never reached).
+    closest_to_envelope: Option<f64>,
+    envelope_breach: Option<String>,
+    level_breach: Option<String>,
+    /// The level as a piecewise-linear curve: points at each decision, before and after,
+    /// and where the allowance reached its limit in between.
+    level_curve: VecDeque<(Time, f64)>,
+    full_at: Option<Time>,
+}
+
+impl<L: LimiterUnderTest> Lane<L> {
+    pub fn new(limiter: L, now: Time) -> Self {
+        let mut lane = Lane {
+            decisions: 0,
+            admitted: 0,
+            rejected: 0,
+            admitted_cost: 0.0,
+            interval_admitted: 0,
+            interval_rejected: 0,
+            recent: VecDeque::new(),
+            hasher: StableHasher::default(),
+            admissions: VecDeque::new(),
+            envelope_since: now,
+            closest_to_envelope: None,
+            envelope_breach: None,
+            level_breach: None,
+            level_curve: VecDeque::new(),
+            full_at: Some(limiter.full_at(now)),
+            limiter,
+        };
+        let level = lane.limiter.level(now);
+        lane.push_level(now, level);
+        lane
+    }
+
+    pub fn limiter(&self) -> &L {
+        &self.limiter
+    }
+
+    pub fn last(&self) -> Option<&DecisionRecord> {
+        self.recent.back()
+    }
+
+    /// Checks a cost without deciding anything: finite, positive and at most the limit.
+    pub fn check_cost(&self, cost: f64) -> Result<f64> {
+        check_positive("cost", cost)?;
+        if cost > self.limiter.limit() {
+            return Err(DistlabError::field(
+                "cost",
+                format!(
+                    "{cost} exceeds the limit {}: it could never be admitted",
+                    self.limiter.limit()
+                ),
+            ));
+        }
+        Ok(cost)
+    }
+
+    /// Decides one request and records it. On error nothing changes.
+    pub fn decide(
+        &mut self,
+        step: u64,
+        now: Time,
+        cost: f64,
+        source: RequestSource,
+    ) -> Result<RateLimitDecision> {
+        let before = self.limiter.level(now);
+        let d = self.limiter.decide(now, cost)?;
+        self.push_corner(now);
+        self.push_level(now, before);
+        if d.allowed {
+            self.push_level(now, d.remaining);
+        }
+        self.full_at = Some(now.saturating_add(d.reset_after));
+        self.check_level(now, "before a decision", before);
+        self.check_level(now, "after a decision", d.remaining);
+        if d.limit != self.limiter.limit() && self.level_breach.is_none() {
+            self.level_breach = Some(format!(
+                "a decision at {now} reported limit {} for a limit of {}",
+                d.limit,
+                self.limiter.limit()
+            ));
+        }
+        let record = DecisionRecord {
+            seq: self.decisions,
+            step,
+            at: now,
+            cost,
+            source,
+            decision: d,
+        };
+        self.hash(&record);
+        if self.recent.len() >= RECENT_DECISIONS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(record);
+        self.decisions += 1;
+        if d.allowed {
+            self.admitted += 1;
+            self.interval_admitted += 1;
+            self.admitted_cost += cost;
+            self.check_envelope(now, cost);
+        } else {
+            self.rejected += 1;
+            self.interval_rejected += 1;
+        }
+        Ok(d)
+    }
+
+    /// Changes the limiter with `change` at `now`, recording the level on both sides; the
+    /// envelope is checked afresh from `now`. On error nothing changes.
+    pub fn reconfigure(
+        &mut self,
+        now: Time,
+        change: impl FnOnce(&mut L) -> Result<()>,
+    ) -> Result<()> {
+        let before = self.limiter.level(now);
+        let mut limiter = self.limiter.clone();
+        change(&mut limiter)?;
+        self.limiter = limiter;
+        self.push_corner(now);
+        self.push_level(now, before);
+        let after = self.limiter.level(now);
+        self.push_level(now, after);
+        self.check_level(now, "after reconfiguring", after);
+        self.full_at = Some(self.limiter.full_at(now));
+        self.admissions.clear();
+        self.envelope_since = now;
+        self.closest_to_envelope = None;
+        Ok(())
+    }
+
+    /// The values sampled at `at`: level, admitted and rejected since the last sample.
+    pub fn sample(&mut self, at: Time) -> [f64; 3] {
+        let level = self.limiter.level(at);
+        self.check_level(at, "at a sample", level);
+        [
+            level,
+            std::mem::take(&mut self.interval_admitted) as f64,
+            std::mem::take(&mut self.interval_rejected) as f64,
+        ]
+    }
+
+    fn hash(&mut self, r: &DecisionRecord) {
+        let h = &mut self.hasher;
+        h.write_u64(r.seq);
+        h.write_u64(r.step);
+        h.write_u64(r.at.0);
+        h.write_u64(r.cost.to_bits());
+        h.write_u8(r.source as u8);
+        h.write_u8(u8::from(r.decision.allowed));
+        h.write_u64(r.decision.limit.to_bits());
+        h.write_u64(r.decision.remaining.to_bits());
+        h.write_u64(r.decision.retry_after.0);
+        h.write_u64(r.decision.reset_after.0);
+    }
+
+    fn push_level(&mut self, at: Time, level: f64) {
+        if self.level_curve.len() >= SERIES_POINTS {
+            self.level_curve.pop_front();
+        }
+        self.level_curve.push_back((at, level));
+    }
+
+    /// The point where the level reached its limit, if that happened before `now`.
+    fn push_corner(&mut self, now: Time) {
+        if let Some(full) = self.full_at.take()
+            && full < now
+            && self.level_curve.back().is_some_and(|&(t, _)| t < full)
+        {
+            let limit = self.limiter.limit();
+            self.push_level(full, limit);
+        }
+    }
+
+    fn check_level(&mut self, at: Time, when: &str, level: f64) {
+        let limit = self.limiter.limit();
+        // `contains` is false for NaN too.
+        if self.level_breach.is_none() && !(0.0..=limit).contains(&level) {
+            self.level_breach = Some(format!(
+                "{level} tokens {when} at {at}, outside [0, {limit}]"
+            ));
+        }
+    }
+
+    /// Checks every window that ends at this admission and starts at a retained one.
+    fn check_envelope(&mut self, now: Time, cost: f64) {
+        if self.admissions.len() >= ENVELOPE_ADMISSIONS {
+            self.admissions.pop_front();
+        }
+        self.admissions.push_back((now, cost));
+        let envelope = self.limiter.envelope();
+        let mut sum = 0.0;
+        let mut closest = f64::NEG_INFINITY;
+        for &(start, c) in self.admissions.iter().rev() {
+            sum += c;
+            let bound = envelope.bound(now.saturating_since(start));
+            closest = closest.max(sum - bound);
+            let slack = ENVELOPE_SLACK_TOKENS + ENVELOPE_SLACK_RELATIVE * bound;
+            if sum > bound + slack && self.envelope_breach.is_none() {
+                self.envelope_breach = Some(format!(
+                    "{sum} admitted between {start} and {now}, more than {} + {}/s · {:.6} s = {bound}",
+                    envelope.burst,
+                    envelope.rate_per_sec,
+                    now.saturating_since(start).as_secs_f64()
+                ));
+            }
+        }
+        self.closest_to_envelope = Some(
+            self.closest_to_envelope
+                .map_or(closest, |c: f64| c.max(closest)),
+        );
+    }
+
+    pub fn invariants(&self) -> Vec<InvariantStatus> {
+        const ENVELOPE: &str = "admitted cost in any window of length t ≤ capacity + rate · t";
+        let envelope = self.limiter.envelope();
+        let envelope_status = match &self.envelope_breach {
+            Some(breach) => InvariantStatus::violated(ENVELOPE, breach.clone(), vec![0]),
+            None => InvariantStatus::holds(
+                ENVELOPE,
+                format!(
+                    "≤ {} + {}/s · t in every window between two of the last \
+                     {ENVELOPE_ADMISSIONS} admissions since {} (slack {ENVELOPE_SLACK_TOKENS} \
+                     tokens for the capacity rounded up to a billionth, plus \
+                     {ENVELOPE_SLACK_RELATIVE} relative for f64 sums); closest approach: {}",
+                    envelope.burst,
+                    envelope.rate_per_sec,
+                    self.envelope_since,
+                    match self.closest_to_envelope {
+                        Some(c) => format!("{:.9} tokens below the bound", -c),
+                        None => "no admissions yet".into(),
+                    }
+                ),
+            ),
+        };
+        const LEVEL: &str = "0 ≤ tokens ≤ capacity";
+        let level_status = match &self.level_breach {
+            Some(breach) => InvariantStatus::violated(LEVEL, breach.clone(), vec![0]),
+            None => InvariantStatus::holds(
+                LEVEL,
+                "at every decision (before and after), reconfiguration and sample",
+            ),
+        };
+        vec![envelope_status, level_status]
+    }
+
+    /// The limiter as a node: its own fields and the lane's counters.
+    pub fn node_view(&self, id: NodeId, now: Time) -> NodeView {
+        let mut fields = self.limiter.fields(now);
+        fields.insert(
+            "lastDecision".into(),
+            json!(self.last().map(|r| decision_name(&r.decision))),
+        );
+        fields.insert("admitted".into(), json!(self.admitted));
+        fields.insert("rejected".into(), json!(self.rejected));
+        fields.insert("admittedCost".into(), json!(self.admitted_cost));
+        NodeView {
+            id,
+            label: self.limiter.algorithm().into(),
+            role: "limiter".into(),
+            status: "up".into(),
+            fields,
+        }
+    }
+
+    /// The level curve up to `now`, in ms, with the limit as a second series.
+    pub fn level_chart(&self, now: Time) -> Panel {
+        let mut points: Vec<(Time, f64)> = self.level_curve.iter().copied().collect();
+        let limit = self.limiter.limit();
+        if let Some(full) = self.full_at
+            && full < now
+            && points.last().is_some_and(|&(t, _)| t < full)
+        {
+            points.push((full, limit));
+        }
+        if points.last().is_some_and(|&(t, _)| t < now) {
+            points.push((now, self.limiter.level(now)));
+        }
+        let x: Vec<f64> = points.iter().map(|(t, _)| t.as_millis_f64()).collect();
+        let ends = match (x.first(), x.last()) {
+            (Some(&a), Some(&b)) => vec![a, b],
+            _ => Vec::new(),
+        };
+        Panel::Chart {
+            title: format!("{} level", self.limiter.algorithm()),
+            x_label: "time (ms)".into(),
+            series: vec![
+                Series {
+                    name: "tokens".into(),
+                    unit: "tokens".into(),
+                    y: points.iter().map(|&(_, l)| l).collect(),
+                    x,
+                },
+                Series {
+                    name: "capacity".into(),
+                    unit: "tokens".into(),
+                    y: vec![limit; ends.len()],
+                    x: ends,
+                },
+            ],
+        }
+    }
+
+    pub fn decisions_strip(&self) -> Panel {
+        let skip = self.recent.len().saturating_sub(STRIP_DECISIONS);
+        Panel::Strip {
+            title: format!("last {STRIP_DECISIONS} decisions"),
+            items: self
+                .recent
+                .iter()
+                .skip(skip)
+                .map(|r| StripItem {
+                    label: format!(
+                        "{}{} @ {:.3} ms",
+                        match r.source {
+                            RequestSource::Arrival => "",
+                            RequestSource::Manual => "manual ",
+                        },
+                        r.cost,
+                        r.at.as_millis_f64()
+                    ),
+                    state: if r.decision.allowed { "ok" } else { "rejected" }.into(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn last_decision_table(&self) -> Panel {
+        let rows = match self.last() {
+            None => Vec::new(),
+            Some(r) => {
+                let d = &r.decision;
+                vec![
+                    vec![json!("allowed"), json!(d.allowed)],
+                    vec![json!("limit"), json!(d.limit)],
+                    vec![json!("remaining"), json!(d.remaining)],
+                    vec![json!("retryAfter ms"), json!(d.retry_after.as_millis_f64())],
+                    vec![json!("resetAfter ms"), json!(d.reset_after.as_millis_f64())],
+                    vec![json!("cost"), json!(r.cost)],
+                    vec![json!("at ms"), json!(r.at.as_millis_f64())],
+                    vec![json!("source"), json!(r.source)],
+                ]
+            }
+        };
+        Panel::Table {
+            title: "last decision".into(),
+            columns: vec!["field".into(), "value".into()],
+            rows,
+        }
+    }
+
+    /// `{hash, events, complete, trace}`: a stable hash of every decision and the newest
+    /// [`RECENT_DECISIONS`] of them.
+    pub fn trace(&self) -> Value {
+        json!({
+            "hash": format!("{:016x}", self.hasher.finish()),
+            "events": self.decisions,
+            "complete": self.decisions <= self.recent.len() as u64,
+            "trace": serde_json::to_value(&self.recent).unwrap_or(Value::Null),
+        })
+    }
+}
+
+fn decision_name(d: &RateLimitDecision) -> &'static str {
+    if d.allowed { "admitted" } else { "rejected" }
+}
+
+/// The arrivals every lane is fed: one process on one random stream, drawn one ahead so a
+/// driver knows when the next is due.
+#[derive(Debug, Clone)]
+pub struct ArrivalFeed {
+    rng: SimRng,
+    process: ArrivalProcess,
+    arrivals: Arrivals,
+    next_at: Time,
+}
+
+impl ArrivalFeed {
+    /// Errors name `arrivals.<field>`.
+    pub fn new(seed: u64, process: &ArrivalProcess, start: Time) -> Result<Self> {
+        let mut arrivals = Arrivals::new(process, start).map_err(|e| within("arrivals", e))?;
+        let mut rng = SimRng::new(seed);
+        let next_at = arrivals.next_arrival(&mut rng);
+        Ok(ArrivalFeed {
+            rng,
+            process: *process,
+            arrivals,
+            next_at,
+        })
+    }
+
+    /// When the next arrival is due.
+    pub fn next_at(&self) -> Time {
+        self.next_at
+    }
+
+    /// Takes the due arrival and draws the one after.
+    pub fn take(&mut self) -> Time {
+        let at = self.next_at;
+        self.next_at = self.arrivals.next_arrival(&mut self.rng);
+        at
+    }
+
+    /// Arrivals follow `process` from `start` on; the pending arrival is dropped. On error
+    /// (naming `arrivals.<field>`) nothing changes.
+    pub fn set_process(&mut self, process: &ArrivalProcess, start: Time) -> Result<()> {
+        self.arrivals = Arrivals::new(process, start).map_err(|e| within("arrivals", e))?;
+        self.process = *process;
+        self.next_at = self.arrivals.next_arrival(&mut self.rng);
+        Ok(())
+    }
+
+    pub fn process(&self) -> &ArrivalProcess {
+        &self.process
+    }
+}
+
+/// Configuration of the token-bucket lab. JSON: `{"seed": 1, "bucket": {"capacity": 10,
+/// "refillPerSec": 5}, "arrivals": {"type": "poisson", "ratePerSec": 8}, "cost": 1,
+/// "sampleMs": 100}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct TokenBucketLabConfig {
+    /// Seed of the arrival process.
+    pub seed: u64,
+    pub bucket: TokenBucketConfig,
+    /// How requests arrive.
+    pub arrivals: ArrivalProcess,
+    /// Tokens each arriving request costs: at most the capacity.
+    pub cost: f64,
+    /// How often the charts are sampled, in milliseconds of lab time.
+    #[schemars(range(min = 1, max = 60000))]
+    pub sample_ms: f64,
+}
+
+impl Default for TokenBucketLabConfig {
+    fn default() -> Self {
+        TokenBucketLabConfig {
+            seed: 1,
+            bucket: TokenBucketConfig::new(10.0, 5.0),
+            arrivals: ArrivalProcess::Poisson { rate_per_sec: 8.0 },
+            cost: 1.0,
+            sample_ms: 100.0,
+        }
+    }
+}
+
+/// What can be done to the bucket. JSON: `{"type": "request", "cost": 3}`,
+/// `{"type": "burst", "count": 20}`, `{"type": "reconfigure", "capacity": 20,
+/// "refillPerSec": 2}`, `{"type": "setArrivals", "arrivals": {"type": "constant",
+/// "ratePerSec": 4}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
+pub enum TokenBucketLabAction {
+    /// One request now, of `cost` (default: the configured cost).
+    Request {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost: Option<f64>,
+    },
+    /// `count` requests now (1 to 10 000), one after another, each of `cost` (default: the
+    /// configured cost).
+    Burst {
+        count: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost: Option<f64>,
+    },
+    /// New capacity and refill rate from now on. The tokens present are kept, cut down to
+    /// the new capacity; the capacity must be at least the configured cost.
+    Reconfigure { capacity: f64, refill_per_sec: f64 },
+    /// Arrivals follow `arrivals` from now on (the pending arrival is dropped).
+    SetArrivals { arrivals: ArrivalProcess },
+}
+
+/// The token-bucket lab.
+#[derive(Debug, Clone)]
+pub struct TokenBucketLab {
+    feed: ArrivalFeed,
+    cost: f64,
+    now: Time,
+    steps: u64,
+    lane: Lane<TokenBucket>,
+    sampler: MetricsRecorder,
+}
+
+impl TokenBucketLab {
+    fn record_due(&mut self, until: u64) {
+        let TokenBucketLab { sampler, lane, .. } = self;
+        sampler.record_due(until, |at| lane.sample(Time(at)).to_vec());
+    }
+
+    /// The lane, for tests and for drivers that want the raw records.
+    pub fn lane(&self) -> &Lane<TokenBucket> {
+        &self.lane
+    }
+}
+
+impl LabModel for TokenBucketLab {
+    const ID: &'static str = "ratelimit.token-bucket";
+    type Config = TokenBucketLabConfig;
+    type Action = TokenBucketLabAction;
+
+    fn new(c: &TokenBucketLabConfig) -> Result<Self> {
+        let bucket = TokenBucket::new(c.bucket).map_err(|e| within("bucket", e))?;
+        let feed = ArrivalFeed::new(c.seed, &c.arrivals, Time::ZERO)?;
+        let lane = Lane::new(bucket, Time::ZERO);
+        let cost = lane.check_cost(c.cost).map_err(|e| match e {
+            DistlabError::InvalidField { problem, .. } => DistlabError::field(
+                "cost",
+                format!("{problem} (the bucket's capacity is {})", c.bucket.capacity),
+            ),
+            other => other,
+        })?;
+        check_range("sampleMs", c.sample_ms, 1.0, 60_000.0)?;
+        let sample = Duration::try_from_millis_f64("sampleMs", c.sample_ms)?;
+        Ok(TokenBucketLab {
+            feed,
+            cost,
+            now: Time::ZERO,
+            steps: 0,
+            lane,
+            sampler: MetricsRecorder::new(
+                sample.0,
+                SERIES_POINTS,
+                &[
+                    ("tokens", "tokens"),
+                    ("admitted", "per interval"),
+                    ("rejected", "per interval"),
+                ],
+            ),
+        })
+    }
+
+    fn step_until(&mut self, deadline: Time) -> bool {
+        let at = self.feed.next_at();
+        if at > deadline {
+            return false;
+        }
+        // Samples describe everything before their time.
+        self.record_due(at.0.saturating_sub(1));
+        self.feed.take();
+        self.now = self.now.max(at);
+        // Cannot fail: the cost is positive and at most the capacity, which every
+        // reconfiguration keeps.
+        let _ = self
+            .lane
+            .decide(self.steps, self.now, self.cost, RequestSource::Arrival);
+        self.steps += 1;
+        true
+    }
+
+    fn advance_clock(&mut self, t: Time) {
+        self.record_due(t.0);
+        self.now = self.now.max(t);
+    }
+
+    fn now(&self) -> Time {
+        self.now
+    }
+
+    fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    fn act(&mut self, action: &TokenBucketLabAction) -> Result<()> {
+        match *action {
+            TokenBucketLabAction::Request { cost } => {
+                let cost = self.lane.check_cost(cost.unwrap_or(self.cost))?;
+                self.lane
+                    .decide(self.steps, self.now, cost, RequestSource::Manual)?;
+            }
+            TokenBucketLabAction::Burst { count, cost } => {
+                if !(1..=MAX_BURST_REQUESTS).contains(&count) {
+                    return Err(DistlabError::field(
+                        "count",
+                        format!("must be between 1 and {MAX_BURST_REQUESTS}, got {count}"),
+                    ));
+                }
+                let cost = self.lane.check_cost(cost.unwrap_or(self.cost))?;
+                for _ in 0..count {
+                    self.lane
+                        .decide(self.steps, self.now, cost, RequestSource::Manual)?;
+                }
+            }
+            TokenBucketLabAction::Reconfigure {
+                capacity,
+                refill_per_sec,
+            } => {
+                // NaN fails this comparison too, and then fails validation below.
+                if capacity < self.cost {
+                    return Err(DistlabError::field(
+                        "capacity",
+                        format!(
+                            "must be at least the cost per request {}, or no arrival could \
+                             ever be admitted; got {capacity}",
+                            self.cost
+                        ),
+                    ));
+                }
+                let now = self.now;
+                self.lane
+                    .reconfigure(now, |b| b.reconfigure(now, capacity, refill_per_sec))?;
+            }
+            TokenBucketLabAction::SetArrivals { arrivals } => {
+                self.feed.set_process(&arrivals, self.now)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn view(&self) -> View {
+        let series = self.sampler.series();
+        let per_interval = Panel::Chart {
+            title: format!(
+                "admitted and rejected per {} ms",
+                self.sampler.interval_us() as f64 / 1e3
+            ),
+            x_label: "time (ms)".into(),
+            series: series.iter().skip(1).take(2).cloned().collect(),
+        };
+        let workload = Panel::Table {
+            title: "workload".into(),
+            columns: vec!["knob".into(), "value".into()],
+            rows: vec![
+                vec![json!("arrivals"), json!(self.feed.process())],
+                vec![json!("cost per request"), json!(self.cost)],
+                vec![json!("next arrival µs"), json!(self.feed.next_at())],
+                vec![json!("envelope"), json!(self.lane.limiter().envelope())],
+            ],
+        };
+        View {
+            nodes: vec![self.lane.node_view(0, self.now)],
+            panels: vec![
+                self.lane.level_chart(self.now),
+                per_interval,
+                self.lane.decisions_strip(),
+                self.lane.last_decision_table(),
+                workload,
+            ],
+            metrics: series,
+            invariants: self.lane.invariants(),
+            ..View::default()
+        }
+    }
+
+    fn trace(&self) -> Value {
+        self.lane.trace()
+    }
+
+    fn example_actions() -> Vec<TokenBucketLabAction> {
+        use ArrivalProcess::*;
+        vec![
+            TokenBucketLabAction::Request { cost: None },
+            TokenBucketLabAction::Request { cost: Some(5.0) },
+            TokenBucketLabAction::Burst {
+                count: 20,
+                cost: None,
+            },
+            TokenBucketLabAction::Reconfigure {
+                capacity: 20.0,
+                refill_per_sec: 2.0,
+            },
+            TokenBucketLabAction::Reconfigure {
+                capacity: 5.0,
+                refill_per_sec: 20.0,
+            },
+            TokenBucketLabAction::SetArrivals {
+                arrivals: Constant { rate_per_sec: 4.0 },
+            },
+            TokenBucketLabAction::SetArrivals {
+                arrivals: OnOff {
+                    rate_per_sec: 100.0,
+                    on_ms: 200.0,
+                    off_ms: 800.0,
+                },
+            },
+            TokenBucketLabAction::SetArrivals {
+                arrivals: WindowBoundaryBurst {
+                    window_ms: 1_000.0,
+                    burst: 10,
+                    spacing_ms: 0.0,
+                    every_windows: 2,
+                },
+            },
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::{Lab, Runner};
+    use serde_json::json;
+
+    fn lab(config: Value) -> Runner<TokenBucketLab> {
+        Runner::from_json(&config).unwrap()
+    }
+
+    fn field_of(e: DistlabError) -> String {
+        match e {
+            DistlabError::InvalidField { field, .. } => field,
+            other => panic!("expected a field error, got {other}"),
+        }
+    }
+
+    fn all_ok(v: &View) -> bool {
+        v.invariants.iter().all(|i| i.ok)
+    }
+
+    #[test]
+    fn default_run_admits_the_refill_rate_and_rejects_the_rest() {
+        let mut l = lab(Value::Null);
+        l.step(Duration::from_secs(100)).unwrap();
+        let lane = l.model().lane();
+        // 8/s offered against 5/s refilled and 10 to start with.
+        assert!(lane.admitted <= 10 + 500);
+        assert!(lane.admitted >= 480, "{}", lane.admitted);
+        assert!(lane.rejected >= 200, "{}", lane.rejected);
+        assert_eq!(lane.admitted + lane.rejected, l.steps());
+        let v = l.view();
+        assert!(all_ok(&v), "{:?}", v.invariants);
+        assert_eq!(v.nodes[0].fields["capacity"], json!(10.0));
+        assert_eq!(v.nodes[0].fields["refillPerSec"], json!(5.0));
+        assert!(v.nodes[0].fields["lastDecision"].is_string());
+        let Panel::Strip { items, .. } = &v.panels[2] else {
+            panic!()
+        };
+        assert_eq!(items.len(), STRIP_DECISIONS);
+        let Panel::Table { rows, .. } = &v.panels[3] else {
+            panic!()
+        };
+        assert_eq!(rows[0][0], json!("allowed"));
+        assert_eq!(rows[1][1], json!(10.0));
+    }
+
+    #[test]
+    fn a_burst_at_the_window_boundary_is_visible() {
+        // 10 just before and 10 just after the 1 s boundary, all within a microsecond: a
+        // full bucket of 10 admits exactly half of them.
+        let mut l = lab(json!({
+            "bucket": {"capacity": 10, "refillPerSec": 10},
+            "arrivals": {"type": "windowBoundaryBurst", "windowMs": 1000, "burst": 10}
+        }));
+        l.step(Duration::from_millis(1_050)).unwrap();
+        assert_eq!(l.steps(), 20);
+        let lane = l.model().lane();
+        assert_eq!((lane.admitted, lane.rejected), (10, 10));
+        let v = l.view();
+        let Panel::Strip { items, .. } = &v.panels[2] else {
+            panic!()
+        };
+        let states: Vec<&str> = items.iter().map(|i| i.state.as_str()).collect();
+        assert_eq!(states, [["ok"; 10], ["rejected"; 10]].concat());
+        // The chart spikes in the interval ending at the boundary: a sample at time x counts
+        // the decisions up to and including x.
+        let v = l.view();
+        let Panel::Chart { series, .. } = &v.panels[1] else {
+            panic!()
+        };
+        let rejected = &series[1];
+        assert_eq!(rejected.name, "rejected");
+        let spike = rejected.x.iter().position(|&x| x == 1_000.0).unwrap();
+        assert_eq!(rejected.y[spike], 10.0);
+        assert_eq!(series[0].y[spike], 10.0);
+        assert!(
+            rejected
+                .y
+                .iter()
+                .enumerate()
+                .all(|(i, &y)| i == spike || y == 0.0)
+        );
+        // The level drops from 10 to 0 in that instant; the last denial says when to retry.
+        let Panel::Chart { series, .. } = &v.panels[0] else {
+            panic!()
+        };
+        assert!(series[0].y.contains(&0.0) && series[0].y.contains(&10.0));
+        let last = l.model().lane().last().unwrap().decision;
+        // A token takes 100 ms to refill, one microsecond of which had passed.
+        assert_eq!(last.retry_after, Duration(99_999));
+        assert!(all_ok(&v));
+    }
+
+    #[test]
+    fn the_envelope_holds_over_a_long_run_and_is_nearly_reached() {
+        // Offered 1000/s against 100/s: the bucket is drained all the time, so the windows
+        // come within a token of the bound.
+        let mut l = lab(json!({
+            "bucket": {"capacity": 10, "refillPerSec": 100},
+            "arrivals": {"type": "poisson", "ratePerSec": 1000},
+            "seed": 5
+        }));
+        let mut admitted: Vec<(u64, f64)> = Vec::new();
+        for _ in 0..20_000 {
+            l.step_events(1).unwrap();
+            let last = l.model().lane().last().unwrap();
+            if last.decision.allowed {
+                admitted.push((last.at.0, last.cost));
+            }
+        }
+        assert!(all_ok(&l.view()), "{:?}", l.view().invariants);
+        // An independent check over every window, not only the retained ones.
+        for i in 0..admitted.len() {
+            let mut sum = 0.0;
+            for &(t, c) in &admitted[i..] {
+                sum += c;
+                let bound = 10.0 + 100.0 * (t - admitted[i].0) as f64 / 1e6;
+                assert!(sum <= bound + 1e-6, "{sum} > {bound}");
+            }
+        }
+        let closest = l.model().lane().closest_to_envelope.unwrap();
+        assert!(closest > -1.0 && closest <= 1e-6, "{closest}");
+        // Bounded memory however long the run.
+        let lane = l.model().lane();
+        assert!(lane.recent.len() == RECENT_DECISIONS);
+        assert!(lane.admissions.len() == ENVELOPE_ADMISSIONS);
+        assert!(lane.level_curve.len() <= SERIES_POINTS);
+        let v = l.view();
+        assert!(v.metrics.iter().all(|s| s.x.len() <= SERIES_POINTS));
+        let Panel::Chart { series, .. } = &v.panels[0] else {
+            panic!()
+        };
+        assert!(series[0].x.len() <= SERIES_POINTS + 2);
+    }
+
+    /// A limiter that admits everything while promising 1 token per second.
+    #[derive(Debug, Clone)]
+    struct Liar;
+    impl LimiterUnderTest for Liar {
+        fn algorithm(&self) -> &'static str {
+            "liar"
+        }
+        fn decide(&mut self, _: Time, _: f64) -> Result<RateLimitDecision> {
+            Ok(RateLimitDecision {
+                allowed: true,
+                limit: 1.0,
+                remaining: 1.0,
+                retry_after: Duration::ZERO,
+                reset_after: Duration::ZERO,
+            })
+        }
+        fn level(&self, _: Time) -> f64 {
+            1.0
+        }
+        fn limit(&self) -> f64 {
+            1.0
+        }
+        fn full_at(&self, now: Time) -> Time {
+            now
+        }
+        fn envelope(&self) -> Envelope {
+            Envelope {
+                burst: 1.0,
+                rate_per_sec: 1.0,
+            }
+        }
+        fn fields(&self, _: Time) -> BTreeMap<String, Value> {
+            BTreeMap::new()
+        }
+    }
+
+    #[test]
+    fn the_envelope_check_catches_a_limiter_that_over_admits() {
+        let mut lane = Lane::new(Liar, Time::ZERO);
+        lane.decide(0, Time(0), 1.0, RequestSource::Arrival)
+            .unwrap();
+        assert!(lane.invariants()[0].ok);
+        // 2 admitted within 0.5 s, where at most 1 + 0.5 may be.
+        lane.decide(1, Time(500_000), 1.0, RequestSource::Arrival)
+            .unwrap();
+        let status = &lane.invariants()[0];
+        assert!(!status.ok);
+        assert!(
+            status.detail.contains("more than 1 + 1/s"),
+            "{}",
+            status.detail
+        );
+        assert_eq!(status.nodes, vec![0]);
+    }
+
+    #[test]
+    fn reconfiguration_keeps_the_tokens_and_restarts_the_envelope() {
+        let mut l = lab(json!({
+            "bucket": {"capacity": 10, "refillPerSec": 1},
+            "arrivals": {"type": "poisson", "ratePerSec": 1e-6}
+        }));
+        l.act(&json!({"type": "request", "cost": 6})).unwrap();
+        l.step(Duration::from_secs(2)).unwrap();
+        // 4 + 2 = 6 tokens; a larger capacity keeps 6 and refills at the new rate.
+        l.act(&json!({"type": "reconfigure", "capacity": 20, "refillPerSec": 4}))
+            .unwrap();
+        let lane = l.model().lane();
+        assert_eq!(lane.limiter().tokens_at(Time::from_millis(2_000)), 6.0);
+        assert!(lane.admissions.is_empty());
+        assert_eq!(lane.envelope_since, Time::from_millis(2_000));
+        l.step(Duration::from_secs(1)).unwrap();
+        assert_eq!(l.view().nodes[0].fields["tokens"], json!(10.0));
+        // A smaller one cuts the level down, visible as a drop on the level chart.
+        l.act(&json!({"type": "reconfigure", "capacity": 3, "refillPerSec": 1}))
+            .unwrap();
+        let v = l.view();
+        assert_eq!(v.nodes[0].fields["tokens"], json!(3.0));
+        let Panel::Chart { series, .. } = &v.panels[0] else {
+            panic!()
+        };
+        let n = series[0].y.len();
+        assert_eq!(&series[0].y[n - 2..], &[10.0, 3.0]);
+        assert_eq!(&series[0].x[n - 2..], &[3_000.0, 3_000.0]);
+        assert!(v.invariants[0].detail.starts_with("≤ 3 + 1/s · t"));
+        // The burst after it: 3 admitted, the rest rejected.
+        l.act(&json!({"type": "burst", "count": 5})).unwrap();
+        let lane = l.model().lane();
+        assert_eq!((lane.admitted, lane.rejected), (4, 2));
+        assert!(all_ok(&l.view()));
+        // A capacity below the cost per request could never admit an arrival.
+        let e = l
+            .act(&json!({"type": "reconfigure", "capacity": 0.5, "refillPerSec": 1}))
+            .unwrap_err();
+        assert_eq!(field_of(e), "action.capacity");
+    }
+
+    #[test]
+    fn manual_requests_report_the_rate_limit_fields() {
+        let mut l = lab(json!({"arrivals": {"type": "poisson", "ratePerSec": 1e-6}}));
+        l.act(&json!({"type": "burst", "count": 12})).unwrap();
+        let lane = l.model().lane();
+        assert_eq!((lane.admitted, lane.rejected), (10, 2));
+        let v = l.view();
+        let Panel::Table { rows, .. } = &v.panels[3] else {
+            panic!()
+        };
+        let field = |name: &str| rows.iter().find(|r| r[0] == json!(name)).unwrap()[1].clone();
+        assert_eq!(field("allowed"), json!(false));
+        assert_eq!(field("limit"), json!(10.0));
+        assert_eq!(field("remaining"), json!(0.0));
+        assert_eq!(field("retryAfter ms"), json!(200.0));
+        assert_eq!(field("resetAfter ms"), json!(2_000.0));
+        assert_eq!(field("source"), json!("manual"));
+        assert_eq!(l.steps(), 0, "actions are not events");
+        let trace = l.trace();
+        assert_eq!(trace["events"], json!(12));
+        assert_eq!(trace["trace"][11]["allowed"], json!(false));
+        assert_eq!(trace["trace"][11]["retryAfter"], json!(200_000));
+    }
+
+    #[test]
+    fn bad_configs_and_actions_name_the_field() {
+        let config_cases = [
+            (
+                json!({"bucket": {"capacity": -1, "refillPerSec": 1}}),
+                "bucket.capacity",
+            ),
+            (
+                json!({"bucket": {"capacity": 1, "refillPerSec": f64::MAX}}),
+                "bucket.refillPerSec",
+            ),
+            (
+                json!({"arrivals": {"type": "poisson", "ratePerSec": 0}}),
+                "arrivals.ratePerSec",
+            ),
+            (json!({"cost": 11}), "cost"),
+            (json!({"cost": 0}), "cost"),
+            (json!({"sampleMs": -1}), "sampleMs"),
+        ];
+        for (config, field) in config_cases {
+            let config: TokenBucketLabConfig = serde_json::from_value(config).unwrap();
+            let e = TokenBucketLab::new(&config).err().unwrap();
+            assert_eq!(field_of(e), field);
+        }
+        let mut l = lab(Value::Null);
+        l.step_events(5).unwrap();
+        let before = (serde_json::to_value(l.view()).unwrap(), l.trace());
+        let action_cases = [
+            (json!({"type": "request", "cost": 11}), "action.cost"),
+            (json!({"type": "request", "cost": -1}), "action.cost"),
+            (json!({"type": "burst", "count": 0}), "action.count"),
+            (json!({"type": "burst", "count": 10_001}), "action.count"),
+            (
+                json!({"type": "burst", "count": 2, "cost": 1e300}),
+                "action.cost",
+            ),
+            (
+                json!({"type": "reconfigure", "capacity": 1e300, "refillPerSec": 1}),
+                "action.capacity",
+            ),
+            (
+                json!({"type": "reconfigure", "capacity": 5, "refillPerSec": -1}),
+                "action.refillPerSec",
+            ),
+            (
+                json!({"type": "setArrivals", "arrivals": {"type": "onOff", "ratePerSec": 1, "onMs": 0, "offMs": 1}}),
+                "action.arrivals.onMs",
+            ),
+            (json!({"type": "request", "cost": "x"}), "action.cost"),
+            (json!({"type": "burst"}), "action"),
+        ];
+        for (action, field) in action_cases {
+            let e = l.act(&action).unwrap_err();
+            assert_eq!(field_of(e), field, "{action}");
+        }
+        assert_eq!((serde_json::to_value(l.view()).unwrap(), l.trace()), before);
+    }
+
+    #[test]
+    fn schemas_config_and_examples() {
+        let l = lab(Value::Null);
+        assert_eq!(
+            l.config(),
+            json!({"seed": 1, "bucket": {"capacity": 10.0, "refillPerSec": 5.0},
+                   "arrivals": {"type": "poisson", "ratePerSec": 8.0},
+                   "cost": 1.0, "sampleMs": 100.0})
+        );
+        assert!(l.config_schema().to_string().contains("refillPerSec"));
+        let actions = l.action_schema().to_string();
+        for t in ["request", "burst", "reconfigure", "setArrivals"] {
+            assert!(actions.contains(&format!("\"{t}\"")), "{t}");
+        }
+        for a in l.example_actions().as_array().unwrap() {
+            let mut fresh = lab(Value::Null);
+            fresh.act(a).unwrap();
+            fresh.step(Duration::from_secs(3)).unwrap();
+            assert!(all_ok(&fresh.view()), "{a}");
+        }
+    }
+}

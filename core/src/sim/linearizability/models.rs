@@ -1,0 +1,283 @@
+//! Ready-made sequential specifications: a read/write register, a compare-and-set register
+//! (what Jepsen's etcd test drives) and a key-value store partitioned by key.
+//!
+//! An output of [`Response::Unknown`] marks an operation whose outcome was never learned
+//! (timed out): every model accepts it in any state, and applies its effect as if it had
+//! succeeded. Such operations usually also have no return time, and then the checker may
+//! leave them out altogether: "it never happened".
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+use super::model::{Model, Operation};
+
+/// What an operation returned, for values of type `V`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Response<V> {
+    /// A read's answer.
+    Value { value: V },
+    /// A write, or a compare-and-set whose comparison matched.
+    Ok,
+    /// A compare-and-set whose comparison did not match: it definitely changed nothing.
+    Failed,
+    /// The outcome was never learned.
+    Unknown,
+}
+
+/// A read: the answer must be the current state, which it leaves unchanged.
+fn read<V: PartialEq + Clone>(state: &V, output: &Response<V>) -> Option<V> {
+    match output {
+        Response::Value { value } if value == state => Some(state.clone()),
+        Response::Unknown => Some(state.clone()),
+        _ => None,
+    }
+}
+
+/// A blind write: always succeeds.
+fn write<V>(new_state: V, output: &Response<V>) -> Option<V> {
+    match output {
+        Response::Ok | Response::Unknown => Some(new_state),
+        _ => None,
+    }
+}
+
+/// A compare-and-set: succeeds exactly when the state equals `expected`.
+fn compare_and_set<V: PartialEq + Clone>(
+    state: &V,
+    expected: &V,
+    new_state: V,
+    output: &Response<V>,
+) -> Option<V> {
+    let matches = state == expected;
+    match output {
+        Response::Ok if matches => Some(new_state),
+        Response::Failed if !matches => Some(state.clone()),
+        Response::Unknown => Some(if matches { new_state } else { state.clone() }),
+        _ => None,
+    }
+}
+
+fn describe_register_value(value: &Option<i64>) -> String {
+    value.map_or_else(|| "nil".to_string(), |v| v.to_string())
+}
+
+fn describe_response<V>(output: &Response<V>, show: impl Fn(&V) -> String) -> String {
+    match output {
+        Response::Value { value } => show(value),
+        Response::Ok => "ok".to_string(),
+        Response::Failed => "fail".to_string(),
+        Response::Unknown => "unknown".to_string(),
+    }
+}
+
+/// The output type of [`Register`] and [`CasRegister`]; a read answers `None` for nil.
+pub type RegisterOutput = Response<Option<i64>>;
+
+/// An operation on a [`Register`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum RegisterInput {
+    Read,
+    Write { value: i64 },
+}
+
+/// A single register of integers, initially nil, with reads and blind writes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Register;
+
+impl Model for Register {
+    type State = Option<i64>;
+    type Input = RegisterInput;
+    type Output = RegisterOutput;
+
+    fn init(&self) -> Option<i64> {
+        None
+    }
+
+    fn step(
+        &self,
+        state: &Option<i64>,
+        input: &RegisterInput,
+        output: &RegisterOutput,
+    ) -> Option<Option<i64>> {
+        match input {
+            RegisterInput::Read => read(state, output),
+            RegisterInput::Write { value } => write(Some(*value), output),
+        }
+    }
+
+    fn describe(&self, input: &RegisterInput, output: &RegisterOutput) -> String {
+        match input {
+            RegisterInput::Read => format!(
+                "read() -> {}",
+                describe_response(output, describe_register_value)
+            ),
+            RegisterInput::Write { value } => format!("write({value})"),
+        }
+    }
+
+    fn describe_state(&self, state: &Option<i64>) -> String {
+        describe_register_value(state)
+    }
+}
+
+/// An operation on a [`CasRegister`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum CasRegisterInput {
+    Read,
+    Write { value: i64 },
+    Cas { expected: i64, new: i64 },
+}
+
+/// A single register of integers, initially nil, with reads, blind writes and
+/// compare-and-set. A cas against nil always fails.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CasRegister;
+
+impl Model for CasRegister {
+    type State = Option<i64>;
+    type Input = CasRegisterInput;
+    type Output = RegisterOutput;
+
+    fn init(&self) -> Option<i64> {
+        None
+    }
+
+    fn step(
+        &self,
+        state: &Option<i64>,
+        input: &CasRegisterInput,
+        output: &RegisterOutput,
+    ) -> Option<Option<i64>> {
+        match input {
+            CasRegisterInput::Read => read(state, output),
+            CasRegisterInput::Write { value } => write(Some(*value), output),
+            CasRegisterInput::Cas { expected, new } => {
+                compare_and_set(state, &Some(*expected), Some(*new), output)
+            }
+        }
+    }
+
+    fn describe(&self, input: &CasRegisterInput, output: &RegisterOutput) -> String {
+        match input {
+            CasRegisterInput::Read => format!(
+                "read() -> {}",
+                describe_response(output, describe_register_value)
+            ),
+            CasRegisterInput::Write { value } => format!("write({value})"),
+            CasRegisterInput::Cas { expected, new } => format!(
+                "cas({expected}, {new}) -> {}",
+                describe_response(output, describe_register_value)
+            ),
+        }
+    }
+
+    fn describe_state(&self, state: &Option<i64>) -> String {
+        describe_register_value(state)
+    }
+}
+
+/// The output type of [`KvModel`]; a get of a missing key answers the empty string.
+pub type KvOutput = Response<String>;
+
+/// An operation on a [`KvModel`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum KvInput {
+    Get {
+        key: String,
+    },
+    Put {
+        key: String,
+        value: String,
+    },
+    Append {
+        key: String,
+        value: String,
+    },
+    Cas {
+        key: String,
+        expected: String,
+        new: String,
+    },
+}
+
+impl KvInput {
+    /// The key the operation touches.
+    pub fn key(&self) -> &str {
+        match self {
+            KvInput::Get { key }
+            | KvInput::Put { key, .. }
+            | KvInput::Append { key, .. }
+            | KvInput::Cas { key, .. } => key,
+        }
+    }
+}
+
+/// A string-to-string map where a missing key reads as the empty string. Keys are
+/// independent, so the history is checked one key at a time and a state is the value of
+/// one key (this model relies on its own [`Model::partition`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KvModel;
+
+impl Model for KvModel {
+    type State = String;
+    type Input = KvInput;
+    type Output = KvOutput;
+
+    fn init(&self) -> String {
+        String::new()
+    }
+
+    fn step(&self, state: &String, input: &KvInput, output: &KvOutput) -> Option<String> {
+        match input {
+            KvInput::Get { .. } => read(state, output),
+            KvInput::Put { value, .. } => write(value.clone(), output),
+            KvInput::Append { value, .. } => {
+                let mut appended = String::with_capacity(state.len() + value.len());
+                appended.push_str(state);
+                appended.push_str(value);
+                write(appended, output)
+            }
+            KvInput::Cas { expected, new, .. } => {
+                compare_and_set(state, expected, new.clone(), output)
+            }
+        }
+    }
+
+    /// One part per key, in order of first appearance.
+    fn partition(&self, ops: &[Operation<KvInput, KvOutput>]) -> Vec<Vec<usize>> {
+        let mut part_of_key: FxHashMap<&str, usize> = FxHashMap::default();
+        let mut parts: Vec<Vec<usize>> = Vec::new();
+        for (index, op) in ops.iter().enumerate() {
+            let next_part = parts.len();
+            let part = *part_of_key.entry(op.input.key()).or_insert(next_part);
+            match parts.get_mut(part) {
+                Some(members) => members.push(index),
+                None => parts.push(vec![index]),
+            }
+        }
+        parts
+    }
+
+    fn describe(&self, input: &KvInput, output: &KvOutput) -> String {
+        let quoted = |s: &String| format!("'{s}'");
+        match input {
+            KvInput::Get { key } => {
+                format!("get('{key}') -> {}", describe_response(output, quoted))
+            }
+            KvInput::Put { key, value } => format!("put('{key}', '{value}')"),
+            KvInput::Append { key, value } => format!("append('{key}', '{value}')"),
+            KvInput::Cas { key, expected, new } => format!(
+                "cas('{key}', '{expected}', '{new}') -> {}",
+                describe_response(output, quoted)
+            ),
+        }
+    }
+
+    fn describe_state(&self, state: &String) -> String {
+        format!("'{state}'")
+    }
+}

@@ -1,0 +1,129 @@
+//! Every history of Porcupine's test data (tests/data/porcupine, see its README.md) is
+//! parsed and checked, and every verdict in VERDICTS.txt must be reproduced. For each
+//! violation, the reported longest prefix must itself be linearizable and the operations
+//! that cannot follow it must be named.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use distlab_core::sim::linearizability::jepsen::{parse_etcd_log, parse_kv_log};
+use distlab_core::sim::linearizability::{
+    CasRegister, CheckResult, KvModel, Model, Operation, PartitionOutcome, check, replay,
+};
+
+fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/porcupine")
+}
+
+/// `relative path → expected linearizable`, from VERDICTS.txt.
+fn verdicts() -> BTreeMap<String, bool> {
+    let text = std::fs::read_to_string(data_dir().join("VERDICTS.txt")).unwrap();
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .map(|line| {
+            let (path, verdict) = line.split_once(' ').unwrap();
+            (path.to_string(), verdict.trim().parse().unwrap())
+        })
+        .collect()
+}
+
+/// Every file of a data sub-folder, as (path relative to the data folder, contents).
+fn histories(folder: &str) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = std::fs::read_dir(data_dir().join(folder))
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (
+                format!("{folder}/{name}"),
+                std::fs::read_to_string(&path).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Checks that each violation's prefix is linearizable on its own (it replays, and the
+/// checker accepts the sub-history it forms) and that it names operations that cannot
+/// follow.
+fn assert_violations_are_explained<M: Model>(
+    name: &str,
+    model: &M,
+    ops: &[Operation<M::Input, M::Output>],
+    result: &CheckResult,
+) {
+    let mut violations = 0;
+    for part in &result.partitions {
+        if let PartitionOutcome::Violation {
+            prefix,
+            unplaceable,
+            ..
+        } = &part.outcome
+        {
+            violations += 1;
+            replay(model, ops, prefix).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let sub_history: Vec<_> = prefix.iter().map(|&i| ops[i].clone()).collect();
+            assert!(
+                check(model, &sub_history).unwrap().linearizable,
+                "{name}: the reported prefix is not linearizable"
+            );
+            assert!(!unplaceable.is_empty(), "{name}: no unplaceable operations");
+            assert!(
+                unplaceable
+                    .iter()
+                    .all(|i| part.ops.contains(i) && !prefix.contains(i)),
+                "{name}: unplaceable operations must be pending operations of the part"
+            );
+        }
+    }
+    assert_eq!(violations > 0, !result.linearizable, "{name}");
+}
+
+#[test]
+fn etcd_histories_reproduce_porcupine_verdicts() {
+    let verdicts = verdicts();
+    let mut checked = 0;
+    for (name, text) in histories("jepsen") {
+        let ops = parse_etcd_log(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let result = check(&CasRegister, &ops).unwrap_or_else(|e| panic!("{name}: {e}"));
+        match verdicts.get(&name) {
+            Some(&expected) => {
+                assert_eq!(result.linearizable, expected, "{name}");
+                checked += 1;
+            }
+            // etcd_095 is empty and has no verdict in Porcupine: it only must not crash.
+            None => assert!(
+                result.linearizable,
+                "{name}: an empty history is linearizable"
+            ),
+        }
+        assert_violations_are_explained(&name, &CasRegister, &ops, &result);
+    }
+    assert_eq!(checked, 102);
+}
+
+#[test]
+fn kv_histories_reproduce_porcupine_verdicts() {
+    let verdicts = verdicts();
+    let mut checked = 0;
+    for (name, text) in histories("kv") {
+        let ops = parse_kv_log(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let result = check(&KvModel, &ops).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let expected = *verdicts
+            .get(&name)
+            .unwrap_or_else(|| panic!("{name} has no verdict"));
+        assert_eq!(result.linearizable, expected, "{name}");
+        assert_violations_are_explained(&name, &KvModel, &ops, &result);
+        checked += 1;
+    }
+    assert_eq!(checked, 6);
+}
+
+#[test]
+fn every_verdict_names_an_existing_file() {
+    for name in verdicts().keys() {
+        assert!(data_dir().join(name).is_file(), "{name}");
+    }
+    assert_eq!(verdicts().len(), 108);
+}
