@@ -1,11 +1,12 @@
 //! Named Raft regressions: scenarios from the paper and the thesis replayed exactly.
 
-use distlab_core::Duration;
+use distlab_core::consensus::raft::harness::{Harness, Workload};
 use distlab_core::consensus::raft::manual::{ManualCluster, Queued};
 use distlab_core::consensus::raft::{
     Invariant, KvCommand, KvOp, Message, RaftConfig, RaftRequest, Role,
 };
-use distlab_core::sim::Reply;
+use distlab_core::sim::{Fault, Reply, SimConfig};
+use distlab_core::{Duration, Time};
 
 fn votes_only(group: &'static [u32]) -> impl FnMut(&Queued) -> bool {
     move |q| {
@@ -142,4 +143,85 @@ fn figure_8_without_the_current_term_rule_loses_a_committed_entry() {
         .violation()
         .expect("the unsafe commit rule must be caught");
     assert_eq!(v.invariant, Invariant::LeaderCompleteness, "{v}");
+}
+
+/// What happened to a healthy leader when a follower cut off for two seconds returned.
+#[derive(Debug)]
+struct Rejoin {
+    leader: u32,
+    term: u64,
+    isolated_term: u64,
+    leader_after: Option<u32>,
+    term_after: u64,
+    leader_kept_leading: bool,
+}
+
+/// Thesis §9.6 / the `scenario.disruptive-rejoin` lab: five nodes, one follower
+/// partitioned away for two seconds (several election timeouts), then healed.
+fn disruptive_rejoin(pre_vote: bool, seed: u64) -> Rejoin {
+    let sim = SimConfig {
+        seed,
+        nodes: 5,
+        clients: 3,
+        record_trace: false,
+        ..SimConfig::default()
+    };
+    let config = RaftConfig {
+        pre_vote,
+        ..RaftConfig::default()
+    };
+    let mut h = Harness::new(sim, config.params(5).unwrap(), Workload::default(), true).unwrap();
+    h.run_until(Time::from_millis(1_000));
+    let leader = h.leader().expect("a leader after a quiet second");
+    let term = h.sim().node(leader).unwrap().term();
+    let isolated = (leader + 1) % 5;
+    h.sim_mut()
+        .apply_fault(&Fault::Partition {
+            groups: vec![vec![isolated]],
+        })
+        .unwrap();
+    h.run_until(Time::from_millis(3_000));
+    let isolated_term = h.sim().node(isolated).unwrap().term();
+    h.sim_mut().apply_fault(&Fault::Heal).unwrap();
+    let mut kept = true;
+    h.run_until_or(Time::from_millis(4_000), |h| {
+        let n = h.sim().node(leader).unwrap();
+        kept &= n.raft_role() == Role::Leader && n.term() == term;
+        false
+    });
+    assert!(h.violation().is_none(), "{:?}", h.violation());
+    let leader_after = h.leader();
+    let term_after = leader_after.map_or(0, |l| h.sim().node(l).unwrap().term());
+    Rejoin {
+        leader,
+        term,
+        isolated_term,
+        leader_after,
+        term_after,
+        leader_kept_leading: kept,
+    }
+}
+
+#[test]
+fn disruptive_rejoin_without_pre_vote_deposes_the_leader() {
+    for seed in 1..=5 {
+        let r = disruptive_rejoin(false, seed);
+        assert!(r.isolated_term > r.term + 3, "seed {seed}: {r:?}");
+        assert!(!r.leader_kept_leading, "seed {seed}: {r:?}");
+        assert!(r.term_after > r.isolated_term, "seed {seed}: {r:?}");
+    }
+}
+
+#[test]
+fn disruptive_rejoin_with_pre_vote_leaves_the_leader_alone() {
+    for seed in 1..=5 {
+        let r = disruptive_rejoin(true, seed);
+        assert_eq!(r.isolated_term, r.term, "seed {seed}: {r:?}");
+        assert!(r.leader_kept_leading, "seed {seed}: {r:?}");
+        assert_eq!(
+            (r.leader_after, r.term_after),
+            (Some(r.leader), r.term),
+            "seed {seed}"
+        );
+    }
 }

@@ -1,122 +1,84 @@
-//! Raft under random faults: many seeds, each a nemesis script of crashes (some in the
-//! middle of an event, between a write and its fsync), pauses, partitions (one-way too),
-//! loss, duplication, reordering and clock skew and drift, with closed-loop clients.
-//! After every event the safety invariants are checked; after the final repair, a leader
-//! must be elected and every pending command must complete within a bounded number of
-//! election timeouts. A failing seed prints the command that replays it.
+//! The Raft fault soak in the normal test run: thousands of seeds, each a random cluster
+//! (1–7 nodes, pre-vote and check-quorum on or off) under a random nemesis script, with
+//! the safety invariants checked after every event, liveness asserted after the final
+//! repair, and every client history checked for linearizability
+//! (see `distlab_core::consensus::raft::soak`). A failing seed prints the command that
+//! replays it. `RAFT_SOAK_SEEDS=n` changes the number of seeds.
 
-use distlab_core::Time;
-use distlab_core::consensus::raft::RaftConfig;
-use distlab_core::consensus::raft::harness::{Harness, Workload};
-use distlab_core::rng::SimRng;
-use distlab_core::sim::{Fault, NemesisConfig, ScheduledFault, SimConfig};
+use distlab_core::consensus::raft::soak::{
+    SeedReport, SoakOptions, SoakSummary, replay_command, run_seed,
+};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-#[derive(Debug, Default)]
-struct SeedReport {
-    events: u64,
-    completed: usize,
-    failure: Option<String>,
-}
+const DEFAULT_SEEDS: u64 = 2_000;
 
-fn run_seed(seed: u64) -> SeedReport {
-    let mut rng = SimRng::derive(seed, 99);
-    let nodes = if rng.chance(0.5) { 3 } else { 5 };
-    let fault_ms = 3_000.0;
-    let sim_config = SimConfig {
-        seed,
-        nodes,
-        clients: 3,
-        record_trace: false,
-        ..SimConfig::default()
-    };
-    let config = RaftConfig {
-        pre_vote: rng.chance(0.7),
-        check_quorum: rng.chance(0.7),
-        ..RaftConfig::default()
-    };
-    let params = config.params(nodes).unwrap();
-    let repair = Time::from_millis(fault_ms as u64);
-    let workload = Workload {
-        stop_at: repair,
-        ..Workload::default()
-    };
-    let mut h = Harness::new(sim_config, params, workload, true).unwrap();
-    let nemesis = NemesisConfig {
-        intensity: 0.3 + 0.7 * rng.next_f64(),
-        duration_ms: fault_ms,
-        mean_episode_ms: 400.0,
-        max_drift_ppm: 50_000,
-        max_skew_ms: 200.0,
-        ..NemesisConfig::default()
-    };
-    let mut script = nemesis.generate(nodes, &mut rng).unwrap();
-    // More crashes part-way through an event than the nemesis makes, at every effect
-    // position a Raft event has (timer, disk append, fsync, sends...): these are what
-    // catch a reply sent before the write it depends on is durable.
-    for _ in 0..rng.below(6) {
-        let node = rng.below(nodes as u64) as u32;
-        let at = rng.below(fault_ms as u64 * 1_000);
-        let down = 20_000 + rng.below(300_000);
-        script.faults.push(ScheduledFault {
-            at_us: at,
-            fault: Fault::CrashMidEvent {
-                node,
-                effects: rng.below(8) as u32,
-            },
-        });
-        script.faults.push(ScheduledFault {
-            at_us: (at + down).min(fault_ms as u64 * 1_000),
-            fault: Fault::Restart { node },
-        });
-    }
-    script.faults.sort_by_key(|f| f.at_us);
-    h.sim_mut().load_script(&script).unwrap();
-    // A protocol bug can make messages multiply; a budget turns that into a failure
-    // instead of an exhausted machine.
-    const MAX_EVENTS: u64 = 2_000_000;
-    h.run_until_or(repair, |h| h.sim().steps() > MAX_EVENTS);
-    let bound = Time::from_millis(fault_ms as u64 + 20 * 300);
-    let mut report = SeedReport::default();
-    if h.violation().is_none() {
-        let live = h.run_until_or(bound, |h| {
-            h.sim().steps() > MAX_EVENTS || (h.leader().is_some() && h.pending() == 0)
-        }) && h.sim().steps() <= MAX_EVENTS;
-        if !live {
-            report.failure = Some(format!(
-                "liveness: {} commands pending, leader {:?} at {}",
-                h.pending(),
-                h.leader(),
-                h.sim().now()
-            ));
+/// Runs seeds `0..seeds` on every core; returns the summary and the failing reports.
+fn soak(seeds: u64, opts: &SoakOptions) -> (SoakSummary, Vec<SeedReport>) {
+    let next = AtomicU64::new(0);
+    let summary = Mutex::new(SoakSummary::default());
+    let failures = Mutex::new(Vec::new());
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let mut local = SoakSummary::default();
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= seeds {
+                        break;
+                    }
+                    let r = run_seed(seed, opts);
+                    local.add(&r);
+                    if r.failure.is_some() {
+                        failures.lock().unwrap().push(r);
+                    }
+                }
+                summary.lock().unwrap().merge(&local);
+            });
         }
-    }
-    if let Some(v) = h.violation() {
-        report.failure = Some(v.to_string());
-    }
-    report.events = h.sim().steps();
-    report.completed = h.completed();
-    report
+    });
+    let mut failures = failures.into_inner().unwrap();
+    failures.sort_by_key(|r| r.seed);
+    (summary.into_inner().unwrap(), failures)
 }
 
 #[test]
-fn soak_smoke() {
-    let seeds = 1000;
-    let mut events = 0;
-    let mut failures = Vec::new();
+fn thousands_of_seeds_under_faults_stay_safe_live_and_linearizable() {
+    let seeds = std::env::var("RAFT_SOAK_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(DEFAULT_SEEDS);
     let started = std::time::Instant::now();
-    for seed in 0..seeds {
-        let r = run_seed(seed);
-        events += r.events;
-        if seed < 10 {
-            eprintln!(
-                "seed {seed}: {} events, {} completed",
-                r.events, r.completed
-            );
-        }
-        if let Some(f) = r.failure {
-            failures.push(format!("seed {seed}: {f}"));
-        }
-    }
-    eprintln!("{seeds} seeds, {events} events, {:?}", started.elapsed());
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let (summary, failures) = soak(seeds, &SoakOptions::default());
+    eprintln!(
+        "raft soak: {} seeds, {} events, {} commands, {} violations, {} liveness, {} \
+         linearizability, {} other failures, worst recovery {:.0} ms, {:.1} s",
+        summary.seeds,
+        summary.events,
+        summary.commands,
+        summary.violations,
+        summary.liveness_failures,
+        summary.linearizability_failures,
+        summary.other_failures,
+        summary.worst_recovery_us as f64 / 1e3,
+        started.elapsed().as_secs_f64()
+    );
+    let lines: Vec<String> = failures
+        .iter()
+        .map(|r| {
+            format!(
+                "seed {} ({} nodes): {} — replay: {}",
+                r.seed,
+                r.nodes,
+                r.failure
+                    .as_ref()
+                    .map(|f| f.to_string())
+                    .unwrap_or_default(),
+                replay_command(r.seed)
+            )
+        })
+        .collect();
+    assert!(lines.is_empty(), "{}", lines.join("\n"));
+    assert_eq!(summary.seeds, seeds);
 }

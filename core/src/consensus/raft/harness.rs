@@ -37,6 +37,9 @@ pub struct Workload {
     pub retry_backoff: Duration,
     /// No new command starts after this time (commands under way keep retrying).
     pub stop_at: Time,
+    /// Probability that a new command goes to a random node rather than the last one
+    /// that answered, so followers' and stale leaders' answers are exercised too.
+    pub random_target: f64,
 }
 
 impl Default for Workload {
@@ -50,6 +53,7 @@ impl Default for Workload {
             attempt_timeout: Duration::from_millis(400),
             retry_backoff: Duration::from_millis(20),
             stop_at: Time::MAX,
+            random_target: 0.2,
         }
     }
 }
@@ -178,6 +182,14 @@ impl Harness {
             .map(|(id, _)| id)
     }
 
+    /// Whether a running leader has committed an entry of its own term: a majority has
+    /// accepted it, so it can serve.
+    pub fn leader_serving(&self) -> bool {
+        self.leader()
+            .and_then(|id| self.sim.node(id))
+            .is_some_and(|n| n.log().term_at(n.commit_index()) == Some(n.term()))
+    }
+
     /// Processes one event (checking invariants after it if enabled). `false` when the
     /// simulation has nothing left to do before `deadline`.
     pub fn step_until(&mut self, deadline: Time) -> bool {
@@ -232,9 +244,17 @@ impl Harness {
                     return;
                 }
                 let op = self.random_op();
+                let nodes = self.sim.node_count().max(1) as u64;
+                let random = self
+                    .rng
+                    .chance(self.workload.random_target)
+                    .then(|| self.rng.below(nodes) as NodeId);
                 let Some(client) = self.clients.get_mut(c) else {
                     return;
                 };
+                if let Some(t) = random {
+                    client.target = t;
+                }
                 client.seq += 1;
                 self.ops.push(LogicalOp {
                     client: c as u32,

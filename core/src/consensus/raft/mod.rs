@@ -11,6 +11,7 @@
 //! - [`manual`]: a cluster driven message by message, for replaying the paper's figures.
 //! - [`node`]: the [`Node`](crate::sim::Node) implementation.
 //! - [`harness`]: a cluster with closed-loop clients, for tests, soaks and the lab.
+//! - [`soak`]: one seed of the fault soak, as a pure function of the seed.
 //! - [`invariants`]: the paper's safety properties, checked after every event.
 
 pub mod config;
@@ -20,6 +21,7 @@ pub mod log;
 pub mod manual;
 pub mod messages;
 pub mod node;
+pub mod soak;
 pub mod state_machine;
 pub mod storage;
 
