@@ -12,6 +12,7 @@ pub mod time;
 pub use error::{DistlabError, Result};
 pub use time::{Duration, Time};
 
+pub mod consensus;
 pub mod lab;
 pub mod ratelimit;
 pub mod registry;

@@ -1,0 +1,9 @@
+//! Consensus protocols (catalog section `consensus`): replicated state machines that keep
+//! a majority of nodes agreeing on one sequence of commands despite crashes, partitions
+//! and lost, duplicated or reordered messages.
+//!
+//! - [`raft`]: Raft (Ongaro & Ousterhout, USENIX ATC 2014; Ongaro's PhD thesis, Stanford
+//!   2014), with pre-vote, check-quorum, durable state on the simulated disk and a
+//!   replicated key-value store with client sessions.
+
+pub mod raft;

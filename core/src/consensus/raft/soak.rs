@@ -1,0 +1,434 @@
+//! One seed of the Raft fault soak, as a pure function of the seed: a random cluster size
+//! and configuration, a random nemesis script (crashes — some part-way through an event,
+//! between a write and its fsync —, pauses, partitions including one-way ones, loss,
+//! duplication, reordering, clock skew and drift), closed-loop clients with sessions,
+//! the safety invariants checked after every event, liveness after the final repair,
+//! and the clients' history checked for linearizability.
+//!
+//! Being pure and deterministic, a seed runs the same in `cargo test`, in the long soak
+//! driver, on any shard of a batch job and in a browser worker; a failure is replayed by
+//! running its seed again. Summaries merge by addition, so shards combine.
+
+use serde::Serialize;
+use std::fmt;
+
+use crate::consensus::raft::config::RaftConfig;
+use crate::consensus::raft::harness::{Harness, LogicalOp, Workload};
+use crate::consensus::raft::invariants::Violation;
+use crate::consensus::raft::state_machine::{KvOp, KvResponse};
+use crate::rng::SimRng;
+use crate::sim::linearizability::{KvInput, KvModel, KvOutput, Operation, Response, check};
+use crate::sim::{Fault, NemesisConfig, NodeStatus, ScheduledFault, SimConfig};
+use crate::time::{Duration, Time};
+
+/// How hard each seed is pushed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SoakOptions {
+    /// Faults happen during `[0, fault_ms)`; at `fault_ms` everything is repaired.
+    pub fault_ms: u64,
+    /// After the repair, a leader must be elected and every pending command answered
+    /// within this many maximum election timeouts.
+    pub liveness_timeouts: u64,
+    /// A seed that processes more events than this fails (a message storm is a bug).
+    pub max_events: u64,
+    pub check_linearizability: bool,
+}
+
+impl Default for SoakOptions {
+    fn default() -> Self {
+        SoakOptions {
+            fault_ms: 3_000,
+            liveness_timeouts: 20,
+            max_events: 2_000_000,
+            check_linearizability: true,
+        }
+    }
+}
+
+/// Why a seed failed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum SoakFailure {
+    Invariant { violation: Violation },
+    Liveness { detail: String },
+    NotLinearizable { detail: String },
+    EventBudget { events: u64 },
+}
+
+impl fmt::Display for SoakFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SoakFailure::Invariant { violation } => write!(f, "{violation}"),
+            SoakFailure::Liveness { detail } => write!(f, "liveness: {detail}"),
+            SoakFailure::NotLinearizable { detail } => write!(f, "not linearizable: {detail}"),
+            SoakFailure::EventBudget { events } => {
+                write!(f, "more than {events} events: a message storm?")
+            }
+        }
+    }
+}
+
+/// What one seed did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeedReport {
+    pub seed: u64,
+    pub nodes: u32,
+    pub pre_vote: bool,
+    pub check_quorum: bool,
+    pub faults: usize,
+    pub events: u64,
+    pub commands: usize,
+    pub completed: usize,
+    /// Simulated time from the final repair until a leader was serving and every command
+    /// was answered.
+    pub recovery: Option<Duration>,
+    pub failure: Option<SoakFailure>,
+}
+
+impl SeedReport {
+    /// The report as pretty JSON (for the soak driver, which has no JSON crate of its own).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| e.to_string())
+    }
+}
+
+/// Totals over many seeds; merges by addition.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SoakSummary {
+    pub seeds: u64,
+    pub events: u64,
+    pub commands: u64,
+    pub violations: u64,
+    pub liveness_failures: u64,
+    pub linearizability_failures: u64,
+    pub other_failures: u64,
+    /// The longest recovery after the final repair, in µs of simulated time.
+    pub worst_recovery_us: u64,
+    /// Failing seeds, in the order they were added.
+    pub failed_seeds: Vec<u64>,
+}
+
+impl SoakSummary {
+    pub fn add(&mut self, r: &SeedReport) {
+        self.seeds += 1;
+        self.events += r.events;
+        self.commands += r.completed as u64;
+        if let Some(d) = r.recovery {
+            self.worst_recovery_us = self.worst_recovery_us.max(d.0);
+        }
+        if let Some(f) = &r.failure {
+            match f {
+                SoakFailure::Invariant { .. } => self.violations += 1,
+                SoakFailure::Liveness { .. } => self.liveness_failures += 1,
+                SoakFailure::NotLinearizable { .. } => self.linearizability_failures += 1,
+                SoakFailure::EventBudget { .. } => self.other_failures += 1,
+            }
+            self.failed_seeds.push(r.seed);
+        }
+    }
+
+    pub fn merge(&mut self, other: &SoakSummary) {
+        self.seeds += other.seeds;
+        self.events += other.events;
+        self.commands += other.commands;
+        self.violations += other.violations;
+        self.liveness_failures += other.liveness_failures;
+        self.linearizability_failures += other.linearizability_failures;
+        self.other_failures += other.other_failures;
+        self.worst_recovery_us = self.worst_recovery_us.max(other.worst_recovery_us);
+        self.failed_seeds.extend_from_slice(&other.failed_seeds);
+    }
+
+    /// The summary as one line of JSON, for merging shards.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| e.to_string())
+    }
+
+    pub fn failures(&self) -> u64 {
+        self.violations
+            + self.liveness_failures
+            + self.linearizability_failures
+            + self.other_failures
+    }
+}
+
+/// Runs one seed.
+pub fn run_seed(seed: u64, opts: &SoakOptions) -> SeedReport {
+    let mut rng = SimRng::derive(seed, 99);
+    let nodes = match rng.below(20) {
+        0 => 1,
+        1..=9 => 3,
+        10..=17 => 5,
+        _ => 7,
+    };
+    let config = RaftConfig {
+        pre_vote: rng.chance(0.7),
+        check_quorum: rng.chance(0.7),
+        max_batch: [1, 4, 64][rng.below(3) as usize % 3],
+        ..RaftConfig::default()
+    };
+    let mut report = SeedReport {
+        seed,
+        nodes,
+        pre_vote: config.pre_vote,
+        check_quorum: config.check_quorum,
+        faults: 0,
+        events: 0,
+        commands: 0,
+        completed: 0,
+        recovery: None,
+        failure: None,
+    };
+    let repair = Time::from_millis(opts.fault_ms);
+    let sim_config = SimConfig {
+        seed,
+        nodes,
+        clients: 3,
+        record_trace: false,
+        ..SimConfig::default()
+    };
+    let params = match config.params(nodes) {
+        Ok(p) => p,
+        Err(e) => {
+            report.failure = Some(SoakFailure::Liveness {
+                detail: format!("bad configuration: {e}"),
+            });
+            return report;
+        }
+    };
+    let election_max = params.election_max;
+    let workload = Workload {
+        stop_at: repair,
+        ..Workload::default()
+    };
+    let mut h = match Harness::new(sim_config, params, workload, true) {
+        Ok(h) => h,
+        Err(e) => {
+            report.failure = Some(SoakFailure::Liveness {
+                detail: format!("cannot build the cluster: {e}"),
+            });
+            return report;
+        }
+    };
+    let nemesis = NemesisConfig {
+        intensity: 0.3 + 0.7 * rng.next_f64(),
+        duration_ms: opts.fault_ms as f64,
+        mean_episode_ms: 400.0,
+        max_drift_ppm: 50_000,
+        max_skew_ms: 200.0,
+        ..NemesisConfig::default()
+    };
+    let mut script = nemesis.generate(nodes, &mut rng).unwrap_or_default();
+    // More crashes part-way through an event than the nemesis makes, at every effect
+    // position a Raft event has (timer, disk append, fsync, sends, replies): these are
+    // what catch a message sent before the write it depends on is durable.
+    for _ in 0..rng.below(6) {
+        let node = rng.below(nodes as u64) as u32;
+        let at = rng.below(repair.0);
+        let back = (at + 20_000 + rng.below(300_000)).min(repair.0);
+        let effects = rng.below(8) as u32;
+        script.faults.push(ScheduledFault {
+            at_us: at,
+            fault: Fault::CrashMidEvent { node, effects },
+        });
+        script.faults.push(ScheduledFault {
+            at_us: back,
+            fault: Fault::Restart { node },
+        });
+    }
+    script.faults.sort_by_key(|f| f.at_us);
+    report.faults = script.faults.len();
+    if let Err(e) = h.sim_mut().load_script(&script) {
+        report.failure = Some(SoakFailure::Liveness {
+            detail: format!("bad script: {e}"),
+        });
+        return report;
+    }
+
+    let max_events = opts.max_events;
+    h.run_until_or(repair, |h| h.sim().steps() > max_events);
+    // A crash scheduled part-way through an event fires at the node's next event, which
+    // may come after the repair: restart whatever is still down, as an operator would.
+    let bound = repair + Duration(election_max.0.saturating_mul(opts.liveness_timeouts));
+    let done =
+        |h: &Harness| h.sim().steps() > max_events || (h.leader_serving() && h.pending() == 0);
+    let mut live = false;
+    let mut t = repair;
+    while !live && t < bound && h.violation().is_none() {
+        for id in 0..h.sim().node_count() {
+            if h.sim().status(id) == Some(NodeStatus::Crashed) {
+                let _ = h.sim_mut().apply_fault(&Fault::Restart { node: id });
+            }
+        }
+        t = (t + Duration::from_millis(100)).min(bound);
+        live = h.run_until_or(t, done);
+    }
+    report.events = h.sim().steps();
+    report.commands = h.ops().len();
+    report.completed = h.completed();
+    if let Some(v) = h.violation() {
+        report.failure = Some(SoakFailure::Invariant {
+            violation: v.clone(),
+        });
+        return report;
+    }
+    if h.sim().steps() > max_events {
+        report.failure = Some(SoakFailure::EventBudget { events: max_events });
+        return report;
+    }
+    if !live {
+        let states: Vec<String> = (0..h.sim().node_count())
+            .map(|id| match (h.sim().status(id), h.sim().node(id)) {
+                (Some(NodeStatus::Up), Some(n)) => format!(
+                    "n{id} {} t{} last {} commit {}",
+                    n.raft_role().name(),
+                    n.term(),
+                    n.log().last_index(),
+                    n.commit_index()
+                ),
+                (status, _) => format!("n{id} {status:?}"),
+            })
+            .collect();
+        report.failure = Some(SoakFailure::Liveness {
+            detail: format!(
+                "{} commands pending {} after the repair; {}",
+                h.pending(),
+                h.sim().now().saturating_since(repair),
+                states.join(", ")
+            ),
+        });
+        return report;
+    }
+    report.recovery = Some(h.sim().now().saturating_since(repair));
+    if opts.check_linearizability {
+        let ops = history(h.ops());
+        match check(&KvModel, &ops) {
+            Ok(r) if r.linearizable => {}
+            Ok(r) => {
+                let parts: Vec<String> =
+                    r.violations().map(|p| format!("{:?}", p.outcome)).collect();
+                report.failure = Some(SoakFailure::NotLinearizable {
+                    detail: parts.join("; "),
+                });
+            }
+            Err(e) => {
+                report.failure = Some(SoakFailure::NotLinearizable {
+                    detail: format!("the checker refused the history: {e}"),
+                });
+            }
+        }
+    }
+    report
+}
+
+/// The clients' logical operations as a history for [`KvModel`], which reads an absent
+/// key as the empty string (the workload never writes an empty value, so the two are
+/// the same thing): a delete is a put of "", a compare-and-swap expecting absence
+/// expects "". An unanswered operation has no return and an unknown output.
+pub fn history(ops: &[LogicalOp]) -> Vec<Operation<KvInput, KvOutput>> {
+    ops.iter()
+        .map(|op| {
+            let input = match &op.op {
+                KvOp::Get { key } => KvInput::Get { key: key.clone() },
+                KvOp::Put { key, value } => KvInput::Put {
+                    key: key.clone(),
+                    value: value.clone(),
+                },
+                KvOp::Delete { key } => KvInput::Put {
+                    key: key.clone(),
+                    value: String::new(),
+                },
+                KvOp::Cas { key, expected, new } => KvInput::Cas {
+                    key: key.clone(),
+                    expected: expected.clone().unwrap_or_default(),
+                    new: new.clone(),
+                },
+            };
+            let (output, ret) = match &op.result {
+                None => (Response::Unknown, None),
+                Some((r, at)) => (
+                    match r {
+                        KvResponse::Value { value } => Response::Value {
+                            value: value.clone().unwrap_or_default(),
+                        },
+                        KvResponse::Ok => Response::Ok,
+                        KvResponse::CasFailed { .. } => Response::Failed,
+                    },
+                    Some(at.0),
+                ),
+            };
+            Operation {
+                client: op.client as u64,
+                input,
+                call: op.invoked.0,
+                output,
+                ret,
+            }
+        })
+        .collect()
+}
+
+/// The command that replays one seed with details.
+pub fn replay_command(seed: u64) -> String {
+    format!("cargo run --release -p distlab-tests --bin raft-soak -- --seed {seed}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_is_deterministic_and_passes() {
+        let opts = SoakOptions {
+            fault_ms: 1_000,
+            ..SoakOptions::default()
+        };
+        let a = run_seed(3, &opts);
+        let b = run_seed(3, &opts);
+        assert_eq!(a, b);
+        assert!(a.failure.is_none(), "{:?}", a.failure);
+        assert!(a.completed > 10 && a.events > 500, "{a:?}");
+        let mut s = SoakSummary::default();
+        s.add(&a);
+        let mut t = SoakSummary::default();
+        t.merge(&s);
+        t.merge(&s);
+        assert_eq!((t.seeds, t.events), (2, 2 * a.events));
+    }
+
+    #[test]
+    fn a_lost_write_makes_the_history_not_linearizable() {
+        let op = |seq: u64, op: KvOp, result: KvResponse, t: u64| LogicalOp {
+            client: 0,
+            session: 1,
+            seq,
+            op,
+            invoked: Time(t),
+            result: Some((result, Time(t + 1))),
+            attempts: 1,
+        };
+        let ops = vec![
+            op(
+                1,
+                KvOp::Put {
+                    key: "k".into(),
+                    value: "v1".into(),
+                },
+                KvResponse::Ok,
+                0,
+            ),
+            op(
+                2,
+                KvOp::Get { key: "k".into() },
+                KvResponse::Value { value: None },
+                10,
+            ),
+        ];
+        let r = check(&KvModel, &history(&ops)).unwrap();
+        assert!(!r.linearizable);
+        let r = check(&KvModel, &history(&ops[..1])).unwrap();
+        assert!(r.linearizable);
+    }
+}
