@@ -262,6 +262,9 @@ enum Shape<V> {
     Cas { expected: V, new: V },
 }
 
+/// One operation of a history of model `M`.
+type Op<M> = Operation<<M as Model>::Input, <M as Model>::Output>;
+
 /// A checker model with the little the lab needs to know about it. A model's state is the
 /// value it holds, and its outputs are [`Response`]s of that value.
 trait Spec: Model<Output = Response<<Self as Model>::State>> + Copy + Default + Debug {
@@ -518,7 +521,7 @@ fn why_not<M: Spec>(state: &M::State, input: &M::Input, output: &M::Output) -> S
 /// was called), or it was written only after the read had returned. `name(i)` names the
 /// `i`th operation of `ops`.
 fn stale_read_hint<M: Spec>(
-    ops: &[Operation<M::Input, M::Output>],
+    ops: &[Op<M>],
     read: usize,
     name: impl Fn(usize) -> String,
 ) -> Option<String> {
@@ -539,7 +542,7 @@ fn stale_read_hint<M: Spec>(
         })
         .collect();
     // Operations that returned and certainly changed the value.
-    let changed = |op: &Operation<M::Input, M::Output>| {
+    let changed = |op: &Op<M>| {
         op.ret.is_some()
             && match (M::shape(&op.input), &op.output) {
                 (Shape::Write(x) | Shape::Cas { new: x, .. }, Response::Ok) => x != *value,
@@ -547,7 +550,7 @@ fn stale_read_hint<M: Spec>(
                 _ => false,
             }
     };
-    let before_read = |op: &Operation<M::Input, M::Output>| op.ret.is_some_and(|t| t < r.call);
+    let before_read = |op: &Op<M>| op.ret.is_some_and(|t| t < r.call);
     match writers.as_slice() {
         [] if *value == initial => (0..ops.len())
             .find(|&i| ops.get(i).is_some_and(|op| changed(op) && before_read(op)))
@@ -757,7 +760,7 @@ fn draw_shape<M: Spec>(rng: &mut SimRng, current: &M::State, tokens: &mut u64) -
 /// A history of the simulated store: operations take effect in the order of their effect
 /// times; the primary holds the true values, and a lagging replica answers stale reads
 /// with the value the primary held `lag` ticks earlier.
-fn generate<M: Spec>(g: &Generation) -> Vec<Operation<M::Input, M::Output>> {
+fn generate<M: Spec>(g: &Generation) -> Vec<Op<M>> {
     let mut rng = SimRng::new(g.seed);
     let timings = schedule(&mut rng, g);
     let (stale, lost, lag) = match g.store {
@@ -775,7 +778,7 @@ fn generate<M: Spec>(g: &Generation) -> Vec<Operation<M::Input, M::Output>> {
     let mut effect_order: Vec<usize> = (0..timings.len()).collect();
     effect_order.sort_by_key(|&i| (timings.get(i).map_or(0, |t| t.effect), i));
     let mut tokens = 0;
-    let mut ops: Vec<(usize, Operation<M::Input, M::Output>)> = Vec::new();
+    let mut ops: Vec<(usize, Op<M>)> = Vec::new();
     for i in effect_order {
         let (Some(t), key_index) = (timings.get(i), rng.below(u64::from(keys)) as usize) else {
             continue;
@@ -836,23 +839,23 @@ fn generate<M: Spec>(g: &Generation) -> Vec<Operation<M::Input, M::Output>> {
 /// operation numbers never change.
 #[derive(Debug, Clone)]
 struct History<M: Spec> {
-    ops: Vec<Operation<M::Input, M::Output>>,
+    ops: Vec<Op<M>>,
     dropped: Vec<bool>,
 }
 
 impl<M: Spec> History<M> {
-    fn new(ops: Vec<Operation<M::Input, M::Output>>) -> Self {
+    fn new(ops: Vec<Op<M>>) -> Self {
         History {
             dropped: vec![false; ops.len()],
             ops,
         }
     }
 
-    fn op(&self, op: u32) -> Option<&Operation<M::Input, M::Output>> {
+    fn op(&self, op: u32) -> Option<&Op<M>> {
         self.ops.get(op as usize)
     }
 
-    fn op_mut(&mut self, op: u32) -> Option<&mut Operation<M::Input, M::Output>> {
+    fn op_mut(&mut self, op: u32) -> Option<&mut Op<M>> {
         self.ops.get_mut(op as usize)
     }
 }
@@ -972,7 +975,7 @@ impl<M: Spec> HistoryOps for History<M> {
         max_steps: u64,
     ) -> PartCheck {
         let model = M::default();
-        let sub: Vec<Operation<M::Input, M::Output>> = members
+        let sub: Vec<Op<M>> = members
             .iter()
             .filter_map(|&id| {
                 let mut op = self.op(id)?.clone();
@@ -2399,7 +2402,7 @@ mod tests {
     fn revealed_history<M: Spec>(
         lab: &LinearizabilityLab,
         h: &History<M>,
-    ) -> (Vec<u32>, Vec<Operation<M::Input, M::Output>>) {
+    ) -> (Vec<u32>, Vec<Op<M>>) {
         (0..h.ops.len() as u32)
             .filter(|&op| lab.is_called(op))
             .map(|op| {
