@@ -61,12 +61,13 @@ pub const MAX_PASTED_OPERATIONS: usize = 1_000;
 pub const MAX_PASTED_BYTES: usize = 1 << 20;
 /// The latest call or return time an edit may set, in history ticks.
 pub const MAX_HISTORY_TIME: u64 = 1_000_000;
-/// The most model steps one check may take.
-pub const MAX_CHECKER_STEPS: u64 = 10_000_000;
+/// The most model steps one check may take: about a tenth of a second.
+pub const MAX_CHECKER_STEPS: u64 = 2_000_000;
 /// The longest replica lag, in ticks.
 pub const MAX_LAG_TICKS: u64 = 1_000;
-/// The highest timeout probability: beyond it most of the history would be indeterminate.
-pub const MAX_TIMEOUT_PROBABILITY: f64 = 0.5;
+/// The highest timeout probability. Every lost response leaves an operation pending for
+/// ever, the checker's hardest case, and a new client lane.
+pub const MAX_TIMEOUT_PROBABILITY: f64 = 0.2;
 /// Revealed events kept in the trace.
 pub const TRACE_EVENTS: usize = 1_024;
 /// Points kept per metric series.
@@ -158,7 +159,7 @@ pub struct LinearizabilityLabConfig {
     pub store: StoreKind,
     /// Probability that a generated operation's response is lost: it stays pending for
     /// ever (Jepsen `:info`), and took effect or not with even odds.
-    #[schemars(range(min = 0, max = 0.5))]
+    #[schemars(range(min = 0, max = 0.2))]
     pub timeout_probability: f64,
     /// A pasted history, used instead of a generated one.
     pub history: Option<PastedHistory>,
@@ -167,7 +168,7 @@ pub struct LinearizabilityLabConfig {
     pub tick_ms: f64,
     /// The most model steps one check may take; a part not decided within it is shown
     /// as undecided.
-    #[schemars(range(min = 1, max = 10000000))]
+    #[schemars(range(min = 1, max = 2000000))]
     pub max_checker_steps: u64,
 }
 
@@ -432,11 +433,12 @@ impl LinearizabilityLab {
     }
 
     fn check(&mut self, members: &[u32]) -> PartCheck {
-        let check = self.history.get().check_part(
+        let mut check = self.history.get().check_part(
             members,
             &|op| self.is_returned(op),
             self.max_checker_steps,
         );
+        check.returned = members.iter().filter(|&&op| self.is_returned(op)).count();
         self.last_check_steps = check.steps;
         self.checks += 1;
         check
@@ -497,6 +499,7 @@ impl LinearizabilityLab {
                         },
                         steps: 0,
                         replay_problem: None,
+                        returned: 0,
                     },
                 });
                 self.parts.len() - 1
@@ -513,7 +516,10 @@ impl LinearizabilityLab {
     /// A return: its part is re-checked, unless it is already known not linearizable and
     /// its report does not name the operation. Such a report stays true: its prefix does
     /// not contain the operation, and the candidates to follow the prefix, called before
-    /// the earliest return then known, cannot change with a return revealed later.
+    /// the earliest return then known, cannot change with a return revealed later. A part
+    /// the last check left undecided is re-checked once twice as many of its operations
+    /// have returned: each such check spends the whole budget, and this keeps their number
+    /// logarithmic in the length of the history.
     fn on_return(&mut self, op: u32) {
         let key = self.history.get().part_key(op);
         let Some(index) = self.parts.iter().position(|p| p.key == key) else {
@@ -531,6 +537,16 @@ impl LinearizabilityLab {
             && !unplaceable.contains(&op)
         {
             return;
+        }
+        if matches!(part.check.verdict, PartVerdict::Undecided { .. }) {
+            let returned = part
+                .members
+                .iter()
+                .filter(|&&m| self.is_returned(m))
+                .count();
+            if returned < 2 * part.check.returned {
+                return;
+            }
         }
         let members = part.members.clone();
         let check = self.check(&members);

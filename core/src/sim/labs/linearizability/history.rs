@@ -73,6 +73,8 @@ pub(super) struct PartCheck {
     /// Set if the checker's answer does not replay: a witness the model rejects or that
     /// breaks real time, or a prefix that does not lead to the reported state.
     pub(super) replay_problem: Option<String>,
+    /// How many of the part's operations had returned when it was checked.
+    pub(super) returned: usize,
 }
 
 /// The lab's view of a history, whatever its model: what the timeline, the edits and the
@@ -178,6 +180,7 @@ impl<M: Spec> HistoryOps for History<M> {
             verdict: PartVerdict::Undecided { reason },
             steps,
             replay_problem: None,
+            returned: 0,
         };
         let result = match check_with(&model, &sub, &options) {
             Ok(result) => result,
@@ -285,6 +288,7 @@ impl<M: Spec> HistoryOps for History<M> {
             verdict,
             steps: result.steps,
             replay_problem,
+            returned: 0,
         }
     }
 

@@ -81,7 +81,9 @@ pub(super) struct Timing {
 }
 
 /// Intervals of `operations` operations by `clients` sequential clients: each calls,
-/// takes effect 1–3 ticks later, returns 1–3 ticks after that and thinks 0–2 ticks. A
+/// takes effect 1–3 ticks later, returns 1–3 ticks after that and thinks for up to
+/// `clients / 2` ticks, so that concurrency grows with the clients but gently: the search
+/// is exponential in how many operations overlap, and a page must stay responsive. A
 /// client whose response is lost is replaced by a fresh one (Jepsen's `:info` process).
 pub(super) fn schedule(rng: &mut SimRng, g: &Generation) -> Vec<Timing> {
     struct Slot {
@@ -95,6 +97,7 @@ pub(super) fn schedule(rng: &mut SimRng, g: &Generation) -> Vec<Timing> {
         })
         .collect();
     let mut next_client = u64::from(g.clients);
+    let think = 1 + u64::from(g.clients) / 2;
     let mut timings = Vec::with_capacity(g.operations as usize);
     for _ in 0..g.operations {
         let Some(slot) = slots.iter_mut().min_by_key(|s| s.next_call) else {
@@ -108,11 +111,11 @@ pub(super) fn schedule(rng: &mut SimRng, g: &Generation) -> Vec<Timing> {
         let ret = if timed_out {
             slot.client = next_client;
             next_client += 1;
-            slot.next_call = effect + 1 + rng.below(3);
+            slot.next_call = effect + 1 + rng.below(think);
             None
         } else {
             let ret = effect + 1 + rng.below(3);
-            slot.next_call = ret + rng.below(3);
+            slot.next_call = ret + rng.below(think);
             Some(ret)
         };
         timings.push(Timing {

@@ -496,12 +496,26 @@ fn oversized_pastes_are_refused() {
 }
 
 #[test]
-fn a_tiny_budget_leaves_parts_undecided() {
-    let mut l = lab(json!({"store": {"type": "correct"}, "maxCheckerSteps": 1, "clients": 8}));
+fn a_tiny_budget_leaves_parts_undecided_and_backs_off() {
+    let mut l = lab(
+        json!({"store": {"type": "correct"}, "maxCheckerSteps": 1, "clients": 8,
+                           "operations": 200}),
+    );
     run_to_end(&mut l);
     let v = l.view();
     assert!(invariant(&v, LINEARIZABLE).ok);
-    assert!(l.model().verdict_text().starts_with("UNDECIDED"));
+    let m = l.model();
+    let text = m.verdict_text();
+    assert!(
+        text.starts_with("UNDECIDED") && text.contains("twice as many"),
+        "{text}"
+    );
+    // Undecided checks happen when the returns double: a handful, not one per return.
+    assert!(m.returned > 190 && m.checks < 12, "{} checks", m.checks);
+    // An edit re-checks at once.
+    let checks = m.checks;
+    l.act(&json!({"type": "markTimedOut", "op": 3})).unwrap();
+    assert_eq!(l.model().checks, checks + 1);
 }
 
 #[test]

@@ -256,7 +256,13 @@ impl LinearizabilityLab {
                 }
                 lines
             }
-            PartVerdict::Undecided { reason } => vec![format!("{name}: undecided, {reason}.")],
+            PartVerdict::Undecided { reason } => vec![format!(
+                "{name}: undecided, {reason} (with {} of its operations returned; checked \
+                 again once twice as many have, or on an edit). Operations pending for ever \
+                 make the search hardest: each may take effect anywhere after its call, or \
+                 never.",
+                part.check.returned
+            )],
         }
     }
 
