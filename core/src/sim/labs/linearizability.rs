@@ -23,6 +23,12 @@
 //! search is exponential in the worst case); the result is cached in the lab, so `view()`
 //! does no search.
 //!
+//! A timeline bar's `state` is `linearized` (with its `order` in the witness), `omitted`
+//! (pending, left out of the witness: it never took effect), `prefix` (with its position in
+//! the longest linearizable prefix), `unplaceable` (had to come next, and cannot),
+//! `unreached` (returned, after the violation), `pending` (not returned, not placed) or
+//! `undecided` (its part ran out of budget).
+//!
 //! - `spec`: the three models in one vocabulary (labels, explanations, output edits).
 //! - `store`: the simulated store that generates histories.
 //! - `history`: the operations, checking one part, parsing pasted text.
@@ -632,8 +638,8 @@ impl LinearizabilityLab {
     }
 }
 
-/// A tiny etcd log with a stale read: process 1 reads nil after process 0's write of 1
-/// returned.
+/// A tiny etcd log with a stale read: process 0 reads 1 after process 2's compare-and-set
+/// from 1 to 2 has returned.
 pub const EXAMPLE_ETCD_LOG: &str = "\
 INFO  jepsen.util - 0\t:invoke\t:write\t1
 INFO  jepsen.util - 0\t:ok\t:write\t1

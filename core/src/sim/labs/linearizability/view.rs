@@ -425,15 +425,13 @@ impl LinearizabilityLab {
 
     pub(super) fn invariants(&self) -> Vec<InvariantStatus> {
         let violated: Vec<String> = self.violations().map(Part::name).collect();
-        let linearizable = if violated.is_empty() {
-            InvariantStatus::holds(
-                LINEARIZABLE,
-                format!(
-                    "every part of the {} operations revealed has a witness or is undecided",
-                    self.called
-                ),
-            )
-        } else {
+        let undecided: Vec<String> = self
+            .parts
+            .iter()
+            .filter(|p| matches!(p.check.verdict, PartVerdict::Undecided { .. }))
+            .map(Part::name)
+            .collect();
+        let linearizable = if !violated.is_empty() {
             InvariantStatus::violated(
                 LINEARIZABLE,
                 format!(
@@ -443,14 +441,38 @@ impl LinearizabilityLab {
                 ),
                 self.involved_lanes(),
             )
+        } else if !undecided.is_empty() {
+            InvariantStatus::holds(
+                LINEARIZABLE,
+                format!(
+                    "no violation found, but {} not decided within the checker's budget",
+                    undecided.join(", ")
+                ),
+            )
+        } else {
+            InvariantStatus::holds(
+                LINEARIZABLE,
+                format!(
+                    "a witness orders the {} operations revealed (pending ones may be left \
+                     out)",
+                    self.called
+                ),
+            )
+        };
+        let agrees = if undecided.is_empty() {
+            "the checker agrees"
+        } else {
+            "the checker found no violation (some parts are undecided)"
         };
         let correct_store = match self.source {
             Source::Generated(g) if g.store == StoreKind::Correct && self.edits == 0 => {
                 if violated.is_empty() {
                     InvariantStatus::holds(
                         CORRECT_STORE,
-                        "the correct store applies each operation inside its interval, and \
-                         the checker agrees",
+                        format!(
+                            "the correct store applies each operation inside its interval, \
+                             and {agrees}"
+                        ),
                     )
                 } else {
                     InvariantStatus::violated(
