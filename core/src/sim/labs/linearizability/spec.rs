@@ -271,7 +271,10 @@ pub(super) fn why_not<M: Spec>(state: &M::State, input: &M::Input, output: &M::O
             M::show(&expected)
         ),
         (Shape::Cas { .. }, Response::Failed) => {
-            format!("a compare-and-set fails only when the value differs from the expected {now}")
+            format!(
+                "a compare-and-set fails only when the value differs from the expected one, \
+                 and it is {now}"
+            )
         }
         _ => format!("the model rejects it when the value is {now}"),
     }
