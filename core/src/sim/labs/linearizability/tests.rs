@@ -570,3 +570,46 @@ fn the_view_shows_the_history_and_the_verdict() {
     assert_eq!(trace["complete"], json!(true));
     assert_eq!(trace["trace"][0]["event"], json!("call"));
 }
+
+#[test]
+fn random_edits_keep_the_cached_verdict_true() {
+    use crate::rng::SimRng;
+    let (mut applied, mut violated) = (0, 0);
+    for seed in 0..12 {
+        let mut rng = SimRng::new(seed);
+        let model = ["register", "casRegister", "kv"][seed as usize % 3];
+        let mut l = lab(json!({"seed": seed, "model": model, "operations": 30,
+                               "timeoutProbability": 0.05}));
+        for _ in 0..60 {
+            let op = rng.below(30);
+            let action = match rng.below(7) {
+                0 => json!({"type": "editOutput", "op": op, "output": {"result": "unknown"}}),
+                1 => json!({"type": "editOutput", "op": op,
+                            "output": {"result": "value", "value": rng.below(12)}}),
+                2 => json!({"type": "editOutput", "op": op, "output": {"result": "ok"}}),
+                3 => {
+                    let call = rng.below(60);
+                    json!({"type": "editInterval", "op": op, "call": call,
+                           "ret": call + rng.below(8)})
+                }
+                4 => json!({"type": "markTimedOut", "op": op}),
+                5 if rng.chance(0.3) => json!({"type": "dropOperation", "op": op}),
+                _ => {
+                    l.step_events(1 + rng.below(6)).unwrap();
+                    audit_any(l.model());
+                    continue;
+                }
+            };
+            // Edits that do not fit the operation are refused; the rest re-check.
+            if l.act(&action).is_ok() {
+                applied += 1;
+                violated += usize::from(has_violation(&l));
+            }
+            audit_any(l.model());
+        }
+    }
+    assert!(
+        applied > 200 && violated > 20,
+        "{applied} edits, {violated} violated"
+    );
+}
