@@ -29,6 +29,10 @@ pub fn registered() -> Vec<(&'static str, Constructor)> {
             make::<crate::sim::labs::network::NetworkLab>,
         ),
         (
+            crate::sim::labs::linearizability::LinearizabilityLab::ID,
+            make::<crate::sim::labs::linearizability::LinearizabilityLab>,
+        ),
+        (
             crate::sim::labs::workload::WorkloadLab::ID,
             make::<crate::sim::labs::workload::WorkloadLab>,
         ),
