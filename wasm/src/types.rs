@@ -15,6 +15,7 @@ const LAB_TYPES: &str = r#"
 export interface LabTypes {
     "sim.network": { config: NetworkLabConfig; action: ClusterAction<NetworkLabAction> };
     "sim.workload": { config: WorkloadLabConfig; action: WorkloadLabAction };
+    "sim.linearizability": { config: LinearizabilityLabConfig; action: LinearizabilityLabAction };
     "ratelimit.token-bucket": { config: TokenBucketLabConfig; action: TokenBucketLabAction };
 }
 /** The id of a lab that `createLab` can build. */

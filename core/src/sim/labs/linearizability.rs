@@ -82,6 +82,7 @@ pub const SERIES_POINTS: usize = 600;
 /// The sequential object the history is checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum ModelKind {
     /// One integer register, initially nil: reads and writes.
     #[default]
@@ -101,6 +102,7 @@ pub enum ModelKind {
     rename_all_fields = "camelCase",
     deny_unknown_fields
 )]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum StoreKind {
     /// Every operation takes effect at one instant between its call and its return, and
     /// reads see the latest value: linearizable by construction.
@@ -123,6 +125,7 @@ pub enum StoreKind {
 /// The text format of a pasted history; it decides the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum HistoryFormat {
     /// Jepsen's etcd test log (`INFO  jepsen.util - 3 :invoke :cas [3 0]`): a
     /// compare-and-set register.
@@ -135,6 +138,7 @@ pub enum HistoryFormat {
 /// A history given as Jepsen text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct PastedHistory {
     pub format: HistoryFormat,
     pub text: String,
@@ -148,6 +152,7 @@ pub struct PastedHistory {
 /// decides the model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct LinearizabilityLabConfig {
     /// Seed of the generated history.
     pub seed: u64,
@@ -203,6 +208,7 @@ impl Default for LinearizabilityLabConfig {
 /// an integer, taken as its decimal text) for the key-value store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum ValueEdit {
     Int(i64),
     Text(String),
@@ -218,6 +224,7 @@ pub enum ValueEdit {
     rename_all_fields = "camelCase",
     deny_unknown_fields
 )]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum OutputEdit {
     Value { value: Option<ValueEdit> },
     Ok,
@@ -239,6 +246,7 @@ pub enum OutputEdit {
     rename_all_fields = "camelCase",
     deny_unknown_fields
 )]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum LinearizabilityLabAction {
     /// A new generated history from `seed` (and, if given, another model or store), revealed
     /// from its start.
