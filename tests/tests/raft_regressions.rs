@@ -225,3 +225,47 @@ fn disruptive_rejoin_with_pre_vote_leaves_the_leader_alone() {
         );
     }
 }
+
+/// A follower that was down while the others compacted their logs catches up through
+/// InstallSnapshot (paper §7), and ends with the same state machine.
+#[test]
+fn snapshot_install_to_a_lagging_follower() {
+    let sim = SimConfig {
+        seed: 11,
+        nodes: 3,
+        clients: 3,
+        record_trace: false,
+        ..SimConfig::default()
+    };
+    let config = RaftConfig {
+        snapshot_entries: 20,
+        ..RaftConfig::default()
+    };
+    let workload = Workload {
+        stop_at: Time::from_millis(3_000),
+        ..Workload::default()
+    };
+    let mut h = Harness::new(sim, config.params(3).unwrap(), workload, true).unwrap();
+    h.run_until(Time::from_millis(500));
+    let leader = h.leader().unwrap();
+    let lagging = (leader + 1) % 3;
+    h.sim_mut()
+        .apply_fault(&Fault::Crash { node: lagging })
+        .unwrap();
+    h.run_until(Time::from_millis(2_500));
+    let leader_base = h.sim().node(leader).unwrap().log().base_index();
+    assert!(leader_base > 100, "leader compacted to {leader_base}");
+    h.sim_mut()
+        .apply_fault(&Fault::Restart { node: lagging })
+        .unwrap();
+    let behind = h.sim().node(lagging).unwrap().log().last_index();
+    assert!(behind < leader_base, "{behind} vs {leader_base}");
+    h.run_until(Time::from_millis(4_000));
+    assert!(h.violation().is_none(), "{:?}", h.violation());
+    let l = h.sim().node(leader).unwrap();
+    let f = h.sim().node(lagging).unwrap();
+    assert!(f.snapshot().index >= leader_base, "{}", f.snapshot().index);
+    assert_eq!(f.applied_index(), l.applied_index());
+    assert_eq!(f.kv(), l.kv());
+    assert!(!f.kv().is_empty());
+}

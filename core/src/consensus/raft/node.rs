@@ -30,12 +30,13 @@
 //! safe because commands carry a session and number ([`super::state_machine`]).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::consensus::raft::config::RaftParams;
 use crate::consensus::raft::log::Log;
 use crate::consensus::raft::messages::{
-    AppendRequest, AppendResponse, Entry, EntryData, LogIndex, Membership, Message, Term,
-    VoteRequest, VoteResponse,
+    AppendRequest, AppendResponse, Entry, EntryData, LogIndex, Membership, Message, Snapshot,
+    SnapshotRequest, SnapshotResponse, Term, VoteRequest, VoteResponse,
 };
 use crate::consensus::raft::state_machine::{Applied, KvCommand, KvResponse, KvStore};
 use crate::consensus::raft::storage::{self, WalWriter};
@@ -89,6 +90,9 @@ pub struct Progress {
 pub enum RaftRequest {
     /// A key-value command.
     Kv(KvCommand),
+    /// Take a snapshot of everything applied now and compact the log (answered by any
+    /// node, for itself).
+    Snapshot,
 }
 
 /// A request a leader will answer once its entry is applied.
@@ -107,6 +111,9 @@ pub struct RaftNode {
     term: Term,
     vote: Option<NodeId>,
     log: Log,
+    /// The latest snapshot, durable and in memory (a leader sends it to followers that
+    /// need entries it has compacted away).
+    snapshot: Arc<Snapshot>,
     // Volatile.
     role: Role,
     leader: Option<NodeId>,
@@ -148,6 +155,9 @@ impl RaftNode {
     }
     pub fn log(&self) -> &Log {
         &self.log
+    }
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
     }
     pub fn raft_role(&self) -> Role {
         self.role
@@ -217,20 +227,130 @@ impl RaftNode {
     }
 
     /// The configuration in force: the newest one in the log, committed or not (thesis
-    /// §4.1), else the initial one.
+    /// §4.1), else the snapshot's, else the initial one.
     fn refresh_membership(&mut self) {
-        let latest = self.log.iter().rev().find_map(|(_, e)| match &*e.data {
-            EntryData::Membership(m) => Some(m.clone()),
-            _ => None,
-        });
-        self.membership =
-            latest.unwrap_or_else(|| Membership::initial(self.params.initial_members));
+        self.membership = self.membership_at(self.log.last_index());
+    }
+
+    /// The configuration in force after entry `index`.
+    fn membership_at(&self, index: LogIndex) -> Membership {
+        let latest = self
+            .log
+            .iter()
+            .rev()
+            .skip_while(|(i, _)| *i > index)
+            .find_map(|(_, e)| match &*e.data {
+                EntryData::Membership(m) => Some(m.clone()),
+                _ => None,
+            });
+        match latest {
+            Some(m) => m,
+            None if self.snapshot.index > 0 => self.snapshot.membership.clone(),
+            None => Membership::initial(self.params.initial_members),
+        }
+    }
+
+    // ---- snapshots (paper §7) ----
+
+    /// Snapshots everything applied and drops those entries from the log.
+    fn take_snapshot(&mut self, ctx: &mut Ctx<'_, Self>) {
+        let index = self.applied;
+        if index <= self.log.base_index() {
+            return;
+        }
+        let (Some(term), Some(digest)) = (self.log.term_at(index), self.log.digest_at(index))
+        else {
+            return;
+        };
+        let snapshot = Snapshot {
+            index,
+            term,
+            digest,
+            membership: self.membership_at(index),
+            kv: self.kv.clone(),
+        };
+        self.snapshot = Arc::new(snapshot);
+        self.log.compact_to(index);
+        self.persist_all();
+        ctx.state_change(format!("snapshot at {index}, log compacted"));
+    }
+
+    /// Rewrites the durable state from scratch: snapshot, hard state, remaining entries.
+    fn persist_all(&mut self) {
+        self.wal
+            .rewrite(&self.snapshot, self.term, self.vote, self.log.iter());
+    }
+
+    fn maybe_snapshot(&mut self, ctx: &mut Ctx<'_, Self>) {
+        let every = self.params.snapshot_entries;
+        if every > 0 && self.applied >= self.log.base_index() + every {
+            self.take_snapshot(ctx);
+        }
+    }
+
+    /// A follower installs the leader's snapshot (paper Figure 13).
+    fn on_install_snapshot(&mut self, from: NodeId, req: SnapshotRequest, ctx: &mut Ctx<'_, Self>) {
+        if self.role == Role::Leader {
+            return;
+        }
+        if self.role != Role::Follower {
+            self.become_follower(self.term, Some(from), ctx);
+        }
+        self.leader = Some(from);
+        self.leader_contact = Some(ctx.now());
+        self.arm_election_timer(ctx);
+        let snap = req.snapshot;
+        let index = if snap.index <= self.commit {
+            // Already have all of it, committed.
+            self.commit
+        } else {
+            if self.log.term_at(snap.index) == Some(snap.term) {
+                // The log goes on past it: keep what follows (Figure 13, step 6).
+                self.log.compact_to(snap.index);
+            } else {
+                self.log.reset_to(snap.index, snap.term, snap.digest);
+            }
+            self.kv = snap.kv.clone();
+            self.commit = snap.index;
+            self.applied = snap.index;
+            self.applied_digest = snap.digest;
+            self.snapshot = snap;
+            self.waiting.clear();
+            self.refresh_membership();
+            self.persist_all();
+            ctx.state_change(format!("installed snapshot at {}", self.snapshot.index));
+            self.snapshot.index
+        };
+        let reply = SnapshotResponse {
+            term: self.term,
+            index,
+        };
+        self.send(from, Message::SnapshotReply(reply));
+    }
+
+    fn on_snapshot_reply(&mut self, from: NodeId, resp: SnapshotResponse) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let last = self.log.last_index();
+        let Some(pr) = self.progress.get_mut(&from) else {
+            return;
+        };
+        pr.active = true;
+        pr.matched = pr.matched.max(resp.index.min(last));
+        pr.next = pr.matched + 1;
+        pr.probing = true;
+        pr.probe_sent = false;
+        self.maybe_commit();
+        self.apply_committed();
+        self.send_append(from);
     }
 
     // ---- effects ----
 
     /// Makes this event's records durable, then lets its messages and replies out.
     fn flush(&mut self, ctx: &mut Ctx<'_, Self>) {
+        self.maybe_snapshot(ctx);
         self.wal.flush(|op| ctx.disk(op));
         for (to, msg) in self.outbox.drain(..) {
             ctx.send(to, msg);
@@ -394,11 +514,20 @@ impl RaftNode {
         if pr.probing && pr.probe_sent {
             return;
         }
-        let next = pr
-            .next
-            .clamp(self.log.first_index(), self.log.last_index() + 1);
+        let next = pr.next.clamp(1, self.log.last_index() + 1);
         let prev = next - 1;
         let Some(prev_term) = self.log.term_at(prev) else {
+            // The entries this follower needs are compacted away: send the snapshot, and
+            // wait for its answer (or the next heartbeat) as for a probe.
+            if let Some(pr) = self.progress.get_mut(&to) {
+                pr.probing = true;
+                pr.probe_sent = true;
+            }
+            let req = SnapshotRequest {
+                term: self.term,
+                snapshot: self.snapshot.clone(),
+            };
+            self.send(to, Message::InstallSnapshot(req));
             return;
         };
         let entries = self.log.entries_from(next, self.params.max_batch).to_vec();
@@ -778,7 +907,9 @@ impl RaftNode {
                     }
                     self.become_follower(term, None, ctx);
                 }
-                Message::Append(_) => self.become_follower(term, Some(from), ctx),
+                Message::Append(_) | Message::InstallSnapshot(_) => {
+                    self.become_follower(term, Some(from), ctx)
+                }
                 _ => self.become_follower(term, None, ctx),
             }
         } else if term < self.term {
@@ -805,6 +936,13 @@ impl RaftNode {
                     };
                     self.send(from, Message::AppendReply(reply));
                 }
+                Message::InstallSnapshot(_) => {
+                    let reply = SnapshotResponse {
+                        term: self.term,
+                        index: 0,
+                    };
+                    self.send(from, Message::SnapshotReply(reply));
+                }
                 _ => {}
             }
             return;
@@ -814,6 +952,9 @@ impl RaftNode {
             Message::VoteReply(r) => self.on_vote_reply(from, r, ctx),
             Message::Append(r) => self.on_append(from, r, ctx),
             Message::AppendReply(r) => self.on_append_reply(from, r),
+            Message::InstallSnapshot(r) => self.on_install_snapshot(from, r, ctx),
+            Message::SnapshotReply(r) => self.on_snapshot_reply(from, r),
+            Message::TimeoutNow { .. } => {}
         }
     }
 }
@@ -826,19 +967,20 @@ impl Node for RaftNode {
 
     fn recover(id: NodeId, params: &RaftParams, disk: &Disk) -> Self {
         let rec = storage::recover(disk);
-        let file_len = disk.read(storage::WAL_FILE).len();
+        let wal = WalWriter::new(&rec);
         let mut node = RaftNode {
             id,
             params: params.clone(),
             term: rec.term,
             vote: rec.vote,
-            commit: rec.log.base_index(),
-            applied: rec.log.base_index(),
-            applied_digest: rec.log.base_digest(),
+            commit: rec.snapshot.index,
+            applied: rec.snapshot.index,
+            applied_digest: rec.snapshot.digest,
+            kv: rec.snapshot.kv.clone(),
+            snapshot: rec.snapshot,
             log: rec.log,
             role: Role::Follower,
             leader: None,
-            kv: KvStore::new(),
             membership: Membership::initial(params.initial_members),
             votes: BTreeSet::new(),
             progress: BTreeMap::new(),
@@ -847,7 +989,7 @@ impl Node for RaftNode {
             election_timeout: Duration::ZERO,
             leader_contact: None,
             read_round: 0,
-            wal: WalWriter::new(rec.valid_len, file_len),
+            wal,
             outbox: Vec::new(),
             replies: Vec::new(),
             recovered_garbage: rec.garbage,
@@ -862,6 +1004,10 @@ impl Node for RaftNode {
                 "recovery: {} torn bytes at the end of the WAL ignored",
                 self.recovered_garbage
             ));
+        }
+        if self.wal.needs_rewrite() {
+            // A fresh (or never successfully written) disk: lay down the first file.
+            self.persist_all();
         }
         self.arm_election_timer(ctx);
         self.flush(ctx);
@@ -884,6 +1030,11 @@ impl Node for RaftNode {
     fn on_request(&mut self, request: ClientRequest<RaftRequest>, ctx: &mut Ctx<'_, Self>) {
         match request.body {
             RaftRequest::Kv(cmd) => self.on_kv(request.client, request.id, cmd),
+            RaftRequest::Snapshot => {
+                self.take_snapshot(ctx);
+                let reply = Reply::Ok(KvResponse::Ok);
+                self.replies.push((request.client, request.id, reply));
+            }
         }
         self.flush(ctx);
     }

@@ -167,6 +167,7 @@ pub fn run_seed(seed: u64, opts: &SoakOptions) -> SeedReport {
         pre_vote: rng.chance(0.7),
         check_quorum: rng.chance(0.7),
         max_batch: [1, 4, 64][rng.below(3) as usize % 3],
+        snapshot_entries: [0, 3, 10, 50, 1_000][rng.below(5) as usize % 5],
         ..RaftConfig::default()
     };
     let mut report = SeedReport {
