@@ -13,6 +13,8 @@ use crate::time::Duration;
 
 /// The most nodes a Raft cluster may start with (the lab's limit; the protocol has none).
 pub const MAX_MEMBERS: u32 = 51;
+/// The longest log a node keeps before it must snapshot, when snapshots are on.
+pub const MAX_SNAPSHOT_ENTRIES: u64 = 1_000_000;
 /// The largest number of entries one AppendEntries may carry.
 pub const MAX_BATCH: u32 = 10_000;
 
@@ -54,6 +56,9 @@ pub struct RaftConfig {
     /// Figure 8). Turning it off is unsafe: it exists to show why the rule is there.
     pub current_term_commit_rule: bool,
     pub read_mode: ReadMode,
+    /// Take a snapshot and compact the log once this many entries are applied past the
+    /// last snapshot (0: never, except when asked).
+    pub snapshot_entries: u64,
 }
 
 impl Default for RaftConfig {
@@ -67,6 +72,7 @@ impl Default for RaftConfig {
             max_batch: 64,
             current_term_commit_rule: true,
             read_mode: ReadMode::Log,
+            snapshot_entries: 1_000,
         }
     }
 }
@@ -85,6 +91,7 @@ pub struct RaftParams {
     pub max_batch: usize,
     pub current_term_commit_rule: bool,
     pub read_mode: ReadMode,
+    pub snapshot_entries: u64,
 }
 
 impl RaftConfig {
@@ -135,6 +142,15 @@ impl RaftConfig {
                 format!("must be between 1 and {MAX_BATCH}, got {}", self.max_batch),
             ));
         }
+        if self.snapshot_entries > MAX_SNAPSHOT_ENTRIES {
+            return Err(DistlabError::field(
+                "snapshotEntries",
+                format!(
+                    "must be at most {MAX_SNAPSHOT_ENTRIES} (0 turns snapshots off), got {}",
+                    self.snapshot_entries
+                ),
+            ));
+        }
         Ok(RaftParams {
             initial_members,
             election_min: Duration::try_from_millis_f64(
@@ -151,6 +167,7 @@ impl RaftConfig {
             max_batch: self.max_batch as usize,
             current_term_commit_rule: self.current_term_commit_rule,
             read_mode: self.read_mode,
+            snapshot_entries: self.snapshot_entries,
         })
     }
 }

@@ -190,6 +190,14 @@ impl Harness {
             .is_some_and(|n| n.log().term_at(n.commit_index()) == Some(n.term()))
     }
 
+    /// Sends an administrative request (membership change, transfer, snapshot) from the
+    /// client after the workload's clients, which the simulation must have.
+    pub fn admin(&mut self, node: NodeId, request: RaftRequest) -> Result<RequestId> {
+        let client = self.workload.clients;
+        self.sim
+            .client_request(client, node, request, self.workload.attempt_timeout)
+    }
+
     /// Processes one event (checking invariants after it if enabled). `false` when the
     /// simulation has nothing left to do before `deadline`.
     pub fn step_until(&mut self, deadline: Time) -> bool {

@@ -7,7 +7,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crate::consensus::raft::state_machine::KvCommand;
+use crate::consensus::raft::log::EMPTY_DIGEST;
+use crate::consensus::raft::state_machine::{KvCommand, KvStore};
 use crate::sim::NodeId;
 
 /// A Raft term: a logical clock that numbers elections.
@@ -77,6 +78,30 @@ impl Entry {
     }
 }
 
+/// A snapshot (paper §7): the state machine after applying entries `1..=index`, and what
+/// the log needs to go on after it (the last term, the configuration then in force).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub index: LogIndex,
+    pub term: Term,
+    /// The log's prefix digest at `index` (a ghost for the invariant checker).
+    pub digest: u64,
+    pub membership: Membership,
+    pub kv: KvStore,
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Snapshot {
+            index: 0,
+            term: 0,
+            digest: EMPTY_DIGEST,
+            membership: Membership::default(),
+            kv: KvStore::default(),
+        }
+    }
+}
+
 /// RequestVote, or its pre-vote twin that changes no state (thesis §9.6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VoteRequest {
@@ -126,6 +151,21 @@ pub struct AppendResponse {
     pub read_round: u64,
 }
 
+/// InstallSnapshot (paper Figure 13), sent whole rather than in chunks: the simulated
+/// network has no message size limit, and the page shows one message either way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRequest {
+    pub term: Term,
+    pub snapshot: Arc<Snapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotResponse {
+    pub term: Term,
+    /// The index up to which the follower's log now matches the leader's.
+    pub index: LogIndex,
+}
+
 /// A node-to-node message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
@@ -133,6 +173,12 @@ pub enum Message {
     VoteReply(VoteResponse),
     Append(AppendRequest),
     AppendReply(AppendResponse),
+    InstallSnapshot(SnapshotRequest),
+    SnapshotReply(SnapshotResponse),
+    /// Leader transfer (thesis §3.10): start an election now, ignoring leases.
+    TimeoutNow {
+        term: Term,
+    },
 }
 
 impl Message {
@@ -143,6 +189,9 @@ impl Message {
             Message::VoteReply(m) => m.term,
             Message::Append(m) => m.term,
             Message::AppendReply(m) => m.term,
+            Message::InstallSnapshot(m) => m.term,
+            Message::SnapshotReply(m) => m.term,
+            Message::TimeoutNow { term } => *term,
         }
     }
 
@@ -156,6 +205,9 @@ impl Message {
             Message::Append(m) if m.entries.is_empty() => "heartbeat",
             Message::Append(_) => "AppendEntries",
             Message::AppendReply(_) => "AppendEntriesResponse",
+            Message::InstallSnapshot(_) => "InstallSnapshot",
+            Message::SnapshotReply(_) => "InstallSnapshotResponse",
+            Message::TimeoutNow { .. } => "TimeoutNow",
         }
     }
 }

@@ -9,6 +9,9 @@
 //! - [`storage`]: the write-ahead log on the simulated disk, checksummed, torn-write safe.
 //! - [`state_machine`]: the key-value store with client sessions.
 //! - [`manual`]: a cluster driven message by message, for replaying the paper's figures.
+//! - [`reads`]: ReadIndex and lease reads (thesis §6.4).
+//! - [`transfer`]: leadership transfer with TimeoutNow (thesis §3.10).
+//! - [`membership`]: single-server membership changes with learners (thesis §4).
 //! - [`node`]: the [`Node`](crate::sim::Node) implementation.
 //! - [`harness`]: a cluster with closed-loop clients, for tests, soaks and the lab.
 //! - [`soak`]: one seed of the fault soak, as a pure function of the seed.
@@ -19,11 +22,14 @@ pub mod harness;
 pub mod invariants;
 pub mod log;
 pub mod manual;
+pub mod membership;
 pub mod messages;
 pub mod node;
+pub mod reads;
 pub mod soak;
 pub mod state_machine;
 pub mod storage;
+pub mod transfer;
 
 pub use config::{RaftConfig, RaftParams, ReadMode};
 pub use invariants::{Invariant, InvariantChecker, Observation, Violation};

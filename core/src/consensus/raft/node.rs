@@ -30,15 +30,19 @@
 //! safe because commands carry a session and number ([`super::state_machine`]).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-use crate::consensus::raft::config::RaftParams;
+use crate::consensus::raft::config::{RaftParams, ReadMode};
 use crate::consensus::raft::log::Log;
+use crate::consensus::raft::membership::ConfigWaiter;
 use crate::consensus::raft::messages::{
-    AppendRequest, AppendResponse, Entry, EntryData, LogIndex, Membership, Message, Term,
-    VoteRequest, VoteResponse,
+    AppendRequest, AppendResponse, Entry, EntryData, LogIndex, Membership, Message, Snapshot,
+    SnapshotRequest, SnapshotResponse, Term, VoteRequest, VoteResponse,
 };
-use crate::consensus::raft::state_machine::{Applied, KvCommand, KvResponse, KvStore};
+use crate::consensus::raft::reads::{PendingRead, Rounds};
+use crate::consensus::raft::state_machine::{Applied, KvCommand, KvOp, KvResponse, KvStore};
 use crate::consensus::raft::storage::{self, WalWriter};
+use crate::consensus::raft::transfer::Transfer;
 use crate::sim::disk::Disk;
 use crate::sim::node::{ClientId, ClientRequest, Ctx, Node, NodeId, Reply, RequestId, TimerId};
 use crate::time::{Duration, Time};
@@ -82,6 +86,8 @@ pub struct Progress {
     pub probe_sent: bool,
     /// Heard from since the start of the current check-quorum period.
     pub active: bool,
+    /// The newest heartbeat round this follower has answered (see [`super::reads`]).
+    pub acked_round: u64,
 }
 
 /// A client request to a Raft cluster.
@@ -89,11 +95,25 @@ pub struct Progress {
 pub enum RaftRequest {
     /// A key-value command.
     Kv(KvCommand),
+    /// Take a snapshot of everything applied now and compact the log (answered by any
+    /// node, for itself).
+    Snapshot,
+    /// Hand leadership to `to` (thesis §3.10); asked of the leader.
+    TransferLeadership {
+        to: NodeId,
+    },
+    /// Add `node`: as a learner, promoted to voter once caught up (thesis §4.2.1).
+    AddNode {
+        node: NodeId,
+    },
+    RemoveNode {
+        node: NodeId,
+    },
 }
 
 /// A request a leader will answer once its entry is applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Waiting {
+pub(super) struct Waiting {
     client: ClientId,
     request: RequestId,
 }
@@ -101,34 +121,42 @@ struct Waiting {
 /// One Raft server.
 #[derive(Debug, Clone)]
 pub struct RaftNode {
-    id: NodeId,
-    params: RaftParams,
+    pub(super) id: NodeId,
+    pub(super) params: RaftParams,
     // Durable (mirrored by the WAL).
-    term: Term,
-    vote: Option<NodeId>,
-    log: Log,
+    pub(super) term: Term,
+    pub(super) vote: Option<NodeId>,
+    pub(super) log: Log,
+    /// The latest snapshot, durable and in memory (a leader sends it to followers that
+    /// need entries it has compacted away).
+    pub(super) snapshot: Arc<Snapshot>,
     // Volatile.
-    role: Role,
-    leader: Option<NodeId>,
-    commit: LogIndex,
-    applied: LogIndex,
-    applied_digest: u64,
-    kv: KvStore,
-    membership: Membership,
-    votes: BTreeSet<NodeId>,
-    progress: BTreeMap<NodeId, Progress>,
-    waiting: BTreeMap<LogIndex, Waiting>,
+    pub(super) role: Role,
+    pub(super) leader: Option<NodeId>,
+    pub(super) commit: LogIndex,
+    pub(super) applied: LogIndex,
+    pub(super) applied_digest: u64,
+    pub(super) kv: KvStore,
+    pub(super) membership: Membership,
+    pub(super) votes: BTreeSet<NodeId>,
+    pub(super) progress: BTreeMap<NodeId, Progress>,
+    pub(super) waiting: BTreeMap<LogIndex, Waiting>,
     /// Local time the election timer was last armed, and for how long.
-    election_armed_at: Time,
-    election_timeout: Duration,
+    pub(super) election_armed_at: Time,
+    pub(super) election_timeout: Duration,
     /// Local time this node last heard from a leader of its term.
-    leader_contact: Option<Time>,
-    read_round: u64,
-    wal: WalWriter,
-    outbox: Vec<(NodeId, Message)>,
-    replies: Vec<(ClientId, RequestId, Reply<KvResponse>)>,
+    pub(super) leader_contact: Option<Time>,
+    pub(super) rounds: Rounds,
+    pub(super) pending_reads: Vec<PendingRead>,
+    pub(super) transfer: Option<Transfer>,
+    pub(super) config_waiters: Vec<ConfigWaiter>,
+    /// Index of the newest configuration entry (0 if none since the initial one).
+    pub(super) config_index: LogIndex,
+    pub(super) wal: WalWriter,
+    pub(super) outbox: Vec<(NodeId, Message)>,
+    pub(super) replies: Vec<(ClientId, RequestId, Reply<KvResponse>)>,
     /// Torn bytes found at the end of the WAL by the last recovery.
-    recovered_garbage: usize,
+    pub(super) recovered_garbage: usize,
 }
 
 impl RaftNode {
@@ -148,6 +176,9 @@ impl RaftNode {
     }
     pub fn log(&self) -> &Log {
         &self.log
+    }
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
     }
     pub fn raft_role(&self) -> Role {
         self.role
@@ -205,7 +236,7 @@ impl RaftNode {
         }
     }
 
-    fn append_local(&mut self, entry: Entry) -> LogIndex {
+    pub(super) fn append_local(&mut self, entry: Entry) -> LogIndex {
         let index = self.log.last_index() + 1;
         self.wal.entry(index, &entry);
         let is_config = matches!(*entry.data, EntryData::Membership(_));
@@ -217,20 +248,143 @@ impl RaftNode {
     }
 
     /// The configuration in force: the newest one in the log, committed or not (thesis
-    /// §4.1), else the initial one.
+    /// §4.1), else the snapshot's, else the initial one.
     fn refresh_membership(&mut self) {
-        let latest = self.log.iter().rev().find_map(|(_, e)| match &*e.data {
-            EntryData::Membership(m) => Some(m.clone()),
-            _ => None,
-        });
-        self.membership =
-            latest.unwrap_or_else(|| Membership::initial(self.params.initial_members));
+        self.membership = self.membership_at(self.log.last_index());
+        self.config_index = self
+            .log
+            .iter()
+            .rev()
+            .find(|(_, e)| matches!(*e.data, EntryData::Membership(_)))
+            .map_or(self.snapshot.index, |(i, _)| i);
+        self.reconcile_progress();
+    }
+
+    /// The configuration in force after entry `index`.
+    fn membership_at(&self, index: LogIndex) -> Membership {
+        let latest = self
+            .log
+            .iter()
+            .rev()
+            .skip_while(|(i, _)| *i > index)
+            .find_map(|(_, e)| match &*e.data {
+                EntryData::Membership(m) => Some(m.clone()),
+                _ => None,
+            });
+        match latest {
+            Some(m) => m,
+            None if self.snapshot.index > 0 => self.snapshot.membership.clone(),
+            None => Membership::initial(self.params.initial_members),
+        }
+    }
+
+    // ---- snapshots (paper §7) ----
+
+    /// Snapshots everything applied and drops those entries from the log.
+    fn take_snapshot(&mut self, ctx: &mut Ctx<'_, Self>) {
+        let index = self.applied;
+        if index <= self.log.base_index() {
+            return;
+        }
+        let (Some(term), Some(digest)) = (self.log.term_at(index), self.log.digest_at(index))
+        else {
+            return;
+        };
+        let snapshot = Snapshot {
+            index,
+            term,
+            digest,
+            membership: self.membership_at(index),
+            kv: self.kv.clone(),
+        };
+        self.snapshot = Arc::new(snapshot);
+        self.log.compact_to(index);
+        self.persist_all();
+        ctx.state_change(format!("snapshot at {index}, log compacted"));
+    }
+
+    /// Rewrites the durable state from scratch: snapshot, hard state, remaining entries.
+    fn persist_all(&mut self) {
+        self.wal
+            .rewrite(&self.snapshot, self.term, self.vote, self.log.iter());
+    }
+
+    fn maybe_snapshot(&mut self, ctx: &mut Ctx<'_, Self>) {
+        let every = self.params.snapshot_entries;
+        if every > 0 && self.applied >= self.log.base_index() + every {
+            self.take_snapshot(ctx);
+        }
+    }
+
+    /// A follower installs the leader's snapshot (paper Figure 13).
+    fn on_install_snapshot(&mut self, from: NodeId, req: SnapshotRequest, ctx: &mut Ctx<'_, Self>) {
+        if self.role == Role::Leader {
+            return;
+        }
+        if self.role != Role::Follower {
+            self.become_follower(self.term, Some(from), ctx);
+        }
+        self.leader = Some(from);
+        self.leader_contact = Some(ctx.now());
+        self.arm_election_timer(ctx);
+        let snap = req.snapshot;
+        let index = if snap.index <= self.commit {
+            // Already have all of it, committed.
+            self.commit
+        } else {
+            if self.log.term_at(snap.index) == Some(snap.term) {
+                // The log goes on past it: keep what follows (Figure 13, step 6).
+                self.log.compact_to(snap.index);
+            } else {
+                self.log.reset_to(snap.index, snap.term, snap.digest);
+            }
+            self.kv = snap.kv.clone();
+            self.commit = snap.index;
+            self.applied = snap.index;
+            self.applied_digest = snap.digest;
+            self.snapshot = snap;
+            self.waiting.clear();
+            self.refresh_membership();
+            self.persist_all();
+            ctx.state_change(format!("installed snapshot at {}", self.snapshot.index));
+            self.snapshot.index
+        };
+        let reply = SnapshotResponse {
+            term: self.term,
+            index,
+        };
+        self.send(from, Message::SnapshotReply(reply));
+    }
+
+    fn on_snapshot_reply(&mut self, from: NodeId, resp: SnapshotResponse) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let last = self.log.last_index();
+        let Some(pr) = self.progress.get_mut(&from) else {
+            return;
+        };
+        pr.active = true;
+        pr.matched = pr.matched.max(resp.index.min(last));
+        pr.next = pr.matched + 1;
+        pr.probing = true;
+        pr.probe_sent = false;
+        self.maybe_commit();
+        self.apply_committed();
+        self.send_append(from);
     }
 
     // ---- effects ----
 
     /// Makes this event's records durable, then lets its messages and replies out.
     fn flush(&mut self, ctx: &mut Ctx<'_, Self>) {
+        if self.role == Role::Leader {
+            let now = ctx.now();
+            self.serve_reads(now);
+            self.check_transfer(now);
+            self.membership_tick(ctx);
+        }
+        self.maybe_snapshot(ctx);
         self.wal.flush(|op| ctx.disk(op));
         for (to, msg) in self.outbox.drain(..) {
             ctx.send(to, msg);
@@ -240,7 +394,7 @@ impl RaftNode {
         }
     }
 
-    fn send(&mut self, to: NodeId, msg: Message) {
+    pub(super) fn send(&mut self, to: NodeId, msg: Message) {
         if to != self.id {
             self.outbox.push((to, msg));
         }
@@ -269,7 +423,12 @@ impl RaftNode {
 
     // ---- roles ----
 
-    fn become_follower(&mut self, term: Term, leader: Option<NodeId>, ctx: &mut Ctx<'_, Self>) {
+    pub(super) fn become_follower(
+        &mut self,
+        term: Term,
+        leader: Option<NodeId>,
+        ctx: &mut Ctx<'_, Self>,
+    ) {
         let was = self.role;
         if term > self.term {
             self.set_hard_state(term, None);
@@ -281,6 +440,9 @@ impl RaftNode {
         // Entries of waiting requests may still commit under the next leader: only the
         // client's timeout can say "unknown".
         self.waiting.clear();
+        self.drop_config_waiters();
+        self.fail_reads();
+        self.abandon_transfer("leadership lost during the transfer");
         if was == Role::Leader {
             ctx.cancel_timer(HEARTBEAT_TIMER);
         }
@@ -294,7 +456,9 @@ impl RaftNode {
         self.role = Role::PreCandidate;
         self.leader = None;
         self.votes.clear();
-        self.votes.insert(self.id);
+        if self.membership.is_voter(self.id) {
+            self.votes.insert(self.id);
+        }
         ctx.state_change(format!("pre-candidate for term {}", self.term + 1));
         self.arm_election_timer(ctx);
         if self.votes.len() >= self.membership.quorum() {
@@ -311,12 +475,14 @@ impl RaftNode {
         self.broadcast_vote(req);
     }
 
-    fn start_election(&mut self, transfer: bool, ctx: &mut Ctx<'_, Self>) {
+    pub(super) fn start_election(&mut self, transfer: bool, ctx: &mut Ctx<'_, Self>) {
         self.set_hard_state(self.term + 1, Some(self.id));
         self.role = Role::Candidate;
         self.leader = None;
         self.votes.clear();
-        self.votes.insert(self.id);
+        if self.membership.is_voter(self.id) {
+            self.votes.insert(self.id);
+        }
         ctx.state_change(format!("candidate in term {}", self.term));
         self.arm_election_timer(ctx);
         if self.votes.len() >= self.membership.quorum() {
@@ -346,8 +512,11 @@ impl RaftNode {
         self.votes.clear();
         self.waiting.clear();
         ctx.state_change(format!("leader in term {}", self.term));
+        // Progress first, so every follower's `next` is the no-op about to be appended.
+        self.progress.clear();
+        self.reconcile_progress();
         self.append_local(Entry::new(self.term, EntryData::Noop));
-        self.reset_progress();
+        self.rounds.start(ctx.now());
         self.broadcast_append();
         ctx.set_timer(HEARTBEAT_TIMER, self.params.heartbeat);
         // At a leader the election timer measures check-quorum periods.
@@ -358,47 +527,36 @@ impl RaftNode {
         self.apply_committed();
     }
 
-    fn reset_progress(&mut self) {
-        let next = self.log.last_index();
-        let peers: Vec<NodeId> = self
-            .membership
-            .members()
-            .filter(|&p| p != self.id)
-            .collect();
-        self.progress.retain(|p, _| peers.contains(p));
-        for p in peers {
-            self.progress.entry(p).or_insert(Progress {
-                // The no-op just appended is the first thing to send.
-                next,
-                matched: 0,
-                probing: true,
-                probe_sent: false,
-                active: true,
-            });
-        }
-    }
-
     // ---- replication ----
 
-    fn broadcast_append(&mut self) {
+    pub(super) fn broadcast_append(&mut self) {
         let peers: Vec<NodeId> = self.progress.keys().copied().collect();
         for p in peers {
             self.send_append(p);
         }
     }
 
-    fn send_append(&mut self, to: NodeId) {
+    pub(super) fn send_append(&mut self, to: NodeId) {
         let Some(pr) = self.progress.get(&to) else {
             return;
         };
         if pr.probing && pr.probe_sent {
             return;
         }
-        let next = pr
-            .next
-            .clamp(self.log.first_index(), self.log.last_index() + 1);
+        let next = pr.next.clamp(1, self.log.last_index() + 1);
         let prev = next - 1;
         let Some(prev_term) = self.log.term_at(prev) else {
+            // The entries this follower needs are compacted away: send the snapshot, and
+            // wait for its answer (or the next heartbeat) as for a probe.
+            if let Some(pr) = self.progress.get_mut(&to) {
+                pr.probing = true;
+                pr.probe_sent = true;
+            }
+            let req = SnapshotRequest {
+                term: self.term,
+                snapshot: self.snapshot.clone(),
+            };
+            self.send(to, Message::InstallSnapshot(req));
             return;
         };
         let entries = self.log.entries_from(next, self.params.max_batch).to_vec();
@@ -416,7 +574,7 @@ impl RaftNode {
             prev_log_term: prev_term,
             entries,
             leader_commit: self.commit,
-            read_round: self.read_round,
+            read_round: self.rounds.current,
         };
         self.send(to, Message::Append(msg));
     }
@@ -632,6 +790,8 @@ impl RaftNode {
             return;
         };
         pr.active = true;
+        // Any answer at this term confirms this leader for the round it echoes.
+        pr.acked_round = pr.acked_round.max(resp.read_round);
         if resp.success {
             if resp.index > pr.matched {
                 pr.matched = resp.index.min(last);
@@ -685,7 +845,7 @@ impl RaftNode {
             self.check_quorum(ctx);
             return;
         }
-        if !self.membership.is_voter(self.id) {
+        if !self.may_campaign() {
             // Learners and removed servers never campaign.
             self.arm_election_timer(ctx);
             return;
@@ -695,6 +855,19 @@ impl RaftNode {
         } else {
             self.start_election(false, ctx);
         }
+    }
+
+    /// Whether this node may start an election: it is a voter in its latest
+    /// configuration — or was one until an entry not yet known committed removed it, for
+    /// it may hold the entries the cluster needs to make progress (thesis §4.2.2: such a
+    /// server campaigns, without counting its own vote).
+    pub(super) fn may_campaign(&self) -> bool {
+        if self.membership.is_voter(self.id) {
+            return true;
+        }
+        self.config_index > self.commit
+            && self.config_index > 0
+            && self.membership_at(self.config_index - 1).is_voter(self.id)
     }
 
     fn check_quorum(&mut self, ctx: &mut Ctx<'_, Self>) {
@@ -724,23 +897,39 @@ impl RaftNode {
         for pr in self.progress.values_mut() {
             pr.probe_sent = false;
         }
+        // Every heartbeat is a new round: it renews the lease.
+        let confirmed = self.confirmed_round();
+        self.rounds.prune_before(confirmed);
+        self.rounds.start(ctx.now());
         self.broadcast_append();
         ctx.set_timer(HEARTBEAT_TIMER, self.params.heartbeat);
     }
 
     // ---- clients ----
 
-    fn not_leader(&self) -> Reply<KvResponse> {
+    pub(super) fn not_leader(&self) -> Reply<KvResponse> {
         Reply::Fail(match self.leader {
             Some(l) if l != self.id => format!("not leader; try {l}"),
             _ => "not leader; leader unknown".to_string(),
         })
     }
 
-    fn on_kv(&mut self, client: ClientId, request: RequestId, cmd: KvCommand) {
+    fn on_kv(&mut self, client: ClientId, request: RequestId, cmd: KvCommand, now: Time) {
         if self.role != Role::Leader {
             let reply = self.not_leader();
             self.replies.push((client, request, reply));
+            return;
+        }
+        if let Some(t) = &self.transfer {
+            // Thesis §3.10: no new commands while leadership moves; point at the target.
+            let reply = Reply::Fail(format!("not leader; transferring, try {}", t.to));
+            self.replies.push((client, request, reply));
+            return;
+        }
+        if self.params.read_mode != ReadMode::Log
+            && let KvOp::Get { key } = cmd.op
+        {
+            self.on_read(client, request, key, now);
             return;
         }
         if let Some(r) = self.kv.cached(cmd.session, cmd.seq) {
@@ -771,14 +960,18 @@ impl RaftNode {
                 Message::Vote(r) if r.pre_vote => {}
                 Message::VoteReply(r) if r.pre_vote && r.granted => {}
                 Message::Vote(r) => {
-                    if self.params.check_quorum && !r.transfer && self.leader_is_fresh(ctx.now()) {
+                    let sticky =
+                        self.params.check_quorum || self.params.read_mode == ReadMode::Lease;
+                    if sticky && !r.transfer && self.leader_is_fresh(ctx.now()) {
                         // Heard from a leader within the minimum election timeout: this
                         // candidate is probably cut off from it; ignore (thesis §4.2.3).
                         return;
                     }
                     self.become_follower(term, None, ctx);
                 }
-                Message::Append(_) => self.become_follower(term, Some(from), ctx),
+                Message::Append(_) | Message::InstallSnapshot(_) => {
+                    self.become_follower(term, Some(from), ctx)
+                }
                 _ => self.become_follower(term, None, ctx),
             }
         } else if term < self.term {
@@ -805,6 +998,13 @@ impl RaftNode {
                     };
                     self.send(from, Message::AppendReply(reply));
                 }
+                Message::InstallSnapshot(_) => {
+                    let reply = SnapshotResponse {
+                        term: self.term,
+                        index: 0,
+                    };
+                    self.send(from, Message::SnapshotReply(reply));
+                }
                 _ => {}
             }
             return;
@@ -814,6 +1014,9 @@ impl RaftNode {
             Message::VoteReply(r) => self.on_vote_reply(from, r, ctx),
             Message::Append(r) => self.on_append(from, r, ctx),
             Message::AppendReply(r) => self.on_append_reply(from, r),
+            Message::InstallSnapshot(r) => self.on_install_snapshot(from, r, ctx),
+            Message::SnapshotReply(r) => self.on_snapshot_reply(from, r),
+            Message::TimeoutNow { .. } => self.on_timeout_now(from, ctx),
         }
     }
 }
@@ -826,19 +1029,20 @@ impl Node for RaftNode {
 
     fn recover(id: NodeId, params: &RaftParams, disk: &Disk) -> Self {
         let rec = storage::recover(disk);
-        let file_len = disk.read(storage::WAL_FILE).len();
+        let wal = WalWriter::new(&rec);
         let mut node = RaftNode {
             id,
             params: params.clone(),
             term: rec.term,
             vote: rec.vote,
-            commit: rec.log.base_index(),
-            applied: rec.log.base_index(),
-            applied_digest: rec.log.base_digest(),
+            commit: rec.snapshot.index,
+            applied: rec.snapshot.index,
+            applied_digest: rec.snapshot.digest,
+            kv: rec.snapshot.kv.clone(),
+            snapshot: rec.snapshot,
             log: rec.log,
             role: Role::Follower,
             leader: None,
-            kv: KvStore::new(),
             membership: Membership::initial(params.initial_members),
             votes: BTreeSet::new(),
             progress: BTreeMap::new(),
@@ -846,8 +1050,12 @@ impl Node for RaftNode {
             election_armed_at: Time::ZERO,
             election_timeout: Duration::ZERO,
             leader_contact: None,
-            read_round: 0,
-            wal: WalWriter::new(rec.valid_len, file_len),
+            rounds: Rounds::default(),
+            pending_reads: Vec::new(),
+            transfer: None,
+            config_waiters: Vec::new(),
+            config_index: 0,
+            wal,
             outbox: Vec::new(),
             replies: Vec::new(),
             recovered_garbage: rec.garbage,
@@ -862,6 +1070,10 @@ impl Node for RaftNode {
                 "recovery: {} torn bytes at the end of the WAL ignored",
                 self.recovered_garbage
             ));
+        }
+        if self.wal.needs_rewrite() {
+            // A fresh (or never successfully written) disk: lay down the first file.
+            self.persist_all();
         }
         self.arm_election_timer(ctx);
         self.flush(ctx);
@@ -883,7 +1095,21 @@ impl Node for RaftNode {
 
     fn on_request(&mut self, request: ClientRequest<RaftRequest>, ctx: &mut Ctx<'_, Self>) {
         match request.body {
-            RaftRequest::Kv(cmd) => self.on_kv(request.client, request.id, cmd),
+            RaftRequest::Kv(cmd) => self.on_kv(request.client, request.id, cmd, ctx.now()),
+            RaftRequest::TransferLeadership { to } => {
+                self.on_transfer_request(request.client, request.id, to, ctx.now())
+            }
+            RaftRequest::AddNode { node } => {
+                self.on_membership_request(request.client, request.id, node, true)
+            }
+            RaftRequest::RemoveNode { node } => {
+                self.on_membership_request(request.client, request.id, node, false)
+            }
+            RaftRequest::Snapshot => {
+                self.take_snapshot(ctx);
+                let reply = Reply::Ok(KvResponse::Ok);
+                self.replies.push((request.client, request.id, reply));
+            }
         }
         self.flush(ctx);
     }

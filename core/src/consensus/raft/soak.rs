@@ -12,9 +12,10 @@
 use serde::Serialize;
 use std::fmt;
 
-use crate::consensus::raft::config::RaftConfig;
+use crate::consensus::raft::config::{RaftConfig, ReadMode};
 use crate::consensus::raft::harness::{Harness, LogicalOp, Workload};
 use crate::consensus::raft::invariants::Violation;
+use crate::consensus::raft::node::RaftRequest;
 use crate::consensus::raft::state_machine::{KvOp, KvResponse};
 use crate::rng::SimRng;
 use crate::sim::linearizability::{KvInput, KvModel, KvOutput, Operation, Response, check};
@@ -166,7 +167,13 @@ pub fn run_seed(seed: u64, opts: &SoakOptions) -> SeedReport {
     let config = RaftConfig {
         pre_vote: rng.chance(0.7),
         check_quorum: rng.chance(0.7),
+        read_mode: if rng.chance(0.5) {
+            ReadMode::ReadIndex
+        } else {
+            ReadMode::Log
+        },
         max_batch: [1, 4, 64][rng.below(3) as usize % 3],
+        snapshot_entries: [0, 3, 10, 50, 1_000][rng.below(5) as usize % 5],
         ..RaftConfig::default()
     };
     let mut report = SeedReport {
@@ -185,7 +192,8 @@ pub fn run_seed(seed: u64, opts: &SoakOptions) -> SeedReport {
     let sim_config = SimConfig {
         seed,
         nodes,
-        clients: 3,
+        // Three workload clients and one administrator.
+        clients: 4,
         record_trace: false,
         ..SimConfig::default()
     };
@@ -240,6 +248,7 @@ pub fn run_seed(seed: u64, opts: &SoakOptions) -> SeedReport {
     }
     script.faults.sort_by_key(|f| f.at_us);
     report.faults = script.faults.len();
+    let admin = admin_script(nodes, repair, &mut rng);
     if let Err(e) = h.sim_mut().load_script(&script) {
         report.failure = Some(SoakFailure::Liveness {
             detail: format!("bad script: {e}"),
@@ -248,6 +257,11 @@ pub fn run_seed(seed: u64, opts: &SoakOptions) -> SeedReport {
     }
 
     let max_events = opts.max_events;
+    for (at, request) in admin {
+        h.run_until_or(at, |h| h.sim().steps() > max_events);
+        let target = h.leader().unwrap_or(0);
+        let _ = h.admin(target, request);
+    }
     h.run_until_or(repair, |h| h.sim().steps() > max_events);
     // A crash scheduled part-way through an event fires at the node's next event, which
     // may come after the repair: restart whatever is still down, as an operator would.
@@ -260,6 +274,17 @@ pub fn run_seed(seed: u64, opts: &SoakOptions) -> SeedReport {
         for id in 0..h.sim().node_count() {
             if h.sim().status(id) == Some(NodeStatus::Crashed) {
                 let _ = h.sim_mut().apply_fault(&Fault::Restart { node: id });
+            }
+        }
+        // Bring back any node an administrator removed and whose re-adding failed.
+        if let Some(l) = h.leader() {
+            let missing: Vec<u32> = h.sim().node(l).map_or(Vec::new(), |n| {
+                (0..nodes)
+                    .filter(|id| !n.membership().contains(*id))
+                    .collect()
+            });
+            for node in missing {
+                let _ = h.admin(l, RaftRequest::AddNode { node });
             }
         }
         t = (t + Duration::from_millis(100)).min(bound);
@@ -282,11 +307,14 @@ pub fn run_seed(seed: u64, opts: &SoakOptions) -> SeedReport {
         let states: Vec<String> = (0..h.sim().node_count())
             .map(|id| match (h.sim().status(id), h.sim().node(id)) {
                 (Some(NodeStatus::Up), Some(n)) => format!(
-                    "n{id} {} t{} last {} commit {}",
+                    "n{id} {} t{} last {} (t{}) commit {} voters {:?} learners {:?}",
                     n.raft_role().name(),
                     n.term(),
                     n.log().last_index(),
-                    n.commit_index()
+                    n.log().last_term(),
+                    n.commit_index(),
+                    n.membership().voters,
+                    n.membership().learners,
                 ),
                 (status, _) => format!("n{id} {status:?}"),
             })
@@ -321,6 +349,27 @@ pub fn run_seed(seed: u64, opts: &SoakOptions) -> SeedReport {
         }
     }
     report
+}
+
+/// Administrative requests during the fault window: a node removed and added back a
+/// little later, leadership transfers, snapshots on demand.
+fn admin_script(nodes: u32, repair: Time, rng: &mut SimRng) -> Vec<(Time, RaftRequest)> {
+    let mut out = Vec::new();
+    for _ in 0..rng.below(4) {
+        let node = rng.below(nodes as u64) as u32;
+        let at = Time(rng.below(repair.0));
+        match rng.below(4) {
+            0 | 1 if nodes > 1 => {
+                let back = Time((at.0 + 50_000 + rng.below(600_000)).min(repair.0));
+                out.push((at, RaftRequest::RemoveNode { node }));
+                out.push((back, RaftRequest::AddNode { node }));
+            }
+            2 => out.push((at, RaftRequest::TransferLeadership { to: node })),
+            _ => out.push((at, RaftRequest::Snapshot)),
+        }
+    }
+    out.sort_by_key(|(t, _)| *t);
+    out
 }
 
 /// The clients' logical operations as a history for [`KvModel`], which reads an absent
