@@ -8,6 +8,11 @@ use distlab_core::consensus::raft::{
 use distlab_core::sim::history::Outcome;
 use distlab_core::sim::{Fault, Reply, SimConfig};
 use distlab_core::{Duration, Time};
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test_configure!(run_in_browser);
 
 fn votes_only(group: &'static [u32]) -> impl FnMut(&Queued) -> bool {
     move |q| {
@@ -113,6 +118,7 @@ fn figure_8(current_term_commit_rule: bool) -> (ManualCluster, bool) {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn figure_8_with_the_current_term_rule_loses_nothing_acknowledged() {
     let (c, s1_applied) = figure_8(true);
     assert!(c.violation().is_none(), "{:?}", c.violation());
@@ -135,6 +141,7 @@ fn figure_8_with_the_current_term_rule_loses_nothing_acknowledged() {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn figure_8_without_the_current_term_rule_loses_a_committed_entry() {
     let (c, s1_applied) = figure_8(false);
     // S1 committed and applied the put in (c)...
@@ -204,6 +211,7 @@ fn disruptive_rejoin(pre_vote: bool, seed: u64) -> Rejoin {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn disruptive_rejoin_without_pre_vote_deposes_the_leader() {
     for seed in 1..=5 {
         let r = disruptive_rejoin(false, seed);
@@ -214,6 +222,7 @@ fn disruptive_rejoin_without_pre_vote_deposes_the_leader() {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn disruptive_rejoin_with_pre_vote_leaves_the_leader_alone() {
     for seed in 1..=5 {
         let r = disruptive_rejoin(true, seed);

@@ -8,13 +8,24 @@
 use distlab_core::consensus::raft::soak::{
     SeedReport, SoakOptions, SoakSummary, replay_command, run_seed,
 };
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
-const DEFAULT_SEEDS: u64 = 2_000;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// Seeds per run: threads share them natively; a browser runs fewer, one after another.
+const DEFAULT_SEEDS: u64 = if cfg!(target_arch = "wasm32") {
+    200
+} else {
+    2_000
+};
 
 /// Runs seeds `0..seeds` on every core; returns the summary and the failing reports.
+#[cfg(not(target_arch = "wasm32"))]
 fn soak(seeds: u64, opts: &SoakOptions) -> (SoakSummary, Vec<SeedReport>) {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
     let next = AtomicU64::new(0);
     let summary = Mutex::new(SoakSummary::default());
     let failures = Mutex::new(Vec::new());
@@ -43,17 +54,39 @@ fn soak(seeds: u64, opts: &SoakOptions) -> (SoakSummary, Vec<SeedReport>) {
     (summary.into_inner().unwrap(), failures)
 }
 
+/// Runs seeds `0..seeds` one after another: a browser page has one thread.
+#[cfg(target_arch = "wasm32")]
+fn soak(seeds: u64, opts: &SoakOptions) -> (SoakSummary, Vec<SeedReport>) {
+    let mut summary = SoakSummary::default();
+    let mut failures = Vec::new();
+    for seed in 0..seeds {
+        let r = run_seed(seed, opts);
+        summary.add(&r);
+        if r.failure.is_some() {
+            failures.push(r);
+        }
+    }
+    (summary, failures)
+}
+
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn thousands_of_seeds_under_faults_stay_safe_live_and_linearizable() {
     let seeds = std::env::var("RAFT_SOAK_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(DEFAULT_SEEDS);
+    // No clock in a wasm32-unknown-unknown test: std::time::Instant panics there.
+    #[cfg(not(target_arch = "wasm32"))]
     let started = std::time::Instant::now();
     let (summary, failures) = soak(seeds, &SoakOptions::default());
+    #[cfg(not(target_arch = "wasm32"))]
+    let seconds = started.elapsed().as_secs_f64();
+    #[cfg(target_arch = "wasm32")]
+    let seconds = f64::NAN;
     eprintln!(
         "raft soak: {} seeds, {} events, {} commands, {} violations, {} liveness, {} \
-         linearizability, {} other failures, worst recovery {:.0} ms, {:.1} s",
+         linearizability, {} other failures, worst recovery {:.0} ms, {seconds:.1} s",
         summary.seeds,
         summary.events,
         summary.commands,
@@ -62,7 +95,6 @@ fn thousands_of_seeds_under_faults_stay_safe_live_and_linearizable() {
         summary.linearizability_failures,
         summary.other_failures,
         summary.worst_recovery_us as f64 / 1e3,
-        started.elapsed().as_secs_f64()
     );
     let lines: Vec<String> = failures
         .iter()

@@ -9,13 +9,15 @@
 
 mod convert;
 mod types;
+mod view_options;
 
 use distlab_core::lab::Lab as CoreLab;
 use distlab_core::ratelimit::token_bucket::{TokenBucket as CoreTokenBucket, TokenBucketConfig};
 use distlab_core::{DistlabError, Duration, Time};
 use wasm_bindgen::prelude::*;
 
-use convert::{to_js, to_json};
+use convert::{to_js, to_js_via_json, to_json};
+use view_options::ViewOptions;
 
 /// Reports a panic on the console. Any reachable panic is a bug: every input is checked.
 #[wasm_bindgen(start)]
@@ -123,9 +125,24 @@ impl Lab {
         self.inner.act(&action).map_err(core_error)
     }
     /// The current view: nodes, messages in flight, partitions, panels, metrics, invariants.
+    /// `options.fieldsOf: [ids]` keeps only those nodes' `fields` (a big cluster's view
+    /// is mostly fields; a page needs the inspected node's).
     #[wasm_bindgen(unchecked_return_type = "View")]
-    pub fn view(&self) -> Result<JsValue, JsError> {
-        to_js(&self.inner.view()).map_err(js_error)
+    pub fn view(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "ViewOptions | null")] options: Option<
+            JsValue,
+        >,
+    ) -> Result<JsValue, JsError> {
+        let options = match options {
+            Some(o) => ViewOptions::from_json(&to_json("options", &o).map_err(js_error)?)
+                .map_err(js_error)?,
+            None => ViewOptions::default(),
+        };
+        let mut view = self.inner.view();
+        options.apply(&mut view);
+        // Called every animation frame: the JSON route is the cheap one for big views.
+        to_js_via_json(&view).map_err(js_error)
     }
     /// Goes to the state after `k` events. Returns the step reached.
     pub fn seek(&mut self, k: f64) -> Result<f64, JsError> {

@@ -24,6 +24,11 @@ export type LabId = keyof LabTypes;
 export type LabConfig = LabTypes[LabId]["config"];
 /** An action of any lab: a simulator fault or the lab's own. */
 export type LabAction = LabTypes[LabId]["action"];
+/** Options of `Lab.view`. */
+export interface ViewOptions {
+    /** Only these nodes keep their `fields` (the others get an empty object). */
+    fieldsOf?: number[];
+}
 /** A JSON Schema document (draft 2020-12), as schemars writes it. */
 export type JsonSchema = { [key: string]: unknown };
 "#;

@@ -15,16 +15,39 @@ export class ClusterRenderer {
   private positions = new Map<number, Point>();
   private clientPositions = new Map<number, Point>();
   private radius = 14;
-  private lastMessages = new Map<number, MessageView>();
   private vanished: Vanished[] = [];
   /** Screen rectangle being dragged to choose a partition group. */
   drag: { x0: number; y0: number; x1: number; y1: number } | null = null;
 
   constructor(private canvas: HTMLCanvasElement) {}
 
+  /** What the node layout was computed for: it is kept while that stays the same. */
+  private layoutKey = "";
+
   private layout(view: View, w: number, h: number): void {
-    this.positions.clear();
+    const n = view.nodes.length;
+    const cx = w / 2;
+    const cy = h / 2;
+    const key = `${n}:${w}:${h}:${view.nodes[0]?.id}:${view.nodes[n - 1]?.id}`;
+    if (key !== this.layoutKey) {
+      this.layoutKey = key;
+      this.layoutNodes(view, w, h);
+    }
     this.clientPositions.clear();
+    this.clients.clear();
+    for (const m of view.messages) {
+      if (m.from.type === "client") this.clients.add(m.from.id);
+      if (m.to.type === "client") this.clients.add(m.to.id);
+    }
+    [...this.clients].sort((a, b) => a - b).forEach((c, i) => {
+      this.clientPositions.set(c, n <= 48 ? { x: cx, y: cy - 20 + 26 * i } : { x: w - 14, y: 14 + 20 * i });
+    });
+  }
+
+  private clients = new Set<number>();
+
+  private layoutNodes(view: View, w: number, h: number): void {
+    this.positions.clear();
     const n = view.nodes.length;
     const cx = w / 2;
     const cy = h / 2;
@@ -48,23 +71,16 @@ export class ClusterRenderer {
         });
       });
     }
-    const clients = new Set<number>();
-    for (const m of view.messages) {
-      if (m.from.type === "client") clients.add(m.from.id);
-      if (m.to.type === "client") clients.add(m.to.id);
-    }
-    [...clients].sort((a, b) => a - b).forEach((c, i) => {
-      this.clientPositions.set(c, n <= 48 ? { x: cx, y: cy - 20 + 26 * i } : { x: w - 14, y: 14 + 20 * i });
-    });
   }
 
   private at(e: Endpoint): Point | undefined {
     return e.type === "node" ? this.positions.get(e.id) : this.clientPositions.get(e.id);
   }
 
-  /** Where node `id` was last drawn, in CSS pixels of the canvas. */
-  position(id: number): Point | null {
-    return this.positions.get(id) ?? null;
+  /** Where node `id` was last drawn, in CSS pixels of the canvas, and its radius. */
+  position(id: number): { x: number; y: number; r: number } | null {
+    const p = this.positions.get(id);
+    return p ? { x: p.x, y: p.y, r: this.radius } : null;
   }
 
   /** The node under a point in CSS pixels. */
@@ -92,6 +108,12 @@ export class ClusterRenderer {
       .map(([id]) => id);
   }
 
+  /** Something on the stage moves by itself (a fading drop, a drag): redraw even
+   * without a new view. */
+  animating(): boolean {
+    return this.drag !== null || this.vanished.length > 0;
+  }
+
   draw(view: View, selected: number | null, blamed: Set<number>, wallMs: number): void {
     const ctx = fitCanvas(this.canvas);
     const w = this.canvas.clientWidth;
@@ -110,9 +132,9 @@ export class ClusterRenderer {
       return;
     }
     this.layout(view, w, h);
-    const group = new Map<number, number>();
+    const group = this.group;
+    group.clear();
     view.partitions.groups.forEach((g, i) => g.forEach((n) => group.set(n, i)));
-    const status = new Map(view.nodes.map((n) => [n.id, n.status]));
 
     // Partition groups: a tint behind each group's nodes.
     for (const [id, p] of this.positions) {
@@ -133,42 +155,8 @@ export class ClusterRenderer {
     }
     ctx.setLineDash([]);
 
-    // Messages: a dot along from → to, coloured by kind.
-    const small = view.messages.length < 400;
-    const seen = new Set<number>();
-    for (const m of view.messages) {
-      seen.add(m.id);
-      const a = this.at(m.from);
-      const b = this.at(m.to);
-      if (!a || !b) continue;
-      const t = Math.min(1, Math.max(0, m.progress));
-      const x = a.x + (b.x - a.x) * t;
-      const y = a.y + (b.y - a.y) * t;
-      if (small) {
-        ctx.strokeStyle = "#ffffff14";
-        ctx.beginPath();
-        ctx.moveTo(a.x, a.y);
-        ctx.lineTo(b.x, b.y);
-        ctx.stroke();
-      }
-      ctx.fillStyle = colorFor(m.kind);
-      ctx.beginPath();
-      ctx.arc(x, y, small ? 3.5 : 2, 0, 2 * Math.PI);
-      ctx.fill();
-    }
-    // Messages that vanished mid-flight across a cut link or into a down node: drops.
-    for (const [id, m] of this.lastMessages) {
-      if (seen.has(id) || m.progress > 0.95 || m.to.type !== "node" || m.from.type !== "node") continue;
-      const cut =
-        (group.size > 0 && group.get(m.from.id) !== group.get(m.to.id)) ||
-        status.get(m.to.id) !== "up";
-      const a = this.at(m.from);
-      const b = this.at(m.to);
-      if (!cut || !a || !b) continue;
-      const t = m.progress;
-      this.vanished.push({ from: a, to: b, at: { x: a.x + (b.x - a.x) * t, y: a.y + (b.y - a.y) * t }, born: wallMs });
-    }
-    this.lastMessages = new Map(view.messages.map((m) => [m.id, m]));
+    this.drawMessages(ctx, view);
+    this.noteVanished(view, wallMs);
     this.vanished = this.vanished.filter((v) => wallMs - v.born < 600).slice(-200);
     for (const v of this.vanished) {
       const alpha = 1 - (wallMs - v.born) / 600;
@@ -178,12 +166,7 @@ export class ClusterRenderer {
       ctx.lineWidth = 1;
     }
 
-    // Nodes.
-    const labels = this.radius >= 9;
-    for (const node of view.nodes) {
-      const p = this.positions.get(node.id);
-      if (p) drawNode(ctx, node, p, this.radius, node.id === selected, blamed.has(node.id), labels);
-    }
+    this.drawNodes(ctx, view, selected, blamed);
     // Clients.
     for (const [id, p] of this.clientPositions) {
       ctx.fillStyle = colorFor("client");
@@ -193,8 +176,10 @@ export class ClusterRenderer {
       ctx.fillText(`c${id}`, p.x + 9, p.y + 4);
     }
     // Legend of roles and message kinds.
-    const roles = [...new Set(view.nodes.map((n) => n.role))];
-    const kinds = [...new Set(view.messages.map((m) => m.kind))].slice(0, 8);
+    const roles = new Set<string>();
+    for (const n of view.nodes) roles.add(n.role);
+    const kinds = new Set<string>();
+    for (const m of view.messages) if (kinds.size < 8) kinds.add(m.kind);
     let lx = 8;
     ctx.font = "11px system-ui";
     for (const r of roles) lx = legend(ctx, lx, 14, colorFor(r), r, true);
@@ -212,11 +197,121 @@ export class ClusterRenderer {
       ctx.setLineDash([]);
     }
   }
+
+  /** Node → partition group, reused between frames. */
+  private group = new Map<number, number>();
+
+  /**
+   * Messages: a dot along from → to, coloured by kind. Few messages get their link drawn
+   * and a round dot each; many are batched into one path per kind (a canvas fill per
+   * message is what costs on a big cluster).
+   */
+  private drawMessages(ctx: CanvasRenderingContext2D, view: View): void {
+    const small = view.messages.length < 400;
+    if (small) {
+      for (const m of view.messages) {
+        const a = this.at(m.from);
+        const b = this.at(m.to);
+        if (!a || !b) continue;
+        const t = Math.min(1, Math.max(0, m.progress));
+        ctx.strokeStyle = "#ffffff14";
+        ctx.beginPath();
+        ctx.moveTo(a.x, a.y);
+        ctx.lineTo(b.x, b.y);
+        ctx.stroke();
+        ctx.fillStyle = colorFor(m.kind);
+        ctx.beginPath();
+        ctx.arc(a.x + (b.x - a.x) * t, a.y + (b.y - a.y) * t, 3.5, 0, 2 * Math.PI);
+        ctx.fill();
+      }
+      return;
+    }
+    const kinds: string[] = [];
+    for (const m of view.messages) if (!kinds.includes(m.kind)) kinds.push(m.kind);
+    for (const kind of kinds) {
+      ctx.fillStyle = colorFor(kind);
+      ctx.beginPath();
+      for (const m of view.messages) {
+        if (m.kind !== kind) continue;
+        const a = this.at(m.from);
+        const b = this.at(m.to);
+        if (!a || !b) continue;
+        const t = Math.min(1, Math.max(0, m.progress));
+        ctx.rect(a.x + (b.x - a.x) * t - 1.5, a.y + (b.y - a.y) * t - 1.5, 3, 3);
+      }
+      ctx.fill();
+    }
+  }
+
+  /** The messages of the previous view, by id, and the ids of the current one. */
+  private lastMessages: MessageView[] = [];
+  private currentIds = new Set<number>();
+
+  /** Messages that vanished mid-flight across a cut link or into a down node: drops. */
+  private noteVanished(view: View, wallMs: number): void {
+    const last = this.lastMessages;
+    this.lastMessages = view.messages;
+    // Nothing can vanish that way while every node is up and nothing is partitioned.
+    const cutSomewhere = this.group.size > 0 || view.nodes.some((n) => n.status !== "up");
+    if (!cutSomewhere || last.length === 0) return;
+    const ids = this.currentIds;
+    ids.clear();
+    for (const m of view.messages) ids.add(m.id);
+    const status = new Map(view.nodes.map((n) => [n.id, n.status]));
+    for (const m of last) {
+      if (ids.has(m.id) || m.progress > 0.95 || m.to.type !== "node" || m.from.type !== "node") continue;
+      const cut =
+        (this.group.size > 0 && this.group.get(m.from.id) !== this.group.get(m.to.id)) ||
+        status.get(m.to.id) !== "up";
+      const a = this.at(m.from);
+      const b = this.at(m.to);
+      if (!cut || !a || !b) continue;
+      const t = m.progress;
+      this.vanished.push({ from: a, to: b, at: { x: a.x + (b.x - a.x) * t, y: a.y + (b.y - a.y) * t }, born: wallMs });
+    }
+  }
+
+  /**
+   * Nodes. Plain running nodes of one role are batched into one path (a thousand separate
+   * fills dominate a big cluster's frame); crashed, paused, selected and blamed nodes and
+   * labels are drawn one by one.
+   */
+  private drawNodes(ctx: CanvasRenderingContext2D, view: View, selected: number | null, blamed: Set<number>): void {
+    const labels = this.radius >= 9;
+    const r = this.radius;
+    const plain = (n: NodeView): boolean => n.status === "up" && n.id !== selected && !blamed.has(n.id);
+    const roles: string[] = [];
+    for (const n of view.nodes) if (plain(n) && !roles.includes(n.role)) roles.push(n.role);
+    for (const role of roles) {
+      ctx.fillStyle = colorFor(role);
+      ctx.beginPath();
+      for (const n of view.nodes) {
+        if (n.role !== role || !plain(n)) continue;
+        const p = this.positions.get(n.id);
+        if (!p) continue;
+        ctx.moveTo(p.x + r, p.y);
+        ctx.arc(p.x, p.y, r, 0, 2 * Math.PI);
+      }
+      ctx.fill();
+    }
+    for (const node of view.nodes) {
+      const p = this.positions.get(node.id);
+      if (!p) continue;
+      if (!plain(node)) drawNode(ctx, node, p, r, node.id === selected, blamed.has(node.id));
+      if (labels) {
+        ctx.fillStyle = "#d7dde4";
+        ctx.font = "11px system-ui";
+        ctx.textAlign = "center";
+        ctx.fillText(node.label, p.x, p.y + r + 13);
+        ctx.textAlign = "start";
+      }
+    }
+  }
 }
 
 function drawNode(
   ctx: CanvasRenderingContext2D, node: NodeView, p: Point, r: number,
-  selected: boolean, blamed: boolean, label: boolean,
+  selected: boolean, blamed: boolean,
 ): void {
   const color = colorFor(node.role);
   if (blamed) {
@@ -265,13 +360,6 @@ function drawNode(
     ctx.arc(p.x, p.y, r + 6, 0, 2 * Math.PI);
     ctx.stroke();
     ctx.lineWidth = 1;
-  }
-  if (label) {
-    ctx.fillStyle = "#d7dde4";
-    ctx.font = "11px system-ui";
-    ctx.textAlign = "center";
-    ctx.fillText(node.label, p.x, p.y + r + 13);
-    ctx.textAlign = "start";
   }
 }
 

@@ -66,12 +66,27 @@ const state = {
   violated: new Set<string>(),
   types: new Set<string>(),
   dirty: true,
+  /** Something the user did (or a seek, a new lab) must show on the next frame. */
+  urgent: true,
+  /** When the last view was taken, and what views cost (moving average, ms). */
+  lastViewAt: -Infinity,
+  viewCost: 0,
+  /** The stage must be redrawn (a new view, a resize, a selection). */
+  stageDirty: true,
+  lastFrameAt: null as number | null,
   lastPanels: 0,
+  /** A view arrived while playing: its panels are drawn on a later frame. */
+  panelsDue: false,
   lastTrace: -Infinity,
   traceStep: -1,
   traceBusy: false,
+  /** How long the worker took to build the last trace, ms. */
+  traceCost: 0,
   traceId: 0,
   frames: [] as number[],
+  /** Time between two animation frames: what the eye sees (the work above plus the
+   * browser's own: style, layout, rasterising the canvases). */
+  intervals: [] as number[],
   /** Per-frame cost of each part, for the benchmark hook. */
   parts: {} as Record<string, number[]>,
 };
@@ -149,7 +164,7 @@ function openLab(id: string, run: SharedRun | null = null, config: LabConfig | n
     if (run) {
       const l = replayLab(id as LabId, run.config, run.actions);
       l.seek(run.step);
-      const now = l.view().timeUs;
+      const now = l.view({ fieldsOf: [] }).timeUs;
       if (run.timeUs > now) l.step((run.timeUs - now) / 1000);
       return l;
     }
@@ -166,11 +181,18 @@ function openLab(id: string, run: SharedRun | null = null, config: LabConfig | n
   state.violated.clear();
   state.maxStep = lab.steps;
   state.dirty = true;
+  state.urgent = true;
   state.traceStep = -1;
   state.lastTrace = -Infinity;
+  state.traceCost = 0;
   if (changedLab) panels.clear();
   spacetime.setTrace(null);
   state.traceId++; // a reply for the previous lab is ignored
+  if (state.traceBusy) {
+    // Building the previous lab's trace can take seconds (a big cluster): stop it.
+    traceWorker?.terminate();
+    traceWorker = null;
+  }
   state.traceBusy = false;
   const effective = lab.config() as Record<string, unknown>;
   form.build(lab.configSchema(), effective);
@@ -248,6 +270,7 @@ function act(action: LabAction): void {
   if (guard(() => lab.act(action)) === undefined && !ui.error.hidden) return;
   state.maxStep = lab.steps;
   state.dirty = true;
+  state.urgent = true;
   state.traceStep = -1;
 }
 
@@ -258,6 +281,7 @@ function seek(step: number): void {
   updatePlay();
   guard(() => lab.seek(Math.max(0, Math.min(step, state.maxStep))));
   state.dirty = true;
+  state.urgent = true;
   // Going back in time can un-violate invariants; they re-arm.
   state.violated.clear();
   state.blamed.clear();
@@ -272,6 +296,7 @@ function stepOnce(): void {
   if (n === 0) guard(() => lab.step(10));
   state.maxStep = Math.max(state.maxStep, lab.steps);
   state.dirty = true;
+  state.urgent = true;
 }
 
 function updatePlay(): void {
@@ -287,8 +312,23 @@ function togglePlay(): void {
 
 let lastWall = performance.now();
 
+/**
+ * While playing, how long to wait between two views. A view crosses from wasm into JS
+ * objects, and on a big cluster that is the costliest part of a frame (about 5 ms for
+ * 1,000 nodes): it is then taken every other frame or so, so that views cost at most
+ * about a third of the time, and frames stay even. Cheap views are taken every frame.
+ */
+function viewInterval(): number {
+  return state.viewCost < 2 ? 0 : Math.min(100, 3 * state.viewCost);
+}
+
 function frame(wall: number): void {
   const t0 = performance.now();
+  if (state.lastFrameAt !== null) {
+    state.intervals.push(wall - state.lastFrameAt);
+    if (state.intervals.length > 600) state.intervals.shift();
+  }
+  state.lastFrameAt = wall;
   const dt = Math.min(100, Math.max(0, wall - lastWall));
   lastWall = wall;
   const lab = state.lab;
@@ -298,19 +338,39 @@ function frame(wall: number): void {
     state.maxStep = Math.max(state.maxStep, lab.steps);
     state.dirty = true;
   }
-  if (lab && state.dirty) {
+  const due = state.urgent || !state.playing || wall - state.lastViewAt >= viewInterval();
+  if (lab && state.dirty && due) {
     state.dirty = false;
-    const v = timed("view", () => guard(() => lab.view()));
+    state.urgent = false;
+    state.lastViewAt = wall;
+    const v0 = performance.now();
+    // Only the inspected node's fields: on a big cluster they are most of the view.
+    const fieldsOf = state.selected === null ? [] : [state.selected];
+    const v = timed("view", () => guard(() => lab.view({ fieldsOf })));
+    state.viewCost = 0.8 * state.viewCost + 0.2 * (performance.now() - v0);
     if (v) {
       state.view = v;
+      state.stageDirty = true;
       timed("dom", () => onView(v, wall));
     }
   }
   if (state.view) {
     const view = state.view;
-    timed("stage", () => cluster.draw(view, state.selected, state.blamed, wall));
+    // The stage is redrawn when there is something new to show, not every frame.
+    if (state.stageDirty || cluster.animating()) {
+      state.stageDirty = false;
+      timed("stage", () => cluster.draw(view, state.selected, state.blamed, wall));
+    }
     if (window.distlabPage && window.distlabPage.firstFrameMs === null && state.playing) {
       window.distlabPage.firstFrameMs = performance.now();
+    }
+    // While playing, one panel per frame (each refreshes every few frames), and not in
+    // a frame that took a costly view: the work is spread over frames.
+    const tookView = state.lastViewAt === wall;
+    if (state.panelsDue && state.playing && wall - state.lastPanels > 30 && (!tookView || viewInterval() === 0)) {
+      state.panelsDue = false;
+      state.lastPanels = wall;
+      timed("panels", () => panels.render(view.panels, view.metrics, 1));
     }
     timed("trace", () => refreshTrace(view, wall));
     timed("spacetime", () => spacetime.draw(view.timeUs, view.nodes.length));
@@ -338,6 +398,22 @@ function onView(v: View, wall: number): void {
     state.playing = false;
     updatePlay();
   }
+  // The list is rebuilt only when an invariant's status or detail changed.
+  const invariantsKey = JSON.stringify(v.invariants);
+  if (invariantsKey !== renderedInvariants) {
+    renderedInvariants = invariantsKey;
+    renderInvariants(v);
+  }
+  renderInspector(v);
+  if (!state.playing) timed("panels", () => panels.render(v.panels, v.metrics));
+  else state.panelsDue = true;
+  const hint = state.types.has("crash") ? "click a node; space plays, → steps" : "space plays, → steps";
+  if (ui.stageHint.textContent !== hint) ui.stageHint.textContent = hint;
+}
+
+let renderedInvariants = "";
+
+function renderInvariants(v: View): void {
   ui.invariants.replaceChildren(
     ...v.invariants.map((inv) => {
       const li = document.createElement("li");
@@ -350,19 +426,16 @@ function onView(v: View, wall: number): void {
     }),
   );
   if (v.invariants.length === 0) ui.invariants.textContent = "this lab checks none yet";
-  renderInspector(v);
-  // While playing, one panel per frame (each refreshes every few frames); otherwise all.
-  if (!state.playing) timed("panels", () => panels.render(v.panels, v.metrics));
-  else if (wall - state.lastPanels > 30) {
-    state.lastPanels = wall;
-    timed("panels", () => panels.render(v.panels, v.metrics, 1));
-  }
-  const hint = state.types.has("crash") ? "click a node; space plays, → steps" : "space plays, → steps";
-  ui.stageHint.textContent = hint;
 }
+
+let renderedInspector = "";
 
 function renderInspector(v: View): void {
   const node = v.nodes.find((n) => n.id === state.selected);
+  // Rebuilt only when the selected node's state changed.
+  const key = node ? JSON.stringify(node) : String(v.nodes.length > 0);
+  if (key === renderedInspector) return;
+  renderedInspector = key;
   if (!node) {
     ui.inspector.textContent = v.nodes.length ? "click a node" : "";
     return;
@@ -390,19 +463,22 @@ function renderInspector(v: View): void {
 }
 
 /** The trace is built by a worker (it is costly on long runs): ask for the current step
- * whenever the worker is idle, at most four times a second while playing. */
+ * whenever the worker is idle, at most four times a second while playing, and, once a
+ * build takes long (a big cluster's trace), leave the worker idle twice as long as its
+ * last build took, so it does not keep a core busy that the page needs. */
 let traceWorker: Worker | null = null;
 
 function refreshTrace(v: View, wall: number): void {
   const lab = state.lab;
   if (!lab || state.traceStep === v.step || state.traceBusy) return;
-  if (state.playing && wall - state.lastTrace < 250) return;
+  if (state.playing && wall - state.lastTrace < Math.max(250, 3 * state.traceCost)) return;
   if (!traceWorker) {
     traceWorker = new Worker(new URL("./trace.worker.ts", import.meta.url), { type: "module" });
     traceWorker.onmessage = (e: MessageEvent<TraceColumns | { id: number; error: string }>) => {
       state.traceBusy = false;
       const m = e.data;
       if (m.id !== state.traceId) return;
+      state.traceCost = performance.now() - state.lastTrace;
       if ("error" in m) {
         ui.traceInfo.textContent = `trace: ${m.error}`;
         return;
@@ -428,6 +504,7 @@ function refreshTrace(v: View, wall: number): void {
 // ---------------------------------------------------------------- wiring
 
 function wire(): void {
+  new ResizeObserver(() => (state.stageDirty = true)).observe(ui.stage);
   ui.filter.addEventListener("input", renderCatalog);
   window.addEventListener("hashchange", () => {
     const { lab, run } = guard(() => decodeHash(location.hash)) ?? { lab: null, run: null };
@@ -501,6 +578,7 @@ function wire(): void {
     const node = state.view?.nodes.find((x) => x.id === id);
     state.selected = id;
     state.dirty = true;
+    state.urgent = true;
     if (!node || !state.types.has("crash")) return;
     if (mode() === "crash") act({ type: node.status === "crashed" ? "restart" : "crash", node: id });
     if (mode() === "pause") act({ type: node.status === "paused" ? "resume" : "pause", node: id });
@@ -567,10 +645,16 @@ declare global {
       play: () => void;
       pause: () => void;
       open: (id: string, config?: LabConfig) => void;
-      nodePosition: (id: number) => { x: number; y: number } | null;
+      nodePosition: (id: number) => { x: number; y: number; r: number } | null;
+      playing: () => boolean;
+      blamed: () => number[];
       firstFrameMs: number | null;
       shareUrl: () => string | null;
-      frameStats: () => { frames: number; p50: number; p95: number; max: number; parts: Record<string, { p50: number; p95: number; max: number }> };
+      frameStats: () => {
+        frames: number; p50: number; p95: number; max: number;
+        interval: { p50: number; p95: number; max: number };
+        parts: Record<string, { p50: number; p95: number; max: number }>;
+      };
       resetFrames: () => void;
     };
   }
@@ -600,6 +684,8 @@ async function main(): Promise<void> {
     pause: () => { state.playing = false; updatePlay(); },
     open: (id, config) => openLab(id, null, config ?? null),
     nodePosition: (id) => cluster.position(id),
+    playing: () => state.playing,
+    blamed: () => [...state.blamed].sort((a, b) => a - b),
     firstFrameMs: null,
     shareUrl,
     frameStats: () => ({
@@ -607,12 +693,14 @@ async function main(): Promise<void> {
       p50: percentile(state.frames, 0.5),
       p95: percentile(state.frames, 0.95),
       max: percentile(state.frames, 1),
+      interval: { p50: percentile(state.intervals, 0.5), p95: percentile(state.intervals, 0.95), max: percentile(state.intervals, 1) },
       parts: Object.fromEntries(
         Object.entries(state.parts).map(([k, xs]) => [k, { p50: percentile(xs, 0.5), p95: percentile(xs, 0.95), max: percentile(xs, 1) }]),
       ),
     }),
     resetFrames: () => {
       state.frames = [];
+      state.intervals = [];
       state.parts = {};
     },
   };

@@ -64,10 +64,20 @@ export class SpaceTimeDiagram {
 
   setTrace(t: TraceColumns | null): void {
     this.t = t;
+    this.stale = true;
   }
+
+  /** The picture is out of date (a new trace); otherwise `draw` redraws only when the
+   * present time, the number of lanes or the canvas size changed. */
+  private stale = true;
+  private drawnSize = "";
 
   /** Redraws at the present time `nowUs` (the view's). */
   draw(nowUs: number, nodes: number): void {
+    const size = `${this.canvas.clientWidth}x${this.canvas.clientHeight}`;
+    if (!this.stale && nowUs === this.nowUs && nodes === this.nodes && size === this.drawnSize) return;
+    this.stale = false;
+    this.drawnSize = size;
     this.nowUs = nowUs;
     this.nodes = nodes;
     if (this.follow) this.endUs = Math.max(nowUs, this.spanUs * 0.9);
@@ -92,12 +102,15 @@ export class SpaceTimeDiagram {
     ctx.font = "10px system-ui";
     ctx.textAlign = "center";
     const every = Math.ceil(14 / laneW);
+    // Lanes: one path for all of them (a thousand strokes cost on a big cluster).
+    ctx.strokeStyle = "#2a323c";
+    ctx.beginPath();
     for (let l = 0; l < lanes; l++) {
-      ctx.strokeStyle = "#2a323c";
-      ctx.beginPath();
       ctx.moveTo(x(l), top);
       ctx.lineTo(x(l), h - 10);
-      ctx.stroke();
+    }
+    ctx.stroke();
+    for (let l = 0; l < lanes; l++) {
       if (l % every === 0) {
         ctx.fillStyle = "#8a96a3";
         ctx.fillText(l < nodes ? `n${l}` : `c${l - nodes}`, x(l), 11);

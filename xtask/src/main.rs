@@ -58,8 +58,8 @@ fn run(label: &str, program: &str, args: &[&str]) -> Result {
 }
 
 /// Runs a test command, streaming its output, and fails unless it passed at least one
-/// test: a browser runner that finds nothing to run still exits 0.
-fn run_tests(label: &str, program: &str, args: &[&str]) -> Result {
+/// test: a browser runner that finds nothing to run still exits 0. Returns how many passed.
+fn run_tests(label: &str, program: &str, args: &[&str]) -> Result<u64> {
     eprintln!("==> {label}: {program} {}", args.join(" "));
     let started = Instant::now();
     let mut child = command(program, args)
@@ -91,7 +91,7 @@ fn run_tests(label: &str, program: &str, args: &[&str]) -> Result {
     if passed == 0 {
         return Err(format!("{label} ran no test"));
     }
-    Ok(())
+    Ok(passed)
 }
 
 /// The first line a program prints for `--version`, if it runs.
@@ -189,6 +189,14 @@ fn test() -> Result {
         "npm API in Chrome",
         "wasm-pack",
         &["test", "--headless", "--chrome", "wasm"],
+    )?;
+    web::expect_browser_tests(
+        "tests",
+        run_tests(
+            "suites of tests/ in Chrome",
+            "wasm-pack",
+            &["test", "--headless", "--chrome", "tests"],
+        )?,
     )?;
     web::npm_pack_test()?;
     web::e2e()?;

@@ -55,6 +55,43 @@ fn run_in(dir: &Path, label: &str, program: &str, args: &[&str]) -> Result {
     }
 }
 
+/// Fails unless a browser run of `crate_dir`'s integration suites passed at least as many
+/// tests as they mark for wasm: a suite file without `wasm_bindgen_test_configure!
+/// (run_in_browser)` is silently skipped in Chrome, and this catches it.
+pub fn expect_browser_tests(crate_dir: &str, passed: u64) -> Result {
+    let dir = root().join(crate_dir).join("tests");
+    let (mut native, mut browser) = (0u64, 0u64);
+    let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.extension().is_none_or(|x| x != "rs") {
+            continue;
+        }
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        for line in text.lines().map(str::trim) {
+            if line == "#[test]" {
+                native += 1;
+            } else if line == "#[wasm_bindgen_test]"
+                || line == r#"#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]"#
+            {
+                browser += 1;
+            }
+        }
+    }
+    eprintln!(
+        "<== {crate_dir}/tests: {passed} passed in Chrome; {browser} marked for wasm, \
+         {native} native"
+    );
+    if passed < browser {
+        return Err(format!(
+            "{crate_dir}/tests: only {passed} of {browser} browser tests passed in Chrome \
+             (a suite without `wasm_bindgen_test_configure!(run_in_browser)` runs nothing)"
+        ));
+    }
+    Ok(())
+}
+
 fn ensure_node() -> Result {
     let out = Command::new("node")
         .arg("--version")
