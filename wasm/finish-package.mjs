@@ -44,6 +44,8 @@ const lab = createLab("sim.network", { nodes: 5, seed: 7 });
 lab.step(1000);                       // one simulated second
 lab.act({ type: "crash", node: 2 });
 console.log(lab.view().nodes.map((n) => n.status));
+// On a big cluster, ask only for the fields of the nodes you show in detail:
+lab.view({ fieldsOf: [2] });
 \`\`\`
 
 Every config, action and view has a TypeScript type in \`distlab.d.ts\`; bad input throws
