@@ -365,9 +365,32 @@ fn replay_reproduces_actions_taken_after_whole_steps() {
         if lab.actions().as_array().is_some_and(|a| !a.is_empty()) {
             let last = &lab.actions().as_array().unwrap().last().unwrap().clone();
             if last["step"].as_u64() == Some(lab.steps()) {
+                let got = fingerprint(replayed.as_ref());
+                let diff: Vec<String> = got
+                    .0
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .filter(|(key, v)| want.0.get(key.as_str()) != Some(v))
+                    .map(|(key, v)| {
+                        if let (Some(a), Some(b)) = (v.as_array(), want.0[key.as_str()].as_array())
+                        {
+                            let d: Vec<String> = a
+                                .iter()
+                                .zip(b)
+                                .filter(|(x, y)| x != y)
+                                .map(|(x, y)| format!("{} {} vs {}", x["name"], x["y"], y["y"]))
+                                .collect();
+                            return format!("{key}: {d:?}");
+                        }
+                        format!("{key}: {v} vs {}", want.0[key.as_str()])
+                    })
+                    .collect();
                 assert!(
-                    fingerprint(replayed.as_ref()) == want,
-                    "{id}: replay differs"
+                    got == want,
+                    "{id}: replay differs: {diff:?} hash {} vs {}",
+                    got.1,
+                    want.1
                 );
             }
         }
