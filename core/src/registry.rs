@@ -29,6 +29,14 @@ pub fn registered() -> Vec<(&'static str, Constructor)> {
             make::<crate::sim::labs::network::NetworkLab>,
         ),
         (
+            crate::consensus::raft::lab::RaftLab::ID,
+            make::<crate::consensus::raft::lab::RaftLab>,
+        ),
+        (
+            crate::consensus::raft::scenario::RejoinLab::ID,
+            make::<crate::consensus::raft::scenario::RejoinLab>,
+        ),
+        (
             crate::sim::labs::workload::WorkloadLab::ID,
             make::<crate::sim::labs::workload::WorkloadLab>,
         ),

@@ -15,17 +15,21 @@
 //! - [`node`]: the [`Node`](crate::sim::Node) implementation.
 //! - [`harness`]: a cluster with closed-loop clients, for tests, soaks and the lab.
 //! - [`soak`]: one seed of the fault soak, as a pure function of the seed.
+//! - [`lab`]: the `consensus.raft` lab.
+//! - [`scenario`]: the `scenario.disruptive-rejoin` lab (pre-vote off and on, side by side).
 //! - [`invariants`]: the paper's safety properties, checked after every event.
 
 pub mod config;
 pub mod harness;
 pub mod invariants;
+pub mod lab;
 pub mod log;
 pub mod manual;
 pub mod membership;
 pub mod messages;
 pub mod node;
 pub mod reads;
+pub mod scenario;
 pub mod soak;
 pub mod state_machine;
 pub mod storage;
