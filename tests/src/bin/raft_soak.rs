@@ -163,7 +163,7 @@ fn main() -> ExitCode {
         println!(
             "FAIL seed {}: {why}\n  replay: {}",
             r.seed,
-            replay_command(r.seed)
+            replay_command(r.seed, &args.opts)
         );
     }
     if summary.failures() == 0 {

@@ -38,7 +38,7 @@ pub struct SoakOptions {
 impl Default for SoakOptions {
     fn default() -> Self {
         SoakOptions {
-            fault_ms: 3_000,
+            fault_ms: 4_000,
             liveness_timeouts: 20,
             max_events: 2_000_000,
             check_linearizability: true,
@@ -419,9 +419,13 @@ pub fn history(ops: &[LogicalOp]) -> Vec<Operation<KvInput, KvOutput>> {
         .collect()
 }
 
-/// The command that replays one seed with details.
-pub fn replay_command(seed: u64) -> String {
-    format!("cargo run --release -p distlab-tests --bin raft-soak -- --seed {seed}")
+/// The command that replays one seed and prints its report.
+pub fn replay_command(seed: u64, opts: &SoakOptions) -> String {
+    let mut cmd = format!("cargo run --release -p distlab-tests --bin raft-soak -- --seed {seed}");
+    if opts.fault_ms != SoakOptions::default().fault_ms {
+        cmd.push_str(&format!(" --fault-ms {}", opts.fault_ms));
+    }
+    cmd
 }
 
 #[cfg(test)]
