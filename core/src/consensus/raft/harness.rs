@@ -308,7 +308,7 @@ impl Harness {
         match self.sim.client_request(
             c as u32,
             target,
-            RaftRequest::Kv(cmd),
+            RaftRequest::Kv(Box::new(cmd)),
             self.workload.attempt_timeout,
         ) {
             Ok(id) => client.attempt = Some(id),

@@ -634,9 +634,12 @@ impl LabModel for RaftLab {
                         op: request.clone(),
                     };
                     let client = self.h.workload().clients;
-                    self.h
-                        .sim_mut()
-                        .client_request(client, node, RaftRequest::Kv(cmd), timeout)?;
+                    self.h.sim_mut().client_request(
+                        client,
+                        node,
+                        RaftRequest::Kv(Box::new(cmd)),
+                        timeout,
+                    )?;
                     self.next_session += 1;
                 }
                 RaftLabAction::AddNode {} => {

@@ -93,8 +93,9 @@ pub struct Progress {
 /// A client request to a Raft cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RaftRequest {
-    /// A key-value command.
-    Kv(KvCommand),
+    /// A key-value command (boxed: the simulator moves requests through its event queue
+    /// by value, and a command is larger than any other message).
+    Kv(Box<KvCommand>),
     /// Take a snapshot of everything applied now and compact the log (answered by any
     /// node, for itself).
     Snapshot,
@@ -1095,7 +1096,7 @@ impl Node for RaftNode {
 
     fn on_request(&mut self, request: ClientRequest<RaftRequest>, ctx: &mut Ctx<'_, Self>) {
         match request.body {
-            RaftRequest::Kv(cmd) => self.on_kv(request.client, request.id, cmd, ctx.now()),
+            RaftRequest::Kv(cmd) => self.on_kv(request.client, request.id, *cmd, ctx.now()),
             RaftRequest::TransferLeadership { to } => {
                 self.on_transfer_request(request.client, request.id, to, ctx.now())
             }
