@@ -9,6 +9,9 @@
 //! - [`storage`]: the write-ahead log on the simulated disk, checksummed, torn-write safe.
 //! - [`state_machine`]: the key-value store with client sessions.
 //! - [`manual`]: a cluster driven message by message, for replaying the paper's figures.
+//! - [`election`]: elections, pre-vote and check-quorum.
+//! - [`replication`]: AppendEntries, fast backtracking, the commit rule.
+//! - [`snapshot`]: snapshots, compaction and InstallSnapshot.
 //! - [`reads`]: ReadIndex and lease reads (thesis §6.4).
 //! - [`transfer`]: leadership transfer with TimeoutNow (thesis §3.10).
 //! - [`membership`]: single-server membership changes with learners (thesis §4).
@@ -20,6 +23,7 @@
 //! - [`invariants`]: the paper's safety properties, checked after every event.
 
 pub mod config;
+pub mod election;
 pub mod harness;
 pub mod invariants;
 pub mod lab;
@@ -29,7 +33,9 @@ pub mod membership;
 pub mod messages;
 pub mod node;
 pub mod reads;
+pub mod replication;
 pub mod scenario;
+pub mod snapshot;
 pub mod soak;
 pub mod state_machine;
 pub mod storage;
