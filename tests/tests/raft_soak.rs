@@ -77,11 +77,13 @@ fn thousands_of_seeds_under_faults_stay_safe_live_and_linearizable() {
     let started = std::time::Instant::now();
     let (summary, failures) = soak(seeds, &SoakOptions::default());
     eprintln!(
-        "raft soak: {} seeds, {} events, {} commands, {} violations, {} liveness, {} \
+        "raft soak: {} seeds, {} events, {} commands, {} crashes ({} torn writes), {} violations, {} liveness, {} \
          linearizability, {} other failures, worst recovery {:.0} ms, {:.1} s",
         summary.seeds,
         summary.events,
         summary.commands,
+        summary.crashes,
+        summary.torn_writes,
         summary.violations,
         summary.liveness_failures,
         summary.linearizability_failures,
