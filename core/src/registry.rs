@@ -23,6 +23,9 @@ fn make<M: LabModel>(config: &Value, actions: Option<&Value>) -> Result<Box<dyn 
 
 /// Every lab there is, by catalog id.
 pub fn registered() -> Vec<(&'static str, Constructor)> {
+    // consensus::raft::lab::RaftLab and consensus::raft::scenario::RejoinLab are built and
+    // unit-tested but not registered yet: their "time without a leader" metric does not
+    // replay exactly from a recorded action script (tests/tests/labs.rs).
     vec![
         (
             crate::sim::labs::network::NetworkLab::ID,

@@ -58,7 +58,7 @@ fn figure_8(current_term_commit_rule: bool) -> (ManualCluster, bool) {
             value: "a".into(),
         },
     };
-    c.request(0, RaftRequest::Kv(put));
+    c.request(0, RaftRequest::Kv(Box::new(put)));
     c.deliver_within(&[0, 1]);
     c.drop_where(|_| true);
 
@@ -302,22 +302,22 @@ fn outcome(h: &mut Harness, id: u64, until: Time) -> Outcome<KvResponse> {
 }
 
 fn put(session: u64, seq: u64, value: &str) -> RaftRequest {
-    RaftRequest::Kv(KvCommand {
+    RaftRequest::Kv(Box::new(KvCommand {
         session,
         seq,
         op: KvOp::Put {
             key: "x".into(),
             value: value.into(),
         },
-    })
+    }))
 }
 
 fn get(session: u64, seq: u64) -> RaftRequest {
-    RaftRequest::Kv(KvCommand {
+    RaftRequest::Kv(Box::new(KvCommand {
         session,
         seq,
         op: KvOp::Get { key: "x".into() },
-    })
+    }))
 }
 
 #[test]

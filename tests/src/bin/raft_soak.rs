@@ -140,12 +140,14 @@ fn main() -> ExitCode {
     failures.sort_by_key(|r| r.seed);
     let wall = started.elapsed().as_secs_f64();
     println!(
-        "raft soak shard {shard}/{shards}: {} seeds, {} events, {} commands, {} violations, \
+        "raft soak shard {shard}/{shards}: {} seeds, {} events, {} commands, {} crashes ({} torn writes), {} violations, \
          {} liveness failures, {} linearizability failures, {} other failures, worst \
          recovery {:.0} ms, wall time {wall:.1} s ({:.0} seeds/s)",
         summary.seeds,
         summary.events,
         summary.commands,
+        summary.crashes,
+        summary.torn_writes,
         summary.violations,
         summary.liveness_failures,
         summary.linearizability_failures,
@@ -163,7 +165,7 @@ fn main() -> ExitCode {
         println!(
             "FAIL seed {}: {why}\n  replay: {}",
             r.seed,
-            replay_command(r.seed)
+            replay_command(r.seed, &args.opts)
         );
     }
     if summary.failures() == 0 {

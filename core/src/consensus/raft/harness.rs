@@ -94,7 +94,12 @@ pub struct Harness {
     checker: Option<InvariantChecker>,
     violation: Option<Violation>,
     next_value: u64,
+    last_stepped: Option<Stepped>,
 }
+
+/// External-event tags from here on belong to whoever drives the harness (a lab's
+/// scheduled actions); lower tags are the clients'.
+pub const DRIVER_TAGS: u64 = 1 << 40;
 
 /// Session ids of harness clients start here, so they never collide with ids a lab
 /// hands out for one-off requests.
@@ -139,6 +144,7 @@ impl Harness {
             checker: check_invariants.then(InvariantChecker::new),
             violation: None,
             next_value: 0,
+            last_stepped: None,
             workload,
         };
         for c in 0..h.workload.clients {
@@ -159,6 +165,11 @@ impl Harness {
     }
     pub fn workload(&self) -> &Workload {
         &self.workload
+    }
+    /// What the last [`step_until`](Self::step_until) processed: drivers schedule their
+    /// own events with tags at or above [`DRIVER_TAGS`] and see them here.
+    pub fn last_stepped(&self) -> Option<Stepped> {
+        self.last_stepped
     }
     /// The first invariant violation found, if any.
     pub fn violation(&self) -> Option<&Violation> {
@@ -204,7 +215,10 @@ impl Harness {
         let Some(stepped) = self.sim.step_until(deadline) else {
             return false;
         };
-        if let Stepped::External(tag) = stepped {
+        self.last_stepped = Some(stepped);
+        if let Stepped::External(tag) = stepped
+            && tag < DRIVER_TAGS
+        {
             self.client_turn(tag as usize);
         }
         self.poll_clients();
@@ -294,7 +308,7 @@ impl Harness {
         match self.sim.client_request(
             c as u32,
             target,
-            RaftRequest::Kv(cmd),
+            RaftRequest::Kv(Box::new(cmd)),
             self.workload.attempt_timeout,
         ) {
             Ok(id) => client.attempt = Some(id),

@@ -1,26 +1,15 @@
-//! A Raft node as a [`Node`] of the simulator: elections, log replication, commitment and
-//! the key-value state machine, following Figure 2 of Ongaro & Ousterhout (2014) and
-//! Ongaro's thesis (2014) for the parts the paper leaves out:
+//! A Raft server as a [`Node`] of the simulator (Ongaro & Ousterhout 2014, Figure 2; the
+//! thesis for what the paper leaves out): its state, the term rules every message obeys,
+//! client requests, and the discipline that makes it crash-safe. The protocol itself is
+//! spread over sibling modules, one concern each: [`super::election`],
+//! [`super::replication`], [`super::snapshot`], [`super::reads`], [`super::transfer`],
+//! [`super::membership`].
 //!
-//! - Randomized election timeouts (paper §5.2), on the node's own — possibly drifting —
-//!   clock.
-//! - Pre-vote (thesis §9.6, switchable): a node whose election timer fires first asks
-//!   whether it *could* win, without raising its term; voters say yes only if its log is
-//!   up to date and they have not heard from a leader within the minimum election
-//!   timeout. A node cut off by a partition therefore keeps its term, and cannot depose
-//!   a healthy leader when it returns.
-//! - Check-quorum (thesis §6.2, switchable): a leader that has not heard from a majority
-//!   within an election timeout steps down; followers that heard from a leader within
-//!   the minimum election timeout ignore RequestVote (thesis §4.2.3).
-//! - AppendEntries with fast backtracking (paper §5.3): a follower that rejects says the
-//!   term of its conflicting entry and the first index of that term, so the leader skips
-//!   a whole term per round trip instead of one entry.
-//! - Commitment by counting replicas only for entries of the leader's own term (paper
-//!   §5.4.2, Figure 8); a new leader appends a no-op so earlier entries commit promptly.
-//! - Durable term, vote and log: every event's records are appended to the WAL and
-//!   fsynced before any message or reply the event produces (see [`super::storage`]).
-//!   Outgoing messages are therefore buffered and flushed at the end of each handler —
-//!   the `Ready` / `advance` discipline of raft-rs, in one place.
+//! Durability: every event's records (term, vote, entries, snapshots) are appended to the
+//! WAL and fsynced before any message or reply the event produces (see
+//! [`super::storage`]). Outgoing messages are therefore buffered and flushed at the end of
+//! each handler — the `Ready` / `advance` discipline of raft-rs, in one place — so a crash
+//! part-way through an event can lose only what nobody was told.
 //!
 //! Clients: a node that is not the leader answers `Fail("not leader; try n")` (or
 //! "leader unknown"), which is definite — it did nothing — and cheap; forwarding would
@@ -36,11 +25,11 @@ use crate::consensus::raft::config::{RaftParams, ReadMode};
 use crate::consensus::raft::log::Log;
 use crate::consensus::raft::membership::ConfigWaiter;
 use crate::consensus::raft::messages::{
-    AppendRequest, AppendResponse, Entry, EntryData, LogIndex, Membership, Message, Snapshot,
-    SnapshotRequest, SnapshotResponse, Term, VoteRequest, VoteResponse,
+    AppendResponse, Entry, EntryData, LogIndex, Membership, Message, Snapshot, SnapshotResponse,
+    Term, VoteResponse,
 };
 use crate::consensus::raft::reads::{PendingRead, Rounds};
-use crate::consensus::raft::state_machine::{Applied, KvCommand, KvOp, KvResponse, KvStore};
+use crate::consensus::raft::state_machine::{KvCommand, KvOp, KvResponse, KvStore};
 use crate::consensus::raft::storage::{self, WalWriter};
 use crate::consensus::raft::transfer::Transfer;
 use crate::sim::disk::Disk;
@@ -93,8 +82,9 @@ pub struct Progress {
 /// A client request to a Raft cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RaftRequest {
-    /// A key-value command.
-    Kv(KvCommand),
+    /// A key-value command (boxed: the simulator moves requests through its event queue
+    /// by value, and a command is larger than any other message).
+    Kv(Box<KvCommand>),
     /// Take a snapshot of everything applied now and compact the log (answered by any
     /// node, for itself).
     Snapshot,
@@ -114,8 +104,8 @@ pub enum RaftRequest {
 /// A request a leader will answer once its entry is applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Waiting {
-    client: ClientId,
-    request: RequestId,
+    pub(super) client: ClientId,
+    pub(super) request: RequestId,
 }
 
 /// One Raft server.
@@ -160,63 +150,78 @@ pub struct RaftNode {
 }
 
 impl RaftNode {
-    // ---- observation (the view, the invariant checker, tests) ----
-
     pub fn id(&self) -> NodeId {
         self.id
     }
+
     pub fn params(&self) -> &RaftParams {
         &self.params
     }
+
     pub fn term(&self) -> Term {
         self.term
     }
+
     pub fn voted_for(&self) -> Option<NodeId> {
         self.vote
     }
+
     pub fn log(&self) -> &Log {
         &self.log
     }
+
     pub fn snapshot(&self) -> &Snapshot {
         &self.snapshot
     }
+
     pub fn raft_role(&self) -> Role {
         self.role
     }
+
     pub fn is_leader(&self) -> bool {
         self.role == Role::Leader
     }
+
     /// The leader this node believes in, if any.
     pub fn leader(&self) -> Option<NodeId> {
         self.leader
     }
+
     pub fn commit_index(&self) -> LogIndex {
         self.commit
     }
+
     pub fn applied_index(&self) -> LogIndex {
         self.applied
     }
+
     /// The log's prefix digest at the applied index (see [`Log::digest_at`]).
     pub fn applied_digest(&self) -> u64 {
         self.applied_digest
     }
+
     pub fn kv(&self) -> &KvStore {
         &self.kv
     }
+
     pub fn membership(&self) -> &Membership {
         &self.membership
     }
+
     /// The leader's view of each follower (empty unless leader).
     pub fn progress(&self) -> &BTreeMap<NodeId, Progress> {
         &self.progress
     }
+
     /// Requests waiting for their entry to apply.
     pub fn waiting_requests(&self) -> usize {
         self.waiting.len()
     }
+
     pub fn recovered_garbage(&self) -> usize {
         self.recovered_garbage
     }
+
     /// How far the election timer has run, in [0, 1], at local time `now`.
     pub fn election_progress(&self, now: Time) -> f64 {
         if self.election_timeout == Duration::ZERO {
@@ -226,9 +231,7 @@ impl RaftNode {
         (run / self.election_timeout.0 as f64).clamp(0.0, 1.0)
     }
 
-    // ---- durable state ----
-
-    fn set_hard_state(&mut self, term: Term, vote: Option<NodeId>) {
+    pub(super) fn set_hard_state(&mut self, term: Term, vote: Option<NodeId>) {
         if (term, vote) != (self.term, self.vote) {
             self.term = term;
             self.vote = vote;
@@ -249,7 +252,7 @@ impl RaftNode {
 
     /// The configuration in force: the newest one in the log, committed or not (thesis
     /// §4.1), else the snapshot's, else the initial one.
-    fn refresh_membership(&mut self) {
+    pub(super) fn refresh_membership(&mut self) {
         self.membership = self.membership_at(self.log.last_index());
         self.config_index = self
             .log
@@ -261,7 +264,7 @@ impl RaftNode {
     }
 
     /// The configuration in force after entry `index`.
-    fn membership_at(&self, index: LogIndex) -> Membership {
+    pub(super) fn membership_at(&self, index: LogIndex) -> Membership {
         let latest = self
             .log
             .iter()
@@ -278,106 +281,8 @@ impl RaftNode {
         }
     }
 
-    // ---- snapshots (paper §7) ----
-
-    /// Snapshots everything applied and drops those entries from the log.
-    fn take_snapshot(&mut self, ctx: &mut Ctx<'_, Self>) {
-        let index = self.applied;
-        if index <= self.log.base_index() {
-            return;
-        }
-        let (Some(term), Some(digest)) = (self.log.term_at(index), self.log.digest_at(index))
-        else {
-            return;
-        };
-        let snapshot = Snapshot {
-            index,
-            term,
-            digest,
-            membership: self.membership_at(index),
-            kv: self.kv.clone(),
-        };
-        self.snapshot = Arc::new(snapshot);
-        self.log.compact_to(index);
-        self.persist_all();
-        ctx.state_change(format!("snapshot at {index}, log compacted"));
-    }
-
-    /// Rewrites the durable state from scratch: snapshot, hard state, remaining entries.
-    fn persist_all(&mut self) {
-        self.wal
-            .rewrite(&self.snapshot, self.term, self.vote, self.log.iter());
-    }
-
-    fn maybe_snapshot(&mut self, ctx: &mut Ctx<'_, Self>) {
-        let every = self.params.snapshot_entries;
-        if every > 0 && self.applied >= self.log.base_index() + every {
-            self.take_snapshot(ctx);
-        }
-    }
-
-    /// A follower installs the leader's snapshot (paper Figure 13).
-    fn on_install_snapshot(&mut self, from: NodeId, req: SnapshotRequest, ctx: &mut Ctx<'_, Self>) {
-        if self.role == Role::Leader {
-            return;
-        }
-        if self.role != Role::Follower {
-            self.become_follower(self.term, Some(from), ctx);
-        }
-        self.leader = Some(from);
-        self.leader_contact = Some(ctx.now());
-        self.arm_election_timer(ctx);
-        let snap = req.snapshot;
-        let index = if snap.index <= self.commit {
-            // Already have all of it, committed.
-            self.commit
-        } else {
-            if self.log.term_at(snap.index) == Some(snap.term) {
-                // The log goes on past it: keep what follows (Figure 13, step 6).
-                self.log.compact_to(snap.index);
-            } else {
-                self.log.reset_to(snap.index, snap.term, snap.digest);
-            }
-            self.kv = snap.kv.clone();
-            self.commit = snap.index;
-            self.applied = snap.index;
-            self.applied_digest = snap.digest;
-            self.snapshot = snap;
-            self.waiting.clear();
-            self.refresh_membership();
-            self.persist_all();
-            ctx.state_change(format!("installed snapshot at {}", self.snapshot.index));
-            self.snapshot.index
-        };
-        let reply = SnapshotResponse {
-            term: self.term,
-            index,
-        };
-        self.send(from, Message::SnapshotReply(reply));
-    }
-
-    fn on_snapshot_reply(&mut self, from: NodeId, resp: SnapshotResponse) {
-        if self.role != Role::Leader {
-            return;
-        }
-        let last = self.log.last_index();
-        let Some(pr) = self.progress.get_mut(&from) else {
-            return;
-        };
-        pr.active = true;
-        pr.matched = pr.matched.max(resp.index.min(last));
-        pr.next = pr.matched + 1;
-        pr.probing = true;
-        pr.probe_sent = false;
-        self.maybe_commit();
-        self.apply_committed();
-        self.send_append(from);
-    }
-
-    // ---- effects ----
-
     /// Makes this event's records durable, then lets its messages and replies out.
-    fn flush(&mut self, ctx: &mut Ctx<'_, Self>) {
+    pub(super) fn flush(&mut self, ctx: &mut Ctx<'_, Self>) {
         if self.role == Role::Leader {
             let now = ctx.now();
             self.serve_reads(now);
@@ -399,29 +304,6 @@ impl RaftNode {
             self.outbox.push((to, msg));
         }
     }
-
-    fn arm_election_timer(&mut self, ctx: &mut Ctx<'_, Self>) {
-        let min = self.params.election_min.0;
-        let max = self.params.election_max.0.max(min + 1);
-        let timeout = Duration(ctx.rng().range_inclusive(min, max - 1));
-        self.election_armed_at = ctx.now();
-        self.election_timeout = timeout;
-        ctx.set_timer(ELECTION_TIMER, timeout);
-    }
-
-    /// Whether this node heard from a leader so recently that an election now would
-    /// only disrupt it (thesis §4.2.3, §9.6).
-    fn leader_is_fresh(&self, now: Time) -> bool {
-        if self.role == Role::Leader {
-            return true;
-        }
-        self.leader.is_some()
-            && self
-                .leader_contact
-                .is_some_and(|t| now.saturating_since(t) < self.params.election_min)
-    }
-
-    // ---- roles ----
 
     pub(super) fn become_follower(
         &mut self,
@@ -451,461 +333,6 @@ impl RaftNode {
             self.arm_election_timer(ctx);
         }
     }
-
-    fn start_pre_vote(&mut self, ctx: &mut Ctx<'_, Self>) {
-        self.role = Role::PreCandidate;
-        self.leader = None;
-        self.votes.clear();
-        if self.membership.is_voter(self.id) {
-            self.votes.insert(self.id);
-        }
-        ctx.state_change(format!("pre-candidate for term {}", self.term + 1));
-        self.arm_election_timer(ctx);
-        if self.votes.len() >= self.membership.quorum() {
-            self.start_election(false, ctx);
-            return;
-        }
-        let req = VoteRequest {
-            term: self.term + 1,
-            last_log_index: self.log.last_index(),
-            last_log_term: self.log.last_term(),
-            pre_vote: true,
-            transfer: false,
-        };
-        self.broadcast_vote(req);
-    }
-
-    pub(super) fn start_election(&mut self, transfer: bool, ctx: &mut Ctx<'_, Self>) {
-        self.set_hard_state(self.term + 1, Some(self.id));
-        self.role = Role::Candidate;
-        self.leader = None;
-        self.votes.clear();
-        if self.membership.is_voter(self.id) {
-            self.votes.insert(self.id);
-        }
-        ctx.state_change(format!("candidate in term {}", self.term));
-        self.arm_election_timer(ctx);
-        if self.votes.len() >= self.membership.quorum() {
-            self.become_leader(ctx);
-            return;
-        }
-        let req = VoteRequest {
-            term: self.term,
-            last_log_index: self.log.last_index(),
-            last_log_term: self.log.last_term(),
-            pre_vote: false,
-            transfer,
-        };
-        self.broadcast_vote(req);
-    }
-
-    fn broadcast_vote(&mut self, req: VoteRequest) {
-        let voters: Vec<NodeId> = self.membership.voters.iter().copied().collect();
-        for v in voters {
-            self.send(v, Message::Vote(req.clone()));
-        }
-    }
-
-    fn become_leader(&mut self, ctx: &mut Ctx<'_, Self>) {
-        self.role = Role::Leader;
-        self.leader = Some(self.id);
-        self.votes.clear();
-        self.waiting.clear();
-        ctx.state_change(format!("leader in term {}", self.term));
-        // Progress first, so every follower's `next` is the no-op about to be appended.
-        self.progress.clear();
-        self.reconcile_progress();
-        self.append_local(Entry::new(self.term, EntryData::Noop));
-        self.rounds.start(ctx.now());
-        self.broadcast_append();
-        ctx.set_timer(HEARTBEAT_TIMER, self.params.heartbeat);
-        // At a leader the election timer measures check-quorum periods.
-        self.election_armed_at = ctx.now();
-        self.election_timeout = self.params.election_max;
-        ctx.set_timer(ELECTION_TIMER, self.params.election_max);
-        self.maybe_commit();
-        self.apply_committed();
-    }
-
-    // ---- replication ----
-
-    pub(super) fn broadcast_append(&mut self) {
-        let peers: Vec<NodeId> = self.progress.keys().copied().collect();
-        for p in peers {
-            self.send_append(p);
-        }
-    }
-
-    pub(super) fn send_append(&mut self, to: NodeId) {
-        let Some(pr) = self.progress.get(&to) else {
-            return;
-        };
-        if pr.probing && pr.probe_sent {
-            return;
-        }
-        let next = pr.next.clamp(1, self.log.last_index() + 1);
-        let prev = next - 1;
-        let Some(prev_term) = self.log.term_at(prev) else {
-            // The entries this follower needs are compacted away: send the snapshot, and
-            // wait for its answer (or the next heartbeat) as for a probe.
-            if let Some(pr) = self.progress.get_mut(&to) {
-                pr.probing = true;
-                pr.probe_sent = true;
-            }
-            let req = SnapshotRequest {
-                term: self.term,
-                snapshot: self.snapshot.clone(),
-            };
-            self.send(to, Message::InstallSnapshot(req));
-            return;
-        };
-        let entries = self.log.entries_from(next, self.params.max_batch).to_vec();
-        let sent_up_to = prev + entries.len() as u64;
-        if let Some(pr) = self.progress.get_mut(&to) {
-            if pr.probing {
-                pr.probe_sent = true;
-            } else {
-                pr.next = sent_up_to + 1;
-            }
-        }
-        let msg = AppendRequest {
-            term: self.term,
-            prev_log_index: prev,
-            prev_log_term: prev_term,
-            entries,
-            leader_commit: self.commit,
-            read_round: self.rounds.current,
-        };
-        self.send(to, Message::Append(msg));
-    }
-
-    /// Advances the commit index to the highest index a majority of voters hold — if the
-    /// entry there is of this leader's term (paper §5.4.2): counting replicas of an older
-    /// entry is what Figure 8 shows to be unsafe.
-    fn maybe_commit(&mut self) {
-        if self.role != Role::Leader {
-            return;
-        }
-        let mut matched: Vec<LogIndex> = self
-            .membership
-            .voters
-            .iter()
-            .map(|&v| {
-                if v == self.id {
-                    self.log.last_index()
-                } else {
-                    self.progress.get(&v).map_or(0, |p| p.matched)
-                }
-            })
-            .collect();
-        if matched.is_empty() {
-            return;
-        }
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        let Some(&n) = matched.get(self.membership.quorum() - 1) else {
-            return;
-        };
-        if n <= self.commit {
-            return;
-        }
-        let ok = self.log.term_at(n) == Some(self.term) || !self.params.current_term_commit_rule;
-        if ok {
-            self.commit = n;
-        }
-    }
-
-    fn apply_committed(&mut self) {
-        while self.applied < self.commit {
-            let index = self.applied + 1;
-            let Some(entry) = self.log.entry(index) else {
-                break;
-            };
-            let data = entry.data.clone();
-            self.applied = index;
-            self.applied_digest = self.log.digest_at(index).unwrap_or(self.applied_digest);
-            if let EntryData::Command(cmd) = &*data {
-                let applied = self.kv.apply(cmd);
-                if let Some(w) = self.waiting.remove(&index)
-                    && let Applied::Response(r) = applied
-                {
-                    self.replies.push((w.client, w.request, Reply::Ok(r)));
-                }
-            }
-        }
-    }
-
-    // ---- message handlers ----
-
-    fn on_vote_request(&mut self, from: NodeId, req: VoteRequest, ctx: &mut Ctx<'_, Self>) {
-        let now = ctx.now();
-        let up_to_date = self
-            .log
-            .is_up_to_date(req.last_log_index, req.last_log_term);
-        if req.pre_vote {
-            // A pre-vote changes nothing here; it only predicts a real vote.
-            let granted = req.term > self.term && up_to_date && !self.leader_is_fresh(now);
-            let term = if granted { req.term } else { self.term };
-            let reply = VoteResponse {
-                term,
-                granted,
-                pre_vote: true,
-            };
-            self.send(from, Message::VoteReply(reply));
-            return;
-        }
-        // `req.term == self.term` here: a higher term has been adopted already.
-        let free = self.vote == Some(from) || (self.vote.is_none() && self.leader.is_none());
-        let granted = req.term == self.term && free && up_to_date;
-        if granted {
-            self.set_hard_state(self.term, Some(from));
-            self.arm_election_timer(ctx);
-        }
-        let reply = VoteResponse {
-            term: self.term,
-            granted,
-            pre_vote: false,
-        };
-        self.send(from, Message::VoteReply(reply));
-    }
-
-    fn on_vote_reply(&mut self, from: NodeId, resp: VoteResponse, ctx: &mut Ctx<'_, Self>) {
-        if !resp.granted || !self.membership.is_voter(from) {
-            return;
-        }
-        match self.role {
-            Role::PreCandidate if resp.pre_vote && resp.term == self.term + 1 => {
-                self.votes.insert(from);
-                if self.votes.len() >= self.membership.quorum() {
-                    self.start_election(false, ctx);
-                }
-            }
-            Role::Candidate if !resp.pre_vote && resp.term == self.term => {
-                self.votes.insert(from);
-                if self.votes.len() >= self.membership.quorum() {
-                    self.become_leader(ctx);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn on_append(&mut self, from: NodeId, req: AppendRequest, ctx: &mut Ctx<'_, Self>) {
-        if self.role == Role::Leader {
-            // Two leaders in one term would break election safety; never answer it.
-            ctx.log(format!(
-                "ignored AppendEntries from {from}: I lead term {}",
-                self.term
-            ));
-            return;
-        }
-        if self.role != Role::Follower {
-            self.become_follower(self.term, Some(from), ctx);
-        }
-        self.leader = Some(from);
-        self.leader_contact = Some(ctx.now());
-        self.arm_election_timer(ctx);
-        let reply = self.accept_entries(&req);
-        self.send(from, Message::AppendReply(reply));
-    }
-
-    /// The follower side of AppendEntries (paper Figure 2, receiver implementation).
-    fn accept_entries(&mut self, req: &AppendRequest) -> AppendResponse {
-        let reject = |conflict_term, conflict_index| AppendResponse {
-            term: req.term,
-            success: false,
-            index: req.prev_log_index,
-            conflict_term,
-            conflict_index,
-            read_round: req.read_round,
-        };
-        // Entries at or below the snapshot base are committed, hence already here.
-        let base = self.log.base_index();
-        let (prev, prev_term, skip) = if req.prev_log_index < base {
-            let skip = (base - req.prev_log_index) as usize;
-            if skip > req.entries.len() {
-                return AppendResponse {
-                    term: req.term,
-                    success: true,
-                    index: base,
-                    conflict_term: None,
-                    conflict_index: 0,
-                    read_round: req.read_round,
-                };
-            }
-            (base, self.log.base_term(), skip)
-        } else {
-            (req.prev_log_index, req.prev_log_term, 0)
-        };
-        match self.log.term_at(prev) {
-            None => return reject(None, self.log.last_index() + 1),
-            Some(t) if t != prev_term && skip == 0 => {
-                return reject(Some(t), self.log.first_index_of_term_at(prev));
-            }
-            _ => {}
-        }
-        let mut index = prev;
-        let mut config_changed = false;
-        for entry in req.entries.iter().skip(skip) {
-            index += 1;
-            match self.log.term_at(index) {
-                Some(t) if t == entry.term => continue,
-                Some(_) => {
-                    config_changed |= self
-                        .log
-                        .iter()
-                        .rev()
-                        .take_while(|(i, _)| *i >= index)
-                        .any(|(_, e)| matches!(*e.data, EntryData::Membership(_)));
-                    self.log.truncate_from(index);
-                }
-                None => {}
-            }
-            config_changed |= matches!(*entry.data, EntryData::Membership(_));
-            self.wal.entry(index, entry);
-            self.log.push(entry.clone());
-        }
-        if config_changed {
-            self.refresh_membership();
-        }
-        if req.leader_commit > self.commit {
-            self.commit = req.leader_commit.min(index).max(self.commit);
-            self.apply_committed();
-        }
-        AppendResponse {
-            term: req.term,
-            success: true,
-            index,
-            conflict_term: None,
-            conflict_index: 0,
-            read_round: req.read_round,
-        }
-    }
-
-    fn on_append_reply(&mut self, from: NodeId, resp: AppendResponse) {
-        if self.role != Role::Leader {
-            return;
-        }
-        let last = self.log.last_index();
-        let Some(pr) = self.progress.get_mut(&from) else {
-            return;
-        };
-        pr.active = true;
-        // Any answer at this term confirms this leader for the round it echoes.
-        pr.acked_round = pr.acked_round.max(resp.read_round);
-        if resp.success {
-            if resp.index > pr.matched {
-                pr.matched = resp.index.min(last);
-            }
-            pr.next = pr.next.max(pr.matched + 1);
-            pr.probing = false;
-            pr.probe_sent = false;
-            let more = pr.next <= last;
-            self.maybe_commit();
-            self.apply_committed();
-            if more {
-                self.send_append(from);
-            }
-            return;
-        }
-        // Only the answer to the outstanding probe, or the first rejection of a pipeline,
-        // moves `next` (as etcd's `maybeDecrTo`): duplicated and reordered rejections
-        // are stale, and acting on each would multiply messages.
-        let current = if pr.probing {
-            pr.probe_sent && resp.index + 1 == pr.next
-        } else {
-            resp.index >= pr.matched
-        };
-        if !current {
-            return;
-        }
-        let hint = match resp.conflict_term {
-            Some(t) => self
-                .log
-                .last_index_of_term(t)
-                .map_or(resp.conflict_index, |i| i + 1),
-            None => resp.conflict_index,
-        };
-        let next = hint.min(resp.index).max(pr.matched + 1).min(last + 1);
-        let moved = next != pr.next || !pr.probing;
-        pr.next = next;
-        pr.probing = true;
-        if moved {
-            pr.probe_sent = false;
-            self.send_append(from);
-        }
-        // Otherwise the follower rejected where it was already asked: it lost entries it
-        // had acknowledged, which durable storage rules out; retry at the next heartbeat
-        // rather than in a tight loop.
-    }
-
-    // ---- timers ----
-
-    fn on_election_timer(&mut self, ctx: &mut Ctx<'_, Self>) {
-        if self.role == Role::Leader {
-            self.check_quorum(ctx);
-            return;
-        }
-        if !self.may_campaign() {
-            // Learners and removed servers never campaign.
-            self.arm_election_timer(ctx);
-            return;
-        }
-        if self.params.pre_vote {
-            self.start_pre_vote(ctx);
-        } else {
-            self.start_election(false, ctx);
-        }
-    }
-
-    /// Whether this node may start an election: it is a voter in its latest
-    /// configuration — or was one until an entry not yet known committed removed it, for
-    /// it may hold the entries the cluster needs to make progress (thesis §4.2.2: such a
-    /// server campaigns, without counting its own vote).
-    pub(super) fn may_campaign(&self) -> bool {
-        if self.membership.is_voter(self.id) {
-            return true;
-        }
-        self.config_index > self.commit
-            && self.config_index > 0
-            && self.membership_at(self.config_index - 1).is_voter(self.id)
-    }
-
-    fn check_quorum(&mut self, ctx: &mut Ctx<'_, Self>) {
-        let mut active = usize::from(self.membership.is_voter(self.id));
-        for (p, pr) in self.progress.iter_mut() {
-            if pr.active && self.membership.voters.contains(p) {
-                active += 1;
-            }
-            pr.active = false;
-        }
-        if self.params.check_quorum && active < self.membership.quorum() {
-            ctx.log(format!(
-                "check-quorum: heard from {active} of {} voters, stepping down",
-                self.membership.voters.len()
-            ));
-            self.become_follower(self.term, None, ctx);
-            return;
-        }
-        self.election_armed_at = ctx.now();
-        ctx.set_timer(ELECTION_TIMER, self.params.election_max);
-    }
-
-    fn on_heartbeat_timer(&mut self, ctx: &mut Ctx<'_, Self>) {
-        if self.role != Role::Leader {
-            return;
-        }
-        for pr in self.progress.values_mut() {
-            pr.probe_sent = false;
-        }
-        // Every heartbeat is a new round: it renews the lease.
-        let confirmed = self.confirmed_round();
-        self.rounds.prune_before(confirmed);
-        self.rounds.start(ctx.now());
-        self.broadcast_append();
-        ctx.set_timer(HEARTBEAT_TIMER, self.params.heartbeat);
-    }
-
-    // ---- clients ----
 
     pub(super) fn not_leader(&self) -> Reply<KvResponse> {
         Reply::Fail(match self.leader {
@@ -1095,7 +522,7 @@ impl Node for RaftNode {
 
     fn on_request(&mut self, request: ClientRequest<RaftRequest>, ctx: &mut Ctx<'_, Self>) {
         match request.body {
-            RaftRequest::Kv(cmd) => self.on_kv(request.client, request.id, cmd, ctx.now()),
+            RaftRequest::Kv(cmd) => self.on_kv(request.client, request.id, *cmd, ctx.now()),
             RaftRequest::TransferLeadership { to } => {
                 self.on_transfer_request(request.client, request.id, to, ctx.now())
             }

@@ -38,7 +38,7 @@ pub struct SoakOptions {
 impl Default for SoakOptions {
     fn default() -> Self {
         SoakOptions {
-            fault_ms: 3_000,
+            fault_ms: 4_000,
             liveness_timeouts: 20,
             max_events: 2_000_000,
             check_linearizability: true,
@@ -81,6 +81,11 @@ pub struct SeedReport {
     pub events: u64,
     pub commands: usize,
     pub completed: usize,
+    /// Crashes, and crashes that tore a write, summed over the nodes' disks.
+    pub crashes: u64,
+    pub torn_writes: u64,
+    /// The highest term reached: roughly how many elections there were.
+    pub max_term: u64,
     /// Simulated time from the final repair until a leader was serving and every command
     /// was answered.
     pub recovery: Option<Duration>,
@@ -101,6 +106,8 @@ pub struct SoakSummary {
     pub seeds: u64,
     pub events: u64,
     pub commands: u64,
+    pub crashes: u64,
+    pub torn_writes: u64,
     pub violations: u64,
     pub liveness_failures: u64,
     pub linearizability_failures: u64,
@@ -116,6 +123,8 @@ impl SoakSummary {
         self.seeds += 1;
         self.events += r.events;
         self.commands += r.completed as u64;
+        self.crashes += r.crashes;
+        self.torn_writes += r.torn_writes;
         if let Some(d) = r.recovery {
             self.worst_recovery_us = self.worst_recovery_us.max(d.0);
         }
@@ -134,6 +143,8 @@ impl SoakSummary {
         self.seeds += other.seeds;
         self.events += other.events;
         self.commands += other.commands;
+        self.crashes += other.crashes;
+        self.torn_writes += other.torn_writes;
         self.violations += other.violations;
         self.liveness_failures += other.liveness_failures;
         self.linearizability_failures += other.linearizability_failures;
@@ -185,6 +196,9 @@ pub fn run_seed(seed: u64, opts: &SoakOptions) -> SeedReport {
         events: 0,
         commands: 0,
         completed: 0,
+        crashes: 0,
+        torn_writes: 0,
+        max_term: 0,
         recovery: None,
         failure: None,
     };
@@ -293,6 +307,15 @@ pub fn run_seed(seed: u64, opts: &SoakOptions) -> SeedReport {
     report.events = h.sim().steps();
     report.commands = h.ops().len();
     report.completed = h.completed();
+    for id in 0..h.sim().node_count() {
+        if let Some(d) = h.sim().disk(id) {
+            report.crashes += d.stats().crashes;
+            report.torn_writes += d.stats().torn_writes;
+        }
+        if let Some(n) = h.sim().node(id) {
+            report.max_term = report.max_term.max(n.term());
+        }
+    }
     if let Some(v) = h.violation() {
         report.failure = Some(SoakFailure::Invariant {
             violation: v.clone(),
@@ -419,9 +442,13 @@ pub fn history(ops: &[LogicalOp]) -> Vec<Operation<KvInput, KvOutput>> {
         .collect()
 }
 
-/// The command that replays one seed with details.
-pub fn replay_command(seed: u64) -> String {
-    format!("cargo run --release -p distlab-tests --bin raft-soak -- --seed {seed}")
+/// The command that replays one seed and prints its report.
+pub fn replay_command(seed: u64, opts: &SoakOptions) -> String {
+    let mut cmd = format!("cargo run --release -p distlab-tests --bin raft-soak -- --seed {seed}");
+    if opts.fault_ms != SoakOptions::default().fault_ms {
+        cmd.push_str(&format!(" --fault-ms {}", opts.fault_ms));
+    }
+    cmd
 }
 
 #[cfg(test)]

@@ -1,0 +1,828 @@
+//! Lab `consensus.raft`: a Raft cluster of 3 to 51 nodes with key-value clients, every
+//! fault of the simulator as an action, plus adding and removing nodes, transferring
+//! leadership and triggering snapshots. The view shows each node's role, term, vote, log
+//! tail, commit and applied index, election-timer progress and (on the leader) each
+//! follower's next and match index; messages in flight by kind; the leader's key-value
+//! state and the latest client requests; metrics; and the five safety invariants,
+//! checked after every event — switch off `currentTermCommitRule` or use lease reads
+//! under clock drift to watch one break.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+use crate::consensus::raft::config::{MAX_MEMBERS, RaftConfig};
+use crate::consensus::raft::harness::{Harness, Workload};
+use crate::consensus::raft::invariants::Invariant;
+use crate::consensus::raft::messages::EntryData;
+use crate::consensus::raft::node::{RaftNode, RaftRequest, Role};
+use crate::consensus::raft::state_machine::{KvCommand, KvOp, KvResponse};
+use crate::error::{DistlabError, Result, check_probability, check_range};
+use crate::lab::LabModel;
+use crate::lab::cluster::{self, ClusterAction, status_name};
+use crate::lab::view::{InvariantStatus, MetricsRecorder, NodeView, Panel, View};
+use crate::sim::history::Outcome;
+use crate::sim::{Fault, FaultScript, NetworkConfig, NodeId, Sim, SimConfig};
+use crate::time::{Duration, Time};
+
+/// The most processes a lab may grow to by adding nodes.
+pub const MAX_LAB_NODES: u32 = 64;
+/// Log entries shown per node.
+const LOG_TAIL: usize = 8;
+/// Trace events a lab hands out: the newest ones. A Raft cluster writes several per
+/// event (delivery, disk writes, sends), and the page shows a recent window; the hash
+/// still covers every event.
+pub const TRACE_TAIL: usize = 1_000;
+
+/// The trace as JSON, with only its newest `tail` recorded events.
+pub fn trace_tail(trace: &crate::sim::trace::Trace, tail: usize) -> Value {
+    let from = trace.recorded().saturating_sub(tail);
+    let events: Vec<Value> = trace
+        .events_from(from)
+        .filter_map(|e| serde_json::to_value(e).ok())
+        .collect();
+    json!({
+        "hash": format!("{:016x}", trace.hash()),
+        "events": trace.len(),
+        "complete": from == 0 && trace.is_complete(),
+        "trace": events,
+    })
+}
+
+/// The clients' workload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct RaftLabWorkload {
+    /// Closed-loop clients, each one command at a time.
+    #[schemars(range(min = 0, max = 32))]
+    pub clients: u32,
+    #[schemars(range(min = 1, max = 1000))]
+    pub keys: u32,
+    pub read_fraction: f64,
+    pub cas_fraction: f64,
+    /// Pause between an answer and the client's next command.
+    pub think_ms: f64,
+    /// How long a client waits for an answer before retrying elsewhere.
+    pub timeout_ms: f64,
+}
+
+impl Default for RaftLabWorkload {
+    fn default() -> Self {
+        RaftLabWorkload {
+            clients: 2,
+            keys: 3,
+            read_fraction: 0.3,
+            cas_fraction: 0.1,
+            think_ms: 50.0,
+            timeout_ms: 500.0,
+        }
+    }
+}
+
+/// Configuration of the Raft lab.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct RaftLabConfig {
+    pub seed: u64,
+    #[schemars(range(min = 3, max = 51))]
+    pub nodes: u32,
+    pub raft: RaftConfig,
+    pub workload: RaftLabWorkload,
+    pub network: NetworkConfig,
+    /// Faults scheduled from the start.
+    pub faults: FaultScript,
+    /// How often metrics are sampled, in simulated milliseconds.
+    #[schemars(range(min = 1, max = 60000))]
+    pub sample_ms: f64,
+}
+
+impl Default for RaftLabConfig {
+    fn default() -> Self {
+        RaftLabConfig {
+            seed: 1,
+            nodes: 5,
+            raft: RaftConfig {
+                snapshot_entries: 50,
+                ..RaftConfig::default()
+            },
+            workload: RaftLabWorkload::default(),
+            network: NetworkConfig::default(),
+            faults: FaultScript::default(),
+            sample_ms: 100.0,
+        }
+    }
+}
+
+/// The lab's own actions, besides every fault.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum RaftLabAction {
+    /// A one-off client command, to `node` (default: the leader).
+    #[serde(rename_all = "camelCase")]
+    ClientRequest {
+        request: KvOp,
+        #[serde(default)]
+        node: Option<NodeId>,
+        #[serde(default = "default_timeout_ms")]
+        timeout_ms: f64,
+    },
+    /// Starts a new process and asks the leader to add it (as a learner, promoted once
+    /// it has caught up).
+    AddNode {},
+    /// Asks the leader to remove `node` from the configuration.
+    RemoveNode { node: NodeId },
+    /// Asks the leader to hand leadership to `to`.
+    TransferLeadership { to: NodeId },
+    /// Asks `node` to snapshot and compact its log now.
+    Snapshot { node: NodeId },
+}
+
+fn default_timeout_ms() -> f64 {
+    1_000.0
+}
+
+/// The Raft lab.
+#[derive(Debug, Clone)]
+pub struct RaftLab {
+    h: Harness,
+    metrics: MetricsRecorder,
+    last_commit: u64,
+    last_delivered: u64,
+    last_completed: usize,
+    leaderless_us: u64,
+    last_event: Time,
+    next_session: u64,
+}
+
+/// Validates a workload and turns it into the harness's.
+pub(super) fn workload(w: &RaftLabWorkload) -> Result<Workload> {
+    if w.clients > 32 {
+        return Err(DistlabError::field(
+            "workload.clients",
+            format!("must be at most 32, got {}", w.clients),
+        ));
+    }
+    if !(1..=1_000).contains(&w.keys) {
+        return Err(DistlabError::field(
+            "workload.keys",
+            format!("must be between 1 and 1000, got {}", w.keys),
+        ));
+    }
+    check_probability("workload.readFraction", w.read_fraction)?;
+    check_probability("workload.casFraction", w.cas_fraction)?;
+    if w.read_fraction + w.cas_fraction > 1.0 {
+        return Err(DistlabError::field(
+            "workload.casFraction",
+            "readFraction + casFraction must be at most 1",
+        ));
+    }
+    check_range("workload.thinkMs", w.think_ms, 0.0, 600_000.0)?;
+    check_range("workload.timeoutMs", w.timeout_ms, 1.0, 600_000.0)?;
+    Ok(Workload {
+        clients: w.clients,
+        keys: w.keys,
+        read_fraction: w.read_fraction,
+        cas_fraction: w.cas_fraction,
+        think: Duration::try_from_millis_f64("workload.thinkMs", w.think_ms)?,
+        attempt_timeout: Duration::try_from_millis_f64("workload.timeoutMs", w.timeout_ms)?,
+        ..Workload::default()
+    })
+}
+
+/// Prefixes the field of a validation error.
+pub(super) fn in_field(prefix: &str, e: DistlabError) -> DistlabError {
+    match e {
+        DistlabError::InvalidField { field, problem } => {
+            DistlabError::field(format!("{prefix}.{field}"), problem)
+        }
+        other => other,
+    }
+}
+
+/// Builds a harness from the parts every Raft lab shares.
+pub(super) fn build_harness(
+    seed: u64,
+    nodes: u32,
+    raft: &RaftConfig,
+    w: &RaftLabWorkload,
+    network: &NetworkConfig,
+) -> Result<Harness> {
+    if !(3..=MAX_MEMBERS).contains(&nodes) {
+        return Err(DistlabError::field(
+            "nodes",
+            format!("must be between 3 and {MAX_MEMBERS}, got {nodes}"),
+        ));
+    }
+    let params = raft.params(nodes).map_err(|e| in_field("raft", e))?;
+    let workload = workload(w)?;
+    let sim = SimConfig {
+        seed,
+        nodes,
+        // The workload's clients, then one for the lab's own requests.
+        clients: workload.clients + 1,
+        network: network.clone(),
+        record_trace: true,
+        trace_limit: 100_000,
+        ..SimConfig::default()
+    };
+    Harness::new(sim, params, workload, true)
+}
+
+impl RaftLab {
+    /// The harness underneath, for tests.
+    pub fn harness(&self) -> &Harness {
+        &self.h
+    }
+
+    fn record_due(&mut self, until: Time) {
+        if until.0 < self.metrics.due_at() {
+            return;
+        }
+        let secs = self.metrics.interval_us() as f64 / 1e6;
+        let sim = self.h.sim();
+        let commit = (0..sim.node_count())
+            .filter_map(|id| sim.node(id))
+            .map(RaftNode::commit_index)
+            .max()
+            .unwrap_or(0)
+            .max(self.last_commit);
+        let delivered = sim.net_stats().delivered;
+        let ops = self.h.ops();
+        let mut latencies: Vec<f64> = ops
+            .iter()
+            .skip(self.last_completed.min(ops.len()))
+            .filter_map(|o| {
+                o.result
+                    .as_ref()
+                    .map(|(_, at)| (*at - o.invoked).as_millis_f64())
+            })
+            .collect();
+        latencies.sort_by(f64::total_cmp);
+        let pct = |p: f64| -> f64 {
+            if latencies.is_empty() {
+                return 0.0;
+            }
+            let i = ((latencies.len() - 1) as f64 * p).round() as usize;
+            latencies.get(i).copied().unwrap_or(0.0)
+        };
+        let (p50, p99) = (pct(0.5), pct(0.99));
+        let completed = ops.len();
+        let leaderless = self.leaderless_us as f64 / 1e3;
+        let (last_commit, last_delivered) = (self.last_commit, self.last_delivered);
+        self.metrics.record_due(until.0, |_| {
+            let commits = commit.saturating_sub(last_commit) as f64;
+            let msgs = delivered.saturating_sub(last_delivered) as f64;
+            let per_commit = if commits > 0.0 { msgs / commits } else { 0.0 };
+            vec![commits / secs, per_commit, p50, p99, leaderless]
+        });
+        self.last_commit = commit;
+        self.last_delivered = delivered;
+        // Operations still running are counted when they finish, in a later sample.
+        self.last_completed = ops
+            .iter()
+            .position(|o| o.result.is_none())
+            .unwrap_or(completed);
+    }
+
+    fn node_view(&self, id: NodeId) -> NodeView {
+        let sim = self.h.sim();
+        let mut fields = BTreeMap::new();
+        let clock = sim.clock(id).copied().unwrap_or_default();
+        fields.insert(
+            "clockSkewMs".into(),
+            json!(clock.skew_at(sim.now()) as f64 / 1e3),
+        );
+        fields.insert("clockDriftPpm".into(), json!(clock.drift_ppm()));
+        fields.insert("boots".into(), json!(sim.boots(id)));
+        if let Some(d) = sim.disk(id) {
+            fields.insert("disk".into(), json!(d.stats()));
+        }
+        let status = status_name(sim.status(id));
+        let Some(n) = sim.node(id) else {
+            return NodeView {
+                id,
+                label: format!("n{id}"),
+                role: "down".into(),
+                status: status.into(),
+                fields,
+            };
+        };
+        let local_now = clock.local(sim.now());
+        let log = n.log();
+        fields.insert("term".into(), json!(n.term()));
+        fields.insert("votedFor".into(), json!(n.voted_for()));
+        fields.insert("leader".into(), json!(n.leader()));
+        fields.insert("commitIndex".into(), json!(n.commit_index()));
+        fields.insert("appliedIndex".into(), json!(n.applied_index()));
+        fields.insert("lastIndex".into(), json!(log.last_index()));
+        fields.insert("lastTerm".into(), json!(log.last_term()));
+        fields.insert("snapshotIndex".into(), json!(log.base_index()));
+        fields.insert(
+            "electionTimer".into(),
+            json!(n.election_progress(local_now)),
+        );
+        fields.insert(
+            "voters".into(),
+            json!(n.membership().voters.iter().collect::<Vec<_>>()),
+        );
+        fields.insert(
+            "learners".into(),
+            json!(n.membership().learners.iter().collect::<Vec<_>>()),
+        );
+        fields.insert("keys".into(), json!(n.kv().len()));
+        let from = log.last_index().saturating_sub(LOG_TAIL as u64) + 1;
+        let tail: Vec<Value> = log
+            .iter()
+            .skip_while(|(i, _)| *i < from)
+            .map(|(i, e)| {
+                json!({
+                    "index": i,
+                    "term": e.term,
+                    "command": describe(&e.data),
+                    "committed": i <= n.commit_index(),
+                })
+            })
+            .collect();
+        fields.insert("log".into(), Value::Array(tail));
+        if n.is_leader() {
+            let progress: Vec<Value> = n
+                .progress()
+                .iter()
+                .map(|(p, pr)| {
+                    json!({
+                        "node": p,
+                        "nextIndex": pr.next,
+                        "matchIndex": pr.matched,
+                        "probing": pr.probing,
+                    })
+                })
+                .collect();
+            fields.insert("progress".into(), Value::Array(progress));
+            if let Some(t) = n.lease_until() {
+                fields.insert(
+                    "leaseLeftMs".into(),
+                    json!(t.saturating_since(local_now).as_millis_f64()),
+                );
+            }
+        }
+        let role = match n.raft_role() {
+            Role::Follower if n.membership().learners.contains(&id) => "learner",
+            Role::Follower if !n.membership().contains(id) => "non-member",
+            r => r.name(),
+        };
+        NodeView {
+            id,
+            label: format!("n{id}"),
+            role: role.into(),
+            status: status.into(),
+            fields,
+        }
+    }
+
+    fn kv_panel(&self) -> Panel {
+        let sim = self.h.sim();
+        let source = self
+            .h
+            .leader()
+            .and_then(|l| sim.node(l))
+            .or_else(|| (0..sim.node_count()).find_map(|id| sim.node(id)));
+        let rows = source.map_or(Vec::new(), |n| {
+            n.kv()
+                .data()
+                .iter()
+                .take(50)
+                .map(|(k, v)| vec![json!(k), json!(v)])
+                .collect()
+        });
+        Panel::Table {
+            title: "key-value state (leader's, applied)".into(),
+            columns: vec!["key".into(), "value".into()],
+            rows,
+        }
+    }
+
+    fn clients_panel(&self) -> Panel {
+        let rows = self
+            .h
+            .sim()
+            .history()
+            .iter()
+            .rev()
+            .take(12)
+            .map(|op| {
+                let (outcome, at) = match &op.outcome {
+                    Outcome::Pending => ("pending".to_string(), None),
+                    Outcome::Ok { value, at } => {
+                        (format!("ok: {}", show_response(value)), Some(*at))
+                    }
+                    Outcome::Fail { reason, at } => (format!("fail: {reason}"), Some(*at)),
+                    Outcome::Timeout { at } => ("timeout (unknown)".to_string(), Some(*at)),
+                };
+                vec![
+                    json!(op.client),
+                    json!(op.node),
+                    json!(show_request(&op.body)),
+                    json!(op.invoked.as_millis_f64()),
+                    json!(outcome),
+                    json!(at.map(|t| t.saturating_since(op.invoked).as_millis_f64())),
+                ]
+            })
+            .collect();
+        Panel::Table {
+            title: "client requests (latest first)".into(),
+            columns: [
+                "client",
+                "node",
+                "request",
+                "invoked ms",
+                "outcome",
+                "latency ms",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows,
+        }
+    }
+
+    fn invariants(&self) -> Vec<InvariantStatus> {
+        invariant_statuses(&self.h)
+    }
+
+    fn leader_or_first(&self) -> NodeId {
+        self.h.leader().unwrap_or(0)
+    }
+
+    fn admin(&mut self, node: NodeId, request: RaftRequest) -> Result<()> {
+        self.h.admin(node, request).map(drop)
+    }
+}
+
+/// The five invariants' status for a harness.
+pub(super) fn invariant_statuses(h: &Harness) -> Vec<InvariantStatus> {
+    Invariant::ALL
+        .iter()
+        .map(|&inv| match h.violation() {
+            Some(v) if v.invariant == inv => {
+                InvariantStatus::violated(inv.name(), v.detail.clone(), v.nodes.clone())
+            }
+            _ => InvariantStatus::holds(inv.name(), "checked after every event"),
+        })
+        .collect()
+}
+
+/// A short form of an entry, for the log view.
+pub fn describe(data: &EntryData) -> String {
+    match data {
+        EntryData::Noop => "no-op".into(),
+        EntryData::Command(c) => show_op(&c.op),
+        EntryData::Membership(m) => {
+            let ids = |s: &std::collections::BTreeSet<NodeId>| {
+                s.iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            if m.learners.is_empty() {
+                format!("config voters {{{}}}", ids(&m.voters))
+            } else {
+                format!(
+                    "config voters {{{}}} learners {{{}}}",
+                    ids(&m.voters),
+                    ids(&m.learners)
+                )
+            }
+        }
+    }
+}
+
+fn show_op(op: &KvOp) -> String {
+    match op {
+        KvOp::Get { key } => format!("get {key}"),
+        KvOp::Put { key, value } => format!("put {key}={value}"),
+        KvOp::Delete { key } => format!("delete {key}"),
+        KvOp::Cas { key, expected, new } => {
+            format!("cas {key} {}→{new}", expected.as_deref().unwrap_or("∅"))
+        }
+    }
+}
+
+fn show_request(r: &RaftRequest) -> String {
+    match r {
+        RaftRequest::Kv(c) => show_op(&c.op),
+        RaftRequest::Snapshot => "snapshot".into(),
+        RaftRequest::TransferLeadership { to } => format!("transfer leadership to {to}"),
+        RaftRequest::AddNode { node } => format!("add node {node}"),
+        RaftRequest::RemoveNode { node } => format!("remove node {node}"),
+    }
+}
+
+fn show_response(r: &KvResponse) -> String {
+    match r {
+        KvResponse::Value { value } => value.clone().unwrap_or_else(|| "(absent)".into()),
+        KvResponse::Ok => "ok".into(),
+        KvResponse::CasFailed { current } => format!(
+            "cas failed, value is {}",
+            current.as_deref().unwrap_or("(absent)")
+        ),
+    }
+}
+
+/// Steps a harness by one event, recording time without a serving leader.
+pub(super) fn step_harness(
+    h: &mut Harness,
+    deadline: Time,
+    leaderless_us: &mut u64,
+    last: &mut Time,
+) -> bool {
+    let Some(next) = h.sim().next_event_time() else {
+        return false;
+    };
+    if next > deadline {
+        return false;
+    }
+    if !h.leader_serving() {
+        *leaderless_us += next.saturating_since(*last).0;
+    }
+    *last = next.max(*last);
+    h.step_until(deadline)
+}
+
+impl LabModel for RaftLab {
+    const ID: &'static str = "consensus.raft";
+    type Config = RaftLabConfig;
+    type Action = ClusterAction<RaftLabAction>;
+
+    fn new(c: &RaftLabConfig) -> Result<Self> {
+        check_range("sampleMs", c.sample_ms, 1.0, 60_000.0)?;
+        let mut h = build_harness(c.seed, c.nodes, &c.raft, &c.workload, &c.network)?;
+        h.sim_mut()
+            .load_script(&c.faults)
+            .map_err(|e| in_field("faults", e))?;
+        let sample = Duration::try_from_millis_f64("sampleMs", c.sample_ms)?;
+        let metrics = MetricsRecorder::new(
+            sample.0,
+            600,
+            &[
+                ("commits", "entries/s"),
+                ("messages per commit", "messages"),
+                ("client latency p50", "ms"),
+                ("client latency p99", "ms"),
+                ("time without a leader", "ms"),
+            ],
+        );
+        Ok(RaftLab {
+            h,
+            metrics,
+            last_commit: 0,
+            last_delivered: 0,
+            last_completed: 0,
+            leaderless_us: 0,
+            last_event: Time::ZERO,
+            next_session: 1,
+        })
+    }
+
+    fn step_until(&mut self, deadline: Time) -> bool {
+        let Some(next) = self.h.sim().next_event_time() else {
+            return false;
+        };
+        if next > deadline {
+            return false;
+        }
+        if next.0 > 0 {
+            self.record_due(Time(next.0 - 1));
+        }
+        step_harness(
+            &mut self.h,
+            deadline,
+            &mut self.leaderless_us,
+            &mut self.last_event,
+        )
+    }
+
+    fn advance_clock(&mut self, t: Time) {
+        // Time without a leader is counted at events only, so a run stepped by time and
+        // one stepped by events (seek, replay) agree.
+        self.record_due(t);
+        self.h.sim_mut().advance_clock(t);
+    }
+
+    fn now(&self) -> Time {
+        self.h.sim().now()
+    }
+
+    fn steps(&self) -> u64 {
+        self.h.sim().steps()
+    }
+
+    fn act(&mut self, action: &Self::Action) -> Result<()> {
+        match action {
+            ClusterAction::Fault(f) => self.h.sim_mut().apply_fault(f)?,
+            ClusterAction::Lab(a) => match a {
+                RaftLabAction::ClientRequest {
+                    request,
+                    node,
+                    timeout_ms,
+                } => {
+                    let timeout = Duration::try_from_millis_f64("timeoutMs", *timeout_ms)?;
+                    let node = node.unwrap_or_else(|| self.leader_or_first());
+                    // Each one-off request is its own session: it is never retried.
+                    let cmd = KvCommand {
+                        session: self.next_session,
+                        seq: 1,
+                        op: request.clone(),
+                    };
+                    let client = self.h.workload().clients;
+                    self.h.sim_mut().client_request(
+                        client,
+                        node,
+                        RaftRequest::Kv(Box::new(cmd)),
+                        timeout,
+                    )?;
+                    self.next_session += 1;
+                }
+                RaftLabAction::AddNode {} => {
+                    if self.h.sim().node_count() >= MAX_LAB_NODES {
+                        return Err(DistlabError::field(
+                            "nodes",
+                            format!("the lab holds at most {MAX_LAB_NODES} processes"),
+                        ));
+                    }
+                    let leader = self.leader_or_first();
+                    let node = self.h.sim_mut().add_node()?;
+                    self.admin(leader, RaftRequest::AddNode { node })?;
+                }
+                RaftLabAction::RemoveNode { node } => {
+                    check_node(self.h.sim(), "node", *node)?;
+                    let leader = self.leader_or_first();
+                    self.admin(leader, RaftRequest::RemoveNode { node: *node })?;
+                }
+                RaftLabAction::TransferLeadership { to } => {
+                    check_node(self.h.sim(), "to", *to)?;
+                    let leader = self.leader_or_first();
+                    self.admin(leader, RaftRequest::TransferLeadership { to: *to })?;
+                }
+                RaftLabAction::Snapshot { node } => {
+                    check_node(self.h.sim(), "node", *node)?;
+                    self.admin(*node, RaftRequest::Snapshot)?;
+                }
+            },
+        }
+        Ok(())
+    }
+
+    fn view(&self) -> View {
+        let sim = self.h.sim();
+        View {
+            nodes: (0..sim.node_count()).map(|n| self.node_view(n)).collect(),
+            messages: cluster::messages(sim),
+            partitions: cluster::partitions(sim),
+            panels: vec![self.kv_panel(), self.clients_panel()],
+            metrics: self.metrics.series(),
+            invariants: self.invariants(),
+            ..View::default()
+        }
+    }
+
+    fn trace(&self) -> Value {
+        trace_tail(self.h.sim().trace(), TRACE_TAIL)
+    }
+
+    fn example_actions() -> Vec<Self::Action> {
+        let mut v: Vec<Self::Action> = vec![
+            Fault::Crash { node: 1 },
+            Fault::Restart { node: 1 },
+            Fault::Pause { node: 2 },
+            Fault::Resume { node: 2 },
+            Fault::Partition {
+                groups: vec![vec![0, 1]],
+            },
+            Fault::PartitionOneWay {
+                from: vec![0],
+                to: vec![2],
+            },
+            Fault::Heal,
+            Fault::SetLoss { probability: 0.2 },
+            Fault::SetDuplicate { probability: 0.1 },
+            Fault::ClockSkew {
+                node: 0,
+                skew_ms: -200.0,
+            },
+            Fault::ClockDrift {
+                node: 0,
+                ppm: -300_000,
+            },
+        ]
+        .into_iter()
+        .map(ClusterAction::Fault)
+        .collect();
+        v.extend(
+            [
+                RaftLabAction::ClientRequest {
+                    request: KvOp::Put {
+                        key: "x".into(),
+                        value: "1".into(),
+                    },
+                    node: None,
+                    timeout_ms: 1_000.0,
+                },
+                RaftLabAction::ClientRequest {
+                    request: KvOp::Get { key: "x".into() },
+                    node: Some(1),
+                    timeout_ms: 1_000.0,
+                },
+                RaftLabAction::AddNode {},
+                RaftLabAction::RemoveNode { node: 4 },
+                RaftLabAction::TransferLeadership { to: 2 },
+                RaftLabAction::Snapshot { node: 0 },
+            ]
+            .into_iter()
+            .map(ClusterAction::Lab),
+        );
+        v
+    }
+}
+
+fn check_node(sim: &Sim<RaftNode>, field: &str, node: NodeId) -> Result<()> {
+    if node < sim.node_count() {
+        Ok(())
+    } else {
+        Err(DistlabError::field(
+            field,
+            format!(
+                "node {node} does not exist (the cluster has {} nodes)",
+                sim.node_count()
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::{Lab, Runner};
+
+    #[test]
+    fn the_default_lab_elects_serves_and_keeps_every_invariant() {
+        let mut lab = Runner::<RaftLab>::new(RaftLabConfig::default()).unwrap();
+        lab.step(Duration::from_secs(3)).unwrap();
+        let v = lab.view();
+        assert_eq!(v.nodes.len(), 5);
+        assert_eq!(v.nodes.iter().filter(|n| n.role == "leader").count(), 1);
+        assert!(v.invariants.iter().all(|i| i.ok), "{:?}", v.invariants);
+        assert_eq!(v.invariants.len(), 5);
+        assert!(
+            v.metrics
+                .iter()
+                .any(|s| s.name == "commits" && !s.y.is_empty())
+        );
+        let h = lab.model().harness();
+        assert!(h.completed() > 10);
+        lab.act(&json!({"type": "addNode"})).unwrap();
+        lab.act(
+            &json!({"type": "clientRequest", "request": {"op": "put", "key": "k", "value": "v"}}),
+        )
+        .unwrap();
+        lab.step(Duration::from_secs(2)).unwrap();
+        let v = lab.view();
+        assert_eq!(v.nodes.len(), 6);
+        assert!(
+            v.nodes
+                .iter()
+                .filter(|n| n.role == "leader")
+                .all(|n| n.fields["voters"].as_array().map_or(0, Vec::len) == 6)
+        );
+        let e = lab
+            .act(&json!({"type": "transferLeadership", "to": 99}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("to`"), "{e}");
+    }
+
+    #[test]
+    fn bad_configs_name_their_field() {
+        let bad = |c: RaftLabConfig| Runner::<RaftLab>::new(c).unwrap_err().to_string();
+        let e = bad(RaftLabConfig {
+            nodes: 2,
+            ..RaftLabConfig::default()
+        });
+        assert!(e.contains("nodes`"), "{e}");
+        let e = bad(RaftLabConfig {
+            raft: RaftConfig {
+                heartbeat_ms: 1e9,
+                ..RaftConfig::default()
+            },
+            ..RaftLabConfig::default()
+        });
+        assert!(e.contains("raft.heartbeatMs`"), "{e}");
+        let e = bad(RaftLabConfig {
+            workload: RaftLabWorkload {
+                read_fraction: 2.0,
+                ..RaftLabWorkload::default()
+            },
+            ..RaftLabConfig::default()
+        });
+        assert!(e.contains("workload.readFraction`"), "{e}");
+    }
+}
