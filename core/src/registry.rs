@@ -37,6 +37,10 @@ pub fn registered() -> Vec<(&'static str, Constructor)> {
             make::<crate::consensus::raft::scenario::RejoinLab>,
         ),
         (
+            crate::sim::labs::linearizability::LinearizabilityLab::ID,
+            make::<crate::sim::labs::linearizability::LinearizabilityLab>,
+        ),
+        (
             crate::sim::labs::workload::WorkloadLab::ID,
             make::<crate::sim::labs::workload::WorkloadLab>,
         ),
@@ -50,6 +54,7 @@ pub fn registered() -> Vec<(&'static str, Constructor)> {
 /// One catalog row with its status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct CatalogEntry {
     pub section: &'static str,
     pub id: &'static str,

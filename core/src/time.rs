@@ -12,6 +12,7 @@ use crate::error::{DistlabError, Result};
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
 #[serde(transparent)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct Time(pub u64);
 
 /// A span of time in microseconds.
@@ -19,6 +20,7 @@ pub struct Time(pub u64);
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
 #[serde(transparent)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct Duration(pub u64);
 
 /// The largest span accepted from callers: about 31 years. Anything larger is almost

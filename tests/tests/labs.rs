@@ -8,12 +8,18 @@ use distlab_core::rng::SimRng;
 use distlab_core::{Duration, catalog, create_lab};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test_configure!(run_in_browser);
 
 fn lab_ids() -> Vec<&'static str> {
     registered().into_iter().map(|(id, _)| id).collect()
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn catalog_ids_are_unique_and_every_lab_is_in_it() {
     let mut seen = BTreeSet::new();
     for row in CATALOG_ROWS {
@@ -42,6 +48,7 @@ fn catalog_ids_are_unique_and_every_lab_is_in_it() {
     assert_eq!(implemented.len(), labs.len());
 }
 
+// Native only: it reads shared/CATALOG.md, and a browser has no file system.
 #[test]
 fn catalog_data_matches_catalog_md_when_present() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/CATALOG.md");
@@ -65,6 +72,7 @@ fn catalog_data_matches_catalog_md_when_present() {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn unknown_and_planned_ids_are_clear_errors() {
     let e = create_lab("no.such-lab", &Value::Null)
         .err()
@@ -111,6 +119,7 @@ fn drive(lab: &mut dyn Lab, rng: &mut SimRng, rounds: usize) {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn seek_equals_the_run_that_got_there() {
     for id in lab_ids() {
         for seed in 0..4u64 {
@@ -159,6 +168,7 @@ fn seek_equals_the_run_that_got_there() {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn a_recorded_action_script_replays_to_the_same_state() {
     for id in lab_ids() {
         let mut lab = create_lab(id, &Value::Null).unwrap();
@@ -188,6 +198,7 @@ fn a_recorded_action_script_replays_to_the_same_state() {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn same_config_and_actions_give_the_same_view() {
     for id in lab_ids() {
         let mut a = create_lab(id, &Value::Null).unwrap();
@@ -268,6 +279,7 @@ fn mutate(v: &mut Value, rng: &mut SimRng) {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn random_configs_and_actions_never_panic() {
     for id in lab_ids() {
         let default_config = create_lab(id, &Value::Null).unwrap().config();
@@ -325,5 +337,62 @@ fn random_configs_and_actions_never_panic() {
             let _ = lab.step(Duration::from_secs(u64::MAX / 2_000_000));
         }
         assert!(errors > 0, "{id}: the fuzz never produced a bad input");
+    }
+}
+
+/// A `step(dt)` that ends exactly on an event's time, followed by an action: the replay
+/// must move the clock there too (a metric sample may fall due), or the views differ.
+#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+fn replay_reproduces_actions_taken_after_whole_steps() {
+    for id in lab_ids() {
+        let mut lab = create_lab(id, &Value::Null).unwrap();
+        let examples = lab
+            .example_actions()
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut rng = SimRng::new(11);
+        for round in 0..30u64 {
+            lab.step(Duration::from_millis(50 * (1 + round % 3)))
+                .unwrap();
+            if let Some(a) = examples.get(rng.below(examples.len().max(1) as u64) as usize) {
+                let _ = lab.act(a);
+            }
+        }
+        let want = fingerprint(lab.as_ref());
+        let replayed = replay_lab(id, &lab.config(), &lab.actions()).unwrap();
+        if lab.actions().as_array().is_some_and(|a| !a.is_empty()) {
+            let last = &lab.actions().as_array().unwrap().last().unwrap().clone();
+            if last["step"].as_u64() == Some(lab.steps()) {
+                let got = fingerprint(replayed.as_ref());
+                let diff: Vec<String> = got
+                    .0
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .filter(|(key, v)| want.0.get(key.as_str()) != Some(v))
+                    .map(|(key, v)| {
+                        if let (Some(a), Some(b)) = (v.as_array(), want.0[key.as_str()].as_array())
+                        {
+                            let d: Vec<String> = a
+                                .iter()
+                                .zip(b)
+                                .filter(|(x, y)| x != y)
+                                .map(|(x, y)| format!("{} {} vs {}", x["name"], x["y"], y["y"]))
+                                .collect();
+                            return format!("{key}: {d:?}");
+                        }
+                        format!("{key}: {v} vs {}", want.0[key.as_str()])
+                    })
+                    .collect();
+                assert!(
+                    got == want,
+                    "{id}: replay differs: {diff:?} hash {} vs {}",
+                    got.1,
+                    want.1
+                );
+            }
+        }
     }
 }

@@ -4,21 +4,32 @@
 //! that cannot follow it must be named.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use distlab_core::sim::linearizability::jepsen::{parse_etcd_log, parse_kv_log};
 use distlab_core::sim::linearizability::{
     CasRegister, CheckResult, KvModel, Model, Operation, PartitionOutcome, check, replay,
 };
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
-fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/porcupine")
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test_configure!(run_in_browser);
+
+// The data folder embedded by build.rs: a browser has no file system.
+include!(concat!(env!("OUT_DIR"), "/porcupine_data.rs"));
+
+fn data_file(name: &str) -> Option<&'static str> {
+    PORCUPINE_FILES
+        .iter()
+        .find(|(path, _)| *path == name)
+        .map(|(_, text)| *text)
 }
 
 /// `relative path → expected linearizable`, from VERDICTS.txt.
 fn verdicts() -> BTreeMap<String, bool> {
-    let text = std::fs::read_to_string(data_dir().join("VERDICTS.txt")).unwrap();
-    text.lines()
+    data_file("VERDICTS.txt")
+        .expect("VERDICTS.txt")
+        .lines()
         .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
         .map(|line| {
             let (path, verdict) = line.split_once(' ').unwrap();
@@ -27,21 +38,15 @@ fn verdicts() -> BTreeMap<String, bool> {
         .collect()
 }
 
-/// Every file of a data sub-folder, as (path relative to the data folder, contents).
-fn histories(folder: &str) -> Vec<(String, String)> {
-    let mut files: Vec<(String, String)> = std::fs::read_dir(data_dir().join(folder))
-        .unwrap()
-        .map(|entry| {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            (
-                format!("{folder}/{name}"),
-                std::fs::read_to_string(&path).unwrap(),
-            )
-        })
-        .collect();
-    files.sort();
-    files
+/// Every file of a data sub-folder, as (path relative to the data folder, contents),
+/// sorted by path.
+fn histories(folder: &str) -> Vec<(String, &'static str)> {
+    let prefix = format!("{folder}/");
+    PORCUPINE_FILES
+        .iter()
+        .filter(|(path, _)| path.starts_with(&prefix))
+        .map(|(path, text)| (path.to_string(), *text))
+        .collect()
 }
 
 /// Checks that each violation's prefix is linearizable on its own (it replays, and the
@@ -81,11 +86,12 @@ fn assert_violations_are_explained<M: Model>(
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn etcd_histories_reproduce_porcupine_verdicts() {
     let verdicts = verdicts();
     let mut checked = 0;
     for (name, text) in histories("jepsen") {
-        let ops = parse_etcd_log(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let ops = parse_etcd_log(text).unwrap_or_else(|e| panic!("{name}: {e}"));
         let result = check(&CasRegister, &ops).unwrap_or_else(|e| panic!("{name}: {e}"));
         match verdicts.get(&name) {
             Some(&expected) => {
@@ -104,11 +110,12 @@ fn etcd_histories_reproduce_porcupine_verdicts() {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn kv_histories_reproduce_porcupine_verdicts() {
     let verdicts = verdicts();
     let mut checked = 0;
     for (name, text) in histories("kv") {
-        let ops = parse_kv_log(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let ops = parse_kv_log(text).unwrap_or_else(|e| panic!("{name}: {e}"));
         let result = check(&KvModel, &ops).unwrap_or_else(|e| panic!("{name}: {e}"));
         let expected = *verdicts
             .get(&name)
@@ -121,9 +128,10 @@ fn kv_histories_reproduce_porcupine_verdicts() {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn every_verdict_names_an_existing_file() {
     for name in verdicts().keys() {
-        assert!(data_dir().join(name).is_file(), "{name}");
+        assert!(data_file(name).is_some(), "{name}");
     }
     assert_eq!(verdicts().len(), 108);
 }

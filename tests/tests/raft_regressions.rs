@@ -8,6 +8,11 @@ use distlab_core::consensus::raft::{
 use distlab_core::sim::history::Outcome;
 use distlab_core::sim::{Fault, Reply, SimConfig};
 use distlab_core::{Duration, Time};
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test_configure!(run_in_browser);
 
 fn votes_only(group: &'static [u32]) -> impl FnMut(&Queued) -> bool {
     move |q| {
@@ -113,6 +118,7 @@ fn figure_8(current_term_commit_rule: bool) -> (ManualCluster, bool) {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn figure_8_with_the_current_term_rule_loses_nothing_acknowledged() {
     let (c, s1_applied) = figure_8(true);
     assert!(c.violation().is_none(), "{:?}", c.violation());
@@ -135,6 +141,7 @@ fn figure_8_with_the_current_term_rule_loses_nothing_acknowledged() {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn figure_8_without_the_current_term_rule_loses_a_committed_entry() {
     let (c, s1_applied) = figure_8(false);
     // S1 committed and applied the put in (c)...
@@ -204,6 +211,7 @@ fn disruptive_rejoin(pre_vote: bool, seed: u64) -> Rejoin {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn disruptive_rejoin_without_pre_vote_deposes_the_leader() {
     for seed in 1..=5 {
         let r = disruptive_rejoin(false, seed);
@@ -214,6 +222,7 @@ fn disruptive_rejoin_without_pre_vote_deposes_the_leader() {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn disruptive_rejoin_with_pre_vote_leaves_the_leader_alone() {
     for seed in 1..=5 {
         let r = disruptive_rejoin(true, seed);
@@ -230,6 +239,7 @@ fn disruptive_rejoin_with_pre_vote_leaves_the_leader_alone() {
 /// A follower that was down while the others compacted their logs catches up through
 /// InstallSnapshot (paper §7), and ends with the same state machine.
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn snapshot_install_to_a_lagging_follower() {
     let sim = SimConfig {
         seed: 11,
@@ -312,6 +322,7 @@ fn get(session: u64, seq: u64) -> RaftRequest {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn leader_transfer_hands_over_within_an_election_timeout() {
     for seed in 1..=5 {
         let mut h = quiet_cluster(5, seed, RaftConfig::default(), 5);
@@ -333,6 +344,7 @@ fn leader_transfer_hands_over_within_an_election_timeout() {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn membership_add_promotes_a_caught_up_learner_and_remove_steps_the_leader_down() {
     // Five processes, three of them the initial voters.
     let mut h = quiet_cluster(5, 4, RaftConfig::default(), 3);
@@ -363,6 +375,7 @@ fn membership_add_promotes_a_caught_up_learner_and_remove_steps_the_leader_down(
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn leader_crash_during_a_membership_change_still_completes_it() {
     for seed in 1..=5 {
         let mut h = quiet_cluster(4, seed, RaftConfig::default(), 3);
@@ -457,6 +470,7 @@ fn stale_read_at_partitioned_leader(read_mode: ReadMode, seed: u64) -> Option<bo
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn a_read_in_a_partition_is_never_stale_with_read_index_and_can_be_with_leases_under_drift() {
     let mut stale_with_lease = 0;
     for seed in 1..=10 {

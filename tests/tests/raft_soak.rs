@@ -1,17 +1,26 @@
 //! The Raft fault soak in the normal test run: thousands of seeds, each a random cluster
-//! (1–7 nodes, pre-vote and check-quorum on or off) under a random nemesis script, with
-//! the safety invariants checked after every event, liveness asserted after the final
-//! repair, and every client history checked for linearizability
+//! (1–7 nodes, pre-vote and check-quorum on or off, log or ReadIndex reads, snapshot
+//! thresholds) under a random nemesis script plus membership changes and leadership
+//! transfers, with the safety invariants checked after every event, liveness asserted
+//! after the final repair, and every client history checked for linearizability
 //! (see `distlab_core::consensus::raft::soak`). A failing seed prints the command that
 //! replays it. `RAFT_SOAK_SEEDS=n` changes the number of seeds.
 
 use distlab_core::consensus::raft::soak::{
     SeedReport, SoakOptions, SoakSummary, replay_command, run_seed,
 };
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
-const DEFAULT_SEEDS: u64 = 4_000;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// Seeds per run: threads share them natively; a browser runs fewer, one after another.
+const DEFAULT_SEEDS: u64 = if cfg!(target_arch = "wasm32") {
+    200
+} else {
+    4_000
+};
 
 /// Seeds that once failed, kept as regressions: (seed, fault window in ms, what they found).
 const FOUND: &[(u64, u64, &str)] = &[(
@@ -23,7 +32,10 @@ const FOUND: &[(u64, u64, &str)] = &[(
 )];
 
 /// Runs seeds `0..seeds` on every core; returns the summary and the failing reports.
+#[cfg(not(target_arch = "wasm32"))]
 fn soak(seeds: u64, opts: &SoakOptions) -> (SoakSummary, Vec<SeedReport>) {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
     let next = AtomicU64::new(0);
     let summary = Mutex::new(SoakSummary::default());
     let failures = Mutex::new(Vec::new());
@@ -52,7 +64,23 @@ fn soak(seeds: u64, opts: &SoakOptions) -> (SoakSummary, Vec<SeedReport>) {
     (summary.into_inner().unwrap(), failures)
 }
 
+/// Runs seeds `0..seeds` one after another: a browser page has one thread.
+#[cfg(target_arch = "wasm32")]
+fn soak(seeds: u64, opts: &SoakOptions) -> (SoakSummary, Vec<SeedReport>) {
+    let mut summary = SoakSummary::default();
+    let mut failures = Vec::new();
+    for seed in 0..seeds {
+        let r = run_seed(seed, opts);
+        summary.add(&r);
+        if r.failure.is_some() {
+            failures.push(r);
+        }
+    }
+    (summary, failures)
+}
+
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn seeds_that_once_failed_pass() {
     for (seed, fault_ms, what) in FOUND {
         let opts = SoakOptions {
@@ -69,16 +97,25 @@ fn seeds_that_once_failed_pass() {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn thousands_of_seeds_under_faults_stay_safe_live_and_linearizable() {
     let seeds = std::env::var("RAFT_SOAK_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(DEFAULT_SEEDS);
+    // No clock in a wasm32-unknown-unknown test: std::time::Instant panics there.
+    #[cfg(not(target_arch = "wasm32"))]
     let started = std::time::Instant::now();
-    let (summary, failures) = soak(seeds, &SoakOptions::default());
+    let opts = SoakOptions::default();
+    let (summary, failures) = soak(seeds, &opts);
+    #[cfg(not(target_arch = "wasm32"))]
+    let seconds = started.elapsed().as_secs_f64();
+    #[cfg(target_arch = "wasm32")]
+    let seconds = f64::NAN;
     eprintln!(
-        "raft soak: {} seeds, {} events, {} commands, {} crashes ({} torn writes), {} violations, {} liveness, {} \
-         linearizability, {} other failures, worst recovery {:.0} ms, {:.1} s",
+        "raft soak: {} seeds, {} events, {} commands, {} crashes ({} torn writes), {} \
+         violations, {} liveness, {} linearizability, {} other failures, worst recovery \
+         {:.0} ms, {seconds:.1} s",
         summary.seeds,
         summary.events,
         summary.commands,
@@ -89,7 +126,6 @@ fn thousands_of_seeds_under_faults_stay_safe_live_and_linearizable() {
         summary.linearizability_failures,
         summary.other_failures,
         summary.worst_recovery_us as f64 / 1e3,
-        started.elapsed().as_secs_f64()
     );
     let lines: Vec<String> = failures
         .iter()
@@ -102,7 +138,7 @@ fn thousands_of_seeds_under_faults_stay_safe_live_and_linearizable() {
                     .as_ref()
                     .map(|f| f.to_string())
                     .unwrap_or_default(),
-                replay_command(r.seed, &SoakOptions::default())
+                replay_command(r.seed, &opts)
             )
         })
         .collect();

@@ -10,6 +10,11 @@ use distlab_core::sim::{
 };
 use distlab_core::{Duration, Time};
 use proptest::prelude::*;
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test_configure!(run_in_browser);
 
 fn ping_sim(seed: u64, nodes: u32, network: NetworkConfig) -> Sim<PingNode> {
     let config = SimConfig {
@@ -50,6 +55,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
     #[test]
+
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
     fn same_seed_and_script_give_the_same_trace(seed in any::<u64>(), nemesis_seed in any::<u64>()) {
         let nemesis = NemesisConfig { intensity: 1.0, duration_ms: 2_000.0, mean_episode_ms: 200.0, ..NemesisConfig::default() };
         let script = nemesis.generate(5, &mut SimRng::new(nemesis_seed)).unwrap();
@@ -62,6 +69,8 @@ proptest! {
     }
 
     #[test]
+
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
     fn a_partitioned_link_delivers_nothing_and_a_healed_one_delivers(seed in any::<u64>(), cut in 0u32..5) {
         let mut sim = ping_sim(seed, 5, jittery());
         sim.run_until(Time::from_millis(100), |_, _| {});
@@ -83,6 +92,8 @@ proptest! {
     }
 
     #[test]
+
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
     fn duplication_and_reordering_happen_only_when_enabled(seed in any::<u64>(), dup in 0.05f64..0.5, reorder in 0.05f64..0.5) {
         let quiet = ping_sim(seed, 4, jittery());
         let mut sim = quiet.clone();
@@ -101,6 +112,7 @@ proptest! {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn loss_drops_about_the_configured_fraction() {
     let mut sim = ping_sim(
         3,
@@ -127,6 +139,7 @@ fn loss_drops_about_the_configured_fraction() {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn crash_loses_volatile_state_and_restart_reads_the_disk() {
     let mut sim = ping_sim(1, 3, jittery());
     sim.run_until(Time::from_millis(200), |_, _| {});
@@ -152,6 +165,7 @@ fn crash_loses_volatile_state_and_restart_reads_the_disk() {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn a_crash_between_write_and_fsync_loses_the_write() {
     let config = SimConfig {
         nodes: 3,
@@ -182,6 +196,7 @@ fn a_crash_between_write_and_fsync_loses_the_write() {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn a_paused_node_handles_nothing_until_resumed() {
     let mut sim = ping_sim(2, 3, jittery());
     sim.run_until(Time::from_millis(100), |_, _| {});
@@ -197,6 +212,7 @@ fn a_paused_node_handles_nothing_until_resumed() {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn clock_drift_changes_the_timer_rate() {
     let mut fast = ping_sim(5, 2, jittery());
     fast.apply_fault(&Fault::ClockDrift {
@@ -212,6 +228,7 @@ fn clock_drift_changes_the_timer_rate() {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn clients_record_ok_and_timeout() {
     let mut sim = ping_sim(1, 3, jittery());
     sim.run_until(Time::from_millis(50), |_, _| {});
@@ -242,6 +259,7 @@ fn clients_record_ok_and_timeout() {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn in_flight_messages_report_progress() {
     let mut sim = ping_sim(
         1,

@@ -9,6 +9,11 @@ use distlab_core::sim::labs::workload::{WorkloadLab, WorkloadLabAction, Workload
 use distlab_core::sim::workload::{ArrivalProcess, KeyDistribution, WorkloadConfig};
 use distlab_core::{DistlabError, Duration};
 use proptest::prelude::*;
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test_configure!(run_in_browser);
 
 /// Any float, with the awkward ones common.
 fn any_number() -> impl Strategy<Value = f64> {
@@ -125,6 +130,7 @@ proptest! {
 
     /// Any numbers in the config: a lab, or an error naming one of the config's fields.
     #[test]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
     fn token_bucket_configs_never_panic(
         capacity in any_number(),
         rate in any_number(),
@@ -162,6 +168,7 @@ proptest! {
     /// Any actions with any numbers on a valid lab: applied or refused with a field error,
     /// and the invariants hold throughout.
     #[test]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
     fn token_bucket_invariants_hold_under_any_actions(
         capacity in 0.5f64..50.0,
         rate in 0.1f64..200.0,
@@ -209,6 +216,8 @@ proptest! {
     }
 
     #[test]
+
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
     fn workload_configs_and_actions_never_panic(
         arrivals in any_process(),
         keys in prop_oneof![any::<u64>(), 0u64..200],
@@ -254,6 +263,7 @@ proptest! {
     /// The rate invariant is statistical (5 σ plus a cycle), so it must hold for every
     /// valid process, seed and sequence of changes.
     #[test]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
     fn workload_invariants_hold_for_valid_processes(
         first in sane_process(),
         changes in proptest::collection::vec(sane_process(), 3),
@@ -279,6 +289,7 @@ proptest! {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn both_labs_are_registered_with_their_ids() {
     for id in [WorkloadLab::ID, TokenBucketLab::ID] {
         let lab = distlab_core::create_lab(id, &serde_json::Value::Null).unwrap();

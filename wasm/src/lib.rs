@@ -8,13 +8,16 @@
 //! (`TokenBucket`).
 
 mod convert;
+mod types;
+mod view_options;
 
 use distlab_core::lab::Lab as CoreLab;
 use distlab_core::ratelimit::token_bucket::{TokenBucket as CoreTokenBucket, TokenBucketConfig};
 use distlab_core::{DistlabError, Duration, Time};
 use wasm_bindgen::prelude::*;
 
-use convert::{to_js, to_json};
+use convert::{to_js, to_js_via_json, to_json};
+use view_options::ViewOptions;
 
 /// Reports a panic on the console. Any reachable panic is a bug: every input is checked.
 #[wasm_bindgen(start)]
@@ -37,7 +40,7 @@ fn core_error(e: DistlabError) -> JsError {
 }
 
 /// Every catalog id: `{ section, id, title, checks, implemented }[]`.
-#[wasm_bindgen]
+#[wasm_bindgen(unchecked_return_type = "CatalogEntry[]")]
 pub fn catalog() -> Result<JsValue, JsError> {
     to_js(&distlab_core::catalog()).map_err(js_error)
 }
@@ -45,7 +48,10 @@ pub fn catalog() -> Result<JsValue, JsError> {
 /// Creates the lab `id` (a catalog id) from a config object (`undefined`/`null` for the
 /// defaults).
 #[wasm_bindgen(js_name = createLab)]
-pub fn create_lab(id: &str, config: JsValue) -> Result<Lab, JsError> {
+pub fn create_lab(
+    #[wasm_bindgen(unchecked_param_type = "LabId")] id: &str,
+    #[wasm_bindgen(unchecked_param_type = "LabConfig | null | undefined")] config: JsValue,
+) -> Result<Lab, JsError> {
     let config = to_json("config", &config).map_err(js_error)?;
     let inner = distlab_core::create_lab(id, &config).map_err(core_error)?;
     Ok(Lab { inner })
@@ -53,7 +59,11 @@ pub fn create_lab(id: &str, config: JsValue) -> Result<Lab, JsError> {
 
 /// Creates the lab `id` and replays a recorded action script (from `lab.actions()`).
 #[wasm_bindgen(js_name = replayLab)]
-pub fn replay_lab(id: &str, config: JsValue, actions: JsValue) -> Result<Lab, JsError> {
+pub fn replay_lab(
+    #[wasm_bindgen(unchecked_param_type = "LabId")] id: &str,
+    #[wasm_bindgen(unchecked_param_type = "LabConfig | null | undefined")] config: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "RecordedAction<LabAction>[]")] actions: JsValue,
+) -> Result<Lab, JsError> {
     let config = to_json("config", &config).map_err(js_error)?;
     let actions = to_json("actions", &actions).map_err(js_error)?;
     let inner = distlab_core::registry::replay_lab(id, &config, &actions).map_err(core_error)?;
@@ -107,13 +117,32 @@ impl Lab {
             .map_err(core_error)
     }
     /// Applies an action such as `{type: "crash", node: 2}`.
-    pub fn act(&mut self, action: JsValue) -> Result<(), JsError> {
+    pub fn act(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "LabAction")] action: JsValue,
+    ) -> Result<(), JsError> {
         let action = to_json("action", &action).map_err(js_error)?;
         self.inner.act(&action).map_err(core_error)
     }
     /// The current view: nodes, messages in flight, partitions, panels, metrics, invariants.
-    pub fn view(&self) -> Result<JsValue, JsError> {
-        to_js(&self.inner.view()).map_err(js_error)
+    /// `options.fieldsOf: [ids]` keeps only those nodes' `fields` (a big cluster's view
+    /// is mostly fields; a page needs the inspected node's).
+    #[wasm_bindgen(unchecked_return_type = "View")]
+    pub fn view(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "ViewOptions | null")] options: Option<
+            JsValue,
+        >,
+    ) -> Result<JsValue, JsError> {
+        let options = match options {
+            Some(o) => ViewOptions::from_json(&to_json("options", &o).map_err(js_error)?)
+                .map_err(js_error)?,
+            None => ViewOptions::default(),
+        };
+        let mut view = self.inner.view();
+        options.apply(&mut view);
+        // Called every animation frame: the JSON route is the cheap one for big views.
+        to_js_via_json(&view).map_err(js_error)
     }
     /// Goes to the state after `k` events. Returns the step reached.
     pub fn seek(&mut self, k: f64) -> Result<f64, JsError> {
@@ -126,25 +155,27 @@ impl Lab {
         self.inner.trace().to_string()
     }
     /// The effective config (defaults filled in).
+    #[wasm_bindgen(unchecked_return_type = "LabConfig")]
     pub fn config(&self) -> Result<JsValue, JsError> {
         to_js(&self.inner.config()).map_err(js_error)
     }
     /// The actions applied so far, with their steps and times.
+    #[wasm_bindgen(unchecked_return_type = "RecordedAction<LabAction>[]")]
     pub fn actions(&self) -> Result<JsValue, JsError> {
         to_js(&self.inner.actions()).map_err(js_error)
     }
     /// JSON Schema of the config, for building a form.
-    #[wasm_bindgen(js_name = configSchema)]
+    #[wasm_bindgen(js_name = configSchema, unchecked_return_type = "JsonSchema")]
     pub fn config_schema(&self) -> Result<JsValue, JsError> {
         to_js(&self.inner.config_schema()).map_err(js_error)
     }
     /// JSON Schema of the actions.
-    #[wasm_bindgen(js_name = actionSchema)]
+    #[wasm_bindgen(js_name = actionSchema, unchecked_return_type = "JsonSchema")]
     pub fn action_schema(&self) -> Result<JsValue, JsError> {
         to_js(&self.inner.action_schema()).map_err(js_error)
     }
     /// Typical actions, for buttons.
-    #[wasm_bindgen(js_name = exampleActions)]
+    #[wasm_bindgen(js_name = exampleActions, unchecked_return_type = "LabAction[]")]
     pub fn example_actions(&self) -> Result<JsValue, JsError> {
         to_js(&self.inner.example_actions()).map_err(js_error)
     }
@@ -159,7 +190,9 @@ pub struct TokenBucket {
 #[wasm_bindgen]
 impl TokenBucket {
     #[wasm_bindgen(constructor)]
-    pub fn new(config: JsValue) -> Result<TokenBucket, JsError> {
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "TokenBucketConfig")] config: JsValue,
+    ) -> Result<TokenBucket, JsError> {
         let config = to_json("config", &config).map_err(js_error)?;
         let config: TokenBucketConfig =
             distlab_core::lab::json::from_value("config", &config).map_err(core_error)?;
@@ -168,7 +201,7 @@ impl TokenBucket {
     }
     /// Asks for `cost` tokens (default 1) at time `nowMs`; returns the decision
     /// `{allowed, limit, remaining, retryAfter, resetAfter}` (durations in µs).
-    #[wasm_bindgen(js_name = tryAcquire)]
+    #[wasm_bindgen(js_name = tryAcquire, unchecked_return_type = "RateLimitDecision")]
     pub fn try_acquire(&mut self, now_ms: f64, cost: Option<f64>) -> Result<JsValue, JsError> {
         let now = Time::try_from_millis_f64("nowMs", now_ms).map_err(core_error)?;
         let decision = self

@@ -38,12 +38,24 @@ fn a_lab_runs_and_acts() {
     lab.act(js(r#"{"type":"partition","groups":[[0,1],[2,3,4]]}"#))
         .unwrap();
     lab.step(100.0).unwrap();
-    let view = lab.view().unwrap();
+    let view = lab.view(None).unwrap();
     let nodes: Array = Reflect::get(&view, &"nodes".into())
         .unwrap()
         .dyn_into()
         .unwrap();
     assert_eq!(nodes.length(), 5);
+    // Only node 1 keeps its fields.
+    let slim = lab.view(Some(js(r#"{"fieldsOf": [1]}"#))).unwrap();
+    let fields_count = |view: &JsValue, i: u32| {
+        let node = Reflect::get(view, &"nodes".into())
+            .unwrap()
+            .unchecked_into::<Array>()
+            .get(i);
+        js_sys::Object::keys(&Reflect::get(&node, &"fields".into()).unwrap().into()).length()
+    };
+    assert_eq!(fields_count(&slim, 0), 0);
+    assert!(fields_count(&slim, 1) > 0);
+    assert_eq!(fields_count(&slim, 1), fields_count(&view, 1));
     let k = lab.steps() / 2.0;
     assert_eq!(lab.seek(k.floor()).unwrap(), k.floor());
     assert!(lab.trace_json().contains("\"hash\""));
@@ -139,6 +151,14 @@ fn ten_thousand_bad_inputs_neither_abort_nor_leak() {
             4 => lab
                 .seek([-1.0, f64::NAN, 0.25][(i as usize / 7) % 3])
                 .is_err(),
+            5 if i % 2 == 0 => lab
+                .view(Some(js([
+                    r#"{"fieldsOf": 1}"#,
+                    r#"{"fieldOf": [1]}"#,
+                    r#"{"fieldsOf": [-1]}"#,
+                    r#"[1]"#,
+                ][(i as usize / 14) % 4])))
+                .is_err(),
             5 => TokenBucket::new(js([
                 r#"{"capacity": 0, "refillPerSec": 1}"#,
                 r#"{"capacity": 1}"#,
@@ -158,7 +178,7 @@ fn ten_thousand_bad_inputs_neither_abort_nor_leak() {
             failures += 1;
         }
         // The module still works after every failure.
-        assert!(lab.view().is_ok());
+        assert!(lab.view(None).is_ok());
     }
     assert!(failures >= 9_500, "only {failures} inputs were rejected");
     lab.step(10.0).unwrap();

@@ -5,6 +5,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
+mod web;
+
 /// Must equal the `wasm-bindgen` version pinned in wasm/Cargo.toml.
 const WASM_BINDGEN_VERSION: &str = "0.2.130";
 
@@ -56,8 +58,8 @@ fn run(label: &str, program: &str, args: &[&str]) -> Result {
 }
 
 /// Runs a test command, streaming its output, and fails unless it passed at least one
-/// test: a browser runner that finds nothing to run still exits 0.
-fn run_tests(label: &str, program: &str, args: &[&str]) -> Result {
+/// test: a browser runner that finds nothing to run still exits 0. Returns how many passed.
+fn run_tests(label: &str, program: &str, args: &[&str]) -> Result<u64> {
     eprintln!("==> {label}: {program} {}", args.join(" "));
     let started = Instant::now();
     let mut child = command(program, args)
@@ -89,7 +91,7 @@ fn run_tests(label: &str, program: &str, args: &[&str]) -> Result {
     if passed == 0 {
         return Err(format!("{label} ran no test"));
     }
-    Ok(())
+    Ok(passed)
 }
 
 /// The first line a program prints for `--version`, if it runs.
@@ -188,13 +190,19 @@ fn test() -> Result {
         "wasm-pack",
         &["test", "--headless", "--chrome", "wasm"],
     )?;
+    web::expect_browser_tests(
+        "tests",
+        run_tests(
+            "suites of tests/ in Chrome",
+            "wasm-pack",
+            &["test", "--headless", "--chrome", "tests"],
+        )?,
+    )?;
+    web::npm_pack_test()?;
+    web::e2e()?;
     Ok(())
 }
 
 fn serve() -> Result {
-    Err(
-        "the page is not built yet: it arrives with the web/ issue. \
-         Until then, `cargo xtask test` runs everything there is."
-            .into(),
-    )
+    web::serve()
 }

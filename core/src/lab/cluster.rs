@@ -15,6 +15,7 @@ use crate::sim::{Fault, Node, NodeStatus, Sim};
 /// one of the lab's own actions `A` (`{"type": "clientRequest", ...}`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum ClusterAction<A> {
     Fault(Fault),
     Lab(A),

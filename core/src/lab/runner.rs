@@ -55,9 +55,15 @@ pub trait LabModel: Clone + 'static {
 /// An action as it was applied: after `step` events, at time `atUs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct RecordedAction<A> {
     pub step: u64,
     pub at_us: u64,
+    /// The original run had moved the clock to `atUs` with `step(dt)` (not just by
+    /// processing events), so a replay moves it too, even when no time passes: moving the
+    /// clock can have effects of its own, such as a metric sample falling due.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub clock_moved: bool,
     pub action: A,
 }
 
@@ -91,6 +97,8 @@ pub struct Runner<M: LabModel> {
     applied: usize,
     snapshots: Vec<Snapshot<M>>,
     snapshot_every: u64,
+    /// The step count at which `step(dt)` last moved the clock past the events.
+    clock_moved_at: Option<u64>,
 }
 
 impl<M: LabModel> Runner<M> {
@@ -107,6 +115,7 @@ impl<M: LabModel> Runner<M> {
             actions: Vec::new(),
             applied: 0,
             snapshot_every: FIRST_SNAPSHOT_INTERVAL,
+            clock_moved_at: None,
         })
     }
 
@@ -156,10 +165,11 @@ impl<M: LabModel> Runner<M> {
                 break;
             }
             let a = a.clone();
-            // Only a clock the original run moved (by `step(dt)`) is moved again: moving it
-            // to where it already is could still have side effects such as sampling.
-            if Time(a.at_us) > self.model.now() {
+            // Only a clock the original run moved is moved again: moving it, even to where
+            // it already is, can have side effects such as sampling.
+            if a.clock_moved || Time(a.at_us) > self.model.now() {
                 self.model.advance_clock(Time(a.at_us));
+                self.clock_moved_at = Some(self.model.steps());
             }
             self.model.act(&a.action).map_err(|e| {
                 DistlabError::InvalidState(format!("replaying the action at step {}: {e}", a.step))
@@ -222,6 +232,7 @@ impl<M: LabModel> Lab for Runner<M> {
         let n = self.run(deadline, MAX_EVENTS_PER_CALL)?;
         if n < MAX_EVENTS_PER_CALL {
             self.model.advance_clock(deadline);
+            self.clock_moved_at = Some(self.model.steps());
             self.replay_due(deadline)?;
         }
         Ok(n)
@@ -248,6 +259,7 @@ impl<M: LabModel> Lab for Runner<M> {
         self.actions.push(RecordedAction {
             step,
             at_us: self.model.now().0,
+            clock_moved: self.clock_moved_at == Some(step),
             action,
         });
         self.applied += 1;
@@ -273,6 +285,7 @@ impl<M: LabModel> Lab for Runner<M> {
                 .ok_or_else(|| DistlabError::InvalidState("no snapshot to seek from".into()))?;
             self.model = snap.model.clone();
             self.applied = snap.applied;
+            self.clock_moved_at = None;
         }
         let need = k - self.model.steps();
         let mut done = 0;

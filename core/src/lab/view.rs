@@ -12,6 +12,7 @@ use crate::sim::NodeId;
 /// Everything a frame needs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct View {
     pub lab: String,
     /// Simulated (or workload) time, µs.
@@ -29,6 +30,7 @@ pub struct View {
 /// One node (or one client, or one component of a local primitive).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct NodeView {
     pub id: NodeId,
     pub label: String,
@@ -36,12 +38,14 @@ pub struct NodeView {
     /// "up", "paused" or "crashed".
     pub status: String,
     /// Everything worth inspecting, in display order.
+    #[cfg_attr(feature = "tsify", tsify(type = "Record<string, unknown>"))]
     pub fields: BTreeMap<String, Value>,
 }
 
 /// A message in flight, for animation along the link from → to.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct MessageView {
     pub id: u64,
     pub from: Endpoint,
@@ -53,6 +57,7 @@ pub struct MessageView {
 /// Current network partitions.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct PartitionView {
     /// Groups that cannot reach each other; empty when there is no two-way partition.
     pub groups: Vec<Vec<NodeId>>,
@@ -63,6 +68,7 @@ pub struct PartitionView {
 /// A named series of (x, y) points, columnar so a chart library can take it directly.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct Series {
     pub name: String,
     pub unit: String,
@@ -73,6 +79,7 @@ pub struct Series {
 /// One cell of a grid panel.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct Cell {
     pub value: f64,
     pub label: String,
@@ -81,6 +88,7 @@ pub struct Cell {
 /// One item of a strip (a queue, a log, a window of requests).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct StripItem {
     pub label: String,
     /// A state name the renderer maps to a colour ("ok", "rejected", "pending"...).
@@ -90,6 +98,8 @@ pub struct StripItem {
 /// One bar on a timeline (an operation from invocation to return).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "tsify", tsify(hashmap_as_object, missing_as_null))]
 pub struct TimelineBar {
     pub lane: u32,
     pub start: f64,
@@ -108,10 +118,12 @@ pub struct TimelineBar {
     rename_all = "camelCase",
     rename_all_fields = "camelCase"
 )]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum Panel {
     Table {
         title: String,
         columns: Vec<String>,
+        #[cfg_attr(feature = "tsify", tsify(type = "unknown[][]"))]
         rows: Vec<Vec<Value>>,
     },
     Chart {
@@ -147,6 +159,7 @@ pub enum Panel {
 /// Whether an invariant holds right now; on a violation, which nodes are involved.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct InvariantStatus {
     pub name: String,
     pub ok: bool,

@@ -591,6 +591,7 @@ impl ArrivalFeed {
 /// "sampleMs": 100}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct TokenBucketLabConfig {
     /// Seed of the arrival process.
     pub seed: u64,
@@ -627,6 +628,7 @@ impl Default for TokenBucketLabConfig {
     rename_all_fields = "camelCase",
     deny_unknown_fields
 )]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum TokenBucketLabAction {
     /// One request now, of `cost` (default: the configured cost).
     Request {

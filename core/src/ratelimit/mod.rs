@@ -21,6 +21,7 @@ pub use token_bucket::{TokenBucket, TokenBucketConfig};
 /// a client can act on them without knowing the limiter's clock.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct RateLimitDecision {
     /// Whether the request was admitted (and its cost charged).
     pub allowed: bool,
@@ -30,7 +31,9 @@ pub struct RateLimitDecision {
     pub remaining: f64,
     /// Zero if admitted; otherwise the shortest wait after which the same request would be
     /// admitted, provided nothing else is admitted in between.
+    #[cfg_attr(feature = "tsify", tsify(type = "Duration"))]
     pub retry_after: Duration,
     /// How long until the limiter is back to its full allowance if nothing is admitted.
+    #[cfg_attr(feature = "tsify", tsify(type = "Duration"))]
     pub reset_after: Duration,
 }

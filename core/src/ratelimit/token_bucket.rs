@@ -39,6 +39,7 @@ pub const UNITS_PER_TOKEN: f64 = 1e9;
 /// Configuration of a [`TokenBucket`]. JSON: `{"capacity": 10, "refillPerSec": 5}`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct TokenBucketConfig {
     /// The most tokens the bucket holds, and so the largest burst (and the largest cost) it
     /// can ever admit.

@@ -19,6 +19,8 @@ pub const MAX_SKEW_MS: f64 = 86_400_000.0;
 /// One fault, applied at an instant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "tsify", tsify(missing_as_null))]
 pub enum Fault {
     /// The node stops; its volatile state and unsynced disk writes are lost.
     Crash {
@@ -171,6 +173,7 @@ impl Fault {
 /// A fault and when it happens.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct ScheduledFault {
     /// Simulated time in microseconds (integer, so a replay is exact).
     pub at_us: u64,
@@ -181,6 +184,7 @@ pub struct ScheduledFault {
 /// bug can be saved, shared and replayed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct FaultScript {
     pub faults: Vec<ScheduledFault>,
 }

@@ -24,6 +24,7 @@ pub const MAX_LATENCY_MS: f64 = 60_000.0;
 /// A one-way latency distribution, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum LatencyModel {
     /// Always the same.
     Constant {
@@ -123,6 +124,7 @@ impl LatencyModel {
 /// The knobs of the network that apply to every link.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct NetworkConfig {
     pub latency: LatencyModel,
     /// Probability that a message is lost.

@@ -17,8 +17,10 @@ use crate::sim::disk::{Disk, DiskOp};
 use crate::time::{Duration, Time};
 
 /// Index of a node in the cluster, from 0.
+#[cfg_attr(feature = "tsify", tsify::declare)]
 pub type NodeId = u32;
 /// Index of a client, from 0.
+#[cfg_attr(feature = "tsify", tsify::declare)]
 pub type ClientId = u32;
 /// A timer name chosen by the node; setting it again replaces the pending one.
 pub type TimerId = u64;
@@ -28,6 +30,7 @@ pub type RequestId = u64;
 /// Either end of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(tag = "type", content = "id", rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum Endpoint {
     Node(NodeId),
     Client(ClientId),

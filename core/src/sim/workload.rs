@@ -43,6 +43,7 @@ pub const MAX_EVERY_WINDOWS: u64 = 1_000_000;
     rename_all_fields = "camelCase",
     deny_unknown_fields
 )]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum ArrivalProcess {
     /// Evenly spaced: arrival `k` (from 0) at `start + round(k · 10^6 / rate)` µs.
     Constant { rate_per_sec: f64 },
@@ -390,6 +391,7 @@ pub struct ArrivalTheory {
 /// Which keys requests touch. JSON: `{"type": "zipf", "keys": 1000, "s": 1.1}`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum KeyDistribution {
     /// Every key in `[0, keys)` equally likely.
     Uniform { keys: u64 },
@@ -606,6 +608,7 @@ pub struct Operation {
 /// 90 % reads.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct WorkloadConfig {
     pub arrivals: ArrivalProcess,
     pub keys: KeyDistribution,

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use crate::consensus::raft::config::RaftConfig;
 use crate::consensus::raft::harness::{DRIVER_TAGS, Harness};
 use crate::consensus::raft::lab::{
-    RaftLabWorkload, TRACE_TAIL, build_harness, describe, invariant_statuses, step_harness,
+    Gauges, RaftLabWorkload, TRACE_TAIL, build_harness, describe, invariant_statuses, step_harness,
     trace_tail,
 };
 use crate::consensus::raft::messages::Term;
@@ -37,6 +37,7 @@ use crate::time::{Duration, Time};
 /// Configuration of the disruptive-rejoin scenario.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct RejoinLabConfig {
     pub seed: u64,
     #[schemars(range(min = 3, max = 9))]
@@ -73,6 +74,7 @@ impl Default for RejoinLabConfig {
 /// The scenario's own actions, besides every fault (applied to both runs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum RejoinLabAction {
     /// Cut off a follower now in both runs (the scheduled isolation does this too).
     IsolateFollower {},
@@ -88,8 +90,7 @@ struct Side {
     leader_then: Option<(NodeId, Term)>,
     /// When that leader first stopped leading in that term.
     deposed_at: Option<Time>,
-    leaderless_us: u64,
-    last_event: Time,
+    gauges: Gauges,
 }
 
 impl Side {
@@ -124,15 +125,6 @@ impl Side {
         }
     }
 
-    fn max_term(&self) -> Term {
-        let sim = self.h.sim();
-        (0..sim.node_count())
-            .filter_map(|id| sim.node(id))
-            .map(|n| n.term())
-            .max()
-            .unwrap_or(0)
-    }
-
     fn isolated_term(&self) -> Option<Term> {
         self.isolated
             .and_then(|id| self.h.sim().node(id))
@@ -159,16 +151,16 @@ pub struct RejoinLab {
 const ISOLATE_TAG: u64 = DRIVER_TAGS;
 
 impl RejoinLab {
-    fn record_due(&mut self, until: Time) {
+    /// Records every sample due by `until` from the two runs' gauges then in force.
+    fn record_due(&mut self, until: Time, off: Gauges, on: Gauges) {
         if until.0 < self.metrics.due_at() {
             return;
         }
-        let [a, b] = &self.sides;
         let values = vec![
-            a.max_term() as f64,
-            b.max_term() as f64,
-            a.leaderless_us as f64 / 1e3,
-            b.leaderless_us as f64 / 1e3,
+            off.max_term as f64,
+            on.max_term as f64,
+            off.leaderless_us as f64 / 1e3,
+            on.leaderless_us as f64 / 1e3,
         ];
         self.metrics.record_due(until.0, |_| values.clone());
     }
@@ -281,7 +273,7 @@ impl RejoinLab {
                         None if s.leader_then.is_some() => "still leading".to_string(),
                         None => "—".to_string(),
                     }),
-                    json!(s.leaderless_us as f64 / 1e3),
+                    json!(s.gauges.leaderless_us as f64 / 1e3),
                 ]
             })
             .collect();
@@ -354,8 +346,7 @@ impl LabModel for RejoinLab {
                 isolated: None,
                 leader_then: None,
                 deposed_at: None,
-                leaderless_us: 0,
-                last_event: Time::ZERO,
+                gauges: Gauges::default(),
             })
         };
         let sample = Duration::try_from_millis_f64("sampleMs", c.sample_ms)?;
@@ -393,23 +384,30 @@ impl LabModel for RejoinLab {
             if at > deadline {
                 return false;
             }
-            if at.0 > 0 {
-                self.record_due(Time(at.0 - 1));
-            }
             let s = &mut self.sides[i];
             let until = deadline.min(bound);
-            if step_harness(&mut s.h, until, &mut s.leaderless_us, &mut s.last_event) {
+            if let Some(before) = step_harness(&mut s.h, until, &mut s.gauges) {
                 if s.h.last_stepped() == Some(Stepped::External(ISOLATE_TAG)) {
                     let _ = s.isolate();
                 }
                 s.note_deposition();
+                // Samples due before this event's time describe both runs before it.
+                let t = s.h.sim().now();
+                let other = self.sides[1 - i].gauges;
+                let (off, on) = if i == 0 {
+                    (before, other)
+                } else {
+                    (other, before)
+                };
+                self.record_due(Time(t.0.saturating_sub(1)), off, on);
                 return true;
             }
         }
     }
 
     fn advance_clock(&mut self, t: Time) {
-        self.record_due(t);
+        let (off, on) = (self.sides[0].gauges, self.sides[1].gauges);
+        self.record_due(t, off, on);
         for s in &mut self.sides {
             s.h.sim_mut().advance_clock(t);
         }

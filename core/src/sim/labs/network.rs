@@ -25,6 +25,7 @@ const LINK_ROWS: usize = 64;
 /// Configuration of the network lab.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct NetworkLabConfig {
     /// Seed of every random choice in the run.
     pub seed: u64,
@@ -64,6 +65,7 @@ impl Default for NetworkLabConfig {
 /// The lab's own actions, besides every fault.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum NetworkLabAction {
     /// A client asks `node` how many pongs it has received.
     #[serde(rename_all = "camelCase")]

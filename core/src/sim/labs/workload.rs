@@ -49,6 +49,7 @@ pub const RATE_SIGMAS: f64 = 5.0;
 ///   "keys": {"type": "zipf", "keys": 100, "s": 1.0}, "readFraction": 0.9}, "sampleMs": 100}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct WorkloadLabConfig {
     /// Seed of every random draw.
     pub seed: u64,
@@ -79,6 +80,7 @@ impl Default for WorkloadLabConfig {
     rename_all_fields = "camelCase",
     deny_unknown_fields
 )]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum WorkloadLabAction {
     /// Arrivals follow `arrivals` from now on (the pending arrival of the old process is
     /// dropped); the arrival statistics restart.

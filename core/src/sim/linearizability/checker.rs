@@ -11,7 +11,7 @@ use crate::error::{DistlabError, Result};
 
 /// The overall judgement of a history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "camelCase")]
 pub enum Verdict {
     /// Every part has a linearization.
     Linearizable,
@@ -23,7 +23,7 @@ pub enum Verdict {
 
 /// What the checker found in one independent part of the history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "camelCase")]
 pub enum PartitionOutcome {
     /// A witness: the part's operations, as indices into the history, in an order that
     /// respects real time and that the model accepts. Operations that never returned may
@@ -49,6 +49,7 @@ pub enum PartitionOutcome {
 
 /// The result for one part of the history (see [`Model::partition`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PartitionResult {
     /// The part's operations, as indices into the history, in call order.
     pub ops: Vec<usize>,
@@ -57,6 +58,7 @@ pub struct PartitionResult {
 
 /// The result of checking a history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CheckResult {
     /// True exactly when `verdict` is [`Verdict::Linearizable`].
     pub linearizable: bool,

@@ -13,6 +13,7 @@ use crate::error::{DistlabError, Result};
 /// called at 20 (clocks that return equal readings for distinct events must not turn
 /// concurrent operations into ordered ones). Times are in any unit, only their order counts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Operation<I, O> {
     /// The client (Jepsen: process) that issued the operation; only shown, never checked.
     pub client: u64,

@@ -13,7 +13,7 @@ use super::model::{Model, Operation};
 
 /// What an operation returned, for values of type `V`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "result", rename_all = "snake_case")]
+#[serde(tag = "result", rename_all = "camelCase")]
 pub enum Response<V> {
     /// A read's answer.
     Value { value: V },
@@ -76,7 +76,7 @@ pub type RegisterOutput = Response<Option<i64>>;
 
 /// An operation on a [`Register`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(tag = "op", rename_all = "camelCase")]
 pub enum RegisterInput {
     Read,
     Write { value: i64 },
@@ -124,7 +124,7 @@ impl Model for Register {
 
 /// An operation on a [`CasRegister`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(tag = "op", rename_all = "camelCase")]
 pub enum CasRegisterInput {
     Read,
     Write { value: i64 },
@@ -184,7 +184,7 @@ pub type KvOutput = Response<String>;
 
 /// An operation on a [`KvModel`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(tag = "op", rename_all = "camelCase")]
 pub enum KvInput {
     Get {
         key: String,

@@ -460,13 +460,26 @@ fn result_serialises_for_the_page() {
     let ops = vec![write(0, 1, 0, Some(10)), read(1, Some(2), 20, 30)];
     let json = serde_json::to_value(check(&Register, &ops).unwrap()).unwrap();
     assert_eq!(json["linearizable"], false);
-    assert_eq!(json["verdict"], "not_linearizable");
+    assert_eq!(json["verdict"], "notLinearizable");
     assert_eq!(json["partitions"][0]["outcome"]["kind"], "violation");
     assert_eq!(json["partitions"][0]["outcome"]["prefix"][0], 0);
     assert_eq!(json["partitions"][0]["outcome"]["unplaceable"][0], 1);
     let op = serde_json::to_value(&ops[1]).unwrap();
     assert_eq!(op["input"]["op"], "read");
     assert_eq!(op["output"]["result"], "value");
+    let linearizable = check(&Register, &ops[..1]).unwrap();
+    let json = serde_json::to_value(linearizable).unwrap();
+    assert_eq!(json["verdict"], "linearizable");
+    assert_eq!(json["partitions"][0]["outcome"]["kind"], "linearizable");
+    let cas = CasRegisterInput::Cas {
+        expected: 1,
+        new: 2,
+    };
+    assert_eq!(serde_json::to_value(&cas).unwrap()["op"], "cas");
+    assert_eq!(
+        serde_json::to_value(Response::<i64>::Failed).unwrap()["result"],
+        "failed"
+    );
 }
 
 #[test]

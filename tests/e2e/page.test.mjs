@@ -1,0 +1,312 @@
+// Browser e2e of the built page (run by `cargo xtask test`, which serves web/dist and
+// sets DISTLAB_URL, DISTLAB_SCREENSHOTS and DISTLAB_CHROMIUM): every implemented lab
+// opens, runs and animates its canvas; faults act through the UI; a share link replays
+// the same view; the page works offline once loaded; no console or page error anywhere.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const URL_BASE = process.env.DISTLAB_URL ?? "http://127.0.0.1:8080/";
+const SHOTS = process.env.DISTLAB_SCREENSHOTS ?? "screenshots";
+const CHROMIUM = process.env.DISTLAB_CHROMIUM ?? "/usr/bin/chromium";
+mkdirSync(SHOTS, { recursive: true });
+
+let browser;
+let context;
+const errors = [];
+
+function watch(page) {
+  page.on("console", (m) => {
+    if (m.type() === "error") errors.push(`console: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => errors.push(`page: ${e.message}`));
+  return page;
+}
+
+async function openPage(hash = "") {
+  const page = watch(await context.newPage());
+  await page.setViewportSize({ width: 1400, height: 900 });
+  await page.goto(URL_BASE + hash);
+  await page.waitForFunction(() => window.distlabPage?.ready === true && window.distlabPage.view() !== null);
+  return page;
+}
+
+function noErrors() {
+  assert.deepEqual(errors, [], "console or page errors");
+}
+
+const stagePixels = (page) => page.evaluate(() => document.getElementById("stage").toDataURL());
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+    ],
+  });
+  context = await browser.newContext();
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+test("every implemented lab opens, runs and animates its canvas", async () => {
+  const page = await openPage();
+  const ids = await page.$$eval("#catalog a.implemented", (as) => as.map((a) => a.dataset.id));
+  const planned = await page.$$eval("#catalog a.planned", (as) => as.length);
+  assert.ok(ids.length >= 1, "at least one implemented lab");
+  assert.ok(planned > 50, "planned ids are listed too");
+  for (const id of ids) {
+    await page.click(`#catalog a[data-id="${id}"]`);
+    await page.waitForFunction((id) => window.distlabPage.view()?.lab === id, id);
+    await page.evaluate(() => window.distlabPage.play());
+    await page.waitForTimeout(300);
+    const before = await stagePixels(page);
+    const step0 = await page.evaluate(() => window.distlabPage.view().step);
+    await page.waitForTimeout(2500);
+    const after = await stagePixels(page);
+    const step1 = await page.evaluate(() => window.distlabPage.view().step);
+    assert.ok(step1 > step0, `${id}: the run advanced (${step0} → ${step1})`);
+    assert.notEqual(after, before, `${id}: the canvas changed`);
+    await page.screenshot({ path: join(SHOTS, `${id}.png`) });
+  }
+  await page.close();
+  noErrors();
+});
+
+test("faults through the UI: crash a node by clicking it, drag a partition, sliders", async () => {
+  const page = await openPage("#lab=sim.network");
+  await page.evaluate(() => window.distlabPage.play());
+  await page.waitForTimeout(500);
+  const at = async (id) => {
+    const box = await page.locator("#stage").boundingBox();
+    const p = await page.evaluate((id) => window.distlabPage.nodePosition(id), id);
+    return { x: box.x + p.x, y: box.y + p.y };
+  };
+  // Crash node 2 by clicking it in crash mode.
+  await page.check('input[name="mode"][value="crash"]');
+  const n2 = await at(2);
+  await page.mouse.click(n2.x, n2.y);
+  await page.waitForFunction(() => window.distlabPage.view().nodes[2].status === "crashed");
+  // Partition {0, 1} from the rest by dragging a rectangle around them.
+  await page.check('input[name="mode"][value="partition"]');
+  const [a, b] = [await at(0), await at(1)];
+  await page.mouse.move(Math.min(a.x, b.x) - 25, Math.min(a.y, b.y) - 25);
+  await page.mouse.down();
+  await page.mouse.move(Math.max(a.x, b.x) + 25, Math.max(a.y, b.y) + 25, { steps: 5 });
+  await page.mouse.up();
+  await page.waitForFunction(() => window.distlabPage.view().partitions.groups.length >= 2);
+  const groups = await page.evaluate(() => window.distlabPage.view().partitions.groups);
+  assert.ok(groups.some((g) => g.includes(0) && g.includes(1) && !g.includes(3)), JSON.stringify(groups));
+  // A loss slider and a client request.
+  await page.evaluate(() => {
+    const s = document.getElementById("loss");
+    s.value = "0.3";
+    s.dispatchEvent(new Event("change"));
+  });
+  await page.click("#client-request");
+  const types = await page.evaluate(() => window.distlabPage.lab().actions().map((a) => a.action.type));
+  assert.deepEqual(types.slice(-4), ["crash", "partition", "setLoss", "clientRequest"]);
+  // Inspector: click node 0 in inspect mode.
+  await page.check('input[name="mode"][value="inspect"]');
+  const n0 = await at(0);
+  await page.mouse.click(n0.x, n0.y);
+  await page.waitForFunction(() => document.getElementById("inspector").textContent.includes("n0"));
+  await page.waitForTimeout(1500);
+  assert.equal(await page.isVisible("#error"), false, "no error shown");
+  await page.screenshot({ path: join(SHOTS, "faults.png") });
+  // Keyboard: space pauses, → steps one event.
+  await page.click("#stage-hint", { force: true }).catch(() => {});
+  await page.keyboard.press("Space");
+  await page.waitForFunction(() => document.getElementById("play").textContent.includes("play"));
+  await page.waitForTimeout(100);
+  const s0 = await page.evaluate(() => window.distlabPage.lab().steps);
+  await page.keyboard.press("ArrowRight");
+  await page.waitForFunction((s0) => window.distlabPage.view().step === s0 + 1, s0);
+  // Time travel: the scrubber goes back and the state follows.
+  await page.evaluate(() => {
+    const s = document.getElementById("scrubber");
+    s.value = String(Math.floor(Number(s.max) / 2));
+    s.dispatchEvent(new Event("input"));
+  });
+  await page.waitForFunction(() => {
+    const s = document.getElementById("scrubber");
+    return window.distlabPage.view().step === Math.floor(Number(s.max) / 2);
+  });
+  await page.close();
+  noErrors();
+});
+
+test("an invariant violation pauses the run and rings the nodes it blames", async () => {
+  // A real violation, reached through the UI: crash node 2 and restart it. Its ping
+  // sequence numbers are volatile and start again at 0, so the nodes it pings see numbers
+  // they have already seen: "no duplicates unless duplication is on" fails although no
+  // duplication is configured (a sender needs an incarnation number in its sequence).
+  const page = await openPage("#lab=sim.network");
+  await page.evaluate(() => {
+    const s = document.getElementById("speed");
+    s.value = "0"; // 1×
+    s.dispatchEvent(new Event("input"));
+    window.distlabPage.play();
+  });
+  await page.waitForTimeout(1000);
+  const at = async (id) => {
+    const box = await page.locator("#stage").boundingBox();
+    const p = await page.evaluate((id) => window.distlabPage.nodePosition(id), id);
+    return { x: box.x + p.x, y: box.y + p.y };
+  };
+  assert.equal(await page.evaluate(() => window.distlabPage.view().invariants.every((i) => i.ok)), true);
+  await page.check('input[name="mode"][value="crash"]');
+  const n2 = await at(2);
+  await page.mouse.click(n2.x, n2.y);
+  await page.waitForFunction(() => window.distlabPage.view().nodes[2].status === "crashed");
+  await page.mouse.click(n2.x, n2.y);
+  await page.waitForFunction(() => window.distlabPage.view().nodes[2].status === "up");
+  await page.waitForFunction(() => !window.distlabPage.playing(), null, { timeout: 20_000 });
+  const name = "no duplicates unless duplication is on";
+  const { violated, blamed } = await page.evaluate((name) => ({
+    violated: window.distlabPage.view().invariants.find((i) => i.name === name),
+    blamed: window.distlabPage.blamed(),
+  }), name);
+  assert.equal(violated.ok, false, JSON.stringify(violated));
+  assert.ok(blamed.length > 0, "some nodes are blamed");
+  assert.deepEqual(blamed, [...violated.nodes].sort((a, b) => a - b));
+  assert.ok(!blamed.includes(2), "the restarted sender is not the one that saw duplicates");
+  assert.match(await page.textContent("#play"), /play/);
+  assert.match(await page.textContent("#invariants li.violated"), new RegExp(name));
+  // It stays paused, and once the drops fade the stage shows the red rings.
+  const step = await page.evaluate(() => window.distlabPage.view().step);
+  await page.waitForTimeout(900);
+  assert.equal(await page.evaluate(() => window.distlabPage.view().step), step);
+  const ringColour = (id) => page.evaluate((id) => {
+    const p = window.distlabPage.nodePosition(id);
+    const canvas = document.getElementById("stage");
+    const dpr = canvas.width / canvas.clientWidth;
+    const [r, g, b] = canvas.getContext("2d").getImageData(Math.round((p.x + p.r + 6) * dpr), Math.round(p.y * dpr), 1, 1).data;
+    return { r, g, b };
+  }, id);
+  const red = ({ r, g, b }) => r > 180 && g < 140 && b < 140;
+  for (const id of blamed) assert.ok(red(await ringColour(id)), `node ${id} is ringed in red: ${JSON.stringify(await ringColour(id))}`);
+  for (let id = 0; id < 5; id++) {
+    if (!blamed.includes(id)) assert.ok(!red(await ringColour(id)), `node ${id} is not ringed`);
+  }
+  await page.screenshot({ path: join(SHOTS, "invariant-violated.png") });
+  await page.close();
+  noErrors();
+});
+
+test("a share link reproduces the same view", async () => {
+  const page = await openPage("#lab=sim.network");
+  await page.evaluate(() => window.distlabPage.play());
+  await page.waitForTimeout(700);
+  await page.evaluate(() => {
+    window.distlabPage.act({ type: "crash", node: 1 });
+    window.distlabPage.act({ type: "partition", groups: [[0, 2]] });
+    window.distlabPage.act({ type: "setDuplicate", probability: 0.2 });
+  });
+  await page.waitForTimeout(700);
+  await page.evaluate(() => window.distlabPage.pause());
+  await page.waitForTimeout(100);
+  // Whole views, every node's fields included (the page asks only for the inspected
+  // node's).
+  const { url, view } = await page.evaluate(() => ({
+    url: window.distlabPage.shareUrl(),
+    view: JSON.stringify(window.distlabPage.lab().view()),
+  }));
+  assert.match(url, /#lab=sim\.network&run=/);
+  const other = await openPage(url.slice(url.indexOf("#")));
+  const replayed = await other.evaluate(() => JSON.stringify(window.distlabPage.lab().view()));
+  assert.equal(replayed, view, "the shared link gives the same view JSON");
+  await other.screenshot({ path: join(SHOTS, "shared.png") });
+  await page.close();
+  await other.close();
+  noErrors();
+});
+
+test("a soak runs in a worker with a progress bar", async () => {
+  const page = await openPage("#lab=sim.network");
+  await page.click("#soak");
+  await page.waitForFunction(() => /seeds, \d+ events/.test(document.getElementById("soak-result").textContent), null, { timeout: 60_000 });
+  await page.close();
+  noErrors();
+});
+
+test("frame time on the largest cluster under load, and time to first animated frame", async () => {
+  const page = await openPage("#lab=sim.network");
+  await page.waitForFunction(() => window.distlabPage.firstFrameMs !== null);
+  const first = await page.evaluate(() => window.distlabPage.firstFrameMs);
+  const measure = async (config, speed) => {
+    await page.evaluate(([config, speed]) => {
+      window.distlabPage.open("sim.network", config);
+      const s = document.getElementById("speed");
+      s.value = String(Math.log10(speed));
+      s.dispatchEvent(new Event("input"));
+      window.distlabPage.play();
+    }, [config, speed]);
+    await page.waitForTimeout(1000);
+    await page.evaluate(() => window.distlabPage.resetFrames());
+    await page.waitForTimeout(4000);
+    const stats = await page.evaluate(() => window.distlabPage.frameStats());
+    // view() while the cluster runs: whole, and as the page asks for it (no node's fields).
+    const view = await page.evaluate(() => {
+      const lab = window.distlabPage.lab();
+      const time = (f) => {
+        const t0 = performance.now();
+        for (let i = 0; i < 20; i++) f();
+        return (performance.now() - t0) / 20;
+      };
+      return { wholeMs: time(() => lab.view()), pageMs: time(() => lab.view({ fieldsOf: [] })) };
+    });
+    return { ...stats, view };
+  };
+  const underLoad = { intervalMs: 20, network: { loss: 0.05, duplicate: 0.05 } };
+  const small = await measure({}, 0.1);
+  const huge = await measure({ nodes: 1000, ...underLoad }, 1);
+  await page.screenshot({ path: join(SHOTS, "sim.network-1000.png") });
+  const large = await measure({ nodes: 64, ...underLoad }, 1);
+  await page.screenshot({ path: join(SHOTS, "sim.network-64.png") });
+  // A 100,000-event trace: the worker builds it, the main thread keeps drawing.
+  await page.evaluate(() => {
+    window.distlabPage.pause();
+    window.distlabPage.lab().stepEvents(100_000);
+    window.distlabPage.act({ type: "heal" });
+    window.distlabPage.resetFrames();
+  });
+  await page.waitForFunction(() => {
+    const m = /^(\d+) events/.exec(document.getElementById("trace-info").textContent);
+    return m !== null && Number(m[1]) >= 100_000;
+  }, null, { timeout: 60_000 });
+  const bigTrace = await page.evaluate(() => ({ events: document.getElementById("trace-info").textContent, ...window.distlabPage.frameStats() }));
+  await page.screenshot({ path: join(SHOTS, "trace-100k.png") });
+  const result = { firstAnimatedFrameMs: first, default5Nodes: small, nodes64UnderLoad: large, nodes1000UnderLoad: huge, trace100k: { events: bigTrace.events, frames: bigTrace.frames, p50: bigTrace.p50, p95: bigTrace.p95, maxFrameMs: bigTrace.max } };
+  writeFileSync(join(SHOTS, "frame-times.json"), JSON.stringify(result, null, 2));
+  console.log(`frame times: ${JSON.stringify(result)}`);
+  assert.ok(small.frames > 30 && large.frames > 30 && huge.frames > 30, "frames were drawn");
+  await page.close();
+  noErrors();
+});
+
+test("works offline once loaded", async () => {
+  const page = await openPage("#lab=sim.network");
+  await page.evaluate(() => navigator.serviceWorker.ready);
+  // A second load goes through the service worker, which caches every file it serves.
+  await page.reload();
+  await page.waitForFunction(() => window.distlabPage?.ready === true && navigator.serviceWorker.controller !== null);
+  await context.setOffline(true);
+  try {
+    await page.reload();
+    await page.waitForFunction(() => window.distlabPage?.ready === true && window.distlabPage.view() !== null);
+  } finally {
+    await context.setOffline(false);
+  }
+  await page.close();
+  noErrors();
+});

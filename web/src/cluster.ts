@@ -1,0 +1,400 @@
+// The cluster renderer: nodes on a circle (a grid for big clusters) coloured by role,
+// clients beside them, messages moving along their links by progress, partitions as
+// tinted groups with cut one-way links, and the nodes an invariant blames ringed in red.
+import type { Endpoint, MessageView, NodeView, View } from "distlab";
+import { colorFor, fitCanvas } from "./format";
+
+export interface Point { x: number; y: number }
+
+/** A message that vanished before arriving while its link was cut or its target down. */
+interface Vanished { from: Point; to: Point; at: Point; born: number }
+
+const GROUP_TINTS = ["#5aa9ff22", "#f0b42922", "#3fb95022", "#c084fc22", "#f7816622"];
+
+export class ClusterRenderer {
+  private positions = new Map<number, Point>();
+  private clientPositions = new Map<number, Point>();
+  private radius = 14;
+  private vanished: Vanished[] = [];
+  /** Screen rectangle being dragged to choose a partition group. */
+  drag: { x0: number; y0: number; x1: number; y1: number } | null = null;
+
+  constructor(private canvas: HTMLCanvasElement) {}
+
+  /** What the node layout was computed for: it is kept while that stays the same. */
+  private layoutKey = "";
+
+  private layout(view: View, w: number, h: number): void {
+    const n = view.nodes.length;
+    const cx = w / 2;
+    const cy = h / 2;
+    const key = `${n}:${w}:${h}:${view.nodes[0]?.id}:${view.nodes[n - 1]?.id}`;
+    if (key !== this.layoutKey) {
+      this.layoutKey = key;
+      this.layoutNodes(view, w, h);
+    }
+    this.clientPositions.clear();
+    this.clients.clear();
+    for (const m of view.messages) {
+      if (m.from.type === "client") this.clients.add(m.from.id);
+      if (m.to.type === "client") this.clients.add(m.to.id);
+    }
+    [...this.clients].sort((a, b) => a - b).forEach((c, i) => {
+      this.clientPositions.set(c, n <= 48 ? { x: cx, y: cy - 20 + 26 * i } : { x: w - 14, y: 14 + 20 * i });
+    });
+  }
+
+  private clients = new Set<number>();
+
+  private layoutNodes(view: View, w: number, h: number): void {
+    this.positions.clear();
+    const n = view.nodes.length;
+    const cx = w / 2;
+    const cy = h / 2;
+    if (n <= 48) {
+      const r = Math.max(40, Math.min(w, h) / 2 - 46);
+      this.radius = Math.max(7, Math.min(22, (Math.PI * r) / Math.max(n, 1) - 4));
+      view.nodes.forEach((node, i) => {
+        const a = -Math.PI / 2 + (2 * Math.PI * i) / Math.max(n, 1);
+        this.positions.set(node.id, { x: cx + r * Math.cos(a), y: cy + r * Math.sin(a) });
+      });
+    } else {
+      const cols = Math.ceil(Math.sqrt((n * w) / Math.max(h, 1)));
+      const rows = Math.ceil(n / cols);
+      const gx = (w - 40) / cols;
+      const gy = (h - 40) / rows;
+      this.radius = Math.max(2, Math.min(gx, gy) / 2 - 2);
+      view.nodes.forEach((node, i) => {
+        this.positions.set(node.id, {
+          x: 20 + gx * ((i % cols) + 0.5),
+          y: 20 + gy * (Math.floor(i / cols) + 0.5),
+        });
+      });
+    }
+  }
+
+  private at(e: Endpoint): Point | undefined {
+    return e.type === "node" ? this.positions.get(e.id) : this.clientPositions.get(e.id);
+  }
+
+  /** Where node `id` was last drawn, in CSS pixels of the canvas, and its radius. */
+  position(id: number): { x: number; y: number; r: number } | null {
+    const p = this.positions.get(id);
+    return p ? { x: p.x, y: p.y, r: this.radius } : null;
+  }
+
+  /** The node under a point in CSS pixels. */
+  nodeAt(x: number, y: number): number | null {
+    let best: number | null = null;
+    let bestD = Infinity;
+    for (const [id, p] of this.positions) {
+      const d = Math.hypot(p.x - x, p.y - y);
+      if (d <= this.radius + 4 && d < bestD) {
+        best = id;
+        bestD = d;
+      }
+    }
+    return best;
+  }
+
+  /** Nodes inside the dragged rectangle. */
+  nodesInDrag(): number[] {
+    const d = this.drag;
+    if (!d) return [];
+    const [x0, x1] = [Math.min(d.x0, d.x1), Math.max(d.x0, d.x1)];
+    const [y0, y1] = [Math.min(d.y0, d.y1), Math.max(d.y0, d.y1)];
+    return [...this.positions]
+      .filter(([, p]) => p.x >= x0 && p.x <= x1 && p.y >= y0 && p.y <= y1)
+      .map(([id]) => id);
+  }
+
+  /** Something on the stage moves by itself (a fading drop, a drag): redraw even
+   * without a new view. */
+  animating(): boolean {
+    return this.drag !== null || this.vanished.length > 0;
+  }
+
+  draw(view: View, selected: number | null, blamed: Set<number>, wallMs: number): void {
+    const ctx = fitCanvas(this.canvas);
+    const w = this.canvas.clientWidth;
+    const h = this.canvas.clientHeight;
+    ctx.clearRect(0, 0, w, h);
+    // The simulated clock, top right.
+    ctx.fillStyle = "#8a96a3";
+    ctx.font = "12px ui-monospace, monospace";
+    ctx.textAlign = "right";
+    ctx.fillText(`${(view.timeUs / 1000).toFixed(1)} ms · step ${view.step}`, w - 8, 16);
+    ctx.textAlign = "start";
+    if (view.nodes.length === 0) {
+      ctx.fillStyle = "#8a96a3";
+      ctx.font = "13px system-ui";
+      ctx.fillText("this lab has no cluster: see its panels below", 12, 22);
+      return;
+    }
+    this.layout(view, w, h);
+    const group = this.group;
+    group.clear();
+    view.partitions.groups.forEach((g, i) => g.forEach((n) => group.set(n, i)));
+
+    // Partition groups: a tint behind each group's nodes.
+    for (const [id, p] of this.positions) {
+      const g = group.get(id);
+      if (g === undefined) continue;
+      ctx.fillStyle = GROUP_TINTS[g % GROUP_TINTS.length] ?? "#ffffff11";
+      ctx.beginPath();
+      ctx.arc(p.x, p.y, this.radius + 12, 0, 2 * Math.PI);
+      ctx.fill();
+    }
+    // One-way cuts: a dashed red arrow.
+    ctx.setLineDash([4, 4]);
+    ctx.strokeStyle = "#f8514988";
+    for (const [from, to] of view.partitions.oneWay) {
+      const a = this.positions.get(from);
+      const b = this.positions.get(to);
+      if (a && b) arrow(ctx, a, b, this.radius);
+    }
+    ctx.setLineDash([]);
+
+    this.drawMessages(ctx, view);
+    this.noteVanished(view, wallMs);
+    this.vanished = this.vanished.filter((v) => wallMs - v.born < 600).slice(-200);
+    for (const v of this.vanished) {
+      const alpha = 1 - (wallMs - v.born) / 600;
+      ctx.strokeStyle = `rgba(248,81,73,${alpha})`;
+      ctx.lineWidth = 2;
+      cross(ctx, v.at, 4);
+      ctx.lineWidth = 1;
+    }
+
+    this.drawNodes(ctx, view, selected, blamed);
+    // Clients.
+    for (const [id, p] of this.clientPositions) {
+      ctx.fillStyle = colorFor("client");
+      ctx.fillRect(p.x - 6, p.y - 6, 12, 12);
+      ctx.fillStyle = "#d7dde4";
+      ctx.font = "10px system-ui";
+      ctx.fillText(`c${id}`, p.x + 9, p.y + 4);
+    }
+    // Legend of roles and message kinds.
+    const roles = new Set<string>();
+    for (const n of view.nodes) roles.add(n.role);
+    const kinds = new Set<string>();
+    for (const m of view.messages) if (kinds.size < 8) kinds.add(m.kind);
+    let lx = 8;
+    ctx.font = "11px system-ui";
+    for (const r of roles) lx = legend(ctx, lx, 14, colorFor(r), r, true);
+    for (const k of kinds) lx = legend(ctx, lx, 14, colorFor(k), k, false);
+    if (view.partitions.groups.length > 0) {
+      ctx.fillStyle = "#f85149";
+      ctx.fillText(`partition ${view.partitions.groups.map((g) => `{${g.join(",")}}`).join(" | ")}`, 8, 30);
+    }
+    // The partition being dragged.
+    if (this.drag) {
+      const d = this.drag;
+      ctx.strokeStyle = "#f0b429";
+      ctx.setLineDash([5, 3]);
+      ctx.strokeRect(d.x0, d.y0, d.x1 - d.x0, d.y1 - d.y0);
+      ctx.setLineDash([]);
+    }
+  }
+
+  /** Node → partition group, reused between frames. */
+  private group = new Map<number, number>();
+
+  /**
+   * Messages: a dot along from → to, coloured by kind. Few messages get their link drawn
+   * and a round dot each; many are batched into one path per kind (a canvas fill per
+   * message is what costs on a big cluster).
+   */
+  private drawMessages(ctx: CanvasRenderingContext2D, view: View): void {
+    const small = view.messages.length < 400;
+    if (small) {
+      for (const m of view.messages) {
+        const a = this.at(m.from);
+        const b = this.at(m.to);
+        if (!a || !b) continue;
+        const t = Math.min(1, Math.max(0, m.progress));
+        ctx.strokeStyle = "#ffffff14";
+        ctx.beginPath();
+        ctx.moveTo(a.x, a.y);
+        ctx.lineTo(b.x, b.y);
+        ctx.stroke();
+        ctx.fillStyle = colorFor(m.kind);
+        ctx.beginPath();
+        ctx.arc(a.x + (b.x - a.x) * t, a.y + (b.y - a.y) * t, 3.5, 0, 2 * Math.PI);
+        ctx.fill();
+      }
+      return;
+    }
+    const kinds: string[] = [];
+    for (const m of view.messages) if (!kinds.includes(m.kind)) kinds.push(m.kind);
+    for (const kind of kinds) {
+      ctx.fillStyle = colorFor(kind);
+      ctx.beginPath();
+      for (const m of view.messages) {
+        if (m.kind !== kind) continue;
+        const a = this.at(m.from);
+        const b = this.at(m.to);
+        if (!a || !b) continue;
+        const t = Math.min(1, Math.max(0, m.progress));
+        ctx.rect(a.x + (b.x - a.x) * t - 1.5, a.y + (b.y - a.y) * t - 1.5, 3, 3);
+      }
+      ctx.fill();
+    }
+  }
+
+  /** The messages of the previous view, by id, and the ids of the current one. */
+  private lastMessages: MessageView[] = [];
+  private currentIds = new Set<number>();
+
+  /** Messages that vanished mid-flight across a cut link or into a down node: drops. */
+  private noteVanished(view: View, wallMs: number): void {
+    const last = this.lastMessages;
+    this.lastMessages = view.messages;
+    // Nothing can vanish that way while every node is up and nothing is partitioned.
+    const cutSomewhere = this.group.size > 0 || view.nodes.some((n) => n.status !== "up");
+    if (!cutSomewhere || last.length === 0) return;
+    const ids = this.currentIds;
+    ids.clear();
+    for (const m of view.messages) ids.add(m.id);
+    const status = new Map(view.nodes.map((n) => [n.id, n.status]));
+    for (const m of last) {
+      if (ids.has(m.id) || m.progress > 0.95 || m.to.type !== "node" || m.from.type !== "node") continue;
+      const cut =
+        (this.group.size > 0 && this.group.get(m.from.id) !== this.group.get(m.to.id)) ||
+        status.get(m.to.id) !== "up";
+      const a = this.at(m.from);
+      const b = this.at(m.to);
+      if (!cut || !a || !b) continue;
+      const t = m.progress;
+      this.vanished.push({ from: a, to: b, at: { x: a.x + (b.x - a.x) * t, y: a.y + (b.y - a.y) * t }, born: wallMs });
+    }
+  }
+
+  /**
+   * Nodes. Plain running nodes of one role are batched into one path (a thousand separate
+   * fills dominate a big cluster's frame); crashed, paused, selected and blamed nodes and
+   * labels are drawn one by one.
+   */
+  private drawNodes(ctx: CanvasRenderingContext2D, view: View, selected: number | null, blamed: Set<number>): void {
+    const labels = this.radius >= 9;
+    const r = this.radius;
+    const plain = (n: NodeView): boolean => n.status === "up" && n.id !== selected && !blamed.has(n.id);
+    const roles: string[] = [];
+    for (const n of view.nodes) if (plain(n) && !roles.includes(n.role)) roles.push(n.role);
+    for (const role of roles) {
+      ctx.fillStyle = colorFor(role);
+      ctx.beginPath();
+      for (const n of view.nodes) {
+        if (n.role !== role || !plain(n)) continue;
+        const p = this.positions.get(n.id);
+        if (!p) continue;
+        ctx.moveTo(p.x + r, p.y);
+        ctx.arc(p.x, p.y, r, 0, 2 * Math.PI);
+      }
+      ctx.fill();
+    }
+    for (const node of view.nodes) {
+      const p = this.positions.get(node.id);
+      if (!p) continue;
+      if (!plain(node)) drawNode(ctx, node, p, r, node.id === selected, blamed.has(node.id));
+      if (labels) {
+        ctx.fillStyle = "#d7dde4";
+        ctx.font = "11px system-ui";
+        ctx.textAlign = "center";
+        ctx.fillText(node.label, p.x, p.y + r + 13);
+        ctx.textAlign = "start";
+      }
+    }
+  }
+}
+
+function drawNode(
+  ctx: CanvasRenderingContext2D, node: NodeView, p: Point, r: number,
+  selected: boolean, blamed: boolean,
+): void {
+  const color = colorFor(node.role);
+  if (blamed) {
+    ctx.fillStyle = "#f8514955";
+    ctx.beginPath();
+    ctx.arc(p.x, p.y, r + 8, 0, 2 * Math.PI);
+    ctx.fill();
+  }
+  ctx.beginPath();
+  ctx.arc(p.x, p.y, r, 0, 2 * Math.PI);
+  if (node.status === "crashed") {
+    ctx.fillStyle = "#30363d";
+    ctx.fill();
+    ctx.strokeStyle = "#6e7681";
+    ctx.stroke();
+    ctx.strokeStyle = "#f85149";
+    ctx.lineWidth = 2;
+    cross(ctx, p, r * 0.5);
+    ctx.lineWidth = 1;
+  } else if (node.status === "paused") {
+    ctx.fillStyle = "#161c23";
+    ctx.fill();
+    ctx.strokeStyle = color;
+    ctx.lineWidth = 2;
+    ctx.stroke();
+    ctx.lineWidth = 1;
+    ctx.fillStyle = color;
+    ctx.fillRect(p.x - r * 0.35, p.y - r * 0.4, r * 0.22, r * 0.8);
+    ctx.fillRect(p.x + r * 0.13, p.y - r * 0.4, r * 0.22, r * 0.8);
+  } else {
+    ctx.fillStyle = color;
+    ctx.fill();
+  }
+  if (selected) {
+    ctx.strokeStyle = "#ffffff";
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    ctx.arc(p.x, p.y, r + 4, 0, 2 * Math.PI);
+    ctx.stroke();
+    ctx.lineWidth = 1;
+  }
+  if (blamed) {
+    ctx.strokeStyle = "#f85149";
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    ctx.arc(p.x, p.y, r + 6, 0, 2 * Math.PI);
+    ctx.stroke();
+    ctx.lineWidth = 1;
+  }
+}
+
+function cross(ctx: CanvasRenderingContext2D, p: Point, s: number): void {
+  ctx.beginPath();
+  ctx.moveTo(p.x - s, p.y - s);
+  ctx.lineTo(p.x + s, p.y + s);
+  ctx.moveTo(p.x + s, p.y - s);
+  ctx.lineTo(p.x - s, p.y + s);
+  ctx.stroke();
+}
+
+function arrow(ctx: CanvasRenderingContext2D, a: Point, b: Point, r: number): void {
+  const ang = Math.atan2(b.y - a.y, b.x - a.x);
+  const ex = b.x - Math.cos(ang) * (r + 3);
+  const ey = b.y - Math.sin(ang) * (r + 3);
+  ctx.beginPath();
+  ctx.moveTo(a.x, a.y);
+  ctx.lineTo(ex, ey);
+  ctx.lineTo(ex - 7 * Math.cos(ang - 0.4), ey - 7 * Math.sin(ang - 0.4));
+  ctx.moveTo(ex, ey);
+  ctx.lineTo(ex - 7 * Math.cos(ang + 0.4), ey - 7 * Math.sin(ang + 0.4));
+  ctx.stroke();
+}
+
+function legend(ctx: CanvasRenderingContext2D, x: number, y: number, color: string, text: string, round: boolean): number {
+  ctx.fillStyle = color;
+  if (round) {
+    ctx.beginPath();
+    ctx.arc(x + 4, y - 4, 4, 0, 2 * Math.PI);
+    ctx.fill();
+  } else {
+    ctx.fillRect(x + 1, y - 7, 6, 6);
+  }
+  ctx.fillStyle = "#8a96a3";
+  ctx.fillText(text, x + 11, y);
+  return x + 18 + ctx.measureText(text).width;
+}

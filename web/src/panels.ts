@@ -1,0 +1,289 @@
+// Generic panel renderers, chosen by each panel's `type`: tables (DOM), charts (uPlot),
+// bars, grids, strips and timelines (Canvas 2D), text. The lab's metrics series become
+// uPlot charts, one per unit. Panels keep their DOM and chart instances between frames.
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import type { Panel, Series, StripItem, TimelineBar, Cell } from "distlab";
+import { colorFor, fitCanvas, fmtNumber, fmtValue } from "./format";
+
+interface Slot {
+  el: HTMLElement;
+  kind: string;
+  chart?: uPlot;
+  chartKey?: string;
+  canvas?: HTMLCanvasElement;
+  body?: HTMLElement;
+}
+
+type Drawable =
+  | Panel
+  | { type: "metrics"; title: string; series: Series[] };
+
+export class PanelsRenderer {
+  private slots = new Map<string, Slot>();
+
+  constructor(private root: HTMLElement) {}
+
+  clear(): void {
+    for (const s of this.slots.values()) s.chart?.destroy();
+    this.slots.clear();
+    this.root.replaceChildren();
+  }
+
+  private cursor = 0;
+
+  /**
+   * Draws the panels. With `budget`, only that many panels are redrawn (round robin), so
+   * a frame never pays for all of them at once; new panels are always drawn.
+   */
+  render(panels: Panel[], metrics: Series[], budget = Infinity): void {
+    const items: Drawable[] = [];
+    // Metrics: one chart per unit, so each has a meaningful axis.
+    const byUnit = new Map<string, Series[]>();
+    for (const s of metrics) byUnit.set(s.unit, [...(byUnit.get(s.unit) ?? []), s]);
+    for (const [unit, series] of byUnit) items.push({ type: "metrics", title: `${series.map((s) => s.name).join(", ")} (${unit})`, series });
+    items.push(...panels);
+    const live = new Set<string>();
+    const n = items.length;
+    const start = n === 0 ? 0 : this.cursor % n;
+    items.forEach((p, i) => {
+      const key = `${i}:${p.type}:${p.title}`;
+      live.add(key);
+      let slot = this.slots.get(key);
+      let fresh = false;
+      if (!slot) {
+        slot = this.makeSlot(p);
+        this.slots.set(key, slot);
+        fresh = true;
+      }
+      if (this.root.children[i] !== slot.el) this.root.insertBefore(slot.el, this.root.children[i] ?? null);
+      const turn = (i - start + n) % n < budget;
+      if (fresh || turn) this.update(slot, p);
+    });
+    this.cursor = start + Math.min(budget, n);
+    for (const [key, slot] of this.slots) {
+      if (!live.has(key)) {
+        slot.chart?.destroy();
+        slot.el.remove();
+        this.slots.delete(key);
+      }
+    }
+  }
+
+  private makeSlot(p: Drawable): Slot {
+    const el = document.createElement("div");
+    el.className = `panel panel-${p.type}`;
+    const h = document.createElement("h4");
+    h.textContent = p.title;
+    el.append(h);
+    const slot: Slot = { el, kind: p.type };
+    if (p.type === "table" || p.type === "text") {
+      slot.body = document.createElement("div");
+      slot.body.className = "scroll";
+      el.append(slot.body);
+    } else if (p.type === "bars" || p.type === "grid" || p.type === "strip" || p.type === "timeline") {
+      slot.canvas = document.createElement("canvas");
+      el.append(slot.canvas);
+    } else {
+      slot.body = document.createElement("div");
+      el.append(slot.body);
+    }
+    return slot;
+  }
+
+  private update(slot: Slot, p: Drawable): void {
+    switch (p.type) {
+      case "table":
+        renderTable(slot, p.columns, p.rows);
+        break;
+      case "text": {
+        const pre = slot.body?.firstElementChild ?? document.createElement("pre");
+        if (!pre.parentElement) slot.body?.append(pre);
+        if (pre.textContent !== p.body) pre.textContent = p.body;
+        break;
+      }
+      case "chart":
+        renderChart(slot, p.series, p.xLabel);
+        break;
+      case "metrics":
+        renderChart(slot, p.series, "simulated ms");
+        break;
+      case "bars":
+        if (slot.canvas) drawBars(slot.canvas, p.labels, p.series);
+        break;
+      case "grid":
+        if (slot.canvas) drawGrid(slot.canvas, p.columns, p.cells);
+        break;
+      case "strip":
+        if (slot.canvas) drawStrip(slot.canvas, p.items);
+        break;
+      case "timeline":
+        if (slot.canvas) drawTimeline(slot.canvas, p.lanes, p.bars);
+        break;
+    }
+  }
+}
+
+function renderTable(slot: Slot, columns: string[], rows: unknown[][]): void {
+  const body = slot.body;
+  if (!body) return;
+  const shown = rows.slice(0, 200);
+  let table = body.querySelector("table");
+  if (!table) {
+    table = document.createElement("table");
+    body.append(table);
+  }
+  const head = `<tr>${columns.map((c) => `<th>${esc(c)}</th>`).join("")}</tr>`;
+  const html =
+    `<thead>${head}</thead><tbody>` +
+    shown.map((r) => `<tr>${r.map((v) => `<td>${esc(fmtValue(v))}</td>`).join("")}</tr>`).join("") +
+    `</tbody>` +
+    (rows.length > shown.length ? `<caption>${rows.length - shown.length} more rows</caption>` : "");
+  if (table.dataset["html"] !== html) {
+    table.innerHTML = html;
+    table.dataset["html"] = html;
+  }
+}
+
+function esc(s: string): string {
+  return s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c] ?? c);
+}
+
+function renderChart(slot: Slot, series: Series[], xLabel: string): void {
+  const body = slot.body;
+  if (!body) return;
+  const key = series.map((s) => s.name).join("|");
+  const data = uPlot.join(series.map((s) => [s.x, s.y] as uPlot.AlignedData)) as uPlot.AlignedData;
+  const width = Math.max(200, body.clientWidth || 340);
+  if (!slot.chart || slot.chartKey !== key) {
+    slot.chart?.destroy();
+    body.replaceChildren();
+    slot.chartKey = key;
+    slot.chart = new uPlot(
+      {
+        width,
+        height: 150,
+        legend: { show: true },
+        cursor: { drag: { x: false, y: false } },
+        scales: { x: { time: false } },
+        axes: [
+          { label: xLabel, stroke: "#8a96a3", grid: { stroke: "#222a33" }, ticks: { stroke: "#222a33" }, labelSize: 14, size: 36 },
+          { stroke: "#8a96a3", grid: { stroke: "#222a33" }, ticks: { stroke: "#222a33" }, size: 44 },
+        ],
+        series: [
+          { label: "x" },
+          ...series.map((s) => ({ label: s.name, stroke: colorFor(s.name), width: 1.5, points: { show: false } })),
+        ],
+      },
+      data,
+      body,
+    );
+  } else {
+    if (Math.abs(slot.chart.width - width) > 4) slot.chart.setSize({ width, height: 150 });
+    slot.chart.setData(data);
+  }
+}
+
+function drawBars(canvas: HTMLCanvasElement, labels: string[], series: Series[]): void {
+  const ctx = fitCanvas(canvas);
+  const w = canvas.clientWidth;
+  const h = canvas.clientHeight;
+  ctx.clearRect(0, 0, w, h);
+  const max = Math.max(1e-9, ...series.flatMap((s) => s.y));
+  const n = labels.length || Math.max(0, ...series.map((s) => s.y.length));
+  const gw = (w - 10) / Math.max(n, 1);
+  const bw = Math.max(1, (gw - 4) / Math.max(series.length, 1));
+  series.forEach((s, j) => {
+    ctx.fillStyle = colorFor(s.name);
+    s.y.forEach((v, i) => {
+      const bh = ((h - 30) * v) / max;
+      ctx.fillRect(5 + i * gw + j * bw, h - 16 - bh, bw - 1, bh);
+    });
+  });
+  ctx.fillStyle = "#8a96a3";
+  ctx.font = "10px system-ui";
+  if (gw > 18) labels.forEach((l, i) => ctx.fillText(l.slice(0, Math.floor(gw / 6)), 5 + i * gw, h - 4));
+  ctx.fillText(fmtNumber(max), 5, 10);
+  let lx = w - 8;
+  ctx.textAlign = "right";
+  for (const s of series) {
+    ctx.fillStyle = colorFor(s.name);
+    ctx.fillText(s.name, lx, 10);
+    lx -= ctx.measureText(s.name).width + 10;
+  }
+  ctx.textAlign = "start";
+}
+
+function drawGrid(canvas: HTMLCanvasElement, columns: number, cells: Cell[]): void {
+  const ctx = fitCanvas(canvas);
+  const w = canvas.clientWidth;
+  const h = canvas.clientHeight;
+  ctx.clearRect(0, 0, w, h);
+  const cols = Math.max(1, columns);
+  const rows = Math.max(1, Math.ceil(cells.length / cols));
+  const size = Math.min((w - 4) / cols, (h - 4) / rows);
+  const max = Math.max(1e-9, ...cells.map((c) => Math.abs(c.value)));
+  ctx.font = `${Math.max(8, Math.min(12, size / 3))}px system-ui`;
+  cells.forEach((c, i) => {
+    const x = 2 + (i % cols) * size;
+    const y = 2 + Math.floor(i / cols) * size;
+    const t = Math.abs(c.value) / max;
+    ctx.fillStyle = `rgba(90,169,255,${0.08 + 0.85 * t})`;
+    ctx.fillRect(x, y, size - 1, size - 1);
+    if (size > 22 && c.label) {
+      ctx.fillStyle = "#d7dde4";
+      ctx.fillText(c.label.slice(0, Math.floor(size / 6)), x + 3, y + size / 2 + 3);
+    }
+  });
+}
+
+function drawStrip(canvas: HTMLCanvasElement, items: StripItem[]): void {
+  const ctx = fitCanvas(canvas);
+  const w = canvas.clientWidth;
+  const h = canvas.clientHeight;
+  ctx.clearRect(0, 0, w, h);
+  const per = Math.max(1, Math.floor((w - 4) / 26));
+  const rows = Math.max(1, Math.ceil(items.length / per));
+  const size = Math.min(24, (h - 4) / rows, (w - 4) / Math.min(per, Math.max(items.length, 1)));
+  ctx.font = "10px system-ui";
+  items.forEach((it, i) => {
+    const x = 2 + (i % per) * (size + 2);
+    const y = 2 + Math.floor(i / per) * (size + 2);
+    ctx.fillStyle = colorFor(it.state);
+    ctx.fillRect(x, y, size, size);
+    if (size >= 18) {
+      ctx.fillStyle = "#0f1419";
+      ctx.fillText(it.label.slice(0, 3), x + 2, y + size / 2 + 3);
+    }
+  });
+}
+
+function drawTimeline(canvas: HTMLCanvasElement, lanes: string[], bars: TimelineBar[]): void {
+  const ctx = fitCanvas(canvas);
+  const w = canvas.clientWidth;
+  const h = canvas.clientHeight;
+  ctx.clearRect(0, 0, w, h);
+  if (bars.length === 0) return;
+  const t0 = Math.min(...bars.map((b) => b.start));
+  const t1 = Math.max(...bars.map((b) => b.end ?? b.start), t0 + 1e-9);
+  const left = 60;
+  const laneH = Math.max(6, Math.min(22, (h - 16) / Math.max(lanes.length, 1)));
+  const x = (t: number): number => left + ((w - left - 6) * (t - t0)) / (t1 - t0);
+  ctx.font = "10px system-ui";
+  lanes.forEach((l, i) => {
+    ctx.fillStyle = "#8a96a3";
+    ctx.fillText(l.slice(0, 9), 2, 12 + i * laneH);
+  });
+  for (const b of bars) {
+    const y = 4 + b.lane * laneH;
+    const xe = b.end === null ? w - 6 : x(b.end);
+    ctx.fillStyle = colorFor(b.state);
+    ctx.globalAlpha = b.end === null ? 0.45 : 0.9;
+    ctx.fillRect(x(b.start), y, Math.max(2, xe - x(b.start)), laneH - 4);
+    ctx.globalAlpha = 1;
+    if (xe - x(b.start) > 30) {
+      ctx.fillStyle = "#0f1419";
+      ctx.fillText(b.order === null ? b.label : `${b.label} #${b.order}`, x(b.start) + 2, y + laneH - 7);
+    }
+  }
+}

@@ -1,0 +1,119 @@
+// The trace for the space-time diagram, built off the main thread: serialising a long
+// trace costs about 17 µs per event in wasm, so a 100,000-event trace would freeze the
+// page for seconds. The worker replays the same run (config and action script: the same
+// seed gives the same trace), serialises the trace, and sends it back as transferable
+// columns the diagram can binary-search and draw without allocating.
+import init, { replayLab, type Lab, type LabAction, type LabConfig, type LabId, type RecordedAction } from "distlab";
+
+export interface TraceRequest {
+  id: number;
+  lab: string;
+  config: LabConfig;
+  actions: RecordedAction<LabAction>[];
+  step: number;
+  nodes: number;
+}
+
+/** Event kinds, by code. */
+export const KINDS = [
+  "send", "deliver", "drop", "duplicate", "timer", "crash", "restart", "pause", "resume",
+  "persist", "stateChange", "log", "fault", "invoke", "clientOk", "clientFail", "clientTimeout", "other",
+] as const;
+
+export interface TraceColumns {
+  id: number;
+  events: number;
+  complete: boolean;
+  hash: string;
+  lanes: number;
+  nodes: number;
+  /** Names of message kinds, indexed by `msgKind`. */
+  msgKinds: string[];
+  time: Float64Array;
+  step: Float64Array;
+  kind: Uint8Array;
+  /** Lane of `from` (or of the event's node or client); -1 if none. */
+  from: Int32Array;
+  /** Lane of `to`; -1 if none. */
+  to: Int32Array;
+  msgKind: Uint16Array;
+  /** For a delivery or drop: the index of its send, or -1. */
+  sendIndex: Int32Array;
+  /** For a send: when it was delivered or dropped, or -1 if not (yet). */
+  doneAt: Float64Array;
+}
+
+interface Ep { type: string; id: number }
+interface RawEvent { step: number; time: number; type: string; node?: number; client?: number; from?: Ep; to?: Ep; msg?: number; kind?: string }
+
+let ready: Promise<unknown> | null = null;
+let cached: { key: string; lab: Lab } | null = null;
+
+function columns(id: number, json: string, nodes: number): { data: TraceColumns; transfer: ArrayBuffer[] } {
+  const raw = JSON.parse(json) as { hash: string; events: number; complete: boolean; trace: RawEvent[] };
+  const ev = raw.trace;
+  const n = ev.length;
+  let clients = 0;
+  for (const e of ev) {
+    if (e.client !== undefined) clients = Math.max(clients, e.client + 1);
+    if (e.from?.type === "client") clients = Math.max(clients, e.from.id + 1);
+    if (e.to?.type === "client") clients = Math.max(clients, e.to.id + 1);
+  }
+  const lane = (ep: Ep | undefined): number => (ep ? (ep.type === "node" ? ep.id : nodes + ep.id) : -1);
+  const code = new Map<string, number>(KINDS.map((k, i) => [k, i]));
+  const msgKinds: string[] = [];
+  const msgKindCode = new Map<string, number>();
+  const d: TraceColumns = {
+    id, events: raw.events, complete: raw.complete, hash: raw.hash, lanes: nodes + clients, nodes, msgKinds,
+    time: new Float64Array(n), step: new Float64Array(n), kind: new Uint8Array(n),
+    from: new Int32Array(n), to: new Int32Array(n), msgKind: new Uint16Array(n),
+    sendIndex: new Int32Array(n).fill(-1), doneAt: new Float64Array(n).fill(-1),
+  };
+  const sendOf = new Map<number, number>();
+  ev.forEach((e, i) => {
+    d.time[i] = e.time;
+    d.step[i] = e.step;
+    d.kind[i] = code.get(e.type) ?? KINDS.length - 1;
+    d.from[i] = e.from ? lane(e.from) : e.node !== undefined ? e.node : e.client !== undefined ? nodes + e.client : -1;
+    d.to[i] = lane(e.to);
+    if (e.kind !== undefined) {
+      let k = msgKindCode.get(e.kind);
+      if (k === undefined) {
+        k = msgKinds.length;
+        msgKinds.push(e.kind);
+        msgKindCode.set(e.kind, k);
+      }
+      d.msgKind[i] = k;
+    }
+    if (e.msg === undefined) return;
+    if (e.type === "send") sendOf.set(e.msg, i);
+    else if (e.type === "deliver" || e.type === "drop") {
+      const s = sendOf.get(e.msg);
+      if (s !== undefined) {
+        d.sendIndex[i] = s;
+        if (d.doneAt[s] === -1) d.doneAt[s] = e.time;
+      }
+    }
+  });
+  const transfer = [d.time, d.step, d.kind, d.from, d.to, d.msgKind, d.sendIndex, d.doneAt].map((a) => a.buffer as ArrayBuffer);
+  return { data: d, transfer };
+}
+
+self.onmessage = async (e: MessageEvent<TraceRequest>) => {
+  const req = e.data;
+  try {
+    ready ??= init();
+    await ready;
+    // The same run going on: keep the replica and move it forward.
+    const key = JSON.stringify([req.lab, req.config, req.actions]);
+    if (!cached || cached.key !== key || cached.lab.steps > req.step) {
+      cached?.lab.free();
+      cached = { key, lab: replayLab(req.lab as LabId, req.config, req.actions) };
+    }
+    cached.lab.seek(req.step);
+    const { data, transfer } = columns(req.id, cached.lab.traceJson(), req.nodes);
+    (self as unknown as Worker).postMessage(data, transfer);
+  } catch (err) {
+    (self as unknown as Worker).postMessage({ id: req.id, error: err instanceof Error ? err.message : String(err) });
+  }
+};
