@@ -32,8 +32,9 @@ pub const MAX_LAB_NODES: u32 = 64;
 const LOG_TAIL: usize = 8;
 /// Trace events a lab hands out: the newest ones. A Raft cluster writes several per
 /// event (delivery, disk writes, sends), and the page shows a recent window; the hash
-/// still covers every event.
-pub const TRACE_TAIL: usize = 1_000;
+/// still covers every event. Serialising an event costs microseconds, and the page (and
+/// the lab suites) ask for the trace often.
+pub const TRACE_TAIL: usize = 400;
 
 /// The trace as JSON, with only its newest `tail` recorded events.
 pub fn trace_tail(trace: &crate::sim::trace::Trace, tail: usize) -> Value {
