@@ -23,13 +23,18 @@ fn make<M: LabModel>(config: &Value, actions: Option<&Value>) -> Result<Box<dyn 
 
 /// Every lab there is, by catalog id.
 pub fn registered() -> Vec<(&'static str, Constructor)> {
-    // consensus::raft::lab::RaftLab and consensus::raft::scenario::RejoinLab are built and
-    // unit-tested but not registered yet: their "time without a leader" metric does not
-    // replay exactly from a recorded action script (tests/tests/labs.rs).
     vec![
         (
             crate::sim::labs::network::NetworkLab::ID,
             make::<crate::sim::labs::network::NetworkLab>,
+        ),
+        (
+            crate::consensus::raft::lab::RaftLab::ID,
+            make::<crate::consensus::raft::lab::RaftLab>,
+        ),
+        (
+            crate::consensus::raft::scenario::RejoinLab::ID,
+            make::<crate::consensus::raft::scenario::RejoinLab>,
         ),
         (
             crate::sim::labs::linearizability::LinearizabilityLab::ID,

@@ -239,6 +239,7 @@ fn disruptive_rejoin_with_pre_vote_leaves_the_leader_alone() {
 /// A follower that was down while the others compacted their logs catches up through
 /// InstallSnapshot (paper §7), and ends with the same state machine.
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn snapshot_install_to_a_lagging_follower() {
     let sim = SimConfig {
         seed: 11,
@@ -321,6 +322,7 @@ fn get(session: u64, seq: u64) -> RaftRequest {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn leader_transfer_hands_over_within_an_election_timeout() {
     for seed in 1..=5 {
         let mut h = quiet_cluster(5, seed, RaftConfig::default(), 5);
@@ -342,6 +344,7 @@ fn leader_transfer_hands_over_within_an_election_timeout() {
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn membership_add_promotes_a_caught_up_learner_and_remove_steps_the_leader_down() {
     // Five processes, three of them the initial voters.
     let mut h = quiet_cluster(5, 4, RaftConfig::default(), 3);
@@ -372,6 +375,7 @@ fn membership_add_promotes_a_caught_up_learner_and_remove_steps_the_leader_down(
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn leader_crash_during_a_membership_change_still_completes_it() {
     for seed in 1..=5 {
         let mut h = quiet_cluster(4, seed, RaftConfig::default(), 3);
@@ -466,6 +470,7 @@ fn stale_read_at_partitioned_leader(read_mode: ReadMode, seed: u64) -> Option<bo
 }
 
 #[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 fn a_read_in_a_partition_is_never_stale_with_read_index_and_can_be_with_leases_under_drift() {
     let mut stale_with_lease = 0;
     for seed in 1..=10 {

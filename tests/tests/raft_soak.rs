@@ -1,7 +1,8 @@
 //! The Raft fault soak in the normal test run: thousands of seeds, each a random cluster
-//! (1–7 nodes, pre-vote and check-quorum on or off) under a random nemesis script, with
-//! the safety invariants checked after every event, liveness asserted after the final
-//! repair, and every client history checked for linearizability
+//! (1–7 nodes, pre-vote and check-quorum on or off, log or ReadIndex reads, snapshot
+//! thresholds) under a random nemesis script plus membership changes and leadership
+//! transfers, with the safety invariants checked after every event, liveness asserted
+//! after the final repair, and every client history checked for linearizability
 //! (see `distlab_core::consensus::raft::soak`). A failing seed prints the command that
 //! replays it. `RAFT_SOAK_SEEDS=n` changes the number of seeds.
 
@@ -105,17 +106,21 @@ fn thousands_of_seeds_under_faults_stay_safe_live_and_linearizable() {
     // No clock in a wasm32-unknown-unknown test: std::time::Instant panics there.
     #[cfg(not(target_arch = "wasm32"))]
     let started = std::time::Instant::now();
-    let (summary, failures) = soak(seeds, &SoakOptions::default());
+    let opts = SoakOptions::default();
+    let (summary, failures) = soak(seeds, &opts);
     #[cfg(not(target_arch = "wasm32"))]
     let seconds = started.elapsed().as_secs_f64();
     #[cfg(target_arch = "wasm32")]
     let seconds = f64::NAN;
     eprintln!(
-        "raft soak: {} seeds, {} events, {} commands, {} violations, {} liveness, {} \
-         linearizability, {} other failures, worst recovery {:.0} ms, {seconds:.1} s",
+        "raft soak: {} seeds, {} events, {} commands, {} crashes ({} torn writes), {} \
+         violations, {} liveness, {} linearizability, {} other failures, worst recovery \
+         {:.0} ms, {seconds:.1} s",
         summary.seeds,
         summary.events,
         summary.commands,
+        summary.crashes,
+        summary.torn_writes,
         summary.violations,
         summary.liveness_failures,
         summary.linearizability_failures,
@@ -133,7 +138,7 @@ fn thousands_of_seeds_under_faults_stay_safe_live_and_linearizable() {
                     .as_ref()
                     .map(|f| f.to_string())
                     .unwrap_or_default(),
-                replay_command(r.seed, &SoakOptions::default())
+                replay_command(r.seed, &opts)
             )
         })
         .collect();

@@ -14,6 +14,8 @@ const LAB_TYPES: &str = r#"
 /** Each implemented lab's config and action types, by catalog id. */
 export interface LabTypes {
     "sim.network": { config: NetworkLabConfig; action: ClusterAction<NetworkLabAction> };
+    "consensus.raft": { config: RaftLabConfig; action: ClusterAction<RaftLabAction> };
+    "scenario.disruptive-rejoin": { config: RejoinLabConfig; action: ClusterAction<RejoinLabAction> };
     "sim.workload": { config: WorkloadLabConfig; action: WorkloadLabAction };
     "sim.linearizability": { config: LinearizabilityLabConfig; action: LinearizabilityLabAction };
     "ratelimit.token-bucket": { config: TokenBucketLabConfig; action: TokenBucketLabAction };

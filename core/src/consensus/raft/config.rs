@@ -21,6 +21,7 @@ pub const MAX_BATCH: u32 = 10_000;
 /// How a leader answers a read (thesis §6.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum ReadMode {
     /// Through the log like a write: linearizable, one round of replication per read.
     #[default]
@@ -37,6 +38,7 @@ pub enum ReadMode {
 /// User-facing Raft settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct RaftConfig {
     /// Election timeouts are drawn uniformly from [min, max) on each node's own clock.
     pub election_timeout_min_ms: f64,

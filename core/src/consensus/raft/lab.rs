@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 use crate::consensus::raft::config::{MAX_MEMBERS, RaftConfig};
-use crate::consensus::raft::harness::{Harness, Workload};
+use crate::consensus::raft::harness::{Harness, LogicalOp, Workload};
 use crate::consensus::raft::invariants::Invariant;
 use crate::consensus::raft::messages::EntryData;
 use crate::consensus::raft::node::{RaftNode, RaftRequest, Role};
@@ -32,8 +32,9 @@ pub const MAX_LAB_NODES: u32 = 64;
 const LOG_TAIL: usize = 8;
 /// Trace events a lab hands out: the newest ones. A Raft cluster writes several per
 /// event (delivery, disk writes, sends), and the page shows a recent window; the hash
-/// still covers every event.
-pub const TRACE_TAIL: usize = 1_000;
+/// still covers every event. Serialising an event costs microseconds, and the page (and
+/// the lab suites) ask for the trace often.
+pub const TRACE_TAIL: usize = 400;
 
 /// The trace as JSON, with only its newest `tail` recorded events.
 pub fn trace_tail(trace: &crate::sim::trace::Trace, tail: usize) -> Value {
@@ -53,6 +54,7 @@ pub fn trace_tail(trace: &crate::sim::trace::Trace, tail: usize) -> Value {
 /// The clients' workload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct RaftLabWorkload {
     /// Closed-loop clients, each one command at a time.
     #[schemars(range(min = 0, max = 32))]
@@ -83,6 +85,7 @@ impl Default for RaftLabWorkload {
 /// Configuration of the Raft lab.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct RaftLabConfig {
     pub seed: u64,
     #[schemars(range(min = 3, max = 51))]
@@ -117,6 +120,7 @@ impl Default for RaftLabConfig {
 /// The lab's own actions, besides every fault.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum RaftLabAction {
     /// A one-off client command, to `node` (default: the leader).
     #[serde(rename_all = "camelCase")]
@@ -147,12 +151,61 @@ fn default_timeout_ms() -> f64 {
 pub struct RaftLab {
     h: Harness,
     metrics: MetricsRecorder,
-    last_commit: u64,
-    last_delivered: u64,
-    last_completed: usize,
-    leaderless_us: u64,
-    last_event: Time,
+    /// The run as of its last event; samples read this, never the live state, so a run
+    /// stepped by time and one stepped by events (seek, replay) record the same samples.
+    gauges: Gauges,
+    /// Counters at the previous sample, and the first operation that may finish after it.
+    sampled: Gauges,
+    latency_cursor: usize,
     next_session: u64,
+}
+
+/// What the metrics read of a run, as of its last processed event.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(super) struct Gauges {
+    pub commit: u64,
+    pub delivered: u64,
+    pub max_term: u64,
+    /// Time without a leader able to serve, up to `at`.
+    pub leaderless_us: u64,
+    pub serving: bool,
+    pub at: Time,
+}
+
+impl Gauges {
+    /// The gauges after the event `h` just processed, these being the ones before it.
+    pub(super) fn after_event(&self, h: &Harness) -> Gauges {
+        let sim = h.sim();
+        let now = sim.now();
+        let nodes = (0..sim.node_count()).filter_map(|id| sim.node(id));
+        let (commit, max_term) = nodes.fold((0, 0), |(c, t), n| {
+            (c.max(n.commit_index()), t.max(n.term()))
+        });
+        let gap = if self.serving {
+            0
+        } else {
+            now.saturating_since(self.at).0
+        };
+        Gauges {
+            commit: commit.max(self.commit),
+            delivered: sim.net_stats().delivered,
+            max_term,
+            leaderless_us: self.leaderless_us + gap,
+            serving: h.leader_serving(),
+            at: now,
+        }
+    }
+}
+
+/// Processes one event of `h` (if one is due by `deadline`); returns the gauges from
+/// before it, for the samples due before its time, and updates `gauges`.
+pub(super) fn step_harness(h: &mut Harness, deadline: Time, gauges: &mut Gauges) -> Option<Gauges> {
+    if !h.step_until(deadline) {
+        return None;
+    }
+    let before = *gauges;
+    *gauges = before.after_event(h);
+    Some(before)
 }
 
 /// Validates a workload and turns it into the harness's.
@@ -235,54 +288,58 @@ impl RaftLab {
         &self.h
     }
 
-    fn record_due(&mut self, until: Time) {
+    /// Records every sample due by `until` from `g` (the gauges in force then).
+    fn record_due(&mut self, until: Time, g: Gauges) {
         if until.0 < self.metrics.due_at() {
             return;
         }
-        let secs = self.metrics.interval_us() as f64 / 1e6;
-        let sim = self.h.sim();
-        let commit = (0..sim.node_count())
-            .filter_map(|id| sim.node(id))
-            .map(RaftNode::commit_index)
-            .max()
-            .unwrap_or(0)
-            .max(self.last_commit);
-        let delivered = sim.net_stats().delivered;
-        let ops = self.h.ops();
-        let mut latencies: Vec<f64> = ops
-            .iter()
-            .skip(self.last_completed.min(ops.len()))
-            .filter_map(|o| {
-                o.result
-                    .as_ref()
-                    .map(|(_, at)| (*at - o.invoked).as_millis_f64())
-            })
-            .collect();
-        latencies.sort_by(f64::total_cmp);
-        let pct = |p: f64| -> f64 {
-            if latencies.is_empty() {
-                return 0.0;
-            }
-            let i = ((latencies.len() - 1) as f64 * p).round() as usize;
-            latencies.get(i).copied().unwrap_or(0.0)
-        };
-        let (p50, p99) = (pct(0.5), pct(0.99));
-        let completed = ops.len();
-        let leaderless = self.leaderless_us as f64 / 1e3;
-        let (last_commit, last_delivered) = (self.last_commit, self.last_delivered);
-        self.metrics.record_due(until.0, |_| {
-            let commits = commit.saturating_sub(last_commit) as f64;
-            let msgs = delivered.saturating_sub(last_delivered) as f64;
+        let interval = self.metrics.interval_us();
+        let secs = interval as f64 / 1e6;
+        let RaftLab {
+            h,
+            metrics,
+            sampled,
+            latency_cursor,
+            ..
+        } = self;
+        let ops = h.ops();
+        metrics.record_due(until.0, |at| {
+            let commits = g.commit.saturating_sub(sampled.commit) as f64;
+            let msgs = g.delivered.saturating_sub(sampled.delivered) as f64;
+            *sampled = g;
             let per_commit = if commits > 0.0 { msgs / commits } else { 0.0 };
-            vec![commits / secs, per_commit, p50, p99, leaderless]
+            // Latencies of the operations answered in (at − interval, at], by their
+            // answer time, whatever the run has done since.
+            let from = at.saturating_sub(interval);
+            let answered = |o: &LogicalOp| o.result.as_ref().map(|(_, t)| t.0);
+            let mut latencies: Vec<f64> = ops
+                .iter()
+                .skip(*latency_cursor)
+                .filter(|o| answered(o).is_some_and(|t| t > from && t <= at))
+                .filter_map(|o| answered(o).map(|t| (t - o.invoked.0) as f64 / 1e3))
+                .collect();
+            while ops
+                .get(*latency_cursor)
+                .is_some_and(|o| answered(o).is_some_and(|t| t <= at))
+            {
+                *latency_cursor += 1;
+            }
+            latencies.sort_by(f64::total_cmp);
+            let pct = |p: f64| -> f64 {
+                if latencies.is_empty() {
+                    return 0.0;
+                }
+                let i = ((latencies.len() - 1) as f64 * p).round() as usize;
+                latencies.get(i).copied().unwrap_or(0.0)
+            };
+            vec![
+                commits / secs,
+                per_commit,
+                pct(0.5),
+                pct(0.99),
+                g.leaderless_us as f64 / 1e3,
+            ]
         });
-        self.last_commit = commit;
-        self.last_delivered = delivered;
-        // Operations still running are counted when they finish, in a later sample.
-        self.last_completed = ops
-            .iter()
-            .position(|o| o.result.is_none())
-            .unwrap_or(completed);
     }
 
     fn node_view(&self, id: NodeId) -> NodeView {
@@ -528,26 +585,6 @@ fn show_response(r: &KvResponse) -> String {
     }
 }
 
-/// Steps a harness by one event, recording time without a serving leader.
-pub(super) fn step_harness(
-    h: &mut Harness,
-    deadline: Time,
-    leaderless_us: &mut u64,
-    last: &mut Time,
-) -> bool {
-    let Some(next) = h.sim().next_event_time() else {
-        return false;
-    };
-    if next > deadline {
-        return false;
-    }
-    if !h.leader_serving() {
-        *leaderless_us += next.saturating_since(*last).0;
-    }
-    *last = next.max(*last);
-    h.step_until(deadline)
-}
-
 impl LabModel for RaftLab {
     const ID: &'static str = "consensus.raft";
     type Config = RaftLabConfig;
@@ -574,37 +611,25 @@ impl LabModel for RaftLab {
         Ok(RaftLab {
             h,
             metrics,
-            last_commit: 0,
-            last_delivered: 0,
-            last_completed: 0,
-            leaderless_us: 0,
-            last_event: Time::ZERO,
+            gauges: Gauges::default(),
+            sampled: Gauges::default(),
+            latency_cursor: 0,
             next_session: 1,
         })
     }
 
     fn step_until(&mut self, deadline: Time) -> bool {
-        let Some(next) = self.h.sim().next_event_time() else {
+        let Some(before) = step_harness(&mut self.h, deadline, &mut self.gauges) else {
             return false;
         };
-        if next > deadline {
-            return false;
-        }
-        if next.0 > 0 {
-            self.record_due(Time(next.0 - 1));
-        }
-        step_harness(
-            &mut self.h,
-            deadline,
-            &mut self.leaderless_us,
-            &mut self.last_event,
-        )
+        // Samples due before this event's time describe the state before it.
+        let t = self.h.sim().now();
+        self.record_due(Time(t.0.saturating_sub(1)), before);
+        true
     }
 
     fn advance_clock(&mut self, t: Time) {
-        // Time without a leader is counted at events only, so a run stepped by time and
-        // one stepped by events (seek, replay) agree.
-        self.record_due(t);
+        self.record_due(t, self.gauges);
         self.h.sim_mut().advance_clock(t);
     }
 

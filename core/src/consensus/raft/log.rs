@@ -292,4 +292,70 @@ mod tests {
         assert!(!l.is_up_to_date(9, 1));
         assert!(!l.is_up_to_date(2, 2));
     }
+
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Push(Term),
+        Truncate(u64),
+        Compact(u64),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (0u64..3).prop_map(Step::Push),
+            1 => (0u64..30).prop_map(Step::Truncate),
+            1 => (0u64..30).prop_map(Step::Compact),
+        ]
+    }
+
+    proptest! {
+        /// The log agrees with a plain vector of terms (1-based) under any sequence of
+        /// appends, truncations and compactions; terms never decrease; a prefix digest
+        /// depends only on the entries up to it.
+        #[test]
+        fn matches_a_vector_model(steps in proptest::collection::vec(step(), 0..60)) {
+            let mut log = Log::new();
+            let mut model: Vec<Term> = Vec::new();
+            let mut base = 0u64;
+            for s in steps {
+                match s {
+                    Step::Push(bump) => {
+                        let t = model.last().copied().unwrap_or(1) + bump;
+                        model.push(t);
+                        log.push(Entry::new(t, EntryData::Noop));
+                    }
+                    Step::Truncate(i) => {
+                        let i = i.max(base + 1);
+                        model.truncate((i - 1) as usize);
+                        log.truncate_from(i);
+                    }
+                    Step::Compact(i) => {
+                        let held = i > base && i <= model.len() as u64;
+                        prop_assert_eq!(log.compact_to(i), held || i == base);
+                        if held {
+                            base = i;
+                        }
+                    }
+                }
+                prop_assert_eq!(log.last_index(), model.len() as u64);
+                prop_assert_eq!(log.base_index(), base);
+                for (i, t) in model.iter().enumerate() {
+                    let index = i as u64 + 1;
+                    let want = (index >= base).then_some(*t);
+                    prop_assert_eq!(log.term_at(index), want);
+                }
+                prop_assert!(model.windows(2).all(|w| w[0] <= w[1]));
+                // Rebuilding the same entries from scratch gives the same digests.
+                let mut fresh = Log::new();
+                for t in &model {
+                    fresh.push(Entry::new(*t, EntryData::Noop));
+                }
+                for index in base.max(1)..=log.last_index() {
+                    prop_assert_eq!(log.digest_at(index), fresh.digest_at(index));
+                }
+            }
+        }
+    }
 }

@@ -16,13 +16,12 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::consensus::raft::config::RaftConfig;
 use crate::consensus::raft::harness::{DRIVER_TAGS, Harness};
 use crate::consensus::raft::lab::{
-    RaftLabWorkload, TRACE_TAIL, build_harness, describe, invariant_statuses, step_harness,
-    trace_tail,
+    Gauges, RaftLabWorkload, TRACE_TAIL, build_harness, describe, invariant_statuses, step_harness,
 };
 use crate::consensus::raft::messages::Term;
 use crate::error::{DistlabError, Result, check_range};
@@ -37,6 +36,7 @@ use crate::time::{Duration, Time};
 /// Configuration of the disruptive-rejoin scenario.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct RejoinLabConfig {
     pub seed: u64,
     #[schemars(range(min = 3, max = 9))]
@@ -73,6 +73,7 @@ impl Default for RejoinLabConfig {
 /// The scenario's own actions, besides every fault (applied to both runs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum RejoinLabAction {
     /// Cut off a follower now in both runs (the scheduled isolation does this too).
     IsolateFollower {},
@@ -88,8 +89,10 @@ struct Side {
     leader_then: Option<(NodeId, Term)>,
     /// When that leader first stopped leading in that term.
     deposed_at: Option<Time>,
-    leaderless_us: u64,
-    last_event: Time,
+    gauges: Gauges,
+    /// The run's recent processed events: (its own step count, the lab's), oldest first,
+    /// to give the merged trace the lab's step coordinate.
+    steps: VecDeque<(u64, u64)>,
 }
 
 impl Side {
@@ -124,15 +127,6 @@ impl Side {
         }
     }
 
-    fn max_term(&self) -> Term {
-        let sim = self.h.sim();
-        (0..sim.node_count())
-            .filter_map(|id| sim.node(id))
-            .map(|n| n.term())
-            .max()
-            .unwrap_or(0)
-    }
-
     fn isolated_term(&self) -> Option<Term> {
         self.isolated
             .and_then(|id| self.h.sim().node(id))
@@ -155,20 +149,47 @@ pub struct RejoinLab {
     metrics: MetricsRecorder,
 }
 
+/// Shifts an event's node ids by `nodes` and client ids by `clients` (the second run's
+/// numbering in the view).
+fn renumber(v: &mut Value, nodes: u32, clients: u32) {
+    let shift = |x: &mut Value, by: u32| {
+        if let Some(n) = x.as_u64() {
+            *x = json!(n + by as u64);
+        }
+    };
+    if let Some(n) = v.get_mut("node") {
+        shift(n, nodes);
+    }
+    if let Some(c) = v.get_mut("client") {
+        shift(c, clients);
+    }
+    for end in ["from", "to"] {
+        if let Some(ep) = v.get_mut(end) {
+            let by = match ep.get("type").and_then(Value::as_str) {
+                Some("node") => nodes,
+                _ => clients,
+            };
+            if let Some(id) = ep.get_mut("id") {
+                shift(id, by);
+            }
+        }
+    }
+}
+
 /// The external event at `isolateAtMs` that cuts a follower off.
 const ISOLATE_TAG: u64 = DRIVER_TAGS;
 
 impl RejoinLab {
-    fn record_due(&mut self, until: Time) {
+    /// Records every sample due by `until` from the two runs' gauges then in force.
+    fn record_due(&mut self, until: Time, off: Gauges, on: Gauges) {
         if until.0 < self.metrics.due_at() {
             return;
         }
-        let [a, b] = &self.sides;
         let values = vec![
-            a.max_term() as f64,
-            b.max_term() as f64,
-            a.leaderless_us as f64 / 1e3,
-            b.leaderless_us as f64 / 1e3,
+            off.max_term as f64,
+            on.max_term as f64,
+            off.leaderless_us as f64 / 1e3,
+            on.leaderless_us as f64 / 1e3,
         ];
         self.metrics.record_due(until.0, |_| values.clone());
     }
@@ -223,12 +244,13 @@ impl RejoinLab {
     }
 
     fn messages(&self) -> Vec<MessageView> {
+        let clients = self.sides[0].h.workload().clients + 1;
         let mut out = Vec::new();
         for (i, s) in self.sides.iter().enumerate() {
             let off = self.offset(i);
             let shift = |e: Endpoint| match e {
                 Endpoint::Node(n) => Endpoint::Node(n + off),
-                Endpoint::Client(c) => Endpoint::Client(c + 1_000 * i as u32),
+                Endpoint::Client(c) => Endpoint::Client(c + clients * i as u32),
             };
             out.extend(s.h.sim().in_flight().into_iter().map(|m| MessageView {
                 id: m.id * 2 + i as u64,
@@ -281,7 +303,7 @@ impl RejoinLab {
                         None if s.leader_then.is_some() => "still leading".to_string(),
                         None => "—".to_string(),
                     }),
-                    json!(s.leaderless_us as f64 / 1e3),
+                    json!(s.gauges.leaderless_us as f64 / 1e3),
                 ]
             })
             .collect();
@@ -354,8 +376,8 @@ impl LabModel for RejoinLab {
                 isolated: None,
                 leader_then: None,
                 deposed_at: None,
-                leaderless_us: 0,
-                last_event: Time::ZERO,
+                gauges: Gauges::default(),
+                steps: VecDeque::new(),
             })
         };
         let sample = Duration::try_from_millis_f64("sampleMs", c.sample_ms)?;
@@ -393,23 +415,39 @@ impl LabModel for RejoinLab {
             if at > deadline {
                 return false;
             }
-            if at.0 > 0 {
-                self.record_due(Time(at.0 - 1));
-            }
             let s = &mut self.sides[i];
             let until = deadline.min(bound);
-            if step_harness(&mut s.h, until, &mut s.leaderless_us, &mut s.last_event) {
+            if let Some(before) = step_harness(&mut s.h, until, &mut s.gauges) {
+                let own = s.h.sim().steps();
+                if s.steps.len() >= TRACE_TAIL {
+                    s.steps.pop_front();
+                }
+                s.steps.push_back((own, 0));
                 if s.h.last_stepped() == Some(Stepped::External(ISOLATE_TAG)) {
                     let _ = s.isolate();
                 }
                 s.note_deposition();
+                // Samples due before this event's time describe both runs before it.
+                let t = s.h.sim().now();
+                let other = self.sides[1 - i].gauges;
+                let (off, on) = if i == 0 {
+                    (before, other)
+                } else {
+                    (other, before)
+                };
+                self.record_due(Time(t.0.saturating_sub(1)), off, on);
+                let lab_step = self.steps();
+                if let Some(last) = self.sides[i].steps.back_mut() {
+                    last.1 = lab_step;
+                }
                 return true;
             }
         }
     }
 
     fn advance_clock(&mut self, t: Time) {
-        self.record_due(t);
+        let (off, on) = (self.sides[0].gauges, self.sides[1].gauges);
+        self.record_due(t, off, on);
         for s in &mut self.sides {
             s.h.sim_mut().advance_clock(t);
         }
@@ -460,15 +498,49 @@ impl LabModel for RejoinLab {
         }
     }
 
+    /// Both runs' newest events merged in the order the lab processed them, with the
+    /// pre-vote-on run's nodes and clients renumbered as in the view and every event's
+    /// `step` in the lab's coordinate (what seeking takes).
     fn trace(&self) -> Value {
+        let nodes = self.offset(1);
+        let clients = self.sides[0].h.workload().clients + 1;
+        let mut events: Vec<(u64, u64, usize, Value)> = Vec::new();
+        let mut total = 0;
+        let mut complete = true;
+        for (i, s) in self.sides.iter().enumerate() {
+            let trace = s.h.sim().trace();
+            total += trace.len();
+            let from = trace.recorded().saturating_sub(TRACE_TAIL / 2);
+            complete &= from == 0 && trace.is_complete();
+            for e in trace.events_from(from) {
+                let lab_step = match s.steps.binary_search_by_key(&e.step, |(own, _)| *own) {
+                    Ok(k) => s.steps.get(k).map_or(0, |(_, lab)| *lab),
+                    Err(_) if e.step == 0 => 0,
+                    // Older than the steps remembered: leave it out.
+                    Err(_) => continue,
+                };
+                let Ok(mut v) = serde_json::to_value(e) else {
+                    continue;
+                };
+                if i == 1 {
+                    renumber(&mut v, nodes, clients);
+                }
+                if let Some(step) = v.get_mut("step") {
+                    *step = json!(lab_step);
+                }
+                events.push((e.time.0, lab_step, i, v));
+            }
+        }
+        events.sort_by_key(|(time, step, side, _)| (*step, *time, *side));
         json!({
-            "preVoteOff": trace_tail(self.sides[0].h.sim().trace(), TRACE_TAIL / 2),
-            "preVoteOn": trace_tail(self.sides[1].h.sim().trace(), TRACE_TAIL / 2),
             "hash": format!(
                 "{:016x}{:016x}",
                 self.sides[0].h.sim().trace().hash(),
                 self.sides[1].h.sim().trace().hash()
             ),
+            "events": total,
+            "complete": complete,
+            "trace": events.into_iter().map(|(_, _, _, v)| v).collect::<Vec<_>>(),
         })
     }
 
@@ -509,6 +581,33 @@ mod tests {
         let leader_terms: Vec<_> = m.sides.iter().map(|s| s.leader_then.map(|x| x.1)).collect();
         assert!(isolated_terms[0] > leader_terms[0].map(|t| t + 2));
         assert_eq!(isolated_terms[1], leader_terms[1]);
+    }
+
+    #[test]
+    fn the_merged_trace_uses_the_lab_step_and_the_view_numbering() {
+        let mut lab = Runner::<RejoinLab>::new(RejoinLabConfig::default()).unwrap();
+        lab.step(Duration::from_millis(1_500)).unwrap();
+        let t = lab.trace();
+        let events = t["trace"].as_array().unwrap();
+        assert!(events.len() > 100);
+        let steps: Vec<u64> = events.iter().map(|e| e["step"].as_u64().unwrap()).collect();
+        assert!(steps.windows(2).all(|w| w[0] <= w[1]));
+        assert!(steps.last().copied().unwrap() <= lab.steps());
+        let nodes: Vec<u64> = events
+            .iter()
+            .flat_map(|e| [&e["node"], &e["from"]["id"], &e["to"]["id"]])
+            .filter_map(Value::as_u64)
+            .collect();
+        assert!(
+            nodes.iter().any(|&n| n >= 5),
+            "the second run's nodes appear"
+        );
+        let sides: Vec<_> = events
+            .iter()
+            .filter(|e| e["type"] == "send" && e["from"]["type"] == "node")
+            .map(|e| e["from"]["id"].as_u64().unwrap() < 5)
+            .collect();
+        assert!(sides.contains(&true) && sides.contains(&false));
     }
 
     #[test]

@@ -21,6 +21,8 @@ use std::collections::BTreeMap;
 /// One operation on the key-value store.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "op", rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+#[cfg_attr(feature = "tsify", tsify(missing_as_null))]
 pub enum KvOp {
     Get {
         key: String,
@@ -253,5 +255,36 @@ mod tests {
         assert_eq!(kv.apply(&cmd(1, 1, put("x", "first"))), Applied::Stale);
         assert_eq!(kv.cached(1, 2), Some(&KvResponse::Ok));
         assert_eq!(kv.cached(1, 1), None);
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Delivering each client's commands in order, each any number of times (the
+        /// retries and duplicates a network and a leader change make), leaves the store
+        /// exactly as delivering each once.
+        #[test]
+        fn retries_apply_once(
+            cmds in proptest::collection::vec((0u64..3, 0u32..3, 0u32..5), 0..40),
+            repeats in proptest::collection::vec(1usize..4, 40),
+        ) {
+            let mut seqs = [0u64; 3];
+            let commands: Vec<KvCommand> = cmds
+                .iter()
+                .map(|&(session, key, value)| {
+                    seqs[session as usize] += 1;
+                    cmd(session, seqs[session as usize], put(&format!("k{key}"), &format!("v{value}")))
+                })
+                .collect();
+            let mut once = KvStore::new();
+            let mut many = KvStore::new();
+            for (c, r) in commands.iter().zip(repeats.iter().cycle()) {
+                let first = once.apply(c);
+                for _ in 0..*r {
+                    prop_assert_eq!(many.apply(c), first.clone());
+                }
+            }
+            prop_assert_eq!(once, many);
+        }
     }
 }
