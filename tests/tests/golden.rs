@@ -89,8 +89,6 @@ fn sim_network_golden_trace_hash() {
 /// Raft (the core's cluster harness: five nodes, closed-loop key-value clients, torn
 /// writes, invariants checked after every event): the leader is partitioned away, a
 /// follower crashes and restarts, then everything heals.
-// TODO: once the `consensus.raft` lab is registered, drive this scenario through
-// `create_lab("consensus.raft", ...)` so the lab's actions are covered too.
 fn raft_scenario() -> (u64, u64, usize) {
     let sim = SimConfig {
         seed: 7_777,
@@ -138,5 +136,72 @@ fn raft_golden_trace_hash() {
         (format!("{hash:016x}"), events, completed),
         ("163fe7e49cf45d51".to_string(), 12_265, 336),
         "the Raft golden scenario changed"
+    );
+}
+
+/// `consensus.raft` driven as the page drives it: five nodes with pre-vote and
+/// check-quorum, three closed-loop clients, a lossy log-normal network; between steps the
+/// lab's own actions (a one-off put and compare-and-swap, a leadership transfer, a
+/// snapshot, adding a node, removing one) and faults (partition, crash mid-event, clock
+/// drift, heal, restart), run to a fixed step.
+fn raft_lab_scenario() -> (String, u64, Value) {
+    let config = json!({
+        "seed": 4_242u64,
+        "nodes": 5,
+        "workload": { "clients": 3, "keys": 4, "readFraction": 0.3, "casFraction": 0.2 },
+        "network": {
+            "latency": { "type": "logNormal", "medianMs": 3.0, "sigma": 0.5 },
+            "loss": 0.02,
+            "duplicate": 0.02
+        },
+        "sampleMs": 100.0
+    });
+    let mut lab = create_lab("consensus.raft", &config).unwrap();
+    let actions = [
+        json!({ "type": "clientRequest", "request": { "op": "put", "key": "golden", "value": "1" } }),
+        json!({ "type": "partition", "groups": [[0, 1], [2, 3, 4]] }),
+        json!({ "type": "clockDrift", "node": 3, "ppm": 50_000 }),
+        json!({ "type": "heal" }),
+        json!({ "type": "transferLeadership", "to": 2 }),
+        json!({ "type": "crashMidEvent", "node": 1, "effects": 1 }),
+        json!({ "type": "snapshot", "node": 4 }),
+        json!({ "type": "restart", "node": 1 }),
+        json!({ "type": "addNode" }),
+        json!({ "type": "clientRequest", "request": { "op": "cas", "key": "golden", "expected": "1", "new": "2" } }),
+        json!({ "type": "removeNode", "node": 0 }),
+    ];
+    for (i, action) in actions.iter().enumerate() {
+        lab.step(Duration::from_millis(300 + 25 * i as u64))
+            .unwrap();
+        lab.act(action).unwrap();
+        lab.step_events(211).unwrap();
+    }
+    let target = 30_000;
+    lab.step_events(target - lab.steps()).unwrap();
+    assert_eq!(lab.steps(), target);
+    let trace = lab.trace();
+    let view = serde_json::to_value(lab.view()).unwrap();
+    let broken: Vec<&Value> = view["invariants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["ok"] != json!(true))
+        .collect();
+    assert!(broken.is_empty(), "{broken:?}");
+    (
+        trace["hash"].as_str().unwrap().to_string(),
+        trace["events"].as_u64().unwrap(),
+        view["timeUs"].clone(),
+    )
+}
+
+#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+fn raft_lab_golden_trace_hash() {
+    let (hash, events, time_us) = raft_lab_scenario();
+    assert_eq!(
+        (hash.as_str(), events, time_us),
+        ("de2bee95ab9cb75c", 78_117, json!(49_649_026)),
+        "the consensus.raft golden scenario changed"
     );
 }
