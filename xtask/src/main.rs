@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
+mod soak;
 mod web;
 
 /// Must equal the `wasm-bindgen` version pinned in wasm/Cargo.toml.
@@ -15,10 +16,14 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("serve") => serve(),
+        Some("soak") => soak::soak(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|serve>");
+            eprintln!("usage: cargo xtask <test|serve|soak>");
             eprintln!("  test   format check, clippy (-D warnings), native tests, browser tests");
             eprintln!("  serve  build the page and serve it on http://127.0.0.1:8080");
+            eprintln!(
+                "  soak   raft --seeds N: the long Raft fault soak, with progress and summary"
+            );
             Err("no command given".into())
         }
     };

@@ -140,19 +140,7 @@ fn main() -> ExitCode {
     failures.sort_by_key(|r| r.seed);
     let wall = started.elapsed().as_secs_f64();
     println!(
-        "raft soak shard {shard}/{shards}: {} seeds, {} events, {} commands, {} crashes ({} torn writes), {} violations, \
-         {} liveness failures, {} linearizability failures, {} other failures, worst \
-         recovery {:.0} ms, wall time {wall:.1} s ({:.0} seeds/s)",
-        summary.seeds,
-        summary.events,
-        summary.commands,
-        summary.crashes,
-        summary.torn_writes,
-        summary.violations,
-        summary.liveness_failures,
-        summary.linearizability_failures,
-        summary.other_failures,
-        summary.worst_recovery_us as f64 / 1e3,
+        "raft soak shard {shard}/{shards}: {summary}, wall time {wall:.1} s ({:.0} seeds/s)",
         summary.seeds as f64 / wall.max(1e-9),
     );
     println!("summary: {}", summary.to_json());

@@ -166,6 +166,28 @@ impl SoakSummary {
     }
 }
 
+/// One line a person reads: what ran, what it found, what it cost.
+impl fmt::Display for SoakSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} seeds, {} events, {} commands, {} crashes ({} torn writes), {} violations, \
+             {} liveness failures, {} linearizability failures, {} other failures, worst \
+             recovery {:.0} ms",
+            self.seeds,
+            self.events,
+            self.commands,
+            self.crashes,
+            self.torn_writes,
+            self.violations,
+            self.liveness_failures,
+            self.linearizability_failures,
+            self.other_failures,
+            self.worst_recovery_us as f64 / 1e3,
+        )
+    }
+}
+
 /// Runs one seed.
 pub fn run_seed(seed: u64, opts: &SoakOptions) -> SeedReport {
     let mut rng = SimRng::derive(seed, 99);
