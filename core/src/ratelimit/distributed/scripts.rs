@@ -432,6 +432,38 @@ mod tests {
     }
 
     proptest! {
+        /// Keys expire only once nothing they hold can change a reply (a full bucket, a log
+        /// whose entries have all left the window): a store whose clock moves with the
+        /// callers' answers exactly as one whose clock stands still and never expires a key.
+        #[test]
+        fn expiry_never_changes_a_reply(
+            capacity in 1u64..10,
+            rate in 1u64..2_000,
+            limit in 1u64..6,
+            window_us in 1u64..3_000_000,
+            steps in proptest::collection::vec((0u64..4_000_000, 1u64..4, any::<bool>()), 1..60),
+        ) {
+            let (mut moving, mut frozen) = (RedisStore::new(), RedisStore::new());
+            let mut now = 0;
+            for (i, (gap, wanted, partial)) in steps.into_iter().enumerate() {
+                now += gap;
+                let calls = [
+                    ScriptCall::TokenBucket { key: "b".into(), args: tb(capacity, rate, now, wanted.min(capacity), partial) },
+                    ScriptCall::SlidingWindow {
+                        key: "w".into(),
+                        args: SlidingWindowArgs { limit, window_us, now_us: now, request: format!("r{i}") },
+                    },
+                ];
+                for call in calls {
+                    let a = call.run(&mut moving, Time(now));
+                    moving.expire_due(Time(now));
+                    prop_assert_eq!(a, call.run(&mut frozen, Time::ZERO));
+                }
+            }
+        }
+    }
+
+    proptest! {
         /// The bucket never grants more than capacity + rate · elapsed over a whole run,
         /// and what it holds stays within [0, capacity].
         #[test]
