@@ -6,6 +6,10 @@
 //! - [`scripts`]: the two Lua scripts shipped in `scripts/` (token bucket, sliding window)
 //!   and their native twins, checked against a real `redis-server` by
 //!   `tests/tests/redis_scripts.rs`.
+//! - [`store_node`] and [`gateway`]: the simulator's nodes ([`node`] joins them);
+//!   [`settings`]: what gateways are told (limit, mode, fail-open / fail-closed).
+//! - [`envelope`]: over-admission against the global limit, checked on every admission.
+//! - [`lab`]: the lab.
 //!
 //! The variants follow the usual designs of distributed rate limiting (Stripe's and
 //! GitHub's Redis-backed limiters; Envoy's global rate limit service; the "local quota
@@ -13,5 +17,13 @@
 //! leased batches that are fast and approximate, and a policy for when the store cannot be
 //! reached — fail open (admit) or fail closed (refuse).
 
+pub mod envelope;
+pub mod gateway;
+pub mod lab;
+pub mod node;
 pub mod scripts;
+pub mod settings;
 pub mod store;
+pub mod store_node;
+
+pub use lab::{DistributedLab, DistributedLabAction, DistributedLabConfig};
