@@ -10,7 +10,7 @@
 
 use distlab_core::Time;
 use distlab_core::lab::LabModel;
-use distlab_core::ratelimit::distributed::lab::LeaseConfig;
+use distlab_core::ratelimit::distributed::lab::LimiterLeaseConfig;
 use distlab_core::ratelimit::distributed::settings::{FailurePolicy, GlobalLimit, LimiterMode};
 use distlab_core::ratelimit::distributed::{DistributedLab, DistributedLabConfig};
 use distlab_core::sim::workload::ArrivalProcess;
@@ -81,7 +81,7 @@ fn cluster(shape: Shape, lat: LatencyModel, mode: LimiterMode, batch: u64) -> Di
         },
         mode,
         timeout_ms: 60_000.0,
-        lease: LeaseConfig {
+        lease: LimiterLeaseConfig {
             batch: batch.min(capacity),
             ttl_ms: 500.0,
         },

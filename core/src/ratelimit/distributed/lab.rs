@@ -47,7 +47,7 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
-pub struct LeaseConfig {
+pub struct LimiterLeaseConfig {
     /// Tokens a gateway takes per round trip.
     #[schemars(range(min = 1, max = 30))]
     pub batch: u64,
@@ -56,9 +56,9 @@ pub struct LeaseConfig {
     pub ttl_ms: f64,
 }
 
-impl Default for LeaseConfig {
+impl Default for LimiterLeaseConfig {
     fn default() -> Self {
-        LeaseConfig {
+        LimiterLeaseConfig {
             batch: 5,
             ttl_ms: 1_000.0,
         }
@@ -81,7 +81,7 @@ pub struct DistributedLabConfig {
     /// How long a gateway waits for the store before its policy decides.
     #[schemars(range(min = 1, max = 60000))]
     pub timeout_ms: f64,
-    pub lease: LeaseConfig,
+    pub lease: LimiterLeaseConfig,
     /// All requests, spread over the gateways in turn.
     pub arrivals: ArrivalProcess,
     pub network: NetworkConfig,
@@ -101,7 +101,7 @@ impl Default for DistributedLabConfig {
             mode: LimiterMode::Central,
             policy: FailurePolicy::FailOpen,
             timeout_ms: 50.0,
-            lease: LeaseConfig::default(),
+            lease: LimiterLeaseConfig::default(),
             arrivals: ArrivalProcess::Poisson { rate_per_sec: 15.0 },
             network: NetworkConfig::default(),
             faults: FaultScript::default(),
@@ -847,7 +847,7 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("mode"), "{e}");
         let e = DistributedLab::new(&DistributedLabConfig {
-            lease: LeaseConfig {
+            lease: LimiterLeaseConfig {
                 batch: 25,
                 ttl_ms: 10.0,
             },

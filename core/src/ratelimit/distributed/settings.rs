@@ -77,10 +77,15 @@ impl GlobalLimit {
             GlobalLimit::TokenBucket {
                 capacity,
                 refill_per_sec,
-            } => i128::from(capacity * MICRO) + i128::from(refill_per_sec) * i128::from(d.0),
+            } => {
+                i128::from(capacity) * i128::from(MICRO)
+                    + i128::from(refill_per_sec) * i128::from(d.0)
+            }
             GlobalLimit::SlidingWindow { limit, window_ms } => {
-                let windows = d.0 / (window_ms * 1_000) + 1;
-                i128::from(limit) * i128::from(windows) * i128::from(MICRO)
+                let windows = (d.0 / window_ms.saturating_mul(1_000).max(1)).saturating_add(1);
+                i128::from(limit)
+                    .saturating_mul(i128::from(windows))
+                    .saturating_mul(i128::from(MICRO))
             }
         }
     }
@@ -206,6 +211,12 @@ mod tests {
         };
         assert_eq!(sw.bound_micro(Duration::from_millis(99)), 3_000_000);
         assert_eq!(sw.bound_micro(Duration::from_millis(100)), 6_000_000);
+        // Absurd values (never valid in a lab) give a number, not a panic.
+        let huge = GlobalLimit::SlidingWindow {
+            limit: u64::MAX,
+            window_ms: 0,
+        };
+        assert!(huge.bound_micro(Duration(u64::MAX)) > 0);
         assert!(
             GlobalLimit::TokenBucket {
                 capacity: 0,

@@ -219,7 +219,7 @@ impl RedisStore {
             Some(Entry {
                 expires_at: Some(at),
                 ..
-            }) => ((at.0 - now.0 + 500) / 1_000) as i64,
+            }) => (at.0.saturating_sub(now.0).saturating_add(500) / 1_000) as i64,
         }
     }
 
