@@ -13,8 +13,12 @@ use distlab_core::lab::LabModel;
 use distlab_core::ratelimit::distributed::lab::LimiterLeaseConfig;
 use distlab_core::ratelimit::distributed::settings::{FailurePolicy, GlobalLimit, LimiterMode};
 use distlab_core::ratelimit::distributed::{DistributedLab, DistributedLabConfig};
+use distlab_core::rng::SimRng;
+use distlab_core::sim::faults::FaultKinds;
 use distlab_core::sim::workload::ArrivalProcess;
-use distlab_core::sim::{Fault, FaultScript, LatencyModel, NetworkConfig, ScheduledFault};
+use distlab_core::sim::{
+    Fault, FaultScript, LatencyModel, NemesisConfig, NetworkConfig, ScheduledFault,
+};
 use proptest::prelude::*;
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
@@ -153,6 +157,61 @@ proptest! {
         let allowance = f64::from(shape.gateways) * batch.min(shape.capacity) as f64;
         prop_assert!(lab.breach().is_none(), "{:?}", lab.breach());
         prop_assert!(lab.max_excess().unwrap_or(0.0) <= allowance);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Under a random fault schedule — partitions (one- and two-way), loss, duplication,
+    /// reordering, pauses, crashes and restarts of gateways and of the store — failing
+    /// closed never passes the limit by more than the leases the gateways may hold plus one
+    /// full bucket per store restart (the store keeps nothing: it comes back full). Clock
+    /// faults are left out: a store whose clock jumps ahead refills by the jump.
+    #[test]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+    fn failing_closed_stays_within_the_limit_under_faults(
+        shape in shape(),
+        leasing in any::<bool>(),
+        batch in 1u64..8,
+        intensity in 0.2f64..1.0,
+        store_crashes in any::<bool>(),
+    ) {
+        let mode = if leasing { LimiterMode::Leasing } else { LimiterMode::Central };
+        let mut c = cluster(shape, LatencyModel::Uniform { min_ms: 1.0, max_ms: 5.0 }, mode, batch);
+        c.policy = FailurePolicy::FailClosed;
+        c.timeout_ms = 50.0;
+        let nemesis = NemesisConfig {
+            intensity,
+            duration_ms: 6_000.0,
+            mean_episode_ms: 500.0,
+            kinds: FaultKinds { clock: false, ..FaultKinds::default() },
+            ..NemesisConfig::default()
+        };
+        let mut script = nemesis
+            .generate(c.gateways + 1, &mut SimRng::new(shape.seed))
+            .expect("a valid nemesis");
+        let on_store = |f: &Fault| matches!(
+            f,
+            Fault::Crash { node: 0 } | Fault::CrashMidEvent { node: 0, .. } | Fault::Restart { node: 0 }
+        );
+        if !store_crashes {
+            script.faults.retain(|f| !on_store(&f.fault));
+        }
+        let restarts = script
+            .faults
+            .iter()
+            .filter(|f| matches!(f.fault, Fault::Restart { node: 0 }))
+            .count() as f64;
+        c.faults = script;
+        let lab = run(&c, 8);
+        let leases = if leasing { f64::from(shape.gateways) * batch.min(shape.capacity) as f64 } else { 0.0 };
+        let bound = leases + restarts * shape.capacity as f64;
+        let excess = lab.max_excess().unwrap_or(0.0);
+        prop_assert!(excess <= bound, "excess {excess} > {bound} ({restarts} store restarts)");
+        if restarts == 0.0 {
+            prop_assert!(lab.breach().is_none(), "{:?}", lab.breach());
+        }
     }
 }
 

@@ -204,6 +204,12 @@ impl Gateway {
         op
     }
 
+    /// Numbers this incarnation's calls from a random base, so that an answer meant for the
+    /// gateway before a restart cannot be taken for one of its new calls.
+    pub(super) fn on_start(&mut self, ctx: &mut Ctx<'_, LimiterNode>) {
+        self.next_op = (ctx.rng().next_u64() >> 32) << 32;
+    }
+
     pub(super) fn on_request(
         &mut self,
         r: ClientRequest<LimiterRequest>,

@@ -131,7 +131,7 @@ impl Node for LimiterNode {
     fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
         match self {
             LimiterNode::Store(s) => s.on_start(ctx),
-            LimiterNode::Gateway(_) => {}
+            LimiterNode::Gateway(g) => g.on_start(ctx),
         }
     }
 
