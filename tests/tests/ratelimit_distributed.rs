@@ -417,3 +417,36 @@ fn a_run_is_a_function_of_its_config() {
         assert_eq!(figures(&a), figures(&b));
     }
 }
+
+/// Golden: one run's trace hash and counts, asserted natively and in the browser alike, so
+/// both targets are shown to run the lab bit for bit the same (as tests/tests/golden.rs does
+/// for the simulator). A changed constant means the lab's simulation changed: update it in
+/// the same commit and say why.
+#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+fn golden_partitioned_leasing_run() {
+    let (_, config) = variants()
+        .into_iter()
+        .find(|(name, _)| *name == "leasing, partitioned, fail-open")
+        .unwrap();
+    let lab = run(&config, 60);
+    let got = (
+        format!("{:016x}", lab.sim().trace().hash()),
+        lab.counts(),
+        format!("{:.6}", lab.over_admission_percent()),
+    );
+    println!("{got:?}");
+    assert_eq!(
+        got,
+        (
+            GOLDEN_HASH.to_string(),
+            GOLDEN_COUNTS,
+            GOLDEN_OVER.to_string()
+        )
+    );
+}
+
+/// Trace hash, (decided, admitted, ideal admitted, round trips), over-admission %.
+const GOLDEN_HASH: &str = "60d0051a45763822";
+const GOLDEN_COUNTS: (u64, u64, u64, u64) = (874, 710, 619, 689);
+const GOLDEN_OVER: &str = "14.701131";
