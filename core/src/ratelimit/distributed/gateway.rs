@@ -218,7 +218,7 @@ impl Gateway {
         let ideal = match r.body {
             LimiterRequest::Configure(settings) => {
                 if settings.effective_mode() != LimiterMode::Leasing {
-                    self.drop_lease(ctx.now());
+                    self.drop_lease();
                 }
                 self.settings = settings;
                 if let Ok(bytes) = serde_json::to_vec(&settings) {
@@ -250,7 +250,7 @@ impl Gateway {
                     self.decide(w, true, Via::Lease, None, ctx);
                     return;
                 }
-                self.drop_lease(now);
+                self.drop_lease();
                 if self.waiting.len() >= MAX_WAITING {
                     self.decide(w, false, Via::QueueFull, None, ctx);
                     return;
@@ -265,7 +265,7 @@ impl Gateway {
     }
 
     /// Forgets leased tokens (expired, or no longer leasing).
-    fn drop_lease(&mut self, _now: Time) {
+    fn drop_lease(&mut self) {
         self.stats.tokens_dropped += self.lease_tokens;
         self.lease_tokens = 0;
     }
@@ -335,5 +335,167 @@ impl Gateway {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::SimRng;
+    use crate::sim::node::Effect;
+    use crate::time::Duration;
+
+    type Effects = Vec<Effect<LimiterMessage, LimiterResponse>>;
+
+    fn gateway(mode: LimiterMode, policy: FailurePolicy) -> Gateway {
+        let settings = GatewaySettings {
+            mode,
+            policy,
+            ..GatewaySettings::default()
+        };
+        let config = LimiterConfig {
+            settings,
+            key: "k".into(),
+        };
+        Gateway::recover(1, &config, &Disk::new())
+    }
+
+    /// Runs `f` on the gateway at `now`; returns the effects it wrote.
+    fn handle(
+        g: &mut Gateway,
+        now: Time,
+        f: impl FnOnce(&mut Gateway, &mut Ctx<'_, LimiterNode>),
+    ) -> Effects {
+        let mut rng = SimRng::new(0);
+        let mut effects = Vec::new();
+        let mut ctx = Ctx::new(1, now, 2, &mut rng, &mut effects);
+        f(g, &mut ctx);
+        effects
+    }
+
+    fn admit(id: RequestId) -> ClientRequest<LimiterRequest> {
+        ClientRequest {
+            client: 0,
+            id,
+            body: LimiterRequest::Admit { ideal: true },
+        }
+    }
+
+    /// The op of the one `Eval` among `effects`.
+    fn sent_op(effects: &Effects) -> u64 {
+        let ops: Vec<u64> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send {
+                    to: STORE,
+                    msg: LimiterMessage::Eval { op, .. },
+                } => Some(*op),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ops.len(), 1, "{effects:?}");
+        ops[0]
+    }
+
+    fn reply(op: u64, granted: u64) -> LimiterMessage {
+        LimiterMessage::EvalReply {
+            op,
+            reply: ScriptReply::TokenBucket(
+                crate::ratelimit::distributed::scripts::TokenBucketReply {
+                    granted,
+                    micro_tokens_left: 0,
+                    retry_after_us: 0,
+                },
+            ),
+            store_time: Time::from_millis(3),
+        }
+    }
+
+    #[test]
+    fn central_mode_asks_the_store_and_a_timeout_falls_to_the_policy() {
+        for (policy, admitted, via) in [
+            (FailurePolicy::FailOpen, true, Via::FailOpen),
+            (FailurePolicy::FailClosed, false, Via::FailClosed),
+        ] {
+            let mut g = gateway(LimiterMode::Central, policy);
+            let e = handle(&mut g, Time::ZERO, |g, c| g.on_request(admit(7), c));
+            let op = sent_op(&e);
+            handle(&mut g, Time::from_millis(5), |g, c| {
+                g.on_message(reply(op, 1), c)
+            });
+            let d = g.log().back().copied().unwrap();
+            assert_eq!(
+                (d.admitted, d.via, d.store_time),
+                (true, Via::Store, Some(Time::from_millis(3)))
+            );
+            assert_eq!(d.decided_at - d.received_at, Duration::from_millis(5));
+            // The next call times out; its late answer is counted and ignored.
+            let e = handle(&mut g, Time::from_millis(10), |g, c| {
+                g.on_request(admit(8), c)
+            });
+            let op = sent_op(&e);
+            handle(&mut g, Time::from_millis(60), |g, c| g.on_timer(op, c));
+            let d = g.log().back().copied().unwrap();
+            assert_eq!((d.admitted, d.via), (admitted, via));
+            handle(&mut g, Time::from_millis(70), |g, c| {
+                g.on_message(reply(op, 1), c)
+            });
+            assert_eq!(g.decided(), 2);
+            assert_eq!(g.stats().late_replies, 1);
+            assert_eq!(g.stats().timeouts, 1);
+        }
+    }
+
+    #[test]
+    fn leasing_holds_one_batch_at_most_and_serves_the_waiting_first() {
+        let mut g = gateway(LimiterMode::Leasing, FailurePolicy::FailClosed);
+        let e = handle(&mut g, Time::ZERO, |g, c| g.on_request(admit(1), c));
+        let op = sent_op(&e);
+        // A second request waits for the same lease: no second call.
+        let e = handle(&mut g, Time::ZERO, |g, c| g.on_request(admit(2), c));
+        assert!(e.iter().all(|e| !matches!(e, Effect::Send { .. })));
+        assert_eq!(g.waiting(), 2);
+        handle(&mut g, Time::from_millis(4), |g, c| {
+            g.on_message(reply(op, 5), c)
+        });
+        assert_eq!(g.decided(), 2);
+        assert_eq!(g.lease_tokens(Time::from_millis(4)), 3);
+        // Spent locally, with no round trip, until the batch is gone.
+        for id in 3..6 {
+            let e = handle(&mut g, Time::from_millis(5), |g, c| {
+                g.on_request(admit(id), c)
+            });
+            assert!(e.iter().all(|e| !matches!(e, Effect::Send { .. })));
+        }
+        assert_eq!(g.stats().round_trips, 1);
+        assert!(g.log().iter().all(|d| d.admitted && d.via == Via::Lease));
+        // A thin lease: one token for two waiting, the other is refused by the store.
+        let e = handle(&mut g, Time::from_millis(6), |g, c| {
+            g.on_request(admit(6), c)
+        });
+        let op = sent_op(&e);
+        handle(&mut g, Time::from_millis(6), |g, c| {
+            g.on_request(admit(7), c)
+        });
+        handle(&mut g, Time::from_millis(9), |g, c| {
+            g.on_message(reply(op, 1), c)
+        });
+        let last: Vec<(bool, Via)> = g
+            .log()
+            .iter()
+            .rev()
+            .take(2)
+            .map(|d| (d.admitted, d.via))
+            .collect();
+        assert_eq!(last, vec![(false, Via::Store), (true, Via::Lease)]);
+        // Leased tokens expire unspent.
+        let e = handle(&mut g, Time::from_millis(10), |g, c| {
+            g.on_request(admit(8), c)
+        });
+        let op = sent_op(&e);
+        handle(&mut g, Time::from_millis(12), |g, c| {
+            g.on_message(reply(op, 5), c)
+        });
+        assert_eq!(g.lease_tokens(Time::from_millis(2_000)), 0);
     }
 }

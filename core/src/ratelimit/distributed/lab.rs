@@ -27,7 +27,7 @@ use crate::ratelimit::distributed::settings::{
 };
 use crate::ratelimit::distributed::store::{RedisStore, Value as StoreValue};
 use crate::ratelimit::lab::ArrivalFeed;
-use crate::sim::workload::ArrivalProcess;
+use crate::sim::workload::{ArrivalProcess, within};
 use crate::sim::{Fault, FaultScript, NetworkConfig, NodeId, Sim, SimConfig, Stepped};
 use crate::time::{Duration, Time};
 
@@ -145,6 +145,16 @@ struct Totals {
     by_via: [[u64; 2]; 5],
 }
 
+impl Totals {
+    /// Admitted beyond the ideal, in % of the ideal (negative when fewer were admitted).
+    fn over_admission_percent(&self) -> f64 {
+        if self.ideal_admitted == 0 {
+            return 0.0;
+        }
+        (self.admitted as f64 - self.ideal_admitted as f64) / self.ideal_admitted as f64 * 100.0
+    }
+}
+
 /// A decision as the lab saw it, at the simulator's time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Observed {
@@ -186,15 +196,6 @@ pub struct DistributedLab {
     metrics: MetricsRecorder,
 }
 
-fn in_field(prefix: &str, e: DistlabError) -> DistlabError {
-    match e {
-        DistlabError::InvalidField { field, problem } => {
-            DistlabError::field(format!("{prefix}.{field}"), problem)
-        }
-        other => other,
-    }
-}
-
 fn check_mode(mode: LimiterMode, limit: &GlobalLimit) -> Result<()> {
     if mode == LimiterMode::Leasing && !limit.leasable() {
         return Err(DistlabError::field(
@@ -226,11 +227,7 @@ impl DistributedLab {
     /// Over-admission so far: admitted beyond the ideal, in % of the ideal (negative when
     /// fewer were admitted).
     pub fn over_admission_percent(&self) -> f64 {
-        let t = &self.totals;
-        if t.ideal_admitted == 0 {
-            return 0.0;
-        }
-        (t.admitted as f64 - t.ideal_admitted as f64) / t.ideal_admitted as f64 * 100.0
+        self.totals.over_admission_percent()
     }
 
     /// (decided, admitted, ideal admitted, store round trips) so far.
@@ -375,15 +372,10 @@ impl DistributedLab {
                 .map(|o| o.latency().as_millis_f64())
                 .collect();
             lat.sort_by(f64::total_cmp);
-            let over = if t.ideal_admitted == 0 {
-                0.0
-            } else {
-                (t.admitted as f64 - t.ideal_admitted as f64) / t.ideal_admitted as f64 * 100.0
-            };
             let row = vec![
                 (t.admitted - sampled.admitted) as f64 / secs,
                 (t.ideal_admitted - sampled.ideal_admitted) as f64 / secs,
-                over,
+                t.over_admission_percent(),
                 percentile(&lat, 0.5),
                 percentile(&lat, 0.99),
                 (t.round_trips - sampled.round_trips) as f64 / secs,
@@ -636,7 +628,7 @@ impl LabModel for DistributedLab {
         };
         let mut sim = Sim::new(sim_config, node_config)?;
         sim.load_script(&c.faults)
-            .map_err(|e| in_field("faults", e))?;
+            .map_err(|e| within("faults", e))?;
         // The arrivals draw from their own stream, apart from the simulator's.
         let feed = ArrivalFeed::new(c.seed ^ 0xa11_7a1e, &c.arrivals, Time::ZERO)?;
         let sample = Duration::try_from_millis_f64("sampleMs", c.sample_ms)?;
