@@ -48,6 +48,10 @@ pub fn registered() -> Vec<(&'static str, Constructor)> {
             crate::ratelimit::lab::TokenBucketLab::ID,
             make::<crate::ratelimit::lab::TokenBucketLab>,
         ),
+        (
+            crate::ratelimit::distributed::DistributedLab::ID,
+            make::<crate::ratelimit::distributed::DistributedLab>,
+        ),
     ]
 }
 

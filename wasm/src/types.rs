@@ -19,6 +19,7 @@ export interface LabTypes {
     "sim.workload": { config: WorkloadLabConfig; action: WorkloadLabAction };
     "sim.linearizability": { config: LinearizabilityLabConfig; action: LinearizabilityLabAction };
     "ratelimit.token-bucket": { config: TokenBucketLabConfig; action: TokenBucketLabAction };
+    "ratelimit.distributed": { config: DistributedLabConfig; action: ClusterAction<DistributedLabAction> };
 }
 /** The id of a lab that `createLab` can build. */
 export type LabId = keyof LabTypes;

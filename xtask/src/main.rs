@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
+mod redis;
 mod soak;
 mod web;
 
@@ -183,11 +184,13 @@ fn test() -> Result {
             "warnings",
         ],
     )?;
+    let redis = redis::start()?;
     run_tests(
         "native tests",
         "cargo",
         &["test", "--workspace", "--release"],
     )?;
+    drop(redis);
     ensure_wasm_tools()?;
     ensure_chromium()?;
     run_tests(

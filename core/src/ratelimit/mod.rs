@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::Duration;
 
+pub mod distributed;
 pub mod lab;
 pub mod token_bucket;
 
