@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use crate::error::{DistlabError, Result, check_range};
 use crate::lab::LabModel;
 use crate::lab::cluster::{self, ClusterAction, status_name};
-use crate::lab::view::{InvariantStatus, MetricsRecorder, NodeView, Panel, View};
+use crate::lab::view::{FieldsOf, InvariantStatus, MetricsRecorder, NodeView, Panel, View};
 use crate::sim::history::Outcome;
 use crate::sim::pingpong::{LinkStats, PingConfig, PingNode};
 use crate::sim::{Fault, FaultScript, NetStats, NetworkConfig, NodeId, Sim, SimConfig};
@@ -133,7 +133,24 @@ impl NetworkLab {
         self.reordering_ever_on |= c.reorder > 0.0;
     }
 
-    fn node_view(&self, id: NodeId) -> NodeView {
+    /// Node `id`, with its inspectable fields if `with_fields` (they are most of the cost
+    /// of a big cluster's view, and a page inspects one node at a time).
+    fn node_view(&self, id: NodeId, with_fields: bool) -> NodeView {
+        let status = status_name(self.sim.status(id));
+        let mut node = NodeView {
+            id,
+            label: format!("n{id}"),
+            role: "node".into(),
+            status: status.into(),
+            fields: BTreeMap::new(),
+        };
+        if with_fields {
+            node.fields = self.node_fields(id);
+        }
+        node
+    }
+
+    fn node_fields(&self, id: NodeId) -> BTreeMap<String, Value> {
         let mut fields = BTreeMap::new();
         let clock = self.sim.clock(id).copied().unwrap_or_default();
         fields.insert("boots".into(), json!(self.sim.boots(id)));
@@ -157,14 +174,7 @@ impl NetworkLab {
             fields.insert("gaps".into(), json!(t.gaps));
             fields.insert("meanRttMs".into(), json!(mean_rtt_ms(&t)));
         }
-        let status = status_name(self.sim.status(id));
-        NodeView {
-            id,
-            label: format!("n{id}"),
-            role: "node".into(),
-            status: status.into(),
-            fields,
-        }
+        fields
     }
 
     fn links_table(&self) -> Panel {
@@ -386,6 +396,10 @@ impl LabModel for NetworkLab {
     }
 
     fn view(&self) -> View {
+        self.view_fields_of(&FieldsOf::All)
+    }
+
+    fn view_fields_of(&self, fields: &FieldsOf) -> View {
         let c = self.sim.network().config();
         let knobs = Panel::Table {
             title: "network".into(),
@@ -401,7 +415,7 @@ impl LabModel for NetworkLab {
         };
         View {
             nodes: (0..self.sim.node_count())
-                .map(|n| self.node_view(n))
+                .map(|n| self.node_view(n, fields.wants(n)))
                 .collect(),
             messages: cluster::messages(&self.sim),
             partitions: cluster::partitions(&self.sim),
@@ -492,7 +506,11 @@ mod tests {
         lab.act(&json!({ "type": "restart", "node": 2 })).unwrap();
         lab.step(Duration::from_millis(2_000)).unwrap();
         let view = lab.view();
-        assert!(view.invariants.iter().all(|i| i.ok), "{:?}", view.invariants);
+        assert!(
+            view.invariants.iter().all(|i| i.ok),
+            "{:?}",
+            view.invariants
+        );
         let received: u64 = view
             .nodes
             .iter()
@@ -500,5 +518,19 @@ mod tests {
             .sum();
         assert!(received > 100);
         assert_eq!(view.nodes[2].fields["durableBootCounter"], json!(2));
+    }
+
+    #[test]
+    fn a_view_with_some_nodes_fields_is_the_whole_view_stripped() {
+        let mut lab = crate::create_lab("sim.network", &json!({ "nodes": 12 })).unwrap();
+        lab.step(Duration::from_millis(700)).unwrap();
+        lab.act(&json!({ "type": "crash", "node": 4 })).unwrap();
+        for keep in [vec![], vec![3], vec![0, 4, 11, 99]] {
+            let only = FieldsOf::Only(keep.iter().copied().collect());
+            let mut whole = lab.view();
+            only.strip(&mut whole);
+            assert_eq!(lab.view_fields_of(&only), whole, "fields of {keep:?}");
+        }
+        assert_eq!(lab.view_fields_of(&FieldsOf::All), lab.view());
     }
 }
