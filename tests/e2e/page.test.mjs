@@ -300,3 +300,52 @@ test("works offline once loaded", async () => {
   await page.close();
   noErrors();
 });
+
+test("the ring renderer draws points by position and owned ranges as arcs", async () => {
+  // No registered lab has a ring yet (the consistent-hash lab will): a fixture panel in
+  // the view vocabulary goes through the page's generic panel renderers.
+  const page = await openPage("#lab=sim.network");
+  await page.evaluate(() => window.distlabPage.pause());
+  const ring = {
+    type: "ring",
+    title: "fixture ring",
+    points: [
+      { position: 0.25, label: "n0", owner: "leader", kind: "node" },
+      { position: 0.5, label: "k7", owner: "ok", kind: "key" },
+      { position: 1.0, label: "n1", owner: "rejected", kind: "node" }, // 1.0 wraps to the top
+    ],
+    arcs: [
+      { start: 0.6, end: 0.9, owner: "ok", label: "ok's range" },
+      { start: 0.95, end: 0.05, owner: "rejected", label: "wraps past 0" },
+    ],
+  };
+  const g = await page.evaluate((ring) => window.distlabPage.renderPanelFixture(ring), ring);
+  assert.ok(g && g.r > 40, JSON.stringify(g));
+  const pixel = (p, radius) => page.evaluate(([p, radius, g]) => {
+    const canvas = document.querySelector("#panel-fixture canvas");
+    const dpr = canvas.width / canvas.clientWidth;
+    const a = -Math.PI / 2 + 2 * Math.PI * p;
+    const x = Math.round((g.cx + radius * Math.cos(a)) * dpr);
+    const y = Math.round((g.cy + radius * Math.sin(a)) * dpr);
+    return [...canvas.getContext("2d").getImageData(x, y, 1, 1).data];
+  }, [p, radius, g]);
+  const near = ([r, g, b, a], hex, tol = 40) => {
+    const [R, G, B] = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+    return a > 200 && Math.abs(r - R) < tol && Math.abs(g - G) < tol && Math.abs(b - B) < tol;
+  };
+  // Nodes: dots on the circle in their owner's colour (leader #f0b429, rejected #f85149).
+  assert.ok(near(await pixel(0.25, g.r), "#f0b429"), `n0 at 3 o'clock: ${await pixel(0.25, g.r)}`);
+  assert.ok(near(await pixel(0, g.r), "#f85149"), `n1 at the top: ${await pixel(0, g.r)}`);
+  // A key: a tick inside the circle (ok #3fb950), nothing on the circle's outside there.
+  assert.ok(near(await pixel(0.5, g.r - 8), "#3fb950"), `k7 tick: ${await pixel(0.5, g.r - 8)}`);
+  // Arcs just outside the circle, translucent in the owner's colour; none elsewhere.
+  const [r1, g1, b1, a1] = await pixel(0.75, g.r + 7);
+  assert.ok(a1 > 60 && g1 > r1 && g1 > b1, `ok's range at 9 o'clock: ${[r1, g1, b1, a1]}`);
+  const [r2, g2, b2, a2] = await pixel(0.99, g.r + 7);
+  assert.ok(a2 > 60 && r2 > g2 && r2 > b2, `the wrapping range just left of the top: ${[r2, g2, b2, a2]}`);
+  assert.equal((await pixel(0.4, g.r + 7))[3], 0, "no arc at 0.4");
+  assert.equal((await pixel(0.25, g.r - 8))[3], 0, "no key tick at 0.25");
+  await page.screenshot({ path: join(SHOTS, "ring-fixture.png") });
+  await page.close();
+  noErrors();
+});

@@ -2,11 +2,11 @@
 // alone, controls, faults as actions, an inspector, invariants, time travel, a space-time
 // diagram of the trace, share links, and soaks in a worker.
 import "./style.css";
-import init, { catalog, createLab, replayLab, type CatalogEntry, type Lab, type LabAction, type LabConfig, type LabId, type View } from "distlab";
+import init, { catalog, createLab, replayLab, type CatalogEntry, type Lab, type LabAction, type LabConfig, type LabId, type Panel, type View } from "distlab";
 import { ClusterRenderer } from "./cluster";
 import { actionTypes, SchemaForm } from "./form";
 import { fmtTime, fmtValue } from "./format";
-import { PanelsRenderer } from "./panels";
+import { PanelsRenderer, ringGeometry } from "./panels";
 import { decodeHash, encodeRun, type SharedRun } from "./share";
 import type { SoakMessage, SoakRequest } from "./soak.worker";
 import { SpaceTimeDiagram } from "./spacetime";
@@ -734,6 +734,10 @@ declare global {
         parts: Record<string, { p50: number; p95: number; max: number }>;
       };
       resetFrames: () => void;
+      /** Draws `panel` through the generic panel renderers, in a box of its own over the
+       * page (a renderer no registered lab uses yet, the ring, is tested this way);
+       * returns the ring's circle in CSS pixels of the box's canvas. */
+      renderPanelFixture: (panel: Panel) => { cx: number; cy: number; r: number } | null;
     };
   }
 }
@@ -741,6 +745,21 @@ declare global {
 function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? 0;
+}
+
+let fixture: { root: HTMLElement; renderer: PanelsRenderer } | null = null;
+
+function renderPanelFixture(panel: Panel): { cx: number; cy: number; r: number } | null {
+  if (!fixture) {
+    const root = document.createElement("div");
+    root.id = "panel-fixture";
+    root.style.cssText = "position: fixed; left: 8px; top: 8px; width: 420px; z-index: 10";
+    document.body.append(root);
+    fixture = { root, renderer: new PanelsRenderer(root) };
+  }
+  fixture.renderer.render([panel], []);
+  const canvas = fixture.root.querySelector("canvas");
+  return canvas ? ringGeometry(canvas.clientWidth, canvas.clientHeight) : null;
 }
 
 async function main(): Promise<void> {
@@ -777,6 +796,7 @@ async function main(): Promise<void> {
         Object.entries(state.parts).map(([k, xs]) => [k, { p50: percentile(xs, 0.5), p95: percentile(xs, 0.95), max: percentile(xs, 1) }]),
       ),
     }),
+    renderPanelFixture,
     resetFrames: () => {
       state.lagSimMs = 0;
       state.lagWallMs = 0;
