@@ -1,6 +1,7 @@
 // Frame times of the built page in headless Chromium, scene by scene, with the page's
 // per-part timers: `node frame-bench.mjs [scene...]` against DISTLAB_URL. The browser e2e
 // measures the same scenes (test "frame time ..."); this script is for profiling.
+import { loadavg } from "node:os";
 import { chromium } from "playwright-core";
 
 const URL_BASE = process.env.DISTLAB_URL ?? "http://127.0.0.1:8080/";
@@ -28,7 +29,11 @@ export async function measureScene(page, scene, warmMs = 1000, measureMs = 4000)
   }, [scene.lab, scene.config, scene.speed]);
   await page.waitForTimeout(warmMs);
   await page.evaluate(() => window.distlabPage.resetFrames());
+  const loadBefore = loadavg()[0];
   await page.waitForTimeout(measureMs);
+  // The machine's 1-minute load average around the measurement: on a shared machine the
+  // frame times move with it.
+  const load = [loadBefore, loadavg()[0]].map((x) => Math.round(x * 100) / 100);
   const stats = await page.evaluate(() => window.distlabPage.frameStats());
   const view = await page.evaluate(() => {
     const lab = window.distlabPage.lab();
@@ -39,7 +44,7 @@ export async function measureScene(page, scene, warmMs = 1000, measureMs = 4000)
     };
     return { wholeMs: time(() => lab.view()), pageMs: time(() => lab.view({ fieldsOf: [] })) };
   });
-  return { ...stats, view, playing: await page.evaluate(() => window.distlabPage.playing()) };
+  return { ...stats, view, load, playing: await page.evaluate(() => window.distlabPage.playing()) };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
@@ -54,7 +59,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   for (const name of names) {
     const r = await measureScene(page, SCENES[name]);
     const f = (x) => x.toFixed(1);
-    console.log(`${name}: ${r.frames} frames, work p50 ${f(r.p50)} p95 ${f(r.p95)} max ${f(r.max)}, interval p50 ${f(r.interval.p50)} p95 ${f(r.interval.p95)}, sim speed ${r.achievedSpeed.toFixed(2)}×, view() whole ${f(r.view.wholeMs)} asked ${f(r.view.pageMs)}${r.playing ? "" : " (PAUSED)"}`);
+    console.log(`${name}: ${r.frames} frames, work p50 ${f(r.p50)} p95 ${f(r.p95)} max ${f(r.max)}, interval p50 ${f(r.interval.p50)} p95 ${f(r.interval.p95)}, sim speed ${r.achievedSpeed.toFixed(2)}×, view() whole ${f(r.view.wholeMs)} asked ${f(r.view.pageMs)}${r.playing ? "" : " (PAUSED)"}, load ${r.load.join("→")}`);
     for (const [k, v] of Object.entries(r.parts)) console.log(`   ${k.padEnd(10)} p50 ${f(v.p50)} p95 ${f(v.p95)} max ${f(v.max)}`);
   }
   await browser.close();

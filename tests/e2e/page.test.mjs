@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
+import { measureScene, SCENES } from "./frame-bench.mjs";
 
 const URL_BASE = process.env.DISTLAB_URL ?? "http://127.0.0.1:8080/";
 const SHOTS = process.env.DISTLAB_SCREENSHOTS ?? "screenshots";
@@ -233,35 +234,15 @@ test("frame time on the largest cluster under load, and time to first animated f
   const page = await openPage("#lab=sim.network");
   await page.waitForFunction(() => window.distlabPage.firstFrameMs !== null);
   const first = await page.evaluate(() => window.distlabPage.firstFrameMs);
-  const measure = async (config, speed) => {
-    await page.evaluate(([config, speed]) => {
-      window.distlabPage.open("sim.network", config);
-      const s = document.getElementById("speed");
-      s.value = String(Math.log10(speed));
-      s.dispatchEvent(new Event("input"));
-      window.distlabPage.play();
-    }, [config, speed]);
-    await page.waitForTimeout(1000);
-    await page.evaluate(() => window.distlabPage.resetFrames());
-    await page.waitForTimeout(4000);
-    const stats = await page.evaluate(() => window.distlabPage.frameStats());
-    // view() while the cluster runs: whole, and as the page asks for it (no node's fields).
-    const view = await page.evaluate(() => {
-      const lab = window.distlabPage.lab();
-      const time = (f) => {
-        const t0 = performance.now();
-        for (let i = 0; i < 20; i++) f();
-        return (performance.now() - t0) / 20;
-      };
-      return { wholeMs: time(() => lab.view()), pageMs: time(() => lab.view({ fieldsOf: [] })) };
-    });
-    return { ...stats, view };
-  };
-  const underLoad = { intervalMs: 20, network: { loss: 0.05, duplicate: 0.05 } };
-  const small = await measure({}, 0.1);
-  const huge = await measure({ nodes: 1000, ...underLoad }, 1);
+  // The scenes of frame-bench.mjs: sim.network with 5 nodes at 0.1x, 64 and 1,000 nodes
+  // under load (ping every 20 ms, 5 % loss, 5 % duplication) at 1x, and the largest
+  // consensus.raft (51 nodes, 32 clients with 5 ms think time, 5 % loss and duplication).
+  const small = await measureScene(page, SCENES.net5);
+  const huge = await measureScene(page, SCENES.net1000);
   await page.screenshot({ path: join(SHOTS, "sim.network-1000.png") });
-  const large = await measure({ nodes: 64, ...underLoad }, 1);
+  const raft = await measureScene(page, SCENES.raft51);
+  await page.screenshot({ path: join(SHOTS, "consensus.raft-51.png") });
+  const large = await measureScene(page, SCENES.net64);
   await page.screenshot({ path: join(SHOTS, "sim.network-64.png") });
   // A 100,000-event trace: the worker builds it, the main thread keeps drawing.
   await page.evaluate(() => {
@@ -276,10 +257,11 @@ test("frame time on the largest cluster under load, and time to first animated f
   }, null, { timeout: 60_000 });
   const bigTrace = await page.evaluate(() => ({ events: document.getElementById("trace-info").textContent, ...window.distlabPage.frameStats() }));
   await page.screenshot({ path: join(SHOTS, "trace-100k.png") });
-  const result = { firstAnimatedFrameMs: first, default5Nodes: small, nodes64UnderLoad: large, nodes1000UnderLoad: huge, trace100k: { events: bigTrace.events, frames: bigTrace.frames, p50: bigTrace.p50, p95: bigTrace.p95, maxFrameMs: bigTrace.max } };
+  const result = { firstAnimatedFrameMs: first, default5Nodes: small, nodes64UnderLoad: large, nodes1000UnderLoad: huge, raft51UnderLoad: raft, trace100k: { events: bigTrace.events, frames: bigTrace.frames, p50: bigTrace.p50, p95: bigTrace.p95, maxFrameMs: bigTrace.max } };
   writeFileSync(join(SHOTS, "frame-times.json"), JSON.stringify(result, null, 2));
   console.log(`frame times: ${JSON.stringify(result)}`);
-  assert.ok(small.frames > 30 && large.frames > 30 && huge.frames > 30, "frames were drawn");
+  assert.ok([small, large, huge, raft].every((r) => r.frames > 30), "frames were drawn");
+  assert.ok([small, large, huge, raft].every((r) => r.playing), "no scene stopped (an error or an invariant pauses the run)");
   await page.close();
   noErrors();
 });
