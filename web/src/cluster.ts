@@ -166,7 +166,8 @@ export class ClusterRenderer {
       ctx.lineWidth = 1;
     }
 
-    this.drawNodes(ctx, view, selected, blamed);
+    if (view.nodes.length > 48) this.drawNodeLayer(ctx, view, selected, blamed, w, h);
+    else this.drawNodes(ctx, view, selected, blamed);
     // Clients.
     for (const [id, p] of this.clientPositions) {
       ctx.fillStyle = colorFor("client");
@@ -196,6 +197,53 @@ export class ClusterRenderer {
       ctx.strokeRect(d.x0, d.y0, d.x1 - d.x0, d.y1 - d.y0);
       ctx.setLineDash([]);
     }
+  }
+
+  /**
+   * A big cluster's nodes change far less often than its messages move: they are drawn
+   * into a layer of their own, redrawn only when a node's role, status or label, the
+   * selection, the blamed nodes or the layout changed, and copied onto the stage.
+   */
+  private nodeLayer: HTMLCanvasElement | null = null;
+  private nodeLayerKey = "";
+  private layerRoles: string[] = [];
+  private layerStatuses: string[] = [];
+  private layerLabels: string[] = [];
+
+  private drawNodeLayer(ctx: CanvasRenderingContext2D, view: View, selected: number | null, blamed: Set<number>, w: number, h: number): void {
+    const dpr = this.canvas.width / Math.max(1, w);
+    const key = `${this.layoutKey}|${selected}|${[...blamed].join(",")}|${this.canvas.width}x${this.canvas.height}`;
+    let changed = key !== this.nodeLayerKey || this.nodeLayer === null;
+    this.nodeLayerKey = key;
+    const nodes = view.nodes;
+    if (this.layerRoles.length !== nodes.length) {
+      changed = true;
+      this.layerRoles.length = this.layerStatuses.length = this.layerLabels.length = nodes.length;
+    }
+    for (let i = 0; i < nodes.length; i++) {
+      const n = nodes[i];
+      if (!n) continue;
+      if (this.layerRoles[i] !== n.role || this.layerStatuses[i] !== n.status || this.layerLabels[i] !== n.label) {
+        changed = true;
+        this.layerRoles[i] = n.role;
+        this.layerStatuses[i] = n.status;
+        this.layerLabels[i] = n.label;
+      }
+    }
+    if (changed) {
+      const layer = (this.nodeLayer ??= document.createElement("canvas"));
+      if (layer.width !== this.canvas.width || layer.height !== this.canvas.height) {
+        layer.width = this.canvas.width;
+        layer.height = this.canvas.height;
+      }
+      const lctx = layer.getContext("2d");
+      if (!lctx) return this.drawNodes(ctx, view, selected, blamed);
+      lctx.setTransform(1, 0, 0, 1, 0, 0);
+      lctx.clearRect(0, 0, layer.width, layer.height);
+      lctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+      this.drawNodes(lctx, view, selected, blamed);
+    }
+    if (this.nodeLayer) ctx.drawImage(this.nodeLayer, 0, 0, w, h);
   }
 
   /** Node → partition group, reused between frames. */
