@@ -59,7 +59,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   for (const name of names) {
     const r = await measureScene(page, SCENES[name]);
     const f = (x) => x.toFixed(1);
-    console.log(`${name}: ${r.frames} frames, work p50 ${f(r.p50)} p95 ${f(r.p95)} max ${f(r.max)}, interval p50 ${f(r.interval.p50)} p95 ${f(r.interval.p95)}, sim speed ${r.achievedSpeed.toFixed(2)}×, view() whole ${f(r.view.wholeMs)} asked ${f(r.view.pageMs)}${r.playing ? "" : " (PAUSED)"}, load ${r.load.join("→")}`);
+    console.log(`${name}: ${r.frames} frames, work p50 ${f(r.p50)} p95 ${f(r.p95)} max ${f(r.max)}, interval p50 ${f(r.interval.p50)} p95 ${f(r.interval.p95)}, sim speed ${r.achievedSpeed === undefined ? "?" : r.achievedSpeed.toFixed(2)}×, view() whole ${f(r.view.wholeMs)} asked ${f(r.view.pageMs)}${r.playing ? "" : " (PAUSED)"}, load ${r.load.join("→")}`);
     for (const [k, v] of Object.entries(r.parts)) console.log(`   ${k.padEnd(10)} p50 ${f(v.p50)} p95 ${f(v.p95)} max ${f(v.max)}`);
   }
   await browser.close();
