@@ -84,7 +84,7 @@ export class SpaceTimeDiagram {
     this.drawnSize = size;
     this.nowUs = nowUs;
     this.nodes = nodes;
-    if (this.follow) this.endUs = Math.max(nowUs, this.spanUs * 0.9);
+    if (this.follow) this.endUs = this.tail() ? (this.tail()?.last ?? nowUs) : Math.max(nowUs, this.span() * 0.9);
     this.redraw();
     this.drawnAt = performance.now();
     this.cost = 0.7 * this.cost + 0.3 * (this.drawnAt - t0);
@@ -93,6 +93,27 @@ export class SpaceTimeDiagram {
   /** When the picture was last drawn by `draw`, and what a redraw costs (ms). */
   private drawnAt = -Infinity;
   private cost = 0;
+
+  /**
+   * A trace that holds only a lab's newest events (Raft hands out 400: a few milliseconds
+   * of 51 busy nodes), while following the present: its first and last event times. The
+   * picture then spans that stretch and ends at its last event (the worker that builds
+   * the trace may lag the present on a big cluster), instead of showing a sliver of it
+   * or nothing.
+   */
+  private tail(): { first: number; last: number } | null {
+    const t = this.t;
+    const first = t?.time[0];
+    const last = t?.time[t.time.length - 1];
+    if (!this.follow || !t || t.complete || first === undefined || last === undefined) return null;
+    return { first, last };
+  }
+
+  /** The time the picture spans. */
+  private span(): number {
+    const tail = this.tail();
+    return tail ? Math.min(this.spanUs, Math.max(200, (tail.last - tail.first) * 1.05)) : this.spanUs;
+  }
 
   private redraw(): void {
     const ctx = fitCanvas(this.canvas);
@@ -107,8 +128,9 @@ export class SpaceTimeDiagram {
     const laneW = (w - 20) / lanes;
     const x = (lane: number): number => 10 + laneW * (lane + 0.5);
     const t1 = this.endUs;
-    const t0 = t1 - this.spanUs;
-    const y = (time: number): number => top + ((h - top - 12) * (time - t0)) / this.spanUs;
+    const span = this.span();
+    const t0 = t1 - span;
+    const y = (time: number): number => top + ((h - top - 12) * (time - t0)) / span;
     ctx.font = "10px system-ui";
     ctx.textAlign = "center";
     const every = Math.ceil(14 / laneW);
