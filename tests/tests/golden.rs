@@ -81,7 +81,7 @@ fn sim_network_golden_trace_hash() {
     let (hash, events, time_us) = network_scenario();
     assert_eq!(
         (hash.as_str(), events, time_us),
-        ("87c55e6eb203122d", 21_309, json!(12_400_000)),
+        ("1aa3d1659c0ac7bd", 21_318, json!(12_400_000)),
         "the sim.network golden scenario changed"
     );
 }

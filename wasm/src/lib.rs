@@ -139,8 +139,7 @@ impl Lab {
                 .map_err(js_error)?,
             None => ViewOptions::default(),
         };
-        let mut view = self.inner.view();
-        options.apply(&mut view);
+        let view = self.inner.view_fields_of(&options.fields());
         // Called every animation frame: the JSON route is the cheap one for big views.
         to_js_via_json(&view).map_err(js_error)
     }

@@ -2,11 +2,13 @@
 //! those nodes only (the others get an empty object): a page animating 1,000 nodes needs
 //! the fields of the node it inspects, and the rest is most of the view (about 360 of
 //! 465 KB of JSON for a 1,000-node `sim.network`), paid for every frame in conversion
-//! and garbage collection.
+//! and garbage collection. The lab is asked for just those fields
+//! ([`distlab_core::lab::FieldsOf`]), so a lab that builds fields per node (`sim.network`)
+//! skips building the rest.
 
 use std::collections::BTreeSet;
 
-use distlab_core::lab::View;
+use distlab_core::lab::FieldsOf;
 use serde_json::Value;
 
 /// What `view()` leaves out.
@@ -43,14 +45,11 @@ impl ViewOptions {
         Ok(options)
     }
 
-    /// Applies the options to a view.
-    pub fn apply(&self, view: &mut View) {
-        if let Some(keep) = &self.fields_of {
-            for node in &mut view.nodes {
-                if !keep.contains(&node.id) {
-                    node.fields.clear();
-                }
-            }
+    /// Which nodes' fields the view carries.
+    pub fn fields(&self) -> FieldsOf {
+        match &self.fields_of {
+            Some(ids) => FieldsOf::Only(ids.clone()),
+            None => FieldsOf::All,
         }
     }
 }
@@ -83,11 +82,12 @@ mod tests {
     #[test]
     fn fields_of_keeps_only_the_named_nodes_fields() {
         let lab = create_lab("sim.network", &json!({ "nodes": 5 })).unwrap();
-        let mut view = lab.view();
-        let full = view.clone();
-        ViewOptions::from_json(&json!({ "fieldsOf": [3] }))
-            .unwrap()
-            .apply(&mut view);
+        let full = lab.view();
+        let view = lab.view_fields_of(
+            &ViewOptions::from_json(&json!({ "fieldsOf": [3] }))
+                .unwrap()
+                .fields(),
+        );
         for (got, want) in view.nodes.iter().zip(&full.nodes) {
             assert_eq!(got.fields.is_empty(), got.id != 3, "node {}", got.id);
             assert_eq!(
@@ -102,13 +102,11 @@ mod tests {
     #[test]
     fn no_options_change_nothing() {
         let lab = create_lab("sim.network", &json!({})).unwrap();
-        let mut view = lab.view();
-        let full = view.clone();
-        ViewOptions::from_json(&Value::Null)
-            .unwrap()
-            .apply(&mut view);
-        ViewOptions::from_json(&json!({})).unwrap().apply(&mut view);
-        assert_eq!(view, full);
+        let full = lab.view();
+        for options in [Value::Null, json!({})] {
+            let fields = ViewOptions::from_json(&options).unwrap().fields();
+            assert_eq!(lab.view_fields_of(&fields), full);
+        }
     }
 
     #[test]

@@ -9,6 +9,12 @@ export interface Point { x: number; y: number }
 /** A message that vanished before arriving while its link was cut or its target down. */
 interface Vanished { from: Point; to: Point; at: Point; born: number }
 
+/** Room kept for the legend and clock above a grid of nodes, the hint below it, and a
+ * column of clients on its right (CSS pixels). */
+const TOP_BAND = 40;
+const BOTTOM_BAND = 22;
+const CLIENT_COLUMN = 36;
+
 const GROUP_TINTS = ["#5aa9ff22", "#f0b42922", "#3fb95022", "#c084fc22", "#f7816622"];
 
 export class ClusterRenderer {
@@ -31,6 +37,7 @@ export class ClusterRenderer {
     const key = `${n}:${w}:${h}:${view.nodes[0]?.id}:${view.nodes[n - 1]?.id}`;
     if (key !== this.layoutKey) {
       this.layoutKey = key;
+      this.clientSlots = 0;
       this.layoutNodes(view, w, h);
     }
     this.clientPositions.clear();
@@ -39,12 +46,18 @@ export class ClusterRenderer {
       if (m.from.type === "client") this.clients.add(m.from.id);
       if (m.to.type === "client") this.clients.add(m.to.id);
     }
-    [...this.clients].sort((a, b) => a - b).forEach((c, i) => {
-      this.clientPositions.set(c, n <= 48 ? { x: cx, y: cy - 20 + 26 * i } : { x: w - 14, y: 14 + 20 * i });
-    });
+    // Clients keep their place as others come and go: by id, spaced for the most seen.
+    for (const c of this.clients) this.clientSlots = Math.max(this.clientSlots, c + 1);
+    const gap = (this.clientGap = Math.min(n <= 48 ? 26 : 20, (h - (n <= 48 ? cy - 20 : TOP_BAND) - BOTTOM_BAND) / Math.max(1, this.clientSlots)));
+    for (const c of this.clients) {
+      this.clientPositions.set(c, n <= 48 ? { x: cx, y: cy - 20 + gap * c } : { x: w - CLIENT_COLUMN / 2, y: TOP_BAND + gap * (c + 0.5) });
+    }
   }
 
   private clients = new Set<number>();
+  /** Client ids seen so far (1 + the highest), for their spacing, and that spacing. */
+  private clientSlots = 0;
+  private clientGap = 26;
 
   private layoutNodes(view: View, w: number, h: number): void {
     this.positions.clear();
@@ -59,15 +72,22 @@ export class ClusterRenderer {
         this.positions.set(node.id, { x: cx + r * Math.cos(a), y: cy + r * Math.sin(a) });
       });
     } else {
-      const cols = Math.ceil(Math.sqrt((n * w) / Math.max(h, 1)));
+      // A grid between the legend band at the top and the hint at the bottom, leaving a
+      // column on the right for clients; labels (when nodes are big enough for them) get
+      // room under each node.
+      const gw = w - 20 - CLIENT_COLUMN;
+      const gh = h - TOP_BAND - BOTTOM_BAND;
+      const cols = Math.ceil(Math.sqrt((n * gw) / Math.max(gh, 1)));
       const rows = Math.ceil(n / cols);
-      const gx = (w - 40) / cols;
-      const gy = (h - 40) / rows;
-      this.radius = Math.max(2, Math.min(gx, gy) / 2 - 2);
+      const gx = gw / cols;
+      const gy = gh / rows;
+      const r = Math.min(gx, gy) / 2 - 2;
+      this.radius = Math.max(2, r >= 9 ? Math.min(gx / 2 - 2, (gy - 14) / 2 - 1) : r);
+      const labelled = this.radius >= 9 ? 7 : 0;
       view.nodes.forEach((node, i) => {
         this.positions.set(node.id, {
-          x: 20 + gx * ((i % cols) + 0.5),
-          y: 20 + gy * (Math.floor(i / cols) + 0.5),
+          x: 10 + gx * ((i % cols) + 0.5),
+          y: TOP_BAND + gy * (Math.floor(i / cols) + 0.5) - labelled,
         });
       });
     }
@@ -123,7 +143,8 @@ export class ClusterRenderer {
     ctx.fillStyle = "#8a96a3";
     ctx.font = "12px ui-monospace, monospace";
     ctx.textAlign = "right";
-    ctx.fillText(`${(view.timeUs / 1000).toFixed(1)} ms · step ${view.step}`, w - 8, 16);
+    const clock = `${(view.timeUs / 1000).toFixed(1)} ms · step ${view.step}`;
+    ctx.fillText(clock, w - 8, 16);
     ctx.textAlign = "start";
     if (view.nodes.length === 0) {
       ctx.fillStyle = "#8a96a3";
@@ -166,24 +187,32 @@ export class ClusterRenderer {
       ctx.lineWidth = 1;
     }
 
-    this.drawNodes(ctx, view, selected, blamed);
-    // Clients.
+    if (view.nodes.length > 48) this.drawNodeLayer(ctx, view, selected, blamed, w, h);
+    else this.drawNodes(ctx, view, selected, blamed);
+    // Clients: squares as big as their spacing allows, labelled when there is room.
+    const cs = Math.max(3, Math.min(12, this.clientGap - 2));
     for (const [id, p] of this.clientPositions) {
       ctx.fillStyle = colorFor("client");
-      ctx.fillRect(p.x - 6, p.y - 6, 12, 12);
+      ctx.fillRect(p.x - cs / 2, p.y - cs / 2, cs, cs);
+      if (this.clientGap < 12) continue;
       ctx.fillStyle = "#d7dde4";
       ctx.font = "10px system-ui";
-      ctx.fillText(`c${id}`, p.x + 9, p.y + 4);
+      ctx.fillText(`c${id}`, p.x + cs / 2 + 3, p.y + 4);
     }
     // Legend of roles and message kinds.
     const roles = new Set<string>();
     for (const n of view.nodes) roles.add(n.role);
     const kinds = new Set<string>();
     for (const m of view.messages) if (kinds.size < 8) kinds.add(m.kind);
+    // The legend stops short of the clock at the top right.
+    ctx.font = "12px ui-monospace, monospace";
+    const room = w - 24 - ctx.measureText(clock).width;
     let lx = 8;
     ctx.font = "11px system-ui";
-    for (const r of roles) lx = legend(ctx, lx, 14, colorFor(r), r, true);
-    for (const k of kinds) lx = legend(ctx, lx, 14, colorFor(k), k, false);
+    for (const [name, round] of [...[...roles].map((r) => [r, true] as const), ...[...kinds].map((k) => [k, false] as const)]) {
+      if (lx + 18 + ctx.measureText(name).width > room) break;
+      lx = legend(ctx, lx, 14, colorFor(name), name, round);
+    }
     if (view.partitions.groups.length > 0) {
       ctx.fillStyle = "#f85149";
       ctx.fillText(`partition ${view.partitions.groups.map((g) => `{${g.join(",")}}`).join(" | ")}`, 8, 30);
@@ -196,6 +225,53 @@ export class ClusterRenderer {
       ctx.strokeRect(d.x0, d.y0, d.x1 - d.x0, d.y1 - d.y0);
       ctx.setLineDash([]);
     }
+  }
+
+  /**
+   * A big cluster's nodes change far less often than its messages move: they are drawn
+   * into a layer of their own, redrawn only when a node's role, status or label, the
+   * selection, the blamed nodes or the layout changed, and copied onto the stage.
+   */
+  private nodeLayer: HTMLCanvasElement | null = null;
+  private nodeLayerKey = "";
+  private layerRoles: string[] = [];
+  private layerStatuses: string[] = [];
+  private layerLabels: string[] = [];
+
+  private drawNodeLayer(ctx: CanvasRenderingContext2D, view: View, selected: number | null, blamed: Set<number>, w: number, h: number): void {
+    const dpr = this.canvas.width / Math.max(1, w);
+    const key = `${this.layoutKey}|${selected}|${[...blamed].join(",")}|${this.canvas.width}x${this.canvas.height}`;
+    let changed = key !== this.nodeLayerKey || this.nodeLayer === null;
+    this.nodeLayerKey = key;
+    const nodes = view.nodes;
+    if (this.layerRoles.length !== nodes.length) {
+      changed = true;
+      this.layerRoles.length = this.layerStatuses.length = this.layerLabels.length = nodes.length;
+    }
+    for (let i = 0; i < nodes.length; i++) {
+      const n = nodes[i];
+      if (!n) continue;
+      if (this.layerRoles[i] !== n.role || this.layerStatuses[i] !== n.status || this.layerLabels[i] !== n.label) {
+        changed = true;
+        this.layerRoles[i] = n.role;
+        this.layerStatuses[i] = n.status;
+        this.layerLabels[i] = n.label;
+      }
+    }
+    if (changed) {
+      const layer = (this.nodeLayer ??= document.createElement("canvas"));
+      if (layer.width !== this.canvas.width || layer.height !== this.canvas.height) {
+        layer.width = this.canvas.width;
+        layer.height = this.canvas.height;
+      }
+      const lctx = layer.getContext("2d");
+      if (!lctx) return this.drawNodes(ctx, view, selected, blamed);
+      lctx.setTransform(1, 0, 0, 1, 0, 0);
+      lctx.clearRect(0, 0, layer.width, layer.height);
+      lctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+      this.drawNodes(lctx, view, selected, blamed);
+    }
+    if (this.nodeLayer) ctx.drawImage(this.nodeLayer, 0, 0, w, h);
   }
 
   /** Node → partition group, reused between frames. */

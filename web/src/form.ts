@@ -108,9 +108,21 @@ export class SchemaForm {
       label.append(input);
       return () => (input.value === "" ? undefined : Number(input.value));
     }
-    if (types.includes("string") && Array.isArray(s["enum"])) {
+    // A string enum, plain or as a oneOf of documented string consts (schemars writes a
+    // unit enum with doc comments that way): a select, each option titled by its doc.
+    const choices: { value: string; doc: string }[] | null =
+      types.includes("string") && Array.isArray(s["enum"])
+        ? (s["enum"] as string[]).map((o) => ({ value: o, doc: "" }))
+        : variants && variants.every((v) => isObj(v) && typeof v["const"] === "string")
+          ? (variants as S[]).map((v) => ({ value: v["const"] as string, doc: typeof v["description"] === "string" ? v["description"] : "" }))
+          : null;
+    if (choices) {
       const select = document.createElement("select");
-      for (const o of s["enum"] as string[]) select.add(new Option(o, o, false, o === value));
+      for (const o of choices) {
+        const option = new Option(o.value, o.value, false, o.value === value);
+        option.title = o.doc;
+        select.add(option);
+      }
       select.dataset["path"] = path;
       label.append(select);
       return () => select.value;

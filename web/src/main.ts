@@ -2,11 +2,11 @@
 // alone, controls, faults as actions, an inspector, invariants, time travel, a space-time
 // diagram of the trace, share links, and soaks in a worker.
 import "./style.css";
-import init, { catalog, createLab, replayLab, type CatalogEntry, type Lab, type LabAction, type LabConfig, type LabId, type View } from "distlab";
+import init, { catalog, createLab, replayLab, type CatalogEntry, type Lab, type LabAction, type LabConfig, type LabId, type Panel, type View } from "distlab";
 import { ClusterRenderer } from "./cluster";
 import { actionTypes, SchemaForm } from "./form";
 import { fmtTime, fmtValue } from "./format";
-import { PanelsRenderer } from "./panels";
+import { PanelsRenderer, ringGeometry } from "./panels";
 import { decodeHash, encodeRun, type SharedRun } from "./share";
 import type { SoakMessage, SoakRequest } from "./soak.worker";
 import { SpaceTimeDiagram } from "./spacetime";
@@ -87,6 +87,21 @@ const state = {
   /** Time between two animation frames: what the eye sees (the work above plus the
    * browser's own: style, layout, rasterising the canvases). */
   intervals: [] as number[],
+  /** Wall ms one simulated ms costs to step (moving average). */
+  stepCostPerMs: 0,
+  /** What a frame's step, and a frame's view and drawing, cost (moving averages, ms). */
+  stepCost: 0,
+  showCost: 0,
+  /** The last frame stepped (so the next may show); wall ms not simulated yet. */
+  stepped: false,
+  owedMs: 0,
+  /** Simulated and wall ms played since the speed readout was last updated, and in
+   * total since the frame statistics were reset. */
+  simMs: 0,
+  wallMs: 0,
+  lagSimMs: 0,
+  lagWallMs: 0,
+  lagShownAt: -Infinity,
   /** Per-frame cost of each part, for the benchmark hook. */
   parts: {} as Record<string, number[]>,
 };
@@ -182,6 +197,11 @@ function openLab(id: string, run: SharedRun | null = null, config: LabConfig | n
   state.maxStep = lab.steps;
   state.dirty = true;
   state.urgent = true;
+  state.stepCostPerMs = 0;
+  state.viewCost = 0;
+  state.stepCost = 0;
+  state.showCost = 0;
+  state.owedMs = 0;
   state.traceStep = -1;
   state.lastTrace = -Infinity;
   state.traceCost = 0;
@@ -322,6 +342,69 @@ function viewInterval(): number {
   return state.viewCost < 2 ? 0 : Math.min(100, 3 * state.viewCost);
 }
 
+/**
+ * Simulating is the one part of a frame whose cost grows with the speed asked for: a
+ * 1,000-node cluster under load is about 150,000 events per simulated second. A frame
+ * spends at most about `budgetMs` on it: once stepping one simulated millisecond costs
+ * enough that `simMs` would not fit, the step is cut into slices and stops when the
+ * budget is spent. The rest is dropped, not owed (owing it would make every later frame
+ * spend the whole budget catching up): simulated time then runs slower than asked, and
+ * the speed readout says so. Returns the simulated ms advanced.
+ */
+function stepWithin(lab: Lab, simMs: number, budgetMs: number): number {
+  const t0 = performance.now();
+  const predicted = state.stepCostPerMs * simMs;
+  // Events come in bursts (a thousand timers due together), so a step may cost a few
+  // times its prediction: above a third of the budget it is sliced.
+  if (predicted <= budgetMs / 3) {
+    lab.step(simMs);
+    noteStepCost(performance.now() - t0, simMs);
+    return simMs;
+  }
+  // Slices of about a quarter of the budget each.
+  const slice = Math.max(simMs / 64, budgetMs / 4 / Math.max(state.stepCostPerMs, 1e-6));
+  let done = 0;
+  while (done < simMs && performance.now() - t0 < budgetMs) {
+    const ms = Math.min(slice, simMs - done);
+    lab.step(ms);
+    done += ms;
+  }
+  noteStepCost(performance.now() - t0, done);
+  return done;
+}
+
+function noteStepCost(ms: number, simMs: number): void {
+  if (simMs <= 0) return;
+  state.stepCostPerMs = 0.8 * state.stepCostPerMs + 0.2 * (ms / simMs);
+}
+
+/** The speed readout shows when simulated time runs slower than asked (see stepWithin). */
+function showLag(wall: number): void {
+  if (wall - state.lagShownAt < 500) return;
+  state.lagShownAt = wall;
+  const achieved = state.wallMs > 0 ? state.simMs / state.wallMs : state.speed;
+  state.lagSimMs += state.simMs;
+  state.lagWallMs += state.wallMs;
+  state.simMs = 0;
+  state.wallMs = 0;
+  const lagging = achieved < 0.9 * state.speed;
+  const text = lagging ? `${fmtSpeed(state.speed)} (runs at ${fmtSpeed(achieved)})` : fmtSpeed(state.speed);
+  if (ui.speedOut.textContent !== text) {
+    ui.speedOut.textContent = text;
+    ui.speedOut.title = lagging ? "this machine cannot simulate this lab that fast while drawing it: each frame simulates as much as fits in its budget" : "";
+  }
+}
+
+function fmtSpeed(x: number): string {
+  return `${x < 1 ? x.toPrecision(2) : x.toFixed(x < 10 ? 1 : 0)}×`;
+}
+
+/** Time a frame may spend simulating, ms: all of it in a frame that only steps; less
+ * what showing costs in one that does both. */
+const STEP_BUDGET_MS = 9;
+/** Above this cost of stepping plus showing (ms, moving averages), frames alternate. */
+const SPLIT_ABOVE_MS = 8;
+
 function frame(wall: number): void {
   const t0 = performance.now();
   if (state.lastFrameAt !== null) {
@@ -332,14 +415,40 @@ function frame(wall: number): void {
   const dt = Math.min(100, Math.max(0, wall - lastWall));
   lastWall = wall;
   const lab = state.lab;
+  // A big cluster's frame either simulates or shows what it simulated: doing both in one
+  // frame is what made the slow frames. While stepping and showing together cost more
+  // than SPLIT_ABOVE_MS, frames alternate, and a showing frame's time is simulated by the
+  // next one (so simulated time still runs at the speed asked).
+  const viewDue = state.urgent || !state.playing || wall - state.lastViewAt >= viewInterval();
+  const split = state.playing && state.stepCost + state.showCost > SPLIT_ABOVE_MS;
+  const showNow = lab !== null && state.dirty && viewDue && (!split || state.stepped || state.urgent);
   if (lab && state.playing && dt > 0) {
-    const ok = timed("step", () => guard(() => lab.step(dt * state.speed)));
-    if (ok === undefined) state.playing = false;
-    state.maxStep = Math.max(state.maxStep, lab.steps);
-    state.dirty = true;
+    if (split && showNow && !state.urgent) {
+      state.owedMs = Math.min(100, state.owedMs + dt);
+    } else {
+      const wallMs = dt + state.owedMs;
+      state.owedMs = 0;
+      const s0 = performance.now();
+      // A frame that only steps may spend more on it than one that also shows.
+      const budget = split ? STEP_BUDGET_MS : Math.max(4, Math.min(STEP_BUDGET_MS, 10 - state.showCost));
+      const ok = timed("step", () => guard(() => stepWithin(lab, wallMs * state.speed, budget)));
+      state.stepCost = 0.8 * state.stepCost + 0.2 * (performance.now() - s0);
+      state.stepped = true;
+      if (ok === undefined) state.playing = false;
+      else {
+        state.simMs += ok;
+        state.wallMs += wallMs;
+      }
+      state.maxStep = Math.max(state.maxStep, lab.steps);
+      state.dirty = true;
+      showLag(wall);
+    }
   }
-  const due = state.urgent || !state.playing || wall - state.lastViewAt >= viewInterval();
-  if (lab && state.dirty && due) {
+  const show0 = performance.now();
+  let showed = false;
+  if (lab && showNow) {
+    showed = true;
+    state.stepped = false;
     state.dirty = false;
     state.urgent = false;
     state.lastViewAt = wall;
@@ -374,6 +483,7 @@ function frame(wall: number): void {
     }
     timed("trace", () => refreshTrace(view, wall));
     timed("spacetime", () => spacetime.draw(view.timeUs, view.nodes.length));
+    if (showed) state.showCost = 0.8 * state.showCost + 0.2 * (performance.now() - show0);
   }
   state.frames.push(performance.now() - t0);
   if (state.frames.length > 600) state.frames.shift();
@@ -471,7 +581,8 @@ let traceWorker: Worker | null = null;
 function refreshTrace(v: View, wall: number): void {
   const lab = state.lab;
   if (!lab || state.traceStep === v.step || state.traceBusy) return;
-  if (state.playing && wall - state.lastTrace < Math.max(250, 3 * state.traceCost)) return;
+  // Builds over a second (a big cluster's 100,000-event tail) wait five times as long.
+  if (state.playing && wall - state.lastTrace < Math.max(250, (state.traceCost > 1000 ? 5 : 3) * state.traceCost)) return;
   if (!traceWorker) {
     traceWorker = new Worker(new URL("./trace.worker.ts", import.meta.url), { type: "module" });
     traceWorker.onmessage = (e: MessageEvent<TraceColumns | { id: number; error: string }>) => {
@@ -514,7 +625,9 @@ function wire(): void {
   ui.step.addEventListener("click", stepOnce);
   ui.speed.addEventListener("input", () => {
     state.speed = 10 ** Number(ui.speed.value);
-    ui.speedOut.textContent = `${state.speed < 1 ? state.speed.toPrecision(2) : state.speed.toFixed(state.speed < 10 ? 1 : 0)}×`;
+    ui.speedOut.textContent = fmtSpeed(state.speed);
+    state.simMs = 0;
+    state.wallMs = 0;
   });
   ui.seed.addEventListener("change", () => {
     const config = { ...(state.lab?.config() as Record<string, unknown>), seed: Number(ui.seed.value) };
@@ -653,9 +766,15 @@ declare global {
       frameStats: () => {
         frames: number; p50: number; p95: number; max: number;
         interval: { p50: number; p95: number; max: number };
+        /** Simulated ms per wall ms while playing, since the last reset. */
+        achievedSpeed: number;
         parts: Record<string, { p50: number; p95: number; max: number }>;
       };
       resetFrames: () => void;
+      /** Draws `panel` through the generic panel renderers, in a box of its own over the
+       * page (a renderer no registered lab uses yet, the ring, is tested this way);
+       * returns the ring's circle in CSS pixels of the box's canvas. */
+      renderPanelFixture: (panel: Panel) => { cx: number; cy: number; r: number } | null;
     };
   }
 }
@@ -663,6 +782,21 @@ declare global {
 function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? 0;
+}
+
+let fixture: { root: HTMLElement; renderer: PanelsRenderer } | null = null;
+
+function renderPanelFixture(panel: Panel): { cx: number; cy: number; r: number } | null {
+  if (!fixture) {
+    const root = document.createElement("div");
+    root.id = "panel-fixture";
+    root.style.cssText = "position: fixed; left: 8px; top: 8px; width: 420px; z-index: 10";
+    document.body.append(root);
+    fixture = { root, renderer: new PanelsRenderer(root) };
+  }
+  fixture.renderer.render([panel], []);
+  const canvas = fixture.root.querySelector("canvas");
+  return canvas ? ringGeometry(canvas.clientWidth, canvas.clientHeight) : null;
 }
 
 async function main(): Promise<void> {
@@ -694,11 +828,17 @@ async function main(): Promise<void> {
       p95: percentile(state.frames, 0.95),
       max: percentile(state.frames, 1),
       interval: { p50: percentile(state.intervals, 0.5), p95: percentile(state.intervals, 0.95), max: percentile(state.intervals, 1) },
+      achievedSpeed: (state.lagSimMs + state.simMs) / Math.max(1e-9, state.lagWallMs + state.wallMs),
       parts: Object.fromEntries(
         Object.entries(state.parts).map(([k, xs]) => [k, { p50: percentile(xs, 0.5), p95: percentile(xs, 0.95), max: percentile(xs, 1) }]),
       ),
     }),
+    renderPanelFixture,
     resetFrames: () => {
+      state.lagSimMs = 0;
+      state.lagWallMs = 0;
+      state.simMs = 0;
+      state.wallMs = 0;
       state.frames = [];
       state.intervals = [];
       state.parts = {};

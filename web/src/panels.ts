@@ -1,9 +1,9 @@
 // Generic panel renderers, chosen by each panel's `type`: tables (DOM), charts (uPlot),
-// bars, grids, strips and timelines (Canvas 2D), text. The lab's metrics series become
+// bars, grids, strips, timelines and rings (Canvas 2D), text. The lab's metrics series become
 // uPlot charts, one per unit. Panels keep their DOM and chart instances between frames.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
-import type { Panel, Series, StripItem, TimelineBar, Cell } from "distlab";
+import type { Panel, Series, StripItem, TimelineBar, Cell, RingArc, RingPoint } from "distlab";
 import { colorFor, fitCanvas, fmtNumber, fmtValue } from "./format";
 
 interface Slot {
@@ -81,7 +81,7 @@ export class PanelsRenderer {
       slot.body = document.createElement("div");
       slot.body.className = "scroll";
       el.append(slot.body);
-    } else if (p.type === "bars" || p.type === "grid" || p.type === "strip" || p.type === "timeline") {
+    } else if (p.type === "bars" || p.type === "grid" || p.type === "strip" || p.type === "timeline" || p.type === "ring") {
       slot.canvas = document.createElement("canvas");
       el.append(slot.canvas);
     } else {
@@ -119,6 +119,9 @@ export class PanelsRenderer {
         break;
       case "timeline":
         if (slot.canvas) drawTimeline(slot.canvas, p.lanes, p.bars);
+        break;
+      case "ring":
+        if (slot.canvas) drawRing(slot.canvas, p.points, p.arcs);
         break;
     }
   }
@@ -285,5 +288,95 @@ function drawTimeline(canvas: HTMLCanvasElement, lanes: string[], bars: Timeline
       ctx.fillStyle = "#0f1419";
       ctx.fillText(b.order === null ? b.label : `${b.label} #${b.order}`, x(b.start) + 2, y + laneH - 7);
     }
+  }
+}
+
+/** Where position `p` in [0, 1) lies on a circle: 0 at the top, clockwise. */
+export function ringPoint(cx: number, cy: number, r: number, p: number): { x: number; y: number } {
+  const a = -Math.PI / 2 + 2 * Math.PI * p;
+  return { x: cx + r * Math.cos(a), y: cy + r * Math.sin(a) };
+}
+
+/** The circle a ring panel is drawn on, in CSS pixels of its canvas. */
+export function ringGeometry(w: number, h: number): { cx: number; cy: number; r: number } {
+  return { cx: w / 2, cy: h / 2, r: Math.max(10, Math.min(w, h) / 2 - 24) };
+}
+
+/**
+ * A ring: owned ranges as thick arcs just outside the circle, nodes as dots on it, keys as
+ * ticks inside it, each coloured by its owner; labels when there is room. Points and arcs
+ * of one owner are batched into one path each.
+ */
+export function drawRing(canvas: HTMLCanvasElement, points: RingPoint[], arcs: RingArc[]): void {
+  const ctx = fitCanvas(canvas);
+  const w = canvas.clientWidth;
+  const h = canvas.clientHeight;
+  ctx.clearRect(0, 0, w, h);
+  const { cx, cy, r } = ringGeometry(w, h);
+  ctx.strokeStyle = "#2a323c";
+  ctx.lineWidth = 1;
+  ctx.beginPath();
+  ctx.arc(cx, cy, r, 0, 2 * Math.PI);
+  ctx.stroke();
+  const frac = (p: number): number => (Number.isFinite(p) ? p - Math.floor(p) : 0);
+  const owners: string[] = [];
+  const note = (o: string): void => {
+    if (!owners.includes(o)) owners.push(o);
+  };
+  arcs.forEach((a) => note(a.owner));
+  points.forEach((p) => note(p.owner));
+  ctx.lineWidth = 6;
+  for (const owner of owners) {
+    ctx.strokeStyle = colorFor(owner);
+    ctx.globalAlpha = 0.55;
+    ctx.beginPath();
+    for (const a of arcs) {
+      if (a.owner !== owner) continue;
+      const s = frac(a.start);
+      let e = frac(a.end);
+      if (e <= s) e += 1; // wraps past 0; equal ends: the whole ring
+      const a0 = -Math.PI / 2 + 2 * Math.PI * s;
+      ctx.moveTo(cx + (r + 7) * Math.cos(a0), cy + (r + 7) * Math.sin(a0));
+      ctx.arc(cx, cy, r + 7, a0, -Math.PI / 2 + 2 * Math.PI * e);
+    }
+    ctx.stroke();
+  }
+  ctx.globalAlpha = 1;
+  ctx.lineWidth = 2;
+  const dot = Math.max(2.5, Math.min(6, (Math.PI * r) / Math.max(points.length, 1) - 1));
+  for (const owner of owners) {
+    ctx.fillStyle = colorFor(owner);
+    ctx.strokeStyle = colorFor(owner);
+    const dots = new Path2D();
+    const ticks = new Path2D();
+    for (const p of points) {
+      if (p.owner !== owner) continue;
+      const at = frac(p.position);
+      if (p.kind === "node") {
+        const q = ringPoint(cx, cy, r, at);
+        dots.moveTo(q.x + dot, q.y);
+        dots.arc(q.x, q.y, dot, 0, 2 * Math.PI);
+      } else {
+        const q0 = ringPoint(cx, cy, r - 4, at);
+        const q1 = ringPoint(cx, cy, r - 12, at);
+        ticks.moveTo(q0.x, q0.y);
+        ticks.lineTo(q1.x, q1.y);
+      }
+    }
+    ctx.fill(dots);
+    ctx.stroke(ticks);
+  }
+  ctx.lineWidth = 1;
+  if (points.length <= 48) {
+    ctx.font = "10px system-ui";
+    ctx.fillStyle = "#d7dde4";
+    for (const p of points) {
+      if (p.kind !== "node") continue;
+      const at = frac(p.position);
+      const q = ringPoint(cx, cy, r + 18, at);
+      ctx.textAlign = q.x < cx - 4 ? "right" : q.x > cx + 4 ? "left" : "center";
+      ctx.fillText(p.label, q.x, q.y + 3);
+    }
+    ctx.textAlign = "start";
   }
 }

@@ -18,7 +18,7 @@ use crate::error::Result;
 pub use crate::registry::{CatalogEntry, catalog, create_lab};
 use crate::time::{Duration, Time};
 pub use runner::{LabModel, RecordedAction, Runner};
-pub use view::View;
+pub use view::{FieldsOf, View};
 
 /// A running lab, as the page and the npm package see it.
 pub trait Lab {
@@ -34,6 +34,12 @@ pub trait Lab {
     /// Applies an action (a JSON object with a `type`). On error nothing changes.
     fn act(&mut self, action: &Value) -> Result<()>;
     fn view(&self) -> View;
+    /// The view with only the `fields` of some nodes (see [`FieldsOf`]).
+    fn view_fields_of(&self, fields: &FieldsOf) -> View {
+        let mut v = self.view();
+        fields.strip(&mut v);
+        v
+    }
     /// Goes to the state after `k` events (with the actions recorded up to there).
     /// Returns the step reached, less than `k` if the run ends earlier.
     fn seek(&mut self, k: u64) -> Result<u64>;

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::error::{DistlabError, Result};
 use crate::lab::Lab;
 use crate::lab::json::{config_from_value, from_value};
-use crate::lab::view::View;
+use crate::lab::view::{FieldsOf, View};
 use crate::time::{Duration, Time};
 
 /// The most events one `step` call processes, so a huge `dt` on a big cluster returns
@@ -44,6 +44,13 @@ pub trait LabModel: Clone + 'static {
     /// Applies an action. On error the lab must be unchanged.
     fn act(&mut self, action: &Self::Action) -> Result<()>;
     fn view(&self) -> View;
+    /// The view with only some nodes' fields. Labs whose node fields are costly build just
+    /// those; by default the whole view is built and the rest stripped.
+    fn view_fields_of(&self, fields: &FieldsOf) -> View {
+        let mut v = self.view();
+        fields.strip(&mut v);
+        v
+    }
     /// The trace as JSON.
     fn trace(&self) -> Value;
     /// Typical actions, for the page's buttons, documentation and fuzzing.
@@ -268,7 +275,14 @@ impl<M: LabModel> Lab for Runner<M> {
     }
 
     fn view(&self) -> View {
-        let mut v = self.model.view();
+        self.view_fields_of(&FieldsOf::All)
+    }
+
+    fn view_fields_of(&self, fields: &FieldsOf) -> View {
+        let mut v = match fields {
+            FieldsOf::All => self.model.view(),
+            _ => self.model.view_fields_of(fields),
+        };
         v.lab = M::ID.to_string();
         v.step = self.model.steps();
         v.time_us = self.model.now().0;

@@ -3,6 +3,12 @@
 //! duplicated, late (overtaken) or missing, with an anti-replay window like IPsec's
 //! (RFC 4303 §3.4.3). Each node also counts its boots on disk, so restarts are visible.
 //!
+//! Sequence numbers live in memory and start again at 0 after a restart, so every ping
+//! carries its sender's boot epoch (the durable boot count, as in IPsec's rekeying or
+//! QUIC's connection IDs: a fresh number space per incarnation), and a receiver keeps one
+//! window per (sender, epoch). Without it a restarted sender's pings would look like
+//! duplicates of its previous incarnation's.
+//!
 //! With `intervalMs = 0` it becomes the raw-throughput benchmark: each node keeps exactly
 //! one ping in flight and sends the next as soon as the pong returns.
 
@@ -14,12 +20,24 @@ use crate::sim::node::{ClientRequest, Ctx, Node, NodeId, Reply, TimerId};
 use crate::time::{Duration, Time};
 
 const PING_TIMER: TimerId = 0;
+/// The boot log: one little-endian `u64` epoch per boot, appended and synced before the
+/// node sends anything in that epoch.
 const BOOTS_FILE: &str = "boots";
+/// Bytes of one boot record.
+const BOOT_RECORD: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PingMessage {
-    Ping { seq: u64, sent: Time },
-    Pong { seq: u64, sent: Time },
+    /// `epoch`: the sender's boot count when it sent this; `seq` counts within it.
+    Ping {
+        epoch: u64,
+        seq: u64,
+        sent: Time,
+    },
+    Pong {
+        seq: u64,
+        sent: Time,
+    },
 }
 
 /// Cluster-wide settings of the ping protocol.
@@ -98,11 +116,15 @@ pub struct PingNode {
     id: NodeId,
     interval: Duration,
     fanout: u32,
+    /// The current epoch once started (the epoch recovered from disk until then).
     boots: u64,
+    /// Length of the boot log's whole records: a torn tail beyond it is cut on start.
+    boot_log_len: usize,
     next_peer: u32,
     next_seq: BTreeMap<NodeId, u64>,
     links: BTreeMap<NodeId, LinkStats>,
-    windows: BTreeMap<NodeId, Window>,
+    /// Anti-replay windows by (sender, sender's epoch).
+    windows: BTreeMap<(NodeId, u64), Window>,
 }
 
 impl PingNode {
@@ -133,6 +155,7 @@ impl PingNode {
     fn ping(&mut self, to: NodeId, ctx: &mut Ctx<'_, Self>) {
         let seq = self.next_seq.entry(to).or_insert(0);
         let msg = PingMessage::Ping {
+            epoch: self.boots,
             seq: *seq,
             sent: ctx.now(),
         };
@@ -161,13 +184,13 @@ impl Node for PingNode {
     type Config = PingConfig;
 
     fn recover(id: NodeId, config: &PingConfig, disk: &Disk) -> Self {
-        // A torn or missing counter reads as zero boots: the file is 8 bytes or nothing.
-        let boots = <[u8; 8]>::try_from(disk.read(BOOTS_FILE)).map_or(0, u64::from_le_bytes);
+        let (boots, boot_log_len) = read_boot_log(disk.read(BOOTS_FILE));
         PingNode {
             id,
             interval: config.interval,
             fanout: config.fanout.max(1),
             boots,
+            boot_log_len,
             next_peer: 0,
             next_seq: BTreeMap::new(),
             links: BTreeMap::new(),
@@ -176,12 +199,23 @@ impl Node for PingNode {
     }
 
     fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
+        // The new epoch is durable before any ping carries it, so no two incarnations share
+        // one: a crash before the fsync loses the record and the next boot reuses an epoch
+        // nothing was sent in. The log is only appended to, after cutting a torn tail, so
+        // the first unsynced write of a boot is always the cut (the simulated disk tears
+        // only the oldest unsynced write, and a cut cannot tear) and an earlier epoch is
+        // never overwritten.
         self.boots += 1;
-        ctx.disk(DiskOp::Overwrite {
+        ctx.disk(DiskOp::Truncate {
+            file: BOOTS_FILE,
+            len: self.boot_log_len,
+        });
+        ctx.disk(DiskOp::Append {
             file: BOOTS_FILE,
             bytes: self.boots.to_le_bytes().to_vec(),
         });
         ctx.disk(DiskOp::Fsync);
+        self.boot_log_len += BOOT_RECORD;
         if self.interval == Duration::ZERO {
             let peer = self.next_peer(ctx.node_count());
             self.ping(peer, ctx);
@@ -192,10 +226,13 @@ impl Node for PingNode {
 
     fn on_message(&mut self, from: NodeId, msg: PingMessage, ctx: &mut Ctx<'_, Self>) {
         match msg {
-            PingMessage::Ping { seq, sent } => {
+            PingMessage::Ping { epoch, seq, sent } => {
                 let stats = self.links.entry(from).or_default();
                 stats.pings_received += 1;
-                self.windows.entry(from).or_default().classify(seq, stats);
+                self.windows
+                    .entry((from, epoch))
+                    .or_default()
+                    .classify(seq, stats);
                 ctx.send(from, PingMessage::Pong { seq, sent });
             }
             PingMessage::Pong { sent, .. } => {
@@ -230,6 +267,19 @@ impl Node for PingNode {
     }
 }
 
+/// The newest epoch in a boot log and the length of its whole records. A crash can leave
+/// a strict prefix of the last append (a torn write), which is not a record: it is
+/// ignored here and cut on the next start. An empty log is epoch 0 (never booted).
+fn read_boot_log(bytes: &[u8]) -> (u64, usize) {
+    let whole = bytes.len() - bytes.len() % BOOT_RECORD;
+    let epoch = bytes
+        .get(..whole)
+        .and_then(|b| b.chunks_exact(BOOT_RECORD).last())
+        .and_then(|r| <[u8; BOOT_RECORD]>::try_from(r).ok())
+        .map_or(0, u64::from_le_bytes);
+    (epoch, whole)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +295,113 @@ mod tests {
         assert_eq!(s.duplicates, 2); // 3 again, 1 again
         assert_eq!(s.late, 2); // 2, 5
         assert_eq!(s.gaps, 1 + 196);
+    }
+}
+
+#[cfg(test)]
+mod epoch_tests {
+    use super::*;
+    use crate::sim::{Fault, NetworkConfig, NodeStatus, Sim, SimConfig};
+    use proptest::prelude::*;
+
+    fn sim(seed: u64, torn: f64) -> Sim<PingNode> {
+        let config = SimConfig {
+            seed,
+            nodes: 3,
+            torn_write_probability: torn,
+            network: NetworkConfig::default(),
+            ..SimConfig::default()
+        };
+        let ping = PingConfig {
+            interval: Duration::from_millis(5),
+            fanout: 2,
+        };
+        Sim::new(config, ping).unwrap()
+    }
+
+    fn anomalies(sim: &Sim<PingNode>) -> (u64, u64) {
+        (0..3)
+            .filter_map(|n| sim.node(n))
+            .map(|n| n.totals())
+            .fold((0, 0), |(d, l), t| (d + t.duplicates, l + t.late))
+    }
+
+    #[test]
+    fn a_restarted_sender_is_neither_duplicated_nor_late() {
+        let mut sim = sim(7, 0.0);
+        sim.run_until(Time::from_millis(300), |_, _| {});
+        for _ in 0..3 {
+            sim.apply_fault(&Fault::Crash { node: 2 }).unwrap();
+            sim.run_until(sim.now() + Duration::from_millis(20), |_, _| {});
+            sim.apply_fault(&Fault::Restart { node: 2 }).unwrap();
+            sim.run_until(sim.now() + Duration::from_millis(300), |_, _| {});
+        }
+        let pings_from_2: u64 = (0..2)
+            .filter_map(|n| sim.node(n))
+            .filter_map(|n| n.links().get(&2).map(|s| s.pings_received))
+            .sum();
+        assert!(pings_from_2 > 100, "node 2 kept pinging: {pings_from_2}");
+        assert_eq!(anomalies(&sim), (0, 0));
+        assert_eq!(sim.node(2).unwrap().boots(), 4);
+    }
+
+    #[test]
+    fn the_same_epoch_and_sequence_twice_is_a_duplicate() {
+        // Epoch 2 restarts at sequence 0 without being a duplicate of epoch 1, and a real
+        // duplicate within an epoch is still one.
+        let mut windows: BTreeMap<(NodeId, u64), Window> = BTreeMap::new();
+        let mut stats = LinkStats::default();
+        for (epoch, seq) in [(1, 0), (1, 1), (2, 0), (2, 1), (1, 1), (2, 1)] {
+            windows
+                .entry((1, epoch))
+                .or_default()
+                .classify(seq, &mut stats);
+        }
+        assert_eq!((stats.in_order, stats.duplicates, stats.late), (4, 2, 0));
+    }
+
+    #[test]
+    fn the_boot_log_ignores_a_torn_tail() {
+        assert_eq!(read_boot_log(&[]), (0, 0));
+        let mut log: Vec<u8> = [1u64, 2, 3].iter().flat_map(|e| e.to_le_bytes()).collect();
+        assert_eq!(read_boot_log(&log), (3, 24));
+        log.extend_from_slice(&4u64.to_le_bytes()[..5]);
+        assert_eq!(read_boot_log(&log), (3, 24));
+    }
+
+    proptest! {
+        /// Whatever crashes hit a node — between any two effects of its boot, with every
+        /// unsynced write torn — no two incarnations that sent pings share an epoch.
+        #[test]
+        fn epochs_never_repeat(seed in any::<u64>(), faults in proptest::collection::vec((0u8..3, 0u32..5), 1..25)) {
+            let mut sim = sim(seed, 1.0);
+            // (incarnation, epoch) of every incarnation of node 2 that sent a ping.
+            let mut used: Vec<(u32, u64)> = Vec::new();
+            let note = |sim: &Sim<PingNode>, used: &mut Vec<(u32, u64)>| {
+                if let Some(n) = sim.node(2)
+                    && n.totals().pings_sent > 0
+                    && used.last().is_none_or(|u| u.0 != sim.boots(2))
+                {
+                    used.push((sim.boots(2), n.boots()));
+                }
+            };
+            for (kind, effects) in faults {
+                sim.run_until(sim.now() + Duration::from_millis(12), |_, _| {});
+                note(&sim, &mut used);
+                let fault = match kind {
+                    0 => Fault::Crash { node: 2 },
+                    1 => Fault::CrashMidEvent { node: 2, effects },
+                    _ => Fault::Restart { node: 2 },
+                };
+                sim.apply_fault(&fault).unwrap();
+            }
+            if sim.status(2) == Some(NodeStatus::Crashed) {
+                sim.apply_fault(&Fault::Restart { node: 2 }).unwrap();
+            }
+            sim.run_until(sim.now() + Duration::from_millis(12), |_, _| {});
+            note(&sim, &mut used);
+            prop_assert!(used.windows(2).all(|w| w[0].1 < w[1].1), "epochs {used:?}");
+            prop_assert_eq!(anomalies(&sim), (0, 0));
+        }
     }
 }
