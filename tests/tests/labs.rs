@@ -404,3 +404,36 @@ fn replay_reproduces_actions_taken_after_whole_steps() {
         }
     }
 }
+
+/// `view_fields_of` is `view()` with the other nodes' fields emptied, whether a lab builds
+/// only the wanted fields (as `sim.network` does for the page's big clusters) or strips
+/// them afterwards (the default).
+#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+fn fields_of_some_nodes_is_the_view_with_the_others_emptied() {
+    use distlab_core::lab::FieldsOf;
+    for id in lab_ids() {
+        let mut rng = SimRng::new(11);
+        let mut lab = create_lab(id, &Value::Null).unwrap();
+        for _ in 0..4 {
+            drive(lab.as_mut(), &mut rng, 6);
+            let full = lab.view();
+            assert_eq!(lab.view_fields_of(&FieldsOf::All), full, "{id}: all fields");
+            let ids: Vec<_> = full.nodes.iter().map(|n| n.id).collect();
+            let wanted: BTreeSet<_> = ids.iter().copied().filter(|_| rng.chance(0.3)).collect();
+            let fields = FieldsOf::Only(wanted);
+            let mut want = full.clone();
+            fields.strip(&mut want);
+            assert_eq!(lab.view_fields_of(&fields), want, "{id}: {fields:?}");
+            assert_eq!(
+                lab.view_fields_of(&FieldsOf::Only(BTreeSet::new()))
+                    .nodes
+                    .iter()
+                    .filter(|n| !n.fields.is_empty())
+                    .count(),
+                0,
+                "{id}: no node's fields"
+            );
+        }
+    }
+}
