@@ -293,7 +293,7 @@ struct Evaluation {
 
 /// Token amounts to units, rounding up. Callers pass validated finite values in
 /// `[0, MAX_TOKENS]`, so the product is below 2^80 and the cast exact.
-fn to_units(tokens: f64) -> u128 {
+pub(crate) fn to_units(tokens: f64) -> u128 {
     libm::ceil(tokens * UNITS_PER_TOKEN) as u128
 }
 
@@ -347,7 +347,7 @@ impl ExactRate {
 /// guess that is usually off by at most a microsecond or two: gallop away from the guess to
 /// bracket the answer, then bisect. O(log |error of the guess|) evaluations. Returns
 /// `u64::MAX` if `pred` holds nowhere (which a validated bucket never asks).
-fn first_satisfying(guess: u64, pred: impl Fn(u64) -> bool) -> u64 {
+pub(crate) fn first_satisfying(guess: u64, pred: impl Fn(u64) -> bool) -> u64 {
     let (mut lo, mut hi); // pred(lo) is false, pred(hi) is true
     let mut step = 1u64;
     if pred(guess) {
