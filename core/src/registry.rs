@@ -48,6 +48,26 @@ pub fn registered() -> Vec<(&'static str, Constructor)> {
             crate::ratelimit::lab::TokenBucketLab::ID,
             make::<crate::ratelimit::lab::TokenBucketLab>,
         ),
+        (
+            crate::ratelimit::compare_lab::FixedWindowLab::ID,
+            make::<crate::ratelimit::compare_lab::FixedWindowLab>,
+        ),
+        (
+            crate::ratelimit::compare_lab::SlidingLogLab::ID,
+            make::<crate::ratelimit::compare_lab::SlidingLogLab>,
+        ),
+        (
+            crate::ratelimit::compare_lab::SlidingCounterLab::ID,
+            make::<crate::ratelimit::compare_lab::SlidingCounterLab>,
+        ),
+        (
+            crate::ratelimit::compare_lab::LeakyBucketLab::ID,
+            make::<crate::ratelimit::compare_lab::LeakyBucketLab>,
+        ),
+        (
+            crate::ratelimit::compare_lab::KeyedLab::ID,
+            make::<crate::ratelimit::compare_lab::KeyedLab>,
+        ),
     ]
 }
 

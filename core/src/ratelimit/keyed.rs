@@ -213,6 +213,14 @@ impl<R: Rule, K: Hash + Eq + Clone> KeyedLimiter<R, K> {
         out
     }
 
+    /// Bytes per key by layout alone, independent of allocation history: a slot plus an
+    /// index entry and control byte at hashbrown's highest load (7/8). A clone allocates
+    /// exactly, a long-lived limiter with headroom, so [`KeyedLimiter::memory`] differs
+    /// between the two; this figure does not, which is what a reproducible view needs.
+    pub fn layout_bytes_per_key() -> f64 {
+        size_of::<Slot<K, R::State>>() as f64 + (size_of::<(K, u32)>() as f64 + 1.0) * 8.0 / 7.0
+    }
+
     /// Memory in use, computed from `size_of` and the allocated capacities.
     pub fn memory(&self) -> KeyedMemory {
         let keys = self.slots.len() as u64;

@@ -520,6 +520,11 @@ impl<L: LimiterUnderTest> Lane<L> {
         }
     }
 
+    /// The stable hash of every decision so far.
+    pub fn trace_hash(&self) -> u64 {
+        self.hasher.finish()
+    }
+
     /// `{hash, events, complete, trace}`: a stable hash of every decision and the newest
     /// [`RECENT_DECISIONS`] of them.
     pub fn trace(&self) -> Value {
