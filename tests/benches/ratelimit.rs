@@ -8,6 +8,8 @@
 //! Governor is fed the same times through a clock that reads a plain `Cell` (its own fake
 //! clock is an atomic, which would charge it for the test harness); its state is an atomic
 //! compare-and-swap, the price of being shareable across threads, where ours takes `&mut`.
+//! `ours` computes the whole decision (remaining, retry-after, reset-after); `ours_check`
+//! answers yes or no, as governor's `check` does (its wait is computed only on request).
 
 use criterion::{BatchSize, Criterion, Throughput, black_box, criterion_group, criterion_main};
 use distlab_core::Time;
@@ -175,6 +177,24 @@ fn gcra_against_governor(c: &mut Criterion) {
                     }))
                 },
                 |g| drive(gap, |t| g.try_acquire(t, black_box(1.0)).ok()),
+                BatchSize::SmallInput,
+            )
+        });
+        group.bench_function(format!("ours_check/{case}"), |b| {
+            b.iter_batched_ref(
+                || {
+                    ok(Gcra::new(GcraConfig {
+                        burst: 100.0,
+                        rate_per_sec: 1_000.0,
+                    }))
+                },
+                |g| {
+                    let mut allowed = 0u64;
+                    for i in 0..DECISIONS {
+                        allowed += u64::from(g.check(Time(i * gap), black_box(1.0)) == Ok(true));
+                    }
+                    allowed
+                },
                 BatchSize::SmallInput,
             )
         });

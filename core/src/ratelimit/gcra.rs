@@ -33,7 +33,7 @@ use crate::ratelimit::RateLimitDecision;
 use crate::ratelimit::lab::Envelope;
 use crate::ratelimit::rule::{Limiter, Rule};
 use crate::ratelimit::units::{
-    cost_ns, cost_units, emission_interval_ns, limit_units, ns_to_us_ceil,
+    cost_ns, cost_units, emission_interval_ns, limit_units, ns_to_us_ceil, u128_as_f64,
 };
 use crate::time::{Duration, Time};
 
@@ -57,6 +57,8 @@ pub struct VirtualSchedule {
     interval_ns: f64,
     /// ⌈limit · T⌉: how far ahead of now the schedule may be after an admission.
     horizon_ns: u128,
+    /// ⌈T⌉, capped at the horizon: the share of a request of cost 1, the usual cost.
+    unit_share_ns: u128,
 }
 
 /// What the schedule says about one request, before it is applied.
@@ -69,6 +71,7 @@ pub struct Scheduled {
     pub tat_ns: u128,
 }
 
+#[inline]
 fn ns(t: Time) -> u128 {
     t.0 as u128 * 1_000
 }
@@ -78,10 +81,12 @@ impl VirtualSchedule {
     pub fn new(limit_field: &str, limit: f64, rate_field: &str, rate_per_sec: f64) -> Result<Self> {
         limit_units(limit_field, limit)?;
         let interval_ns = emission_interval_ns(rate_field, rate_per_sec, limit_field, limit)?;
+        let horizon_ns = cost_ns(limit, interval_ns);
         Ok(VirtualSchedule {
             limit,
             interval_ns,
-            horizon_ns: cost_ns(limit, interval_ns),
+            horizon_ns,
+            unit_share_ns: cost_ns(1.0, interval_ns).min(horizon_ns),
         })
     }
 
@@ -90,10 +95,34 @@ impl VirtualSchedule {
         self.interval_ns
     }
 
+    /// Whether a request of `cost` at `now` fits a schedule at `tat_ns`: the new TAT if it
+    /// does, `None` if not. The whole algorithm; [`VirtualSchedule::schedule`] adds the
+    /// decision's fields.
+    #[inline]
+    pub fn admit(&self, tat_ns: u128, now: Time, cost: f64, what: &str) -> Result<Option<u128>> {
+        let share = self.share(cost, what)?;
+        let at = ns(now);
+        let next = tat_ns.max(at) + share;
+        Ok((next - at <= self.horizon_ns).then_some(next))
+    }
+
+    #[inline]
+    fn share(&self, cost: f64, what: &str) -> Result<u128> {
+        // NaN fails the comparisons too; the full check then names the problem.
+        if !(cost > 0.0 && cost <= self.limit) {
+            cost_units(cost, self.limit, what)?;
+        }
+        Ok(if cost == 1.0 {
+            self.unit_share_ns
+        } else {
+            cost_ns(cost, self.interval_ns).min(self.horizon_ns)
+        })
+    }
+
     /// Decides a request of `cost` at `now` against a schedule at `tat_ns`.
+    #[inline]
     pub fn schedule(&self, tat_ns: u128, now: Time, cost: f64, what: &str) -> Result<Scheduled> {
-        cost_units(cost, self.limit, what)?;
-        let share = cost_ns(cost, self.interval_ns).min(self.horizon_ns);
+        let share = self.share(cost, what)?;
         let at = ns(now);
         let start = tat_ns.max(at);
         let next = start + share;
@@ -120,16 +149,18 @@ impl VirtualSchedule {
     }
 
     /// Tokens' worth of room at `now`.
+    #[inline]
     pub fn level(&self, tat_ns: u128, now: Time) -> f64 {
         let ahead = tat_ns.saturating_sub(ns(now));
         if ahead == 0 {
             return self.limit;
         }
-        let room = self.horizon_ns.saturating_sub(ahead) as f64 / self.interval_ns;
+        let room = u128_as_f64(self.horizon_ns.saturating_sub(ahead)) / self.interval_ns;
         room.clamp(0.0, self.limit)
     }
 
     /// When the TAT is no longer ahead of time (whole microseconds, rounded up).
+    #[inline]
     pub fn full_at(&self, tat_ns: u128, now: Time) -> Time {
         Time(ns_to_us_ceil(tat_ns)).max(now)
     }
@@ -178,6 +209,21 @@ impl Gcra {
     }
 }
 
+impl Gcra {
+    /// Admits a request of `cost` at `now` if it conforms, like
+    /// [`Limiter::try_acquire`] but answering only yes or no (no remaining allowance or
+    /// waits computed): what `governor`'s `check` answers, for the hottest paths.
+    #[inline]
+    pub fn check(&mut self, now: Time, cost: f64) -> Result<bool> {
+        let (rule, state) = self.parts_mut();
+        let next = rule.schedule.admit(state.tat_ns, now, cost, "burst")?;
+        if let Some(tat) = next {
+            state.tat_ns = tat;
+        }
+        Ok(next.is_some())
+    }
+}
+
 impl GcraRule {
     /// Checks every field, naming the first bad one.
     pub fn new(config: GcraConfig) -> Result<Self> {
@@ -214,6 +260,7 @@ impl Rule for GcraRule {
         }
     }
 
+    #[inline]
     fn decide(&self, state: &mut GcraState, now: Time, cost: f64) -> Result<RateLimitDecision> {
         let s = self.schedule.schedule(state.tat_ns, now, cost, "burst")?;
         state.tat_ns = s.tat_ns;
@@ -296,6 +343,21 @@ mod tests {
         // A weighted request waits for its whole share.
         let d = g.try_acquire(ms(150), 3.0).unwrap();
         assert_eq!(d.retry_after, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn check_decides_like_try_acquire() {
+        let mut a = gcra(3.0, 7.0);
+        let mut b = a.clone();
+        for (i, cost) in [1.0, 2.5, 1.0, 0.3, 3.0, 1.0, 1.0].iter().enumerate() {
+            let now = Time(i as u64 * 90_000);
+            assert_eq!(
+                a.check(now, *cost).unwrap(),
+                b.try_acquire(now, *cost).unwrap().allowed
+            );
+            assert_eq!(a, b);
+        }
+        assert!(a.check(Time(0), 4.0).is_err());
     }
 
     #[test]

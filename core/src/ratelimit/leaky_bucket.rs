@@ -95,6 +95,7 @@ impl LeakyBucket {
     }
 
     /// Queues a request of `cost` at `now` if it fits, saying when it leaves the queue.
+    #[inline]
     pub fn try_enqueue(&mut self, now: Time, cost: f64) -> Result<ShapingDecision> {
         let (rule, state) = self.parts_mut();
         rule.shape(state, now, cost)
@@ -120,6 +121,7 @@ impl LeakyBucketRule {
     }
 
     /// Decides a request and, if admitted, when it leaves the queue.
+    #[inline]
     pub fn shape(
         &self,
         state: &mut LeakyBucketState,

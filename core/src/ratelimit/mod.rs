@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::Duration;
 
+pub mod any_keyed;
 pub mod compare_lab;
 pub mod fixed_window;
 pub mod gcra;

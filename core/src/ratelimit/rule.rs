@@ -69,6 +69,7 @@ impl<R: Rule> Limiter<R> {
     }
 
     /// Decides a request of weight `cost` at `now` and charges it if admitted.
+    #[inline]
     pub fn try_acquire(&mut self, now: Time, cost: f64) -> Result<RateLimitDecision> {
         self.rule.decide(&mut self.state, now, cost)
     }

@@ -33,7 +33,7 @@ use crate::ratelimit::RateLimitDecision;
 use crate::ratelimit::lab::Envelope;
 use crate::ratelimit::rule::{Limiter, Rule};
 use crate::ratelimit::token_bucket::first_satisfying;
-use crate::ratelimit::units::{as_tokens, cost_units, limit_units, window};
+use crate::ratelimit::units::{as_tokens, cost_units, limit_units, u128_as_f64, window};
 use crate::time::{Duration, Time};
 
 /// Configuration of a sliding-counter limiter. JSON: `{"limit": 10, "windowMs": 1000}`.
@@ -105,9 +105,36 @@ impl SlidingCounterRule {
 
     /// The estimate at `at`: `⌈previous · (W − elapsed) / W⌉ + current`.
     fn estimate(&self, previous: u128, current: u128, at: Time) -> u128 {
-        let w = self.window.0 as u128;
-        let left = w - (at.0 as u128 % w);
-        (previous * left).div_ceil(w) + current
+        let w = self.window.0;
+        let left = w - at.0 % w;
+        mul_div_ceil(previous, left, w) + current
+    }
+
+    /// A first guess at the wait (µs from `at`) until the estimate plus `cost` fits, from
+    /// the estimate's closed form in `f64`: later in this window as the previous window's
+    /// weight falls, else in the next window as the current one's does.
+    fn estimate_wait(&self, previous: u128, current: u128, at: Time, cost: u128) -> u64 {
+        let w = self.window.0 as f64;
+        let elapsed = (at.0 % self.window.0) as f64;
+        let (p, c, u, l) = (
+            u128_as_f64(previous),
+            u128_as_f64(current),
+            u128_as_f64(cost),
+            u128_as_f64(self.limit),
+        );
+        let room = l - c - u;
+        if room >= 0.0 && p > 0.0 {
+            let at_elapsed = w - room * w / p;
+            if at_elapsed < w {
+                return (at_elapsed - elapsed).max(0.0) as u64;
+            }
+        }
+        let next = if c > 0.0 {
+            (w - (l - u) * w / c).max(0.0)
+        } else {
+            0.0
+        };
+        (w - elapsed + next) as u64
     }
 
     fn used_at(&self, state: &SlidingCounterState, at: Time) -> u128 {
@@ -156,15 +183,16 @@ impl Rule for SlidingCounterRule {
             current,
         };
         let used = self.estimate(previous, current, at);
-        // The estimate only falls while nothing is admitted, so the first fitting moment
-        // can be searched; it is at the latest two windows on.
         let retry_after = if allowed {
             Duration::ZERO
         } else {
+            // The estimate only falls while nothing is admitted, so the exact first moment
+            // is searched from the closed-form guess (usually right, or off by a rounding).
             let horizon = self.window_end(at, 2).saturating_since(at).0;
             let fits =
                 |w: u64| self.used_at(state, at.saturating_add(Duration(w))) + cost <= self.limit;
-            let wait = first_satisfying(horizon / 2, |w| w >= horizon || fits(w));
+            let guess = self.estimate_wait(previous, current, at, cost).min(horizon);
+            let wait = first_satisfying(guess, |w| w >= horizon || fits(w));
             at.saturating_add(Duration(wait)).saturating_since(now)
         };
         let reset_after = if current > 0 {
@@ -251,6 +279,18 @@ impl Rule for SlidingCounterRule {
     }
 }
 
+/// `⌈a · b / c⌉` for `b ≤ c`, exactly and without overflow: `a = q·c + r` gives
+/// `q·b + ⌈r·b / c⌉`, where `q·b ≤ a` and `r·b < c²` both fit. 64-bit when they fit.
+fn mul_div_ceil(a: u128, b: u64, c: u64) -> u128 {
+    if let Some(ab) = a.checked_mul(b as u128)
+        && let Ok(small) = u64::try_from(ab)
+    {
+        return small.div_ceil(c) as u128;
+    }
+    let (c, b) = (c as u128, b as u128);
+    (a / c) * b + ((a % c) * b).div_ceil(c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,6 +345,16 @@ mod tests {
         assert_eq!(l.state().clock, ms(1_500));
         // At the clock the estimate 4 falls to 3 a quarter into the next window: 2 250 ms.
         assert_eq!(d.retry_after, Duration::from_millis(2_050));
+    }
+
+    #[test]
+    fn mul_div_ceil_is_exact_without_overflow() {
+        assert_eq!(mul_div_ceil(10, 3, 4), 8);
+        assert_eq!(mul_div_ceil(0, 3, 4), 0);
+        let big = 10u128.pow(24);
+        let w = 10u64.pow(15);
+        assert_eq!(mul_div_ceil(big, w - 1, w), big - big / w as u128);
+        assert_eq!(mul_div_ceil(big + 1, w, w), big + 1);
     }
 
     #[test]

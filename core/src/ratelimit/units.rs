@@ -88,14 +88,30 @@ pub(crate) fn emission_interval_ns(
 /// `ceil(cost · interval_ns)` as whole nanoseconds: a request's share of the schedule,
 /// rounded up so that rounding can only ever deny, never admit. Callers pass a validated
 /// cost and interval, so the product is below 10^19 and the cast exact enough.
+#[inline]
 pub(crate) fn cost_ns(cost: f64, interval_ns: f64) -> u128 {
     libm::ceil(cost * interval_ns) as u128
 }
 
 /// Nanoseconds to whole microseconds, rounded up: a wait reported as microseconds must be
 /// long enough.
+#[inline]
 pub(crate) fn ns_to_us_ceil(ns: u128) -> u64 {
-    u64::try_from(ns.div_ceil(1_000)).unwrap_or(u64::MAX)
+    // A 128-bit division is a library call; nearly every value fits 64 bits, where dividing
+    // by a constant is a multiplication.
+    match u64::try_from(ns) {
+        Ok(small) => small.div_ceil(1_000),
+        Err(_) => u64::try_from(ns.div_ceil(1_000)).unwrap_or(u64::MAX),
+    }
+}
+
+/// A `u128` as the nearest `f64`, by way of `u64` when it fits (the common, cheap case).
+#[inline]
+pub(crate) fn u128_as_f64(x: u128) -> f64 {
+    match u64::try_from(x) {
+        Ok(small) => small as f64,
+        Err(_) => x as f64,
+    }
 }
 
 #[cfg(test)]
@@ -129,6 +145,12 @@ mod tests {
         assert_eq!(ns_to_us_ceil(1_000), 1);
         assert_eq!(ns_to_us_ceil(1_001), 2);
         assert_eq!(ns_to_us_ceil(u128::MAX), u64::MAX);
+        assert_eq!(
+            ns_to_us_ceil(u64::MAX as u128 + 1_000),
+            u64::MAX / 1_000 + 2
+        );
+        assert_eq!(u128_as_f64(3), 3.0);
+        assert_eq!(u128_as_f64(1 << 100), libm::pow(2.0, 100.0));
         assert_eq!(cost_ns(1.0, 333_333_333.333), 333_333_334);
         assert_eq!(as_tokens(to_units(3.0), to_units(3.0), 3.0), 3.0);
     }
