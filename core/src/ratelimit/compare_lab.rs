@@ -38,7 +38,7 @@ use crate::ratelimit::http::render;
 use crate::ratelimit::keyed::KeyedLimiter;
 use crate::ratelimit::lab::{
     ArrivalFeed, DecisionRecord, Envelope, Lane, LimiterUnderTest, MAX_BURST_REQUESTS,
-    RequestSource, SERIES_POINTS,
+    RequestSource,
 };
 use crate::ratelimit::leaky_bucket::{LeakyBucket, LeakyBucketConfig, LeakyBucketRule};
 use crate::ratelimit::rule::{Limiter, Rule};
@@ -52,12 +52,18 @@ use crate::sim::trace::StableHasher;
 use crate::sim::workload::{ArrivalProcess, KeyDistribution, KeySampler, within};
 use crate::time::{Duration, Time};
 
+/// Points kept per metric series: twelve series, so fewer than a single-limiter lab keeps
+/// (a view is built every frame).
+pub const COMPARE_SERIES_POINTS: usize = 150;
+/// Newest points of the front algorithm's level curve shown.
+pub const LEVEL_POINTS: usize = 200;
 /// Idle keys each keyed limiter sweeps per decision.
 pub const SWEEP_PER_DECISION: usize = 2;
 /// Pending departures of the leaky queue shown.
 pub const SHOWN_QUEUE: usize = 20;
-/// Largest `maxKeys` in the lab (the page's memory, not the limiter's).
-pub const MAX_LAB_KEYS: u64 = 1_000_000;
+/// Largest `maxKeys` in the lab: six keyed limiters of this many keys stay within a few
+/// megabytes of the page's memory (the limiter itself takes up to 2^32 − 2).
+pub const MAX_LAB_KEYS: u64 = 10_000;
 
 /// The algorithms the lab runs, in the order it shows them (after the one in front).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -473,6 +479,18 @@ where
     }
 }
 
+/// A chart with only the newest `n` points of each series.
+fn newest_points(mut panel: Panel, n: usize) -> Panel {
+    if let Panel::Chart { series, .. } = &mut panel {
+        for s in series {
+            let skip = s.x.len().saturating_sub(n);
+            s.x.drain(..skip);
+            s.y.drain(..skip.min(s.y.len()));
+        }
+    }
+    panel
+}
+
 fn name(a: Algorithm) -> &'static str {
     match a {
         Algorithm::FixedWindow => "fixed window",
@@ -617,17 +635,6 @@ impl<F: Front> CompareLab<F> {
 
     fn front_run(&self) -> &dyn AlgorithmRun {
         self.runs[0].as_ref()
-    }
-
-    fn per_interval_chart(&self, series: &[Series], which: usize, title: &str) -> Panel {
-        Panel::Chart {
-            title: format!(
-                "{title} per {} ms (all keys)",
-                self.metrics.interval_us() as f64 / 1e3
-            ),
-            x_label: "time (ms)".into(),
-            series: series.iter().skip(which).step_by(2).cloned().collect(),
-        }
     }
 
     fn state_table(&self) -> Panel {
@@ -787,9 +794,11 @@ impl<F: Front> LabModel for CompareLab<F> {
             .iter()
             .flat_map(|r| {
                 let n = name(r.algorithm());
+                // One unit per chart: the page draws a chart per unit, so admitted and
+                // rejected each get one with every algorithm in it.
                 [
-                    (format!("{n} admitted"), "per interval".to_string()),
-                    (format!("{n} rejected"), "per interval".to_string()),
+                    (n.to_string(), "admitted per interval".to_string()),
+                    (n.to_string(), "rejected per interval".to_string()),
                 ]
             })
             .collect();
@@ -808,7 +817,7 @@ impl<F: Front> LabModel for CompareLab<F> {
             now: Time::ZERO,
             steps: 0,
             runs,
-            metrics: MetricsRecorder::new(sample.0, SERIES_POINTS, &names),
+            metrics: MetricsRecorder::new(sample.0, COMPARE_SERIES_POINTS, &names),
             _front: PhantomData,
         };
         lab.cost = lab.check_cost(c.cost).map_err(|e| match e {
@@ -875,7 +884,6 @@ impl<F: Front> LabModel for CompareLab<F> {
     }
 
     fn view(&self) -> View {
-        let series = self.metrics.series();
         let front = self.front_run();
         let mut panels = Vec::new();
         if F::KEYED {
@@ -883,9 +891,7 @@ impl<F: Front> LabModel for CompareLab<F> {
         }
         panels.extend([
             self.state_table(),
-            front.level_chart(self.now),
-            self.per_interval_chart(&series, 0, "admitted"),
-            self.per_interval_chart(&series, 1, "rejected"),
+            newest_points(front.level_chart(self.now), LEVEL_POINTS),
             self.headers_table(),
             front.decisions_strip(),
             self.totals_bars(),
@@ -925,7 +931,7 @@ impl<F: Front> LabModel for CompareLab<F> {
                 .map(|(i, r)| r.node_view(i as NodeId, self.now))
                 .collect(),
             panels,
-            metrics: series,
+            metrics: self.metrics.series(),
             invariants,
             ..View::default()
         }
@@ -940,12 +946,13 @@ impl<F: Front> LabModel for CompareLab<F> {
             hasher.write_u64(h);
             hashes.insert(name(r.algorithm()).into(), json!(format!("{h:016x}")));
         }
-        let front = self.front_run().trace();
+        // Taken, not cloned: the records are most of a trace's cost.
+        let mut front = self.front_run().trace();
         json!({
             "hash": format!("{:016x}", hasher.finish()),
             "events": self.steps,
-            "complete": front["complete"],
-            "trace": front["trace"],
+            "complete": front["complete"].take(),
+            "trace": front["trace"].take(),
             "laneHashes": hashes,
         })
     }

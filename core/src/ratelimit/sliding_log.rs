@@ -92,15 +92,24 @@ impl SlidingLogRule {
         t.saturating_add(self.window)
     }
 
+    /// Entries (from the oldest) no longer counting at `at`, and their units. Every decision
+    /// drops the expired ones, so this is O(entries expired since), not O(log).
+    fn expired(&self, state: &SlidingLogState, at: Time) -> (usize, u128) {
+        let mut n = 0;
+        let mut units = 0;
+        for (t, c) in &state.entries {
+            if self.expiry(*t) > at {
+                break;
+            }
+            n += 1;
+            units += c;
+        }
+        (n, units)
+    }
+
     /// Units logged that still count at `at`.
     fn live_sum(&self, state: &SlidingLogState, at: Time) -> u128 {
-        state
-            .entries
-            .iter()
-            .rev()
-            .take_while(|(t, _)| self.expiry(*t) > at)
-            .map(|(_, c)| *c)
-            .sum()
+        state.sum - self.expired(state, at).1
     }
 }
 
@@ -206,16 +215,13 @@ impl Rule for SlidingLogRule {
 
     fn fields(&self, state: &SlidingLogState, now: Time) -> BTreeMap<String, Value> {
         let at = now.max(state.clock);
-        let live: Vec<&(Time, u128)> = state
+        let (expired, _) = self.expired(state, at);
+        let live = state.entries.len() - expired;
+        let mut shown: Vec<Value> = state
             .entries
             .iter()
-            .filter(|(t, _)| self.expiry(*t) > at)
-            .collect();
-        let shown: Vec<Value> = live
-            .iter()
             .rev()
-            .take(SHOWN_ENTRIES)
-            .rev()
+            .take(SHOWN_ENTRIES.min(live))
             .map(|(t, c)| {
                 json!([
                     t.as_millis_f64(),
@@ -223,10 +229,11 @@ impl Rule for SlidingLogRule {
                 ])
             })
             .collect();
+        shown.reverse();
         BTreeMap::from([
             ("limit".into(), json!(self.config.limit)),
             ("windowMs".into(), json!(self.config.window_ms)),
-            ("logEntries".into(), json!(live.len())),
+            ("logEntries".into(), json!(live)),
             (
                 "logged".into(),
                 json!(as_tokens(
