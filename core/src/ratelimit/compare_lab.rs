@@ -57,6 +57,10 @@ use crate::time::{Duration, Time};
 pub const COMPARE_SERIES_POINTS: usize = 150;
 /// Newest points of the front algorithm's level curve shown.
 pub const LEVEL_POINTS: usize = 200;
+/// Admissions each lane's envelope check looks back over: six lanes decide every request,
+/// so each looks back a quarter as far as the token-bucket lab's single lane (with the
+/// default limit of 10 that still spans six windows' worth of admissions).
+pub const ENVELOPE_LOOKBACK: usize = 64;
 /// Idle keys each keyed limiter sweeps per decision.
 pub const SWEEP_PER_DECISION: usize = 2;
 /// Pending departures of the leaky queue shown.
@@ -332,7 +336,7 @@ impl<L: LimiterUnderTest, R: Rule> Run<L, R> {
     ) -> Result<Self> {
         Ok(Run {
             algorithm,
-            lane: Lane::new(focus, Time::ZERO),
+            lane: Lane::new(focus, Time::ZERO).with_envelope_lookback(ENVELOPE_LOOKBACK),
             others: KeyedLimiter::new(rule, max_keys)?,
             admitted: 0,
             rejected: 0,
