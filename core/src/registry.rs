@@ -52,6 +52,26 @@ pub fn registered() -> Vec<(&'static str, Constructor)> {
             crate::ratelimit::distributed::DistributedLab::ID,
             make::<crate::ratelimit::distributed::DistributedLab>,
         ),
+        (
+            crate::ratelimit::compare_lab::FixedWindowLab::ID,
+            make::<crate::ratelimit::compare_lab::FixedWindowLab>,
+        ),
+        (
+            crate::ratelimit::compare_lab::SlidingLogLab::ID,
+            make::<crate::ratelimit::compare_lab::SlidingLogLab>,
+        ),
+        (
+            crate::ratelimit::compare_lab::SlidingCounterLab::ID,
+            make::<crate::ratelimit::compare_lab::SlidingCounterLab>,
+        ),
+        (
+            crate::ratelimit::compare_lab::LeakyBucketLab::ID,
+            make::<crate::ratelimit::compare_lab::LeakyBucketLab>,
+        ),
+        (
+            crate::ratelimit::compare_lab::KeyedLab::ID,
+            make::<crate::ratelimit::compare_lab::KeyedLab>,
+        ),
     ]
 }
 

@@ -12,6 +12,15 @@ mod types;
 mod view_options;
 
 use distlab_core::lab::Lab as CoreLab;
+use distlab_core::ratelimit::RateLimitDecision;
+use distlab_core::ratelimit::any_keyed::{AlgorithmConfig, AnyKeyedLimiter};
+use distlab_core::ratelimit::fixed_window::{FixedWindow as CoreFixedWindow, FixedWindowConfig};
+use distlab_core::ratelimit::gcra::{Gcra as CoreGcra, GcraConfig};
+use distlab_core::ratelimit::leaky_bucket::{LeakyBucket as CoreLeakyBucket, LeakyBucketConfig};
+use distlab_core::ratelimit::sliding_counter::{
+    SlidingCounter as CoreSlidingCounter, SlidingCounterConfig,
+};
+use distlab_core::ratelimit::sliding_log::{SlidingLog as CoreSlidingLog, SlidingLogConfig};
 use distlab_core::ratelimit::token_bucket::{TokenBucket as CoreTokenBucket, TokenBucketConfig};
 use distlab_core::{DistlabError, Duration, Time};
 use wasm_bindgen::prelude::*;
@@ -214,5 +223,202 @@ impl TokenBucket {
     pub fn tokens_at(&self, now_ms: f64) -> Result<f64, JsError> {
         let now = Time::try_from_millis_f64("nowMs", now_ms).map_err(core_error)?;
         Ok(self.inner.tokens_at(now))
+    }
+}
+
+/// Reads a typed config object, naming `config.<field>` on error.
+fn typed_config<T: serde::de::DeserializeOwned>(config: &JsValue) -> Result<T, JsError> {
+    let config = to_json("config", config).map_err(js_error)?;
+    distlab_core::lab::json::from_value("config", &config).map_err(core_error)
+}
+
+/// `nowMs` and `cost` (default 1) as the core takes them.
+fn request(now_ms: f64, cost: Option<f64>) -> Result<(Time, f64), JsError> {
+    let now = Time::try_from_millis_f64("nowMs", now_ms).map_err(core_error)?;
+    Ok((now, cost.unwrap_or(1.0)))
+}
+
+/// A limiter class with the common methods: `tryAcquire(nowMs, cost?)`, `peek(nowMs,
+/// cost?)` and `levelAt(nowMs)`.
+macro_rules! limiter_class {
+    ($(#[$doc:meta])* $js:ident, $core:ident, $config:ty, $ts_config:literal) => {
+        $(#[$doc])*
+        #[wasm_bindgen]
+        pub struct $js {
+            inner: $core,
+        }
+
+        #[wasm_bindgen]
+        impl $js {
+            #[wasm_bindgen(constructor)]
+            pub fn new(
+                #[wasm_bindgen(unchecked_param_type = $ts_config)] config: JsValue,
+            ) -> Result<$js, JsError> {
+                let config: $config = typed_config(&config)?;
+                let inner = $core::new(config).map_err(core_error)?;
+                Ok($js { inner })
+            }
+            /// Asks for `cost` (default 1) at time `nowMs`; returns the decision
+            /// `{allowed, limit, remaining, retryAfter, resetAfter}` (durations in µs) and
+            /// charges it if allowed.
+            #[wasm_bindgen(js_name = tryAcquire, unchecked_return_type = "RateLimitDecision")]
+            pub fn try_acquire(&mut self, now_ms: f64, cost: Option<f64>) -> Result<JsValue, JsError> {
+                let (now, cost) = request(now_ms, cost)?;
+                let d = self.inner.try_acquire(now, cost).map_err(core_error)?;
+                to_js(&d).map_err(js_error)
+            }
+            /// What `tryAcquire` would decide, changing nothing.
+            #[wasm_bindgen(unchecked_return_type = "RateLimitDecision")]
+            pub fn peek(&self, now_ms: f64, cost: Option<f64>) -> Result<JsValue, JsError> {
+                let (now, cost) = request(now_ms, cost)?;
+                let d = self.inner.peek(now, cost).map_err(core_error)?;
+                to_js(&d).map_err(js_error)
+            }
+            /// The allowance available at `nowMs` (what is left of the window, the room in
+            /// the schedule or the queue).
+            #[wasm_bindgen(js_name = levelAt)]
+            pub fn level_at(&self, now_ms: f64) -> Result<f64, JsError> {
+                let now = Time::try_from_millis_f64("nowMs", now_ms).map_err(core_error)?;
+                Ok(self.inner.level(now))
+            }
+        }
+    };
+}
+
+limiter_class!(
+    /// A fixed-window counter: `new FixedWindow({limit: 10, windowMs: 1000})`.
+    FixedWindow,
+    CoreFixedWindow,
+    FixedWindowConfig,
+    "FixedWindowConfig"
+);
+limiter_class!(
+    /// An exact sliding log: `new SlidingLog({limit: 10, windowMs: 1000})`.
+    SlidingLog,
+    CoreSlidingLog,
+    SlidingLogConfig,
+    "SlidingLogConfig"
+);
+limiter_class!(
+    /// A sliding-window counter: `new SlidingCounter({limit: 10, windowMs: 1000})`.
+    SlidingCounter,
+    CoreSlidingCounter,
+    SlidingCounterConfig,
+    "SlidingCounterConfig"
+);
+limiter_class!(
+    /// GCRA, the leaky bucket as a meter: `new Gcra({burst: 10, ratePerSec: 5})`.
+    Gcra,
+    CoreGcra,
+    GcraConfig,
+    "GcraConfig"
+);
+limiter_class!(
+    /// The leaky bucket as a queue: `new LeakyBucket({queueSize: 10, drainPerSec: 5})`;
+    /// `tryEnqueue` also says how long an admitted request waits.
+    LeakyBucket,
+    CoreLeakyBucket,
+    LeakyBucketConfig,
+    "LeakyBucketConfig"
+);
+
+#[wasm_bindgen]
+impl LeakyBucket {
+    /// Queues a request of `cost` (default 1) at `nowMs` if it fits: the decision plus
+    /// `delay`, how long it waits in the queue (µs).
+    #[wasm_bindgen(js_name = tryEnqueue, unchecked_return_type = "ShapingDecision")]
+    pub fn try_enqueue(&mut self, now_ms: f64, cost: Option<f64>) -> Result<JsValue, JsError> {
+        let (now, cost) = request(now_ms, cost)?;
+        let d = self.inner.try_enqueue(now, cost).map_err(core_error)?;
+        to_js(&d).map_err(js_error)
+    }
+}
+
+/// A decision as an HTTP response: `{status, headers: [name, value][]}` with status 429
+/// when denied, `RateLimit-Limit` / `-Remaining` / `-Reset`, `X-RateLimit-*` and
+/// `Retry-After`. With `nowUnixSecs`, `X-RateLimit-Reset` is a Unix time.
+#[wasm_bindgen(js_name = rateLimitHeaders, unchecked_return_type = "HttpRateLimit")]
+pub fn rate_limit_headers(
+    #[wasm_bindgen(unchecked_param_type = "RateLimitDecision")] decision: JsValue,
+    now_unix_secs: Option<f64>,
+) -> Result<JsValue, JsError> {
+    let decision: RateLimitDecision = {
+        let v = to_json("decision", &decision).map_err(js_error)?;
+        distlab_core::lab::json::from_value("decision", &v).map_err(core_error)?
+    };
+    let now = match now_unix_secs {
+        None => None,
+        Some(n) => Some(whole_number("nowUnixSecs", n)?),
+    };
+    to_js(&distlab_core::ratelimit::http::render_with_clock(
+        &decision, now,
+    ))
+    .map_err(js_error)
+}
+
+/// Per-key limiters of any algorithm with a memory bound:
+/// `new KeyedLimiter({algorithm: "gcra", config: {burst: 10, ratePerSec: 5}}, 10000)`.
+/// Keys are strings; at most `maxKeys` are held, least recently used evicted first.
+#[wasm_bindgen]
+pub struct KeyedLimiter {
+    inner: AnyKeyedLimiter<String>,
+}
+
+#[wasm_bindgen]
+impl KeyedLimiter {
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "AlgorithmConfig")] config: JsValue,
+        #[wasm_bindgen(js_name = maxKeys)] max_keys: f64,
+    ) -> Result<KeyedLimiter, JsError> {
+        let config: AlgorithmConfig = typed_config(&config)?;
+        let max_keys = whole_number("maxKeys", max_keys)?;
+        let inner = AnyKeyedLimiter::new(&config, max_keys).map_err(core_error)?;
+        Ok(KeyedLimiter { inner })
+    }
+    /// Asks for `cost` (default 1) by `key` at `nowMs`; returns the decision.
+    #[wasm_bindgen(js_name = tryAcquire, unchecked_return_type = "RateLimitDecision")]
+    pub fn try_acquire(
+        &mut self,
+        key: String,
+        now_ms: f64,
+        cost: Option<f64>,
+    ) -> Result<JsValue, JsError> {
+        let (now, cost) = request(now_ms, cost)?;
+        let d = self.inner.try_acquire(key, now, cost).map_err(core_error)?;
+        to_js(&d).map_err(js_error)
+    }
+    /// What `tryAcquire` would decide, changing nothing.
+    #[wasm_bindgen(unchecked_return_type = "RateLimitDecision")]
+    pub fn peek(&self, key: String, now_ms: f64, cost: Option<f64>) -> Result<JsValue, JsError> {
+        let (now, cost) = request(now_ms, cost)?;
+        let d = self.inner.peek(&key, now, cost).map_err(core_error)?;
+        to_js(&d).map_err(js_error)
+    }
+    /// Forgets up to `max` (default all) idle keys, least recently used first; returns how
+    /// many.
+    #[wasm_bindgen(js_name = sweepIdle)]
+    pub fn sweep_idle(&mut self, now_ms: f64, max: Option<f64>) -> Result<f64, JsError> {
+        let now = Time::try_from_millis_f64("nowMs", now_ms).map_err(core_error)?;
+        let max = match max {
+            None => usize::MAX,
+            Some(m) => usize::try_from(whole_number("max", m)?).unwrap_or(usize::MAX),
+        };
+        Ok(self.inner.sweep_idle(now, max) as f64)
+    }
+    /// Keys held.
+    #[wasm_bindgen(getter)]
+    pub fn size(&self) -> f64 {
+        self.inner.len() as f64
+    }
+    /// Memory in use: bytes per key and how they are spent.
+    #[wasm_bindgen(unchecked_return_type = "KeyedMemory")]
+    pub fn memory(&self) -> Result<JsValue, JsError> {
+        to_js(&self.inner.memory()).map_err(js_error)
+    }
+    /// Keys evicted: idle ones, and ones forced out to make room.
+    #[wasm_bindgen(unchecked_return_type = "EvictionStats")]
+    pub fn evictions(&self) -> Result<JsValue, JsError> {
+        to_js(&self.inner.evictions()).map_err(js_error)
     }
 }

@@ -20,6 +20,11 @@ export interface LabTypes {
     "sim.linearizability": { config: LinearizabilityLabConfig; action: LinearizabilityLabAction };
     "ratelimit.token-bucket": { config: TokenBucketLabConfig; action: TokenBucketLabAction };
     "ratelimit.distributed": { config: DistributedLabConfig; action: ClusterAction<DistributedLabAction> };
+    "ratelimit.fixed-window": { config: CompareLabConfig; action: CompareLabAction };
+    "ratelimit.sliding-log": { config: CompareLabConfig; action: CompareLabAction };
+    "ratelimit.sliding-counter": { config: CompareLabConfig; action: CompareLabAction };
+    "ratelimit.leaky-bucket": { config: CompareLabConfig; action: CompareLabAction };
+    "ratelimit.keyed": { config: CompareLabConfig; action: CompareLabAction };
 }
 /** The id of a lab that `createLab` can build. */
 export type LabId = keyof LabTypes;

@@ -2,7 +2,10 @@
 //! Errors must be JS `Error`s naming the field; no input may abort the module, and failed
 //! calls must not leak.
 
-use distlab_wasm::{Lab, TokenBucket, catalog, create_lab};
+use distlab_wasm::{
+    FixedWindow, Gcra, KeyedLimiter, Lab, LeakyBucket, SlidingCounter, SlidingLog, TokenBucket,
+    catalog, create_lab, rate_limit_headers,
+};
 use js_sys::{Array, Error, JSON, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::*;
@@ -187,4 +190,72 @@ fn ten_thousand_bad_inputs_neither_abort_nor_leak() {
         growth < 4.0 * 1024.0 * 1024.0,
         "memory grew {growth} bytes over 9,000 failed calls"
     );
+}
+
+fn field(v: &JsValue, name: &str) -> JsValue {
+    Reflect::get(v, &name.into()).unwrap()
+}
+
+/// Every limiter class: a burst of its limit is admitted, the next request denied with a
+/// wait; bad configs and arguments are JS errors naming the field.
+#[wasm_bindgen_test]
+fn rate_limiter_classes_decide_and_name_bad_fields() {
+    let window = r#"{"limit": 2, "windowMs": 1000}"#;
+    let mut fixed = FixedWindow::new(js(window)).unwrap();
+    let mut log = SlidingLog::new(js(window)).unwrap();
+    let mut counter = SlidingCounter::new(js(window)).unwrap();
+    let mut gcra = Gcra::new(js(r#"{"burst": 2, "ratePerSec": 2}"#)).unwrap();
+    let mut leaky = LeakyBucket::new(js(r#"{"queueSize": 2, "drainPerSec": 2}"#)).unwrap();
+    let mut decide: Vec<Box<dyn FnMut(f64) -> JsValue>> = vec![
+        Box::new(move |t| fixed.try_acquire(t, None).unwrap()),
+        Box::new(move |t| log.try_acquire(t, None).unwrap()),
+        Box::new(move |t| counter.try_acquire(t, None).unwrap()),
+        Box::new(move |t| gcra.try_acquire(t, None).unwrap()),
+        Box::new(move |t| leaky.try_acquire(t, None).unwrap()),
+    ];
+    for d in decide.iter_mut() {
+        assert_eq!(field(&d(0.0), "allowed").as_bool(), Some(true));
+        assert_eq!(field(&d(0.0), "allowed").as_bool(), Some(true));
+        let denied = d(0.0);
+        assert_eq!(field(&denied, "allowed").as_bool(), Some(false));
+        assert!(field(&denied, "retryAfter").as_f64().unwrap() > 0.0);
+        let http = rate_limit_headers(denied, None).unwrap();
+        assert_eq!(field(&http, "status").as_f64(), Some(429.0));
+    }
+    let mut leaky = LeakyBucket::new(js(r#"{"queueSize": 2, "drainPerSec": 2}"#)).unwrap();
+    leaky.try_enqueue(0.0, None).unwrap();
+    let queued = leaky.try_enqueue(0.0, None).unwrap();
+    assert_eq!(field(&queued, "delay").as_f64(), Some(500_000.0));
+    let e = FixedWindow::new(js(r#"{"limit": -1, "windowMs": 1000}"#))
+        .err()
+        .unwrap();
+    assert!(message(e).contains("limit"));
+    let e = Gcra::new(js(r#"{"burst": 2}"#)).err().unwrap();
+    assert!(message(e).contains("config"));
+    let mut gcra = Gcra::new(js(r#"{"burst": 2, "ratePerSec": 2}"#)).unwrap();
+    assert!(message(gcra.try_acquire(f64::NAN, None).err().unwrap()).contains("nowMs"));
+    assert!(message(gcra.try_acquire(0.0, Some(3.0)).err().unwrap()).contains("cost"));
+
+    let mut keyed = KeyedLimiter::new(
+        js(r#"{"algorithm": "gcra", "config": {"burst": 1, "ratePerSec": 1}}"#),
+        2.0,
+    )
+    .unwrap();
+    for key in ["a", "b", "c"] {
+        let d = keyed.try_acquire(key.into(), 0.0, None).unwrap();
+        assert_eq!(field(&d, "allowed").as_bool(), Some(true));
+    }
+    assert_eq!(keyed.size(), 2.0);
+    assert_eq!(
+        field(&keyed.evictions().unwrap(), "forced").as_f64(),
+        Some(1.0)
+    );
+    assert_eq!(keyed.sweep_idle(5_000.0, None).unwrap(), 2.0);
+    let e = KeyedLimiter::new(
+        js(r#"{"algorithm": "gcra", "config": {"burst": 1, "ratePerSec": 1}}"#),
+        0.0,
+    )
+    .err()
+    .unwrap();
+    assert!(message(e).contains("maxKeys"));
 }

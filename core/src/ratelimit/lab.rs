@@ -176,6 +176,8 @@ pub struct Lane<L> {
     /// and where the allowance reached its limit in between.
     level_curve: VecDeque<(Time, f64)>,
     full_at: Option<Time>,
+    /// Admissions the envelope check looks back over ([`ENVELOPE_ADMISSIONS`] unless set).
+    envelope_lookback: usize,
 }
 
 impl<L: LimiterUnderTest> Lane<L> {
@@ -196,11 +198,20 @@ impl<L: LimiterUnderTest> Lane<L> {
             level_breach: None,
             level_curve: VecDeque::new(),
             full_at: Some(limiter.full_at(now)),
+            envelope_lookback: ENVELOPE_ADMISSIONS,
             limiter,
         };
         let level = lane.limiter.level(now);
         lane.push_level(now, level);
         lane
+    }
+
+    /// Checks the envelope over windows spanning at most `n` (1 to
+    /// [`ENVELOPE_ADMISSIONS`]) admissions: a lab running many lanes trades look-back for
+    /// time per decision.
+    pub fn with_envelope_lookback(mut self, n: usize) -> Self {
+        self.envelope_lookback = n.clamp(1, ENVELOPE_ADMISSIONS);
+        self
     }
 
     pub fn limiter(&self) -> &L {
@@ -355,7 +366,7 @@ impl<L: LimiterUnderTest> Lane<L> {
 
     /// Checks every window that ends at this admission and starts at a retained one.
     fn check_envelope(&mut self, now: Time, cost: f64) {
-        if self.admissions.len() >= ENVELOPE_ADMISSIONS {
+        while self.admissions.len() >= self.envelope_lookback {
             self.admissions.pop_front();
         }
         self.admissions.push_back((now, cost));
@@ -391,11 +402,12 @@ impl<L: LimiterUnderTest> Lane<L> {
                 ENVELOPE,
                 format!(
                     "≤ {} + {}/s · t in every window between two of the last \
-                     {ENVELOPE_ADMISSIONS} admissions since {} (slack {ENVELOPE_SLACK_TOKENS} \
+                     {} admissions since {} (slack {ENVELOPE_SLACK_TOKENS} \
                      tokens for the capacity rounded up to a billionth, plus \
                      {ENVELOPE_SLACK_RELATIVE} relative for f64 sums); closest approach: {}",
                     envelope.burst,
                     envelope.rate_per_sec,
+                    self.envelope_lookback,
                     self.envelope_since,
                     match self.closest_to_envelope {
                         Some(c) => format!("{:.9} tokens below the bound", -c),
@@ -518,6 +530,11 @@ impl<L: LimiterUnderTest> Lane<L> {
             columns: vec!["field".into(), "value".into()],
             rows,
         }
+    }
+
+    /// The stable hash of every decision so far.
+    pub fn trace_hash(&self) -> u64 {
+        self.hasher.finish()
     }
 
     /// `{hash, events, complete, trace}`: a stable hash of every decision and the newest

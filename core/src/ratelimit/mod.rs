@@ -9,9 +9,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::Duration;
 
+pub mod any_keyed;
+pub mod compare_lab;
 pub mod distributed;
+pub mod fixed_window;
+pub mod gcra;
+pub mod http;
+pub mod keyed;
 pub mod lab;
+pub mod leaky_bucket;
+pub mod rule;
+pub mod sliding_counter;
+pub mod sliding_log;
 pub mod token_bucket;
+pub mod units;
 
 pub use token_bucket::{TokenBucket, TokenBucketConfig};
 

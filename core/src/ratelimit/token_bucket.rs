@@ -26,7 +26,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DistlabError, Result, check_positive, check_range};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
 use crate::ratelimit::RateLimitDecision;
+use crate::ratelimit::lab::{Envelope, LimiterUnderTest};
+use crate::ratelimit::rule::Rule;
 use crate::time::{Duration, MAX_DURATION, Time};
 
 /// Largest capacity and refill rate (per second) accepted.
@@ -293,7 +298,7 @@ struct Evaluation {
 
 /// Token amounts to units, rounding up. Callers pass validated finite values in
 /// `[0, MAX_TOKENS]`, so the product is below 2^80 and the cast exact.
-fn to_units(tokens: f64) -> u128 {
+pub(crate) fn to_units(tokens: f64) -> u128 {
     libm::ceil(tokens * UNITS_PER_TOKEN) as u128
 }
 
@@ -347,7 +352,7 @@ impl ExactRate {
 /// guess that is usually off by at most a microsecond or two: gallop away from the guess to
 /// bracket the answer, then bisect. O(log |error of the guess|) evaluations. Returns
 /// `u64::MAX` if `pred` holds nowhere (which a validated bucket never asks).
-fn first_satisfying(guess: u64, pred: impl Fn(u64) -> bool) -> u64 {
+pub(crate) fn first_satisfying(guess: u64, pred: impl Fn(u64) -> bool) -> u64 {
     let (mut lo, mut hi); // pred(lo) is false, pred(hi) is true
     let mut step = 1u64;
     if pred(guess) {
@@ -388,6 +393,74 @@ fn first_satisfying(guess: u64, pred: impl Fn(u64) -> bool) -> u64 {
         }
     }
     hi
+}
+
+/// The token bucket as a [`Rule`], so that the keyed limiter and the comparison lab can use
+/// it like every other algorithm. Its per-client state is the whole bucket: the exact
+/// arithmetic keeps a start, a minted count, a level and a clock per bucket, so a keyed
+/// token bucket costs `size_of::<TokenBucket>()` per key. GCRA admits the same requests
+/// with 16 bytes (see [`crate::ratelimit::gcra`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenBucketRule {
+    /// A bucket as created at time zero, cloned and moved to `now` for each new client.
+    template: TokenBucket,
+}
+
+impl TokenBucketRule {
+    /// Checks every field, naming the first bad one.
+    pub fn new(config: TokenBucketConfig) -> Result<Self> {
+        Ok(TokenBucketRule {
+            template: TokenBucket::new(config)?,
+        })
+    }
+
+    pub fn config(&self) -> &TokenBucketConfig {
+        self.template.config()
+    }
+}
+
+impl Rule for TokenBucketRule {
+    type State = TokenBucket;
+
+    fn algorithm(&self) -> &'static str {
+        "token bucket"
+    }
+
+    fn fresh(&self, now: Time) -> TokenBucket {
+        TokenBucket {
+            start: now,
+            clock: now,
+            ..self.template.clone()
+        }
+    }
+
+    fn decide(&self, state: &mut TokenBucket, now: Time, cost: f64) -> Result<RateLimitDecision> {
+        state.try_acquire(now, cost)
+    }
+
+    fn is_idle(&self, state: &TokenBucket, now: Time) -> bool {
+        state.tokens_at(now) >= state.config.capacity
+    }
+
+    fn level(&self, state: &TokenBucket, now: Time) -> f64 {
+        state.tokens_at(now)
+    }
+
+    fn limit(&self) -> f64 {
+        self.template.config.capacity
+    }
+
+    fn full_at(&self, state: &TokenBucket, now: Time) -> Time {
+        LimiterUnderTest::full_at(state, now)
+    }
+
+    fn envelope(&self) -> Envelope {
+        LimiterUnderTest::envelope(&self.template)
+    }
+
+    fn fields(&self, state: &TokenBucket, now: Time) -> BTreeMap<String, Value> {
+        LimiterUnderTest::fields(state, now)
+    }
 }
 
 #[cfg(test)]
