@@ -34,7 +34,7 @@ export class ClusterRenderer {
     const n = view.nodes.length;
     const cx = w / 2;
     const cy = h / 2;
-    const key = `${n}:${w}:${h}:${view.nodes[0]?.id}:${view.nodes[n - 1]?.id}`;
+    const key = `${n}:${w}:${h}:${view.nodes[0]?.id}:${view.nodes[n - 1]?.id}:${view.nodes[0]?.group ?? ""}`;
     if (key !== this.layoutKey) {
       this.layoutKey = key;
       this.clientSlots = 0;
@@ -54,6 +54,8 @@ export class ClusterRenderer {
     }
   }
 
+  /** Titles of the node groups laid out side by side, where they are drawn. */
+  private groupTitles: { x: number; y: number; text: string }[] = [];
   private clients = new Set<number>();
   /** Client ids seen so far (1 + the highest), for their spacing, and that spacing. */
   private clientSlots = 0;
@@ -64,7 +66,31 @@ export class ClusterRenderer {
     const n = view.nodes.length;
     const cx = w / 2;
     const cy = h / 2;
-    if (n <= 48) {
+    this.groupTitles = [];
+    // Clusters shown together (a scenario's two runs of one seed): a circle each, side by
+    // side, titled, with the clients in the middle.
+    const groups = new Map<string, NodeView[]>();
+    for (const node of view.nodes) {
+      const g = node.group ?? "";
+      const members = groups.get(g);
+      if (members) members.push(node);
+      else groups.set(g, [node]);
+    }
+    if (n <= 48 && groups.size > 1) {
+      const k = groups.size;
+      const colW = w / k;
+      const r = Math.max(30, Math.min(colW - 60, h) / 2 - 46);
+      const most = Math.max(...[...groups.values()].map((g) => g.length));
+      this.radius = Math.max(7, Math.min(22, (Math.PI * r) / most - 4));
+      [...groups].forEach(([title, members], gi) => {
+        const gx = colW * (gi + 0.5);
+        this.groupTitles.push({ x: gx, y: cy - r - this.radius - 22, text: title });
+        members.forEach((node, i) => {
+          const a = -Math.PI / 2 + (2 * Math.PI * i) / members.length;
+          this.positions.set(node.id, { x: gx + r * Math.cos(a), y: cy + r * Math.sin(a) });
+        });
+      });
+    } else if (n <= 48) {
       const r = Math.max(40, Math.min(w, h) / 2 - 46);
       this.radius = Math.max(7, Math.min(22, (Math.PI * r) / Math.max(n, 1) - 4));
       view.nodes.forEach((node, i) => {
@@ -189,6 +215,11 @@ export class ClusterRenderer {
 
     if (view.nodes.length > 48) this.drawNodeLayer(ctx, view, selected, blamed, w, h);
     else this.drawNodes(ctx, view, selected, blamed);
+    ctx.fillStyle = "#d7dde4";
+    ctx.font = "600 13px system-ui";
+    ctx.textAlign = "center";
+    for (const t of this.groupTitles) ctx.fillText(t.text, t.x, Math.max(30, t.y));
+    ctx.textAlign = "start";
     // Clients: squares as big as their spacing allows, labelled when there is room.
     const cs = Math.max(3, Math.min(12, this.clientGap - 2));
     for (const [id, p] of this.clientPositions) {

@@ -40,6 +40,11 @@ pub struct NodeView {
     /// Everything worth inspecting, in display order.
     #[cfg_attr(feature = "tsify", tsify(type = "Record<string, unknown>"))]
     pub fields: BTreeMap<String, Value>,
+    /// Which of several clusters shown together the node belongs to (the scenario labs
+    /// run one seed twice, side by side): the page lays out each group on its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional))]
+    pub group: Option<String>,
 }
 
 /// A message in flight, for animation along the link from → to.

@@ -443,6 +443,7 @@ impl<L: LimiterUnderTest> Lane<L> {
             role: "limiter".into(),
             status: "up".into(),
             fields,
+            group: None,
         }
     }
 

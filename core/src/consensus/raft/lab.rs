@@ -363,6 +363,7 @@ impl RaftLab {
                 role: "down".into(),
                 status: status.into(),
                 fields,
+                group: None,
             };
         };
         let local_now = clock.local(sim.now());
@@ -434,6 +435,7 @@ impl RaftLab {
             role: role.into(),
             status: status.into(),
             fields,
+            group: None,
         }
     }
 

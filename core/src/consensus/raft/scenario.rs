@@ -233,10 +233,11 @@ impl RejoinLab {
                 fields.insert("isolated".into(), json!(s.isolated == Some(id)));
                 out.push(NodeView {
                     id: id + self.offset(i),
-                    label: format!("{} · n{id}", s.name()),
+                    label: format!("n{id}"),
                     role: role.into(),
                     status: status.into(),
                     fields,
+                    group: Some(s.name().into()),
                 });
             }
         }

@@ -423,6 +423,7 @@ impl DistributedLab {
             role: "store".into(),
             status: status_name(self.sim.status(STORE)).into(),
             fields,
+            group: None,
         }
     }
 
@@ -449,6 +450,7 @@ impl DistributedLab {
             role: "gateway".into(),
             status: status_name(self.sim.status(id)).into(),
             fields,
+            group: None,
         }
     }
 

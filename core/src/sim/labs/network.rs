@@ -152,6 +152,7 @@ impl NetworkLab {
             role: "node".into(),
             status: status.into(),
             fields: BTreeMap::new(),
+            group: None,
         };
         if with_fields {
             node.fields = self.node_fields(id);

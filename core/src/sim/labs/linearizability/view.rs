@@ -419,6 +419,7 @@ impl LinearizabilityLab {
                 ]
                 .into_iter()
                 .collect(),
+                group: None,
             })
             .collect()
     }
