@@ -79,7 +79,7 @@ export class ClusterRenderer {
     if (n <= 48 && groups.size > 1) {
       const k = groups.size;
       const colW = w / k;
-      const r = Math.max(30, Math.min(colW - 60, h) / 2 - 46);
+      const r = Math.max(30, Math.min(colW - 70, h - 120) / 2 - 10);
       const most = Math.max(...[...groups.values()].map((g) => g.length));
       this.radius = Math.max(7, Math.min(22, (Math.PI * r) / most - 4));
       [...groups].forEach(([title, members], gi) => {
