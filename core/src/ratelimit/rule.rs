@@ -91,3 +91,63 @@ impl<R: Rule> Limiter<R> {
         (&self.rule, &mut self.state)
     }
 }
+
+/// What the window algorithms' property tests share: feeding a request sequence and
+/// walking every span of the admissions.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Limiter, Rule};
+    use crate::time::Time;
+    use proptest::prelude::*;
+
+    /// Feeds `requests` (gap in µs since the previous one, cost as a fraction of `limit`)
+    /// to `l`. Every denial's retry-after must be exact: admitted then, not a microsecond
+    /// earlier; with `level_is_remaining`, the level after each decision is its
+    /// `remaining`. Returns the admissions as (µs, cost).
+    pub fn drive<R: Rule>(
+        l: &mut Limiter<R>,
+        limit: f64,
+        requests: &[(u64, f64)],
+        level_is_remaining: bool,
+    ) -> Result<Vec<(u64, f64)>, TestCaseError> {
+        let mut now = 0;
+        let mut admitted = Vec::new();
+        for &(gap, frac) in requests {
+            now += gap;
+            let cost = frac * limit;
+            let d = l.try_acquire(Time(now), cost).unwrap();
+            if d.allowed {
+                admitted.push((now, cost));
+            } else {
+                let at = now + d.retry_after.0;
+                prop_assert!(l.peek(Time(at), cost).unwrap().allowed);
+                prop_assert!(!l.peek(Time(at - 1), cost).unwrap().allowed);
+            }
+            if level_is_remaining {
+                prop_assert_eq!(l.level(Time(now)), d.remaining);
+            }
+        }
+        Ok(admitted)
+    }
+
+    /// Calls `check(first, last, sum)` for every run of consecutive admissions, with the
+    /// times (µs) of its first and last and the cost it admitted in all.
+    pub fn each_span(
+        admitted: &[(u64, f64)],
+        mut check: impl FnMut(u64, u64, f64) -> Result<(), TestCaseError>,
+    ) -> Result<(), TestCaseError> {
+        for (i, &(first, _)) in admitted.iter().enumerate() {
+            let mut sum = 0.0;
+            for &(last, cost) in &admitted[i..] {
+                sum += cost;
+                check(first, last, sum)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `bound` with room for the sums' floating-point rounding.
+    pub fn slack(bound: f64) -> f64 {
+        bound * (1.0 + 1e-12) + 1e-9
+    }
+}

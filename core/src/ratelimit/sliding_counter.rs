@@ -294,6 +294,7 @@ fn mul_div_ceil(a: u128, b: u64, c: u64) -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ratelimit::rule::testing::{drive, each_span, slack};
     use proptest::prelude::*;
 
     fn limiter(limit: f64, window_ms: f64) -> SlidingCounter {
@@ -379,36 +380,18 @@ mod tests {
         ) {
             let mut l = SlidingCounter::new(SlidingCounterConfig { limit, window_ms: window_us as f64 / 1e3 }).unwrap();
             let w = l.rule().window.0;
-            let mut now = 0;
-            let mut admitted: Vec<(u64, f64)> = Vec::new();
-            for (gap, frac) in requests {
-                now += gap;
-                let cost = frac * limit;
-                let d = l.try_acquire(Time(now), cost).unwrap();
-                if d.allowed {
-                    admitted.push((now, cost));
-                } else {
-                    let at = now + d.retry_after.0;
-                    prop_assert!(l.peek(Time(at), cost).unwrap().allowed);
-                    prop_assert!(!l.peek(Time(at - 1), cost).unwrap().allowed);
+            let admitted = drive(&mut l, limit, &requests, true)?;
+            each_span(&admitted, |first, last, sum| {
+                let t = last - first;
+                prop_assert!(sum <= slack(limit * ((t / w) as f64 + 2.0)));
+                if t < w {
+                    prop_assert!(sum <= slack(2.0 * limit));
                 }
-                prop_assert_eq!(l.level(Time(now)), d.remaining);
-            }
-            for i in 0..admitted.len() {
-                let mut sum = 0.0;
-                for j in i..admitted.len() {
-                    sum += admitted[j].1;
-                    let t = admitted[j].0 - admitted[i].0;
-                    let slack = |b: f64| b * (1.0 + 1e-12) + 1e-9;
-                    prop_assert!(sum <= slack(limit * ((t / w) as f64 + 2.0)));
-                    if t < w {
-                        prop_assert!(sum <= slack(2.0 * limit));
-                    }
-                    if admitted[i].0 / w == admitted[j].0 / w {
-                        prop_assert!(sum <= slack(limit));
-                    }
+                if first / w == last / w {
+                    prop_assert!(sum <= slack(limit));
                 }
-            }
+                Ok(())
+            })?;
         }
 
         /// Calls in any order never admit more than calls at the latest time seen.
