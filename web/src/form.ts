@@ -66,6 +66,28 @@ export class SchemaForm {
     if (variants && variants.every((v) => this.tagOf(v) !== null)) {
       return this.tagged(parent, title, desc, variants, value, path);
     }
+    // An optional structure (Rust's Option of a struct or enum: anyOf its $ref and null): a
+    // checkbox says whether it is given, and its fields show only then.
+    const isNull = (v: unknown): boolean => isObj(v) && v["type"] === "null";
+    const some = variants?.length === 2 && variants.some(isNull) ? variants.find((v) => !isNull(v)) : undefined;
+    if (isObj(some) && typeof some["$ref"] === "string") {
+      const box = document.createElement("div");
+      const label = document.createElement("label");
+      label.title = desc;
+      const span = document.createElement("span");
+      span.textContent = `${title} (set)`;
+      const given = document.createElement("input");
+      given.type = "checkbox";
+      given.checked = value !== null && value !== undefined;
+      label.append(span, given);
+      const inner = document.createElement("div");
+      inner.hidden = !given.checked;
+      given.addEventListener("change", () => (inner.hidden = !given.checked));
+      box.append(label, inner);
+      parent.append(box);
+      const read = this.field(inner, name, some, value ?? undefined, path);
+      return () => (given.checked ? read() : null);
+    }
     if (types.includes("object") && isObj(s["properties"])) {
       const box = name ? document.createElement("fieldset") : parent;
       if (name) {
