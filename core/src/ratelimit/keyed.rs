@@ -164,6 +164,13 @@ impl<R: Rule, K: Hash + Eq + Clone> KeyedLimiter<R, K> {
             }
             self.remove(oldest);
         }
+        if self.slots.len() == self.slots.capacity() {
+            // Double, as `push` would, but never past the bound: a full limiter carries no
+            // slack (a million keys would otherwise pay for 2^20 slots, or 2^21).
+            let room = self.max_keys - self.slots.len();
+            self.slots
+                .reserve_exact(self.slots.capacity().max(4).min(room));
+        }
         let i = self.slots.len() as u32;
         self.slots.push(Slot {
             key: key.clone(),

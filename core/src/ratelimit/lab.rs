@@ -100,12 +100,7 @@ impl LimiterUnderTest for TokenBucket {
         self.config().capacity
     }
     fn full_at(&self, now: Time) -> Time {
-        let at = now.max(self.clock());
-        // A full bucket admits its whole capacity; otherwise the denial says when it will.
-        match self.peek(at, self.config().capacity) {
-            Ok(d) if !d.allowed => at.saturating_add(d.reset_after),
-            _ => at,
-        }
+        TokenBucket::full_at(self, now)
     }
     fn envelope(&self) -> Envelope {
         Envelope {
@@ -114,14 +109,7 @@ impl LimiterUnderTest for TokenBucket {
         }
     }
     fn fields(&self, now: Time) -> BTreeMap<String, Value> {
-        BTreeMap::from([
-            ("tokens".to_string(), json!(self.tokens_at(now))),
-            ("capacity".to_string(), json!(self.config().capacity)),
-            (
-                "refillPerSec".to_string(),
-                json!(self.config().refill_per_sec),
-            ),
-        ])
+        TokenBucket::fields(self, now)
     }
 }
 

@@ -26,11 +26,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DistlabError, Result, check_positive, check_range};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 use crate::ratelimit::RateLimitDecision;
-use crate::ratelimit::lab::{Envelope, LimiterUnderTest};
+use crate::ratelimit::lab::Envelope;
 use crate::ratelimit::rule::Rule;
 use crate::time::{Duration, MAX_DURATION, Time};
 
@@ -109,19 +109,36 @@ impl TokenBucketConfig {
 /// the clock; peeks and `tokens_at` write nothing at all.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenBucket {
+    shape: BucketShape,
+    state: BucketState,
+}
+
+/// What a bucket is, as opposed to where it stands: the configuration and the exact
+/// constants derived from it. Shared by every key of a keyed token bucket.
+#[derive(Debug, Clone, PartialEq)]
+struct BucketShape {
     config: TokenBucketConfig,
     /// Capacity in units.
     capacity: u128,
+    /// Units present when a bucket is created (`initialTokens`, else the capacity).
+    initial: u128,
     /// Refill in units per microsecond, exactly.
     rate: ExactRate,
+}
+
+/// Where one bucket stands: all a keyed token bucket stores per key (32 bytes).
+///
+/// The level `since_start` µs after the start is `min(capacity, minted(since_start) −
+/// offset)`, where `offset` is `minted − tokens` as of the latest admission (or creation):
+/// the tokens then, plus what has been minted since. One signed number instead of the pair
+/// gives the same integers with half the memory.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BucketState {
     /// Refill is counted from here: `rate.minted(t − start)` units by time `t`.
     start: Time,
-    /// Units present just after the latest admission (or at creation).
-    tokens: u128,
-    /// `rate.minted(..)` at that moment.
-    minted: u128,
     /// The latest `now` any decision was made at; earlier times are evaluated here.
     clock: Time,
+    offset: i128,
 }
 
 impl TokenBucket {
@@ -132,41 +149,31 @@ impl TokenBucket {
 
     /// A bucket created at `start`: its initial tokens are those present at `start`.
     pub fn starting_at(config: TokenBucketConfig, start: Time) -> Result<Self> {
-        config.validate()?;
-        let capacity = to_units(config.capacity);
-        let tokens = config
-            .initial_tokens
-            .map_or(capacity, |t| to_units(t).min(capacity));
-        Ok(TokenBucket {
-            config,
-            capacity,
-            rate: ExactRate::from_f64(config.refill_per_sec * UNITS_PER_TOKEN / 1e6),
-            start,
-            tokens,
-            minted: 0,
-            clock: start,
-        })
+        let shape = BucketShape::new(config)?;
+        let state = shape.fresh(start);
+        Ok(TokenBucket { shape, state })
     }
 
     pub fn config(&self) -> &TokenBucketConfig {
-        &self.config
+        &self.shape.config
     }
 
     /// The latest time the bucket has decided at; calls at earlier times are evaluated here.
     pub fn clock(&self) -> Time {
-        self.clock
+        self.state.clock
     }
 
     /// Tokens present at `now` (at the bucket's clock if `now` is earlier), without changing
     /// anything: for drawing the bucket.
     pub fn tokens_at(&self, now: Time) -> f64 {
-        let since_start = self.effective(now).saturating_since(self.start).0;
-        self.as_tokens(self.level(self.tokens, self.minted, since_start))
+        self.shape.tokens_at(&self.state, now)
     }
 
     /// What [`TokenBucket::try_acquire`] would decide, without charging anything.
     pub fn peek(&self, now: Time, cost: f64) -> Result<RateLimitDecision> {
-        self.evaluate(now, cost).map(|e| e.decision)
+        self.shape
+            .evaluate(&self.state, now, cost)
+            .map(|e| e.decision)
     }
 
     /// Changes the capacity and the refill rate at `now` (at the bucket's clock if `now` is
@@ -177,20 +184,16 @@ impl TokenBucket {
     /// then reports (`initialTokens` being the tokens kept). On error (naming `capacity` or
     /// `refillPerSec`) nothing changes.
     pub fn reconfigure(&mut self, now: Time, capacity: f64, refill_per_sec: f64) -> Result<()> {
-        let config = TokenBucketConfig::new(capacity, refill_per_sec);
-        config.validate()?;
-        let at = self.effective(now);
-        let level = self.level(self.tokens, self.minted, at.saturating_since(self.start).0);
-        let capacity = to_units(config.capacity);
-        let tokens = level.min(capacity);
-        self.capacity = capacity;
-        self.config = config;
-        self.config.initial_tokens = Some(self.as_tokens(tokens));
-        self.rate = ExactRate::from_f64(config.refill_per_sec * UNITS_PER_TOKEN / 1e6);
-        self.start = at;
-        self.tokens = tokens;
-        self.minted = 0;
-        self.clock = at;
+        let mut shape = BucketShape::new(TokenBucketConfig::new(capacity, refill_per_sec))?;
+        let at = self.shape.effective(&self.state, now);
+        let level = self
+            .shape
+            .level(self.state.offset, at.saturating_since(self.state.start).0);
+        // Exactly the units kept, and reported as tokens within the new capacity.
+        shape.initial = level.min(shape.capacity);
+        shape.config.initial_tokens = Some(shape.as_tokens(shape.initial));
+        self.state = shape.fresh(at);
+        self.shape = shape;
         Ok(())
     }
 
@@ -198,16 +201,81 @@ impl TokenBucket {
     /// them. `cost` must be finite, positive and at most the capacity (a larger request could
     /// never be admitted, so asking is an error rather than a denial).
     pub fn try_acquire(&mut self, now: Time, cost: f64) -> Result<RateLimitDecision> {
-        let e = self.evaluate(now, cost)?;
-        self.clock = e.at;
-        if let Some((tokens, minted)) = e.charged {
-            self.tokens = tokens;
-            self.minted = minted;
+        self.shape.decide(&mut self.state, now, cost)
+    }
+
+    /// When the bucket is full again if nothing is admitted (`now`, or the bucket's later
+    /// clock, if it is full already).
+    pub fn full_at(&self, now: Time) -> Time {
+        self.shape.full_at(&self.state, now)
+    }
+
+    /// Its tokens and configuration, for a node in a lab's view.
+    pub fn fields(&self, now: Time) -> BTreeMap<String, Value> {
+        self.shape.fields(&self.state, now)
+    }
+}
+
+impl BucketShape {
+    fn new(config: TokenBucketConfig) -> Result<Self> {
+        config.validate()?;
+        let capacity = to_units(config.capacity);
+        Ok(BucketShape {
+            config,
+            capacity,
+            initial: config
+                .initial_tokens
+                .map_or(capacity, |t| to_units(t).min(capacity)),
+            rate: ExactRate::from_f64(config.refill_per_sec * UNITS_PER_TOKEN / 1e6),
+        })
+    }
+
+    /// A bucket created at `start`, holding its initial tokens.
+    fn fresh(&self, start: Time) -> BucketState {
+        BucketState {
+            start,
+            clock: start,
+            // Nothing minted yet: the offset is minus the tokens (below 2^80, exact).
+            offset: -(self.initial as i128),
+        }
+    }
+
+    fn tokens_at(&self, st: &BucketState, now: Time) -> f64 {
+        let since_start = self.effective(st, now).saturating_since(st.start).0;
+        self.as_tokens(self.level(st.offset, since_start))
+    }
+
+    fn decide(&self, st: &mut BucketState, now: Time, cost: f64) -> Result<RateLimitDecision> {
+        let e = self.evaluate(st, now, cost)?;
+        st.clock = e.at;
+        if let Some(offset) = e.charged {
+            st.offset = offset;
         }
         Ok(e.decision)
     }
 
-    fn evaluate(&self, now: Time, cost: f64) -> Result<Evaluation> {
+    /// When the bucket is full again if nothing is admitted.
+    fn full_at(&self, st: &BucketState, now: Time) -> Time {
+        let at = self.effective(st, now);
+        // A full bucket admits its whole capacity; otherwise the denial says when it will.
+        match self.evaluate(st, at, self.config.capacity) {
+            Ok(e) if !e.decision.allowed => at.saturating_add(e.decision.reset_after),
+            _ => at,
+        }
+    }
+
+    fn fields(&self, st: &BucketState, now: Time) -> BTreeMap<String, Value> {
+        BTreeMap::from([
+            ("tokens".to_string(), json!(self.tokens_at(st, now))),
+            ("capacity".to_string(), json!(self.config.capacity)),
+            (
+                "refillPerSec".to_string(),
+                json!(self.config.refill_per_sec),
+            ),
+        ])
+    }
+
+    fn evaluate(&self, st: &BucketState, now: Time, cost: f64) -> Result<Evaluation> {
         check_positive("cost", cost)?;
         if cost > self.config.capacity {
             return Err(DistlabError::field(
@@ -221,28 +289,29 @@ impl TokenBucket {
         // Rounded up, and by the same monotone rounding as the capacity, so a cost equal
         // to the capacity is still admissible.
         let cost = to_units(cost);
-        let at = self.effective(now);
-        let since_start = at.saturating_since(self.start).0;
-        let level = self.level(self.tokens, self.minted, since_start);
+        let at = self.effective(st, now);
+        let since_start = at.saturating_since(st.start).0;
+        let level = self.level(st.offset, since_start);
         // Waits are searched with the very formula a later call will evaluate, so they are
         // the shortest that work, to the microsecond; they are measured from `at` and then
         // expressed relative to the caller's `now`, so that retrying at `now + retry_after`
         // is exact even if `now` was behind the bucket's clock.
-        let wait = |tokens: u128, minted: u128, target: u128| {
-            let guess = self.estimate_wait(self.level(tokens, minted, since_start), target);
+        let wait = |offset: i128, target: u128| {
+            let guess = self.estimate_wait(self.level(offset, since_start), target);
             let w = first_satisfying(guess, |w| {
-                self.level(tokens, minted, since_start.saturating_add(w)) >= target
+                self.level(offset, since_start.saturating_add(w)) >= target
             });
             at.saturating_add(Duration(w)).saturating_since(now)
         };
         let (charged, remaining, retry_after, reset_after) = if level >= cost {
             let remaining = level - cost;
-            let minted = self.rate.minted(since_start);
-            let reset = wait(remaining, minted, self.capacity);
-            (Some((remaining, minted)), remaining, Duration::ZERO, reset)
+            // Both below 2^117: the difference is exact.
+            let offset = self.rate.minted(since_start) as i128 - remaining as i128;
+            let reset = wait(offset, self.capacity);
+            (Some(offset), remaining, Duration::ZERO, reset)
         } else {
-            let retry = wait(self.tokens, self.minted, cost);
-            let reset = wait(self.tokens, self.minted, self.capacity);
+            let retry = wait(st.offset, cost);
+            let reset = wait(st.offset, self.capacity);
             (None, level, retry, reset)
         };
         Ok(Evaluation {
@@ -267,16 +336,16 @@ impl TokenBucket {
         (units as f64 / UNITS_PER_TOKEN).min(self.config.capacity)
     }
 
-    fn effective(&self, now: Time) -> Time {
-        now.max(self.clock)
+    fn effective(&self, st: &BucketState, now: Time) -> Time {
+        now.max(st.clock)
     }
 
-    /// Units present `since_start` µs after the start, given `tokens` units at the moment
-    /// `minted` units had been minted. Monotone in `since_start`, which is what makes the
-    /// wait searches valid.
-    fn level(&self, tokens: u128, minted: u128, since_start: u64) -> u128 {
-        let refill = self.rate.minted(since_start).saturating_sub(minted);
-        tokens.saturating_add(refill).min(self.capacity)
+    /// Units present `since_start` µs after the start of a bucket at `offset`. Monotone in
+    /// `since_start`, which is what makes the wait searches valid. Minted counts stay below
+    /// 2^117 (see [`ExactRate::minted`]), so the signed difference is exact.
+    fn level(&self, offset: i128, since_start: u64) -> u128 {
+        let units = (self.rate.minted(since_start) as i128).saturating_sub(offset);
+        (units.max(0) as u128).min(self.capacity)
     }
 
     /// A first guess at the wait from `level` to `target` units, in microseconds.
@@ -292,8 +361,8 @@ struct Evaluation {
     decision: RateLimitDecision,
     /// The time the decision was taken at: the caller's `now` or the bucket's later clock.
     at: Time,
-    /// If admitted, the bucket's new `(tokens, minted)`.
-    charged: Option<(u128, u128)>,
+    /// If admitted, the bucket's new offset.
+    charged: Option<i128>,
 }
 
 /// Token amounts to units, rounding up. Callers pass validated finite values in
@@ -396,70 +465,66 @@ pub(crate) fn first_satisfying(guess: u64, pred: impl Fn(u64) -> bool) -> u64 {
 }
 
 /// The token bucket as a [`Rule`], so that the keyed limiter and the comparison lab can use
-/// it like every other algorithm. Its per-client state is the whole bucket: the exact
-/// arithmetic keeps a start, a minted count, a level and a clock per bucket, so a keyed
-/// token bucket costs `size_of::<TokenBucket>()` per key. GCRA admits the same requests
-/// with 16 bytes (see [`crate::ratelimit::gcra`]).
+/// it like every other algorithm: the configuration once, a [`BucketState`] (32 bytes) per
+/// client.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenBucketRule {
-    /// A bucket as created at time zero, cloned and moved to `now` for each new client.
-    template: TokenBucket,
+    shape: BucketShape,
 }
 
 impl TokenBucketRule {
     /// Checks every field, naming the first bad one.
     pub fn new(config: TokenBucketConfig) -> Result<Self> {
         Ok(TokenBucketRule {
-            template: TokenBucket::new(config)?,
+            shape: BucketShape::new(config)?,
         })
     }
 
     pub fn config(&self) -> &TokenBucketConfig {
-        self.template.config()
+        &self.shape.config
     }
 }
 
 impl Rule for TokenBucketRule {
-    type State = TokenBucket;
+    type State = BucketState;
 
     fn algorithm(&self) -> &'static str {
         "token bucket"
     }
 
-    fn fresh(&self, now: Time) -> TokenBucket {
-        TokenBucket {
-            start: now,
-            clock: now,
-            ..self.template.clone()
-        }
+    fn fresh(&self, now: Time) -> BucketState {
+        self.shape.fresh(now)
     }
 
-    fn decide(&self, state: &mut TokenBucket, now: Time, cost: f64) -> Result<RateLimitDecision> {
-        state.try_acquire(now, cost)
+    fn decide(&self, state: &mut BucketState, now: Time, cost: f64) -> Result<RateLimitDecision> {
+        self.shape.decide(state, now, cost)
     }
 
-    fn is_idle(&self, state: &TokenBucket, now: Time) -> bool {
-        state.tokens_at(now) >= state.config.capacity
+    fn is_idle(&self, state: &BucketState, now: Time) -> bool {
+        self.shape.tokens_at(state, now) >= self.shape.config.capacity
     }
 
-    fn level(&self, state: &TokenBucket, now: Time) -> f64 {
-        state.tokens_at(now)
+    fn level(&self, state: &BucketState, now: Time) -> f64 {
+        self.shape.tokens_at(state, now)
     }
 
     fn limit(&self) -> f64 {
-        self.template.config.capacity
+        self.shape.config.capacity
     }
 
-    fn full_at(&self, state: &TokenBucket, now: Time) -> Time {
-        LimiterUnderTest::full_at(state, now)
+    fn full_at(&self, state: &BucketState, now: Time) -> Time {
+        self.shape.full_at(state, now)
     }
 
     fn envelope(&self) -> Envelope {
-        LimiterUnderTest::envelope(&self.template)
+        Envelope {
+            burst: self.shape.config.capacity,
+            rate_per_sec: self.shape.config.refill_per_sec,
+        }
     }
 
-    fn fields(&self, state: &TokenBucket, now: Time) -> BTreeMap<String, Value> {
-        LimiterUnderTest::fields(state, now)
+    fn fields(&self, state: &BucketState, now: Time) -> BTreeMap<String, Value> {
+        self.shape.fields(state, now)
     }
 }
 
