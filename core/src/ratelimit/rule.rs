@@ -97,6 +97,7 @@ impl<R: Rule> Limiter<R> {
 #[cfg(test)]
 pub(crate) mod testing {
     use super::{Limiter, Rule};
+    use crate::ratelimit::RateLimitDecision;
     use crate::time::Time;
     use proptest::prelude::*;
 
@@ -142,6 +143,33 @@ pub(crate) mod testing {
                 sum += cost;
                 check(first, last, sum)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Feeds requests of cost 1 stamped `base − back` (time that may run backwards) to `l`,
+    /// and the same requests stamped with the latest time seen so far to a copy; `same`
+    /// compares each pair of decisions, given both stamps.
+    pub fn against_the_latest_time<R: Rule>(
+        l: &Limiter<R>,
+        requests: &[(u64, u64)],
+        mut same: impl FnMut(
+            RateLimitDecision,
+            RateLimitDecision,
+            u64,
+            u64,
+        ) -> Result<(), TestCaseError>,
+    ) -> Result<(), TestCaseError> {
+        let (mut shuffled, mut clamped) = (l.clone(), l.clone());
+        let (mut base, mut latest) = (0u64, 0u64);
+        for &(gap, back) in requests {
+            base += gap;
+            let now = base.saturating_sub(back);
+            latest = latest.max(now);
+            let a = shuffled.try_acquire(Time(now), 1.0).unwrap();
+            let b = clamped.try_acquire(Time(latest), 1.0).unwrap();
+            prop_assert_eq!(a.allowed, b.allowed);
+            same(a, b, now, latest)?;
         }
         Ok(())
     }
