@@ -175,12 +175,24 @@ impl<M: LabModel> Runner<M> {
             // Only a clock the original run moved is moved again: moving it, even to where
             // it already is, can have side effects such as sampling.
             if a.clock_moved || Time(a.at_us) > self.model.now() {
+                // The original `step(dt)` went through every event due by then, also those
+                // that do not count as steps (a stale timer, a message parked at a paused
+                // node). They must be gone before the action, as they were: left queued,
+                // they would run after it, and differently.
+                if self.model.step_until(Time(a.at_us)) {
+                    return Err(DistlabError::InvalidState(format!(
+                        "replaying the action at step {}: an event due by {} µs was not \
+                         processed before it in the original run",
+                        a.step, a.at_us
+                    )));
+                }
                 self.model.advance_clock(Time(a.at_us));
                 self.clock_moved_at = Some(self.model.steps());
             }
             self.model.act(&a.action).map_err(|e| {
                 DistlabError::InvalidState(format!("replaying the action at step {}: {e}", a.step))
             })?;
+            self.clock_moved_at = None;
             self.applied += 1;
         }
         Ok(())
@@ -271,6 +283,9 @@ impl<M: LabModel> Lab for Runner<M> {
         });
         self.applied += 1;
         self.model = next;
+        // The action may have queued events due now: a next action at this step comes
+        // after it, not after a `step(dt)` that went through them.
+        self.clock_moved_at = None;
         Ok(())
     }
 

@@ -717,33 +717,16 @@ impl LabModel for RaftLab {
     }
 
     fn example_actions() -> Vec<Self::Action> {
-        let mut v: Vec<Self::Action> = vec![
-            Fault::Crash { node: 1 },
-            Fault::Restart { node: 1 },
-            Fault::Pause { node: 2 },
-            Fault::Resume { node: 2 },
-            Fault::Partition {
-                groups: vec![vec![0, 1]],
-            },
-            Fault::PartitionOneWay {
-                from: vec![0],
-                to: vec![2],
-            },
-            Fault::Heal,
-            Fault::SetLoss { probability: 0.2 },
-            Fault::SetDuplicate { probability: 0.1 },
-            Fault::ClockSkew {
-                node: 0,
-                skew_ms: -200.0,
-            },
-            Fault::ClockDrift {
+        // The simulator's faults, and a clock running 30 % slow on node 0: the drift
+        // under which a lease read can return stale data.
+        let mut v: Vec<Self::Action> = crate::sim::labs::network::example_faults()
+            .into_iter()
+            .chain([Fault::ClockDrift {
                 node: 0,
                 ppm: -300_000,
-            },
-        ]
-        .into_iter()
-        .map(ClusterAction::Fault)
-        .collect();
+            }])
+            .map(ClusterAction::Fault)
+            .collect();
         v.extend(
             [
                 RaftLabAction::ClientRequest {
