@@ -473,3 +473,49 @@ fn a_replay_keeps_matching_after_its_last_action() {
         }
     }
 }
+
+/// A reader that holds the trace up to `events` and asks only for what came after (as the
+/// page's trace worker does) ends up with the same events as one that reads it whole.
+#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+fn the_trace_read_in_pieces_is_the_whole_trace() {
+    let mut numbered_labs = BTreeSet::new();
+    for id in lab_ids() {
+        let mut lab = create_lab(id, &Value::Null).unwrap();
+        let mut held: Vec<Value> = Vec::new();
+        let mut have = 0u64;
+        let mut numbered = false;
+        for round in 0..5u64 {
+            lab.step(Duration::from_millis(40 * (round + 1))).unwrap();
+            let piece = lab.trace_from(have, usize::MAX);
+            let events = piece["events"].as_u64().unwrap();
+            match piece["first"].as_u64() {
+                Some(first) => {
+                    numbered = true;
+                    assert_eq!(first, have, "{id}: the piece starts where the reader is");
+                    held.extend(piece["trace"].as_array().unwrap().iter().cloned());
+                }
+                // Not numbered: the whole trace each time.
+                None => held = piece["trace"].as_array().unwrap().clone(),
+            }
+            have = events;
+            assert_eq!(piece["hash"], lab.trace()["hash"], "{id}");
+        }
+        let whole = lab.trace_from(0, usize::MAX);
+        assert_eq!(&held, whole["trace"].as_array().unwrap(), "{id}");
+        if numbered {
+            numbered_labs.insert(id);
+            assert_eq!(whole["first"], 0, "{id}");
+            assert_eq!(held.len() as u64, have, "{id}: every event numbered");
+            // `trace()` is the newest part of it.
+            let tail = lab.trace()["trace"].as_array().unwrap().clone();
+            assert!(held.ends_with(&tail), "{id}");
+            let newest = lab.trace_from(0, 3);
+            assert_eq!(newest["first"], have - 3, "{id}");
+            assert_eq!(
+                newest["trace"].as_array().unwrap()[..],
+                held[held.len() - 3..]
+            );
+        }
+    }
+}

@@ -162,6 +162,17 @@ impl Lab {
     pub fn trace_json(&self) -> String {
         self.inner.trace().to_string()
     }
+    /// The trace's events numbered `from` or later, at most the newest `max`, as a JSON
+    /// string `{hash, events, first, complete, trace}`: `events` counts every event so
+    /// far, so a reader that holds events up to there asks next time from `events`. A lab
+    /// whose trace does not number its events answers with its whole trace and no
+    /// `first`.
+    #[wasm_bindgen(js_name = traceJsonFrom)]
+    pub fn trace_json_from(&self, from: f64, max: f64) -> Result<String, JsError> {
+        let from = whole_number("from", from)?;
+        let max = usize::try_from(whole_number("max", max)?).unwrap_or(usize::MAX);
+        Ok(self.inner.trace_from(from, max).to_string())
+    }
     /// The effective config (defaults filled in).
     #[wasm_bindgen(unchecked_return_type = "LabConfig")]
     pub fn config(&self) -> Result<JsValue, JsError> {

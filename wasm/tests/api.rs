@@ -62,6 +62,23 @@ fn a_lab_runs_and_acts() {
     let k = lab.steps() / 2.0;
     assert_eq!(lab.seek(k.floor()).unwrap(), k.floor());
     assert!(lab.trace_json().contains("\"hash\""));
+
+    // Reading the trace in pieces gives the whole of it.
+    let whole: serde_json::Value = serde_json::from_str(&lab.trace_json()).unwrap();
+    let old: serde_json::Value =
+        serde_json::from_str(&lab.trace_json_from(0.0, f64::from(u32::MAX)).unwrap()).unwrap();
+    let have = old["events"].as_f64().unwrap();
+    lab.step(50.0).unwrap();
+    let new: serde_json::Value =
+        serde_json::from_str(&lab.trace_json_from(have, f64::from(u32::MAX)).unwrap()).unwrap();
+    assert_eq!(new["first"].as_f64(), Some(have));
+    let mut pieces = old["trace"].as_array().unwrap().clone();
+    pieces.extend(new["trace"].as_array().unwrap().iter().cloned());
+    let after: serde_json::Value = serde_json::from_str(&lab.trace_json()).unwrap();
+    assert!(after["trace"].as_array().unwrap().len() > whole["trace"].as_array().unwrap().len());
+    assert_eq!(&pieces, after["trace"].as_array().unwrap());
+    let e = lab.trace_json_from(-1.0, 10.0).err().unwrap();
+    assert!(message(e).contains("`from`"));
 }
 
 #[wasm_bindgen_test]

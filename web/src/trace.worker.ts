@@ -1,8 +1,9 @@
-// The trace for the space-time diagram, built off the main thread: serialising a long
-// trace costs about 17 µs per event in wasm, so a 100,000-event trace would freeze the
-// page for seconds. The worker replays the same run (config and action script: the same
-// seed gives the same trace), serialises the trace, and sends it back as transferable
-// columns the diagram can binary-search and draw without allocating.
+// The trace for the space-time diagram, built off the main thread: serialising a trace
+// costs about 17 µs per event in wasm, so a 100,000-event trace would freeze the page for
+// seconds. The worker replays the same run (config and action script: the same seed gives
+// the same trace), keeps the events it has read, asks the replica only for those that came
+// after them (`traceJsonFrom`), and sends the diagram transferable columns it can
+// binary-search and draw without allocating.
 import init, { replayLab, type Lab, type LabAction, type LabConfig, type LabId, type RecordedAction } from "distlab";
 
 export interface TraceRequest {
@@ -46,12 +47,58 @@ export interface TraceColumns {
 interface Ep { type: string; id: number }
 interface RawEvent { step: number; time: number; type: string; node?: number; client?: number; from?: Ep; to?: Ep; msg?: number; kind?: string }
 
-let ready: Promise<unknown> | null = null;
-let cached: { key: string; lab: Lab } | null = null;
+interface RawTrace { hash: string; events: number; first?: number; complete: boolean; trace: RawEvent[] }
 
-function columns(id: number, json: string, nodes: number): { data: TraceColumns; transfer: ArrayBuffer[] } {
-  const raw = JSON.parse(json) as { hash: string; events: number; complete: boolean; trace: RawEvent[] };
-  const ev = raw.trace;
+/** The most events the worker holds (and the diagram can scroll back through). */
+const MAX_HELD = 100_000;
+/** The most events read at once after a replay: the newest, so the diagram is back soon. */
+const FIRST_READ = 20_000;
+
+/** A replica of the page's run and the trace read from it so far. */
+interface Replica {
+  key: string;
+  lab: Lab;
+  held: RawEvent[];
+  /** Number of the event after the last one held. */
+  have: number;
+  /** Number of the first event held. */
+  first: number;
+  /** Whether the lab numbers its trace's events (else each read is the whole trace). */
+  numbered: boolean;
+  last: RawTrace | null;
+}
+
+let ready: Promise<unknown> | null = null;
+let cached: Replica | null = null;
+
+/** Brings the replica's held events up to its current step. */
+function read(r: Replica): RawTrace {
+  const raw = JSON.parse(r.lab.traceJsonFrom(r.have, r.last ? MAX_HELD : FIRST_READ)) as RawTrace;
+  r.last = raw;
+  if (raw.first === undefined) {
+    r.numbered = false;
+    r.held = raw.trace;
+    return raw;
+  }
+  r.numbered = true;
+  if (raw.first !== r.have) {
+    // A gap (the lab let events go that were never read): start again from these.
+    r.held = [];
+    r.first = raw.first;
+  }
+  for (const e of raw.trace) r.held.push(e);
+  r.have = raw.events;
+  if (r.held.length > MAX_HELD) {
+    const drop = r.held.length - MAX_HELD;
+    r.held.splice(0, drop);
+    r.first += drop;
+  }
+  return raw;
+}
+
+function columns(id: number, r: Replica, raw: RawTrace, nodes: number): { data: TraceColumns; transfer: ArrayBuffer[] } {
+  const ev = r.held;
+  const complete = r.numbered ? r.first === 0 : raw.complete;
   const n = ev.length;
   let clients = 0;
   for (const e of ev) {
@@ -64,7 +111,7 @@ function columns(id: number, json: string, nodes: number): { data: TraceColumns;
   const msgKinds: string[] = [];
   const msgKindCode = new Map<string, number>();
   const d: TraceColumns = {
-    id, events: raw.events, complete: raw.complete, hash: raw.hash, lanes: nodes + clients, nodes, msgKinds,
+    id, events: raw.events, complete, hash: raw.hash, lanes: nodes + clients, nodes, msgKinds,
     time: new Float64Array(n), step: new Float64Array(n), kind: new Uint8Array(n),
     from: new Int32Array(n), to: new Int32Array(n), msgKind: new Uint16Array(n),
     sendIndex: new Int32Array(n).fill(-1), doneAt: new Float64Array(n).fill(-1),
@@ -108,10 +155,12 @@ self.onmessage = async (e: MessageEvent<TraceRequest>) => {
     const key = JSON.stringify([req.lab, req.config, req.actions]);
     if (!cached || cached.key !== key || cached.lab.steps > req.step) {
       cached?.lab.free();
-      cached = { key, lab: replayLab(req.lab as LabId, req.config, req.actions) };
+      const lab = replayLab(req.lab as LabId, req.config, req.actions);
+      cached = { key, lab, held: [], have: 0, first: 0, numbered: false, last: null };
     }
     cached.lab.seek(req.step);
-    const { data, transfer } = columns(req.id, cached.lab.traceJson(), req.nodes);
+    const raw = read(cached);
+    const { data, transfer } = columns(req.id, cached, raw, req.nodes);
     (self as unknown as Worker).postMessage(data, transfer);
   } catch (err) {
     (self as unknown as Worker).postMessage({ id: req.id, error: err instanceof Error ? err.message : String(err) });

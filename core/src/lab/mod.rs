@@ -47,6 +47,11 @@ pub trait Lab {
     fn now(&self) -> Time;
     /// The trace: `{ hash, events, complete, trace: [...] }`.
     fn trace(&self) -> Value;
+    /// The trace's events numbered `from` or later, at most the newest `max`, for a reader
+    /// that already holds the older ones: `{ hash, events, first, complete, trace }` where
+    /// `first` numbers the first event listed. A lab whose trace does not number its
+    /// events (no `first`) returns the whole of [`Lab::trace`].
+    fn trace_from(&self, from: u64, max: usize) -> Value;
     /// The actions applied so far, each with its step and time: with the config, all it
     /// takes to reproduce this run.
     fn actions(&self) -> Value;

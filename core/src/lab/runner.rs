@@ -53,6 +53,11 @@ pub trait LabModel: Clone + 'static {
     }
     /// The trace as JSON.
     fn trace(&self) -> Value;
+    /// The trace's events numbered `from` or later, at most `max` (see
+    /// [`Lab::trace_from`]); by default the whole trace, without `first`.
+    fn trace_from(&self, _from: u64, _max: usize) -> Value {
+        self.trace()
+    }
     /// Typical actions, for the page's buttons, documentation and fuzzing.
     fn example_actions() -> Vec<Self::Action> {
         Vec::new()
@@ -342,6 +347,10 @@ impl<M: LabModel> Lab for Runner<M> {
 
     fn trace(&self) -> Value {
         self.model.trace()
+    }
+
+    fn trace_from(&self, from: u64, max: usize) -> Value {
+        self.model.trace_from(from, max)
     }
 
     fn actions(&self) -> Value {

@@ -6,6 +6,7 @@
 //! the same hash natively and in wasm.
 
 use serde::Serialize;
+use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -208,18 +209,21 @@ impl Hasher for StableHasher {
 const CHUNK: usize = 4096;
 
 /// The trace of one simulation: a running hash of every event and, when recording, the
-/// events themselves (up to a limit, after which only the hash and count go on).
+/// newest events themselves (at least `limit` of them once that many happened; older
+/// ones are let go a chunk at a time, while the hash and the count go on).
 ///
-/// Recorded events are kept in sealed, shared chunks, so cloning a simulation (which the
-/// lab runner does for every snapshot) copies at most one chunk of events, not the
-/// whole history.
+/// Events are numbered from 0 in the order they happened, whether kept or not, so a reader
+/// can ask for what came after the last event it saw. Kept events live in sealed, shared
+/// chunks, so cloning a simulation (which the lab runner does for every snapshot) copies at
+/// most one chunk of events, not the whole history.
 #[derive(Debug, Clone)]
 pub struct Trace {
     hasher: StableHasher,
     count: u64,
-    sealed: Vec<Arc<[TraceEvent]>>,
+    sealed: VecDeque<Arc<[TraceEvent]>>,
     tail: Vec<TraceEvent>,
-    recorded: usize,
+    /// The number of the oldest kept event.
+    first: u64,
     record: bool,
     limit: usize,
 }
@@ -229,10 +233,10 @@ impl Trace {
         Trace {
             hasher: StableHasher::default(),
             count: 0,
-            sealed: Vec::new(),
+            sealed: VecDeque::new(),
             tail: Vec::new(),
-            recorded: 0,
-            record,
+            first: 0,
+            record: record && limit > 0,
             limit,
         }
     }
@@ -243,11 +247,18 @@ impl Trace {
         self.hasher.write_u64(time.0);
         kind.hash(&mut self.hasher);
         self.count += 1;
-        if self.record && self.recorded < self.limit {
-            self.tail.push(TraceEvent { step, time, kind });
-            self.recorded += 1;
-            if self.tail.len() == CHUNK {
-                self.sealed.push(Arc::from(std::mem::take(&mut self.tail)));
+        if !self.record {
+            self.first = self.count;
+            return;
+        }
+        self.tail.push(TraceEvent { step, time, kind });
+        if self.tail.len() == CHUNK {
+            self.sealed
+                .push_back(Arc::from(std::mem::take(&mut self.tail)));
+            // Let the oldest chunk go once the others hold the limit without it.
+            if (self.sealed.len() - 1) * CHUNK >= self.limit {
+                self.sealed.pop_front();
+                self.first += CHUNK as u64;
             }
         }
     }
@@ -257,7 +268,7 @@ impl Trace {
         self.hasher.finish()
     }
 
-    /// Number of events so far (recorded or not).
+    /// Number of events so far (kept or not); also the number the next event will get.
     pub fn len(&self) -> u64 {
         self.count
     }
@@ -265,12 +276,17 @@ impl Trace {
         self.count == 0
     }
 
-    /// Number of events kept.
-    pub fn recorded(&self) -> usize {
-        self.recorded
+    /// The number of the oldest event kept (`len()` when none is).
+    pub fn first_kept(&self) -> u64 {
+        self.first
     }
 
-    /// The recorded events in order (all of them unless recording was off or hit its limit).
+    /// Number of events kept.
+    pub fn kept(&self) -> usize {
+        (self.count - self.first) as usize
+    }
+
+    /// The kept events in order, oldest first.
     pub fn events(&self) -> impl DoubleEndedIterator<Item = &TraceEvent> + '_ {
         self.sealed
             .iter()
@@ -278,34 +294,45 @@ impl Trace {
             .chain(self.tail.iter())
     }
 
-    /// The recorded events from index `from` on.
-    pub fn events_from(&self, from: usize) -> impl Iterator<Item = &TraceEvent> + '_ {
-        let chunk = from / CHUNK;
-        let skip = from % CHUNK;
+    /// The kept events numbered `from` or later.
+    pub fn events_from(&self, from: u64) -> impl Iterator<Item = &TraceEvent> + '_ {
+        let skip = from.saturating_sub(self.first).min(self.count - self.first) as usize;
         self.sealed
-            .get(chunk..)
-            .unwrap_or_default()
             .iter()
+            .skip(skip / CHUNK)
             .flat_map(|c| c.iter())
             .chain(self.tail.iter())
-            .skip(skip)
+            .skip(skip % CHUNK)
     }
 
     /// Whether every event was kept.
     pub fn is_complete(&self) -> bool {
-        self.recorded as u64 == self.count
+        self.first == 0
     }
 
-    /// The trace as JSON: `{ "hash": "…", "events": n, "complete": bool, "trace": [...] }`.
+    /// The whole kept trace as JSON (see [`Trace::json_from`]).
     pub fn to_json(&self) -> serde_json::Value {
+        self.json_from(0, usize::MAX)
+    }
+
+    /// The kept events numbered `from` or later, at most the newest `max` of them, as JSON:
+    /// `{ "hash": "…", "events": n, "first": k, "complete": bool, "trace": [...] }` where
+    /// `events` counts every event so far, `first` is the number of the first one listed,
+    /// and `complete` says the list starts at the very first event.
+    pub fn json_from(&self, from: u64, max: usize) -> serde_json::Value {
+        let from = from
+            .max(self.first)
+            .max(self.count.saturating_sub(max as u64))
+            .min(self.count);
         let events: Vec<serde_json::Value> = self
-            .events()
+            .events_from(from)
             .filter_map(|e| serde_json::to_value(e).ok())
             .collect();
         serde_json::json!({
             "hash": format!("{:016x}", self.hash()),
             "events": self.count,
-            "complete": self.is_complete(),
+            "first": from,
+            "complete": from == 0,
             "trace": events,
         })
     }
@@ -336,11 +363,60 @@ mod tests {
         for i in 0..9_000u64 {
             t.push(i, Time(i), TraceKind::External { tag: i });
         }
-        assert_eq!(t.recorded(), 9_000);
+        assert_eq!(t.kept(), 9_000);
+        assert!(t.is_complete());
         assert!(t.events().map(|e| e.step).eq(0..9_000));
         assert!(t.events_from(5_000).map(|e| e.step).eq(5_000..9_000));
+        assert_eq!(t.events_from(9_000).count(), 0);
+        assert_eq!(t.events_from(u64::MAX).count(), 0);
         let copy = t.clone();
         assert!(copy.events().eq(t.events()));
+    }
+
+    #[test]
+    fn past_the_limit_the_newest_events_are_kept_and_keep_their_numbers() {
+        let mut t = Trace::new(true, 2 * CHUNK);
+        let n = 10 * CHUNK as u64 + 17;
+        for i in 0..n {
+            t.push(i, Time(i), TraceKind::External { tag: i });
+        }
+        assert_eq!(t.len(), n);
+        assert!(!t.is_complete());
+        assert!(
+            t.kept() >= 2 * CHUNK && t.kept() < 4 * CHUNK,
+            "{}",
+            t.kept()
+        );
+        assert_eq!(t.first_kept() + t.kept() as u64, n);
+        // Every kept event is numbered by its step here.
+        assert!(t.events().map(|e| e.step).eq(t.first_kept()..n));
+        assert!(t.events_from(n - 5).map(|e| e.step).eq(n - 5..n));
+        assert!(t.events_from(0).map(|e| e.step).eq(t.first_kept()..n));
+        let j = t.json_from(n - 3, usize::MAX);
+        assert_eq!(j["first"], n - 3);
+        assert_eq!(j["events"], n);
+        assert_eq!(j["complete"], false);
+        assert_eq!(j["trace"].as_array().unwrap().len(), 3);
+        let newest = t.json_from(0, 10);
+        assert_eq!(newest["first"], n - 10);
+        assert_eq!(newest["trace"][0]["step"], n - 10);
+        assert_eq!(t.json_from(n + 5, 10)["trace"].as_array().unwrap().len(), 0);
+    }
+
+    #[test]
+    fn without_recording_nothing_is_kept_but_everything_is_counted() {
+        let mut t = Trace::new(false, 100);
+        for i in 0..10u64 {
+            t.push(i, Time(i), TraceKind::External { tag: i });
+        }
+        assert_eq!((t.len(), t.kept(), t.first_kept()), (10, 0, 10));
+        assert_eq!(
+            t.json_from(0, usize::MAX)["trace"]
+                .as_array()
+                .unwrap()
+                .len(),
+            0
+        );
     }
 
     #[test]

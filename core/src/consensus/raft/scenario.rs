@@ -511,8 +511,10 @@ impl LabModel for RejoinLab {
         for (i, s) in self.sides.iter().enumerate() {
             let trace = s.h.sim().trace();
             total += trace.len();
-            let from = trace.recorded().saturating_sub(TRACE_TAIL / 2);
-            complete &= from == 0 && trace.is_complete();
+            let from = trace
+                .first_kept()
+                .max(trace.len().saturating_sub((TRACE_TAIL / 2) as u64));
+            complete &= from == 0;
             for e in trace.events_from(from) {
                 let lab_step = match s.steps.binary_search_by_key(&e.step, |(own, _)| *own) {
                     Ok(k) => s.steps.get(k).map_or(0, |(_, lab)| *lab),

@@ -765,10 +765,13 @@ impl LabModel for DistributedLab {
     }
 
     fn trace(&self) -> Value {
-        crate::consensus::raft::lab::trace_tail(
-            self.sim.trace(),
-            crate::consensus::raft::lab::TRACE_TAIL,
-        )
+        self.sim
+            .trace()
+            .json_from(0, crate::consensus::raft::lab::TRACE_TAIL)
+    }
+
+    fn trace_from(&self, from: u64, max: usize) -> Value {
+        self.sim.trace().json_from(from, max)
     }
 
     fn example_actions() -> Vec<Self::Action> {

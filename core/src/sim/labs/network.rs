@@ -14,7 +14,6 @@ use crate::lab::cluster::{self, ClusterAction, status_name};
 use crate::lab::view::{FieldsOf, InvariantStatus, MetricsRecorder, NodeView, Panel, View};
 use crate::sim::history::Outcome;
 use crate::sim::pingpong::{LinkStats, PingConfig, PingNode};
-use crate::sim::trace::Trace;
 use crate::sim::{Fault, FaultScript, NetStats, NetworkConfig, NodeId, Sim, SimConfig};
 use crate::time::{Duration, Time};
 
@@ -296,21 +295,6 @@ impl NetworkLab {
     }
 }
 
-/// The trace as JSON with only its newest `tail` recorded events.
-fn trace_tail(trace: &Trace, tail: usize) -> Value {
-    let from = trace.recorded().saturating_sub(tail);
-    let events: Vec<Value> = trace
-        .events_from(from)
-        .filter_map(|e| serde_json::to_value(e).ok())
-        .collect();
-    json!({
-        "hash": format!("{:016x}", trace.hash()),
-        "events": trace.len(),
-        "complete": from == 0 && trace.is_complete(),
-        "trace": events,
-    })
-}
-
 fn mean_rtt_ms(s: &LinkStats) -> f64 {
     if s.pongs_received == 0 {
         0.0
@@ -452,7 +436,11 @@ impl LabModel for NetworkLab {
     }
 
     fn trace(&self) -> Value {
-        trace_tail(self.sim.trace(), TRACE_TAIL)
+        self.sim.trace().json_from(0, TRACE_TAIL)
+    }
+
+    fn trace_from(&self, from: u64, max: usize) -> Value {
+        self.sim.trace().json_from(from, max)
     }
 
     fn example_actions() -> Vec<Self::Action> {
@@ -556,10 +544,10 @@ mod tests {
         assert!(all.len() > 60);
         // The lab's trace is the tail of TRACE_TAIL events: here, fewer than that.
         let sim = NetworkLab::new(&NetworkLabConfig::default()).unwrap();
-        assert_eq!(trace_tail(sim.sim().trace(), 0)["trace"], json!([]));
+        assert_eq!(sim.sim().trace().json_from(0, 0)["trace"], json!([]));
         let mut sim = sim;
         while sim.step_until(Time::from_millis(300)) {}
-        let tail = trace_tail(sim.sim().trace(), 50);
+        let tail = sim.sim().trace().json_from(0, 50);
         assert_eq!(tail["complete"], json!(false));
         assert_eq!(tail["hash"], whole["hash"]);
         assert_eq!(tail["events"], whole["events"]);
