@@ -1,7 +1,9 @@
 //! Raft on the simulator: a 5-node cluster under closed-loop client load with no faults
 //! (simulated messages processed, and commands committed, per wall-clock second), the
 //! same with the invariant checker on after every event, and the fault soak (seeds per
-//! second, each with its nemesis, invariants, liveness and linearizability checks).
+//! second, each with its nemesis, invariants, liveness and linearizability checks), and
+//! the page's biggest Raft scene: the `consensus.raft` lab at 51 nodes (simulated seconds
+//! per wall second, the invariant checker on as on the page).
 //! Every case starts from a cloned, already-elected cluster, so iterations are equal.
 //!
 //! Run: `cargo bench -p distlab-tests --bench raft`
@@ -11,7 +13,9 @@ use distlab_core::Duration;
 use distlab_core::Time;
 use distlab_core::consensus::raft::RaftConfig;
 use distlab_core::consensus::raft::harness::{Harness, Workload};
+use distlab_core::consensus::raft::lab::RaftLab;
 use distlab_core::consensus::raft::soak::{SoakOptions, run_seed};
+use distlab_core::lab::{Lab, Runner};
 use distlab_core::sim::SimConfig;
 
 const EVENTS: u64 = 200_000;
@@ -97,5 +101,28 @@ fn soak_seeds(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, cluster_under_load, soak_seeds);
+/// The e2e's big Raft scene: 51 nodes, 32 clients thinking 5 ms, 5 % loss and duplication,
+/// one simulated second per iteration (the page wants at least one per wall second).
+fn lab_51_nodes(c: &mut Criterion) {
+    let config = serde_json::json!({
+        "nodes": 51,
+        "workload": {"clients": 32, "thinkMs": 5},
+        "network": {"loss": 0.05, "duplicate": 0.05},
+    });
+    let mut base = Runner::<RaftLab>::from_json(&config).expect("valid config");
+    base.step(Duration::from_secs(2)).expect("steps");
+    let mut g = c.benchmark_group("raft_lab_51_nodes");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("simulated_seconds", |b| {
+        b.iter_batched(
+            || base.clone(),
+            |mut lab| lab.step(Duration::from_secs(1)).expect("steps"),
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, cluster_under_load, soak_seeds, lab_51_nodes);
 criterion_main!(benches);
