@@ -519,3 +519,41 @@ fn the_trace_read_in_pieces_is_the_whole_trace() {
         }
     }
 }
+
+/// A replica that got the first actions of a run by replay and the rest by
+/// `extend_actions` (as the page's trace worker follows the page) reaches the same state;
+/// actions from before its present are refused and change nothing.
+#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+fn a_replica_extended_with_later_actions_follows_the_run() {
+    for id in lab_ids() {
+        let mut lab = create_lab(id, &Value::Null).unwrap();
+        drive(lab.as_mut(), &mut SimRng::new(8), 40);
+        let all = lab.actions().as_array().cloned().unwrap_or_default();
+        let (first, rest) = all.split_at(all.len() / 2);
+        let mut replica = replay_lab(id, &lab.config(), &json!(first)).unwrap();
+        let here = replica.steps();
+        if let Some(next) = rest.first() {
+            // Stepped past the next action, the replica cannot take it any more.
+            let past = next["step"].as_u64().unwrap() + 1;
+            if replica.seek(past).unwrap() == past {
+                let e = replica
+                    .extend_actions(&json!(rest))
+                    .unwrap_err()
+                    .to_string();
+                assert!(e.contains("actions[0]"), "{id}: {e}");
+            }
+            replica.seek(here).unwrap();
+        }
+        replica.extend_actions(&json!(rest)).unwrap();
+        // Both seek to the end (the original's clock may have moved past its last event).
+        let end = lab.steps();
+        lab.seek(end).unwrap();
+        replica.seek(end).unwrap();
+        assert_eq!(replica.actions(), lab.actions(), "{id}");
+        assert!(
+            fingerprint(replica.as_ref()) == fingerprint(lab.as_ref()),
+            "{id}: the extended replica differs"
+        );
+    }
+}

@@ -183,6 +183,18 @@ impl Lab {
     pub fn actions(&self) -> Result<JsValue, JsError> {
         to_js(&self.inner.actions()).map_err(js_error)
     }
+    /// Adds recorded actions (as `actions()` gives them, from another lab running the same
+    /// config) that come at or after this lab's present; they apply when the run reaches
+    /// their steps, as in `replayLab`. A replica following a run keeps up this way without
+    /// replaying it from the start.
+    #[wasm_bindgen(js_name = extendActions)]
+    pub fn extend_actions(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "RecordedAction<LabAction>[]")] actions: JsValue,
+    ) -> Result<(), JsError> {
+        let actions = to_json("actions", &actions).map_err(js_error)?;
+        self.inner.extend_actions(&actions).map_err(core_error)
+    }
     /// JSON Schema of the config, for building a form.
     #[wasm_bindgen(js_name = configSchema, unchecked_return_type = "JsonSchema")]
     pub fn config_schema(&self) -> Result<JsValue, JsError> {

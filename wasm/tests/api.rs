@@ -79,6 +79,20 @@ fn a_lab_runs_and_acts() {
     assert_eq!(&pieces, after["trace"].as_array().unwrap());
     let e = lab.trace_json_from(-1.0, 10.0).err().unwrap();
     assert!(message(e).contains("`from`"));
+
+    // An action from before the lab's present cannot be added to its future.
+    let e = lab
+        .extend_actions(js(
+            r#"[{"step": 0, "atUs": 0, "action": {"type": "crash", "node": 1}}]"#,
+        ))
+        .err()
+        .unwrap();
+    assert!(message(e).contains("actions[0]"));
+    let e = lab
+        .extend_actions(js(r#"[{"step": "soon"}]"#))
+        .err()
+        .unwrap();
+    assert!(message(e).contains("actions"));
 }
 
 #[wasm_bindgen_test]

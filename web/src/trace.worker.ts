@@ -3,7 +3,8 @@
 // seconds. The worker replays the same run (config and action script: the same seed gives
 // the same trace), keeps the events it has read, asks the replica only for those that came
 // after them (`traceJsonFrom`), and sends the diagram transferable columns it can
-// binary-search and draw without allocating.
+// binary-search and draw without allocating. Actions taken on the page since are handed
+// to the replica (`extendActions`) rather than replayed from the start.
 import init, { replayLab, type Lab, type LabAction, type LabConfig, type LabId, type RecordedAction } from "distlab";
 
 export interface TraceRequest {
@@ -58,6 +59,8 @@ const FIRST_READ = 20_000;
 interface Replica {
   key: string;
   lab: Lab;
+  /** The actions the replica has, each as JSON. */
+  actions: string[];
   held: RawEvent[];
   /** Number of the event after the last one held. */
   have: number;
@@ -146,17 +149,32 @@ function columns(id: number, r: Replica, raw: RawTrace, nodes: number): { data: 
   return { data: d, transfer };
 }
 
+/** Gives the replica the actions the page took since; false if the page's run is no
+ *  longer the replica's future (an action rewrote the past, or came before its present). */
+function follow(r: Replica, actions: string[], recorded: RecordedAction<LabAction>[]): boolean {
+  if (actions.length < r.actions.length || r.actions.some((a, i) => a !== actions[i])) return false;
+  if (actions.length === r.actions.length) return true;
+  try {
+    r.lab.extendActions(recorded.slice(r.actions.length));
+  } catch {
+    return false;
+  }
+  r.actions = actions;
+  return true;
+}
+
 self.onmessage = async (e: MessageEvent<TraceRequest>) => {
   const req = e.data;
   try {
     ready ??= init();
     await ready;
-    // The same run going on: keep the replica and move it forward.
-    const key = JSON.stringify([req.lab, req.config, req.actions]);
-    if (!cached || cached.key !== key || cached.lab.steps > req.step) {
+    // The same run going on: keep the replica, hand it the newer actions, move it forward.
+    const key = JSON.stringify([req.lab, req.config]);
+    const actions = req.actions.map((a) => JSON.stringify(a));
+    if (!(cached && cached.key === key && cached.lab.steps <= req.step && follow(cached, actions, req.actions))) {
       cached?.lab.free();
       const lab = replayLab(req.lab as LabId, req.config, req.actions);
-      cached = { key, lab, held: [], have: 0, first: 0, numbered: false, last: null };
+      cached = { key, lab, actions, held: [], have: 0, first: 0, numbered: false, last: null };
     }
     cached.lab.seek(req.step);
     const raw = read(cached);

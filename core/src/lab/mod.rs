@@ -55,6 +55,12 @@ pub trait Lab {
     /// The actions applied so far, each with its step and time: with the config, all it
     /// takes to reproduce this run.
     fn actions(&self) -> Value;
+    /// Adds recorded actions (as [`Lab::actions`] gives them) that come at or after this
+    /// lab's present and after every action it already has; they apply as the run
+    /// reaches their steps, exactly as in a replay. A replica of a run that goes on
+    /// (the page's trace worker) so follows it without replaying from the start. On error
+    /// nothing changes.
+    fn extend_actions(&mut self, actions: &Value) -> Result<()>;
     /// JSON Schema of the config.
     fn config_schema(&self) -> Value;
     /// JSON Schema of the actions.

@@ -358,6 +358,31 @@ impl<M: LabModel> Lab for Runner<M> {
             .unwrap_or(Value::Null)
     }
 
+    fn extend_actions(&mut self, actions: &Value) -> Result<()> {
+        let more: Vec<RecordedAction<M::Action>> = from_value("actions", actions)?;
+        let here = (self.model.steps(), self.model.now().0);
+        let after = self
+            .actions
+            .last()
+            .map_or(here, |a| here.max((a.step, a.at_us)));
+        let mut prev = after;
+        for (i, a) in more.iter().enumerate() {
+            if (a.step, a.at_us) < prev {
+                return Err(DistlabError::field(
+                    format!("actions[{i}]"),
+                    format!(
+                        "at step {} and {} µs comes before step {} and {} µs (this lab's \
+                         present, or the action before it)",
+                        a.step, a.at_us, prev.0, prev.1
+                    ),
+                ));
+            }
+            prev = (a.step, a.at_us);
+        }
+        self.actions.extend(more);
+        Ok(())
+    }
+
     fn config_schema(&self) -> Value {
         serde_json::to_value(schemars::schema_for!(M::Config)).unwrap_or(Value::Null)
     }
