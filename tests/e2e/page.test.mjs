@@ -4,7 +4,7 @@
 // the same view; the page works offline once loaded; no console or page error anywhere.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { measureScene, SCENES } from "./frame-bench.mjs";
@@ -328,6 +328,131 @@ test("the ring renderer draws points by position and owned ranges as arcs", asyn
   assert.equal((await pixel(0.4, g.r + 7))[3], 0, "no arc at 0.4");
   assert.equal((await pixel(0.25, g.r - 8))[3], 0, "no key tick at 0.25");
   await page.screenshot({ path: join(SHOTS, "ring-fixture.png") });
+  await page.close();
+  noErrors();
+});
+
+test("the action builder sends any action with its parameters; a bad one names its field and changes nothing", async () => {
+  const page = await openPage("#lab=consensus.raft");
+  await page.evaluate(() => {
+    const s = document.getElementById("speed");
+    s.value = "0"; // 1×
+    s.dispatchEvent(new Event("input"));
+    window.distlabPage.play();
+  });
+  const leaderOf = () => page.evaluate(() => window.distlabPage.view().nodes.find((n) => n.role === "leader")?.id ?? null);
+  await page.waitForFunction(() => window.distlabPage.view().nodes.some((n) => n.role === "leader"), null, { timeout: 20_000 });
+  const leader = await leaderOf();
+  // Not the example's node 2, and not the leader: a parameter the user typed.
+  const target = [4, 3, 1, 0].find((n) => n !== leader);
+  const root = "#action-form > fieldset > legend > select";
+  const actions = () => page.evaluate(() => window.distlabPage.lab().actions().map((a) => a.action));
+  // Picking a type fills its fields from the first example of that type.
+  await page.selectOption(root, "transferLeadership");
+  assert.equal(await page.inputValue('#action-form [data-path="action.to"]'), "2", "prefilled from the example");
+  await page.fill('#action-form [data-path="action.to"]', String(target));
+  await page.click("#do-action");
+  assert.deepEqual((await actions()).at(-1), { type: "transferLeadership", to: target });
+  await page.waitForFunction((t) => window.distlabPage.view().nodes.find((n) => n.role === "leader")?.id === t, target, { timeout: 20_000 });
+  // A nested union tagged on `op`: a compare-and-set to node 0, `expected` left out (null).
+  await page.selectOption(root, "clientRequest");
+  await page.selectOption('#action-form [data-path="action.request"] select', "cas");
+  await page.fill('#action-form [data-path="action.request.key"]', "k");
+  await page.fill('#action-form [data-path="action.request.new"]', "v2");
+  await page.fill('#action-form [data-path="action.node"]', "0");
+  await page.click("#do-action");
+  const cas = (await actions()).at(-1);
+  assert.deepEqual({ ...cas.request, expected: cas.request.expected ?? null }, { op: "cas", key: "k", new: "v2", expected: null });
+  assert.equal(cas.node, 0);
+  assert.equal(await page.isVisible("#error"), false, "no error shown");
+  // A node that does not exist: the error names `action.to`, the field is marked, and
+  // nothing was recorded. It stays shown while the run plays on.
+  await page.selectOption(root, "transferLeadership");
+  await page.fill('#action-form [data-path="action.to"]', "99");
+  const before = await actions();
+  await page.click("#do-action");
+  await page.waitForSelector("#error", { state: "visible" });
+  assert.match(await page.textContent("#error"), /`action\.to`.*99/);
+  assert.ok(await page.$eval('#action-form [data-path="action.to"]', (e) => e.classList.contains("field-error")), "the field is marked");
+  assert.deepEqual(await actions(), before, "nothing recorded");
+  assert.equal(await leaderOf(), target, "the leader stayed");
+  await page.waitForTimeout(500);
+  assert.equal(await page.isVisible("#error"), true, "the error stays while playing");
+  await page.screenshot({ path: join(SHOTS, "action-builder-error.png") });
+  // A good action clears the error and the mark.
+  await page.fill('#action-form [data-path="action.to"]', String(target));
+  await page.click("#do-action");
+  await page.waitForSelector("#error", { state: "hidden" });
+  assert.equal(await page.$$eval("#action-form .field-error", (es) => es.length), 0);
+  // An example button does its action and loads it into the builder.
+  await page.locator("#action-presets button").filter({ hasText: /^snapshot \{"node":0\}$/ }).click();
+  assert.deepEqual((await actions()).at(-1), { type: "snapshot", node: 0 });
+  assert.equal(await page.inputValue(root), "snapshot");
+  assert.equal(await page.inputValue('#action-form [data-path="action.node"]'), "0");
+  await page.screenshot({ path: join(SHOTS, "action-builder.png") });
+  await page.close();
+  noErrors();
+});
+
+test("a pasted multi-line history keeps its newlines through the config form", async () => {
+  // The first ten lines of a Jepsen etcd log from the repository's fixtures: five
+  // processes, each invoking one operation and getting its answer.
+  const log = readFileSync(new URL("../data/porcupine/jepsen/etcd_000.log", import.meta.url), "utf8");
+  const text = log.split("\n").slice(0, 10).join("\n") + "\n";
+  const processes = new Set(text.trim().split("\n").map((l) => /- (\d+)\t/.exec(l)?.[1]));
+  assert.equal(processes.size, 5, "the fixture's first lines are five processes' operations");
+  const page = await openPage("#lab=sim.linearizability");
+  await page.evaluate(() => window.distlabPage.pause());
+  await page.check('#config-form label:has(> span:text-is("history (set)")) input');
+  assert.equal(await page.$eval('[data-path="config.history.text"]', (e) => e.tagName), "TEXTAREA");
+  await page.selectOption('[data-path="config.history.format"]', "etcdLog");
+  await page.fill('[data-path="config.history.text"]', text);
+  await page.click('#config-form button[type="submit"]');
+  await page.waitForFunction(() => window.distlabPage.lab().config().history !== null);
+  assert.equal(await page.isVisible("#error"), false, "no error shown");
+  assert.equal(await page.evaluate(() => window.distlabPage.lab().config().history.text), text, "the text arrived verbatim");
+  // Revealed to its end, the history is those five operations.
+  const { rows, lanes } = await page.evaluate(() => {
+    const lab = window.distlabPage.lab();
+    lab.stepEvents(10_000);
+    const v = lab.view();
+    return {
+      rows: v.panels.find((p) => p.type === "table" && p.title.startsWith("revealed operations")).rows,
+      lanes: v.panels.find((p) => p.type === "timeline").lanes,
+    };
+  });
+  assert.equal(rows.length, 5, JSON.stringify(rows));
+  assert.equal(lanes.length, 5, JSON.stringify(lanes));
+  await page.evaluate(() => window.distlabPage.play());
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: join(SHOTS, "pasted-history.png") });
+  // The builder's `paste` action takes many lines too.
+  await page.selectOption("#action-form > fieldset > legend > select", "paste");
+  assert.equal(await page.$eval('[data-path="action.text"]', (e) => e.tagName), "TEXTAREA");
+  assert.match(await page.inputValue('[data-path="action.text"]'), /\n.*\n/, "prefilled from the example, lines kept");
+  await page.close();
+  noErrors();
+});
+
+test("labs that send no messages show no space-time lanes; labs that do keep the diagram", async () => {
+  const decided = (page) => page.waitForFunction(() => /^[1-9]\d* events/.test(document.getElementById("trace-info").textContent), null, { timeout: 20_000 });
+  for (const id of ["ratelimit.fixed-window", "ratelimit.keyed", "ratelimit.token-bucket"]) {
+    const page = await openPage(`#lab=${id}`);
+    await page.evaluate(() => window.distlabPage.play());
+    await decided(page);
+    assert.equal(await page.isVisible("#spacetime-wrap"), false, `${id}: no space-time diagram`);
+    assert.equal(await page.isVisible("#no-messages"), true, `${id}: a note says why`);
+    const stage = await page.locator("#stage-wrap").boundingBox();
+    const row = await page.locator("#stage-row").boundingBox();
+    assert.ok(stage.width > row.width - 2, `${id}: the stage takes the row (${stage.width} of ${row.width})`);
+    if (id === "ratelimit.fixed-window") await page.screenshot({ path: join(SHOTS, "no-messages.png") });
+    await page.close();
+  }
+  const page = await openPage("#lab=consensus.raft");
+  await page.evaluate(() => window.distlabPage.play());
+  await decided(page);
+  assert.equal(await page.isVisible("#spacetime-wrap"), true, "consensus.raft keeps its diagram");
+  assert.equal(await page.isVisible("#no-messages"), false);
   await page.close();
   noErrors();
 });

@@ -33,8 +33,11 @@ const ui = {
   soakBox: $<HTMLElement>("soak-box"),
   soakResult: $<HTMLElement>("soak-result"),
   error: $<HTMLElement>("error"),
+  stageRow: $<HTMLElement>("stage-row"),
   stage: $<HTMLCanvasElement>("stage"),
   stageHint: $<HTMLElement>("stage-hint"),
+  noMessages: $<HTMLElement>("no-messages"),
+  spacetimeWrap: $<HTMLElement>("spacetime-wrap"),
   spacetime: $<HTMLCanvasElement>("spacetime"),
   traceInfo: $<HTMLElement>("trace-info"),
   scrubber: $<HTMLInputElement>("scrubber"),
@@ -46,7 +49,8 @@ const ui = {
   duplicate: $<HTMLInputElement>("duplicate"),
   latency: $<HTMLInputElement>("latency"),
   skew: $<HTMLInputElement>("skew"),
-  labActions: $<HTMLElement>("lab-actions"),
+  actionPresets: $<HTMLElement>("action-presets"),
+  actionForm: $<HTMLFormElement>("action-form"),
   panels: $<HTMLElement>("panels"),
   configForm: $<HTMLFormElement>("config-form"),
   invariants: $<HTMLElement>("invariants"),
@@ -65,6 +69,8 @@ const state = {
   blamed: new Set<number>(),
   violated: new Set<string>(),
   types: new Set<string>(),
+  /** The space-time diagram is shown (the lab sends messages). */
+  spacetime: true,
   dirty: true,
   /** Something the user did (or a seek, a new lab) must show on the next frame. */
   urgent: true,
@@ -118,6 +124,8 @@ function timed<T>(part: string, f: () => T): T {
 const cluster = new ClusterRenderer(ui.stage);
 const panels = new PanelsRenderer(ui.panels);
 const form = new SchemaForm(ui.configForm);
+/** The action builder: any action of the lab, with its parameters. */
+const actionForm = new SchemaForm(ui.actionForm, "action");
 const spacetime = new SpaceTimeDiagram(ui.spacetime, (step) => seek(step));
 
 function showError(e: unknown): void {
@@ -125,17 +133,23 @@ function showError(e: unknown): void {
   ui.error.textContent = message;
   ui.error.hidden = false;
   form.markError(message);
+  actionForm.markError(message);
 }
 
 function clearError(): void {
+  if (ui.error.hidden) return;
   ui.error.hidden = true;
+  form.markError("");
+  actionForm.markError("");
 }
 
-/** Runs a lab call; a thrown Error (a bad action, say) is shown, never fatal. */
-function guard<T>(f: () => T): T | undefined {
+/** Runs a lab call; a thrown Error (a bad action, say) is shown, never fatal. A call the
+ * user made clears the error shown; the frame loop's (`clears` false) leave it, so an
+ * error stays readable while the run plays on. */
+function guard<T>(f: () => T, clears = true): T | undefined {
   try {
     const v = f();
-    clearError();
+    if (clears) clearError();
     return v;
   } catch (e) {
     showError(e);
@@ -225,6 +239,9 @@ function openLab(id: string, run: SharedRun | null = null, config: LabConfig | n
   ui.soak.disabled = !hasSeed;
   if (hasSeed) ui.seed.value = String(effective["seed"]);
   state.types = actionTypes(lab.actionSchema());
+  // Until its trace tells, a lab on the network simulator (it takes its faults) is taken
+  // to send messages.
+  showSpacetime(messageLabs.get(id) ?? state.types.has("crash"));
   ui.faults.hidden = !state.types.has("crash");
   ui.clientRequest.hidden = !state.types.has("clientRequest");
   const network = effective["network"] as { loss?: number; duplicate?: number; latency?: { type: string; [k: string]: unknown } } | undefined;
@@ -252,23 +269,54 @@ function meanLatency(l: { type: string; [k: string]: unknown } | undefined): num
   }
 }
 
-/** Buttons for the lab's own example actions (faults have their own controls). */
+/** The lab's own example actions as one-click presets (faults have their own controls),
+ * and the action builder: any action the lab's schema allows, with its parameters,
+ * prefilled from the first example of its type. */
 function renderLabActions(lab: Lab): void {
-  ui.labActions.replaceChildren();
+  ui.actionPresets.replaceChildren();
+  const examples = lab.exampleActions();
   const faults = state.types.has("crash");
-  const own = lab.exampleActions().filter((a) => !faults || !isFault(a.type));
-  if (own.length === 0) return;
-  const row = document.createElement("div");
-  row.className = "mode";
-  row.append("actions: ");
-  for (const a of own) {
-    const b = document.createElement("button");
-    const { type, ...rest } = a as { type: string } & Record<string, unknown>;
-    b.textContent = Object.keys(rest).length ? `${type} ${JSON.stringify(rest)}` : type;
-    b.addEventListener("click", () => act(a));
-    row.append(b);
+  const own = examples.filter((a) => !faults || !isFault(a.type));
+  const schema = lab.actionSchema();
+  const load = (a: LabAction | null): void => {
+    actionForm.build(schema, a, examples);
+    const go = document.createElement("button");
+    go.type = "submit";
+    go.id = "do-action";
+    go.textContent = "do it";
+    ui.actionForm.append(go);
+  };
+  if (own.length > 0) {
+    ui.actionPresets.append("examples: ");
+    for (const a of own) {
+      const b = document.createElement("button");
+      const { type, ...rest } = a as { type: string } & Record<string, unknown>;
+      const full = Object.keys(rest).length ? `${type} ${JSON.stringify(rest)}` : type;
+      // A long one (a pasted history) is cut short; its tooltip has it whole.
+      b.textContent = full.length > 64 ? `${full.slice(0, 63)}…` : full;
+      b.title = `${full}\n\ndo it now (and load it into the action form)`;
+      b.addEventListener("click", () => {
+        load(a);
+        act(a);
+      });
+      ui.actionPresets.append(b);
+    }
   }
-  ui.labActions.append(row);
+  load(own[0] ?? examples[0] ?? null);
+}
+
+/** What each lab's trace showed: whether it sends messages. */
+const messageLabs = new Map<string, boolean>();
+
+/** Shows the space-time diagram, or (a lab that sends no messages, whose lanes would stay
+ * empty) hides it, leaving its room to the stage, with a note saying why. */
+function showSpacetime(show: boolean): void {
+  if (state.spacetime === show) return;
+  state.spacetime = show;
+  ui.spacetimeWrap.hidden = !show;
+  ui.noMessages.hidden = show;
+  ui.stageRow.classList.toggle("no-messages", !show);
+  state.stageDirty = true;
 }
 
 const FAULT_TYPES = new Set(["crash", "crashMidEvent", "restart", "pause", "resume", "partition", "partitionOneWay", "heal", "setLoss", "setDuplicate", "setReorder", "setLatency", "setLinkLatency", "clockSkew", "clockDrift"]);
@@ -431,7 +479,7 @@ function frame(wall: number): void {
       const s0 = performance.now();
       // A frame that only steps may spend more on it than one that also shows.
       const budget = split ? STEP_BUDGET_MS : Math.max(4, Math.min(STEP_BUDGET_MS, 10 - state.showCost));
-      const ok = timed("step", () => guard(() => stepWithin(lab, wallMs * state.speed, budget)));
+      const ok = timed("step", () => guard(() => stepWithin(lab, wallMs * state.speed, budget), false));
       state.stepCost = 0.8 * state.stepCost + 0.2 * (performance.now() - s0);
       state.stepped = true;
       if (ok === undefined) state.playing = false;
@@ -455,7 +503,7 @@ function frame(wall: number): void {
     const v0 = performance.now();
     // Only the inspected node's fields: on a big cluster they are most of the view.
     const fieldsOf = state.selected === null ? [] : [state.selected];
-    const v = timed("view", () => guard(() => lab.view({ fieldsOf })));
+    const v = timed("view", () => guard(() => lab.view({ fieldsOf }), false));
     state.viewCost = 0.8 * state.viewCost + 0.2 * (performance.now() - v0);
     if (v) {
       state.view = v;
@@ -482,7 +530,7 @@ function frame(wall: number): void {
       timed("panels", () => panels.render(view.panels, view.metrics, 1));
     }
     timed("trace", () => refreshTrace(view, wall));
-    timed("spacetime", () => spacetime.draw(view.timeUs, view.nodes.length));
+    if (state.spacetime) timed("spacetime", () => spacetime.draw(view.timeUs, view.nodes.length));
     if (showed) state.showCost = 0.8 * state.showCost + 0.2 * (performance.now() - show0);
   }
   state.frames.push(performance.now() - t0);
@@ -595,6 +643,11 @@ function refreshTrace(v: View, wall: number): void {
         return;
       }
       spacetime.setTrace(m);
+      // A trace of events none of which the simulator made: the lab sends no messages.
+      if (m.simulated !== null) {
+        messageLabs.set(state.labId, m.simulated);
+        showSpacetime(m.simulated);
+      }
       ui.traceInfo.textContent = `${m.events} events${m.complete ? "" : " (oldest dropped)"} · hash ${m.hash}`;
     };
   }
@@ -637,6 +690,11 @@ function wire(): void {
     e.preventDefault();
     const config = guard(() => form.value());
     if (config !== undefined) openLab(state.labId, null, config as LabConfig);
+  });
+  ui.actionForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const action = guard(() => actionForm.value());
+    if (action !== undefined) act(action as LabAction);
   });
   ui.scrubber.addEventListener("input", () => seek(Number(ui.scrubber.value)));
   document.addEventListener("keydown", (e) => {

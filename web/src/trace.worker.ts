@@ -29,6 +29,9 @@ export interface TraceColumns {
   hash: string;
   lanes: number;
   nodes: number;
+  /** Whether any event is the simulator's (a send, a timer, a crash...); null for an empty
+   * trace. A lab whose trace has none sends no messages (a rate limiter's decisions). */
+  simulated: boolean | null;
   /** Names of message kinds, indexed by `msgKind`. */
   msgKinds: string[];
   time: Float64Array;
@@ -115,6 +118,7 @@ function columns(id: number, r: Replica, raw: RawTrace, nodes: number): { data: 
   const msgKindCode = new Map<string, number>();
   const d: TraceColumns = {
     id, events: raw.events, complete, hash: raw.hash, lanes: nodes + clients, nodes, msgKinds,
+    simulated: n === 0 ? null : ev.some((e) => typeof e.type === "string" && code.has(e.type)),
     time: new Float64Array(n), step: new Float64Array(n), kind: new Uint8Array(n),
     from: new Int32Array(n), to: new Int32Array(n), msgKind: new Uint16Array(n),
     sendIndex: new Int32Array(n).fill(-1), doneAt: new Float64Array(n).fill(-1),

@@ -141,6 +141,8 @@ pub enum HistoryFormat {
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct PastedHistory {
     pub format: HistoryFormat,
+    // Plain text of many lines (one operation a line): forms show a text area.
+    #[schemars(extend("contentMediaType" = "text/plain"))]
     pub text: String,
 }
 
@@ -267,7 +269,11 @@ pub enum LinearizabilityLabAction {
     /// Loses operation `op`'s response: it never returns and its output is unknown.
     MarkTimedOut { op: u32 },
     /// Replaces the history with pasted Jepsen text, revealed from its start.
-    Paste { format: HistoryFormat, text: String },
+    Paste {
+        format: HistoryFormat,
+        #[schemars(extend("contentMediaType" = "text/plain"))]
+        text: String,
+    },
 }
 
 /// A call comes before a return at the same time: intervals are closed, so an operation

@@ -613,3 +613,30 @@ fn random_edits_keep_the_cached_verdict_true() {
         "{applied} edits, {violated} violated"
     );
 }
+
+#[test]
+fn pasted_texts_are_marked_as_plain_text_in_the_schemas() {
+    // Forms render a string with `contentMediaType` as a text area that keeps newlines:
+    // a Jepsen history is one operation a line.
+    let l = lab(Value::Null);
+    let config = l.config_schema();
+    let pasted = &config["$defs"]["PastedHistory"]["properties"]["text"];
+    assert_eq!(pasted["contentMediaType"], "text/plain", "{config}");
+    let actions = l.action_schema();
+    let paste = actions["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["properties"]["type"]["const"] == "paste")
+        .unwrap_or_else(|| panic!("no paste action in {actions}"));
+    assert_eq!(
+        paste["properties"]["text"]["contentMediaType"],
+        "text/plain"
+    );
+    // Other strings are not.
+    assert!(
+        paste["properties"]["format"]
+            .get("contentMediaType")
+            .is_none()
+    );
+}
