@@ -185,6 +185,9 @@ self.onmessage = async (e: MessageEvent<TraceRequest>) => {
     const { data, transfer } = columns(req.id, cached, raw, req.nodes);
     (self as unknown as Worker).postMessage(data, transfer);
   } catch (err) {
+    // The next request starts from a fresh replay rather than from a replica in doubt.
+    cached?.lab.free();
+    cached = null;
     (self as unknown as Worker).postMessage({ id: req.id, error: err instanceof Error ? err.message : String(err) });
   }
 };
