@@ -177,6 +177,7 @@ self.onmessage = async (e: MessageEvent<TraceRequest>) => {
     const actions = req.actions.map((a) => JSON.stringify(a));
     if (!(cached && cached.key === key && cached.lab.steps <= req.step && follow(cached, actions, req.actions))) {
       cached?.lab.free();
+      cached = null;
       const lab = replayLab(req.lab as LabId, req.config, req.actions);
       cached = { key, lab, actions, held: [], have: 0, first: 0, numbered: false, last: null };
     }
