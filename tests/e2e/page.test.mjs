@@ -198,6 +198,8 @@ test("a share link reproduces the same view", async () => {
   const page = await openPage("#lab=sim.network");
   await page.evaluate(() => window.distlabPage.play());
   await page.waitForTimeout(700);
+  await page.waitForFunction(() => window.distlabPage.traceBuilt() !== null);
+  const replaysBefore = await page.evaluate(() => window.distlabPage.traceBuilt().replays);
   await page.evaluate(() => {
     window.distlabPage.act({ type: "crash", node: 1 });
     window.distlabPage.act({ type: "partition", groups: [[0, 2]] });
@@ -206,6 +208,14 @@ test("a share link reproduces the same view", async () => {
   await page.waitForTimeout(700);
   await page.evaluate(() => window.distlabPage.pause());
   await page.waitForTimeout(100);
+  // The trace worker's replica took the actions without replaying the run, and its trace
+  // at the page's step has the page's hash.
+  await page.waitForFunction(() => {
+    const built = window.distlabPage.traceBuilt();
+    const lab = window.distlabPage.lab();
+    return built.step === lab.steps && built.hash === JSON.parse(lab.traceJsonFrom(Number.MAX_SAFE_INTEGER, 0)).hash;
+  }, null, { timeout: 15_000 });
+  assert.equal(await page.evaluate(() => window.distlabPage.traceBuilt().replays), replaysBefore, "no replay from the start");
   // Whole views, every node's fields included (the page asks only for the inspected
   // node's).
   const { url, view } = await page.evaluate(() => ({

@@ -88,6 +88,8 @@ const state = {
   traceBusy: false,
   /** How long the worker took to build the last trace, ms. */
   traceCost: 0,
+  /** What the last trace from the worker was built from. */
+  traceBuilt: null as TraceColumns["built"] | null,
   traceId: 0,
   frames: [] as number[],
   /** Time between two animation frames: what the eye sees (the work above plus the
@@ -643,6 +645,7 @@ function refreshTrace(v: View, wall: number): void {
         return;
       }
       spacetime.setTrace(m);
+      state.traceBuilt = m.built;
       // A trace of events none of which the simulator made: the lab sends no messages.
       if (m.simulated !== null) {
         messageLabs.set(state.labId, m.simulated);
@@ -821,6 +824,8 @@ declare global {
       blamed: () => number[];
       firstFrameMs: number | null;
       shareUrl: () => string | null;
+      /** The step and hash of the trace the diagram shows, and the worker's replays. */
+      traceBuilt: () => { step: number; hash: string; replays: number } | null;
       frameStats: () => {
         frames: number; p50: number; p95: number; max: number;
         interval: { p50: number; p95: number; max: number };
@@ -880,6 +885,7 @@ async function main(): Promise<void> {
     blamed: () => [...state.blamed].sort((a, b) => a - b),
     firstFrameMs: null,
     shareUrl,
+    traceBuilt: () => state.traceBuilt,
     frameStats: () => ({
       frames: state.frames.length,
       p50: percentile(state.frames, 0.5),

@@ -32,6 +32,9 @@ export interface TraceColumns {
   /** Whether any event is the simulator's (a send, a timer, a crash...); null for an empty
    * trace. A lab whose trace has none sends no messages (a rate limiter's decisions). */
   simulated: boolean | null;
+  /** The trace the columns hold, as the worker got it: step, hash and how many times it
+   * has replayed a run from its start. */
+  built: { step: number; hash: string; replays: number };
   /** Names of message kinds, indexed by `msgKind`. */
   msgKinds: string[];
   time: Float64Array;
@@ -76,6 +79,7 @@ interface Replica {
 
 let ready: Promise<unknown> | null = null;
 let cached: Replica | null = null;
+let replays = 0;
 
 /** Brings the replica's held events up to its current step. */
 function read(r: Replica): RawTrace {
@@ -119,6 +123,7 @@ function columns(id: number, r: Replica, raw: RawTrace, nodes: number): { data: 
   const d: TraceColumns = {
     id, events: raw.events, complete, hash: raw.hash, lanes: nodes + clients, nodes, msgKinds,
     simulated: n === 0 ? null : ev.some((e) => typeof e.type === "string" && code.has(e.type)),
+    built: { step: r.lab.steps, hash: raw.hash, replays },
     time: new Float64Array(n), step: new Float64Array(n), kind: new Uint8Array(n),
     from: new Int32Array(n), to: new Int32Array(n), msgKind: new Uint16Array(n),
     sendIndex: new Int32Array(n).fill(-1), doneAt: new Float64Array(n).fill(-1),
@@ -179,6 +184,7 @@ self.onmessage = async (e: MessageEvent<TraceRequest>) => {
       cached?.lab.free();
       cached = null;
       const lab = replayLab(req.lab as LabId, req.config, req.actions);
+      replays += 1;
       cached = { key, lab, actions, held: [], have: 0, first: 0, numbered: false, last: null };
     }
     cached.lab.seek(req.step);
