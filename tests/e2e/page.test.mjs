@@ -458,10 +458,19 @@ test("labs that send no messages show no space-time lanes; labs that do keep the
     if (id === "ratelimit.fixed-window") await page.screenshot({ path: join(SHOTS, "no-messages.png") });
     await page.close();
   }
+  // Nor a cluster (an arrival process): a strip of stage, the panels move up.
+  const workload = await openPage("#lab=sim.workload");
+  await workload.evaluate(() => window.distlabPage.play());
+  await decided(workload);
+  const strip = await workload.locator("#stage-row").boundingBox();
+  assert.ok(strip.height < 100, `sim.workload: a strip of stage (${strip.height} px)`);
+  await workload.screenshot({ path: join(SHOTS, "no-cluster.png") });
+  await workload.close();
   const page = await openPage("#lab=consensus.raft");
   await page.evaluate(() => window.distlabPage.play());
   await decided(page);
   assert.equal(await page.isVisible("#spacetime-wrap"), true, "consensus.raft keeps its diagram");
+  assert.ok((await page.locator("#stage-row").boundingBox()).height > 300, "consensus.raft keeps its stage");
   assert.equal(await page.isVisible("#no-messages"), false);
   await page.close();
   noErrors();

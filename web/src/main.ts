@@ -542,6 +542,12 @@ function frame(wall: number): void {
 
 function onView(v: View, wall: number): void {
   ui.clock.textContent = `t = ${fmtTime(v.timeUs)} · step ${v.step}`;
+  // A lab without a cluster (an arrival process, a history) shows only a strip of stage.
+  const clusterless = v.nodes.length === 0;
+  if (ui.stageRow.classList.contains("no-cluster") !== clusterless) {
+    ui.stageRow.classList.toggle("no-cluster", clusterless);
+    state.stageDirty = true;
+  }
   ui.scrubber.max = String(state.maxStep);
   ui.scrubber.value = String(v.step);
   ui.scrubOut.textContent = `${v.step} / ${state.maxStep}`;
