@@ -47,9 +47,20 @@ fn command(program: &str, args: &[&str]) -> Command {
 
 /// Runs one step, printing what it is and how long it took; fails on a non-zero exit.
 fn run(label: &str, program: &str, args: &[&str]) -> Result {
-    eprintln!("==> {label}: {program} {}", args.join(" "));
+    run_step(label, &mut command(program, args))
+}
+
+/// Runs `cmd` as one step (see [`run`]), naming its folder when it has one.
+fn run_step(label: &str, cmd: &mut Command) -> Result {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy()).collect();
+    let dir = cmd
+        .get_current_dir()
+        .map(|d| format!("(in {}) ", d.display()))
+        .unwrap_or_default();
+    eprintln!("==> {label}: {dir}{program} {}", args.join(" "));
     let started = Instant::now();
-    let status = command(program, args)
+    let status = cmd
         .status()
         .map_err(|e| format!("{label}: cannot start `{program}`: {e}"))?;
     eprintln!(

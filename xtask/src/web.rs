@@ -33,26 +33,7 @@ fn path_str(p: &Path) -> Result<&str> {
 
 /// Runs `program args` in `dir`, failing on a non-zero exit.
 fn run_in(dir: &Path, label: &str, program: &str, args: &[&str]) -> Result {
-    eprintln!(
-        "==> {label}: (in {}) {program} {}",
-        dir.display(),
-        args.join(" ")
-    );
-    let started = Instant::now();
-    let status = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .map_err(|e| format!("{label}: cannot start `{program}`: {e}"))?;
-    eprintln!(
-        "<== {label}: {status} after {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{label} failed ({status})"))
-    }
+    super::run_step(label, Command::new(program).args(args).current_dir(dir))
 }
 
 /// Fails unless a browser run of `crate_dir`'s integration suites passed at least as many

@@ -43,6 +43,31 @@ pub(super) trait Spec:
     fn value_from_edit(edit: Option<&ValueEdit>) -> std::result::Result<Self::State, String>;
 }
 
+/// What every single-register model (a value of `Option<i64>`, no keys) says the same way.
+macro_rules! register_spec {
+    ($input:ty) => {
+        fn key(_input: &$input) -> Option<&str> {
+            None
+        }
+
+        fn show(value: &Option<i64>) -> String {
+            show_register(value)
+        }
+
+        fn token(n: u64, _append: bool) -> Option<i64> {
+            Some(i64::try_from(n).unwrap_or(i64::MAX))
+        }
+
+        fn append(_current: &Option<i64>, suffix: &Option<i64>) -> Option<i64> {
+            *suffix
+        }
+
+        fn value_from_edit(edit: Option<&ValueEdit>) -> std::result::Result<Option<i64>, String> {
+            register_value_from_edit(edit)
+        }
+    };
+}
+
 pub(super) fn show_register(value: &Option<i64>) -> String {
     value.map_or_else(|| "nil".to_string(), |v| v.to_string())
 }
@@ -79,25 +104,7 @@ impl Spec for Register {
         }
     }
 
-    fn key(_input: &RegisterInput) -> Option<&str> {
-        None
-    }
-
-    fn show(value: &Option<i64>) -> String {
-        show_register(value)
-    }
-
-    fn token(n: u64, _append: bool) -> Option<i64> {
-        Some(i64::try_from(n).unwrap_or(i64::MAX))
-    }
-
-    fn append(_current: &Option<i64>, suffix: &Option<i64>) -> Option<i64> {
-        *suffix
-    }
-
-    fn value_from_edit(edit: Option<&ValueEdit>) -> std::result::Result<Option<i64>, String> {
-        register_value_from_edit(edit)
-    }
+    register_spec!(RegisterInput);
 }
 
 impl Spec for CasRegister {
@@ -127,25 +134,7 @@ impl Spec for CasRegister {
         }
     }
 
-    fn key(_input: &CasRegisterInput) -> Option<&str> {
-        None
-    }
-
-    fn show(value: &Option<i64>) -> String {
-        show_register(value)
-    }
-
-    fn token(n: u64, _append: bool) -> Option<i64> {
-        Some(i64::try_from(n).unwrap_or(i64::MAX))
-    }
-
-    fn append(_current: &Option<i64>, suffix: &Option<i64>) -> Option<i64> {
-        *suffix
-    }
-
-    fn value_from_edit(edit: Option<&ValueEdit>) -> std::result::Result<Option<i64>, String> {
-        register_value_from_edit(edit)
-    }
+    register_spec!(CasRegisterInput);
 }
 
 impl Spec for KvModel {
