@@ -86,11 +86,19 @@ impl Disk {
         match op {
             DiskOp::Fsync => {
                 self.stats.fsyncs += 1;
+                // The platter takes the writes since the last fsync, which make it what
+                // the cache shows: the cost of the bytes written, not of the file (a log
+                // that fsyncs after every append would copy itself every time).
                 for f in self.files.values_mut() {
-                    if !f.unsynced.is_empty() {
-                        f.durable.clone_from(&f.cached);
-                        f.unsynced.clear();
+                    for op in f.unsynced.drain(..) {
+                        match op {
+                            DiskOp::Append { bytes, .. } => f.durable.extend_from_slice(&bytes),
+                            DiskOp::Overwrite { bytes, .. } => f.durable = bytes,
+                            DiskOp::Truncate { len, .. } => f.durable.truncate(len),
+                            DiskOp::Fsync => {}
+                        }
                     }
+                    debug_assert_eq!(f.durable, f.cached);
                 }
             }
             DiskOp::Append { file, ref bytes } => {
