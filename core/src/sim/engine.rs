@@ -234,6 +234,8 @@ pub struct Sim<N: Node> {
     node_rng: SimRng,
     fault_rng: SimRng,
     history: Vec<ClientOp<N::Request, N::Response>>,
+    /// Client operations that ended (answered, failed or timed out) so far.
+    ended: u64,
     stats: NetStats,
     trace: Trace,
     effects: Vec<Effect<N::Message, N::Response>>,
@@ -259,6 +261,7 @@ impl<N: Node> Sim<N> {
             nodes: Vec::with_capacity(config.nodes as usize),
             network,
             history: Vec::new(),
+            ended: 0,
             stats: NetStats::default(),
             effects: Vec::new(),
             config,
@@ -354,6 +357,11 @@ impl<N: Node> Sim<N> {
     }
     pub fn history(&self) -> &[ClientOp<N::Request, N::Response>] {
         &self.history
+    }
+    /// How many client operations have ended so far: a driver that waits on some can
+    /// look at the history only when this moved.
+    pub fn ended_ops(&self) -> u64 {
+        self.ended
     }
     pub fn trace(&self) -> &Trace {
         &self.trace
@@ -537,6 +545,7 @@ impl<N: Node> Sim<N> {
                 }
                 self.steps += 1;
                 op.outcome = Outcome::Timeout { at: self.now };
+                self.ended += 1;
                 let client = op.client;
                 self.trace_event(TraceKind::ClientTimeout { client, request });
                 Some(Stepped::Event)
@@ -584,6 +593,7 @@ impl<N: Node> Sim<N> {
                     return;
                 }
                 self.stats.delivered += 1;
+                self.ended += 1;
                 op.outcome = match reply {
                     Reply::Ok(value) => Outcome::Ok {
                         value,

@@ -95,6 +95,8 @@ pub struct Harness {
     violation: Option<Violation>,
     next_value: u64,
     last_stepped: Option<Stepped>,
+    /// The simulator's ended-operation count when the clients last looked.
+    polled_at: u64,
 }
 
 /// External-event tags from here on belong to whoever drives the harness (a lab's
@@ -145,6 +147,7 @@ impl Harness {
             violation: None,
             next_value: 0,
             last_stepped: None,
+            polled_at: 0,
             workload,
         };
         for c in 0..h.workload.clients {
@@ -221,7 +224,11 @@ impl Harness {
         {
             self.client_turn(tag as usize);
         }
-        self.poll_clients();
+        // Only an operation that ended gives a client something to do.
+        if self.sim.ended_ops() != self.polled_at {
+            self.polled_at = self.sim.ended_ops();
+            self.poll_clients();
+        }
         if self.violation.is_none()
             && let Some(checker) = self.checker.as_mut()
             && let Err(v) = checker.check_sim(&self.sim)
