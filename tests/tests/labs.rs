@@ -311,7 +311,7 @@ fn random_configs_and_actions_never_panic() {
                 .cloned()
                 .unwrap_or_default();
             for _ in 0..20 {
-                match rng.below(6) {
+                match rng.below(7) {
                     0 => {
                         let _ = lab.step(Duration::from_micros(rng.below(50_000)));
                     }
@@ -323,6 +323,22 @@ fn random_configs_and_actions_never_panic() {
                     }
                     3 => {
                         let _ = lab.act(&random_json(&mut rng, 3));
+                    }
+                    6 => {
+                        // Later actions for the run to take, possibly broken.
+                        let mut more = json!([{
+                            "step": lab.steps() + rng.below(50),
+                            "atUs": lab.now().0 + rng.below(100_000),
+                            "action": examples
+                                .get(rng.below(examples.len().max(1) as u64) as usize)
+                                .cloned()
+                                .unwrap_or(Value::Null),
+                        }]);
+                        if rng.chance(0.5) {
+                            mutate(&mut more, &mut rng);
+                        }
+                        let _ = lab.extend_actions(&more);
+                        let _ = lab.trace_from(rng.below(1_000), rng.below(100) as usize);
                     }
                     _ => {
                         let mut a = examples
@@ -556,4 +572,28 @@ fn a_replica_extended_with_later_actions_follows_the_run() {
             "{id}: the extended replica differs"
         );
     }
+}
+
+/// An added action that turns out not to apply when the run reaches it is an error there,
+/// and goes (with any after it): the run then goes on without it.
+#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+fn an_added_action_that_cannot_apply_is_dropped_with_an_error() {
+    let mut lab = create_lab("sim.network", &Value::Null).unwrap();
+    lab.step(Duration::from_millis(100)).unwrap();
+    let at = lab.steps() + 5;
+    lab.extend_actions(&json!([
+        {"step": at, "atUs": 0, "action": {"type": "crash", "node": 99}},
+        {"step": at + 1, "atUs": 0, "action": {"type": "crash", "node": 1}},
+    ]))
+    .unwrap();
+    let e = lab
+        .step(Duration::from_millis(100))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("step {at}")), "{e}");
+    assert_eq!(lab.steps(), at);
+    lab.step(Duration::from_millis(100)).unwrap();
+    assert!(lab.steps() > at);
+    assert_eq!(lab.actions(), json!([]));
 }

@@ -185,6 +185,7 @@ impl<M: LabModel> Runner<M> {
                 // node). They must be gone before the action, as they were: left queued,
                 // they would run after it, and differently.
                 if self.model.step_until(Time(a.at_us)) {
+                    self.actions.truncate(self.applied);
                     return Err(DistlabError::InvalidState(format!(
                         "replaying the action at step {}: an event due by {} µs was not \
                          processed before it in the original run",
@@ -194,9 +195,15 @@ impl<M: LabModel> Runner<M> {
                 self.model.advance_clock(Time(a.at_us));
                 self.clock_moved_at = Some(self.model.steps());
             }
-            self.model.act(&a.action).map_err(|e| {
-                DistlabError::InvalidState(format!("replaying the action at step {}: {e}", a.step))
-            })?;
+            if let Err(e) = self.model.act(&a.action) {
+                // This action and those after it are not this run's future: they go, and
+                // the run can go on from here.
+                self.actions.truncate(self.applied);
+                return Err(DistlabError::InvalidState(format!(
+                    "replaying the action at step {}: {e}",
+                    a.step
+                )));
+            }
             self.clock_moved_at = None;
             self.applied += 1;
         }
