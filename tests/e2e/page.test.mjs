@@ -216,6 +216,30 @@ test("a share link reproduces the same view", async () => {
     return built.step === lab.steps && built.hash === JSON.parse(lab.traceJsonFrom(Number.MAX_SAFE_INTEGER, 0)).hash;
   }, null, { timeout: 15_000 });
   assert.equal(await page.evaluate(() => window.distlabPage.traceBuilt().replays), replaysBefore, "no replay from the start");
+  // Back in time (before the actions): the replica seeks back too, and still agrees.
+  await page.evaluate(() => {
+    const s = document.getElementById("scrubber");
+    s.value = String(Math.max(1, window.distlabPage.lab().actions()[0].step - 3));
+    s.dispatchEvent(new Event("input"));
+  });
+  await page.waitForFunction(() => {
+    const built = window.distlabPage.traceBuilt();
+    const lab = window.distlabPage.lab();
+    return lab.actions().length === 0 && built.step === lab.steps && built.hash === JSON.parse(lab.traceJsonFrom(Number.MAX_SAFE_INTEGER, 0)).hash;
+  }, null, { timeout: 15_000 });
+  assert.equal(await page.evaluate(() => window.distlabPage.traceBuilt().replays), replaysBefore, "no replay going back");
+  // And forward again, through the same actions.
+  await page.evaluate(() => {
+    const s = document.getElementById("scrubber");
+    s.value = s.max;
+    s.dispatchEvent(new Event("input"));
+  });
+  await page.waitForFunction(() => {
+    const built = window.distlabPage.traceBuilt();
+    const lab = window.distlabPage.lab();
+    return lab.actions().length === 3 && built.step === lab.steps && built.hash === JSON.parse(lab.traceJsonFrom(Number.MAX_SAFE_INTEGER, 0)).hash;
+  }, null, { timeout: 15_000 });
+  assert.equal(await page.evaluate(() => window.distlabPage.traceBuilt().replays), replaysBefore, "no replay going forward again");
   // Whole views, every node's fields included (the page asks only for the inspected
   // node's).
   const { url, view } = await page.evaluate(() => ({

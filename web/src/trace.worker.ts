@@ -91,6 +91,16 @@ function read(r: Replica): RawTrace {
     return raw;
   }
   r.numbered = true;
+  if (raw.events < r.have) {
+    // The replica went back in time: what came after its present goes.
+    const keep = raw.events - r.first;
+    if (keep > 0) r.held.length = keep;
+    else {
+      r.held = [];
+      r.first = raw.events;
+    }
+    r.have = raw.events;
+  }
   if (raw.first !== r.have) {
     // A gap (the lab let events go that were never read): start again from these.
     r.held = [];
@@ -158,11 +168,19 @@ function columns(id: number, r: Replica, raw: RawTrace, nodes: number): { data: 
   return { data: d, transfer };
 }
 
-/** Gives the replica the actions the page took since; false if the page's run is no
- *  longer the replica's future (an action rewrote the past, or came before its present). */
-function follow(r: Replica, actions: string[], recorded: RecordedAction<LabAction>[]): boolean {
-  if (actions.length < r.actions.length || r.actions.some((a, i) => a !== actions[i])) return false;
-  if (actions.length === r.actions.length) return true;
+/** Whether the replica can show the page's run at `step`: going back in time, its own
+ *  later actions are the page's future too; going on, it takes the actions the page took
+ *  since. False if the page rewrote the past (an action at or before the replica's
+ *  present that the replica does not have). */
+function follow(r: Replica, actions: string[], recorded: RecordedAction<LabAction>[], step: number): boolean {
+  const shared = Math.min(actions.length, r.actions.length);
+  for (let i = 0; i < shared; i++) if (actions[i] !== r.actions[i]) return false;
+  if (actions.length <= r.actions.length) {
+    // The page has applied fewer: the rest must still lie ahead of `step` (the page
+    // applies every action due at its step).
+    const next = r.actions[actions.length];
+    return next === undefined || (JSON.parse(next) as RecordedAction<LabAction>).step > step;
+  }
   try {
     r.lab.extendActions(recorded.slice(r.actions.length));
   } catch {
@@ -180,7 +198,7 @@ self.onmessage = async (e: MessageEvent<TraceRequest>) => {
     // The same run going on: keep the replica, hand it the newer actions, move it forward.
     const key = JSON.stringify([req.lab, req.config]);
     const actions = req.actions.map((a) => JSON.stringify(a));
-    if (!(cached && cached.key === key && cached.lab.steps <= req.step && follow(cached, actions, req.actions))) {
+    if (!(cached && cached.key === key && follow(cached, actions, req.actions, req.step))) {
       cached?.lab.free();
       cached = null;
       const lab = replayLab(req.lab as LabId, req.config, req.actions);
