@@ -464,6 +464,21 @@ test("a pasted multi-line history keeps its newlines through the config form", a
   await page.selectOption("#action-form > fieldset > legend > select", "paste");
   assert.equal(await page.$eval('[data-path="action.text"]', (e) => e.tagName), "TEXTAREA");
   assert.match(await page.inputValue('[data-path="action.text"]'), /\n.*\n/, "prefilled from the example, lines kept");
+  // A read's edited answer is an integer or a string (nil): one input, not a JSON box.
+  await page.selectOption("#action-form > fieldset > legend > select", "editOutput");
+  const value = '#action-form [data-path="action.output.value"]';
+  assert.equal(await page.$eval(value, (e) => e.tagName), "INPUT");
+  assert.equal(await page.inputValue(value), "1", "prefilled from the example");
+  await page.fill('#action-form [data-path="action.op"]', "0");
+  await page.fill(value, "7");
+  await page.click("#do-action");
+  const edit = await page.evaluate(() => window.distlabPage.lab().actions().at(-1)?.action);
+  assert.equal(await page.isVisible("#error"), false, "no error shown");
+  assert.deepEqual(edit?.output, { result: "value", value: 7 }, "an integer, not the text \"7\"");
+  await page.fill(value, "nil");
+  await page.click("#do-action");
+  const nil = await page.evaluate(() => window.distlabPage.lab().actions().at(-1)?.action);
+  assert.deepEqual(nil?.output, { result: "value", value: "nil" });
   await page.close();
   noErrors();
 });

@@ -192,6 +192,24 @@ export class SchemaForm {
       label.append(input);
       return () => (input.value === "" && types.includes("null") ? undefined : input.value);
     }
+    // A union of plain types (an integer or a string, as an edited register value is):
+    // one input, read as the first of its types the text fits.
+    const plain = variants?.map((v) => this.resolve(v)["type"]);
+    if (plain && plain.length > 0 && plain.every((t) => t === "integer" || t === "number" || t === "string")) {
+      const input = document.createElement("input");
+      input.value = value === undefined || value === null ? "" : String(value);
+      input.placeholder = plain.join(" or ");
+      input.dataset["path"] = path;
+      label.append(input);
+      return () => {
+        const text = input.value;
+        const number = text.trim() === "" ? NaN : Number(text);
+        if (plain.includes("integer") && Number.isSafeInteger(number)) return number;
+        if (plain.includes("number") && Number.isFinite(number)) return number;
+        if (plain.includes("string")) return text;
+        throw new Error(`invalid \`${path}\`: expected ${plain.join(" or ")}, got ${JSON.stringify(text)}`);
+      };
+    }
     // Arrays and anything else: JSON.
     label.classList.add("wide");
     const area = document.createElement("textarea");
