@@ -208,38 +208,29 @@ test("a share link reproduces the same view", async () => {
   await page.waitForTimeout(700);
   await page.evaluate(() => window.distlabPage.pause());
   await page.waitForTimeout(100);
-  // The trace worker's replica took the actions without replaying the run, and its trace
-  // at the page's step has the page's hash.
-  await page.waitForFunction(() => {
-    const built = window.distlabPage.traceBuilt();
-    const lab = window.distlabPage.lab();
-    return built.step === lab.steps && built.hash === JSON.parse(lab.traceJsonFrom(Number.MAX_SAFE_INTEGER, 0)).hash;
-  }, null, { timeout: 15_000 });
-  assert.equal(await page.evaluate(() => window.distlabPage.traceBuilt().replays), replaysBefore, "no replay from the start");
-  // Back in time (before the actions): the replica seeks back too, and still agrees.
-  await page.evaluate(() => {
-    const s = document.getElementById("scrubber");
-    s.value = String(Math.max(1, window.distlabPage.lab().actions()[0].step - 3));
-    s.dispatchEvent(new Event("input"));
-  });
-  await page.waitForFunction(() => {
-    const built = window.distlabPage.traceBuilt();
-    const lab = window.distlabPage.lab();
-    return lab.actions().length === 0 && built.step === lab.steps && built.hash === JSON.parse(lab.traceJsonFrom(Number.MAX_SAFE_INTEGER, 0)).hash;
-  }, null, { timeout: 15_000 });
-  assert.equal(await page.evaluate(() => window.distlabPage.traceBuilt().replays), replaysBefore, "no replay going back");
-  // And forward again, through the same actions.
-  await page.evaluate(() => {
-    const s = document.getElementById("scrubber");
-    s.value = s.max;
-    s.dispatchEvent(new Event("input"));
-  });
-  await page.waitForFunction(() => {
-    const built = window.distlabPage.traceBuilt();
-    const lab = window.distlabPage.lab();
-    return lab.actions().length === 3 && built.step === lab.steps && built.hash === JSON.parse(lab.traceJsonFrom(Number.MAX_SAFE_INTEGER, 0)).hash;
-  }, null, { timeout: 15_000 });
-  assert.equal(await page.evaluate(() => window.distlabPage.traceBuilt().replays), replaysBefore, "no replay going forward again");
+  // The trace worker's replica follows the page — taking its actions, back in time to
+  // before them, forward again through them — without replaying the run, and its trace at
+  // the page's step has the page's hash.
+  const workerAgrees = async (applied, what) => {
+    await page.waitForFunction((applied) => {
+      const built = window.distlabPage.traceBuilt();
+      const lab = window.distlabPage.lab();
+      const hash = JSON.parse(lab.traceJsonFrom(Number.MAX_SAFE_INTEGER, 0)).hash;
+      return lab.actions().length === applied && built.step === lab.steps && built.hash === hash;
+    }, applied, { timeout: 15_000 });
+    assert.equal(await page.evaluate(() => window.distlabPage.traceBuilt().replays), replaysBefore, `no replay ${what}`);
+  };
+  const scrubTo = (step) =>
+    page.evaluate((step) => {
+      const s = document.getElementById("scrubber");
+      s.value = String(step ?? s.max);
+      s.dispatchEvent(new Event("input"));
+    }, step);
+  await workerAgrees(3, "taking the actions");
+  await scrubTo(await page.evaluate(() => Math.max(1, window.distlabPage.lab().actions()[0].step - 3)));
+  await workerAgrees(0, "going back");
+  await scrubTo(null);
+  await workerAgrees(3, "going forward again");
   // Whole views, every node's fields included (the page asks only for the inspected
   // node's).
   const { url, view } = await page.evaluate(() => ({
