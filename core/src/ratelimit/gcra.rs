@@ -309,6 +309,7 @@ impl Rule for GcraRule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ratelimit::rule::testing::ms;
     use crate::ratelimit::{TokenBucket, TokenBucketConfig};
     use proptest::prelude::*;
 
@@ -318,10 +319,6 @@ mod tests {
             rate_per_sec: rate,
         })
         .unwrap()
-    }
-
-    fn ms(v: u64) -> Time {
-        Time::from_millis(v)
     }
 
     #[test]

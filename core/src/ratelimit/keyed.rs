@@ -344,6 +344,7 @@ mod tests {
     use super::*;
     use crate::ratelimit::fixed_window::{FixedWindowConfig, FixedWindowRule};
     use crate::ratelimit::gcra::{Gcra, GcraConfig, GcraRule};
+    use crate::ratelimit::rule::testing::ms;
     use proptest::prelude::*;
     use std::collections::VecDeque;
 
@@ -353,10 +354,6 @@ mod tests {
             rate_per_sec: rate,
         })
         .unwrap()
-    }
-
-    fn ms(v: u64) -> Time {
-        Time::from_millis(v)
     }
 
     #[test]

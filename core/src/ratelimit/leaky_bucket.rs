@@ -209,6 +209,7 @@ impl Rule for LeakyBucketRule {
 mod tests {
     use super::*;
     use crate::ratelimit::gcra::{Gcra, GcraConfig};
+    use crate::ratelimit::rule::testing::ms;
     use proptest::prelude::*;
 
     fn bucket(queue_size: f64, drain_per_sec: f64) -> LeakyBucket {
@@ -217,10 +218,6 @@ mod tests {
             drain_per_sec,
         })
         .unwrap()
-    }
-
-    fn ms(v: u64) -> Time {
-        Time::from_millis(v)
     }
 
     #[test]

@@ -101,6 +101,11 @@ pub(crate) mod testing {
     use crate::time::Time;
     use proptest::prelude::*;
 
+    /// `v` milliseconds after the start, the tests' unit of time.
+    pub fn ms(v: u64) -> Time {
+        Time::from_millis(v)
+    }
+
     /// Feeds `requests` (gap in µs since the previous one, cost as a fraction of `limit`)
     /// to `l`. Every denial's retry-after must be exact: admitted then, not a microsecond
     /// earlier; with `level_is_remaining`, the level after each decision is its

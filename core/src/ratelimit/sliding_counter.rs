@@ -294,15 +294,11 @@ fn mul_div_ceil(a: u128, b: u64, c: u64) -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ratelimit::rule::testing::{against_the_latest_time, drive, each_span, slack};
+    use crate::ratelimit::rule::testing::{against_the_latest_time, drive, each_span, ms, slack};
     use proptest::prelude::*;
 
     fn limiter(limit: f64, window_ms: f64) -> SlidingCounter {
         SlidingCounter::new(SlidingCounterConfig { limit, window_ms }).unwrap()
-    }
-
-    fn ms(v: u64) -> Time {
-        Time::from_millis(v)
     }
 
     #[test]

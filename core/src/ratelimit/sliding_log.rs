@@ -254,15 +254,11 @@ impl Rule for SlidingLogRule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ratelimit::rule::testing::{against_the_latest_time, drive, each_span, slack};
+    use crate::ratelimit::rule::testing::{against_the_latest_time, drive, each_span, ms, slack};
     use proptest::prelude::*;
 
     fn limiter(limit: f64, window_ms: f64) -> SlidingLog {
         SlidingLog::new(SlidingLogConfig { limit, window_ms }).unwrap()
-    }
-
-    fn ms(v: u64) -> Time {
-        Time::from_millis(v)
     }
 
     #[test]

@@ -531,14 +531,11 @@ impl Rule for TokenBucketRule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ratelimit::rule::testing::ms;
     use proptest::prelude::*;
 
     fn bucket(capacity: f64, refill_per_sec: f64) -> TokenBucket {
         TokenBucket::new(TokenBucketConfig::new(capacity, refill_per_sec)).unwrap()
-    }
-
-    fn ms(v: u64) -> Time {
-        Time::from_millis(v)
     }
 
     #[test]
