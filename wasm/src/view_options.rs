@@ -79,15 +79,15 @@ mod tests {
     use distlab_core::create_lab;
     use serde_json::json;
 
+    /// Tests return errors rather than unwrap, so nothing in wasm/src reads as a panic.
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     #[test]
-    fn fields_of_keeps_only_the_named_nodes_fields() {
-        let lab = create_lab("sim.network", &json!({ "nodes": 5 })).unwrap();
+    fn fields_of_keeps_only_the_named_nodes_fields() -> TestResult {
+        let lab = create_lab("sim.network", &json!({ "nodes": 5 }))?;
         let full = lab.view();
-        let view = lab.view_fields_of(
-            &ViewOptions::from_json(&json!({ "fieldsOf": [3] }))
-                .unwrap()
-                .fields(),
-        );
+        let view =
+            lab.view_fields_of(&ViewOptions::from_json(&json!({ "fieldsOf": [3] }))?.fields());
         for (got, want) in view.nodes.iter().zip(&full.nodes) {
             assert_eq!(got.fields.is_empty(), got.id != 3, "node {}", got.id);
             assert_eq!(
@@ -97,16 +97,18 @@ mod tests {
         }
         assert_eq!(view.messages, full.messages);
         assert_eq!(view.invariants, full.invariants);
+        Ok(())
     }
 
     #[test]
-    fn no_options_change_nothing() {
-        let lab = create_lab("sim.network", &json!({})).unwrap();
+    fn no_options_change_nothing() -> TestResult {
+        let lab = create_lab("sim.network", &json!({}))?;
         let full = lab.view();
         for options in [Value::Null, json!({})] {
-            let fields = ViewOptions::from_json(&options).unwrap().fields();
+            let fields = ViewOptions::from_json(&options)?.fields();
             assert_eq!(lab.view_fields_of(&fields), full);
         }
+        Ok(())
     }
 
     #[test]
