@@ -17,5 +17,6 @@ pub mod lab;
 pub mod ratelimit;
 pub mod registry;
 pub mod sim;
+pub mod sim_labs;
 
 pub use registry::{catalog, create_lab};

@@ -25,52 +25,52 @@ fn make<M: LabModel>(config: &Value, actions: Option<&Value>) -> Result<Box<dyn 
 pub fn registered() -> Vec<(&'static str, Constructor)> {
     vec![
         (
-            crate::sim::labs::network::NetworkLab::ID,
-            make::<crate::sim::labs::network::NetworkLab>,
+            <crate::sim_labs::network::NetworkLab as crate::lab::ClusterLab>::ID,
+            make::<crate::lab::Cluster<crate::sim_labs::network::NetworkLab>>,
         ),
         (
-            crate::consensus::raft::lab::RaftLab::ID,
-            make::<crate::consensus::raft::lab::RaftLab>,
+            <crate::consensus::raft::lab::RaftLab as crate::lab::ClusterLab>::ID,
+            make::<crate::lab::Cluster<crate::consensus::raft::lab::RaftLab>>,
         ),
         (
             crate::consensus::raft::scenario::RejoinLab::ID,
             make::<crate::consensus::raft::scenario::RejoinLab>,
         ),
         (
-            crate::sim::labs::linearizability::LinearizabilityLab::ID,
-            make::<crate::sim::labs::linearizability::LinearizabilityLab>,
+            <crate::sim_labs::linearizability::LinearizabilityLab as crate::lab::LocalLab>::ID,
+            make::<crate::lab::Local<crate::sim_labs::linearizability::LinearizabilityLab>>,
         ),
         (
-            crate::sim::labs::workload::WorkloadLab::ID,
-            make::<crate::sim::labs::workload::WorkloadLab>,
+            <crate::sim_labs::workload::WorkloadLab as crate::lab::LocalLab>::ID,
+            make::<crate::lab::Local<crate::sim_labs::workload::WorkloadLab>>,
         ),
         (
-            crate::ratelimit::lab::TokenBucketLab::ID,
-            make::<crate::ratelimit::lab::TokenBucketLab>,
+            <crate::ratelimit::lab::TokenBucketLab as crate::lab::LocalLab>::ID,
+            make::<crate::lab::Local<crate::ratelimit::lab::TokenBucketLab>>,
         ),
         (
-            crate::ratelimit::distributed::DistributedLab::ID,
-            make::<crate::ratelimit::distributed::DistributedLab>,
+            <crate::ratelimit::distributed::DistributedLab as crate::lab::ClusterLab>::ID,
+            make::<crate::lab::Cluster<crate::ratelimit::distributed::DistributedLab>>,
         ),
         (
-            crate::ratelimit::compare_lab::FixedWindowLab::ID,
-            make::<crate::ratelimit::compare_lab::FixedWindowLab>,
+            <crate::ratelimit::compare_lab::FixedWindowLab as crate::lab::LocalLab>::ID,
+            make::<crate::lab::Local<crate::ratelimit::compare_lab::FixedWindowLab>>,
         ),
         (
-            crate::ratelimit::compare_lab::SlidingLogLab::ID,
-            make::<crate::ratelimit::compare_lab::SlidingLogLab>,
+            <crate::ratelimit::compare_lab::SlidingLogLab as crate::lab::LocalLab>::ID,
+            make::<crate::lab::Local<crate::ratelimit::compare_lab::SlidingLogLab>>,
         ),
         (
-            crate::ratelimit::compare_lab::SlidingCounterLab::ID,
-            make::<crate::ratelimit::compare_lab::SlidingCounterLab>,
+            <crate::ratelimit::compare_lab::SlidingCounterLab as crate::lab::LocalLab>::ID,
+            make::<crate::lab::Local<crate::ratelimit::compare_lab::SlidingCounterLab>>,
         ),
         (
-            crate::ratelimit::compare_lab::LeakyBucketLab::ID,
-            make::<crate::ratelimit::compare_lab::LeakyBucketLab>,
+            <crate::ratelimit::compare_lab::LeakyBucketLab as crate::lab::LocalLab>::ID,
+            make::<crate::lab::Local<crate::ratelimit::compare_lab::LeakyBucketLab>>,
         ),
         (
-            crate::ratelimit::compare_lab::KeyedLab::ID,
-            make::<crate::ratelimit::compare_lab::KeyedLab>,
+            <crate::ratelimit::compare_lab::KeyedLab as crate::lab::LocalLab>::ID,
+            make::<crate::lab::Local<crate::ratelimit::compare_lab::KeyedLab>>,
         ),
     ]
 }

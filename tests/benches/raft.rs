@@ -15,7 +15,7 @@ use distlab_core::consensus::raft::RaftConfig;
 use distlab_core::consensus::raft::harness::{Harness, Workload};
 use distlab_core::consensus::raft::lab::RaftLab;
 use distlab_core::consensus::raft::soak::{SoakOptions, run_seed};
-use distlab_core::lab::{Lab, Runner};
+use distlab_core::lab::{Cluster, Lab, Runner};
 use distlab_core::sim::SimConfig;
 
 const EVENTS: u64 = 200_000;
@@ -109,7 +109,7 @@ fn lab_51_nodes(c: &mut Criterion) {
         "workload": {"clients": 32, "thinkMs": 5},
         "network": {"loss": 0.05, "duplicate": 0.05},
     });
-    let mut base = Runner::<RaftLab>::from_json(&config).expect("valid config");
+    let mut base = Runner::<Cluster<RaftLab>>::from_json(&config).expect("valid config");
     base.step(Duration::from_secs(2)).expect("steps");
     let mut g = c.benchmark_group("raft_lab_51_nodes");
     g.sample_size(10);

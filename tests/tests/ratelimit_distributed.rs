@@ -9,7 +9,7 @@
 //! --nocapture the_variants_measured`.
 
 use distlab_core::Time;
-use distlab_core::lab::LabModel;
+use distlab_core::lab::{Cluster, LabModel};
 use distlab_core::ratelimit::distributed::lab::LimiterLeaseConfig;
 use distlab_core::ratelimit::distributed::settings::{FailurePolicy, GlobalLimit, LimiterMode};
 use distlab_core::ratelimit::distributed::{DistributedLab, DistributedLabConfig};
@@ -29,9 +29,9 @@ wasm_bindgen_test_configure!(run_in_browser);
 const SECOND: u64 = 1_000_000;
 
 fn run(config: &DistributedLabConfig, until_s: u64) -> DistributedLab {
-    let mut lab = DistributedLab::new(config).expect("a valid config");
+    let mut lab = Cluster::<DistributedLab>::new(config).expect("a valid config");
     while lab.step_until(Time(until_s * SECOND)) {}
-    lab
+    lab.lab().clone()
 }
 
 /// The store cut off from every gateway from `from_s` to `to_s`.

@@ -2,11 +2,11 @@
 //! invariants hold whatever valid actions are applied, and no number at all (NaN, infinite,
 //! huge, negative) makes them panic; bad ones are errors naming the field.
 
-use distlab_core::lab::{Lab, LabModel, Runner};
+use distlab_core::lab::{Lab, Local, LocalLab, Runner};
 use distlab_core::ratelimit::TokenBucketConfig;
 use distlab_core::ratelimit::lab::{TokenBucketLab, TokenBucketLabAction, TokenBucketLabConfig};
-use distlab_core::sim::labs::workload::{WorkloadLab, WorkloadLabAction, WorkloadLabConfig};
 use distlab_core::sim::workload::{ArrivalProcess, KeyDistribution, WorkloadConfig};
+use distlab_core::sim_labs::workload::{WorkloadLab, WorkloadLabAction, WorkloadLabConfig};
 use distlab_core::{DistlabError, Duration};
 use proptest::prelude::*;
 #[cfg(target_arch = "wasm32")]
@@ -147,7 +147,7 @@ proptest! {
             cost,
             sample_ms,
         };
-        match Runner::<TokenBucketLab>::new(config) {
+        match Runner::<Local<TokenBucketLab>>::new(config) {
             Ok(mut lab) => {
                 lab.step(Duration::from_millis(200)).unwrap();
                 lab.step_events(50).unwrap();
@@ -185,7 +185,7 @@ proptest! {
             cost: capacity * cost_fraction,
             sample_ms: 50.0,
         };
-        let mut lab = Runner::<TokenBucketLab>::new(config).unwrap();
+        let mut lab = Runner::<Local<TokenBucketLab>>::new(config).unwrap();
         let mut actions = actions.into_iter().cycle();
         for (kind, amount) in plan {
             match kind {
@@ -236,7 +236,7 @@ proptest! {
             },
             sample_ms,
         };
-        match Runner::<WorkloadLab>::new(config) {
+        match Runner::<Local<WorkloadLab>>::new(config) {
             Ok(mut lab) => {
                 for a in actions {
                     lab.step(Duration::from_millis(30)).unwrap();
@@ -274,7 +274,7 @@ proptest! {
             workload: WorkloadConfig { arrivals: first, ..WorkloadConfig::default() },
             ..WorkloadLabConfig::default()
         };
-        let mut lab = Runner::<WorkloadLab>::new(config).unwrap();
+        let mut lab = Runner::<Local<WorkloadLab>>::new(config).unwrap();
         for arrivals in changes {
             for _ in 0..5 {
                 lab.step(Duration::from_millis(700)).unwrap();

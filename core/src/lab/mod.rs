@@ -9,7 +9,9 @@
 pub mod catalog;
 pub mod cluster;
 pub mod json;
+pub mod local;
 pub mod runner;
+pub mod sampling;
 pub mod view;
 
 use serde_json::Value;
@@ -17,7 +19,10 @@ use serde_json::Value;
 use crate::error::Result;
 pub use crate::registry::{CatalogEntry, catalog, create_lab};
 use crate::time::{Duration, Time};
+pub use cluster::{Cluster, ClusterAction, ClusterLab};
+pub use local::{Local, LocalLab, Moment};
 pub use runner::{LabModel, RecordedAction, Runner};
+pub use sampling::{Sampled, Sampler};
 pub use view::{FieldsOf, View};
 
 /// A running lab, as the page and the npm package see it.

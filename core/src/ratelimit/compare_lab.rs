@@ -29,9 +29,10 @@ use std::fmt::Debug;
 use std::hash::Hasher;
 use std::marker::PhantomData;
 
-use crate::error::{DistlabError, Result, check_range};
-use crate::lab::LabModel;
-use crate::lab::view::{InvariantStatus, MetricsRecorder, NodeView, Panel, Series, View};
+use crate::error::{DistlabError, Result};
+use crate::lab::local::{LocalLab, Moment};
+use crate::lab::sampling::{Sampled, Sampler, sample_ms};
+use crate::lab::view::{InvariantStatus, NodeView, Panel, Series, View};
 use crate::ratelimit::fixed_window::{FixedWindowConfig, FixedWindowRule};
 use crate::ratelimit::gcra::{GcraConfig, GcraRule};
 use crate::ratelimit::http::render;
@@ -317,8 +318,6 @@ struct Run<L, R: Rule> {
     others: KeyedLimiter<R>,
     admitted: u64,
     rejected: u64,
-    interval_admitted: u64,
-    interval_rejected: u64,
     /// Key 0's admissions in the last window, and the most cost any window held.
     window: Duration,
     in_window: VecDeque<(Time, f64)>,
@@ -340,8 +339,6 @@ impl<L: LimiterUnderTest, R: Rule> Run<L, R> {
             others: KeyedLimiter::new(rule, max_keys)?,
             admitted: 0,
             rejected: 0,
-            interval_admitted: 0,
-            interval_rejected: 0,
             window,
             in_window: VecDeque::new(),
             in_window_cost: 0.0,
@@ -355,7 +352,8 @@ trait AlgorithmRun: Debug {
     fn clone_box(&self) -> Box<dyn AlgorithmRun>;
     fn algorithm(&self) -> Algorithm;
     fn decide(&mut self, key: u64, step: u64, now: Time, cost: f64, source: RequestSource);
-    fn sample(&mut self) -> [f64; 2];
+    /// Requests admitted and rejected so far, all keys.
+    fn counts(&self) -> (u64, u64);
     fn last(&self) -> Option<&DecisionRecord>;
     fn node_view(&self, id: NodeId, now: Time) -> NodeView;
     fn level_chart(&self, now: Time) -> Panel;
@@ -420,17 +418,12 @@ where
         };
         if allowed {
             self.admitted += 1;
-            self.interval_admitted += 1;
         } else {
             self.rejected += 1;
-            self.interval_rejected += 1;
         }
     }
-    fn sample(&mut self) -> [f64; 2] {
-        [
-            std::mem::take(&mut self.interval_admitted) as f64,
-            std::mem::take(&mut self.interval_rejected) as f64,
-        ]
+    fn counts(&self) -> (u64, u64) {
+        (self.admitted, self.rejected)
     }
     fn last(&self) -> Option<&DecisionRecord> {
         self.lane.last()
@@ -590,11 +583,10 @@ pub struct CompareLab<F> {
     cost: f64,
     limit: f64,
     window: Duration,
-    now: Time,
-    steps: u64,
+    /// Arrivals so far.
+    arrived: u64,
     /// In display order: the front first.
     runs: Vec<Box<dyn AlgorithmRun>>,
-    metrics: MetricsRecorder,
     _front: PhantomData<F>,
 }
 
@@ -624,24 +616,17 @@ impl<F: Front> CompareLab<F> {
         Ok(cost)
     }
 
-    fn decide_all(&mut self, key: u64, cost: f64, source: RequestSource) {
+    fn decide_all(&mut self, at: Moment, key: u64, cost: f64, source: RequestSource) {
         for run in &mut self.runs {
-            run.decide(key, self.steps, self.now, cost, source);
+            run.decide(key, at.step, at.now, cost, source);
         }
-    }
-
-    fn record_due(&mut self, until: u64) {
-        let CompareLab { metrics, runs, .. } = self;
-        metrics.record_due(until, |_| {
-            runs.iter_mut().flat_map(|r| r.sample()).collect()
-        });
     }
 
     fn front_run(&self) -> &dyn AlgorithmRun {
         self.runs[0].as_ref()
     }
 
-    fn state_table(&self) -> Panel {
+    fn state_table(&self, now: Time) -> Panel {
         let rows = self
             .runs
             .iter()
@@ -652,7 +637,7 @@ impl<F: Front> CompareLab<F> {
                     json!(name(r.algorithm())),
                     json!(admitted),
                     json!(rejected),
-                    json!(r.level(self.now)),
+                    json!(r.level(now)),
                     json!(max),
                     json!(format!("{} + {}/s · t", env.burst, env.rate_per_sec)),
                 ]
@@ -771,10 +756,47 @@ impl<F: Front> CompareLab<F> {
     }
 }
 
-impl<F: Front> LabModel for CompareLab<F> {
+impl<F: Front> Sampled for CompareLab<F> {
+    /// Each run's admitted and rejected so far.
+    type Totals = Vec<(u64, u64)>;
+
+    fn series(&self) -> Vec<(String, String)> {
+        self.runs
+            .iter()
+            .flat_map(|r| {
+                let n = name(r.algorithm());
+                // One unit per chart: the page draws a chart per unit, so admitted and
+                // rejected each get one with every algorithm in it.
+                [
+                    (n.to_string(), "admitted per interval".to_string()),
+                    (n.to_string(), "rejected per interval".to_string()),
+                ]
+            })
+            .collect()
+    }
+
+    fn totals(&self) -> Vec<(u64, u64)> {
+        self.runs.iter().map(|r| r.counts()).collect()
+    }
+
+    fn sample(&self, _at: Time, _interval: Duration, since: &Vec<(u64, u64)>) -> Vec<f64> {
+        self.runs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, r)| {
+                let (a, b) = r.counts();
+                let (a0, b0) = since.get(i).copied().unwrap_or_default();
+                [(a - a0) as f64, (b - b0) as f64]
+            })
+            .collect()
+    }
+}
+
+impl<F: Front> LocalLab for CompareLab<F> {
     const ID: &'static str = F::ID;
     type Config = CompareLabConfig;
     type Action = CompareLabAction;
+    const SERIES_POINTS: usize = COMPARE_SERIES_POINTS;
 
     fn new(c: &CompareLabConfig) -> Result<Self> {
         let mut runs = build_runs(c)?;
@@ -792,24 +814,6 @@ impl<F: Front> LabModel for CompareLab<F> {
                 format!("must be between 1 and {MAX_LAB_KEYS}, got {}", c.max_keys),
             ));
         }
-        check_range("sampleMs", c.sample_ms, 1.0, 60_000.0)?;
-        let sample = Duration::try_from_millis_f64("sampleMs", c.sample_ms)?;
-        let names: Vec<(String, String)> = runs
-            .iter()
-            .flat_map(|r| {
-                let n = name(r.algorithm());
-                // One unit per chart: the page draws a chart per unit, so admitted and
-                // rejected each get one with every algorithm in it.
-                [
-                    (n.to_string(), "admitted per interval".to_string()),
-                    (n.to_string(), "rejected per interval".to_string()),
-                ]
-            })
-            .collect();
-        let names: Vec<(&str, &str)> = names
-            .iter()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
-            .collect();
         let mut lab = CompareLab {
             feed,
             key_rng: SimRng::derive(c.seed, 1),
@@ -818,10 +822,8 @@ impl<F: Front> LabModel for CompareLab<F> {
             cost: 0.0,
             limit: c.limit,
             window,
-            now: Time::ZERO,
-            steps: 0,
+            arrived: 0,
             runs,
-            metrics: MetricsRecorder::new(sample.0, COMPARE_SERIES_POINTS, &names),
             _front: PhantomData,
         };
         lab.cost = lab.check_cost(c.cost).map_err(|e| match e {
@@ -831,38 +833,26 @@ impl<F: Front> LabModel for CompareLab<F> {
         Ok(lab)
     }
 
-    fn step_until(&mut self, deadline: Time) -> bool {
-        let at = self.feed.next_at();
-        if at > deadline {
-            return false;
-        }
-        self.record_due(at.0.saturating_sub(1));
+    fn sample_every(c: &CompareLabConfig) -> Result<Duration> {
+        sample_ms(c.sample_ms)
+    }
+
+    fn next_event_at(&self, _now: Time) -> Option<Time> {
+        Some(self.feed.next_at())
+    }
+
+    fn on_event(&mut self, _due: Time, at: Moment) {
         self.feed.take();
-        self.now = self.now.max(at);
         let key = self.sampler_keys.sample(&mut self.key_rng);
-        self.decide_all(key, self.cost, RequestSource::Arrival);
-        self.steps += 1;
-        true
+        self.decide_all(at, key, self.cost, RequestSource::Arrival);
+        self.arrived += 1;
     }
 
-    fn advance_clock(&mut self, t: Time) {
-        self.record_due(t.0);
-        self.now = self.now.max(t);
-    }
-
-    fn now(&self) -> Time {
-        self.now
-    }
-
-    fn steps(&self) -> u64 {
-        self.steps
-    }
-
-    fn act(&mut self, action: &CompareLabAction) -> Result<()> {
+    fn act(&mut self, at: Moment, action: &CompareLabAction) -> Result<()> {
         match *action {
             CompareLabAction::Request { key, cost } => {
                 let cost = self.check_cost(cost.unwrap_or(self.cost))?;
-                self.decide_all(key.unwrap_or(0), cost, RequestSource::Manual);
+                self.decide_all(at, key.unwrap_or(0), cost, RequestSource::Manual);
             }
             CompareLabAction::Burst { count, key, cost } => {
                 if !(1..=MAX_BURST_REQUESTS).contains(&count) {
@@ -873,11 +863,11 @@ impl<F: Front> LabModel for CompareLab<F> {
                 }
                 let cost = self.check_cost(cost.unwrap_or(self.cost))?;
                 for _ in 0..count {
-                    self.decide_all(key.unwrap_or(0), cost, RequestSource::Manual);
+                    self.decide_all(at, key.unwrap_or(0), cost, RequestSource::Manual);
                 }
             }
             CompareLabAction::SetArrivals { arrivals } => {
-                self.feed.set_process(&arrivals, self.now)?;
+                self.feed.set_process(&arrivals, at.now)?;
             }
             CompareLabAction::SetKeys { keys } => {
                 self.sampler_keys = KeySampler::new(&keys).map_err(|e| within("keys", e))?;
@@ -887,15 +877,15 @@ impl<F: Front> LabModel for CompareLab<F> {
         Ok(())
     }
 
-    fn view(&self) -> View {
+    fn view(&self, at: Moment, _samples: &Sampler<Vec<(u64, u64)>>) -> View {
         let front = self.front_run();
         let mut panels = Vec::new();
         if F::KEYED {
             panels.push(self.keyed_table());
         }
         panels.extend([
-            self.state_table(),
-            newest_points(front.level_chart(self.now), LEVEL_POINTS),
+            self.state_table(at.now),
+            newest_points(front.level_chart(at.now), LEVEL_POINTS),
             self.headers_table(),
             front.decisions_strip(),
             self.totals_bars(),
@@ -932,10 +922,9 @@ impl<F: Front> LabModel for CompareLab<F> {
                 .runs
                 .iter()
                 .enumerate()
-                .map(|(i, r)| r.node_view(i as NodeId, self.now))
+                .map(|(i, r)| r.node_view(i as NodeId, at.now))
                 .collect(),
             panels,
-            metrics: self.metrics.series(),
             invariants,
             ..View::default()
         }
@@ -954,7 +943,7 @@ impl<F: Front> LabModel for CompareLab<F> {
         let mut front = self.front_run().trace();
         json!({
             "hash": format!("{:016x}", hasher.finish()),
-            "events": self.steps,
+            "events": self.arrived,
             "complete": front["complete"].take(),
             "trace": front["trace"].take(),
             "laneHashes": hashes,
@@ -1015,9 +1004,9 @@ pub type KeyedLab = CompareLab<KeyedFront>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::{Lab, Runner};
+    use crate::lab::{Lab, Local, Runner};
 
-    fn lab<F: Front>(config: Value) -> Runner<CompareLab<F>> {
+    fn lab<F: Front>(config: Value) -> Runner<Local<CompareLab<F>>> {
         Runner::from_json(&config).unwrap()
     }
 
@@ -1129,7 +1118,9 @@ mod tests {
             ),
             (json!({"sampleMs": 0}), "config.sampleMs"),
         ] {
-            let e = Runner::<FixedWindowLab>::from_json(&config).err().unwrap();
+            let e = Runner::<Local<FixedWindowLab>>::from_json(&config)
+                .err()
+                .unwrap();
             assert!(
                 e.to_string().contains(&format!("`{field}`")),
                 "{config}: {e}"

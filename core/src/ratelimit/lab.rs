@@ -22,9 +22,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Debug;
 use std::hash::Hasher;
 
-use crate::error::{DistlabError, Result, check_positive, check_range};
-use crate::lab::LabModel;
-use crate::lab::view::MetricsRecorder;
+use crate::error::{DistlabError, Result, check_positive};
+use crate::lab::local::{LocalLab, Moment};
+use crate::lab::sampling::{Sampled, Sampler, sample_ms};
 use crate::lab::view::{InvariantStatus, NodeView, Panel, Series, StripItem, View};
 use crate::ratelimit::{RateLimitDecision, TokenBucket, TokenBucketConfig};
 use crate::rng::SimRng;
@@ -148,8 +148,6 @@ pub struct Lane<L> {
     admitted: u64,
     rejected: u64,
     admitted_cost: f64,
-    interval_admitted: u64,
-    interval_rejected: u64,
     recent: VecDeque<DecisionRecord>,
     hasher: StableHasher,
     /// Admissions since `envelope_since`, newest last.
@@ -175,8 +173,6 @@ impl<L: LimiterUnderTest> Lane<L> {
             admitted: 0,
             rejected: 0,
             admitted_cost: 0.0,
-            interval_admitted: 0,
-            interval_rejected: 0,
             recent: VecDeque::new(),
             hasher: StableHasher::default(),
             admissions: VecDeque::new(),
@@ -266,12 +262,10 @@ impl<L: LimiterUnderTest> Lane<L> {
         self.decisions += 1;
         if d.allowed {
             self.admitted += 1;
-            self.interval_admitted += 1;
             self.admitted_cost += cost;
             self.check_envelope(now, cost);
         } else {
             self.rejected += 1;
-            self.interval_rejected += 1;
         }
         Ok(d)
     }
@@ -299,14 +293,18 @@ impl<L: LimiterUnderTest> Lane<L> {
         Ok(())
     }
 
-    /// The values sampled at `at`: level, admitted and rejected since the last sample.
-    pub fn sample(&mut self, at: Time) -> [f64; 3] {
-        let level = self.limiter.level(at);
-        self.check_level(at, "at a sample", level);
+    /// Requests admitted and rejected so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.admitted, self.rejected)
+    }
+
+    /// The values sampled at `at`: level, admitted and rejected since `since` (the
+    /// counts at the previous sample).
+    pub fn sample(&self, at: Time, since: (u64, u64)) -> [f64; 3] {
         [
-            level,
-            std::mem::take(&mut self.interval_admitted) as f64,
-            std::mem::take(&mut self.interval_rejected) as f64,
+            self.limiter.level(at),
+            (self.admitted - since.0) as f64,
+            (self.rejected - since.1) as f64,
         ]
     }
 
@@ -409,7 +407,7 @@ impl<L: LimiterUnderTest> Lane<L> {
             Some(breach) => InvariantStatus::violated(LEVEL, breach.clone(), vec![0]),
             None => InvariantStatus::holds(
                 LEVEL,
-                "at every decision (before and after), reconfiguration and sample",
+                "at every decision (before and after) and reconfiguration",
             ),
         };
         vec![envelope_status, level_status]
@@ -660,28 +658,44 @@ pub enum TokenBucketLabAction {
 pub struct TokenBucketLab {
     feed: ArrivalFeed,
     cost: f64,
-    now: Time,
-    steps: u64,
     lane: Lane<TokenBucket>,
-    sampler: MetricsRecorder,
 }
 
 impl TokenBucketLab {
-    fn record_due(&mut self, until: u64) {
-        let TokenBucketLab { sampler, lane, .. } = self;
-        sampler.record_due(until, |at| lane.sample(Time(at)).to_vec());
-    }
-
     /// The lane, for tests and for drivers that want the raw records.
     pub fn lane(&self) -> &Lane<TokenBucket> {
         &self.lane
     }
 }
 
-impl LabModel for TokenBucketLab {
+impl Sampled for TokenBucketLab {
+    /// Admitted and rejected so far.
+    type Totals = (u64, u64);
+
+    fn series(&self) -> Vec<(String, String)> {
+        [
+            ("tokens", "tokens"),
+            ("admitted", "per interval"),
+            ("rejected", "per interval"),
+        ]
+        .map(|(n, u)| (n.into(), u.into()))
+        .to_vec()
+    }
+
+    fn totals(&self) -> (u64, u64) {
+        self.lane.counts()
+    }
+
+    fn sample(&self, at: Time, _interval: Duration, since: &(u64, u64)) -> Vec<f64> {
+        self.lane.sample(at, *since).to_vec()
+    }
+}
+
+impl LocalLab for TokenBucketLab {
     const ID: &'static str = "ratelimit.token-bucket";
     type Config = TokenBucketLabConfig;
     type Action = TokenBucketLabAction;
+    const SERIES_POINTS: usize = SERIES_POINTS;
 
     fn new(c: &TokenBucketLabConfig) -> Result<Self> {
         let bucket = TokenBucket::new(c.bucket).map_err(|e| within("bucket", e))?;
@@ -694,63 +708,32 @@ impl LabModel for TokenBucketLab {
             ),
             other => other,
         })?;
-        check_range("sampleMs", c.sample_ms, 1.0, 60_000.0)?;
-        let sample = Duration::try_from_millis_f64("sampleMs", c.sample_ms)?;
-        Ok(TokenBucketLab {
-            feed,
-            cost,
-            now: Time::ZERO,
-            steps: 0,
-            lane,
-            sampler: MetricsRecorder::new(
-                sample.0,
-                SERIES_POINTS,
-                &[
-                    ("tokens", "tokens"),
-                    ("admitted", "per interval"),
-                    ("rejected", "per interval"),
-                ],
-            ),
-        })
+        Ok(TokenBucketLab { feed, cost, lane })
     }
 
-    fn step_until(&mut self, deadline: Time) -> bool {
-        let at = self.feed.next_at();
-        if at > deadline {
-            return false;
-        }
-        // Samples describe everything before their time.
-        self.record_due(at.0.saturating_sub(1));
+    fn sample_every(c: &TokenBucketLabConfig) -> Result<Duration> {
+        sample_ms(c.sample_ms)
+    }
+
+    fn next_event_at(&self, _now: Time) -> Option<Time> {
+        Some(self.feed.next_at())
+    }
+
+    fn on_event(&mut self, _due: Time, at: Moment) {
         self.feed.take();
-        self.now = self.now.max(at);
         // Cannot fail: the cost is positive and at most the capacity, which every
         // reconfiguration keeps.
         let _ = self
             .lane
-            .decide(self.steps, self.now, self.cost, RequestSource::Arrival);
-        self.steps += 1;
-        true
+            .decide(at.step, at.now, self.cost, RequestSource::Arrival);
     }
 
-    fn advance_clock(&mut self, t: Time) {
-        self.record_due(t.0);
-        self.now = self.now.max(t);
-    }
-
-    fn now(&self) -> Time {
-        self.now
-    }
-
-    fn steps(&self) -> u64 {
-        self.steps
-    }
-
-    fn act(&mut self, action: &TokenBucketLabAction) -> Result<()> {
+    fn act(&mut self, at: Moment, action: &TokenBucketLabAction) -> Result<()> {
         match *action {
             TokenBucketLabAction::Request { cost } => {
                 let cost = self.lane.check_cost(cost.unwrap_or(self.cost))?;
                 self.lane
-                    .decide(self.steps, self.now, cost, RequestSource::Manual)?;
+                    .decide(at.step, at.now, cost, RequestSource::Manual)?;
             }
             TokenBucketLabAction::Burst { count, cost } => {
                 if !(1..=MAX_BURST_REQUESTS).contains(&count) {
@@ -762,7 +745,7 @@ impl LabModel for TokenBucketLab {
                 let cost = self.lane.check_cost(cost.unwrap_or(self.cost))?;
                 for _ in 0..count {
                     self.lane
-                        .decide(self.steps, self.now, cost, RequestSource::Manual)?;
+                        .decide(at.step, at.now, cost, RequestSource::Manual)?;
                 }
             }
             TokenBucketLabAction::Reconfigure {
@@ -780,23 +763,23 @@ impl LabModel for TokenBucketLab {
                         ),
                     ));
                 }
-                let now = self.now;
+                let now = at.now;
                 self.lane
                     .reconfigure(now, |b| b.reconfigure(now, capacity, refill_per_sec))?;
             }
             TokenBucketLabAction::SetArrivals { arrivals } => {
-                self.feed.set_process(&arrivals, self.now)?;
+                self.feed.set_process(&arrivals, at.now)?;
             }
         }
         Ok(())
     }
 
-    fn view(&self) -> View {
-        let series = self.sampler.series();
+    fn view(&self, at: Moment, samples: &Sampler<(u64, u64)>) -> View {
+        let series = samples.series();
         let per_interval = Panel::Chart {
             title: format!(
                 "admitted and rejected per {} ms",
-                self.sampler.interval_us() as f64 / 1e3
+                samples.interval().as_millis_f64()
             ),
             x_label: "time (ms)".into(),
             series: series.iter().skip(1).take(2).cloned().collect(),
@@ -812,15 +795,14 @@ impl LabModel for TokenBucketLab {
             ],
         };
         View {
-            nodes: vec![self.lane.node_view(0, self.now)],
+            nodes: vec![self.lane.node_view(0, at.now)],
             panels: vec![
-                self.lane.level_chart(self.now),
+                self.lane.level_chart(at.now),
                 per_interval,
                 self.lane.decisions_strip(),
                 self.lane.last_decision_table(),
                 workload,
             ],
-            metrics: series,
             invariants: self.lane.invariants(),
             ..View::default()
         }
@@ -872,10 +854,10 @@ impl LabModel for TokenBucketLab {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::{Lab, Runner};
+    use crate::lab::{Lab, LabModel, Local, Runner};
     use serde_json::json;
 
-    fn lab(config: Value) -> Runner<TokenBucketLab> {
+    fn lab(config: Value) -> Runner<Local<TokenBucketLab>> {
         Runner::from_json(&config).unwrap()
     }
 
@@ -1146,7 +1128,7 @@ mod tests {
         ];
         for (config, field) in config_cases {
             let config: TokenBucketLabConfig = serde_json::from_value(config).unwrap();
-            let e = TokenBucketLab::new(&config).err().unwrap();
+            let e = Local::<TokenBucketLab>::new(&config).err().unwrap();
             assert_eq!(field_of(e), field);
         }
         let mut l = lab(Value::Null);

@@ -86,6 +86,46 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// One of every fault, for documentation and fuzzing.
+    pub fn examples() -> Vec<Fault> {
+        vec![
+            Fault::Crash { node: 1 },
+            Fault::Restart { node: 1 },
+            Fault::Pause { node: 2 },
+            Fault::Resume { node: 2 },
+            Fault::Partition {
+                groups: vec![vec![0, 1]],
+            },
+            Fault::PartitionOneWay {
+                from: vec![0],
+                to: vec![2],
+            },
+            Fault::Heal,
+            Fault::SetLoss { probability: 0.2 },
+            Fault::SetDuplicate { probability: 0.1 },
+            Fault::SetReorder { probability: 0.1 },
+            Fault::SetLatency {
+                latency: LatencyModel::LogNormal {
+                    median_ms: 5.0,
+                    sigma: 1.0,
+                },
+            },
+            Fault::SetLinkLatency {
+                from: 0,
+                to: 1,
+                latency: Some(LatencyModel::Constant { ms: 50.0 }),
+            },
+            Fault::ClockSkew {
+                node: 0,
+                skew_ms: -200.0,
+            },
+            Fault::ClockDrift {
+                node: 0,
+                ppm: 100_000,
+            },
+        ]
+    }
+
     /// The `type` tag of every fault, as it appears in JSON.
     pub const TYPES: &'static [&'static str] = &[
         "crash",

@@ -20,4 +20,3 @@ pub use network::{LatencyModel, NetworkConfig};
 pub use node::{
     ClientId, ClientRequest, Ctx, Effect, Endpoint, Node, NodeId, Reply, RequestId, TimerId,
 };
-pub mod labs;

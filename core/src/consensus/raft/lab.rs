@@ -10,6 +10,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use crate::consensus::raft::config::{MAX_MEMBERS, RaftConfig};
@@ -19,9 +20,9 @@ use crate::consensus::raft::messages::EntryData;
 use crate::consensus::raft::node::{RaftNode, RaftRequest, Role};
 use crate::consensus::raft::state_machine::{KvCommand, KvOp, KvResponse};
 use crate::error::{DistlabError, Result, check_probability, check_range};
-use crate::lab::LabModel;
-use crate::lab::cluster::{self, ClusterAction, status_name};
-use crate::lab::view::{InvariantStatus, MetricsRecorder, NodeView, Panel, View};
+use crate::lab::cluster::{ClusterAction, ClusterLab};
+use crate::lab::sampling::{Sampled, per_second, sample_ms};
+use crate::lab::view::{InvariantStatus, Panel};
 use crate::sim::history::Outcome;
 use crate::sim::{Fault, FaultScript, NetworkConfig, NodeId, Sim, SimConfig};
 use crate::time::{Duration, Time};
@@ -135,13 +136,12 @@ fn default_timeout_ms() -> f64 {
 #[derive(Debug, Clone)]
 pub struct RaftLab {
     h: Harness,
-    metrics: MetricsRecorder,
     /// The run as of its last event; samples read this, never the live state, so a run
     /// stepped by time and one stepped by events (seek, replay) record the same samples.
     gauges: Gauges,
-    /// Counters at the previous sample, and the first operation that may finish after it.
-    sampled: Gauges,
-    latency_cursor: usize,
+    /// The first operation that may be answered after the last sample: a cache of where
+    /// the latency samples start looking (samples come in time order).
+    latency_cursor: Cell<usize>,
     next_session: u64,
 }
 
@@ -273,83 +273,36 @@ impl RaftLab {
         &self.h
     }
 
-    /// Records every sample due by `until` from `g` (the gauges in force then).
-    fn record_due(&mut self, until: Time, g: Gauges) {
-        if until.0 < self.metrics.due_at() {
-            return;
+    /// Latencies in ms of the operations answered in (at − interval, at], by their answer
+    /// time, whatever the run has done since.
+    fn latencies(&self, at: Time, interval: Duration) -> Vec<f64> {
+        let ops = self.h.ops();
+        let from = at.0.saturating_sub(interval.0);
+        let answered = |o: &LogicalOp| o.result.as_ref().map(|(_, t)| t.0);
+        let mut cursor = self.latency_cursor.get();
+        let mut latencies: Vec<f64> = ops
+            .iter()
+            .skip(cursor)
+            .filter(|o| answered(o).is_some_and(|t| t > from && t <= at.0))
+            .filter_map(|o| answered(o).map(|t| (t - o.invoked.0) as f64 / 1e3))
+            .collect();
+        while ops
+            .get(cursor)
+            .is_some_and(|o| answered(o).is_some_and(|t| t <= at.0))
+        {
+            cursor += 1;
         }
-        let interval = self.metrics.interval_us();
-        let secs = interval as f64 / 1e6;
-        let RaftLab {
-            h,
-            metrics,
-            sampled,
-            latency_cursor,
-            ..
-        } = self;
-        let ops = h.ops();
-        metrics.record_due(until.0, |at| {
-            let commits = g.commit.saturating_sub(sampled.commit) as f64;
-            let msgs = g.delivered.saturating_sub(sampled.delivered) as f64;
-            *sampled = g;
-            let per_commit = if commits > 0.0 { msgs / commits } else { 0.0 };
-            // Latencies of the operations answered in (at − interval, at], by their
-            // answer time, whatever the run has done since.
-            let from = at.saturating_sub(interval);
-            let answered = |o: &LogicalOp| o.result.as_ref().map(|(_, t)| t.0);
-            let mut latencies: Vec<f64> = ops
-                .iter()
-                .skip(*latency_cursor)
-                .filter(|o| answered(o).is_some_and(|t| t > from && t <= at))
-                .filter_map(|o| answered(o).map(|t| (t - o.invoked.0) as f64 / 1e3))
-                .collect();
-            while ops
-                .get(*latency_cursor)
-                .is_some_and(|o| answered(o).is_some_and(|t| t <= at))
-            {
-                *latency_cursor += 1;
-            }
-            latencies.sort_by(f64::total_cmp);
-            let pct = |p: f64| -> f64 {
-                if latencies.is_empty() {
-                    return 0.0;
-                }
-                let i = ((latencies.len() - 1) as f64 * p).round() as usize;
-                latencies.get(i).copied().unwrap_or(0.0)
-            };
-            vec![
-                commits / secs,
-                per_commit,
-                pct(0.5),
-                pct(0.99),
-                g.leaderless_us as f64 / 1e3,
-            ]
-        });
+        self.latency_cursor.set(cursor);
+        latencies.sort_by(f64::total_cmp);
+        latencies
     }
 
-    fn node_view(&self, id: NodeId) -> NodeView {
+    fn fields_of(&self, id: NodeId) -> BTreeMap<String, Value> {
         let sim = self.h.sim();
         let mut fields = BTreeMap::new();
         let clock = sim.clock(id).copied().unwrap_or_default();
-        fields.insert(
-            "clockSkewMs".into(),
-            json!(clock.skew_at(sim.now()) as f64 / 1e3),
-        );
-        fields.insert("clockDriftPpm".into(), json!(clock.drift_ppm()));
-        fields.insert("boots".into(), json!(sim.boots(id)));
-        if let Some(d) = sim.disk(id) {
-            fields.insert("disk".into(), json!(d.stats()));
-        }
-        let status = status_name(sim.status(id));
         let Some(n) = sim.node(id) else {
-            return NodeView {
-                id,
-                label: format!("n{id}"),
-                role: "down".into(),
-                status: status.into(),
-                fields,
-                group: None,
-            };
+            return fields;
         };
         let local_now = clock.local(sim.now());
         let log = n.log();
@@ -409,19 +362,7 @@ impl RaftLab {
                 );
             }
         }
-        let role = match n.raft_role() {
-            Role::Follower if n.membership().learners.contains(&id) => "learner",
-            Role::Follower if !n.membership().contains(id) => "non-member",
-            r => r.name(),
-        };
-        NodeView {
-            id,
-            label: format!("n{id}"),
-            role: role.into(),
-            status: status.into(),
-            fields,
-            group: None,
-        }
+        fields
     }
 
     fn kv_panel(&self) -> Panel {
@@ -487,10 +428,6 @@ impl RaftLab {
             .to_vec(),
             rows,
         }
-    }
-
-    fn invariants(&self) -> Vec<InvariantStatus> {
-        invariant_statuses(&self.h)
     }
 
     fn leader_or_first(&self) -> NodeId {
@@ -572,143 +509,179 @@ fn show_response(r: &KvResponse) -> String {
     }
 }
 
-impl LabModel for RaftLab {
+/// What the commit and message rates are taken from.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RaftTotals {
+    commit: u64,
+    delivered: u64,
+}
+
+impl Sampled for RaftLab {
+    type Totals = RaftTotals;
+
+    fn series(&self) -> Vec<(String, String)> {
+        [
+            ("commits", "entries/s"),
+            ("messages per commit", "messages"),
+            ("client latency p50", "ms"),
+            ("client latency p99", "ms"),
+            ("time without a leader", "ms"),
+        ]
+        .map(|(n, u)| (n.into(), u.into()))
+        .to_vec()
+    }
+
+    fn totals(&self) -> RaftTotals {
+        RaftTotals {
+            commit: self.gauges.commit,
+            delivered: self.gauges.delivered,
+        }
+    }
+
+    fn sample(&self, at: Time, interval: Duration, since: &RaftTotals) -> Vec<f64> {
+        let g = self.gauges;
+        let commits = g.commit.saturating_sub(since.commit);
+        let msgs = g.delivered.saturating_sub(since.delivered) as f64;
+        let per_commit = if commits > 0 {
+            msgs / commits as f64
+        } else {
+            0.0
+        };
+        let latencies = self.latencies(at, interval);
+        let pct = |p: f64| -> f64 {
+            if latencies.is_empty() {
+                return 0.0;
+            }
+            let i = ((latencies.len() - 1) as f64 * p).round() as usize;
+            latencies.get(i).copied().unwrap_or(0.0)
+        };
+        vec![
+            per_second(commits, interval),
+            per_commit,
+            pct(0.5),
+            pct(0.99),
+            g.leaderless_us as f64 / 1e3,
+        ]
+    }
+}
+
+impl ClusterLab for RaftLab {
     const ID: &'static str = "consensus.raft";
+    type Node = RaftNode;
     type Config = RaftLabConfig;
-    type Action = ClusterAction<RaftLabAction>;
+    type Action = RaftLabAction;
+    const TRACE_TAIL: usize = TRACE_TAIL;
 
     fn new(c: &RaftLabConfig) -> Result<Self> {
-        check_range("sampleMs", c.sample_ms, 1.0, 60_000.0)?;
         let mut h = build_harness(c.seed, c.nodes, &c.raft, &c.workload, &c.network)?;
         h.sim_mut()
             .load_script(&c.faults)
             .map_err(|e| in_field("faults", e))?;
-        let sample = Duration::try_from_millis_f64("sampleMs", c.sample_ms)?;
-        let metrics = MetricsRecorder::new(
-            sample.0,
-            600,
-            &[
-                ("commits", "entries/s"),
-                ("messages per commit", "messages"),
-                ("client latency p50", "ms"),
-                ("client latency p99", "ms"),
-                ("time without a leader", "ms"),
-            ],
-        );
         Ok(RaftLab {
             h,
-            metrics,
             gauges: Gauges::default(),
-            sampled: Gauges::default(),
-            latency_cursor: 0,
+            latency_cursor: Cell::new(0),
             next_session: 1,
         })
     }
 
-    fn step_until(&mut self, deadline: Time) -> bool {
-        let Some(before) = step_harness(&mut self.h, deadline, &mut self.gauges) else {
-            return false;
+    fn sample_every(c: &RaftLabConfig) -> Result<Duration> {
+        sample_ms(c.sample_ms)
+    }
+
+    fn sim(&self) -> &Sim<RaftNode> {
+        self.h.sim()
+    }
+
+    fn sim_mut(&mut self) -> &mut Sim<RaftNode> {
+        self.h.sim_mut()
+    }
+
+    fn step(&mut self, until: Time) -> bool {
+        step_harness(&mut self.h, until, &mut self.gauges).is_some()
+    }
+
+    fn role(&self, id: NodeId) -> String {
+        let Some(n) = self.h.sim().node(id) else {
+            return "down".into();
         };
-        // Samples due before this event's time describe the state before it.
-        let t = self.h.sim().now();
-        self.record_due(Time(t.0.saturating_sub(1)), before);
-        true
+        match n.raft_role() {
+            Role::Follower if n.membership().learners.contains(&id) => "learner",
+            Role::Follower if !n.membership().contains(id) => "non-member",
+            r => r.name(),
+        }
+        .into()
     }
 
-    fn advance_clock(&mut self, t: Time) {
-        self.record_due(t, self.gauges);
-        self.h.sim_mut().advance_clock(t);
+    fn node_fields(&self, id: NodeId) -> BTreeMap<String, Value> {
+        self.fields_of(id)
     }
 
-    fn now(&self) -> Time {
-        self.h.sim().now()
+    fn panels(&self) -> Vec<Panel> {
+        vec![self.kv_panel(), self.clients_panel()]
     }
 
-    fn steps(&self) -> u64 {
-        self.h.sim().steps()
+    fn invariants(&self) -> Vec<InvariantStatus> {
+        invariant_statuses(&self.h)
     }
 
-    fn act(&mut self, action: &Self::Action) -> Result<()> {
+    fn act(&mut self, action: &RaftLabAction) -> Result<()> {
         match action {
-            ClusterAction::Fault(f) => self.h.sim_mut().apply_fault(f)?,
-            ClusterAction::Lab(a) => match a {
-                RaftLabAction::ClientRequest {
-                    request,
+            RaftLabAction::ClientRequest {
+                request,
+                node,
+                timeout_ms,
+            } => {
+                let timeout = Duration::try_from_millis_f64("timeoutMs", *timeout_ms)?;
+                let node = node.unwrap_or_else(|| self.leader_or_first());
+                // Each one-off request is its own session: it is never retried.
+                let cmd = KvCommand {
+                    session: self.next_session,
+                    seq: 1,
+                    op: request.clone(),
+                };
+                let client = self.h.workload().clients;
+                self.h.sim_mut().client_request(
+                    client,
                     node,
-                    timeout_ms,
-                } => {
-                    let timeout = Duration::try_from_millis_f64("timeoutMs", *timeout_ms)?;
-                    let node = node.unwrap_or_else(|| self.leader_or_first());
-                    // Each one-off request is its own session: it is never retried.
-                    let cmd = KvCommand {
-                        session: self.next_session,
-                        seq: 1,
-                        op: request.clone(),
-                    };
-                    let client = self.h.workload().clients;
-                    self.h.sim_mut().client_request(
-                        client,
-                        node,
-                        RaftRequest::Kv(Box::new(cmd)),
-                        timeout,
-                    )?;
-                    self.next_session += 1;
+                    RaftRequest::Kv(Box::new(cmd)),
+                    timeout,
+                )?;
+                self.next_session += 1;
+            }
+            RaftLabAction::AddNode {} => {
+                if self.h.sim().node_count() >= MAX_LAB_NODES {
+                    return Err(DistlabError::field(
+                        "nodes",
+                        format!("the lab holds at most {MAX_LAB_NODES} processes"),
+                    ));
                 }
-                RaftLabAction::AddNode {} => {
-                    if self.h.sim().node_count() >= MAX_LAB_NODES {
-                        return Err(DistlabError::field(
-                            "nodes",
-                            format!("the lab holds at most {MAX_LAB_NODES} processes"),
-                        ));
-                    }
-                    let leader = self.leader_or_first();
-                    let node = self.h.sim_mut().add_node()?;
-                    self.admin(leader, RaftRequest::AddNode { node })?;
-                }
-                RaftLabAction::RemoveNode { node } => {
-                    check_node(self.h.sim(), "node", *node)?;
-                    let leader = self.leader_or_first();
-                    self.admin(leader, RaftRequest::RemoveNode { node: *node })?;
-                }
-                RaftLabAction::TransferLeadership { to } => {
-                    check_node(self.h.sim(), "to", *to)?;
-                    let leader = self.leader_or_first();
-                    self.admin(leader, RaftRequest::TransferLeadership { to: *to })?;
-                }
-                RaftLabAction::Snapshot { node } => {
-                    check_node(self.h.sim(), "node", *node)?;
-                    self.admin(*node, RaftRequest::Snapshot)?;
-                }
-            },
+                let leader = self.leader_or_first();
+                let node = self.h.sim_mut().add_node()?;
+                self.admin(leader, RaftRequest::AddNode { node })?;
+            }
+            RaftLabAction::RemoveNode { node } => {
+                check_node(self.h.sim(), "node", *node)?;
+                let leader = self.leader_or_first();
+                self.admin(leader, RaftRequest::RemoveNode { node: *node })?;
+            }
+            RaftLabAction::TransferLeadership { to } => {
+                check_node(self.h.sim(), "to", *to)?;
+                let leader = self.leader_or_first();
+                self.admin(leader, RaftRequest::TransferLeadership { to: *to })?;
+            }
+            RaftLabAction::Snapshot { node } => {
+                check_node(self.h.sim(), "node", *node)?;
+                self.admin(*node, RaftRequest::Snapshot)?;
+            }
         }
         Ok(())
     }
 
-    fn view(&self) -> View {
-        let sim = self.h.sim();
-        View {
-            nodes: (0..sim.node_count()).map(|n| self.node_view(n)).collect(),
-            messages: cluster::messages(sim),
-            partitions: cluster::partitions(sim),
-            panels: vec![self.kv_panel(), self.clients_panel()],
-            metrics: self.metrics.series(),
-            invariants: self.invariants(),
-            ..View::default()
-        }
-    }
-
-    fn trace(&self) -> Value {
-        self.h.sim().trace().json_from(0, TRACE_TAIL)
-    }
-
-    fn trace_from(&self, from: u64, max: usize) -> Value {
-        self.h.sim().trace().json_from(from, max)
-    }
-
-    fn example_actions() -> Vec<Self::Action> {
+    fn example_actions() -> Vec<ClusterAction<RaftLabAction>> {
         // The simulator's faults, and a clock running 30 % slow on node 0: the drift
         // under which a lease read can return stale data.
-        let mut v: Vec<Self::Action> = crate::sim::labs::network::example_faults()
+        let mut v: Vec<ClusterAction<RaftLabAction>> = Fault::examples()
             .into_iter()
             .chain([Fault::ClockDrift {
                 node: 0,
@@ -760,14 +733,16 @@ fn check_node(sim: &Sim<RaftNode>, field: &str, node: NodeId) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::{Lab, Runner};
+    use crate::lab::{Cluster, Lab, Runner};
+
+    type RaftRun = Runner<Cluster<RaftLab>>;
 
     #[test]
     fn a_long_run_hands_out_its_newest_events() {
         // Past the events the simulator keeps, the trace still ends at the present (it
         // once kept the first ones, and the page's diagram stopped there).
-        let mut lab = Runner::<RaftLab>::new(RaftLabConfig::default()).unwrap();
-        while lab.model().harness().sim().trace().first_kept() == 0 {
+        let mut lab = RaftRun::new(RaftLabConfig::default()).unwrap();
+        while lab.model().lab().harness().sim().trace().first_kept() == 0 {
             lab.step(Duration::from_secs(5)).unwrap();
         }
         let now = lab.now().0;
@@ -782,7 +757,7 @@ mod tests {
 
     #[test]
     fn the_default_lab_elects_serves_and_keeps_every_invariant() {
-        let mut lab = Runner::<RaftLab>::new(RaftLabConfig::default()).unwrap();
+        let mut lab = RaftRun::new(RaftLabConfig::default()).unwrap();
         lab.step(Duration::from_secs(3)).unwrap();
         let v = lab.view();
         assert_eq!(v.nodes.len(), 5);
@@ -794,7 +769,7 @@ mod tests {
                 .iter()
                 .any(|s| s.name == "commits" && !s.y.is_empty())
         );
-        let h = lab.model().harness();
+        let h = lab.model().lab().harness();
         assert!(h.completed() > 10);
         lab.act(&json!({"type": "addNode"})).unwrap();
         lab.act(
@@ -819,7 +794,7 @@ mod tests {
 
     #[test]
     fn bad_configs_name_their_field() {
-        let bad = |c: RaftLabConfig| Runner::<RaftLab>::new(c).unwrap_err().to_string();
+        let bad = |c: RaftLabConfig| RaftRun::new(c).unwrap_err().to_string();
         let e = bad(RaftLabConfig {
             nodes: 2,
             ..RaftLabConfig::default()

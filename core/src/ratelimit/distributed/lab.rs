@@ -15,9 +15,9 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::error::{DistlabError, Result, check_range};
-use crate::lab::LabModel;
-use crate::lab::cluster::{self, ClusterAction, status_name};
-use crate::lab::view::{InvariantStatus, MetricsRecorder, NodeView, Panel, StripItem, View};
+use crate::lab::cluster::{ClusterAction, ClusterLab};
+use crate::lab::sampling::{Sampled, per_second, sample_ms};
+use crate::lab::view::{InvariantStatus, Panel, StripItem};
 use crate::ratelimit::distributed::envelope::OverAdmission;
 use crate::ratelimit::distributed::gateway::Decision;
 use crate::ratelimit::distributed::node::{LimiterConfig, LimiterNode, LimiterRequest, STORE, Via};
@@ -132,7 +132,7 @@ pub enum DistributedLabAction {
 
 /// Counters over every decision observed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Totals {
+pub struct Totals {
     decided: u64,
     admitted: u64,
     ideal_admitted: u64,
@@ -190,10 +190,8 @@ pub struct DistributedLab {
     oracle: RedisStore,
     seen: Vec<Seen>,
     totals: Totals,
-    sampled: Totals,
     recent: VecDeque<Observed>,
     checker: OverAdmission,
-    metrics: MetricsRecorder,
 }
 
 fn check_mode(mode: LimiterMode, limit: &GlobalLimit) -> Result<()> {
@@ -300,7 +298,7 @@ impl DistributedLab {
     }
 
     /// Reads the decisions and round trips every gateway made in the last event.
-    fn observe(&mut self) {
+    fn observe_gateways(&mut self) {
         let now = self.sim.now();
         for g in 1..=self.gateways {
             let boots = self.sim.boots(g);
@@ -346,50 +344,9 @@ impl DistributedLab {
         }
     }
 
-    fn record_due(&mut self, until: Time) {
-        if until.0 < self.metrics.due_at() {
-            return;
-        }
-        let interval = self.metrics.interval_us();
-        let secs = interval as f64 / 1e6;
-        let DistributedLab {
-            metrics,
-            totals,
-            sampled,
-            recent,
-            checker,
-            ..
-        } = self;
-        let t = *totals;
-        let excess = checker.max_excess().unwrap_or(0.0).max(0.0);
-        metrics.record_due(until.0, |at| {
-            let from = at.saturating_sub(interval);
-            let mut lat: Vec<f64> = recent
-                .iter()
-                .rev()
-                .take_while(|o| o.at.0 > from)
-                .filter(|o| o.at.0 <= at)
-                .map(|o| o.latency().as_millis_f64())
-                .collect();
-            lat.sort_by(f64::total_cmp);
-            let row = vec![
-                (t.admitted - sampled.admitted) as f64 / secs,
-                (t.ideal_admitted - sampled.ideal_admitted) as f64 / secs,
-                t.over_admission_percent(),
-                percentile(&lat, 0.5),
-                percentile(&lat, 0.99),
-                (t.round_trips - sampled.round_trips) as f64 / secs,
-                excess,
-            ];
-            *sampled = t;
-            row
-        });
-    }
-
-    fn store_view(&self) -> NodeView {
+    fn store_fields(&self) -> BTreeMap<String, Value> {
         let now = self.sim.now();
         let mut fields = BTreeMap::new();
-        fields.insert("boots".into(), json!(self.sim.boots(STORE)));
         if let Some(s) = self.sim.node(STORE).and_then(LimiterNode::as_store) {
             fields.insert("scriptsRun".into(), json!(s.scripts_run()));
             fields.insert("granted".into(), json!(s.granted()));
@@ -417,20 +374,12 @@ impl DistributedLab {
                 );
             }
         }
-        NodeView {
-            id: STORE,
-            label: "store".into(),
-            role: "store".into(),
-            status: status_name(self.sim.status(STORE)).into(),
-            fields,
-            group: None,
-        }
+        fields
     }
 
-    fn gateway_view(&self, id: NodeId) -> NodeView {
+    fn gateway_fields(&self, id: NodeId) -> BTreeMap<String, Value> {
         let now = self.sim.now();
         let mut fields = BTreeMap::new();
-        fields.insert("boots".into(), json!(self.sim.boots(id)));
         if let Some(g) = self.sim.node(id).and_then(LimiterNode::as_gateway) {
             let s = g.settings();
             fields.insert("mode".into(), json!(s.effective_mode()));
@@ -444,17 +393,10 @@ impl DistributedLab {
                 fields.insert("lastDecision".into(), json!(d));
             }
         }
-        NodeView {
-            id,
-            label: format!("gateway {id}"),
-            role: "gateway".into(),
-            status: status_name(self.sim.status(id)).into(),
-            fields,
-            group: None,
-        }
+        fields
     }
 
-    fn panels(&self) -> Vec<Panel> {
+    fn panel_list(&self) -> Vec<Panel> {
         let t = &self.totals;
         let (p50, p99) = self.latency_percentiles();
         let variants = Panel::Table {
@@ -523,7 +465,7 @@ impl DistributedLab {
         vec![summary, variants, strip, script]
     }
 
-    fn invariants(&self) -> Vec<InvariantStatus> {
+    fn invariant_list(&self) -> Vec<InvariantStatus> {
         const NAME: &str = "admitted ≤ global limit + leases the gateways may hold";
         let gateways = (1..=self.gateways).collect();
         match self.checker.breach() {
@@ -570,10 +512,57 @@ fn tokens_now(store: &RedisStore, now: Time, capacity: u64, rate: u64) -> f64 {
     micro as f64 / MICRO as f64
 }
 
-impl LabModel for DistributedLab {
+impl Sampled for DistributedLab {
+    type Totals = Totals;
+
+    fn series(&self) -> Vec<(String, String)> {
+        [
+            ("admitted", "req/s"),
+            ("ideal admitted", "req/s"),
+            ("over-admission", "%"),
+            ("added latency p50", "ms"),
+            ("added latency p99", "ms"),
+            ("store round trips", "1/s"),
+            ("max excess over the limit", "requests"),
+        ]
+        .map(|(n, u)| (n.into(), u.into()))
+        .to_vec()
+    }
+
+    fn totals(&self) -> Totals {
+        self.totals
+    }
+
+    fn sample(&self, at: Time, interval: Duration, since: &Totals) -> Vec<f64> {
+        let t = &self.totals;
+        let from = at.0.saturating_sub(interval.0);
+        let mut lat: Vec<f64> = self
+            .recent
+            .iter()
+            .rev()
+            .take_while(|o| o.at.0 > from)
+            .filter(|o| o.at.0 <= at.0)
+            .map(|o| o.latency().as_millis_f64())
+            .collect();
+        lat.sort_by(f64::total_cmp);
+        vec![
+            per_second(t.admitted - since.admitted, interval),
+            per_second(t.ideal_admitted - since.ideal_admitted, interval),
+            t.over_admission_percent(),
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99),
+            per_second(t.round_trips - since.round_trips, interval),
+            self.checker.max_excess().unwrap_or(0.0).max(0.0),
+        ]
+    }
+}
+
+impl ClusterLab for DistributedLab {
     const ID: &'static str = "ratelimit.distributed";
     type Config = DistributedLabConfig;
-    type Action = ClusterAction<DistributedLabAction>;
+    type Node = LimiterNode;
+    type Action = DistributedLabAction;
+    const TRACE_TAIL: usize = crate::consensus::raft::lab::TRACE_TAIL;
 
     fn new(c: &DistributedLabConfig) -> Result<Self> {
         if !(1..=MAX_GATEWAYS).contains(&c.gateways) {
@@ -606,7 +595,6 @@ impl LabModel for DistributedLab {
             ));
         }
         check_range("lease.ttlMs", c.lease.ttl_ms, 1.0, 600_000.0)?;
-        check_range("sampleMs", c.sample_ms, 1.0, 60_000.0)?;
         let settings = GatewaySettings {
             limit: c.limit,
             mode: c.mode,
@@ -633,20 +621,6 @@ impl LabModel for DistributedLab {
             .map_err(|e| within("faults", e))?;
         // The arrivals draw from their own stream, apart from the simulator's.
         let feed = ArrivalFeed::new(c.seed ^ 0xa11_7a1e, &c.arrivals, Time::ZERO)?;
-        let sample = Duration::try_from_millis_f64("sampleMs", c.sample_ms)?;
-        let metrics = MetricsRecorder::new(
-            sample.0,
-            600,
-            &[
-                ("admitted", "req/s"),
-                ("ideal admitted", "req/s"),
-                ("over-admission", "%"),
-                ("added latency p50", "ms"),
-                ("added latency p99", "ms"),
-                ("store round trips", "1/s"),
-                ("max excess over the limit", "requests"),
-            ],
-        );
         let mut checker = OverAdmission::new(c.limit);
         if settings.effective_mode() == LimiterMode::Leasing {
             checker.allow(u64::from(c.gateways) * settings.lease_batch);
@@ -661,10 +635,8 @@ impl LabModel for DistributedLab {
             oracle: RedisStore::new(),
             seen: vec![Seen::default(); c.gateways as usize + 1],
             totals: Totals::default(),
-            sampled: Totals::default(),
             recent: VecDeque::new(),
             checker,
-            metrics,
         };
         for g in 1..=c.gateways {
             if let Some(s) = lab.seen.get_mut(g as usize) {
@@ -675,57 +647,42 @@ impl LabModel for DistributedLab {
         Ok(lab)
     }
 
-    fn step_until(&mut self, deadline: Time) -> bool {
-        loop {
-            let Some(next) = self.sim.next_event_time() else {
-                return false;
-            };
-            if next > deadline {
-                return false;
+    fn sample_every(c: &DistributedLabConfig) -> Result<Duration> {
+        sample_ms(c.sample_ms)
+    }
+
+    fn sim(&self) -> &Sim<LimiterNode> {
+        &self.sim
+    }
+
+    fn sim_mut(&mut self) -> &mut Sim<LimiterNode> {
+        &mut self.sim
+    }
+
+    fn step(&mut self, until: Time) -> bool {
+        match self.sim.step_until(until) {
+            Some(Stepped::External(tag)) => {
+                self.arrive(tag);
+                true
             }
-            // Samples describe the state after every event before their time.
-            if next.0 > 0 {
-                self.record_due(Time(next.0 - 1));
-            }
-            // Only events at `next`: a stale timer there must not let a later event run
-            // before the samples between them are taken.
-            match self.sim.step_until(next) {
-                Some(Stepped::External(tag)) => {
-                    self.arrive(tag);
-                    self.observe();
-                    return true;
-                }
-                Some(Stepped::Event) => {
-                    self.observe();
-                    return true;
-                }
-                None => {}
-            }
+            Some(Stepped::Event) => true,
+            None => false,
         }
     }
 
-    fn advance_clock(&mut self, t: Time) {
-        self.record_due(t);
-        self.sim.advance_clock(t);
+    /// A fault applied now (a crash mid-call, a restart) can change what gateways hold.
+    fn observe(&mut self) {
+        self.observe_gateways();
     }
 
-    fn now(&self) -> Time {
-        self.sim.now()
-    }
-
-    fn steps(&self) -> u64 {
-        self.sim.steps()
-    }
-
-    fn act(&mut self, action: &Self::Action) -> Result<()> {
+    fn act(&mut self, action: &DistributedLabAction) -> Result<()> {
         match action {
-            ClusterAction::Fault(f) => self.sim.apply_fault(f)?,
-            ClusterAction::Lab(DistributedLabAction::PartitionStore {}) => {
+            DistributedLabAction::PartitionStore {} => {
                 self.sim.apply_fault(&Fault::Partition {
                     groups: vec![vec![STORE]],
                 })?;
             }
-            ClusterAction::Lab(DistributedLabAction::SetMode { mode }) => {
+            DistributedLabAction::SetMode { mode } => {
                 check_mode(*mode, &self.settings.limit)?;
                 let s = GatewaySettings {
                     mode: *mode,
@@ -733,48 +690,52 @@ impl LabModel for DistributedLab {
                 };
                 self.push_settings(s);
             }
-            ClusterAction::Lab(DistributedLabAction::SetPolicy { policy }) => {
+            DistributedLabAction::SetPolicy { policy } => {
                 let s = GatewaySettings {
                     policy: *policy,
                     ..self.settings
                 };
                 self.push_settings(s);
             }
-            ClusterAction::Lab(DistributedLabAction::SetArrivals { arrivals }) => {
+            DistributedLabAction::SetArrivals { arrivals } => {
                 self.feed.set_process(arrivals, self.sim.now())?;
                 self.schedule_arrival();
             }
         }
-        // A fault applied now (a crash mid-call, a restart) can change what gateways hold.
-        self.observe();
         Ok(())
     }
 
-    fn view(&self) -> View {
-        let mut nodes = vec![self.store_view()];
-        nodes.extend((1..=self.gateways).map(|g| self.gateway_view(g)));
-        View {
-            nodes,
-            messages: cluster::messages(&self.sim),
-            partitions: cluster::partitions(&self.sim),
-            panels: self.panels(),
-            metrics: self.metrics.series(),
-            invariants: self.invariants(),
-            ..View::default()
+    fn label(&self, id: NodeId) -> String {
+        match id {
+            STORE => "store".into(),
+            g => format!("gateway {g}"),
         }
     }
 
-    fn trace(&self) -> Value {
-        self.sim
-            .trace()
-            .json_from(0, crate::consensus::raft::lab::TRACE_TAIL)
+    fn role(&self, id: NodeId) -> String {
+        match id {
+            STORE => "store",
+            _ => "gateway",
+        }
+        .into()
     }
 
-    fn trace_from(&self, from: u64, max: usize) -> Value {
-        self.sim.trace().json_from(from, max)
+    fn node_fields(&self, id: NodeId) -> BTreeMap<String, Value> {
+        match id {
+            STORE => self.store_fields(),
+            g => self.gateway_fields(g),
+        }
     }
 
-    fn example_actions() -> Vec<Self::Action> {
+    fn panels(&self) -> Vec<Panel> {
+        self.panel_list()
+    }
+
+    fn invariants(&self) -> Vec<InvariantStatus> {
+        self.invariant_list()
+    }
+
+    fn example_actions() -> Vec<ClusterAction<DistributedLabAction>> {
         vec![
             ClusterAction::Lab(DistributedLabAction::PartitionStore {}),
             ClusterAction::Fault(Fault::Heal),
@@ -804,11 +765,12 @@ impl LabModel for DistributedLab {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lab::{Cluster, LabModel};
 
     fn run(config: DistributedLabConfig, secs: u64) -> DistributedLab {
-        let mut lab = DistributedLab::new(&config).unwrap();
+        let mut lab = Cluster::<DistributedLab>::new(&config).unwrap();
         while lab.step_until(Time::from_millis(secs * 1_000)) {}
-        lab
+        lab.lab().clone()
     }
 
     #[test]

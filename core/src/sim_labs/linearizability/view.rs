@@ -10,6 +10,7 @@ use super::{
 };
 use crate::lab::view::{InvariantStatus, NodeView, Panel, TimelineBar};
 use crate::sim::NodeId;
+use crate::time::Time;
 
 impl LinearizabilityLab {
     /// `(state, order)` of every operation slot, for the timeline and the table.
@@ -156,7 +157,7 @@ impl LinearizabilityLab {
         text
     }
 
-    pub(super) fn verdict_text(&self) -> String {
+    pub(super) fn verdict_text(&self, now: Time) -> String {
         let undecided = self
             .parts
             .iter()
@@ -177,7 +178,7 @@ impl LinearizabilityLab {
                 self.source_text(),
                 self.revealed,
                 self.events.len(),
-                self.tick_now(),
+                self.tick_now(now),
                 self.called,
                 self.called - self.returned
             ),
@@ -266,7 +267,7 @@ impl LinearizabilityLab {
         }
     }
 
-    pub(super) fn timeline(&self, statuses: &[(&'static str, Option<u32>)]) -> Panel {
+    pub(super) fn timeline(&self, statuses: &[(&'static str, Option<u32>)], now: Time) -> Panel {
         let h = self.history.get();
         let bars = (0..h.slots() as u32)
             .filter(|&op| self.is_called(op))
@@ -286,7 +287,7 @@ impl LinearizabilityLab {
             title: format!(
                 "history in ticks: a bar per operation from call to return (open: pending), \
                  numbered in witness or prefix order; tick {}",
-                self.tick_now()
+                self.tick_now(now)
             ),
             lanes: self.lanes.iter().map(|c| format!("c{c}")).collect(),
             bars,

@@ -4,17 +4,17 @@
 use super::spec::{Op, Spec, label};
 use super::*;
 use crate::lab::view::InvariantStatus;
-use crate::lab::{Lab, Runner};
+use crate::lab::{Lab, LabModel, Local, Runner};
 use crate::sim::linearizability::{
     CasRegister, CasRegisterInput, KvInput, KvModel, Register, RegisterInput, Response, check,
     replay,
 };
 
-fn lab(config: Value) -> Runner<LinearizabilityLab> {
+fn lab(config: Value) -> Runner<Local<LinearizabilityLab>> {
     Runner::from_json(&config).unwrap()
 }
 
-fn run_to_end(l: &mut Runner<LinearizabilityLab>) {
+fn run_to_end(l: &mut Runner<Local<LinearizabilityLab>>) {
     l.step(Duration::from_secs(1_000_000_000)).unwrap();
     assert_eq!(l.model().revealed, l.model().events.len());
 }
@@ -34,7 +34,7 @@ fn field_of(e: DistlabError) -> String {
     }
 }
 
-fn has_violation(l: &Runner<LinearizabilityLab>) -> bool {
+fn has_violation(l: &Runner<Local<LinearizabilityLab>>) -> bool {
     l.model().violations().next().is_some()
 }
 
@@ -62,7 +62,12 @@ fn audit<M: Spec>(lab: &LinearizabilityLab, h: &History<M>) {
     let local = |op: &u32| ids.iter().position(|i| i == op).unwrap();
     let fresh = check(&M::default(), &ops).unwrap();
     let cached_bad = lab.violations().next().is_some();
-    assert_eq!(fresh.linearizable, !cached_bad, "{}", lab.verdict_text());
+    assert_eq!(
+        fresh.linearizable,
+        !cached_bad,
+        "{}",
+        lab.verdict_text(Time::MAX)
+    );
     for part in lab.violations() {
         let PartVerdict::Violation { prefix, .. } = &part.check.verdict else {
             unreachable!()
@@ -104,7 +109,7 @@ fn a_lagging_replica_yields_violations_whose_prefixes_replay() {
                 assert!(!i.ok && !i.nodes.is_empty(), "{i:?}");
                 assert!(invariant(&v, CORRECT_STORE).ok);
                 assert!(invariant(&v, REPLAYS).ok);
-                let text = l.model().verdict_text();
+                let text = l.model().verdict_text(l.now());
                 assert!(text.contains("Longest linearizable prefix"), "{text}");
                 assert!(text.contains("none fits"), "{text}");
             }
@@ -156,7 +161,7 @@ fn the_correct_store_invariant_can_fail() {
 }
 
 /// A returned read of the revealed history, and its value.
-fn a_read(l: &Runner<LinearizabilityLab>) -> (u32, Option<i64>) {
+fn a_read(l: &Runner<Local<LinearizabilityLab>>) -> (u32, Option<i64>) {
     let AnyHistory::Register(h) = &l.model().history else {
         panic!()
     };
@@ -192,7 +197,7 @@ fn an_edit_that_breaks_linearizability_is_caught_and_undoing_it_restores() {
             .detail
             .contains("not applicable")
     );
-    let text = l.model().verdict_text();
+    let text = l.model().verdict_text(l.now());
     assert!(text.contains("no operation ever writes 999999"), "{text}");
     assert!(text.contains("edited 1 time"), "{text}");
     audit_any(l.model());
@@ -261,7 +266,7 @@ fn each_step_reveals_one_event_and_only_returns_re_check() {
         assert_eq!(l.step_events(1).unwrap(), 1);
         let m = l.model();
         assert_eq!(m.revealed, k);
-        assert_eq!(m.steps, k as u64);
+        assert_eq!(l.steps(), k as u64);
         assert_eq!(m.checks as usize, m.returned, "one check per return");
         let Panel::Timeline { bars, .. } = &l.view().panels[0] else {
             panic!()
@@ -312,7 +317,7 @@ fn pasted_examples_are_judged() {
     let mut etcd = lab(json!({"history": {"format": "etcdLog", "text": EXAMPLE_ETCD_LOG}}));
     run_to_end(&mut etcd);
     assert!(has_violation(&etcd));
-    let text = etcd.model().verdict_text();
+    let text = etcd.model().verdict_text(etcd.now());
     assert!(
         text.contains("cas(1,2)✓") && text.contains("etcd log"),
         "{text}"
@@ -399,15 +404,16 @@ fn bad_configs_and_actions_name_the_field_and_change_nothing() {
         (json!({"model": "queue"}), "config.model"),
     ];
     for (config, field) in config_cases {
-        let e = Runner::<LinearizabilityLab>::from_json(&config)
+        let e = Runner::<Local<LinearizabilityLab>>::from_json(&config)
             .err()
             .unwrap();
         assert_eq!(field_of(e), field, "{config}");
     }
-    let e = Runner::<LinearizabilityLab>::from_json(&json!({"history": {"format": "etcdLog",
+    let e =
+        Runner::<Local<LinearizabilityLab>>::from_json(&json!({"history": {"format": "etcdLog",
                 "text": "INFO  jepsen.util - 0\t:invoke\t:write\t1\nINFO  jepsen.util - x"}}))
-    .err()
-    .unwrap();
+        .err()
+        .unwrap();
     assert!(e.to_string().contains("config.history.text"), "{e}");
     assert!(e.to_string().contains("line 2"), "{e}");
     let mut l = lab(Value::Null);
@@ -505,7 +511,7 @@ fn a_tiny_budget_leaves_parts_undecided_and_backs_off() {
     let v = l.view();
     assert!(invariant(&v, LINEARIZABLE).ok);
     let m = l.model();
-    let text = m.verdict_text();
+    let text = m.verdict_text(l.now());
     assert!(
         text.starts_with("UNDECIDED") && text.contains("twice as many"),
         "{text}"

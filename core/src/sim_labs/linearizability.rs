@@ -42,8 +42,9 @@ use std::fmt::Debug;
 use std::hash::Hasher;
 
 use crate::error::{DistlabError, Result, check_range};
-use crate::lab::LabModel;
-use crate::lab::view::{MetricsRecorder, Panel, View};
+use crate::lab::local::{LocalLab, Moment};
+use crate::lab::sampling::{Sampled, Sampler};
+use crate::lab::view::{Panel, View};
 use crate::sim::trace::StableHasher;
 use crate::time::{Duration, Time};
 use history::{AnyHistory, History, HistoryOps, PartCheck, PartVerdict};
@@ -352,8 +353,8 @@ pub struct LinearizabilityLab {
     cursor: Option<Event>,
     /// The lab time of tick 0 of the current history.
     origin: Time,
-    now: Time,
-    steps: u64,
+    /// Events revealed so far, over every history shown.
+    reveals: u64,
     parts: Vec<Part>,
     /// Revealed calls and returns.
     called: usize,
@@ -362,12 +363,11 @@ pub struct LinearizabilityLab {
     checks: u64,
     hasher: StableHasher,
     trace: VecDeque<TraceItem>,
-    metrics: MetricsRecorder,
 }
 
 impl LinearizabilityLab {
-    /// Starts showing `history` from its first event, now.
-    fn load(&mut self, history: AnyHistory, source: Source) {
+    /// Starts showing `history` from its first event, at `now`.
+    fn load(&mut self, history: AnyHistory, source: Source, now: Time) {
         let h = history.get();
         let mut lanes: Vec<u64> = (0..h.slots() as u32).map(|op| h.client(op)).collect();
         lanes.sort_unstable();
@@ -377,7 +377,7 @@ impl LinearizabilityLab {
         self.history = history;
         self.source = source;
         self.edits = 0;
-        self.origin = self.now;
+        self.origin = now;
         self.cursor = None;
         self.parts.clear();
         self.last_check_steps = 0;
@@ -448,8 +448,8 @@ impl LinearizabilityLab {
     }
 
     /// The current position in the history, in ticks.
-    fn tick_now(&self) -> u64 {
-        self.now.saturating_since(self.origin).0 / self.tick.0.max(1)
+    fn tick_now(&self, now: Time) -> u64 {
+        now.saturating_since(self.origin).0 / self.tick.0.max(1)
     }
 
     fn check(&mut self, members: &[u32]) -> PartCheck {
@@ -578,7 +578,7 @@ impl LinearizabilityLab {
     fn reveal(&mut self, event: Event, at: Time) {
         self.revealed += 1;
         self.cursor = Some(event);
-        self.steps += 1;
+        self.reveals += 1;
         match event.phase {
             Phase::Call => {
                 self.called += 1;
@@ -591,7 +591,7 @@ impl LinearizabilityLab {
         }
         let h = self.history.get();
         let label = h.label(event.op, event.phase == Phase::Return);
-        self.hasher.write_u64(self.steps);
+        self.hasher.write_u64(self.reveals);
         self.hasher.write_u64(at.0);
         self.hasher.write_u64(event.time);
         self.hasher.write_u8(event.phase as u8);
@@ -601,21 +601,12 @@ impl LinearizabilityLab {
             self.trace.pop_front();
         }
         self.trace.push_back(TraceItem {
-            step: self.steps,
+            step: self.reveals,
             at,
             event,
             client: h.client(event.op),
             label,
         });
-    }
-
-    fn record_due(&mut self, until: u64) {
-        let values = vec![
-            self.last_check_steps as f64,
-            self.called as f64,
-            (self.called - self.returned) as f64,
-        ];
-        self.metrics.record_due(until, |_| values.clone());
     }
 
     /// Applies `change` to operation `op`, then re-checks its part if it is revealed.
@@ -676,7 +667,31 @@ pub const EXAMPLE_KV_EDN: &str = r#"{:process 0, :type :invoke, :f :put, :key "x
 {:process 2, :type :ok, :f :get, :key "y", :value ""}
 "#;
 
-impl LabModel for LinearizabilityLab {
+impl Sampled for LinearizabilityLab {
+    type Totals = ();
+
+    fn series(&self) -> Vec<(String, String)> {
+        [
+            ("checker steps", "steps (latest check)"),
+            ("operations revealed", "ops"),
+            ("operations pending", "ops"),
+        ]
+        .map(|(n, u)| (n.into(), u.into()))
+        .to_vec()
+    }
+
+    fn totals(&self) {}
+
+    fn sample(&self, _at: Time, _interval: Duration, _since: &()) -> Vec<f64> {
+        vec![
+            self.last_check_steps as f64,
+            self.called as f64,
+            (self.called - self.returned) as f64,
+        ]
+    }
+}
+
+impl LocalLab for LinearizabilityLab {
     const ID: &'static str = "sim.linearizability";
     type Config = LinearizabilityLabConfig;
     type Action = LinearizabilityLabAction;
@@ -726,8 +741,7 @@ impl LabModel for LinearizabilityLab {
             revealed: 0,
             cursor: None,
             origin: Time::ZERO,
-            now: Time::ZERO,
-            steps: 0,
+            reveals: 0,
             parts: Vec::new(),
             called: 0,
             returned: 0,
@@ -735,49 +749,30 @@ impl LabModel for LinearizabilityLab {
             checks: 0,
             hasher: StableHasher::default(),
             trace: VecDeque::new(),
-            metrics: MetricsRecorder::new(
-                tick.0.max(1),
-                SERIES_POINTS,
-                &[
-                    ("checker steps", "steps (latest check)"),
-                    ("operations revealed", "ops"),
-                    ("operations pending", "ops"),
-                ],
-            ),
         };
-        lab.load(history, source);
+        lab.load(history, source, Time::ZERO);
         Ok(lab)
     }
 
-    fn step_until(&mut self, deadline: Time) -> bool {
-        let Some(&event) = self.events.get(self.revealed) else {
-            return false;
-        };
+    fn sample_every(c: &LinearizabilityLabConfig) -> Result<Duration> {
+        // A sample per tick of the history: `new` checked the tick.
+        let tick = Duration::try_from_millis_f64("tickMs", c.tick_ms)?;
+        Ok(Duration(tick.0.max(1)))
+    }
+
+    fn next_event_at(&self, now: Time) -> Option<Time> {
+        let event = self.events.get(self.revealed)?;
         // An edit can move an unrevealed event before the clock: it is revealed now.
-        let at = self.due(event).max(self.now);
-        if at > deadline {
-            return false;
+        Some(self.due(*event).max(now))
+    }
+
+    fn on_event(&mut self, _due: Time, at: Moment) {
+        if let Some(&event) = self.events.get(self.revealed) {
+            self.reveal(event, at.now);
         }
-        self.record_due(at.0.saturating_sub(1));
-        self.now = at;
-        self.reveal(event, at);
-        true
     }
 
-    fn advance_clock(&mut self, t: Time) {
-        self.record_due(t.0);
-        self.now = self.now.max(t);
-    }
-
-    fn now(&self) -> Time {
-        self.now
-    }
-
-    fn steps(&self) -> u64 {
-        self.steps
-    }
-
-    fn act(&mut self, action: &LinearizabilityLabAction) -> Result<()> {
+    fn act(&mut self, at: Moment, action: &LinearizabilityLabAction) -> Result<()> {
         use LinearizabilityLabAction::*;
         match action {
             Regenerate { seed, model, store } => {
@@ -792,6 +787,7 @@ impl LabModel for LinearizabilityLab {
                 self.load(
                     AnyHistory::generate(&generation),
                     Source::Generated(generation),
+                    at.now,
                 );
             }
             EditOutput { op, output } => self.edit(*op, |h| h.set_output(*op, output))?,
@@ -827,7 +823,7 @@ impl LabModel for LinearizabilityLab {
             })?,
             Paste { format, text } => {
                 let history = AnyHistory::parse(*format, text)?;
-                self.load(history, Source::Pasted(*format));
+                self.load(history, Source::Pasted(*format), at.now);
             }
         }
         if let Ok(text) = serde_json::to_string(action) {
@@ -836,20 +832,19 @@ impl LabModel for LinearizabilityLab {
         Ok(())
     }
 
-    fn view(&self) -> View {
+    fn view(&self, at: Moment, _samples: &Sampler<()>) -> View {
         let statuses = self.statuses();
         View {
             nodes: self.client_nodes(),
             panels: vec![
-                self.timeline(&statuses),
+                self.timeline(&statuses, at.now),
                 Panel::Text {
                     title: "verdict".into(),
-                    body: self.verdict_text(),
+                    body: self.verdict_text(at.now),
                 },
                 self.parts_table(),
                 self.operations_table(&statuses),
             ],
-            metrics: self.metrics.series(),
             invariants: self.invariants(),
             ..View::default()
         }
@@ -879,8 +874,8 @@ impl LabModel for LinearizabilityLab {
             .collect();
         json!({
             "hash": format!("{:016x}", self.hasher.finish()),
-            "events": self.steps,
-            "complete": self.steps <= self.trace.len() as u64,
+            "events": self.reveals,
+            "complete": self.reveals <= self.trace.len() as u64,
             "trace": trace,
         })
     }

@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 use crate::error::{DistlabError, Result, check_range};
-use crate::lab::LabModel;
-use crate::lab::cluster::{self, ClusterAction, status_name};
-use crate::lab::view::{FieldsOf, InvariantStatus, MetricsRecorder, NodeView, Panel, View};
+use crate::lab::cluster::{ClusterAction, ClusterLab};
+use crate::lab::sampling::{Sampled, per_second, sample_ms};
+use crate::lab::view::{InvariantStatus, Panel};
 use crate::sim::history::Outcome;
 use crate::sim::pingpong::{LinkStats, PingConfig, PingNode};
 use crate::sim::{Fault, FaultScript, NetStats, NetworkConfig, NodeId, Sim, SimConfig};
@@ -92,35 +92,11 @@ fn default_timeout_ms() -> f64 {
 #[derive(Debug, Clone)]
 pub struct NetworkLab {
     sim: Sim<PingNode>,
-    metrics: MetricsRecorder,
-    last: NetStats,
     duplication_ever_on: bool,
     reordering_ever_on: bool,
 }
 
 impl NetworkLab {
-    /// Records the samples due by `until`: rates over each interval, queue length, RTT.
-    fn record_due(&mut self, until: Time) {
-        // Called before every event: only gather the figures when a sample is due.
-        if until.0 < self.metrics.due_at() {
-            return;
-        }
-        let secs = self.metrics.interval_us() as f64 / 1e6;
-        let now = self.sim.net_stats();
-        let flying = self.sim.pending_events() as f64;
-        let rtt = mean_rtt_ms(&self.totals());
-        let dropped = |s: NetStats| s.lost + s.partitioned + s.to_down_node;
-        let last = &mut self.last;
-        // Every sample due now describes the same state: the first carries the counts since
-        // the previous sample, the rest (a quiet stretch) carry zero rates.
-        self.metrics.record_due(until.0, |_| {
-            let delivered = (now.delivered - last.delivered) as f64 / secs;
-            let lost = (dropped(now) - dropped(*last)) as f64 / secs;
-            *last = now;
-            vec![delivered, lost, flying, rtt]
-        });
-    }
-
     fn totals(&self) -> LinkStats {
         let mut t = LinkStats::default();
         for n in 0..self.sim.node_count() {
@@ -135,43 +111,8 @@ impl NetworkLab {
         t
     }
 
-    fn note_knobs(&mut self) {
-        let c = self.sim.network().config();
-        self.duplication_ever_on |= c.duplicate > 0.0;
-        self.reordering_ever_on |= c.reorder > 0.0;
-    }
-
-    /// Node `id`, with its inspectable fields if `with_fields` (they are most of the cost
-    /// of a big cluster's view, and a page inspects one node at a time).
-    fn node_view(&self, id: NodeId, with_fields: bool) -> NodeView {
-        let status = status_name(self.sim.status(id));
-        let mut node = NodeView {
-            id,
-            label: format!("n{id}"),
-            role: "node".into(),
-            status: status.into(),
-            fields: BTreeMap::new(),
-            group: None,
-        };
-        if with_fields {
-            node.fields = self.node_fields(id);
-        }
-        node
-    }
-
-    fn node_fields(&self, id: NodeId) -> BTreeMap<String, Value> {
+    fn fields_of(&self, id: NodeId) -> BTreeMap<String, Value> {
         let mut fields = BTreeMap::new();
-        let clock = self.sim.clock(id).copied().unwrap_or_default();
-        fields.insert("boots".into(), json!(self.sim.boots(id)));
-        fields.insert(
-            "clockSkewMs".into(),
-            json!(clock.skew_at(self.sim.now()) as f64 / 1e3),
-        );
-        fields.insert("clockDriftPpm".into(), json!(clock.drift_ppm()));
-        fields.insert("inboxWhilePaused".into(), json!(self.sim.parked(id)));
-        if let Some(d) = self.sim.disk(id) {
-            fields.insert("disk".into(), json!(d.stats()));
-        }
         if let Some(n) = self.sim.node(id) {
             let t = n.totals();
             fields.insert("durableBootCounter".into(), json!(n.boots()));
@@ -270,7 +211,7 @@ impl NetworkLab {
         }
     }
 
-    fn invariants(&self) -> Vec<InvariantStatus> {
+    fn invariant_list(&self) -> Vec<InvariantStatus> {
         let mut out = Vec::new();
         let offenders = |f: fn(&LinkStats) -> u64| -> Vec<NodeId> {
             (0..self.sim.node_count())
@@ -303,10 +244,42 @@ fn mean_rtt_ms(s: &LinkStats) -> f64 {
     }
 }
 
-impl LabModel for NetworkLab {
+impl Sampled for NetworkLab {
+    type Totals = NetStats;
+
+    fn series(&self) -> Vec<(String, String)> {
+        [
+            ("delivered", "msg/s"),
+            ("dropped", "msg/s"),
+            ("events queued", "events"),
+            ("mean RTT", "ms"),
+        ]
+        .map(|(n, u)| (n.into(), u.into()))
+        .to_vec()
+    }
+
+    fn totals(&self) -> NetStats {
+        self.sim.net_stats()
+    }
+
+    fn sample(&self, _at: Time, interval: Duration, since: &NetStats) -> Vec<f64> {
+        let now = self.sim.net_stats();
+        let dropped = |s: &NetStats| s.lost + s.partitioned + s.to_down_node;
+        vec![
+            per_second(now.delivered - since.delivered, interval),
+            per_second(dropped(&now) - dropped(since), interval),
+            self.sim.pending_events() as f64,
+            mean_rtt_ms(&self.totals()),
+        ]
+    }
+}
+
+impl ClusterLab for NetworkLab {
     const ID: &'static str = "sim.network";
+    type Node = PingNode;
     type Config = NetworkLabConfig;
-    type Action = ClusterAction<NetworkLabAction>;
+    type Action = NetworkLabAction;
+    const TRACE_TAIL: usize = TRACE_TAIL;
 
     fn new(c: &NetworkLabConfig) -> Result<Self> {
         if !(2..=MAX_NODES).contains(&c.nodes) {
@@ -316,7 +289,6 @@ impl LabModel for NetworkLab {
             ));
         }
         check_range("intervalMs", c.interval_ms, 1.0, 60_000.0)?;
-        check_range("sampleMs", c.sample_ms, 1.0, 60_000.0)?;
         let sim_config = SimConfig {
             seed: c.seed,
             nodes: c.nodes,
@@ -341,74 +313,52 @@ impl LabModel for NetworkLab {
             }
             other => other,
         })?;
-        let sample = Duration::try_from_millis_f64("sampleMs", c.sample_ms)?;
-        let metrics = MetricsRecorder::new(
-            sample.0,
-            600,
-            &[
-                ("delivered", "msg/s"),
-                ("dropped", "msg/s"),
-                ("events queued", "events"),
-                ("mean RTT", "ms"),
-            ],
-        );
         let mut lab = NetworkLab {
             sim,
-            metrics,
-            last: NetStats::default(),
             duplication_ever_on: false,
             reordering_ever_on: false,
         };
-        lab.note_knobs();
+        lab.observe();
         Ok(lab)
     }
 
-    fn step_until(&mut self, deadline: Time) -> bool {
-        let Some(next) = self.sim.next_event_time() else {
-            return false;
-        };
-        if next > deadline {
-            return false;
-        }
-        // Samples describe the state after every event before their time.
-        if next.0 > 0 {
-            self.record_due(Time(next.0 - 1));
-        }
-        let stepped = self.sim.step_until(deadline).is_some();
-        self.note_knobs();
-        stepped
+    fn sample_every(c: &NetworkLabConfig) -> Result<Duration> {
+        sample_ms(c.sample_ms)
     }
 
-    fn advance_clock(&mut self, t: Time) {
-        self.record_due(t);
-        self.sim.advance_clock(t);
+    fn sim(&self) -> &Sim<PingNode> {
+        &self.sim
     }
 
-    fn now(&self) -> Time {
-        self.sim.now()
+    fn sim_mut(&mut self) -> &mut Sim<PingNode> {
+        &mut self.sim
     }
 
-    fn steps(&self) -> u64 {
-        self.sim.steps()
+    fn observe(&mut self) {
+        let c = self.sim.network().config();
+        self.duplication_ever_on |= c.duplicate > 0.0;
+        self.reordering_ever_on |= c.reorder > 0.0;
     }
 
-    fn act(&mut self, action: &Self::Action) -> Result<()> {
+    fn act(&mut self, action: &NetworkLabAction) -> Result<()> {
         match action {
-            ClusterAction::Fault(f) => self.sim.apply_fault(f)?,
-            ClusterAction::Lab(NetworkLabAction::ClientRequest { node, timeout_ms }) => {
+            NetworkLabAction::ClientRequest { node, timeout_ms } => {
                 let timeout = Duration::try_from_millis_f64("timeoutMs", *timeout_ms)?;
                 self.sim.client_request(0, *node, (), timeout)?;
             }
         }
-        self.note_knobs();
         Ok(())
     }
 
-    fn view(&self) -> View {
-        self.view_fields_of(&FieldsOf::All)
+    fn role(&self, _id: NodeId) -> String {
+        "node".into()
     }
 
-    fn view_fields_of(&self, fields: &FieldsOf) -> View {
+    fn node_fields(&self, id: NodeId) -> BTreeMap<String, Value> {
+        self.fields_of(id)
+    }
+
+    fn panels(&self) -> Vec<Panel> {
         let c = self.sim.network().config();
         let knobs = Panel::Table {
             title: "network".into(),
@@ -422,29 +372,15 @@ impl LabModel for NetworkLab {
                 vec![json!("messages"), json!(self.sim.net_stats())],
             ],
         };
-        View {
-            nodes: (0..self.sim.node_count())
-                .map(|n| self.node_view(n, fields.wants(n)))
-                .collect(),
-            messages: cluster::messages(&self.sim),
-            partitions: cluster::partitions(&self.sim),
-            panels: vec![knobs, self.links_table(), self.clients_table()],
-            metrics: self.metrics.series(),
-            invariants: self.invariants(),
-            ..View::default()
-        }
+        vec![knobs, self.links_table(), self.clients_table()]
     }
 
-    fn trace(&self) -> Value {
-        self.sim.trace().json_from(0, TRACE_TAIL)
+    fn invariants(&self) -> Vec<InvariantStatus> {
+        self.invariant_list()
     }
 
-    fn trace_from(&self, from: u64, max: usize) -> Value {
-        self.sim.trace().json_from(from, max)
-    }
-
-    fn example_actions() -> Vec<Self::Action> {
-        let mut v: Vec<Self::Action> = example_faults()
+    fn example_actions() -> Vec<ClusterAction<NetworkLabAction>> {
+        let mut v: Vec<_> = Fault::examples()
             .into_iter()
             .map(ClusterAction::Fault)
             .collect();
@@ -463,50 +399,11 @@ impl NetworkLab {
     }
 }
 
-/// One of every fault, for documentation and fuzzing.
-pub fn example_faults() -> Vec<Fault> {
-    use crate::sim::LatencyModel;
-    vec![
-        Fault::Crash { node: 1 },
-        Fault::Restart { node: 1 },
-        Fault::Pause { node: 2 },
-        Fault::Resume { node: 2 },
-        Fault::Partition {
-            groups: vec![vec![0, 1]],
-        },
-        Fault::PartitionOneWay {
-            from: vec![0],
-            to: vec![2],
-        },
-        Fault::Heal,
-        Fault::SetLoss { probability: 0.2 },
-        Fault::SetDuplicate { probability: 0.1 },
-        Fault::SetReorder { probability: 0.1 },
-        Fault::SetLatency {
-            latency: LatencyModel::LogNormal {
-                median_ms: 5.0,
-                sigma: 1.0,
-            },
-        },
-        Fault::SetLinkLatency {
-            from: 0,
-            to: 1,
-            latency: Some(LatencyModel::Constant { ms: 50.0 }),
-        },
-        Fault::ClockSkew {
-            node: 0,
-            skew_ms: -200.0,
-        },
-        Fault::ClockDrift {
-            node: 0,
-            ppm: 100_000,
-        },
-    ]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lab::view::FieldsOf;
+    use crate::lab::{Cluster, LabModel};
 
     #[test]
     fn a_crash_and_restart_violates_no_invariant() {
@@ -543,11 +440,10 @@ mod tests {
         assert_eq!(all.len() as u64, whole["events"].as_u64().unwrap());
         assert!(all.len() > 60);
         // The lab's trace is the tail of TRACE_TAIL events: here, fewer than that.
-        let sim = NetworkLab::new(&NetworkLabConfig::default()).unwrap();
-        assert_eq!(sim.sim().trace().json_from(0, 0)["trace"], json!([]));
-        let mut sim = sim;
-        while sim.step_until(Time::from_millis(300)) {}
-        let tail = sim.sim().trace().json_from(0, 50);
+        let mut run = Cluster::<NetworkLab>::new(&NetworkLabConfig::default()).unwrap();
+        assert_eq!(run.lab().sim().trace().json_from(0, 0)["trace"], json!([]));
+        while run.step_until(Time::from_millis(300)) {}
+        let tail = run.lab().sim().trace().json_from(0, 50);
         assert_eq!(tail["complete"], json!(false));
         assert_eq!(tail["hash"], whole["hash"]);
         assert_eq!(tail["events"], whole["events"]);

@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::hash::Hasher;
 
-use crate::error::{Result, check_range};
-use crate::lab::LabModel;
-use crate::lab::view::MetricsRecorder;
+use crate::error::Result;
+use crate::lab::local::{LocalLab, Moment};
+use crate::lab::sampling::{Sampled, Sampler, sample_ms};
 use crate::lab::view::{InvariantStatus, Panel, Series, StripItem, View};
 use crate::rng::SimRng;
 use crate::sim::trace::StableHasher;
@@ -196,8 +196,8 @@ pub struct WorkloadLab {
     /// The next arrival, drawn ahead so that `step_until` knows when it is due; its key and
     /// kind are drawn when it happens, so a key change applies to it.
     next_at: Time,
-    now: Time,
-    steps: u64,
+    /// Arrivals so far.
+    arrived: u64,
     last_arrival: Option<Time>,
     /// The first arrival found earlier than the one before it (or than the clock): the
     /// earlier bound and the offending time.
@@ -206,65 +206,40 @@ pub struct WorkloadLab {
     recent: VecDeque<(u64, Operation)>,
     rate: ArrivalStats,
     mix: MixStats,
-    /// Arrivals since the last sample.
-    interval_arrivals: u64,
-    sampler: MetricsRecorder,
 }
 
 impl WorkloadLab {
     /// Everything about one arrival at `at`.
-    fn arrive(&mut self, at: Time) {
-        let bound = self.last_arrival.map_or(self.now, |l| l.max(self.now));
+    /// (`clock` is the lab's clock).
+    fn arrive(&mut self, at: Time, clock: Time, step: u64) {
+        let bound = self.last_arrival.map_or(clock, |l| l.max(clock));
         if at < bound && self.went_backwards.is_none() {
             self.went_backwards = Some((bound, at));
         }
-        self.now = self.now.max(at);
         let op = self.workload.op_at(at, &mut self.rng);
-        self.hasher.write_u64(self.steps);
+        self.hasher.write_u64(step);
         self.hasher.write_u64(op.at.0);
         self.hasher.write_u64(op.key);
         self.hasher.write_u8(op.kind as u8);
         if self.recent.len() >= RECENT_OPS {
             self.recent.pop_front();
         }
-        self.recent.push_back((self.steps, op));
-        self.steps += 1;
+        self.recent.push_back((step, op));
+        self.arrived += 1;
         self.rate.push(at);
         self.mix.push(&op);
-        self.interval_arrivals += 1;
         self.last_arrival = Some(at);
         self.next_at = self.workload.next_arrival(&mut self.rng);
     }
 
-    /// Samples the charts up to `until` µs.
-    fn record_due(&mut self, until: u64) {
-        let WorkloadLab {
-            sampler,
-            interval_arrivals,
-            rate,
-            theory,
-            ..
-        } = self;
-        let expected_per_interval = theory.rate_per_sec * sampler.interval_us() as f64 / 1e6;
-        sampler.record_due(until, |at| {
-            let n = std::mem::take(interval_arrivals) as f64;
-            vec![
-                n,
-                expected_per_interval,
-                rate.rate_at(Time(at)),
-                theory.rate_per_sec,
-            ]
-        });
-    }
-
-    fn invariants(&self) -> Vec<InvariantStatus> {
+    fn invariants(&self, now: Time) -> Vec<InvariantStatus> {
         const MONOTONE: &str = "arrival times never go backwards";
         let monotone = match self.went_backwards {
             None => InvariantStatus::holds(
                 MONOTONE,
                 format!(
                     "each of {} arrivals was at or after the one before and the clock",
-                    self.steps
+                    self.arrived
                 ),
             ),
             Some((bound, at)) => InvariantStatus::violated(
@@ -277,14 +252,14 @@ impl WorkloadLab {
             monotone,
             judge_rate(
                 self.rate.arrivals,
-                self.now.saturating_since(self.rate.since),
+                now.saturating_since(self.rate.since),
                 &self.theory,
             ),
         ]
     }
 
-    fn statistics_table(&self) -> Panel {
-        let elapsed = self.now.saturating_since(self.rate.since);
+    fn statistics_table(&self, now: Time) -> Panel {
+        let elapsed = now.saturating_since(self.rate.since);
         let expected = self.theory.rate_per_sec * elapsed.as_secs_f64();
         let ms = |us: Option<f64>| json!(us.map(|v| v / 1e3));
         let ms2 = |us2: Option<f64>| json!(us2.map(|v| v / 1e6));
@@ -297,7 +272,7 @@ impl WorkloadLab {
             ],
             vec![
                 json!("rate /s"),
-                json!(self.rate.rate_at(self.now)),
+                json!(self.rate.rate_at(now)),
                 json!(self.theory.rate_per_sec),
             ],
             vec![
@@ -437,7 +412,35 @@ fn judge_rate(arrivals: u64, elapsed: Duration, theory: &ArrivalTheory) -> Invar
     }
 }
 
-impl LabModel for WorkloadLab {
+impl Sampled for WorkloadLab {
+    type Totals = u64;
+
+    fn series(&self) -> Vec<(String, String)> {
+        [
+            ("arrivals", "per interval"),
+            ("expected arrivals", "per interval"),
+            ("observed rate", "/s"),
+            ("configured rate", "/s"),
+        ]
+        .map(|(n, u)| (n.into(), u.into()))
+        .to_vec()
+    }
+
+    fn totals(&self) -> u64 {
+        self.arrived
+    }
+
+    fn sample(&self, at: Time, interval: Duration, since: &u64) -> Vec<f64> {
+        vec![
+            (self.arrived - since) as f64,
+            self.theory.rate_per_sec * interval.as_secs_f64(),
+            self.rate.rate_at(at),
+            self.theory.rate_per_sec,
+        ]
+    }
+}
+
+impl LocalLab for WorkloadLab {
     const ID: &'static str = "sim.workload";
     type Config = WorkloadLabConfig;
     type Action = WorkloadLabAction;
@@ -450,8 +453,6 @@ impl LabModel for WorkloadLab {
             .keys
             .head_probabilities(HEAD_KEYS)
             .map_err(|e| within("workload.keys", e))?;
-        check_range("sampleMs", c.sample_ms, 1.0, 60_000.0)?;
-        let sample = Duration::try_from_millis_f64("sampleMs", c.sample_ms)?;
         let mut rng = SimRng::new(c.seed);
         let next_at = workload.next_arrival(&mut rng);
         Ok(WorkloadLab {
@@ -462,62 +463,40 @@ impl LabModel for WorkloadLab {
             keys: c.workload.keys,
             head_theory,
             next_at,
-            now: Time::ZERO,
-            steps: 0,
+            arrived: 0,
             last_arrival: None,
             went_backwards: None,
             hasher: StableHasher::default(),
             recent: VecDeque::new(),
             rate: ArrivalStats::new(Time::ZERO),
             mix: MixStats::default(),
-            interval_arrivals: 0,
-            sampler: MetricsRecorder::new(
-                sample.0,
-                SERIES_POINTS,
-                &[
-                    ("arrivals", "per interval"),
-                    ("expected arrivals", "per interval"),
-                    ("observed rate", "/s"),
-                    ("configured rate", "/s"),
-                ],
-            ),
         })
     }
 
-    fn step_until(&mut self, deadline: Time) -> bool {
-        let at = self.next_at;
-        if at > deadline {
-            return false;
-        }
-        // Samples describe everything before their time.
-        self.record_due(at.0.saturating_sub(1));
-        self.arrive(at);
-        true
+    fn sample_every(c: &WorkloadLabConfig) -> Result<Duration> {
+        sample_ms(c.sample_ms)
     }
 
-    fn advance_clock(&mut self, t: Time) {
-        self.record_due(t.0);
-        self.now = self.now.max(t);
+    fn next_event_at(&self, _now: Time) -> Option<Time> {
+        Some(self.next_at)
     }
 
-    fn now(&self) -> Time {
-        self.now
+    fn on_event(&mut self, due: Time, at: Moment) {
+        // `at.now` is the clock moved up to `due`: an arrival before it is one before the
+        // clock as it was.
+        self.arrive(due, at.now, at.step);
     }
 
-    fn steps(&self) -> u64 {
-        self.steps
-    }
-
-    fn act(&mut self, action: &WorkloadLabAction) -> Result<()> {
+    fn act(&mut self, at: Moment, action: &WorkloadLabAction) -> Result<()> {
         match action {
             WorkloadLabAction::SetArrivals { arrivals } => {
                 let mut workload = self.workload.clone();
-                workload.set_arrivals(arrivals, self.now)?;
+                workload.set_arrivals(arrivals, at.now)?;
                 self.workload = workload;
                 self.arrivals = *arrivals;
                 self.theory = self.workload.arrivals().theory();
                 self.next_at = self.workload.next_arrival(&mut self.rng);
-                self.rate = ArrivalStats::new(self.now);
+                self.rate = ArrivalStats::new(at.now);
             }
             WorkloadLabAction::SetKeys { keys } => {
                 let head_theory = keys
@@ -529,19 +508,19 @@ impl LabModel for WorkloadLab {
                 self.mix = MixStats::default();
             }
             WorkloadLabAction::ResetStatistics => {
-                self.rate = ArrivalStats::new(self.now);
+                self.rate = ArrivalStats::new(at.now);
                 self.mix = MixStats::default();
             }
         }
         Ok(())
     }
 
-    fn view(&self) -> View {
-        let series = self.sampler.series();
+    fn view(&self, at: Moment, samples: &Sampler<u64>) -> View {
+        let series = samples.series();
         let chart = Panel::Chart {
             title: format!(
                 "arrivals per {} ms against the configured mean",
-                self.sampler.interval_us() as f64 / 1e3
+                samples.interval().as_millis_f64()
             ),
             x_label: "time (ms)".into(),
             series: series.iter().take(2).cloned().collect(),
@@ -560,12 +539,11 @@ impl LabModel for WorkloadLab {
             panels: vec![
                 chart,
                 self.keys_bars(),
-                self.statistics_table(),
+                self.statistics_table(at.now),
                 self.recent_strip(),
                 process,
             ],
-            metrics: series,
-            invariants: self.invariants(),
+            invariants: self.invariants(at.now),
             ..View::default()
         }
     }
@@ -582,8 +560,8 @@ impl LabModel for WorkloadLab {
             .collect();
         json!({
             "hash": format!("{:016x}", self.hasher.finish()),
-            "events": self.steps,
-            "complete": self.steps <= self.recent.len() as u64,
+            "events": self.arrived,
+            "complete": self.arrived <= self.recent.len() as u64,
             "trace": trace,
         })
     }
@@ -627,10 +605,10 @@ impl LabModel for WorkloadLab {
 mod tests {
     use super::*;
     use crate::error::DistlabError;
-    use crate::lab::{Lab, Runner};
+    use crate::lab::{Lab, LabModel, Local, Runner};
     use serde_json::json;
 
-    fn lab(config: Value) -> Runner<WorkloadLab> {
+    fn lab(config: Value) -> Runner<Local<WorkloadLab>> {
         Runner::from_json(&config).unwrap()
     }
 
@@ -656,9 +634,9 @@ mod tests {
         let m = l.model();
         // 200/s for 100 s.
         assert!(
-            (m.steps as f64 / 20_000.0 - 1.0).abs() < 0.04,
+            (l.steps() as f64 / 20_000.0 - 1.0).abs() < 0.04,
             "{}",
-            m.steps
+            l.steps()
         );
         assert!(l.view().invariants.iter().all(|i| i.ok), "{:?}", l.view());
         let p0 = m.head_theory[0];
@@ -799,16 +777,17 @@ mod tests {
 
     #[test]
     fn going_backwards_is_caught() {
-        let mut l = WorkloadLab::new(&WorkloadLabConfig::default()).unwrap();
-        l.arrive(Time(500));
-        l.arrive(Time(400));
+        let mut l = Local::<WorkloadLab>::new(&WorkloadLabConfig::default()).unwrap();
+        l.arrive(Time(500), Time::ZERO, 0);
+        l.arrive(Time(400), Time::ZERO, 1);
         let v = l.view();
         let i = invariant(&v, "arrival times");
         assert!(!i.ok && i.detail.contains("0.400 ms"), "{}", i.detail);
         // A clock moved past a pending arrival counts too.
-        let mut l = WorkloadLab::new(&WorkloadLabConfig::default()).unwrap();
+        let mut l = Local::<WorkloadLab>::new(&WorkloadLabConfig::default()).unwrap();
         l.advance_clock(Time(1_000));
-        l.arrive(Time(999));
+        let now = l.now();
+        l.arrive(Time(999), now, 0);
         assert!(!invariant(&l.view(), "arrival times").ok);
     }
 
@@ -864,10 +843,10 @@ mod tests {
         ];
         for (config, field) in config_cases {
             let config: WorkloadLabConfig = serde_json::from_value(config).unwrap();
-            let e = WorkloadLab::new(&config).err().unwrap();
+            let e = Local::<WorkloadLab>::new(&config).err().unwrap();
             assert_eq!(field_of(e), field);
         }
-        let e = Runner::<WorkloadLab>::from_json(&json!({"sampleMs": "x"}))
+        let e = Runner::<Local<WorkloadLab>>::from_json(&json!({"sampleMs": "x"}))
             .err()
             .unwrap();
         assert_eq!(field_of(e), "config.sampleMs");
