@@ -2,7 +2,7 @@
 //! fuzz-style drive with random configs and actions that must never panic.
 
 use distlab_core::lab::Lab;
-use distlab_core::lab::catalog::CATALOG_ROWS;
+use distlab_core::lab::catalog::{CATALOG_MD, CATALOG_ROWS};
 use distlab_core::registry::{registered, replay_lab};
 use distlab_core::rng::SimRng;
 use distlab_core::{Duration, catalog, create_lab};
@@ -69,6 +69,33 @@ fn catalog_data_matches_catalog_md_when_present() {
         .collect();
     let ids_in_core: BTreeSet<&str> = CATALOG_ROWS.iter().map(|r| r.id).collect();
     assert_eq!(ids_in_md, ids_in_core);
+
+    // The data file core parses (core/src/lab/catalog.md) has CATALOG.md's table lines, in
+    // order, except that a blank `what` cell may be filled in.
+    fn table_lines(text: &str) -> Vec<&str> {
+        text.lines().filter(|l| l.starts_with('|')).collect()
+    }
+    fn cells(line: &str) -> Vec<&str> {
+        line.split('|').map(str::trim).collect()
+    }
+    let (md, data) = (table_lines(&text), table_lines(CATALOG_MD));
+    for (i, (m, d)) in md.iter().zip(&data).enumerate() {
+        let (mc, dc) = (cells(m), cells(d));
+        let filled = mc.len() == 5
+            && dc.len() == 5
+            && mc[2].is_empty()
+            && (0..5).all(|c| c == 2 || mc[c] == dc[c]);
+        assert!(
+            m == d || filled,
+            "table line {} of CATALOG.md differs in core/src/lab/catalog.md:\n  {m}\n  {d}",
+            i + 1
+        );
+    }
+    assert_eq!(
+        md.len(),
+        data.len(),
+        "CATALOG.md and core/src/lab/catalog.md have different row counts"
+    );
 }
 
 #[test]

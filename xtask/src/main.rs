@@ -1,10 +1,13 @@
 //! The project's two commands: `cargo xtask test` and `cargo xtask serve`.
 //! Each installs what it needs (when it can) and skips what is already present.
+//! Besides them: `cargo xtask soak` (the long Raft soak) and `cargo xtask catalog` (every
+//! catalog id, implemented or planned).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
+mod catalog;
 mod redis;
 mod soak;
 mod web;
@@ -18,12 +21,16 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("serve") => serve(),
         Some("soak") => soak::soak(&args[1..]),
+        Some("catalog") => catalog::catalog(),
         _ => {
-            eprintln!("usage: cargo xtask <test|serve|soak>");
-            eprintln!("  test   format check, clippy (-D warnings), native tests, browser tests");
-            eprintln!("  serve  build the page and serve it on http://127.0.0.1:8080");
+            eprintln!("usage: cargo xtask <test|serve|soak|catalog>");
+            eprintln!("  test     format check, clippy (-D warnings), native tests, browser tests");
+            eprintln!("  serve    build the page and serve it on http://127.0.0.1:8080");
             eprintln!(
-                "  soak   raft --seeds N: the long Raft fault soak, with progress and summary"
+                "  soak     raft --seeds N: the long Raft fault soak, with progress and summary"
+            );
+            eprintln!(
+                "  catalog  every catalog id, one per line: <id> <implemented|planned> <title>"
             );
             Err("no command given".into())
         }

@@ -1,6 +1,15 @@
 //! The catalog as data: every primitive id of CATALOG.md, its section, a one-line
-//! description and the checks it needs. Kept in step with CATALOG.md by a test in
-//! tests/ that compares the two whenever shared/CATALOG.md is present.
+//! description and the checks it needs.
+//!
+//! The rows live in `catalog.md` beside this file: the section headings and tables of
+//! shared/CATALOG.md, line for line, except that a blank *what* cell may be filled in
+//! (`balance.round-robin`, a few `crdt.*`) so that the page has something to show. A test
+//! in tests/ (`catalog_data_matches_catalog_md_when_present`) compares the two whenever
+//! shared/CATALOG.md is present; to follow a change there, copy its changed table lines.
+//!
+//! `catalog.md` is parsed at compile time (`const fn`), so a malformed row is a build
+//! error, never a panic at run time. A scenario table (`| id | failure | fix |`) becomes
+//! rows whose title is `failure — fix: fix` and whose checks are empty.
 
 /// One row of CATALOG.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,696 +21,315 @@ pub struct CatalogRow {
     pub checks: &'static str,
 }
 
+/// The catalog data file, as checked in (the tables of CATALOG.md).
+pub const CATALOG_MD: &str = include_str!("catalog.md");
+
 /// Every catalog row, in CATALOG.md order.
-pub const CATALOG_ROWS: &[CatalogRow] = &[
-    CatalogRow {
-        section: "sim",
-        id: "sim.engine",
-        title: "discrete-event simulator: virtual time in µs, seeded RNG, stable event order; same seed ⇒ identical trace natively and in wasm",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "sim",
-        id: "sim.network",
-        title: "latency models (constant, uniform, exponential, long-tail), per-link overrides, loss, duplication, reordering, one-way and two-way partitions, heal",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "sim",
-        id: "sim.faults",
-        title: "crash (volatile state lost), restart (durable state kept), pause/resume, per-node clock skew and drift, scripted fault timelines",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "sim",
-        id: "sim.disk",
-        title: "simulated disk: write, fsync, crash drops unsynced writes, torn last write",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "sim",
-        id: "sim.trace",
-        title: "every send/deliver/drop/timer/state change recorded; replay to any step; export as JSON",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "sim",
-        id: "sim.linearizability",
-        title: "Wing–Gong / Porcupine-style checker for register and KV histories",
-        checks: "P, D (known-good and known-bad histories)",
-    },
-    CatalogRow {
-        section: "sim",
-        id: "sim.workload",
-        title: "arrival processes (constant, Poisson, on/off bursts, window-boundary burst), key distributions (uniform, Zipf)",
-        checks: "A",
-    },
-    CatalogRow {
-        section: "ratelimit",
-        id: "ratelimit.fixed-window",
-        title: "counter per window; shows the 2× burst at the window boundary",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "ratelimit",
-        id: "ratelimit.sliding-log",
-        title: "exact, memory O(limit) per key",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "ratelimit",
-        id: "ratelimit.sliding-counter",
-        title: "weighted previous + current window",
-        checks: "P, A (error vs sliding log)",
-    },
-    CatalogRow {
-        section: "ratelimit",
-        id: "ratelimit.token-bucket",
-        title: "capacity, refill rate, weighted cost, time to next token",
-        checks: "P, D (governor where semantics match)",
-    },
-    CatalogRow {
-        section: "ratelimit",
-        id: "ratelimit.leaky-bucket",
-        title: "queue-shaping variant (fixed drain rate) and meter variant (GCRA)",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "ratelimit",
-        id: "ratelimit.distributed",
-        title: "N gateways sharing a store node in the simulator with atomic script semantics (what a Redis Lua script gives); local-quota approximation; fail-open vs fail-closed when the store is unreachable",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "ratelimit",
-        id: "ratelimit.keyed",
-        title: "per-key limiters with bounded memory (idle eviction); decision carries limit / remaining / reset / retry-after for `429` + `RateLimit-*` / `Retry-After` headers",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "resilience",
-        id: "resilience.circuit-breaker",
-        title: "closed / open / half-open; count- and time-based sliding windows; failure-rate and slow-call thresholds; minimum volume; half-open permits",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "resilience",
-        id: "resilience.retry",
-        title: "exponential backoff with none / full / equal / decorrelated jitter; max attempts; retryable predicate; retry budget (token-based)",
-        checks: "P, A",
-    },
-    CatalogRow {
-        section: "resilience",
-        id: "resilience.timeout",
-        title: "deadlines that propagate across hops; cancellation",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "resilience",
-        id: "resilience.bulkhead",
-        title: "max concurrent + bounded queue, fail fast when full",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "resilience",
-        id: "resilience.hedging",
-        title: "second request after a delay (e.g. observed p95), first answer wins, loser cancelled",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "resilience",
-        id: "resilience.fallback",
-        title: "fallback chain (personalised → popular → static), as in seed 002",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "resilience",
-        id: "resilience.policy",
-        title: "composable pipeline of the above; order matters and is shown",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "resilience",
-        id: "resilience.load-shedding",
-        title: "adaptive concurrency limit (AIMD / gradient) and priority shedding",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "resilience",
-        id: "resilience.health",
-        title: "liveness / readiness / startup checks with aggregate status (healthy / degraded / unhealthy)",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "cache",
-        id: "cache.lru",
-        title: "O(1) get/put/remove, capacity by count and by weight",
-        checks: "P, D (`lru` crate)",
-    },
-    CatalogRow {
-        section: "cache",
-        id: "cache.lfu",
-        title: "O(1) LFU with LRU tie-break",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "cache",
-        id: "cache.ttl",
-        title: "per-entry TTL, lazy + active expiry",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "cache",
-        id: "cache.tinylfu",
-        title: "W-TinyLFU admission (count-min frequency sketch, window + main segments)",
-        checks: "A (hit ratio vs LRU on Zipf)",
-    },
-    CatalogRow {
-        section: "cache",
-        id: "cache.patterns",
-        title: "cache-aside, read-through, write-through, write-back (write-behind flush), refresh-ahead, against a simulated backing store",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "cache",
-        id: "cache.stampede",
-        title: "request coalescing (singleflight), probabilistic early expiration (XFetch), TTL jitter",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "cache",
-        id: "cache.multilevel",
-        title: "L1 in-process + L2 shared, invalidation messages",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "cache",
-        id: "cache.distributed",
-        title: "consistent-hash sharded cache nodes with replication factor and node add/remove",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "sketch",
-        id: "sketch.bloom",
-        title: "optimal m, k from (n, p); FPR measured vs (1−e^(−kn/m))^k; union",
-        checks: "A, P",
-    },
-    CatalogRow {
-        section: "sketch",
-        id: "sketch.counting-bloom",
-        title: "deletable bloom with counters",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "sketch",
-        id: "sketch.cuckoo",
-        title: "cuckoo filter with delete",
-        checks: "A, P",
-    },
-    CatalogRow {
-        section: "sketch",
-        id: "sketch.count-min",
-        title: "point queries, conservative update; error ε·N with probability 1−δ",
-        checks: "A",
-    },
-    CatalogRow {
-        section: "sketch",
-        id: "sketch.hyperloglog",
-        title: "PFADD / PFCOUNT / PFMERGE semantics; 2^p registers; standard error 1.04/√m; sparse and bias-corrected small range",
-        checks: "A, D",
-    },
-    CatalogRow {
-        section: "balance",
-        id: "balance.round-robin",
-        title: "round robin",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "balance",
-        id: "balance.weighted",
-        title: "smooth weighted round robin (nginx)",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "balance",
-        id: "balance.least-connections",
-        title: "least connections",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "balance",
-        id: "balance.p2c",
-        title: "power of two choices",
-        checks: "A",
-    },
-    CatalogRow {
-        section: "balance",
-        id: "balance.ip-hash",
-        title: "sticky by client address",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "balance",
-        id: "balance.consistent-hash",
-        title: "ring with virtual nodes, N-replica preference list, minimal movement on add/remove",
-        checks: "A (moved fraction ≈ 1/N)",
-    },
-    CatalogRow {
-        section: "balance",
-        id: "balance.rendezvous",
-        title: "highest-random-weight hashing",
-        checks: "A",
-    },
-    CatalogRow {
-        section: "balance",
-        id: "balance.jump",
-        title: "jump consistent hash",
-        checks: "A",
-    },
-    CatalogRow {
-        section: "balance",
-        id: "balance.maglev",
-        title: "Maglev lookup table",
-        checks: "A",
-    },
-    CatalogRow {
-        section: "balance",
-        id: "balance.pool",
-        title: "connection pool: min/max, idle timeout, wait queue, health-based eviction",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "messaging",
-        id: "messaging.queue",
-        title: "bounded FIFO and priority queue",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "messaging",
-        id: "messaging.pubsub",
-        title: "topics, fan-out to subscribers",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "messaging",
-        id: "messaging.delivery",
-        title: "at-most-once vs at-least-once (ack, visibility timeout, redelivery) vs effectively-once (idempotent consumer)",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "messaging",
-        id: "messaging.dlq",
-        title: "dead letter queue after max receives, redrive",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "messaging",
-        id: "messaging.consumer-groups",
-        title: "partition assignment (range, round robin, cooperative sticky), rebalance on join/leave",
-        checks: "P, F",
-    },
-    CatalogRow {
-        section: "messaging",
-        id: "messaging.partitioned-log",
-        title: "Kafka-style: keyed partitions, offsets, committed consumer offsets, retention by size/time, log compaction, replicated partitions with ISR",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "messaging",
-        id: "messaging.backpressure",
-        title: "drop-newest / drop-oldest / block / buffer; credit-based `request(n)`",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "messaging",
-        id: "messaging.task-queue",
-        title: "worker pool with retries, graceful shutdown, at-least-once (seed 001)",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "messaging",
-        id: "messaging.disruptor",
-        title: "LMAX ring buffer: pre-allocated slots, sequence barriers, batching, single writer",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "messaging",
-        id: "messaging.outbox",
-        title: "transactional outbox with relay",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "messaging",
-        id: "messaging.saga",
-        title: "orchestrated saga with compensations in reverse order (seed 002)",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "coordination",
-        id: "coordination.lock",
-        title: "lease-based lock with monotonically increasing fencing tokens; storage rejects stale tokens",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "coordination",
-        id: "coordination.redlock",
-        title: "majority of N independent stores, drift factor; shows its unsafety under a process pause or clock jump",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "coordination",
-        id: "coordination.leader-election",
-        title: "bully algorithm and lease-based election",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "coordination",
-        id: "coordination.failure-detector",
-        title: "fixed-timeout heartbeats and phi-accrual detector",
-        checks: "A",
-    },
-    CatalogRow {
-        section: "coordination",
-        id: "coordination.gossip",
-        title: "push, pull, push-pull anti-entropy and rumor mongering; convergence in O(log N) rounds",
-        checks: "A, F",
-    },
-    CatalogRow {
-        section: "coordination",
-        id: "coordination.swim",
-        title: "SWIM: ping, ack, ping-req, suspect, dead, incarnation refutation, piggybacked dissemination",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "coordination",
-        id: "coordination.registry",
-        title: "service registry with TTL heartbeats; client-side and server-side discovery",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "coordination",
-        id: "coordination.snapshot",
-        title: "Chandy–Lamport consistent global snapshot with markers over FIFO channels",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "consistency",
-        id: "consistency.lamport",
-        title: "Lamport clock",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "consistency",
-        id: "consistency.vector-clock",
-        title: "compare (before / after / equal / concurrent), merge",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "consistency",
-        id: "consistency.hlc",
-        title: "hybrid logical clock (Kulkarni et al. 2014), bounded drift from physical time",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "consistency",
-        id: "consistency.replication",
-        title: "primary-replica: sync / semi-sync / async, replication lag, failover with epochs, split brain without fencing",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "consistency",
-        id: "consistency.quorum",
-        title: "N, R, W; read repair; sloppy quorum with hinted handoff; Merkle-tree anti-entropy",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "consistency",
-        id: "consistency.version-vector",
-        title: "Dynamo-style siblings and reconciliation",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "consistency",
-        id: "consistency.geo",
-        title: "active-passive vs active-active across regions; LWW vs vector-clock conflict handling",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "consistency",
-        id: "consistency.session",
-        title: "read-your-writes and monotonic reads guarantees, shown violated and fixed",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "consistency",
-        id: "consistency.id-gen",
-        title: "Snowflake IDs; clock moving backwards",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "crdt",
-        id: "crdt.g-counter",
-        title: "grow-only counter",
-        checks: "P (merge laws)",
-    },
-    CatalogRow {
-        section: "crdt",
-        id: "crdt.pn-counter",
-        title: "increment/decrement counter (two G-counters)",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "crdt",
-        id: "crdt.g-set",
-        title: "grow-only set",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "crdt",
-        id: "crdt.2p-set",
-        title: "two-phase set (add, then remove forever)",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "crdt",
-        id: "crdt.or-set",
-        title: "observed-remove with tags",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "crdt",
-        id: "crdt.lww-register",
-        title: "last-writer-wins register",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "crdt",
-        id: "crdt.mv-register",
-        title: "multi-value register",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "crdt",
-        id: "crdt.lww-map",
-        title: "LWW element map",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "crdt",
-        id: "crdt.rga",
-        title: "replicated growable array for text",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "consensus",
-        id: "consensus.2pc",
-        title: "two-phase commit; blocks when the coordinator dies after prepare",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "consensus",
-        id: "consensus.3pc",
-        title: "three-phase commit; non-blocking under crashes, unsafe under partitions",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "consensus",
-        id: "consensus.raft",
-        title: "pre-vote, election, log replication, current-term commit rule (Raft paper Fig. 8), persistence, snapshots, single-server membership change, ReadIndex reads, leader transfer",
-        checks: "F, P",
-    },
-    CatalogRow {
-        section: "consensus",
-        id: "consensus.paxos",
-        title: "single-decree and Multi-Paxos",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "consensus",
-        id: "consensus.vr",
-        title: "Viewstamped Replication Revisited (Liskov & Cowling 2012): normal operation, view change, recovery",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "consensus",
-        id: "consensus.zab",
-        title: "Zab (ZooKeeper atomic broadcast): discovery, synchronisation, broadcast, zxid ordering",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "consensus",
-        id: "consensus.pbft",
-        title: "PBFT (Castro & Liskov 1999): pre-prepare / prepare / commit, view change, f Byzantine nodes of 3f+1 shown lying",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "storage",
-        id: "storage.kv",
-        title: "key-value store with get / put / delete / scan",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "storage",
-        id: "storage.log",
-        title: "append-only segmented log with offset index and compaction",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "storage",
-        id: "storage.wal",
-        title: "checksummed records, fsync policy, recovery, checkpoint and truncation",
-        checks: "F (crash at every write)",
-    },
-    CatalogRow {
-        section: "storage",
-        id: "storage.sstable",
-        title: "sorted immutable table: data blocks, block index, bloom filter",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "storage",
-        id: "storage.lsm",
-        title: "memtable, flush, leveled and tiered compaction, tombstones, read path with blooms; write / read / space amplification",
-        checks: "F, P (model: BTreeMap)",
-    },
-    CatalogRow {
-        section: "storage",
-        id: "storage.btree",
-        title: "B+tree with page splits and merges",
-        checks: "P (model: BTreeMap)",
-    },
-    CatalogRow {
-        section: "storage",
-        id: "storage.event-store",
-        title: "append with expected version (optimistic concurrency), snapshots, replay, projections (CQRS read models) — seed 004",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "observability",
-        id: "observability.metrics",
-        title: "counters, gauges, labels; Prometheus text exposition",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "observability",
-        id: "observability.histogram",
-        title: "log-linear buckets with bounded relative error, percentiles, merge",
-        checks: "A, D (hdrhistogram)",
-    },
-    CatalogRow {
-        section: "observability",
-        id: "observability.logger",
-        title: "leveled structured logs, JSON lines, trace correlation",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "observability",
-        id: "observability.tracing",
-        title: "W3C `traceparent` / `tracestate` parse, validate, format; span tree; sampling",
-        checks: "V",
-    },
-    CatalogRow {
-        section: "security",
-        id: "security.jwt",
-        title: "HS256/384/512 validation: signature, `alg` pinning (reject `none` and confusion), `exp` / `nbf` / `iat` with leeway, `iss`, `aud`, `kid` rotation",
-        checks: "V (RFC 7515/7519 examples)",
-    },
-    CatalogRow {
-        section: "security",
-        id: "security.api-key",
-        title: "prefixed keys, hashed at rest, constant-time compare, scopes, revocation",
-        checks: "P",
-    },
-    CatalogRow {
-        section: "security",
-        id: "security.idempotency",
-        title: "Stripe semantics: first request runs, concurrent duplicate → in progress, completed → stored response replayed, same key with different payload → error, expiry",
-        checks: "F",
-    },
-    CatalogRow {
-        section: "security",
-        id: "security.hmac",
-        title: "webhook signature verify: timestamp + body, tolerance window, replay rejection, constant-time, several secrets for rotation",
-        checks: "V (RFC 4231)",
-    },
-    CatalogRow {
-        section: "scenario",
-        id: "scenario.thundering-herd",
-        title: "cache key expires, every request hits the database — fix: singleflight / early expiration",
+pub const CATALOG_ROWS: &[CatalogRow] = &ROWS;
+
+const ROWS: [CatalogRow; parse::count(CATALOG_MD)] = parse::rows(CATALOG_MD, &JOINED);
+
+/// The scenario titles, `failure — fix: fix`, one after the other: a `const fn` cannot
+/// allocate, so the joined strings are built into this buffer and the rows point into it.
+const JOINED: [u8; parse::joined_len(CATALOG_MD)] = parse::joined(CATALOG_MD);
+
+/// A `const fn` parser of `catalog.md`. Every `panic!` here runs during constant
+/// evaluation only, where it is a compile error naming the problem.
+mod parse {
+    use super::CatalogRow;
+
+    const FIX: &[u8] = " — fix: ".as_bytes();
+
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Table {
+        /// No table header seen yet.
+        None,
+        /// `| id | what | checks |`
+        Plain,
+        /// `| id | failure | fix |`
+        Scenario,
+    }
+
+    /// The next data row at or after byte `at`: its three trimmed cells, the kind of
+    /// table it is in, and where to continue.
+    struct Next {
+        cells: [&'static [u8]; 3],
+        table: Table,
+        at: usize,
+    }
+
+    /// `b[from..to]`, in a `const fn`.
+    const fn sub(b: &'static [u8], from: usize, to: usize) -> &'static [u8] {
+        b.split_at(to).0.split_at(from).1
+    }
+
+    const fn text(b: &'static [u8]) -> &'static str {
+        match core::str::from_utf8(b) {
+            Ok(s) => s,
+            Err(_) => panic!("catalog.md: a cell is not UTF-8"),
+        }
+    }
+
+    const fn eq(a: &[u8], b: &[u8]) -> bool {
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+
+    const fn trim(b: &'static [u8]) -> &'static [u8] {
+        let (mut from, mut to) = (0, b.len());
+        while from < to && (b[from] == b' ' || b[from] == b'\r') {
+            from += 1;
+        }
+        while to > from && (b[to - 1] == b' ' || b[to - 1] == b'\r') {
+            to -= 1;
+        }
+        sub(b, from, to)
+    }
+
+    /// The three cells of a table line `| a | b | c |`.
+    const fn cells(line: &'static [u8]) -> [&'static [u8]; 3] {
+        let line = trim(line);
+        let mut out: [&'static [u8]; 3] = [&[]; 3];
+        let (mut n, mut start, mut i) = (0, 1, 1);
+        while i < line.len() {
+            if line[i] == b'|' {
+                if n == 3 {
+                    panic!("catalog.md: a table line has more than three cells");
+                }
+                out[n] = trim(sub(line, start, i));
+                n += 1;
+                start = i + 1;
+            }
+            i += 1;
+        }
+        if n != 3 || start != line.len() {
+            panic!("catalog.md: a table line must be `| a | b | c |`");
+        }
+        out
+    }
+
+    /// Checks an id (`section.name`, lowercase ASCII, digits, `-`) and returns its section.
+    const fn section(id: &'static [u8]) -> &'static str {
+        let mut dot = 0;
+        let mut i = 0;
+        while i < id.len() {
+            let c = id[i];
+            if !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.') {
+                panic!("catalog.md: an id has a character other than a-z, 0-9, `-`, `.`");
+            }
+            if c == b'.' && dot == 0 {
+                dot = i;
+            }
+            i += 1;
+        }
+        if dot == 0 || dot + 1 == id.len() {
+            panic!("catalog.md: an id is not `section.name`");
+        }
+        text(sub(id, 0, dot))
+    }
+
+    const fn next(src: &'static [u8], mut at: usize, mut table: Table) -> Option<Next> {
+        while at < src.len() {
+            let mut end = at;
+            while end < src.len() && src[end] != b'\n' {
+                end += 1;
+            }
+            let line = sub(src, at, end);
+            at = end + 1;
+            if line.is_empty() || line[0] != b'|' {
+                continue;
+            }
+            let cells = cells(line);
+            if eq(cells[0], b"id") {
+                table = if eq(cells[1], b"what") && eq(cells[2], b"checks") {
+                    Table::Plain
+                } else if eq(cells[1], b"failure") && eq(cells[2], b"fix") {
+                    Table::Scenario
+                } else {
+                    panic!(
+                        "catalog.md: a table header is neither `id | what | checks` nor `id | failure | fix`"
+                    )
+                };
+            } else if !cells[0].is_empty() && cells[0][0] == b'-' {
+                // The `|---|---|---|` line under a header.
+            } else if matches!(table, Table::None) {
+                panic!("catalog.md: a row comes before any table header");
+            } else {
+                return Some(Next { cells, table, at });
+            }
+        }
+        None
+    }
+
+    /// How many rows `src` has.
+    pub(super) const fn count(src: &'static str) -> usize {
+        let (mut n, mut at, mut table) = (0, 0, Table::None);
+        while let Some(row) = next(src.as_bytes(), at, table) {
+            n += 1;
+            at = row.at;
+            table = row.table;
+        }
+        n
+    }
+
+    const fn joined_title_len(row: &Next) -> usize {
+        match row.table {
+            Table::Scenario => row.cells[1].len() + FIX.len() + row.cells[2].len(),
+            _ => 0,
+        }
+    }
+
+    /// How many bytes the scenario titles take, joined.
+    pub(super) const fn joined_len(src: &'static str) -> usize {
+        let (mut n, mut at, mut table) = (0, 0, Table::None);
+        while let Some(row) = next(src.as_bytes(), at, table) {
+            n += joined_title_len(&row);
+            at = row.at;
+            table = row.table;
+        }
+        n
+    }
+
+    /// The scenario titles, `failure — fix: fix`, one after the other.
+    pub(super) const fn joined<const L: usize>(src: &'static str) -> [u8; L] {
+        let mut out = [0; L];
+        let (mut n, mut at, mut table) = (0, 0, Table::None);
+        while let Some(row) = next(src.as_bytes(), at, table) {
+            if matches!(row.table, Table::Scenario) {
+                let parts = [row.cells[1], FIX, row.cells[2]];
+                let mut p = 0;
+                while p < parts.len() {
+                    let mut i = 0;
+                    while i < parts[p].len() {
+                        out[n] = parts[p][i];
+                        n += 1;
+                        i += 1;
+                    }
+                    p += 1;
+                }
+            }
+            at = row.at;
+            table = row.table;
+        }
+        out
+    }
+
+    const EMPTY: CatalogRow = CatalogRow {
+        section: "",
+        id: "",
+        title: "",
         checks: "",
-    },
-    CatalogRow {
-        section: "scenario",
-        id: "scenario.split-brain",
-        title: "partition, two primaries accept writes — fix: fencing tokens / quorum",
-        checks: "",
-    },
-    CatalogRow {
-        section: "scenario",
-        id: "scenario.retry-storm",
-        title: "retries amplify an outage — fix: backoff + jitter + retry budget",
-        checks: "",
-    },
-    CatalogRow {
-        section: "scenario",
-        id: "scenario.cascading-failure",
-        title: "one slow dependency exhausts all workers — fix: bulkhead + circuit breaker",
-        checks: "",
-    },
-    CatalogRow {
-        section: "scenario",
-        id: "scenario.disruptive-rejoin",
-        title: "partitioned Raft follower returns with a huge term — fix: pre-vote",
-        checks: "",
-    },
-    CatalogRow {
-        section: "scenario",
-        id: "scenario.zombie-leader",
-        title: "old leader keeps writing after a pause — fix: fencing tokens / epochs",
-        checks: "",
-    },
-    CatalogRow {
-        section: "scenario",
-        id: "scenario.hot-shard",
-        title: "skewed keys overload one partition — fix: virtual nodes / key salting",
-        checks: "",
-    },
-    CatalogRow {
-        section: "scenario",
-        id: "scenario.queue-overflow",
-        title: "producers outpace consumers — fix: backpressure / load shedding",
-        checks: "",
-    },
-    CatalogRow {
-        section: "scenario",
-        id: "scenario.dual-write",
-        title: "DB and event bus disagree — fix: transactional outbox",
-        checks: "",
-    },
-    CatalogRow {
-        section: "scenario",
-        id: "scenario.clock-skew",
-        title: "LWW loses writes, Snowflake IDs go backwards — fix: HLC / logical clocks",
-        checks: "",
-    },
-];
+    };
+
+    /// Every row of `src`; `joined` is [`joined`] of the same `src`.
+    pub(super) const fn rows<const N: usize>(
+        src: &'static str,
+        joined: &'static [u8],
+    ) -> [CatalogRow; N] {
+        let mut out = [EMPTY; N];
+        let (mut n, mut at, mut table, mut j) = (0, 0, Table::None, 0);
+        while let Some(row) = next(src.as_bytes(), at, table) {
+            let [id, what, last] = row.cells;
+            let (title, checks) = match row.table {
+                Table::Scenario => {
+                    let len = joined_title_len(&row);
+                    j += len;
+                    (sub(joined, j - len, j), &[] as &[u8])
+                }
+                _ => (what, last),
+            };
+            out[n] = CatalogRow {
+                section: section(id),
+                id: text(id),
+                title: text(title),
+                checks: text(checks),
+            };
+            n += 1;
+            at = row.at;
+            table = row.table;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_rows_parse_from_the_data_file() {
+        let table_rows = CATALOG_MD
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| id ") && !l.starts_with("|-"))
+            .count();
+        assert_eq!(CATALOG_ROWS.len(), table_rows);
+        assert_eq!(CATALOG_ROWS.len(), 115);
+        assert_eq!(
+            CATALOG_ROWS[0],
+            CatalogRow {
+                section: "sim",
+                id: "sim.engine",
+                title: "discrete-event simulator: virtual time in µs, seeded RNG, stable event order; same seed ⇒ identical trace natively and in wasm",
+                checks: "P",
+            }
+        );
+        let ids: std::collections::BTreeSet<_> = CATALOG_ROWS.iter().map(|r| r.id).collect();
+        assert_eq!(ids.len(), CATALOG_ROWS.len(), "ids are unique");
+        for r in CATALOG_ROWS {
+            assert_eq!(r.id.split('.').next(), Some(r.section), "{}", r.id);
+            assert_eq!(r.title, r.title.trim(), "{}", r.id);
+            assert!(!r.title.is_empty(), "{} has no title", r.id);
+            assert!(
+                !r.title.contains('|') && !r.checks.contains('|'),
+                "{}",
+                r.id
+            );
+        }
+    }
+
+    #[test]
+    fn catalog_crdt_rows_keep_their_section_and_filled_titles() {
+        let g = CATALOG_ROWS.iter().find(|r| r.id == "crdt.g-counter");
+        assert_eq!(
+            g,
+            Some(&CatalogRow {
+                section: "crdt",
+                id: "crdt.g-counter",
+                title: "grow-only counter",
+                checks: "P (merge laws)",
+            })
+        );
+    }
+
+    #[test]
+    fn catalog_scenario_rows_join_failure_and_fix() {
+        let scenarios: Vec<_> = CATALOG_ROWS
+            .iter()
+            .filter(|r| r.section == "scenario")
+            .collect();
+        assert_eq!(scenarios.len(), 10);
+        assert_eq!(
+            *scenarios[0],
+            CatalogRow {
+                section: "scenario",
+                id: "scenario.thundering-herd",
+                title: "cache key expires, every request hits the database — fix: singleflight / early expiration",
+                checks: "",
+            }
+        );
+        assert_eq!(
+            scenarios[9].title,
+            "LWW loses writes, Snowflake IDs go backwards — fix: HLC / logical clocks"
+        );
+        assert!(scenarios.iter().all(|r| r.checks.is_empty()));
+    }
+}
