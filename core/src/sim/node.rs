@@ -8,6 +8,9 @@
 //! Durable state lives only on the node's [`Disk`](crate::sim::disk::Disk); everything in
 //! the node value itself is volatile and is lost on a crash. A restart builds a fresh
 //! node with [`Node::recover`] from what the disk kept.
+//!
+//! Nodes and their messages are also [`Fingerprint`]s: they feed themselves into a
+//! [`StableHasher`], so that a model checker can recognise a state it has already seen.
 
 use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
@@ -129,9 +132,14 @@ pub trait Fingerprint {
 }
 
 /// A cluster protocol's node.
-pub trait Node: Clone + Debug {
+///
+/// Every protocol, those here and each one added from now on, implements [`Fingerprint`]
+/// for its node (the volatile state, every field of it) and for its messages, so that a
+/// model checker can explore it; the simulator adds what it keeps for the node, its disk
+/// and its clock (see [`Sim::node_fingerprint`](crate::sim::Sim::node_fingerprint)).
+pub trait Node: Clone + Debug + Fingerprint {
     /// Node-to-node messages.
-    type Message: Clone + Debug;
+    type Message: Clone + Debug + Fingerprint;
     /// What clients ask.
     type Request: Clone + Debug;
     /// What nodes answer.

@@ -446,6 +446,7 @@ mod fingerprint_tests {
     use super::*;
     use crate::rng::SimRng;
     use crate::sim::node::Effect;
+    use crate::sim::{Fault, Sim, SimConfig};
     use std::collections::BTreeSet;
 
     fn config() -> PingConfig {
@@ -453,6 +454,16 @@ mod fingerprint_tests {
             interval: Duration::from_millis(5),
             fanout: 2,
         }
+    }
+
+    fn sim(seed: u64) -> Sim<PingNode> {
+        let config = SimConfig {
+            seed,
+            nodes: 3,
+            record_trace: false,
+            ..SimConfig::default()
+        };
+        Sim::new(config, self::config()).unwrap()
     }
 
     /// Node 0 after its first boot (its disk has the boot record, synced).
@@ -575,5 +586,34 @@ mod fingerprint_tests {
         assert_ne!(unsynced.fingerprint(), disk.fingerprint());
         unsynced.crash(&mut SimRng::new(1), 0.0);
         assert_eq!(unsynced.fingerprint(), disk.fingerprint());
+    }
+
+    #[test]
+    fn a_run_stepped_by_events_or_by_time_reaches_the_same_states() {
+        let until = Time::from_millis(200);
+        let mut by_events = sim(5);
+        while by_events.step_until(until).is_some() {}
+        let mut by_time = sim(5);
+        for ms in (0..=200).step_by(7) {
+            by_time.run_until(Time::from_millis(ms), |_, _| {});
+        }
+        by_time.run_until(until, |_, _| {});
+        for id in 0..3 {
+            assert_eq!(by_events.node_fingerprint(id), by_time.node_fingerprint(id));
+        }
+        // A restart is a new epoch, on disk and in memory.
+        let mut restarted = by_time.clone();
+        restarted.apply_fault(&Fault::Crash { node: 2 }).unwrap();
+        let crashed = restarted.node_fingerprint(2);
+        restarted.apply_fault(&Fault::Restart { node: 2 }).unwrap();
+        let states: BTreeSet<Option<u64>> = [
+            by_time.node_fingerprint(2),
+            crashed,
+            restarted.node_fingerprint(2),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(states.len(), 3);
+        assert_eq!(restarted.node_fingerprint(0), by_time.node_fingerprint(0));
     }
 }

@@ -3,14 +3,14 @@
 //!
 //! A server's fingerprint is every field of [`RaftNode`], durable mirror and volatile state
 //! alike: the settings (one value per cluster, but part of what the node does), term, vote,
-//! the log (see [`Log`]'s fingerprint for its digests) and the latest snapshot *by content*
-//! (its `Arc` is shared with messages and the WAL writer, and a pointer is not state), the
-//! role, the leader's view of its followers, waiting requests and reads, a transfer under
-//! way, the election timer's arming time and length (they decide when it campaigns), the
-//! WAL writer (see its fingerprint for the scratch buffer it leaves out), and the outbox
-//! and replies, which are empty between events but hashed all the same. The ghost digests
-//! (`applied_digest`, the snapshot's and the log base's) are in too: the invariant checker
-//! reads them.
+//! the log (see [`Log`](super::log::Log)'s fingerprint for its digests) and the latest
+//! snapshot *by content* (its `Arc` is shared with the InstallSnapshot messages that carry
+//! it, and a pointer is not state), the role, the leader's view of its followers, waiting
+//! requests and reads, a transfer under way, the election timer's arming time and length
+//! (they decide when it campaigns), the WAL writer (see its fingerprint for the scratch
+//! buffer it leaves out), and the outbox and replies, which are empty between events but
+//! hashed all the same. The ghost digests (`applied_digest`, the snapshot's and the log
+//! base's) are in too: the invariant checker reads them.
 
 use std::hash::Hash;
 
@@ -102,6 +102,7 @@ mod tests {
     use crate::rng::SimRng;
     use crate::sim::disk::{Disk, DiskOp};
     use crate::sim::node::{Ctx, Effect, Node, NodeId};
+    use crate::sim::{Fault, Sim, SimConfig};
     use crate::time::Time;
 
     fn params() -> RaftParams {
@@ -301,7 +302,7 @@ mod tests {
     }
 
     #[test]
-    fn messages_differ_by_every_field() {
+    fn messages_differ_by_every_field_and_by_their_ends() {
         let vote = VoteRequest {
             term: 2,
             last_log_index: 5,
@@ -333,5 +334,67 @@ mod tests {
         for v in &variants {
             assert_ne!(v.fingerprint(), m.fingerprint(), "{v:?}");
         }
+        let between = Sim::<RaftNode>::message_fingerprint;
+        assert_eq!(between(0, 1, &m), between(0, 1, &m.clone()));
+        assert_ne!(between(0, 1, &m), between(1, 0, &m));
+        assert_ne!(between(0, 1, &m), between(0, 2, &m));
+    }
+
+    fn sim(seed: u64) -> Sim<RaftNode> {
+        let config = SimConfig {
+            seed,
+            nodes: 3,
+            clients: 0,
+            record_trace: false,
+            ..SimConfig::default()
+        };
+        Sim::new(config, params()).unwrap()
+    }
+
+    #[test]
+    fn a_run_stepped_by_events_or_by_time_reaches_the_same_states() {
+        let until = Time::from_millis(1_500);
+        let mut by_events = sim(21);
+        while by_events.step_until(until).is_some() {}
+        let mut by_time = sim(21);
+        for ms in (0..=1_500).step_by(100) {
+            by_time.run_until(Time::from_millis(ms), |_, _| {});
+        }
+        assert_ne!(by_events.now(), by_time.now());
+        assert_eq!(by_events.steps(), by_time.steps());
+        for id in 0..3 {
+            assert_eq!(by_events.node_fingerprint(id), by_time.node_fingerprint(id));
+        }
+        // Another seed is another history.
+        let mut other = sim(22);
+        other.run_until(until, |_, _| {});
+        assert!((0..3).any(|id| other.node_fingerprint(id) != by_time.node_fingerprint(id)));
+        assert_eq!(by_time.node_fingerprint(3), None);
+    }
+
+    #[test]
+    fn status_and_clock_are_part_of_a_nodes_state() {
+        let mut s = sim(23);
+        s.run_until(Time::from_millis(1_000), |_, _| {});
+        let up = s.node_fingerprint(1).unwrap();
+        let mut paused = s.clone();
+        paused.apply_fault(&Fault::Pause { node: 1 }).unwrap();
+        let mut crashed = s.clone();
+        crashed.apply_fault(&Fault::Crash { node: 1 }).unwrap();
+        let mut skewed = s.clone();
+        skewed
+            .apply_fault(&Fault::ClockSkew {
+                node: 1,
+                skew_ms: 5.0,
+            })
+            .unwrap();
+        let all: BTreeSet<u64> = [&paused, &crashed, &skewed]
+            .iter()
+            .map(|s| s.node_fingerprint(1).unwrap())
+            .chain([up])
+            .collect();
+        assert_eq!(all.len(), 4);
+        // Other nodes are untouched.
+        assert_eq!(crashed.node_fingerprint(0), s.node_fingerprint(0));
     }
 }
