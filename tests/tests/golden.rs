@@ -1,4 +1,5 @@
-//! Golden trace hashes: fixed scenarios whose trace hash is asserted equal to a constant.
+//! Golden trace hashes: fixed scenarios whose trace hash is asserted equal to a constant
+//! (and, for Raft, the state fingerprints a model checker keeps).
 //! This suite runs natively (`cargo test`) and compiled to wasm in headless Chrome
 //! (`wasm-pack test --headless --chrome tests`), so both asserting the same constant
 //! proves the simulator agrees bit for bit on both targets: same seed, same random draws
@@ -7,10 +8,13 @@
 //! A changed constant means the simulation changed: if that was intended (a new event
 //! kind, a different draw order), update the constant in the same commit and say why.
 
-use distlab_core::consensus::raft::RaftConfig;
 use distlab_core::consensus::raft::harness::{Harness, Workload};
+use distlab_core::consensus::raft::messages::AppendRequest;
+use distlab_core::consensus::raft::{
+    Entry, EntryData, KvCommand, KvOp, Message, RaftConfig, RaftNode,
+};
 use distlab_core::create_lab;
-use distlab_core::sim::{Fault, SimConfig};
+use distlab_core::sim::{Fault, Sim, SimConfig};
 use distlab_core::{Duration, Time};
 use serde_json::{Value, json};
 #[cfg(target_arch = "wasm32")]
@@ -203,5 +207,82 @@ fn raft_lab_golden_trace_hash() {
         (hash.as_str(), events, time_us),
         ("de2bee95ab9cb75c", 78_117, json!(49_649_026)),
         "the consensus.raft golden scenario changed"
+    );
+}
+
+/// State fingerprints, what a model checker keeps of each state it visits
+/// (`Sim::node_fingerprint`, `Sim::message_fingerprint`): node 0 of a three-node Raft
+/// cluster with two closed-loop clients, crashed (torn writes possible) and restarted on
+/// the way, after a fixed number of events; and one AppendEntries carrying a command.
+/// The trace hash beside them tells a changed run from a changed fingerprint.
+fn raft_fingerprint_scenario() -> (u64, u64, u64) {
+    let sim = SimConfig {
+        seed: 9_090,
+        nodes: 3,
+        clients: 2,
+        record_trace: false,
+        ..SimConfig::default()
+    };
+    let params = RaftConfig::default().params(3).unwrap();
+    let workload = Workload {
+        clients: 2,
+        ..Workload::default()
+    };
+    let mut h = Harness::new(sim, params, workload, true).unwrap();
+    let run_to = |h: &mut Harness, step: u64| {
+        while h.sim().steps() < step {
+            assert!(h.step_until(Time::MAX));
+        }
+    };
+    run_to(&mut h, 1_500);
+    h.sim_mut().apply_fault(&Fault::Crash { node: 0 }).unwrap();
+    run_to(&mut h, 2_000);
+    h.sim_mut()
+        .apply_fault(&Fault::Restart { node: 0 })
+        .unwrap();
+    run_to(&mut h, 4_000);
+    assert!(h.violation().is_none(), "{:?}", h.violation());
+    assert_eq!(h.sim().steps(), 4_000);
+    let node = h.sim().node_fingerprint(0).unwrap();
+    let put = KvCommand {
+        session: 3,
+        seq: 14,
+        op: KvOp::Cas {
+            key: "clé".into(),
+            expected: None,
+            new: "valeur".into(),
+        },
+    };
+    let append = Message::Append(AppendRequest {
+        term: 4,
+        prev_log_index: 17,
+        prev_log_term: 3,
+        entries: vec![
+            Entry::new(4, EntryData::Noop),
+            Entry::new(4, EntryData::Command(put)),
+        ],
+        leader_commit: 17,
+        read_round: 9,
+    });
+    let message = Sim::<RaftNode>::message_fingerprint(2, 0, &append);
+    (h.sim().trace().hash(), node, message)
+}
+
+#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+fn raft_golden_fingerprints() {
+    let (trace, node, message) = raft_fingerprint_scenario();
+    assert_eq!(
+        (
+            format!("{trace:016x}"),
+            format!("{node:016x}"),
+            format!("{message:016x}")
+        ),
+        (
+            "204c9f7f004bf806".to_string(),
+            "9765fa0440ea0988".to_string(),
+            "cc936b1e6a358825".to_string()
+        ),
+        "the Raft fingerprint scenario changed"
     );
 }

@@ -10,8 +10,11 @@
 
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::hash::Hash;
 
 use crate::rng::SimRng;
+use crate::sim::node::Fingerprint;
+use crate::sim::trace::StableHasher;
 
 /// One write a node asked for; what [`Disk::apply`] executes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -171,6 +174,33 @@ impl Disk {
     }
 }
 
+/// A disk's state is what survives a crash and what may still be lost or torn: per file
+/// (by name, in order), the platter and the unsynced writes, oldest first. Two disks with
+/// the same page cache differ if one has synced it and the other has not.
+///
+/// Left out: the page cache, which is always the platter with the unsynced writes replayed
+/// on it (each write goes to both images, `fsync` copies the writes across, a crash copies
+/// the platter back), so it is derived from what is hashed; and [`DiskStats`], the
+/// simulator's tally of what happened to the disk, which nodes never read (they see a disk
+/// only through [`Disk::read`] and friends) and which would make a crash that lost nothing
+/// look like a change.
+impl Fingerprint for Disk {
+    fn fingerprint_into(&self, h: &mut StableHasher) {
+        let Disk { files, stats: _ } = self;
+        files.len().hash(h);
+        for (name, file) in files {
+            let SimFile {
+                cached: _,
+                durable,
+                unsynced,
+            } = file;
+            name.hash(h);
+            durable.hash(h);
+            unsynced.hash(h);
+        }
+    }
+}
+
 /// Applies a random strict prefix of `op` to `durable`. Returns whether anything changed.
 fn tear(durable: &mut Vec<u8>, op: &DiskOp, rng: &mut SimRng) -> bool {
     match op {
@@ -259,7 +289,96 @@ mod tests {
         ]
     }
 
+    #[test]
+    fn fingerprint_is_the_durable_content_and_the_unsynced_writes() {
+        let append = |bytes: &[u8]| DiskOp::Append {
+            file: "log",
+            bytes: bytes.to_vec(),
+        };
+        let mut synced = Disk::new();
+        synced.apply(append(b"abc"));
+        synced.apply(DiskOp::Fsync);
+        // The same page cache, not synced: a crash would lose it.
+        let mut unsynced = Disk::new();
+        unsynced.apply(append(b"abc"));
+        assert_eq!(synced.read("log"), unsynced.read("log"));
+        assert_ne!(synced.fingerprint(), unsynced.fingerprint());
+        // A different unsynced write, a different file.
+        let mut more = synced.clone();
+        more.apply(append(b"d"));
+        let mut other = synced.clone();
+        other.apply(append(b"e"));
+        assert_ne!(more.fingerprint(), synced.fingerprint());
+        assert_ne!(more.fingerprint(), other.fingerprint());
+        let mut renamed = Disk::new();
+        renamed.apply(DiskOp::Append {
+            file: "wal",
+            bytes: b"abc".to_vec(),
+        });
+        renamed.apply(DiskOp::Fsync);
+        assert_ne!(renamed.fingerprint(), synced.fingerprint());
+        // One write of "ab" and two of "a", "b" tear differently until synced, and are
+        // the same disk after.
+        let mut one = Disk::new();
+        one.apply(append(b"ab"));
+        let mut two = Disk::new();
+        two.apply(append(b"a"));
+        two.apply(append(b"b"));
+        assert_ne!(one.fingerprint(), two.fingerprint());
+        one.apply(DiskOp::Fsync);
+        two.apply(DiskOp::Fsync);
+        assert_eq!(one.fingerprint(), two.fingerprint());
+        assert_ne!(one.stats(), two.stats());
+        // A crash that loses nothing changes nothing but the statistics.
+        let before = synced.fingerprint();
+        synced.crash(&mut SimRng::new(3), 1.0);
+        assert_eq!(synced.stats().crashes, 1);
+        assert_eq!(synced.fingerprint(), before);
+    }
+
+    /// The page cache, which the fingerprint leaves out, is the platter with the unsynced
+    /// writes replayed on it.
+    fn cache_is_derived(d: &Disk) -> bool {
+        d.files.values().all(|f| {
+            let mut replayed = Disk::new();
+            replayed.apply(DiskOp::Overwrite {
+                file: "f",
+                bytes: f.durable.clone(),
+            });
+            for op in &f.unsynced {
+                replayed.apply(match op.clone() {
+                    DiskOp::Append { bytes, .. } => DiskOp::Append { file: "f", bytes },
+                    DiskOp::Overwrite { bytes, .. } => DiskOp::Overwrite { file: "f", bytes },
+                    DiskOp::Truncate { len, .. } => DiskOp::Truncate { file: "f", len },
+                    DiskOp::Fsync => DiskOp::Fsync,
+                });
+            }
+            replayed.read("f") == f.cached.as_slice()
+        })
+    }
+
     proptest! {
+        #[test]
+        fn the_page_cache_is_derived_from_what_the_fingerprint_hashes(steps in proptest::collection::vec((step(), 0u8..3, proptest::bool::weighted(0.1)), 0..40), seed in any::<u64>()) {
+            let mut d = Disk::new();
+            let mut rng = SimRng::new(seed);
+            let files = ["a", "b", "c"];
+            for (s, f, crash) in steps {
+                let file = files[f as usize];
+                d.apply(match s {
+                    Step::Append(bytes) => DiskOp::Append { file, bytes },
+                    Step::Overwrite(bytes) => DiskOp::Overwrite { file, bytes },
+                    Step::Truncate(len) => DiskOp::Truncate { file, len },
+                    Step::Fsync => DiskOp::Fsync,
+                });
+                prop_assert!(cache_is_derived(&d));
+                if crash {
+                    d.crash(&mut rng, 0.5);
+                    prop_assert!(cache_is_derived(&d));
+                }
+            }
+        }
+
         /// After a crash without tearing, every file reads exactly what it held at its last
         /// fsync; with tearing, the synced content is still a prefix for append-only use.
         #[test]

@@ -13,6 +13,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::hash::{Hash, Hasher};
 
 use crate::error::{DistlabError, Result, check_probability};
 use crate::rng::SimRng;
@@ -22,9 +23,10 @@ use crate::sim::faults::{Fault, FaultScript};
 use crate::sim::history::{ClientOp, Outcome};
 use crate::sim::network::{Fate, Network, NetworkConfig};
 use crate::sim::node::{
-    ClientId, ClientRequest, Ctx, Effect, Endpoint, Node, NodeId, Reply, RequestId, TimerId,
+    ClientId, ClientRequest, Ctx, Effect, Endpoint, Fingerprint, Node, NodeId, Reply, RequestId,
+    TimerId,
 };
-use crate::sim::trace::{DropReason, Trace, TraceKind};
+use crate::sim::trace::{DropReason, StableHasher, Trace, TraceKind};
 use crate::time::{Duration, Time};
 
 /// The most nodes or clients one simulation may have.
@@ -81,7 +83,7 @@ impl SimConfig {
 }
 
 /// Whether a node is running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum NodeStatus {
     Up,
@@ -369,6 +371,40 @@ impl<N: Node> Sim<N> {
     pub fn net_stats(&self) -> NetStats {
         self.stats
     }
+
+    /// The fingerprint of node `id`'s state, for a model checker (see [`Fingerprint`]):
+    /// whether it is up, paused or crashed, its volatile state (none while crashed), its
+    /// disk, and its clock, whose readings its timers and leases run on. `None` if there is
+    /// no such node.
+    ///
+    /// Left out, because they are not the node's state but the cluster's: what is pending
+    /// *for* the node — its timers, messages on their way to it, the inbox it keeps while
+    /// paused, a scheduled crash part-way through an event — which lives in the event queue
+    /// and is fingerprinted with it (stateright likewise keeps the network and the timers
+    /// beside the actors' states); the simulator's time; and its boot count, a tally no node
+    /// sees (a protocol that needs one keeps it on disk, as the ping protocol does).
+    pub fn node_fingerprint(&self, id: NodeId) -> Option<u64> {
+        let slot = self.nodes.get(id as usize)?;
+        let mut h = StableHasher::default();
+        slot.status().hash(&mut h);
+        if let Some(node) = &slot.node {
+            node.fingerprint_into(&mut h);
+        }
+        slot.disk.fingerprint_into(&mut h);
+        slot.clock.fingerprint_into(&mut h);
+        Some(h.finish())
+    }
+
+    /// The fingerprint of `msg` on its way from node `from` to node `to`: the same content
+    /// between other nodes is another message.
+    pub fn message_fingerprint(from: NodeId, to: NodeId, msg: &N::Message) -> u64 {
+        let mut h = StableHasher::default();
+        h.write_u32(from);
+        h.write_u32(to);
+        msg.fingerprint_into(&mut h);
+        h.finish()
+    }
+
     /// Time of the next queued event, if any.
     pub fn next_event_time(&self) -> Option<Time> {
         self.queue.peek().map(|e| e.at)

@@ -18,5 +18,6 @@ pub use engine::{InFlight, NetStats, NodeStatus, Sim, SimConfig, Stepped};
 pub use faults::{Fault, FaultScript, NemesisConfig, ScheduledFault};
 pub use network::{LatencyModel, NetworkConfig};
 pub use node::{
-    ClientId, ClientRequest, Ctx, Effect, Endpoint, Node, NodeId, Reply, RequestId, TimerId,
+    ClientId, ClientRequest, Ctx, Effect, Endpoint, Fingerprint, Node, NodeId, Reply, RequestId,
+    TimerId,
 };

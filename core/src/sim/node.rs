@@ -8,12 +8,17 @@
 //! Durable state lives only on the node's [`Disk`](crate::sim::disk::Disk); everything in
 //! the node value itself is volatile and is lost on a crash. A restart builds a fresh
 //! node with [`Node::recover`] from what the disk kept.
+//!
+//! Nodes and their messages are also [`Fingerprint`]s: they feed themselves into a
+//! [`StableHasher`], so that a model checker can recognise a state it has already seen.
 
 use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
+use std::hash::Hasher;
 
 use crate::rng::SimRng;
 use crate::sim::disk::{Disk, DiskOp};
+use crate::sim::trace::StableHasher;
 use crate::time::{Duration, Time};
 
 /// Index of a node in the cluster, from 0.
@@ -88,10 +93,53 @@ pub enum Effect<M, R> {
     Log(String),
 }
 
+/// A value that feeds itself into a [`StableHasher`], so that equal states give equal
+/// 64-bit fingerprints, natively and in wasm alike.
+///
+/// This is what a bounded model checker keeps of every state it has visited, to recognise
+/// one it reaches again by another path: stateright's checkers likewise store a 64-bit
+/// hash of each state, not the state. Two different states share a fingerprint only by a
+/// collision (about n²/2⁶⁵ over n states), which a checker accepts as stateright does.
+///
+/// What goes in, for every implementation:
+/// - Everything the value's future behaviour depends on, and every counter a protocol
+///   keeps even if only its view reads it: an invariant may read it too, and merging two
+///   states that differ in what a property looks at would let the checker skip a
+///   violation. Left out, and said so where: what is *derived* from fields already hashed
+///   (a cache, a digest of hashed data), what is never read (a scratch buffer), and the
+///   tallies the simulator keeps *about* a value rather than in it (a disk's write
+///   counts), which no node can see.
+/// - Fields are walked explicitly, by destructuring the struct, so that a field added later
+///   does not compile until it is put in or explicitly left out. Plain data below that
+///   level may `#[derive(Hash)]` and be fed with [`std::hash::Hash::hash`]: the hasher
+///   widens `usize` and `isize` (lengths, enum discriminants) to 64 bits, so the result is
+///   the same on 32- and 64-bit targets.
+/// - Nothing that depends on where or when the program runs: no `HashMap` iteration order
+///   (iterate a `BTreeMap`, or sort), no pointer, an `f64` by its `to_bits()`.
+///
+/// The fingerprints rest on the standard library's `Hash` for strings and slices, as the
+/// trace hash does; the golden values in `tests/tests/golden.rs` would show a change.
+pub trait Fingerprint {
+    /// Feeds the value into `h`.
+    fn fingerprint_into(&self, h: &mut StableHasher);
+
+    /// The value's fingerprint on its own.
+    fn fingerprint(&self) -> u64 {
+        let mut h = StableHasher::default();
+        self.fingerprint_into(&mut h);
+        h.finish()
+    }
+}
+
 /// A cluster protocol's node.
-pub trait Node: Clone + Debug {
+///
+/// Every protocol, those here and each one added from now on, implements [`Fingerprint`]
+/// for its node (the volatile state, every field of it) and for its messages, so that a
+/// model checker can explore it; the simulator adds what it keeps for the node, its disk
+/// and its clock (see [`Sim::node_fingerprint`](crate::sim::Sim::node_fingerprint)).
+pub trait Node: Clone + Debug + Fingerprint {
     /// Node-to-node messages.
-    type Message: Clone + Debug;
+    type Message: Clone + Debug + Fingerprint;
     /// What clients ask.
     type Request: Clone + Debug;
     /// What nodes answer.

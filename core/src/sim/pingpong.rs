@@ -14,9 +14,11 @@
 
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::hash::Hash;
 
 use crate::sim::disk::{Disk, DiskOp};
-use crate::sim::node::{ClientRequest, Ctx, Node, NodeId, Reply, TimerId};
+use crate::sim::node::{ClientRequest, Ctx, Fingerprint, Node, NodeId, Reply, TimerId};
+use crate::sim::trace::StableHasher;
 use crate::time::{Duration, Time};
 
 const PING_TIMER: TimerId = 0;
@@ -50,7 +52,7 @@ pub struct PingConfig {
 }
 
 /// What one node has seen from one peer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LinkStats {
     pub pings_sent: u64,
@@ -67,7 +69,7 @@ pub struct LinkStats {
 }
 
 /// The receiver side of the anti-replay window for one sender.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 struct Window {
     highest: Option<u64>,
     /// Bit i set: `highest - i` has been seen.
@@ -173,6 +175,39 @@ impl PingNode {
         let k = self.next_peer % peers;
         self.next_peer = k + 1;
         (self.id + 1 + k) % n
+    }
+}
+
+impl Fingerprint for PingMessage {
+    fn fingerprint_into(&self, h: &mut StableHasher) {
+        self.hash(h);
+    }
+}
+
+/// Every field: the per-peer statistics too, since a client's request is answered with
+/// the pongs received and the anomaly counts are what the protocol is checked by.
+impl Fingerprint for PingNode {
+    fn fingerprint_into(&self, h: &mut StableHasher) {
+        let PingNode {
+            id,
+            interval,
+            fanout,
+            boots,
+            boot_log_len,
+            next_peer,
+            next_seq,
+            links,
+            windows,
+        } = self;
+        id.hash(h);
+        interval.hash(h);
+        fanout.hash(h);
+        boots.hash(h);
+        boot_log_len.hash(h);
+        next_peer.hash(h);
+        next_seq.hash(h);
+        links.hash(h);
+        windows.hash(h);
     }
 }
 
@@ -403,5 +438,182 @@ mod epoch_tests {
             prop_assert!(used.windows(2).all(|w| w[0].1 < w[1].1), "epochs {used:?}");
             prop_assert_eq!(anomalies(&sim), (0, 0));
         }
+    }
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use super::*;
+    use crate::rng::SimRng;
+    use crate::sim::node::Effect;
+    use crate::sim::{Fault, Sim, SimConfig};
+    use std::collections::BTreeSet;
+
+    fn config() -> PingConfig {
+        PingConfig {
+            interval: Duration::from_millis(5),
+            fanout: 2,
+        }
+    }
+
+    fn sim(seed: u64) -> Sim<PingNode> {
+        let config = SimConfig {
+            seed,
+            nodes: 3,
+            record_trace: false,
+            ..SimConfig::default()
+        };
+        Sim::new(config, self::config()).unwrap()
+    }
+
+    /// Node 0 after its first boot (its disk has the boot record, synced).
+    fn booted() -> (PingNode, Disk) {
+        let mut disk = Disk::new();
+        let mut node = PingNode::recover(0, &config(), &disk);
+        let mut rng = SimRng::new(0);
+        let mut effects = Vec::new();
+        node.on_start(&mut Ctx::new(0, Time::ZERO, 3, &mut rng, &mut effects));
+        for e in effects {
+            if let Effect::Disk(op) = e {
+                disk.apply(op);
+            }
+        }
+        (node, disk)
+    }
+
+    fn receive(node: &mut PingNode, from: NodeId, msg: PingMessage) {
+        let mut rng = SimRng::new(0);
+        let mut effects = Vec::new();
+        let mut ctx = Ctx::new(0, Time::from_millis(1), 3, &mut rng, &mut effects);
+        node.on_message(from, msg, &mut ctx);
+    }
+
+    fn ping(epoch: u64, seq: u64) -> PingMessage {
+        PingMessage::Ping {
+            epoch,
+            seq,
+            sent: Time::ZERO,
+        }
+    }
+
+    #[test]
+    fn pings_from_two_peers_in_either_order_make_one_state() {
+        let (node, _) = booted();
+        let mut a = node.clone();
+        receive(&mut a, 1, ping(1, 0));
+        receive(&mut a, 2, ping(1, 0));
+        let mut b = node.clone();
+        receive(&mut b, 2, ping(1, 0));
+        receive(&mut b, 1, ping(1, 0));
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_ne!(a.fingerprint(), node.fingerprint());
+        // From one peer, the order is what the windows and counters record.
+        let mut c = node.clone();
+        receive(&mut c, 1, ping(1, 0));
+        receive(&mut c, 1, ping(1, 1));
+        let mut d = node.clone();
+        receive(&mut d, 1, ping(1, 1));
+        receive(&mut d, 1, ping(1, 0));
+        assert_ne!(c.fingerprint(), d.fingerprint());
+        // A duplicate is counted, so it is another state.
+        let mut dup = a.clone();
+        receive(&mut dup, 1, ping(1, 0));
+        assert_ne!(dup.fingerprint(), a.fingerprint());
+    }
+
+    #[test]
+    fn every_field_of_the_node_counts() {
+        let (node, _) = booted();
+        let change = |f: &dyn Fn(&mut PingNode)| {
+            let mut n = node.clone();
+            f(&mut n);
+            n.fingerprint()
+        };
+        let all: BTreeSet<u64> = [
+            node.fingerprint(),
+            change(&|n| n.boots += 1),
+            change(&|n| n.boot_log_len += 1),
+            change(&|n| n.next_peer += 1),
+            change(&|n| {
+                n.next_seq.insert(1, 1);
+            }),
+            change(&|n| n.links.entry(1).or_default().pongs_received += 1),
+            change(&|n| {
+                n.windows.insert((1, 1), Window::default());
+            }),
+            change(&|n| n.fanout += 1),
+            change(&|n| n.interval = Duration::ZERO),
+            change(&|n| n.id = 1),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(all.len(), 10);
+        let messages: BTreeSet<u64> = [
+            ping(1, 0),
+            ping(2, 0),
+            ping(1, 1),
+            PingMessage::Ping {
+                epoch: 1,
+                seq: 0,
+                sent: Time(1),
+            },
+            PingMessage::Pong {
+                seq: 0,
+                sent: Time::ZERO,
+            },
+        ]
+        .iter()
+        .map(Fingerprint::fingerprint)
+        .collect();
+        assert_eq!(messages.len(), 5);
+    }
+
+    #[test]
+    fn a_crash_that_lost_nothing_recovers_the_same_node() {
+        let (_, disk) = booted();
+        let mut crashed = disk.clone();
+        crashed.crash(&mut SimRng::new(1), 1.0);
+        let before = PingNode::recover(0, &config(), &disk);
+        let after = PingNode::recover(0, &config(), &crashed);
+        assert_eq!(before.fingerprint(), after.fingerprint());
+        assert_eq!(disk.fingerprint(), crashed.fingerprint());
+        // An unsynced boot record is another disk, and a crash takes it away.
+        let mut unsynced = disk.clone();
+        unsynced.apply(DiskOp::Append {
+            file: BOOTS_FILE,
+            bytes: 2u64.to_le_bytes().to_vec(),
+        });
+        assert_ne!(unsynced.fingerprint(), disk.fingerprint());
+        unsynced.crash(&mut SimRng::new(1), 0.0);
+        assert_eq!(unsynced.fingerprint(), disk.fingerprint());
+    }
+
+    #[test]
+    fn a_run_stepped_by_events_or_by_time_reaches_the_same_states() {
+        let until = Time::from_millis(200);
+        let mut by_events = sim(5);
+        while by_events.step_until(until).is_some() {}
+        let mut by_time = sim(5);
+        for ms in (0..=200).step_by(7) {
+            by_time.run_until(Time::from_millis(ms), |_, _| {});
+        }
+        by_time.run_until(until, |_, _| {});
+        for id in 0..3 {
+            assert_eq!(by_events.node_fingerprint(id), by_time.node_fingerprint(id));
+        }
+        // A restart is a new epoch, on disk and in memory.
+        let mut restarted = by_time.clone();
+        restarted.apply_fault(&Fault::Crash { node: 2 }).unwrap();
+        let crashed = restarted.node_fingerprint(2);
+        restarted.apply_fault(&Fault::Restart { node: 2 }).unwrap();
+        let states: BTreeSet<Option<u64>> = [
+            by_time.node_fingerprint(2),
+            crashed,
+            restarted.node_fingerprint(2),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(states.len(), 3);
+        assert_eq!(restarted.node_fingerprint(0), by_time.node_fingerprint(0));
     }
 }

@@ -19,7 +19,7 @@ pub const MAX_SNAPSHOT_ENTRIES: u64 = 1_000_000;
 pub const MAX_BATCH: u32 = 10_000;
 
 /// How a leader answers a read (thesis §6.4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum ReadMode {
@@ -80,7 +80,7 @@ impl Default for RaftConfig {
 }
 
 /// Validated settings, plus the initial membership.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RaftParams {
     /// Nodes `0..initial_members` are the voters at first boot; nodes added later start
     /// empty and wait for a leader to bring them in.

@@ -65,6 +65,10 @@ impl ManualCluster {
     pub fn node(&self, id: NodeId) -> Option<&RaftNode> {
         self.nodes.get(id as usize).and_then(Option::as_ref)
     }
+    /// Node `id`'s disk (kept while the node is crashed).
+    pub fn disk(&self, id: NodeId) -> Option<&Disk> {
+        self.disks.get(id as usize)
+    }
     pub fn queue(&self) -> &[Queued] {
         &self.queue
     }

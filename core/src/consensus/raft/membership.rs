@@ -24,7 +24,7 @@ use crate::consensus::raft::state_machine::KvResponse;
 use crate::sim::node::{ClientId, Ctx, NodeId, Reply, RequestId};
 
 /// A client waiting for a membership change to commit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ConfigWaiter {
     pub client: ClientId,
     pub request: RequestId,

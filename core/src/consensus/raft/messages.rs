@@ -80,7 +80,7 @@ impl Entry {
 
 /// A snapshot (paper §7): the state machine after applying entries `1..=index`, and what
 /// the log needs to go on after it (the last term, the configuration then in force).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Snapshot {
     pub index: LogIndex,
     pub term: Term,
@@ -103,7 +103,7 @@ impl Default for Snapshot {
 }
 
 /// RequestVote, or its pre-vote twin that changes no state (thesis §9.6).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct VoteRequest {
     /// For a pre-vote: the term the candidate would campaign in (its term + 1).
     pub term: Term,
@@ -115,7 +115,7 @@ pub struct VoteRequest {
     pub transfer: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct VoteResponse {
     /// The voter's term, or for a granted pre-vote the term it was asked about.
     pub term: Term,
@@ -124,7 +124,7 @@ pub struct VoteResponse {
 }
 
 /// AppendEntries; with no entries it is a heartbeat.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AppendRequest {
     pub term: Term,
     pub prev_log_index: LogIndex,
@@ -135,7 +135,7 @@ pub struct AppendRequest {
     pub read_round: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AppendResponse {
     pub term: Term,
     pub success: bool,
@@ -153,13 +153,13 @@ pub struct AppendResponse {
 
 /// InstallSnapshot (paper Figure 13), sent whole rather than in chunks: the simulated
 /// network has no message size limit, and the page shows one message either way.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SnapshotRequest {
     pub term: Term,
     pub snapshot: Arc<Snapshot>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SnapshotResponse {
     pub term: Term,
     /// The index up to which the follower's log now matches the leader's.
@@ -167,7 +167,7 @@ pub struct SnapshotResponse {
 }
 
 /// A node-to-node message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Message {
     Vote(VoteRequest),
     VoteReply(VoteResponse),

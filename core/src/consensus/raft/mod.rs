@@ -17,6 +17,7 @@
 //! - [`storage`]: the write-ahead log on the simulated disk, checksummed, torn-write safe.
 //! - [`state_machine`]: the key-value store with client sessions.
 //! - [`messages`], [`config`]: what nodes say, and the settings.
+//! - [`fingerprint`]: what identifies a server's state and a message, for model checking.
 //!
 //! Checking and driving it:
 //! - [`invariants`]: the paper's safety properties, checked after every event.
@@ -31,6 +32,7 @@
 
 pub mod config;
 pub mod election;
+pub mod fingerprint;
 pub mod harness;
 pub mod invariants;
 pub mod lab;

@@ -64,7 +64,7 @@ impl Role {
 }
 
 /// What a leader knows about one follower's log (paper Figure 2: nextIndex, matchIndex).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Progress {
     pub next: LogIndex,
     pub matched: LogIndex,
@@ -102,7 +102,7 @@ pub enum RaftRequest {
 }
 
 /// A request a leader will answer once its entry is applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) struct Waiting {
     pub(super) client: ClientId,
     pub(super) request: RequestId,

@@ -33,7 +33,7 @@ use crate::time::Time;
 const MAX_ROUNDS: usize = 1_024;
 
 /// A read waiting for its read index and its confirming round.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PendingRead {
     pub client: ClientId,
     pub request: RequestId,
@@ -45,7 +45,7 @@ pub struct PendingRead {
 }
 
 /// Heartbeat rounds and the local times they started.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Rounds {
     pub current: u64,
     started: VecDeque<(u64, Time)>,

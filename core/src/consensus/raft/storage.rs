@@ -27,6 +27,7 @@
 //! entries after it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::Hash;
 use std::sync::Arc;
 
 use crate::consensus::raft::log::Log;
@@ -34,6 +35,8 @@ use crate::consensus::raft::messages::{Entry, EntryData, LogIndex, Membership, S
 use crate::consensus::raft::state_machine::{KvCommand, KvOp, KvResponse, KvStore, Session};
 use crate::sim::NodeId;
 use crate::sim::disk::{Disk, DiskOp};
+use crate::sim::node::Fingerprint;
+use crate::sim::trace::StableHasher;
 
 /// The two WAL files on the node's disk; one is active, the other receives the next
 /// compaction.
@@ -592,6 +595,28 @@ impl WalWriter {
             });
         }
         emit(DiskOp::Fsync);
+    }
+}
+
+/// Everything but `scratch`, a buffer kept only to reuse its allocation: it is cleared
+/// before every use, so what it holds between events is never read.
+impl Fingerprint for WalWriter {
+    fn fingerprint_into(&self, h: &mut StableHasher) {
+        let WalWriter {
+            active,
+            generation,
+            pending,
+            rewrite,
+            truncate_to,
+            scratch: _,
+            found,
+        } = self;
+        active.hash(h);
+        generation.hash(h);
+        pending.hash(h);
+        rewrite.hash(h);
+        truncate_to.hash(h);
+        found.hash(h);
     }
 }
 

@@ -11,7 +11,7 @@ use crate::sim::node::{ClientId, Ctx, NodeId, Reply, RequestId};
 use crate::time::Time;
 
 /// A transfer under way at the leader.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Transfer {
     pub to: NodeId,
     /// Leader-local time it began; it is abandoned an election timeout later.

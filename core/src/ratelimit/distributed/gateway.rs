@@ -14,6 +14,7 @@
 
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
+use std::hash::Hash;
 
 use crate::ratelimit::distributed::node::{
     LimiterConfig, LimiterMessage, LimiterNode, LimiterRequest, LimiterResponse, STORE, Via,
@@ -21,7 +22,10 @@ use crate::ratelimit::distributed::node::{
 use crate::ratelimit::distributed::scripts::ScriptReply;
 use crate::ratelimit::distributed::settings::{FailurePolicy, GatewaySettings, LimiterMode};
 use crate::sim::disk::{Disk, DiskOp};
-use crate::sim::node::{ClientId, ClientRequest, Ctx, NodeId, Reply, RequestId, TimerId};
+use crate::sim::node::{
+    ClientId, ClientRequest, Ctx, Fingerprint, NodeId, Reply, RequestId, TimerId,
+};
+use crate::sim::trace::StableHasher;
 use crate::time::Time;
 
 const SETTINGS_FILE: &str = "settings";
@@ -31,7 +35,7 @@ pub const DECISION_LOG: usize = 4_096;
 pub const MAX_WAITING: usize = 1_024;
 
 /// A request waiting for the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Waiting {
     client: ClientId,
     request: RequestId,
@@ -40,14 +44,14 @@ struct Waiting {
 }
 
 /// What an outstanding call to the store is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Call {
     Request(Waiting),
     Lease,
 }
 
 /// One decision, as the lab reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Decision {
     /// The gateway's decision count before this one (since its last boot).
@@ -66,7 +70,7 @@ pub struct Decision {
 }
 
 /// Counters since the last boot.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GatewayStats {
     pub round_trips: u64,
@@ -338,6 +342,39 @@ impl Gateway {
     }
 }
 
+/// Every field, the decision log and the counters included: the lab's totals and its
+/// over-admission check read the decisions, and each decision is numbered by the count.
+impl Fingerprint for Gateway {
+    fn fingerprint_into(&self, h: &mut StableHasher) {
+        let Gateway {
+            id,
+            key,
+            settings,
+            next_op,
+            calls,
+            lease_tokens,
+            lease_expires,
+            lease_call,
+            waiting,
+            log,
+            decided,
+            stats,
+        } = self;
+        id.hash(h);
+        key.hash(h);
+        settings.hash(h);
+        next_op.hash(h);
+        calls.hash(h);
+        lease_tokens.hash(h);
+        lease_expires.hash(h);
+        lease_call.hash(h);
+        waiting.hash(h);
+        log.hash(h);
+        decided.hash(h);
+        stats.hash(h);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,6 +481,39 @@ mod tests {
             assert_eq!(g.stats().late_replies, 1);
             assert_eq!(g.stats().timeouts, 1);
         }
+    }
+
+    #[test]
+    fn fingerprints_follow_the_state_of_gateways_stores_and_messages() {
+        let g = gateway(LimiterMode::Central, FailurePolicy::FailOpen);
+        let again = gateway(LimiterMode::Central, FailurePolicy::FailOpen);
+        assert_eq!(g.fingerprint(), again.fingerprint());
+        let leasing = gateway(LimiterMode::Leasing, FailurePolicy::FailOpen);
+        assert_ne!(g.fingerprint(), leasing.fingerprint());
+        let mut asked = g.clone();
+        let e = handle(&mut asked, Time::ZERO, |g, c| g.on_request(admit(7), c));
+        assert_ne!(asked.fingerprint(), g.fingerprint());
+        let op = sent_op(&e);
+        let mut answered = asked.clone();
+        handle(&mut answered, Time::from_millis(5), |g, c| {
+            g.on_message(reply(op, 1), c)
+        });
+        let mut timed_out = asked.clone();
+        handle(&mut timed_out, Time::from_millis(5), |g, c| {
+            g.on_timer(op, c)
+        });
+        let states: std::collections::BTreeSet<u64> = [&g, &asked, &answered, &timed_out]
+            .iter()
+            .map(|g| g.fingerprint())
+            .collect();
+        assert_eq!(states.len(), 4);
+        // The same state under another kind of node is another node.
+        let node = LimiterNode::Gateway(Box::new(g.clone()));
+        assert_eq!(node.fingerprint(), node.clone().fingerprint());
+        let store = LimiterNode::Store(crate::ratelimit::distributed::store_node::StoreNode::new());
+        assert_ne!(node.fingerprint(), store.fingerprint());
+        assert_ne!(reply(op, 1).fingerprint(), reply(op, 2).fingerprint());
+        assert_ne!(reply(op, 1).fingerprint(), reply(op + 1, 1).fingerprint());
     }
 
     #[test]

@@ -4,20 +4,22 @@
 //! `EvalReply`, stamped with its clock.
 
 use serde::{Deserialize, Serialize};
+use std::hash::{Hash, Hasher};
 
 use crate::ratelimit::distributed::gateway::Gateway;
 use crate::ratelimit::distributed::scripts::{ScriptCall, ScriptReply};
 use crate::ratelimit::distributed::settings::GatewaySettings;
 use crate::ratelimit::distributed::store_node::StoreNode;
 use crate::sim::disk::Disk;
-use crate::sim::node::{ClientRequest, Ctx, Node, NodeId, TimerId};
+use crate::sim::node::{ClientRequest, Ctx, Fingerprint, Node, NodeId, TimerId};
+use crate::sim::trace::StableHasher;
 use crate::time::Time;
 
 /// The store's node id.
 pub const STORE: NodeId = 0;
 
 /// Gateway ⇄ store messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum LimiterMessage {
     /// Run `call` atomically; `op` names the answer.
     Eval { op: u64, call: ScriptCall },
@@ -40,7 +42,7 @@ pub enum LimiterRequest {
 }
 
 /// How a gateway reached its decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Via {
     /// The store's script answered.
@@ -110,6 +112,28 @@ impl LimiterNode {
         match self {
             LimiterNode::Store(s) => Some(s),
             LimiterNode::Gateway(_) => None,
+        }
+    }
+}
+
+impl Fingerprint for LimiterMessage {
+    fn fingerprint_into(&self, h: &mut StableHasher) {
+        self.hash(h);
+    }
+}
+
+/// Which kind of node, then its state (see [`StoreNode`]'s and [`Gateway`]'s).
+impl Fingerprint for LimiterNode {
+    fn fingerprint_into(&self, h: &mut StableHasher) {
+        match self {
+            LimiterNode::Store(s) => {
+                h.write_u8(0);
+                s.fingerprint_into(h);
+            }
+            LimiterNode::Gateway(g) => {
+                h.write_u8(1);
+                g.fingerprint_into(h);
+            }
         }
     }
 }

@@ -38,7 +38,7 @@ pub const MAX_NOW_US: u64 = 1 << 53;
 pub const TTL_GRACE_MS: i64 = 1_000;
 
 /// Arguments of the token-bucket script (its `ARGV`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenBucketArgs {
     /// Whole tokens.
@@ -73,7 +73,7 @@ impl TokenBucketArgs {
 }
 
 /// What the token-bucket script answers: `{granted, micro-tokens left, retry after µs}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenBucketReply {
     pub granted: u64,
@@ -83,7 +83,7 @@ pub struct TokenBucketReply {
 }
 
 /// Arguments of the sliding-window script (its `ARGV`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SlidingWindowArgs {
     /// Requests admitted in any window.
@@ -113,7 +113,7 @@ impl SlidingWindowArgs {
 }
 
 /// What the sliding-window script answers: `{admitted, left in the window, retry after µs}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SlidingWindowReply {
     pub admitted: bool,
@@ -239,7 +239,7 @@ pub fn sliding_window(
 }
 
 /// Which script a gateway asks the store to run, with its key and arguments: one message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "script", rename_all = "camelCase")]
 pub enum ScriptCall {
     TokenBucket {
@@ -253,7 +253,7 @@ pub enum ScriptCall {
 }
 
 /// A script's reply, or Redis's error reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum ScriptReply {
     TokenBucket(TokenBucketReply),

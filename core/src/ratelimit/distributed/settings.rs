@@ -18,7 +18,7 @@ use crate::time::{Duration, Time};
 pub const MAX_LAB_LIMIT: u64 = 500;
 
 /// The one limit every gateway enforces together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(
     tag = "type",
     rename_all = "camelCase",
@@ -133,7 +133,7 @@ impl GlobalLimit {
 }
 
 /// Where a gateway gets its answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum LimiterMode {
@@ -145,7 +145,7 @@ pub enum LimiterMode {
 }
 
 /// What a gateway does with a request when the store does not answer in time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum FailurePolicy {
@@ -156,7 +156,7 @@ pub enum FailurePolicy {
 }
 
 /// Everything a gateway is configured with; kept on its disk so a restart keeps it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GatewaySettings {
     pub limit: GlobalLimit,

@@ -44,7 +44,7 @@ impl fmt::Display for StoreError {
 }
 
 /// A sorted set: members by score, ties broken by member, as Redis orders them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct SortedSet {
     by_member: BTreeMap<String, i64>,
     by_score: BTreeSet<(i64, String)>,
@@ -64,7 +64,7 @@ impl SortedSet {
 }
 
 /// What a key holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Value {
     Hash(BTreeMap<String, String>),
     SortedSet(SortedSet),
@@ -80,7 +80,7 @@ impl Value {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Entry {
     value: Value,
     /// Gone once the clock is past this instant.
@@ -88,7 +88,7 @@ struct Entry {
 }
 
 /// Counters of the store, for the view.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoreStats {
     pub commands: u64,
@@ -96,7 +96,7 @@ pub struct StoreStats {
 }
 
 /// The keyspace of one store.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct RedisStore {
     keys: BTreeMap<String, Entry>,
     stats: StoreStats,

@@ -5,10 +5,13 @@
 //! deterministic). Ten times a second it frees expired keys, as Redis's active expiry does
 //! at its default `hz 10`.
 
+use std::hash::Hash;
+
 use crate::ratelimit::distributed::node::{LimiterMessage, LimiterNode};
 use crate::ratelimit::distributed::scripts::ScriptCall;
 use crate::ratelimit::distributed::store::RedisStore;
-use crate::sim::node::{Ctx, NodeId, TimerId};
+use crate::sim::node::{Ctx, Fingerprint, NodeId, TimerId};
+use crate::sim::trace::StableHasher;
 use crate::time::{Duration, Time};
 
 const EXPIRE_TIMER: TimerId = 0;
@@ -69,6 +72,21 @@ impl StoreNode {
                 store_time: now,
             },
         );
+    }
+}
+
+/// Every field: the keyspace (with each key's expiry) and the counters, which the view
+/// shows and an invariant may read.
+impl Fingerprint for StoreNode {
+    fn fingerprint_into(&self, h: &mut StableHasher) {
+        let StoreNode {
+            store,
+            scripts_run,
+            granted,
+        } = self;
+        store.hash(h);
+        scripts_run.hash(h);
+        granted.hash(h);
     }
 }
 
