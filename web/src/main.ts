@@ -4,7 +4,7 @@
 import "./style.css";
 import init, { catalog, createLab, replayLab, type CatalogEntry, type Lab, type LabAction, type LabConfig, type LabId, type Panel, type View } from "distlab";
 import { ClusterRenderer } from "./cluster";
-import { actionTypes, SchemaForm } from "./form";
+import { actionTypes, SchemaForm } from "./schema-form";
 import { fmtTime, fmtValue } from "./format";
 import { PanelsRenderer, ringGeometry } from "./panels";
 import { decodeHash, encodeRun, type SharedRun } from "./share";
