@@ -24,8 +24,11 @@ pub fn fault_types() -> Vec<String> {
 }
 
 /// The network a lab on the simulator gets when its config sets none: the latency model,
-/// loss, duplication and reordering.
-#[wasm_bindgen(js_name = networkDefaults, unchecked_return_type = "NetworkConfig")]
+/// loss, duplication and reordering, every field present.
+#[wasm_bindgen(
+    js_name = networkDefaults,
+    unchecked_return_type = "Required<NetworkConfig>"
+)]
 pub fn network_defaults() -> Result<JsValue, JsError> {
     to_js(&NetworkConfig::default()).map_err(js_error)
 }

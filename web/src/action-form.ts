@@ -1,7 +1,7 @@
 // The open lab's own actions: its example actions as one-click presets, and the action
 // builder, a form for any action the lab's schema allows, with its parameters. The
 // simulator's faults are left out of the presets: they have controls of their own.
-import type { Lab, LabAction } from "distlab";
+import { faultTypes, type Lab, type LabAction } from "distlab";
 import { ui } from "./dom";
 import { guard, onErrorMessage } from "./errors";
 import { act, onLabOpened } from "./lab-lifecycle";
@@ -10,9 +10,12 @@ import { state } from "./state";
 
 const actionForm = new SchemaForm(ui.actionForm, "action");
 
-const FAULT_TYPES = new Set(["crash", "crashMidEvent", "restart", "pause", "resume", "partition", "partitionOneWay", "heal", "setLoss", "setDuplicate", "setReorder", "setLatency", "setLinkLatency", "clockSkew", "clockDrift"]);
+/** The simulator's fault types, read from the package once it is initialised. */
+let faults: Set<string> | null = null;
+
 function isFault(type: string): boolean {
-  return FAULT_TYPES.has(type);
+  faults ??= new Set(faultTypes());
+  return faults.has(type);
 }
 
 /** The presets, and the builder prefilled from the first of them (or the first example). */

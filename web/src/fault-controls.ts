@@ -2,7 +2,7 @@
 // faults): heal partitions, send a client request, and sliders for loss, duplication,
 // latency and the selected node's clock skew. (The click modes beside them are read by
 // the stage.) A slider acts when released; while it moves, only its readout follows.
-import type { LabAction } from "distlab";
+import { latencyMeanMs, networkDefaults, type LabAction, type NetworkConfig } from "distlab";
 import { ui } from "./dom";
 import { act, onLabOpened } from "./lab-lifecycle";
 import { state } from "./state";
@@ -13,25 +13,16 @@ function setSlider(input: HTMLInputElement, v: number): void {
   if (out) out.textContent = input.value;
 }
 
+/** The sliders start where the lab's network is: its config's, with the simulator's
+ * default network for what its config does not set. */
 function showNetwork(config: Record<string, unknown>): void {
-  const network = config["network"] as { loss?: number; duplicate?: number; latency?: { type: string; [k: string]: unknown } } | undefined;
-  setSlider(ui.loss, network?.loss ?? 0);
-  setSlider(ui.duplicate, network?.duplicate ?? 0);
-  setSlider(ui.latency, meanLatency(network?.latency) ?? 3);
+  const network = { ...networkDefaults(), ...(config["network"] as NetworkConfig | undefined) };
+  setSlider(ui.loss, network.loss);
+  setSlider(ui.duplicate, network.duplicate);
+  const mean = latencyMeanMs(network.latency);
+  // A Pareto tail with shape ≤ 1 has no mean: the slider goes to its top.
+  setSlider(ui.latency, Number.isFinite(mean) ? mean : Number(ui.latency.max));
   setSlider(ui.skew, 0);
-}
-
-function meanLatency(l: { type: string; [k: string]: unknown } | undefined): number | undefined {
-  if (!l) return undefined;
-  const n = (k: string): number => (typeof l[k] === "number" ? (l[k] as number) : 0);
-  switch (l.type) {
-    case "constant": return n("ms");
-    case "uniform": return (n("minMs") + n("maxMs")) / 2;
-    case "exponential": return n("minMs") + n("meanMs");
-    case "logNormal": return n("medianMs");
-    case "pareto": return n("scaleMs");
-    default: return undefined;
-  }
 }
 
 export function wireFaultControls(): void {
