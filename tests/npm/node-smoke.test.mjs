@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { initSync, catalog, createLab, replayLab, TokenBucket, version } from "distlab";
+import { initSync, catalog, createLab, faultTypes, latencyMeanMs, networkDefaults, replayLab, TokenBucket, version } from "distlab";
 
 initSync({ module: readFileSync(new URL(import.meta.resolve("distlab/distlab_bg.wasm"))) });
 
@@ -48,4 +48,12 @@ test("the typed TokenBucket class", () => {
   assert.equal(bucket.tryAcquire(0).allowed, true);
   assert.equal(bucket.tryAcquire(0).allowed, false);
   assert.equal(bucket.tryAcquire(1000).allowed, true);
+});
+
+test("the simulator's vocabulary", () => {
+  assert.ok(faultTypes().includes("crash"));
+  const network = networkDefaults();
+  assert.deepEqual(createLab("sim.network").config().network, network);
+  assert.equal(latencyMeanMs(network.latency), 3);
+  assert.throws(() => latencyMeanMs({ type: "uniform", minMs: 5, maxMs: 1 }), /latency\.maxMs/);
 });

@@ -8,6 +8,7 @@
 //! (`TokenBucket`).
 
 mod convert;
+pub mod sim;
 mod types;
 mod view_options;
 

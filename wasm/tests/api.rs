@@ -2,6 +2,7 @@
 //! Errors must be JS `Error`s naming the field; no input may abort the module, and failed
 //! calls must not leak.
 
+use distlab_wasm::sim::{fault_types, latency_mean_ms, network_defaults};
 use distlab_wasm::{
     FixedWindow, Gcra, KeyedLimiter, Lab, LeakyBucket, SlidingCounter, SlidingLog, TokenBucket,
     catalog, create_lab, rate_limit_headers,
@@ -289,4 +290,75 @@ fn rate_limiter_classes_decide_and_name_bad_fields() {
     .err()
     .unwrap();
     assert!(message(e).contains("maxKeys"));
+}
+
+/// The simulator's vocabulary as a page reads it from the package: every fault type is an
+/// action a network lab takes, the default network is the one a lab gets, a latency
+/// model's mean is the core's, and a bad model is an `Error` naming the field.
+#[wasm_bindgen_test]
+fn simulator_vocabulary_comes_from_the_core() {
+    let types = fault_types();
+    assert!(
+        ["crash", "partition", "heal", "setLatency"]
+            .iter()
+            .all(|t| types.iter().any(|have| have == t))
+    );
+    let mut lab = create_lab("sim.network", JsValue::NULL).unwrap();
+    let schema = JSON::stringify(&lab.action_schema().unwrap()).unwrap();
+    let schema = String::from(schema);
+    for t in &types {
+        assert!(
+            schema.contains(&format!("\"{t}\"")),
+            "{t} is not a sim.network action"
+        );
+    }
+
+    let network = network_defaults().unwrap();
+    let config = lab.config().unwrap();
+    // Compared as JSON values: the two objects list their keys in different orders.
+    let json = |v: &JsValue| -> serde_json::Value {
+        serde_json::from_str(&String::from(JSON::stringify(v).unwrap())).unwrap()
+    };
+    assert_eq!(
+        json(&network),
+        json(&field(&config, "network")),
+        "sim.network's default network is the simulator's"
+    );
+    assert_eq!(latency_mean_ms(field(&network, "latency")).unwrap(), 3.0);
+    for (model, mean) in [
+        (r#"{"type": "constant", "ms": 7}"#, 7.0),
+        (r#"{"type": "uniform", "minMs": 2, "maxMs": 4}"#, 3.0),
+        (r#"{"type": "exponential", "minMs": 1, "meanMs": 2}"#, 3.0),
+        (r#"{"type": "logNormal", "medianMs": 10, "sigma": 0}"#, 10.0),
+        (r#"{"type": "pareto", "scaleMs": 2, "shape": 2}"#, 4.0),
+        (
+            r#"{"type": "pareto", "scaleMs": 2, "shape": 1}"#,
+            f64::INFINITY,
+        ),
+    ] {
+        assert_eq!(latency_mean_ms(js(model)).unwrap(), mean, "{model}");
+    }
+
+    let nan = js(r#"{"type": "constant", "ms": 0}"#);
+    Reflect::set(&nan, &"ms".into(), &JsValue::from_f64(f64::NAN)).unwrap();
+    for (bad, name) in [
+        (
+            js(r#"{"type": "uniform", "minMs": 5, "maxMs": 1}"#),
+            "`latency.maxMs`",
+        ),
+        (
+            js(r#"{"type": "pareto", "scaleMs": 0, "shape": 1}"#),
+            "`latency.scaleMs`",
+        ),
+        (js(r#"{"type": "warp"}"#), "`latency.type`"),
+        (js(r#"{"type": "constant"}"#), "`latency`"),
+        (nan, "`latency.ms`"),
+        (JsValue::UNDEFINED, "`latency`"),
+        (JsValue::from_str("uniform"), "`latency`"),
+    ] {
+        let e = message(latency_mean_ms(bad).err().unwrap());
+        assert!(e.contains(name), "{e}");
+        // The module still works after every failure.
+        assert!(lab.step(10.0).is_ok());
+    }
 }

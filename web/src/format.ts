@@ -23,6 +23,11 @@ export function fmtTime(us: number): string {
   return `${(ms / 1000).toFixed(2)} s`;
 }
 
+/** A speed factor: `0.10×`, `2.5×`, `40×`. */
+export function fmtSpeed(x: number): string {
+  return `${x < 1 ? x.toPrecision(2) : x.toFixed(x < 10 ? 1 : 0)}×`;
+}
+
 /** A stable colour per name (role, message kind, state). */
 const NAMED: Record<string, string> = {
   leader: "#f0b429", follower: "#5aa9ff", candidate: "#c084fc", node: "#5aa9ff",

@@ -1,0 +1,84 @@
+// The stage: the cluster canvas. It is redrawn only when there is something new to show
+// (a view, a resize, a selection, an animation under way), and it takes the pointer:
+// clicking a node inspects it, or crashes/restarts or pauses/resumes it, depending on the
+// mode picked among the fault controls; dragging a rectangle partitions its nodes off.
+import type { View } from "distlab";
+import { ClusterRenderer } from "./cluster";
+import { ui } from "./dom";
+import { timed } from "./frame-stats";
+import { act } from "./lab-lifecycle";
+import { state } from "./state";
+
+const cluster = new ClusterRenderer(ui.stage);
+/** The stage must be redrawn (a new view, a resize, a selection). */
+let stageDirty = true;
+
+export function markStageDirty(): void {
+  stageDirty = true;
+}
+
+/** Where node `id` is drawn, in CSS pixels of the stage. */
+export function nodePosition(id: number): { x: number; y: number; r: number } | null {
+  return cluster.position(id);
+}
+
+/** Draws the view if it changed or something on the stage is still moving. */
+export function drawStage(view: View, wall: number): void {
+  if (stageDirty || cluster.animating()) {
+    stageDirty = false;
+    timed("stage", () => cluster.draw(view, state.selected, state.blamed, wall));
+  }
+}
+
+/** Fits the stage to the view: a lab without a cluster (an arrival process, a history)
+ * gets only a strip of stage. */
+export function showStageLayout(v: View): void {
+  const clusterless = v.nodes.length === 0;
+  if (ui.stageRow.classList.contains("no-cluster") !== clusterless) {
+    ui.stageRow.classList.toggle("no-cluster", clusterless);
+    stageDirty = true;
+  }
+}
+
+/** Says what the keys do, and the pointer where there are nodes to click. */
+export function showStageHint(): void {
+  const hint = state.types.has("crash") ? "click a node; space plays, → steps" : "space plays, → steps";
+  if (ui.stageHint.textContent !== hint) ui.stageHint.textContent = hint;
+}
+
+/** What a click on the stage does: the mode picked among the fault controls. */
+function clickMode(): string {
+  return document.querySelector<HTMLInputElement>('input[name="mode"]:checked')?.value ?? "inspect";
+}
+
+export function wireStage(): void {
+  new ResizeObserver(() => (stageDirty = true)).observe(ui.stage);
+  ui.stage.addEventListener("mousedown", (e) => {
+    if (clickMode() === "partition") cluster.drag = { x0: e.offsetX, y0: e.offsetY, x1: e.offsetX, y1: e.offsetY };
+  });
+  ui.stage.addEventListener("mousemove", (e) => {
+    if (cluster.drag) {
+      cluster.drag.x1 = e.offsetX;
+      cluster.drag.y1 = e.offsetY;
+    }
+  });
+  ui.stage.addEventListener("mouseup", (e) => {
+    if (cluster.drag) {
+      const group = cluster.nodesInDrag();
+      cluster.drag = null;
+      const n = state.view?.nodes.length ?? 0;
+      // A group of none or of every node would cut nothing.
+      if (group.length > 0 && group.length < n) act({ type: "partition", groups: [group] });
+      return;
+    }
+    const id = cluster.nodeAt(e.offsetX, e.offsetY);
+    if (id === null) return;
+    const node = state.view?.nodes.find((x) => x.id === id);
+    state.selected = id;
+    state.dirty = true;
+    state.urgent = true;
+    if (!node || !state.types.has("crash")) return;
+    if (clickMode() === "crash") act({ type: node.status === "crashed" ? "restart" : "crash", node: id });
+    if (clickMode() === "pause") act({ type: node.status === "paused" ? "resume" : "pause", node: id });
+  });
+}
