@@ -4,10 +4,24 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::consensus::raft::lab::{RaftLab, RaftLabAction, RaftLabConfig};
+use crate::consensus::raft::scenario::{RejoinLab, RejoinLabAction, RejoinLabConfig};
 use crate::error::{DistlabError, Result};
 use crate::lab::catalog::CATALOG_ROWS;
 use crate::lab::json::{config_from_value, from_value};
-use crate::lab::{Lab, LabModel, Runner};
+use crate::lab::{Cluster, ClusterAction, Lab, LabModel, Local, Runner};
+use crate::ratelimit::compare_lab::{
+    CompareLabAction, CompareLabConfig, FixedWindowLab, KeyedLab, LeakyBucketLab,
+    SlidingCounterLab, SlidingLogLab,
+};
+use crate::ratelimit::distributed::{DistributedLab, DistributedLabAction, DistributedLabConfig};
+use crate::ratelimit::lab::{TokenBucketLab, TokenBucketLabAction, TokenBucketLabConfig};
+use crate::sim_labs::linearizability::{
+    LinearizabilityLab, LinearizabilityLabAction, LinearizabilityLabConfig,
+};
+use crate::sim_labs::network::{NetworkLab, NetworkLabAction, NetworkLabConfig};
+use crate::sim_labs::workload::{WorkloadLab, WorkloadLabAction, WorkloadLabConfig};
+use std::marker::PhantomData;
 
 /// Builds a lab from a JSON config and, optionally, a recorded action script to replay.
 type Constructor = fn(&Value, Option<&Value>) -> Result<Box<dyn Lab>>;
@@ -21,58 +35,81 @@ fn make<M: LabModel>(config: &Value, actions: Option<&Value>) -> Result<Box<dyn 
     Ok(Box::new(Runner::<M>::replay(config, actions)?))
 }
 
-/// Every lab there is, by catalog id.
-pub fn registered() -> Vec<(&'static str, Constructor)> {
-    vec![
-        (
-            <crate::sim_labs::network::NetworkLab as crate::lab::ClusterLab>::ID,
-            make::<crate::lab::Cluster<crate::sim_labs::network::NetworkLab>>,
-        ),
-        (
-            <crate::consensus::raft::lab::RaftLab as crate::lab::ClusterLab>::ID,
-            make::<crate::lab::Cluster<crate::consensus::raft::lab::RaftLab>>,
-        ),
-        (
-            crate::consensus::raft::scenario::RejoinLab::ID,
-            make::<crate::consensus::raft::scenario::RejoinLab>,
-        ),
-        (
-            <crate::sim_labs::linearizability::LinearizabilityLab as crate::lab::LocalLab>::ID,
-            make::<crate::lab::Local<crate::sim_labs::linearizability::LinearizabilityLab>>,
-        ),
-        (
-            <crate::sim_labs::workload::WorkloadLab as crate::lab::LocalLab>::ID,
-            make::<crate::lab::Local<crate::sim_labs::workload::WorkloadLab>>,
-        ),
-        (
-            <crate::ratelimit::lab::TokenBucketLab as crate::lab::LocalLab>::ID,
-            make::<crate::lab::Local<crate::ratelimit::lab::TokenBucketLab>>,
-        ),
-        (
-            <crate::ratelimit::distributed::DistributedLab as crate::lab::ClusterLab>::ID,
-            make::<crate::lab::Cluster<crate::ratelimit::distributed::DistributedLab>>,
-        ),
-        (
-            <crate::ratelimit::compare_lab::FixedWindowLab as crate::lab::LocalLab>::ID,
-            make::<crate::lab::Local<crate::ratelimit::compare_lab::FixedWindowLab>>,
-        ),
-        (
-            <crate::ratelimit::compare_lab::SlidingLogLab as crate::lab::LocalLab>::ID,
-            make::<crate::lab::Local<crate::ratelimit::compare_lab::SlidingLogLab>>,
-        ),
-        (
-            <crate::ratelimit::compare_lab::SlidingCounterLab as crate::lab::LocalLab>::ID,
-            make::<crate::lab::Local<crate::ratelimit::compare_lab::SlidingCounterLab>>,
-        ),
-        (
-            <crate::ratelimit::compare_lab::LeakyBucketLab as crate::lab::LocalLab>::ID,
-            make::<crate::lab::Local<crate::ratelimit::compare_lab::LeakyBucketLab>>,
-        ),
-        (
-            <crate::ratelimit::compare_lab::KeyedLab as crate::lab::LocalLab>::ID,
-            make::<crate::lab::Local<crate::ratelimit::compare_lab::KeyedLab>>,
-        ),
-    ]
+/// The one list of labs. Each line names a lab once: its catalog id, the model the
+/// runner drives, and its config and action types (the compiler checks they are the
+/// model's). [`registered`], the npm package's TypeScript map ([`LAB_TYPES_TS`]) and
+/// the catalog's "implemented" all come from it.
+macro_rules! labs {
+    ($($id:literal => $model:ty { config: $config:ty, action: $action:ty $(,)? })*) => {
+        /// Every lab there is, by catalog id, in the order of the list.
+        pub fn registered() -> Vec<(&'static str, Constructor)> {
+            vec![$(($id, make::<$model> as Constructor)),*]
+        }
+
+        /// TypeScript: each lab's config and action types by catalog id (the types are
+        /// generated from the serde types by tsify in the npm package).
+        pub const LAB_TYPES_TS: &str = concat!(
+            "/** Each implemented lab's config and action types, by catalog id. */\n",
+            "export interface LabTypes {\n",
+            $("    \"", $id, "\": { config: ", stringify!($config), "; action: ",
+              stringify!($action), " };\n",)*
+            "}\n"
+        );
+
+        /// Each line's types are its model's: a mismatch does not compile.
+        const _: fn() = || {
+            fn same<T>(_: PhantomData<T>, _: PhantomData<T>) {}
+            $(
+                same(PhantomData::<$config>, PhantomData::<<$model as LabModel>::Config>);
+                same(PhantomData::<$action>, PhantomData::<<$model as LabModel>::Action>);
+            )*
+        };
+
+        /// Each line's id is its model's.
+        #[cfg(test)]
+        fn listed_ids_and_models() -> Vec<(&'static str, &'static str)> {
+            vec![$(($id, <$model as LabModel>::ID)),*]
+        }
+    };
+}
+
+labs! {
+    "sim.network" => Cluster<NetworkLab> {
+        config: NetworkLabConfig, action: ClusterAction<NetworkLabAction>
+    }
+    "consensus.raft" => Cluster<RaftLab> {
+        config: RaftLabConfig, action: ClusterAction<RaftLabAction>
+    }
+    "scenario.disruptive-rejoin" => RejoinLab {
+        config: RejoinLabConfig, action: ClusterAction<RejoinLabAction>
+    }
+    "sim.workload" => Local<WorkloadLab> {
+        config: WorkloadLabConfig, action: WorkloadLabAction
+    }
+    "sim.linearizability" => Local<LinearizabilityLab> {
+        config: LinearizabilityLabConfig, action: LinearizabilityLabAction
+    }
+    "ratelimit.token-bucket" => Local<TokenBucketLab> {
+        config: TokenBucketLabConfig, action: TokenBucketLabAction
+    }
+    "ratelimit.distributed" => Cluster<DistributedLab> {
+        config: DistributedLabConfig, action: ClusterAction<DistributedLabAction>
+    }
+    "ratelimit.fixed-window" => Local<FixedWindowLab> {
+        config: CompareLabConfig, action: CompareLabAction
+    }
+    "ratelimit.sliding-log" => Local<SlidingLogLab> {
+        config: CompareLabConfig, action: CompareLabAction
+    }
+    "ratelimit.sliding-counter" => Local<SlidingCounterLab> {
+        config: CompareLabConfig, action: CompareLabAction
+    }
+    "ratelimit.leaky-bucket" => Local<LeakyBucketLab> {
+        config: CompareLabConfig, action: CompareLabAction
+    }
+    "ratelimit.keyed" => Local<KeyedLab> {
+        config: CompareLabConfig, action: CompareLabAction
+    }
 }
 
 /// One catalog row with its status.
@@ -128,4 +165,24 @@ fn constructor(id: &str) -> Result<Constructor> {
             },
         })?;
     Ok(make)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_id_is_its_models_and_named_once() {
+        let listed = listed_ids_and_models();
+        for (id, model) in &listed {
+            assert_eq!(id, model, "the list names {model} as {id}");
+        }
+        let mut ids: Vec<_> = listed.iter().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), listed.len());
+        for (id, _) in &listed {
+            assert!(LAB_TYPES_TS.contains(&format!("\"{id}\": {{ config: ")));
+        }
+    }
 }
