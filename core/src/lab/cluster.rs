@@ -66,8 +66,9 @@ pub trait ClusterLab: Sampled + Clone + 'static {
     fn role(&self, id: NodeId) -> String {
         self.sim().node(id).map_or("down", Node::role).to_string()
     }
-    /// The lab's fields of a node, added to the simulator's (boots, clock, disk).
-    fn node_fields(&self, id: NodeId) -> BTreeMap<String, Value>;
+    /// Adds the lab's fields of a node to `fields`, which holds the simulator's (boots,
+    /// clock, disk). One map filled in place: a big cluster's view builds thousands.
+    fn node_fields(&self, id: NodeId, fields: &mut BTreeMap<String, Value>);
     fn panels(&self) -> Vec<Panel>;
     fn invariants(&self) -> Vec<InvariantStatus>;
     /// Typical actions: by default one of every fault.
@@ -97,7 +98,7 @@ impl<L: ClusterLab> Cluster<L> {
         let mut fields = BTreeMap::new();
         if with_fields {
             fields = sim_fields(sim, id);
-            fields.extend(self.lab.node_fields(id));
+            self.lab.node_fields(id, &mut fields);
         }
         NodeView {
             id,

@@ -111,8 +111,7 @@ impl NetworkLab {
         t
     }
 
-    fn fields_of(&self, id: NodeId) -> BTreeMap<String, Value> {
-        let mut fields = BTreeMap::new();
+    fn fields_of(&self, id: NodeId, fields: &mut BTreeMap<String, Value>) {
         if let Some(n) = self.sim.node(id) {
             let t = n.totals();
             fields.insert("durableBootCounter".into(), json!(n.boots()));
@@ -124,7 +123,6 @@ impl NetworkLab {
             fields.insert("gaps".into(), json!(t.gaps));
             fields.insert("meanRttMs".into(), json!(mean_rtt_ms(&t)));
         }
-        fields
     }
 
     fn links_table(&self) -> Panel {
@@ -354,8 +352,8 @@ impl ClusterLab for NetworkLab {
         "node".into()
     }
 
-    fn node_fields(&self, id: NodeId) -> BTreeMap<String, Value> {
-        self.fields_of(id)
+    fn node_fields(&self, id: NodeId, fields: &mut BTreeMap<String, Value>) {
+        self.fields_of(id, fields);
     }
 
     fn panels(&self) -> Vec<Panel> {

@@ -297,12 +297,11 @@ impl RaftLab {
         latencies
     }
 
-    fn fields_of(&self, id: NodeId) -> BTreeMap<String, Value> {
+    fn fields_of(&self, id: NodeId, fields: &mut BTreeMap<String, Value>) {
         let sim = self.h.sim();
-        let mut fields = BTreeMap::new();
         let clock = sim.clock(id).copied().unwrap_or_default();
         let Some(n) = sim.node(id) else {
-            return fields;
+            return;
         };
         let local_now = clock.local(sim.now());
         let log = n.log();
@@ -362,7 +361,6 @@ impl RaftLab {
                 );
             }
         }
-        fields
     }
 
     fn kv_panel(&self) -> Panel {
@@ -613,8 +611,8 @@ impl ClusterLab for RaftLab {
         .into()
     }
 
-    fn node_fields(&self, id: NodeId) -> BTreeMap<String, Value> {
-        self.fields_of(id)
+    fn node_fields(&self, id: NodeId, fields: &mut BTreeMap<String, Value>) {
+        self.fields_of(id, fields);
     }
 
     fn panels(&self) -> Vec<Panel> {

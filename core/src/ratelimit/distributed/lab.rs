@@ -344,9 +344,8 @@ impl DistributedLab {
         }
     }
 
-    fn store_fields(&self) -> BTreeMap<String, Value> {
+    fn store_fields(&self, fields: &mut BTreeMap<String, Value>) {
         let now = self.sim.now();
-        let mut fields = BTreeMap::new();
         if let Some(s) = self.sim.node(STORE).and_then(LimiterNode::as_store) {
             fields.insert("scriptsRun".into(), json!(s.scripts_run()));
             fields.insert("granted".into(), json!(s.granted()));
@@ -374,12 +373,10 @@ impl DistributedLab {
                 );
             }
         }
-        fields
     }
 
-    fn gateway_fields(&self, id: NodeId) -> BTreeMap<String, Value> {
+    fn gateway_fields(&self, id: NodeId, fields: &mut BTreeMap<String, Value>) {
         let now = self.sim.now();
-        let mut fields = BTreeMap::new();
         if let Some(g) = self.sim.node(id).and_then(LimiterNode::as_gateway) {
             let s = g.settings();
             fields.insert("mode".into(), json!(s.effective_mode()));
@@ -393,7 +390,6 @@ impl DistributedLab {
                 fields.insert("lastDecision".into(), json!(d));
             }
         }
-        fields
     }
 
     fn panel_list(&self) -> Vec<Panel> {
@@ -720,10 +716,10 @@ impl ClusterLab for DistributedLab {
         .into()
     }
 
-    fn node_fields(&self, id: NodeId) -> BTreeMap<String, Value> {
+    fn node_fields(&self, id: NodeId, fields: &mut BTreeMap<String, Value>) {
         match id {
-            STORE => self.store_fields(),
-            g => self.gateway_fields(g),
+            STORE => self.store_fields(fields),
+            g => self.gateway_fields(g, fields),
         }
     }
 
