@@ -15,6 +15,15 @@ pub fn to_json(what: &str, v: &JsValue) -> Result<Value, String> {
     convert(what, v, 0)
 }
 
+/// A JS string argument. wasm-bindgen's own `&str` and `String` parameters trap on
+/// anything else, which aborts the module; this names the argument instead.
+pub fn to_string(what: &str, v: &JsValue) -> Result<String, String> {
+    v.as_string().ok_or_else(|| {
+        let kind = v.js_typeof().as_string().unwrap_or_default();
+        format!("invalid `{what}`: must be a string, got {kind}")
+    })
+}
+
 fn convert(path: &str, v: &JsValue, depth: usize) -> Result<Value, String> {
     if depth > MAX_DEPTH {
         return Err(format!(

@@ -26,7 +26,7 @@ use distlab_core::ratelimit::token_bucket::{TokenBucket as CoreTokenBucket, Toke
 use distlab_core::{DistlabError, Duration, Time};
 use wasm_bindgen::prelude::*;
 
-use convert::{to_js, to_js_via_json, to_json};
+use convert::{to_js, to_js_via_json, to_json, to_string};
 use view_options::ViewOptions;
 
 /// Reports a panic on the console. Any reachable panic is a bug: every input is checked.
@@ -59,24 +59,26 @@ pub fn catalog() -> Result<JsValue, JsError> {
 /// defaults).
 #[wasm_bindgen(js_name = createLab)]
 pub fn create_lab(
-    #[wasm_bindgen(unchecked_param_type = "LabId")] id: &str,
+    #[wasm_bindgen(unchecked_param_type = "LabId")] id: JsValue,
     #[wasm_bindgen(unchecked_param_type = "LabConfig | null | undefined")] config: JsValue,
 ) -> Result<Lab, JsError> {
+    let id = to_string("id", &id).map_err(js_error)?;
     let config = to_json("config", &config).map_err(js_error)?;
-    let inner = distlab_core::create_lab(id, &config).map_err(core_error)?;
+    let inner = distlab_core::create_lab(&id, &config).map_err(core_error)?;
     Ok(Lab { inner })
 }
 
 /// Creates the lab `id` and replays a recorded action script (from `lab.actions()`).
 #[wasm_bindgen(js_name = replayLab)]
 pub fn replay_lab(
-    #[wasm_bindgen(unchecked_param_type = "LabId")] id: &str,
+    #[wasm_bindgen(unchecked_param_type = "LabId")] id: JsValue,
     #[wasm_bindgen(unchecked_param_type = "LabConfig | null | undefined")] config: JsValue,
     #[wasm_bindgen(unchecked_param_type = "RecordedAction<LabAction>[]")] actions: JsValue,
 ) -> Result<Lab, JsError> {
+    let id = to_string("id", &id).map_err(js_error)?;
     let config = to_json("config", &config).map_err(js_error)?;
     let actions = to_json("actions", &actions).map_err(js_error)?;
-    let inner = distlab_core::registry::replay_lab(id, &config, &actions).map_err(core_error)?;
+    let inner = distlab_core::registry::replay_lab(&id, &config, &actions).map_err(core_error)?;
     Ok(Lab { inner })
 }
 
@@ -404,17 +406,24 @@ impl KeyedLimiter {
     #[wasm_bindgen(js_name = tryAcquire, unchecked_return_type = "RateLimitDecision")]
     pub fn try_acquire(
         &mut self,
-        key: String,
+        #[wasm_bindgen(unchecked_param_type = "string")] key: JsValue,
         now_ms: f64,
         cost: Option<f64>,
     ) -> Result<JsValue, JsError> {
+        let key = to_string("key", &key).map_err(js_error)?;
         let (now, cost) = request(now_ms, cost)?;
         let d = self.inner.try_acquire(key, now, cost).map_err(core_error)?;
         to_js(&d).map_err(js_error)
     }
     /// What `tryAcquire` would decide, changing nothing.
     #[wasm_bindgen(unchecked_return_type = "RateLimitDecision")]
-    pub fn peek(&self, key: String, now_ms: f64, cost: Option<f64>) -> Result<JsValue, JsError> {
+    pub fn peek(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] key: JsValue,
+        now_ms: f64,
+        cost: Option<f64>,
+    ) -> Result<JsValue, JsError> {
+        let key = to_string("key", &key).map_err(js_error)?;
         let (now, cost) = request(now_ms, cost)?;
         let d = self.inner.peek(&key, now, cost).map_err(core_error)?;
         to_js(&d).map_err(js_error)

@@ -36,7 +36,7 @@ fn catalog_lists_ids_and_marks_implemented_ones() {
 
 #[wasm_bindgen_test]
 fn a_lab_runs_and_acts() {
-    let mut lab = create_lab("sim.network", JsValue::UNDEFINED).unwrap();
+    let mut lab = create_lab("sim.network".into(), JsValue::UNDEFINED).unwrap();
     assert!(lab.step(500.0).unwrap() > 0.0);
     lab.act(js(r#"{"type":"crash","node":2}"#)).unwrap();
     lab.act(js(r#"{"type":"partition","groups":[[0,1],[2,3,4]]}"#))
@@ -98,13 +98,17 @@ fn a_lab_runs_and_acts() {
 
 #[wasm_bindgen_test]
 fn errors_are_js_errors_naming_the_field() {
-    let e = create_lab("sim.network", js(r#"{"nodes": "five"}"#))
+    let e = create_lab("sim.network".into(), js(r#"{"nodes": "five"}"#))
         .err()
         .unwrap();
     assert!(message(e).contains("config.nodes"));
-    let e = create_lab("nope", JsValue::NULL).err().unwrap();
+    let e = create_lab("nope".into(), JsValue::NULL).err().unwrap();
     assert!(message(e).contains("unknown lab"));
-    let mut lab = create_lab("sim.network", JsValue::NULL).unwrap();
+    // Not a string: an error naming the argument, not a trap that aborts the module.
+    for id in [JsValue::from_f64(42.0), JsValue::NULL, js("{}")] {
+        assert!(message(create_lab(id, JsValue::NULL).err().unwrap()).contains("`id`"));
+    }
+    let mut lab = create_lab("sim.network".into(), JsValue::NULL).unwrap();
     assert!(message(lab.step(f64::NAN).err().unwrap()).contains("`ms`"));
     assert!(message(lab.step_events(-1.0).err().unwrap()).contains("`n`"));
     assert!(message(lab.act(js(r#"{"type":"crash","node":99}"#)).err().unwrap()).contains("node"));
@@ -116,7 +120,8 @@ fn errors_are_js_errors_naming_the_field() {
     )
     .unwrap();
     assert!(
-        message(create_lab("sim.network", nan_config).err().unwrap()).contains("config.intervalMs")
+        message(create_lab("sim.network".into(), nan_config).err().unwrap())
+            .contains("config.intervalMs")
     );
     let e = TokenBucket::new(js(r#"{"capacity": -1, "refillPerSec": 1}"#))
         .err()
@@ -160,7 +165,7 @@ fn ten_thousand_bad_inputs_neither_abort_nor_leak() {
         r#"{}"#,
         r#"null"#,
     ];
-    let mut lab: Lab = create_lab("sim.network", JsValue::NULL).unwrap();
+    let mut lab: Lab = create_lab("sim.network".into(), JsValue::NULL).unwrap();
     lab.step(50.0).unwrap();
     let mut failures = 0u32;
     let mut baseline = 0.0;
@@ -170,7 +175,7 @@ fn ten_thousand_bad_inputs_neither_abort_nor_leak() {
         }
         let failed = match i % 7 {
             0 => create_lab(
-                "sim.network",
+                "sim.network".into(),
                 js(bad_configs[(i as usize / 7) % bad_configs.len()]),
             )
             .is_err(),
@@ -278,6 +283,12 @@ fn rate_limiter_classes_decide_and_name_bad_fields() {
         assert_eq!(field(&d, "allowed").as_bool(), Some(true));
     }
     assert_eq!(keyed.size(), 2.0);
+    for key in [JsValue::from_f64(1.0), JsValue::UNDEFINED] {
+        let e = keyed.try_acquire(key.clone(), 0.0, None).err().unwrap();
+        assert!(message(e).contains("`key`"));
+        assert!(message(keyed.peek(key, 0.0, None).err().unwrap()).contains("`key`"));
+    }
+    assert_eq!(keyed.size(), 2.0);
     assert_eq!(
         field(&keyed.evictions().unwrap(), "forced").as_f64(),
         Some(1.0)
@@ -303,7 +314,7 @@ fn simulator_vocabulary_comes_from_the_core() {
             .iter()
             .all(|t| types.iter().any(|have| have == t))
     );
-    let mut lab = create_lab("sim.network", JsValue::NULL).unwrap();
+    let mut lab = create_lab("sim.network".into(), JsValue::NULL).unwrap();
     let schema = JSON::stringify(&lab.action_schema().unwrap()).unwrap();
     let schema = String::from(schema);
     for t in &types {
