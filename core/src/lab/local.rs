@@ -49,8 +49,8 @@ pub trait LocalLab: Sampled + Clone + 'static {
     /// Everything but the metrics, which the kit adds (`samples` has them, for panels
     /// that chart some of them).
     fn view(&self, at: Moment, samples: &Sampler<Self::Totals>) -> View;
-    /// The trace as JSON: `{hash, events, complete, trace}`.
-    fn trace(&self) -> Value;
+    /// The trace as JSON: `{hash, events, complete, trace}` (`at.step` events so far).
+    fn trace(&self, at: Moment) -> Value;
     /// Typical actions, for the page's buttons, documentation and fuzzing.
     fn example_actions() -> Vec<Self::Action> {
         Vec::new()
@@ -154,7 +154,7 @@ impl<L: LocalLab> LabModel for Local<L> {
     }
 
     fn trace(&self) -> Value {
-        self.lab.trace()
+        self.lab.trace(self.moment())
     }
 
     fn example_actions() -> Vec<L::Action> {

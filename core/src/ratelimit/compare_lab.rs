@@ -583,8 +583,6 @@ pub struct CompareLab<F> {
     cost: f64,
     limit: f64,
     window: Duration,
-    /// Arrivals so far.
-    arrived: u64,
     /// In display order: the front first.
     runs: Vec<Box<dyn AlgorithmRun>>,
     _front: PhantomData<F>,
@@ -822,7 +820,6 @@ impl<F: Front> LocalLab for CompareLab<F> {
             cost: 0.0,
             limit: c.limit,
             window,
-            arrived: 0,
             runs,
             _front: PhantomData,
         };
@@ -845,7 +842,6 @@ impl<F: Front> LocalLab for CompareLab<F> {
         self.feed.take();
         let key = self.sampler_keys.sample(&mut self.key_rng);
         self.decide_all(at, key, self.cost, RequestSource::Arrival);
-        self.arrived += 1;
     }
 
     fn act(&mut self, at: Moment, action: &CompareLabAction) -> Result<()> {
@@ -931,7 +927,7 @@ impl<F: Front> LocalLab for CompareLab<F> {
     }
 
     /// The front lane's newest decisions, and a hash over every lane's decisions.
-    fn trace(&self) -> Value {
+    fn trace(&self, at: Moment) -> Value {
         let mut hasher = StableHasher::default();
         let mut hashes = serde_json::Map::new();
         for r in &self.runs {
@@ -943,7 +939,7 @@ impl<F: Front> LocalLab for CompareLab<F> {
         let mut front = self.front_run().trace();
         json!({
             "hash": format!("{:016x}", hasher.finish()),
-            "events": self.arrived,
+            "events": at.step,
             "complete": front["complete"].take(),
             "trace": front["trace"].take(),
             "laneHashes": hashes,

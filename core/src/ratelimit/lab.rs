@@ -40,8 +40,8 @@ pub const STRIP_DECISIONS: usize = 40;
 /// Admissions the envelope invariant looks back over: each admission is checked against
 /// every window that ends at it and starts at one of these, so a check costs O(this).
 pub const ENVELOPE_ADMISSIONS: usize = 256;
-/// Points kept on the level curve and per metric series.
-pub const SERIES_POINTS: usize = 600;
+/// Points kept on the level curve, as many as the kit keeps per metric series.
+pub const SERIES_POINTS: usize = crate::lab::sampling::SERIES_POINTS;
 /// Most requests one `burst` action sends.
 pub const MAX_BURST_REQUESTS: u64 = 10_000;
 /// Slack of the envelope check, in tokens: the bucket rounds its capacity up to a whole
@@ -695,7 +695,6 @@ impl LocalLab for TokenBucketLab {
     const ID: &'static str = "ratelimit.token-bucket";
     type Config = TokenBucketLabConfig;
     type Action = TokenBucketLabAction;
-    const SERIES_POINTS: usize = SERIES_POINTS;
 
     fn new(c: &TokenBucketLabConfig) -> Result<Self> {
         let bucket = TokenBucket::new(c.bucket).map_err(|e| within("bucket", e))?;
@@ -808,7 +807,7 @@ impl LocalLab for TokenBucketLab {
         }
     }
 
-    fn trace(&self) -> Value {
+    fn trace(&self, _at: Moment) -> Value {
         self.lane.trace()
     }
 

@@ -77,8 +77,6 @@ pub const MAX_LAG_TICKS: u64 = 1_000;
 pub const MAX_TIMEOUT_PROBABILITY: f64 = 0.2;
 /// Revealed events kept in the trace.
 pub const TRACE_EVENTS: usize = 1_024;
-/// Points kept per metric series.
-pub const SERIES_POINTS: usize = 600;
 
 /// The sequential object the history is checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
@@ -353,8 +351,6 @@ pub struct LinearizabilityLab {
     cursor: Option<Event>,
     /// The lab time of tick 0 of the current history.
     origin: Time,
-    /// Events revealed so far, over every history shown.
-    reveals: u64,
     parts: Vec<Part>,
     /// Revealed calls and returns.
     called: usize,
@@ -575,10 +571,10 @@ impl LinearizabilityLab {
         }
     }
 
-    fn reveal(&mut self, event: Event, at: Time) {
+    /// Reveals `event` as the lab's event number `step` (counted from 1).
+    fn reveal(&mut self, event: Event, at: Time, step: u64) {
         self.revealed += 1;
         self.cursor = Some(event);
-        self.reveals += 1;
         match event.phase {
             Phase::Call => {
                 self.called += 1;
@@ -591,7 +587,7 @@ impl LinearizabilityLab {
         }
         let h = self.history.get();
         let label = h.label(event.op, event.phase == Phase::Return);
-        self.hasher.write_u64(self.reveals);
+        self.hasher.write_u64(step);
         self.hasher.write_u64(at.0);
         self.hasher.write_u64(event.time);
         self.hasher.write_u8(event.phase as u8);
@@ -601,7 +597,7 @@ impl LinearizabilityLab {
             self.trace.pop_front();
         }
         self.trace.push_back(TraceItem {
-            step: self.reveals,
+            step,
             at,
             event,
             client: h.client(event.op),
@@ -741,7 +737,6 @@ impl LocalLab for LinearizabilityLab {
             revealed: 0,
             cursor: None,
             origin: Time::ZERO,
-            reveals: 0,
             parts: Vec::new(),
             called: 0,
             returned: 0,
@@ -768,7 +763,7 @@ impl LocalLab for LinearizabilityLab {
 
     fn on_event(&mut self, _due: Time, at: Moment) {
         if let Some(&event) = self.events.get(self.revealed) {
-            self.reveal(event, at.now);
+            self.reveal(event, at.now, at.step + 1);
         }
     }
 
@@ -853,7 +848,7 @@ impl LocalLab for LinearizabilityLab {
     /// `{hash, events, complete, trace}`: a stable hash of every revealed event (step,
     /// time, tick, call or return, operation, label) and of every action, and the newest
     /// [`TRACE_EVENTS`] revealed events.
-    fn trace(&self) -> Value {
+    fn trace(&self, at: Moment) -> Value {
         let trace: Vec<Value> = self
             .trace
             .iter()
@@ -874,8 +869,8 @@ impl LocalLab for LinearizabilityLab {
             .collect();
         json!({
             "hash": format!("{:016x}", self.hasher.finish()),
-            "events": self.reveals,
-            "complete": self.reveals <= self.trace.len() as u64,
+            "events": at.step,
+            "complete": at.step <= self.trace.len() as u64,
             "trace": trace,
         })
     }

@@ -111,20 +111,6 @@ impl NetworkLab {
         t
     }
 
-    fn fields_of(&self, id: NodeId, fields: &mut BTreeMap<String, Value>) {
-        if let Some(n) = self.sim.node(id) {
-            let t = n.totals();
-            fields.insert("durableBootCounter".into(), json!(n.boots()));
-            fields.insert("pingsSent".into(), json!(t.pings_sent));
-            fields.insert("pongsReceived".into(), json!(t.pongs_received));
-            fields.insert("pingsReceived".into(), json!(t.pings_received));
-            fields.insert("duplicates".into(), json!(t.duplicates));
-            fields.insert("late".into(), json!(t.late));
-            fields.insert("gaps".into(), json!(t.gaps));
-            fields.insert("meanRttMs".into(), json!(mean_rtt_ms(&t)));
-        }
-    }
-
     fn links_table(&self) -> Panel {
         let mut links: Vec<(u64, NodeId, NodeId, LinkStats)> = Vec::new();
         for from in 0..self.sim.node_count() {
@@ -207,30 +193,6 @@ impl NetworkLab {
                 .to_vec(),
             rows,
         }
-    }
-
-    fn invariant_list(&self) -> Vec<InvariantStatus> {
-        let mut out = Vec::new();
-        let offenders = |f: fn(&LinkStats) -> u64| -> Vec<NodeId> {
-            (0..self.sim.node_count())
-                .filter(|&n| self.sim.node(n).is_some_and(|x| f(&x.totals()) > 0))
-                .collect()
-        };
-        const DUP: &str = "no duplicates unless duplication is on";
-        let dups = offenders(|t| t.duplicates);
-        out.push(if self.duplication_ever_on || dups.is_empty() {
-            InvariantStatus::holds(DUP, "each receiver saw every sequence number at most once")
-        } else {
-            InvariantStatus::violated(DUP, "a receiver saw a sequence number twice", dups)
-        });
-        const FIFO: &str = "links are FIFO unless reordering is on";
-        let late = offenders(|t| t.late);
-        out.push(if self.reordering_ever_on || late.is_empty() {
-            InvariantStatus::holds(FIFO, "no message overtook an earlier one on its link")
-        } else {
-            InvariantStatus::violated(FIFO, "a message arrived after a later one", late)
-        });
-        out
     }
 }
 
@@ -353,7 +315,17 @@ impl ClusterLab for NetworkLab {
     }
 
     fn node_fields(&self, id: NodeId, fields: &mut BTreeMap<String, Value>) {
-        self.fields_of(id, fields);
+        if let Some(n) = self.sim.node(id) {
+            let t = n.totals();
+            fields.insert("durableBootCounter".into(), json!(n.boots()));
+            fields.insert("pingsSent".into(), json!(t.pings_sent));
+            fields.insert("pongsReceived".into(), json!(t.pongs_received));
+            fields.insert("pingsReceived".into(), json!(t.pings_received));
+            fields.insert("duplicates".into(), json!(t.duplicates));
+            fields.insert("late".into(), json!(t.late));
+            fields.insert("gaps".into(), json!(t.gaps));
+            fields.insert("meanRttMs".into(), json!(mean_rtt_ms(&t)));
+        }
     }
 
     fn panels(&self) -> Vec<Panel> {
@@ -374,7 +346,27 @@ impl ClusterLab for NetworkLab {
     }
 
     fn invariants(&self) -> Vec<InvariantStatus> {
-        self.invariant_list()
+        let mut out = Vec::new();
+        let offenders = |f: fn(&LinkStats) -> u64| -> Vec<NodeId> {
+            (0..self.sim.node_count())
+                .filter(|&n| self.sim.node(n).is_some_and(|x| f(&x.totals()) > 0))
+                .collect()
+        };
+        const DUP: &str = "no duplicates unless duplication is on";
+        let dups = offenders(|t| t.duplicates);
+        out.push(if self.duplication_ever_on || dups.is_empty() {
+            InvariantStatus::holds(DUP, "each receiver saw every sequence number at most once")
+        } else {
+            InvariantStatus::violated(DUP, "a receiver saw a sequence number twice", dups)
+        });
+        const FIFO: &str = "links are FIFO unless reordering is on";
+        let late = offenders(|t| t.late);
+        out.push(if self.reordering_ever_on || late.is_empty() {
+            InvariantStatus::holds(FIFO, "no message overtook an earlier one on its link")
+        } else {
+            InvariantStatus::violated(FIFO, "a message arrived after a later one", late)
+        });
+        out
     }
 
     fn example_actions() -> Vec<ClusterAction<NetworkLabAction>> {

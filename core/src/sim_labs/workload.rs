@@ -34,8 +34,6 @@ pub const HEAD_KEYS: usize = 20;
 pub const RECENT_OPS: usize = 256;
 /// Operations in the strip.
 pub const STRIP_OPS: usize = 30;
-/// Points kept per metric series.
-pub const SERIES_POINTS: usize = 600;
 /// The rate is judged once this many arrivals are expected since the statistics restarted:
 /// before that a count says too little about a rate.
 pub const RATE_MIN_EXPECTED: f64 = 100.0;
@@ -550,7 +548,7 @@ impl LocalLab for WorkloadLab {
 
     /// `{hash, events, complete, trace}`: a stable hash of every arrival so far (step, time,
     /// key, kind) and the newest [`RECENT_OPS`] of them.
-    fn trace(&self) -> Value {
+    fn trace(&self, _at: Moment) -> Value {
         let trace: Vec<Value> = self
             .recent
             .iter()
@@ -605,6 +603,7 @@ impl LocalLab for WorkloadLab {
 mod tests {
     use super::*;
     use crate::error::DistlabError;
+    use crate::lab::sampling::SERIES_POINTS;
     use crate::lab::{Lab, LabModel, Local, Runner};
     use serde_json::json;
 

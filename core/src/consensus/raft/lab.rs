@@ -297,72 +297,6 @@ impl RaftLab {
         latencies
     }
 
-    fn fields_of(&self, id: NodeId, fields: &mut BTreeMap<String, Value>) {
-        let sim = self.h.sim();
-        let clock = sim.clock(id).copied().unwrap_or_default();
-        let Some(n) = sim.node(id) else {
-            return;
-        };
-        let local_now = clock.local(sim.now());
-        let log = n.log();
-        fields.insert("term".into(), json!(n.term()));
-        fields.insert("votedFor".into(), json!(n.voted_for()));
-        fields.insert("leader".into(), json!(n.leader()));
-        fields.insert("commitIndex".into(), json!(n.commit_index()));
-        fields.insert("appliedIndex".into(), json!(n.applied_index()));
-        fields.insert("lastIndex".into(), json!(log.last_index()));
-        fields.insert("lastTerm".into(), json!(log.last_term()));
-        fields.insert("snapshotIndex".into(), json!(log.base_index()));
-        fields.insert(
-            "electionTimer".into(),
-            json!(n.election_progress(local_now)),
-        );
-        fields.insert(
-            "voters".into(),
-            json!(n.membership().voters.iter().collect::<Vec<_>>()),
-        );
-        fields.insert(
-            "learners".into(),
-            json!(n.membership().learners.iter().collect::<Vec<_>>()),
-        );
-        fields.insert("keys".into(), json!(n.kv().len()));
-        let from = log.last_index().saturating_sub(LOG_TAIL as u64) + 1;
-        let tail: Vec<Value> = log
-            .iter()
-            .skip_while(|(i, _)| *i < from)
-            .map(|(i, e)| {
-                json!({
-                    "index": i,
-                    "term": e.term,
-                    "command": describe(&e.data),
-                    "committed": i <= n.commit_index(),
-                })
-            })
-            .collect();
-        fields.insert("log".into(), Value::Array(tail));
-        if n.is_leader() {
-            let progress: Vec<Value> = n
-                .progress()
-                .iter()
-                .map(|(p, pr)| {
-                    json!({
-                        "node": p,
-                        "nextIndex": pr.next,
-                        "matchIndex": pr.matched,
-                        "probing": pr.probing,
-                    })
-                })
-                .collect();
-            fields.insert("progress".into(), Value::Array(progress));
-            if let Some(t) = n.lease_until() {
-                fields.insert(
-                    "leaseLeftMs".into(),
-                    json!(t.saturating_since(local_now).as_millis_f64()),
-                );
-            }
-        }
-    }
-
     fn kv_panel(&self) -> Panel {
         let sim = self.h.sim();
         let source = self
@@ -612,7 +546,69 @@ impl ClusterLab for RaftLab {
     }
 
     fn node_fields(&self, id: NodeId, fields: &mut BTreeMap<String, Value>) {
-        self.fields_of(id, fields);
+        let sim = self.h.sim();
+        let clock = sim.clock(id).copied().unwrap_or_default();
+        let Some(n) = sim.node(id) else {
+            return;
+        };
+        let local_now = clock.local(sim.now());
+        let log = n.log();
+        fields.insert("term".into(), json!(n.term()));
+        fields.insert("votedFor".into(), json!(n.voted_for()));
+        fields.insert("leader".into(), json!(n.leader()));
+        fields.insert("commitIndex".into(), json!(n.commit_index()));
+        fields.insert("appliedIndex".into(), json!(n.applied_index()));
+        fields.insert("lastIndex".into(), json!(log.last_index()));
+        fields.insert("lastTerm".into(), json!(log.last_term()));
+        fields.insert("snapshotIndex".into(), json!(log.base_index()));
+        fields.insert(
+            "electionTimer".into(),
+            json!(n.election_progress(local_now)),
+        );
+        fields.insert(
+            "voters".into(),
+            json!(n.membership().voters.iter().collect::<Vec<_>>()),
+        );
+        fields.insert(
+            "learners".into(),
+            json!(n.membership().learners.iter().collect::<Vec<_>>()),
+        );
+        fields.insert("keys".into(), json!(n.kv().len()));
+        let from = log.last_index().saturating_sub(LOG_TAIL as u64) + 1;
+        let tail: Vec<Value> = log
+            .iter()
+            .skip_while(|(i, _)| *i < from)
+            .map(|(i, e)| {
+                json!({
+                    "index": i,
+                    "term": e.term,
+                    "command": describe(&e.data),
+                    "committed": i <= n.commit_index(),
+                })
+            })
+            .collect();
+        fields.insert("log".into(), Value::Array(tail));
+        if n.is_leader() {
+            let progress: Vec<Value> = n
+                .progress()
+                .iter()
+                .map(|(p, pr)| {
+                    json!({
+                        "node": p,
+                        "nextIndex": pr.next,
+                        "matchIndex": pr.matched,
+                        "probing": pr.probing,
+                    })
+                })
+                .collect();
+            fields.insert("progress".into(), Value::Array(progress));
+            if let Some(t) = n.lease_until() {
+                fields.insert(
+                    "leaseLeftMs".into(),
+                    json!(t.saturating_since(local_now).as_millis_f64()),
+                );
+            }
+        }
     }
 
     fn panels(&self) -> Vec<Panel> {

@@ -391,103 +391,6 @@ impl DistributedLab {
             }
         }
     }
-
-    fn panel_list(&self) -> Vec<Panel> {
-        let t = &self.totals;
-        let (p50, p99) = self.latency_percentiles();
-        let variants = Panel::Table {
-            title: "decisions by how they were made".into(),
-            columns: ["via", "admitted", "refused"].map(String::from).to_vec(),
-            rows: Via::ALL
-                .iter()
-                .zip(t.by_via)
-                .map(|(v, [a, r])| vec![json!(v.name()), json!(a), json!(r)])
-                .collect(),
-        };
-        let summary = Panel::Table {
-            title: "against one exact limiter (the ideal)".into(),
-            columns: vec!["measure".into(), "value".into()],
-            rows: vec![
-                vec![json!("decided"), json!(t.decided)],
-                vec![json!("admitted"), json!(t.admitted)],
-                vec![json!("ideal admitted"), json!(t.ideal_admitted)],
-                vec![
-                    json!("over-admission %"),
-                    json!(self.over_admission_percent()),
-                ],
-                vec![json!("admitted, ideal refused"), json!(t.beyond_ideal)],
-                vec![json!("refused, ideal admitted"), json!(t.short_of_ideal)],
-                vec![json!("added latency p50 ms (recent)"), json!(p50)],
-                vec![json!("added latency p99 ms (recent)"), json!(p99)],
-                vec![json!("store round trips"), json!(t.round_trips)],
-                vec![
-                    json!("max excess over the limit"),
-                    json!(self.checker.max_excess()),
-                ],
-                vec![json!("leases allowance"), json!(self.checker.allowance())],
-            ],
-        };
-        let script = Panel::Text {
-            title: "the script the store runs (EVALSHA)".into(),
-            body: match self.settings.limit {
-                GlobalLimit::TokenBucket { .. } => TOKEN_BUCKET_LUA,
-                GlobalLimit::SlidingWindow { .. } => SLIDING_WINDOW_LUA,
-            }
-            .to_string(),
-        };
-        let skip = self.recent.len().saturating_sub(STRIP);
-        let strip = Panel::Strip {
-            title: format!("last {STRIP} decisions"),
-            items: self
-                .recent
-                .iter()
-                .skip(skip)
-                .map(|o| StripItem {
-                    label: format!(
-                        "g{} {} +{:.1} ms",
-                        o.decision.gateway,
-                        o.decision.via.name(),
-                        o.latency().as_millis_f64()
-                    ),
-                    state: if o.decision.admitted {
-                        "ok"
-                    } else {
-                        "rejected"
-                    }
-                    .into(),
-                })
-                .collect(),
-        };
-        vec![summary, variants, strip, script]
-    }
-
-    fn invariant_list(&self) -> Vec<InvariantStatus> {
-        const NAME: &str = "admitted ≤ global limit + leases the gateways may hold";
-        let gateways = (1..=self.gateways).collect();
-        match self.checker.breach() {
-            Some(b) => vec![InvariantStatus::violated(
-                NAME,
-                format!(
-                    "{b}; max excess {:.3}",
-                    self.checker.max_excess().unwrap_or(0.0)
-                ),
-                gateways,
-            )],
-            None => vec![InvariantStatus::holds(
-                NAME,
-                format!(
-                    "every window between two of the last {} admissions; max excess {} \
-                     (allowance {})",
-                    crate::ratelimit::distributed::envelope::WINDOW_ADMISSIONS,
-                    match self.checker.max_excess() {
-                        Some(e) => format!("{e:.3}"),
-                        None => "none yet".into(),
-                    },
-                    self.checker.allowance()
-                ),
-            )],
-        }
-    }
 }
 
 /// The tokens a bucket holds at `now`, as the script would compute them.
@@ -724,11 +627,100 @@ impl ClusterLab for DistributedLab {
     }
 
     fn panels(&self) -> Vec<Panel> {
-        self.panel_list()
+        let t = &self.totals;
+        let (p50, p99) = self.latency_percentiles();
+        let variants = Panel::Table {
+            title: "decisions by how they were made".into(),
+            columns: ["via", "admitted", "refused"].map(String::from).to_vec(),
+            rows: Via::ALL
+                .iter()
+                .zip(t.by_via)
+                .map(|(v, [a, r])| vec![json!(v.name()), json!(a), json!(r)])
+                .collect(),
+        };
+        let summary = Panel::Table {
+            title: "against one exact limiter (the ideal)".into(),
+            columns: vec!["measure".into(), "value".into()],
+            rows: vec![
+                vec![json!("decided"), json!(t.decided)],
+                vec![json!("admitted"), json!(t.admitted)],
+                vec![json!("ideal admitted"), json!(t.ideal_admitted)],
+                vec![
+                    json!("over-admission %"),
+                    json!(self.over_admission_percent()),
+                ],
+                vec![json!("admitted, ideal refused"), json!(t.beyond_ideal)],
+                vec![json!("refused, ideal admitted"), json!(t.short_of_ideal)],
+                vec![json!("added latency p50 ms (recent)"), json!(p50)],
+                vec![json!("added latency p99 ms (recent)"), json!(p99)],
+                vec![json!("store round trips"), json!(t.round_trips)],
+                vec![
+                    json!("max excess over the limit"),
+                    json!(self.checker.max_excess()),
+                ],
+                vec![json!("leases allowance"), json!(self.checker.allowance())],
+            ],
+        };
+        let script = Panel::Text {
+            title: "the script the store runs (EVALSHA)".into(),
+            body: match self.settings.limit {
+                GlobalLimit::TokenBucket { .. } => TOKEN_BUCKET_LUA,
+                GlobalLimit::SlidingWindow { .. } => SLIDING_WINDOW_LUA,
+            }
+            .to_string(),
+        };
+        let skip = self.recent.len().saturating_sub(STRIP);
+        let strip = Panel::Strip {
+            title: format!("last {STRIP} decisions"),
+            items: self
+                .recent
+                .iter()
+                .skip(skip)
+                .map(|o| StripItem {
+                    label: format!(
+                        "g{} {} +{:.1} ms",
+                        o.decision.gateway,
+                        o.decision.via.name(),
+                        o.latency().as_millis_f64()
+                    ),
+                    state: if o.decision.admitted {
+                        "ok"
+                    } else {
+                        "rejected"
+                    }
+                    .into(),
+                })
+                .collect(),
+        };
+        vec![summary, variants, strip, script]
     }
 
     fn invariants(&self) -> Vec<InvariantStatus> {
-        self.invariant_list()
+        const NAME: &str = "admitted ≤ global limit + leases the gateways may hold";
+        let gateways = (1..=self.gateways).collect();
+        match self.checker.breach() {
+            Some(b) => vec![InvariantStatus::violated(
+                NAME,
+                format!(
+                    "{b}; max excess {:.3}",
+                    self.checker.max_excess().unwrap_or(0.0)
+                ),
+                gateways,
+            )],
+            None => vec![InvariantStatus::holds(
+                NAME,
+                format!(
+                    "every window between two of the last {} admissions; max excess {} \
+                     (allowance {})",
+                    crate::ratelimit::distributed::envelope::WINDOW_ADMISSIONS,
+                    match self.checker.max_excess() {
+                        Some(e) => format!("{e:.3}"),
+                        None => "none yet".into(),
+                    },
+                    self.checker.allowance()
+                ),
+            )],
+        }
     }
 
     fn example_actions() -> Vec<ClusterAction<DistributedLabAction>> {
