@@ -7,11 +7,11 @@ use distlab_core::Time;
 use distlab_core::ratelimit::fixed_window::{FixedWindow, FixedWindowConfig};
 use distlab_core::ratelimit::gcra::{GcraConfig, GcraRule};
 use distlab_core::ratelimit::keyed::KeyedLimiter;
-use distlab_core::ratelimit::lab::ArrivalFeed;
 use distlab_core::ratelimit::sliding_counter::{SlidingCounter, SlidingCounterConfig};
 use distlab_core::ratelimit::sliding_log::{SlidingLog, SlidingLogConfig};
 use distlab_core::ratelimit::token_bucket::TokenBucketRule;
 use distlab_core::ratelimit::{RateLimitDecision, TokenBucketConfig};
+use distlab_core::sim::workload::ArrivalFeed;
 use distlab_core::sim::workload::ArrivalProcess;
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};

@@ -38,8 +38,7 @@ use crate::ratelimit::gcra::{GcraConfig, GcraRule};
 use crate::ratelimit::http::render;
 use crate::ratelimit::keyed::KeyedLimiter;
 use crate::ratelimit::lab::{
-    ArrivalFeed, DecisionRecord, Envelope, Lane, LimiterUnderTest, MAX_BURST_REQUESTS,
-    RequestSource,
+    DecisionRecord, Envelope, Lane, LimiterUnderTest, MAX_BURST_REQUESTS, RequestSource,
 };
 use crate::ratelimit::leaky_bucket::{LeakyBucket, LeakyBucketConfig, LeakyBucketRule};
 use crate::ratelimit::rule::{Limiter, Rule};
@@ -50,7 +49,7 @@ use crate::ratelimit::{RateLimitDecision, TokenBucket, TokenBucketConfig};
 use crate::rng::SimRng;
 use crate::sim::NodeId;
 use crate::sim::trace::StableHasher;
-use crate::sim::workload::{ArrivalProcess, KeyDistribution, KeySampler, within};
+use crate::sim::workload::{ArrivalFeed, ArrivalProcess, KeyDistribution, KeySampler, within};
 use crate::time::{Duration, Time};
 
 /// Points kept per metric series: twelve series, so fewer than a single-limiter lab keeps

@@ -7,7 +7,7 @@
 //! `0 ≤ tokens ≤ capacity`.
 //!
 //! Built as a feed and lanes, so that the comparison lab (several algorithms side by side
-//! on one workload) reuses it: [`ArrivalFeed`] draws the arrivals, a [`Lane`] runs one
+//! on one workload) reuses it: [`ArrivalFeed`](crate::sim::workload::ArrivalFeed) draws the arrivals, a [`Lane`] runs one
 //! limiter on them and keeps that limiter's decisions, counters, level curve and invariant
 //! checks, and an algorithm joins by implementing [`LimiterUnderTest`].
 //!
@@ -27,10 +27,9 @@ use crate::lab::local::{LocalLab, Moment};
 use crate::lab::sampling::{Sampled, Sampler, sample_ms};
 use crate::lab::view::{InvariantStatus, NodeView, Panel, Series, StripItem, View};
 use crate::ratelimit::{RateLimitDecision, TokenBucket, TokenBucketConfig};
-use crate::rng::SimRng;
 use crate::sim::NodeId;
 use crate::sim::trace::StableHasher;
-use crate::sim::workload::{ArrivalProcess, Arrivals, within};
+use crate::sim::workload::{ArrivalFeed, ArrivalProcess, within};
 use crate::time::{Duration, Time};
 
 /// Decisions kept for the trace (the strip shows the newest [`STRIP_DECISIONS`]).
@@ -538,56 +537,6 @@ impl<L: LimiterUnderTest> Lane<L> {
 
 fn decision_name(d: &RateLimitDecision) -> &'static str {
     if d.allowed { "admitted" } else { "rejected" }
-}
-
-/// The arrivals every lane is fed: one process on one random stream, drawn one ahead so a
-/// driver knows when the next is due.
-#[derive(Debug, Clone)]
-pub struct ArrivalFeed {
-    rng: SimRng,
-    process: ArrivalProcess,
-    arrivals: Arrivals,
-    next_at: Time,
-}
-
-impl ArrivalFeed {
-    /// Errors name `arrivals.<field>`.
-    pub fn new(seed: u64, process: &ArrivalProcess, start: Time) -> Result<Self> {
-        let mut arrivals = Arrivals::new(process, start).map_err(|e| within("arrivals", e))?;
-        let mut rng = SimRng::new(seed);
-        let next_at = arrivals.next_arrival(&mut rng);
-        Ok(ArrivalFeed {
-            rng,
-            process: *process,
-            arrivals,
-            next_at,
-        })
-    }
-
-    /// When the next arrival is due.
-    pub fn next_at(&self) -> Time {
-        self.next_at
-    }
-
-    /// Takes the due arrival and draws the one after.
-    pub fn take(&mut self) -> Time {
-        let at = self.next_at;
-        self.next_at = self.arrivals.next_arrival(&mut self.rng);
-        at
-    }
-
-    /// Arrivals follow `process` from `start` on; the pending arrival is dropped. On error
-    /// (naming `arrivals.<field>`) nothing changes.
-    pub fn set_process(&mut self, process: &ArrivalProcess, start: Time) -> Result<()> {
-        self.arrivals = Arrivals::new(process, start).map_err(|e| within("arrivals", e))?;
-        self.process = *process;
-        self.next_at = self.arrivals.next_arrival(&mut self.rng);
-        Ok(())
-    }
-
-    pub fn process(&self) -> &ArrivalProcess {
-        &self.process
-    }
 }
 
 /// Configuration of the token-bucket lab. JSON: `{"seed": 1, "bucket": {"capacity": 10,

@@ -715,6 +715,56 @@ pub(crate) fn within(parent: &str, error: DistlabError) -> DistlabError {
     }
 }
 
+/// Arrivals of one process on one random stream, drawn one ahead so a driver (a lab's
+/// event loop) knows when the next is due.
+#[derive(Debug, Clone)]
+pub struct ArrivalFeed {
+    rng: SimRng,
+    process: ArrivalProcess,
+    arrivals: Arrivals,
+    next_at: Time,
+}
+
+impl ArrivalFeed {
+    /// Errors name `arrivals.<field>`.
+    pub fn new(seed: u64, process: &ArrivalProcess, start: Time) -> Result<Self> {
+        let mut arrivals = Arrivals::new(process, start).map_err(|e| within("arrivals", e))?;
+        let mut rng = SimRng::new(seed);
+        let next_at = arrivals.next_arrival(&mut rng);
+        Ok(ArrivalFeed {
+            rng,
+            process: *process,
+            arrivals,
+            next_at,
+        })
+    }
+
+    /// When the next arrival is due.
+    pub fn next_at(&self) -> Time {
+        self.next_at
+    }
+
+    /// Takes the due arrival and draws the one after.
+    pub fn take(&mut self) -> Time {
+        let at = self.next_at;
+        self.next_at = self.arrivals.next_arrival(&mut self.rng);
+        at
+    }
+
+    /// Arrivals follow `process` from `start` on; the pending arrival is dropped. On error
+    /// (naming `arrivals.<field>`) nothing changes.
+    pub fn set_process(&mut self, process: &ArrivalProcess, start: Time) -> Result<()> {
+        self.arrivals = Arrivals::new(process, start).map_err(|e| within("arrivals", e))?;
+        self.process = *process;
+        self.next_at = self.arrivals.next_arrival(&mut self.rng);
+        Ok(())
+    }
+
+    pub fn process(&self) -> &ArrivalProcess {
+        &self.process
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

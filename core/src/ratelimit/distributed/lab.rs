@@ -26,8 +26,7 @@ use crate::ratelimit::distributed::settings::{
     FailurePolicy, GatewaySettings, GlobalLimit, LimiterMode,
 };
 use crate::ratelimit::distributed::store::{RedisStore, Value as StoreValue};
-use crate::ratelimit::lab::ArrivalFeed;
-use crate::sim::workload::{ArrivalProcess, within};
+use crate::sim::workload::{ArrivalFeed, ArrivalProcess, within};
 use crate::sim::{Fault, FaultScript, NetworkConfig, NodeId, Sim, SimConfig, Stepped};
 use crate::time::{Duration, Time};
 
