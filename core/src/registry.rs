@@ -16,6 +16,7 @@ use crate::ratelimit::compare_lab::{
 };
 use crate::ratelimit::distributed::{DistributedLab, DistributedLabAction, DistributedLabConfig};
 use crate::ratelimit::lab::{TokenBucketLab, TokenBucketLabAction, TokenBucketLabConfig};
+use crate::sim_labs::disk::{DiskLab, DiskLabAction, DiskLabConfig};
 use crate::sim_labs::linearizability::{
     LinearizabilityLab, LinearizabilityLabAction, LinearizabilityLabConfig,
 };
@@ -82,6 +83,9 @@ labs! {
     }
     "scenario.disruptive-rejoin" => RejoinLab {
         config: RejoinLabConfig, action: ClusterAction<RejoinLabAction>
+    }
+    "sim.disk" => Local<DiskLab> {
+        config: DiskLabConfig, action: DiskLabAction
     }
     "sim.workload" => Local<WorkloadLab> {
         config: WorkloadLabConfig, action: WorkloadLabAction
