@@ -17,6 +17,7 @@ use crate::ratelimit::compare_lab::{
 use crate::ratelimit::distributed::{DistributedLab, DistributedLabAction, DistributedLabConfig};
 use crate::ratelimit::lab::{TokenBucketLab, TokenBucketLabAction, TokenBucketLabConfig};
 use crate::sim_labs::disk::{DiskLab, DiskLabAction, DiskLabConfig};
+use crate::sim_labs::faults::{FaultsLab, FaultsLabAction, FaultsLabConfig};
 use crate::sim_labs::linearizability::{
     LinearizabilityLab, LinearizabilityLabAction, LinearizabilityLabConfig,
 };
@@ -83,6 +84,9 @@ labs! {
     }
     "scenario.disruptive-rejoin" => RejoinLab {
         config: RejoinLabConfig, action: ClusterAction<RejoinLabAction>
+    }
+    "sim.faults" => Cluster<FaultsLab> {
+        config: FaultsLabConfig, action: ClusterAction<FaultsLabAction>
     }
     "sim.disk" => Local<DiskLab> {
         config: DiskLabConfig, action: DiskLabAction

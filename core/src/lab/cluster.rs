@@ -58,6 +58,8 @@ pub trait ClusterLab: Sampled + Clone + 'static {
     fn observe(&mut self) {}
     /// Applies one of the lab's own actions. On error the lab must be unchanged.
     fn act(&mut self, action: &Self::Action) -> Result<()>;
+    /// Called after a fault applied as an action (not one a script scheduled).
+    fn on_fault_action(&mut self, _fault: &Fault) {}
     /// The node's label ("n3" unless the lab says otherwise).
     fn label(&self, id: NodeId) -> String {
         format!("n{id}")
@@ -174,7 +176,10 @@ impl<L: ClusterLab> LabModel for Cluster<L> {
 
     fn act(&mut self, action: &Self::Action) -> Result<()> {
         match action {
-            ClusterAction::Fault(f) => self.lab.sim_mut().apply_fault(f)?,
+            ClusterAction::Fault(f) => {
+                self.lab.sim_mut().apply_fault(f)?;
+                self.lab.on_fault_action(f);
+            }
             ClusterAction::Lab(a) => self.lab.act(a)?,
         }
         self.lab.observe();

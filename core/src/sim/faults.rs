@@ -264,6 +264,7 @@ impl FaultScript {
 /// Which kinds of fault a nemesis may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct FaultKinds {
     pub crash: bool,
     pub pause: bool,
@@ -293,6 +294,7 @@ impl Default for FaultKinds {
 /// A random fault-script generator for soaks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct NemesisConfig {
     /// 0 = no faults; 1 = a new fault episode every `meanEpisodeMs` on average.
     pub intensity: f64,
