@@ -22,6 +22,7 @@ use crate::sim_labs::linearizability::{
     LinearizabilityLab, LinearizabilityLabAction, LinearizabilityLabConfig,
 };
 use crate::sim_labs::network::{NetworkLab, NetworkLabAction, NetworkLabConfig};
+use crate::sim_labs::trace::{TraceLab, TraceLabAction, TraceLabConfig};
 use crate::sim_labs::workload::{WorkloadLab, WorkloadLabAction, WorkloadLabConfig};
 use std::marker::PhantomData;
 
@@ -84,6 +85,9 @@ labs! {
     }
     "scenario.disruptive-rejoin" => RejoinLab {
         config: RejoinLabConfig, action: ClusterAction<RejoinLabAction>
+    }
+    "sim.trace" => Cluster<TraceLab> {
+        config: TraceLabConfig, action: ClusterAction<TraceLabAction>
     }
     "sim.faults" => Cluster<FaultsLab> {
         config: FaultsLabConfig, action: ClusterAction<FaultsLabAction>

@@ -110,6 +110,52 @@ pub enum TraceKind {
 }
 
 impl TraceKind {
+    /// Every kind's `type`, in declaration order ([`TraceKind::index`]).
+    pub const TYPES: &'static [&'static str] = &[
+        "send",
+        "deliver",
+        "drop",
+        "duplicate",
+        "timer",
+        "crash",
+        "restart",
+        "pause",
+        "resume",
+        "persist",
+        "stateChange",
+        "log",
+        "fault",
+        "invoke",
+        "clientOk",
+        "clientFail",
+        "clientTimeout",
+        "external",
+    ];
+
+    /// This kind's position in [`TraceKind::TYPES`].
+    pub fn index(&self) -> usize {
+        match self {
+            TraceKind::Send { .. } => 0,
+            TraceKind::Deliver { .. } => 1,
+            TraceKind::Drop { .. } => 2,
+            TraceKind::Duplicate { .. } => 3,
+            TraceKind::Timer { .. } => 4,
+            TraceKind::Crash { .. } => 5,
+            TraceKind::Restart { .. } => 6,
+            TraceKind::Pause { .. } => 7,
+            TraceKind::Resume { .. } => 8,
+            TraceKind::Persist { .. } => 9,
+            TraceKind::StateChange { .. } => 10,
+            TraceKind::Log { .. } => 11,
+            TraceKind::Fault { .. } => 12,
+            TraceKind::Invoke { .. } => 13,
+            TraceKind::ClientOk { .. } => 14,
+            TraceKind::ClientFail { .. } => 15,
+            TraceKind::ClientTimeout { .. } => 16,
+            TraceKind::External { .. } => 17,
+        }
+    }
+
     /// The nodes this event belongs to, for drawing a lane per node.
     pub fn nodes(&self) -> (Option<NodeId>, Option<NodeId>) {
         let node_of = |e: &Endpoint| match e {

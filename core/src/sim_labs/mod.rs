@@ -1,4 +1,4 @@
-//! Labs of the simulator's own catalog ids (`sim.*`): the network, faults, the disk, workloads
+//! Labs of the simulator's own catalog ids (`sim.*`): the network, faults, the disk, the trace, workloads
 //! and the linearizability checker. They live outside `sim/` so that the simulator never depends
 //! on the lab layer: the arrows run lab → sim only.
 
@@ -6,4 +6,5 @@ pub mod disk;
 pub mod faults;
 pub mod linearizability;
 pub mod network;
+pub mod trace;
 pub mod workload;
