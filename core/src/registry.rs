@@ -17,6 +17,7 @@ use crate::ratelimit::compare_lab::{
 use crate::ratelimit::distributed::{DistributedLab, DistributedLabAction, DistributedLabConfig};
 use crate::ratelimit::lab::{TokenBucketLab, TokenBucketLabAction, TokenBucketLabConfig};
 use crate::sim_labs::disk::{DiskLab, DiskLabAction, DiskLabConfig};
+use crate::sim_labs::engine::{EngineLab, EngineLabAction, EngineLabConfig};
 use crate::sim_labs::faults::{FaultsLab, FaultsLabAction, FaultsLabConfig};
 use crate::sim_labs::linearizability::{
     LinearizabilityLab, LinearizabilityLabAction, LinearizabilityLabConfig,
@@ -85,6 +86,9 @@ labs! {
     }
     "scenario.disruptive-rejoin" => RejoinLab {
         config: RejoinLabConfig, action: ClusterAction<RejoinLabAction>
+    }
+    "sim.engine" => Cluster<EngineLab> {
+        config: EngineLabConfig, action: ClusterAction<EngineLabAction>
     }
     "sim.trace" => Cluster<TraceLab> {
         config: TraceLabConfig, action: ClusterAction<TraceLabAction>

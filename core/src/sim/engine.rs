@@ -205,6 +205,20 @@ pub struct NetStats {
     pub duplicated: u64,
 }
 
+/// An event waiting in the queue, for showing the queue.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Queued {
+    pub at: Time,
+    /// Ties at one time run in this order (the order they were queued).
+    pub seq: u64,
+    /// `deliver`, `timer`, `clientTimeout`, `fault` or `external`.
+    pub kind: &'static str,
+    /// The node it happens at, if one.
+    pub node: Option<NodeId>,
+    pub detail: String,
+}
+
 /// A message in flight, for drawing.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -411,6 +425,45 @@ impl<N: Node> Sim<N> {
     }
     pub fn pending_events(&self) -> usize {
         self.queue.len()
+    }
+
+    /// The first `max` queued events in the order they will run: by time, then by the
+    /// order they were queued. Costs a sort of the queue: for showing it, not for driving.
+    pub fn queued(&self, max: usize) -> Vec<Queued> {
+        let mut events: Vec<&Event<N>> = self.queue.iter().collect();
+        events.sort_unstable_by_key(|e| (e.at, e.seq));
+        events
+            .into_iter()
+            .take(max)
+            .map(|e| {
+                let (kind, node, detail) = match &e.kind {
+                    EventKind::Deliver { from, to, msg, .. } => {
+                        let node = match to {
+                            Endpoint::Node(n) => Some(*n),
+                            Endpoint::Client(_) => None,
+                        };
+                        ("deliver", node, format!("message {msg}: {from:?} → {to:?}"))
+                    }
+                    EventKind::Timer { node, timer, .. } => {
+                        ("timer", Some(*node), format!("timer {timer}"))
+                    }
+                    EventKind::ClientTimeout { request } => {
+                        ("clientTimeout", None, format!("request {request}"))
+                    }
+                    EventKind::Fault(f) => {
+                        ("fault", None, serde_json::to_string(f).unwrap_or_default())
+                    }
+                    EventKind::External(tag) => ("external", None, format!("tag {tag}")),
+                };
+                Queued {
+                    at: e.at,
+                    seq: e.seq,
+                    kind,
+                    node,
+                    detail,
+                }
+            })
+            .collect()
     }
 
     /// Messages in flight with their progress at the current time, ordered by arrival.

@@ -14,7 +14,7 @@ pub mod pingpong;
 pub mod trace;
 pub mod workload;
 
-pub use engine::{InFlight, NetStats, NodeStatus, Sim, SimConfig, Stepped};
+pub use engine::{InFlight, NetStats, NodeStatus, Queued, Sim, SimConfig, Stepped};
 pub use faults::{Fault, FaultScript, NemesisConfig, ScheduledFault};
 pub use network::{LatencyModel, NetworkConfig};
 pub use node::{
