@@ -82,7 +82,7 @@ impl Default for DiskLabConfig {
     }
 }
 
-/// What can be done to the writer and its disk. JSON: `{"type": "crash"}`,
+/// What can be done to the writer and its disk. JSON: `{"type": "powerLoss"}`,
 /// `{"type": "fsync"}`, `{"type": "write"}`, `{"type": "setFsyncEvery", "every": 1}`,
 /// `{"type": "setWrites", "writes": {"type": "constant", "ratePerSec": 50}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -98,8 +98,9 @@ pub enum DiskLabAction {
     Write {},
     /// Make every write so far durable.
     Fsync {},
-    /// The machine loses power: the page cache is gone, then the writer recovers.
-    Crash {},
+    /// The machine loses power: the page cache is gone, then the writer recovers. (Not
+    /// `crash`, which names the simulator's node fault in the cluster labs.)
+    PowerLoss {},
     /// Fsync after every `every` appends from now on (0: only when asked).
     SetFsyncEvery { every: u32 },
     /// Appends follow `writes` from now on.
@@ -546,7 +547,7 @@ impl LocalLab for DiskLab {
         match action {
             DiskLabAction::Write {} => self.append(at),
             DiskLabAction::Fsync {} => self.fsync(at),
-            DiskLabAction::Crash {} => self.crash(at),
+            DiskLabAction::PowerLoss {} => self.crash(at),
             DiskLabAction::SetFsyncEvery { every } => {
                 self.fsync_every = Self::check_fsync_every(*every)?;
             }
@@ -586,7 +587,7 @@ impl LocalLab for DiskLab {
 
     fn example_actions() -> Vec<DiskLabAction> {
         vec![
-            DiskLabAction::Crash {},
+            DiskLabAction::PowerLoss {},
             DiskLabAction::Write {},
             DiskLabAction::Fsync {},
             DiskLabAction::SetFsyncEvery { every: 0 },
@@ -639,7 +640,7 @@ mod tests {
                 for round in 0..8 {
                     l.step(Duration::from_millis(170 + 37 * round)).unwrap();
                     let (next, durable) = (l.model().next_seq, l.model().durable_seq);
-                    l.act(&json!({"type": "crash"})).unwrap();
+                    l.act(&json!({"type": "powerLoss"})).unwrap();
                     let c = *l.model().crashes().last().unwrap();
                     assert_eq!(c.recovered, durable, "seed {seed} every {every}");
                     assert_eq!(c.lost_records, next - durable);
@@ -661,7 +662,7 @@ mod tests {
         let mut l = lab(json!({"fsyncEvery": 0, "tornProbability": 1.0, "recordBytes": 64}));
         l.step(Duration::from_millis(500)).unwrap();
         assert!(l.model().next_seq > 1);
-        l.act(&json!({"type": "crash"})).unwrap();
+        l.act(&json!({"type": "powerLoss"})).unwrap();
         let c = *l.model().crashes().last().unwrap();
         assert!(c.torn && c.cut_bytes > 0, "{c:?}");
         assert_eq!(c.recovered, 0);
@@ -678,7 +679,7 @@ mod tests {
         assert!(m.next_seq > 19_000);
         assert!(m.base_seq > 0);
         assert!(m.disk().read(LOG).len() < CHECKPOINT_BYTES + HEADER + 24);
-        l.act(&json!({"type": "crash"})).unwrap();
+        l.act(&json!({"type": "powerLoss"})).unwrap();
         let c = *l.model().crashes().last().unwrap();
         assert_eq!(c.recovered, c.recovered.max(l.model().durable_seq));
         assert_eq!(c.lost_records, 0);
@@ -695,7 +696,7 @@ mod tests {
         .unwrap();
         while m.step_until(Time::from_millis(300)) {}
         m.durable_seq = m.next_seq;
-        m.act(&DiskLabAction::Crash {}).unwrap();
+        m.act(&DiskLabAction::PowerLoss {}).unwrap();
         let v = m.view();
         assert!(!v.invariants[0].ok, "{:?}", v.invariants);
         // A record whose checksum holds but that is not the one written there.
@@ -705,7 +706,7 @@ mod tests {
             bytes: encode(7, 24),
         });
         m.disk.apply(DiskOp::Fsync);
-        m.act(&DiskLabAction::Crash {}).unwrap();
+        m.act(&DiskLabAction::PowerLoss {}).unwrap();
         let v = m.view();
         assert!(!v.invariants[1].ok, "{:?}", v.invariants);
     }
