@@ -182,9 +182,9 @@ proptest! {
         c.policy = FailurePolicy::FailClosed;
         c.timeout_ms = 50.0;
         let nemesis = NemesisConfig {
-            intensity,
+            intensity: distlab_core::bounded::Probability::saturating(intensity),
             duration_ms: 6_000.0,
-            mean_episode_ms: 500.0,
+            mean_episode_ms: distlab_core::bounded::Millis::of(500),
             kinds: FaultKinds { clock: false, ..FaultKinds::default() },
             ..NemesisConfig::default()
         };

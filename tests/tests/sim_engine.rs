@@ -1,5 +1,6 @@
 //! The simulator's laws: determinism, the network model, faults, clients.
 
+use distlab_core::bounded::{Millis, Probability};
 use distlab_core::rng::SimRng;
 use distlab_core::sim::history::Outcome;
 use distlab_core::sim::pingpong::{PingConfig, PingNode};
@@ -58,7 +59,7 @@ proptest! {
 
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
     fn same_seed_and_script_give_the_same_trace(seed in any::<u64>(), nemesis_seed in any::<u64>()) {
-        let nemesis = NemesisConfig { intensity: 1.0, duration_ms: 2_000.0, mean_episode_ms: 200.0, ..NemesisConfig::default() };
+        let nemesis = NemesisConfig { intensity: Probability::of(1.0), duration_ms: 2_000.0, mean_episode_ms: Millis::of(200), ..NemesisConfig::default() };
         let script = nemesis.generate(5, &mut SimRng::new(nemesis_seed)).unwrap();
         let a = run_with_script(seed, &script, 3_000);
         let b = run_with_script(seed, &script, 3_000);
@@ -103,7 +104,7 @@ proptest! {
             prop_assert_eq!(t.duplicates, 0);
             prop_assert_eq!(t.late, 0);
         }
-        let noisy = NetworkConfig { duplicate: dup, reorder, reorder_delay_ms: 50.0, ..jittery() };
+        let noisy = NetworkConfig { duplicate: Probability::saturating(dup), reorder: Probability::saturating(reorder), reorder_delay_ms: Millis::of(50), ..jittery() };
         let mut sim = ping_sim(seed, 4, noisy);
         sim.run_until(Time::from_millis(3_000), |_, _| {});
         let (d, l) = (0..4).map(|n| sim.node(n).unwrap().totals()).fold((0, 0), |(d, l), t| (d + t.duplicates, l + t.late));
@@ -118,7 +119,7 @@ fn loss_drops_about_the_configured_fraction() {
         3,
         4,
         NetworkConfig {
-            loss: 0.2,
+            loss: Probability::of(0.2),
             ..jittery()
         },
     );

@@ -2,6 +2,7 @@
 //! invariants hold whatever valid actions are applied, and no number at all (NaN, infinite,
 //! huge, negative) makes them panic; bad ones are errors naming the field.
 
+use distlab_core::lab::sampling::SampleMs;
 use distlab_core::lab::{Lab, Local, LocalLab, Runner};
 use distlab_core::ratelimit::TokenBucketConfig;
 use distlab_core::ratelimit::lab::{TokenBucketLab, TokenBucketLabAction, TokenBucketLabConfig};
@@ -16,6 +17,13 @@ use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 wasm_bindgen_test_configure!(run_in_browser);
 
 /// Any float, with the awkward ones common.
+/// Any sampling period the type admits (out-of-range ones cannot be built; reading them
+/// from JSON is tested where the type is defined).
+fn any_sample_ms() -> impl Strategy<Value = SampleMs> {
+    prop_oneof![Just(1.0), 1.0..60_000.0f64, Just(60_000.0)]
+        .prop_map(|ms| SampleMs::new("sampleMs", ms).unwrap())
+}
+
 fn any_number() -> impl Strategy<Value = f64> {
     prop_oneof![
         Just(f64::NAN),
@@ -136,7 +144,7 @@ proptest! {
         rate in any_number(),
         initial in proptest::option::of(any_number()),
         cost in any_number(),
-        sample_ms in any_number(),
+        sample_ms in any_sample_ms(),
         arrivals in any_process(),
         seed in any::<u64>(),
     ) {
@@ -183,7 +191,7 @@ proptest! {
             bucket: TokenBucketConfig::new(capacity, rate),
             arrivals,
             cost: capacity * cost_fraction,
-            sample_ms: 50.0,
+            sample_ms: SampleMs::of(50),
         };
         let mut lab = Runner::<Local<TokenBucketLab>>::new(config).unwrap();
         let mut actions = actions.into_iter().cycle();
@@ -223,7 +231,7 @@ proptest! {
         keys in prop_oneof![any::<u64>(), 0u64..200],
         s in any_number(),
         read_fraction in any_number(),
-        sample_ms in any_number(),
+        sample_ms in any_sample_ms(),
         actions in proptest::collection::vec(workload_action(), 10),
         seed in any::<u64>(),
     ) {

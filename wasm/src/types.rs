@@ -9,6 +9,9 @@ use wasm_bindgen::prelude::*;
 const TS_LAB_TYPES: &str = distlab_core::registry::LAB_TYPES_TS;
 
 #[wasm_bindgen(typescript_custom_section)]
+const TS_BOUNDED_TYPES: &str = distlab_core::bounded::TYPESCRIPT;
+
+#[wasm_bindgen(typescript_custom_section)]
 const TS_LAB_API_TYPES: &str = r#"
 /** The id of a lab that `createLab` can build. */
 export type LabId = keyof LabTypes;

@@ -43,7 +43,7 @@ pub trait ClusterLab: Sampled + Clone + 'static {
     /// Builds the lab and its simulator, validating the config (errors name the field).
     fn new(config: &Self::Config) -> Result<Self>;
     /// How often the metrics are sampled: most labs take their config's `sampleMs`
-    /// through [`sample_ms`](crate::lab::sampling::sample_ms), which checks it.
+    /// as a [`SampleMs`](crate::lab::sampling::SampleMs), whose type checks it.
     fn sample_every(config: &Self::Config) -> Result<Duration>;
     fn sim(&self) -> &Sim<Self::Node>;
     fn sim_mut(&mut self) -> &mut Sim<Self::Node>;

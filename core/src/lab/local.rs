@@ -38,7 +38,7 @@ pub trait LocalLab: Sampled + Clone + 'static {
     /// Builds the lab at time zero, validating the config (errors name the field).
     fn new(config: &Self::Config) -> Result<Self>;
     /// How often the metrics are sampled: most labs take their config's `sampleMs`
-    /// through [`sample_ms`](crate::lab::sampling::sample_ms), which checks it.
+    /// as a [`SampleMs`](crate::lab::sampling::SampleMs), whose type checks it.
     fn sample_every(config: &Self::Config) -> Result<Duration>;
     /// When the next event is due (`now` being the clock), if any.
     fn next_event_at(&self, now: Time) -> Option<Time>;

@@ -11,14 +11,17 @@
 
 use std::fmt::Debug;
 
-use crate::error::{Result, check_range};
+use crate::bounded::Millis;
 use crate::lab::view::{MetricsRecorder, Series};
 use crate::time::{Duration, Time};
 
 /// Points kept per series unless a lab asks for another number.
 pub const SERIES_POINTS: usize = 600;
-/// The sampling period a config may ask for, in ms.
-pub const SAMPLE_MS_RANGE: (f64, f64) = (1.0, 60_000.0);
+/// How often a lab samples its metrics, in simulated milliseconds: 1 to 60,000. The
+/// type checks the bounds when a config is read.
+pub type SampleMs = Millis<1, 60_000>;
+/// The sampling period of every lab unless its config says otherwise.
+pub const DEFAULT_SAMPLE_MS: SampleMs = Millis::of(100);
 
 /// What a lab shows as metric series.
 pub trait Sampled {
@@ -83,13 +86,6 @@ impl<T: Clone + Debug + Default> Sampler<T> {
     }
 }
 
-/// The sampling period of a config's `sampleMs` (1 to 60,000 ms); the error names it.
-pub fn sample_ms(ms: f64) -> Result<Duration> {
-    let (min, max) = SAMPLE_MS_RANGE;
-    check_range("sampleMs", ms, min, max)?;
-    Duration::try_from_millis_f64("sampleMs", ms)
-}
-
 /// `delta` per second over `interval`.
 pub fn per_second(delta: u64, interval: Duration) -> f64 {
     delta as f64 / interval.as_secs_f64()
@@ -123,7 +119,7 @@ mod tests {
     #[test]
     fn a_quiet_stretch_carries_the_increase_once() {
         let mut c = Counter { events: 0 };
-        let mut s = Sampler::new(&c, sample_ms(10.0).unwrap(), 10);
+        let mut s = Sampler::new(&c, Duration::from_millis(10), 10);
         c.events = 3;
         s.record_due(&c, Time::from_millis(35));
         let series = s.series();
@@ -136,10 +132,11 @@ mod tests {
     }
 
     #[test]
-    fn the_sampling_period_is_checked_once_here() {
-        for bad in [0.0, 60_001.0, f64::NAN] {
-            let e = sample_ms(bad).unwrap_err().to_string();
-            assert!(e.contains("sampleMs"), "{e}");
+    fn the_sampling_period_is_checked_by_its_type() {
+        for bad in [0.0, 60_001.0, -1.0] {
+            let e = crate::lab::json::from_value::<SampleMs>("sampleMs", &serde_json::json!(bad));
+            assert!(e.unwrap_err().to_string().contains("`sampleMs`"));
         }
+        assert_eq!(DEFAULT_SAMPLE_MS.duration(), Duration::from_millis(100));
     }
 }

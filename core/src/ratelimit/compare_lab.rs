@@ -31,7 +31,7 @@ use std::marker::PhantomData;
 
 use crate::error::{DistlabError, Result};
 use crate::lab::local::{LocalLab, Moment};
-use crate::lab::sampling::{Sampled, Sampler, sample_ms};
+use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, Sampler};
 use crate::lab::view::{InvariantStatus, NodeView, Panel, Series, View};
 use crate::ratelimit::fixed_window::{FixedWindowConfig, FixedWindowRule};
 use crate::ratelimit::gcra::{GcraConfig, GcraRule};
@@ -166,8 +166,7 @@ pub struct CompareLabConfig {
     /// Keys each keyed limiter holds at most (besides key 0).
     pub max_keys: u64,
     /// How often the charts are sampled, in milliseconds of lab time.
-    #[schemars(range(min = 1, max = 60000))]
-    pub sample_ms: f64,
+    pub sample_ms: SampleMs,
 }
 
 impl Default for CompareLabConfig {
@@ -180,7 +179,7 @@ impl Default for CompareLabConfig {
             keys: None,
             cost: 1.0,
             max_keys: 100,
-            sample_ms: 100.0,
+            sample_ms: DEFAULT_SAMPLE_MS,
         }
     }
 }
@@ -830,7 +829,7 @@ impl<F: Front> LocalLab for CompareLab<F> {
     }
 
     fn sample_every(c: &CompareLabConfig) -> Result<Duration> {
-        sample_ms(c.sample_ms)
+        Ok(c.sample_ms.duration())
     }
 
     fn next_event_at(&self, _now: Time) -> Option<Time> {

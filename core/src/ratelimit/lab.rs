@@ -24,7 +24,7 @@ use std::hash::Hasher;
 
 use crate::error::{DistlabError, Result, check_positive};
 use crate::lab::local::{LocalLab, Moment};
-use crate::lab::sampling::{Sampled, Sampler, sample_ms};
+use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, Sampler};
 use crate::lab::view::{InvariantStatus, NodeView, Panel, Series, StripItem, View};
 use crate::ratelimit::{RateLimitDecision, TokenBucket, TokenBucketConfig};
 use crate::sim::NodeId;
@@ -554,8 +554,7 @@ pub struct TokenBucketLabConfig {
     /// Tokens each arriving request costs: at most the capacity.
     pub cost: f64,
     /// How often the charts are sampled, in milliseconds of lab time.
-    #[schemars(range(min = 1, max = 60000))]
-    pub sample_ms: f64,
+    pub sample_ms: SampleMs,
 }
 
 impl Default for TokenBucketLabConfig {
@@ -565,7 +564,7 @@ impl Default for TokenBucketLabConfig {
             bucket: TokenBucketConfig::new(10.0, 5.0),
             arrivals: ArrivalProcess::Poisson { rate_per_sec: 8.0 },
             cost: 1.0,
-            sample_ms: 100.0,
+            sample_ms: DEFAULT_SAMPLE_MS,
         }
     }
 }
@@ -660,7 +659,7 @@ impl LocalLab for TokenBucketLab {
     }
 
     fn sample_every(c: &TokenBucketLabConfig) -> Result<Duration> {
-        sample_ms(c.sample_ms)
+        Ok(c.sample_ms.duration())
     }
 
     fn next_event_at(&self, _now: Time) -> Option<Time> {
@@ -1074,10 +1073,14 @@ mod tests {
             (json!({"cost": 0}), "cost"),
             (json!({"sampleMs": -1}), "sampleMs"),
         ];
+        // Bounds the field types carry are checked as the config is read; the rest
+        // when the lab is built. Either way the error names the field.
         for (config, field) in config_cases {
-            let config: TokenBucketLabConfig = serde_json::from_value(config).unwrap();
-            let e = Local::<TokenBucketLab>::new(&config).err().unwrap();
-            assert_eq!(field_of(e), field);
+            let e = match crate::lab::json::from_value::<TokenBucketLabConfig>("config", &config) {
+                Ok(config) => Local::<TokenBucketLab>::new(&config).err().unwrap(),
+                Err(e) => e,
+            };
+            assert_eq!(field_of(e).trim_start_matches("config."), field);
         }
         let mut l = lab(Value::Null);
         l.step_events(5).unwrap();

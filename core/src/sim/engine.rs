@@ -1141,9 +1141,13 @@ pub fn describe(fault: &Fault) -> String {
         Fault::Partition { groups } => format!("partition {groups:?} | rest"),
         Fault::PartitionOneWay { from, to } => format!("cut {from:?} → {to:?}"),
         Fault::Heal => "heal all partitions".to_string(),
-        Fault::SetLoss { probability } => format!("loss {:.1} %", probability * 100.0),
-        Fault::SetDuplicate { probability } => format!("duplication {:.1} %", probability * 100.0),
-        Fault::SetReorder { probability } => format!("reordering {:.1} %", probability * 100.0),
+        Fault::SetLoss { probability } => format!("loss {:.1} %", probability.get() * 100.0),
+        Fault::SetDuplicate { probability } => {
+            format!("duplication {:.1} %", probability.get() * 100.0)
+        }
+        Fault::SetReorder { probability } => {
+            format!("reordering {:.1} %", probability.get() * 100.0)
+        }
         Fault::SetLatency { latency } => format!("latency {latency:?}"),
         Fault::SetLinkLatency { from, to, latency } => format!("latency {from}→{to} {latency:?}"),
         Fault::ClockSkew { node, skew_ms } => format!("node {node} clock skew {skew_ms} ms"),

@@ -6,7 +6,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{DistlabError, Result, check_probability, check_range};
+use crate::bounded::{Millis, Probability};
+use crate::error::{DistlabError, Result, check_range};
 use crate::rng::SimRng;
 use crate::sim::clock::MAX_DRIFT_PPM;
 use crate::sim::network::LatencyModel;
@@ -55,13 +56,13 @@ pub enum Fault {
     /// Removes every partition.
     Heal,
     SetLoss {
-        probability: f64,
+        probability: Probability,
     },
     SetDuplicate {
-        probability: f64,
+        probability: Probability,
     },
     SetReorder {
-        probability: f64,
+        probability: Probability,
     },
     SetLatency {
         latency: LatencyModel,
@@ -101,9 +102,15 @@ impl Fault {
                 to: vec![2],
             },
             Fault::Heal,
-            Fault::SetLoss { probability: 0.2 },
-            Fault::SetDuplicate { probability: 0.1 },
-            Fault::SetReorder { probability: 0.1 },
+            Fault::SetLoss {
+                probability: Probability::of(0.2),
+            },
+            Fault::SetDuplicate {
+                probability: Probability::of(0.1),
+            },
+            Fault::SetReorder {
+                probability: Probability::of(0.1),
+            },
             Fault::SetLatency {
                 latency: LatencyModel::LogNormal {
                     median_ms: 5.0,
@@ -181,11 +188,8 @@ impl Fault {
                 to.iter().try_for_each(|n| node("to", *n))
             }
             Fault::Heal => Ok(()),
-            Fault::SetLoss { probability }
-            | Fault::SetDuplicate { probability }
-            | Fault::SetReorder { probability } => {
-                check_probability("probability", *probability).map(drop)
-            }
+            // Their type bounds them.
+            Fault::SetLoss { .. } | Fault::SetDuplicate { .. } | Fault::SetReorder { .. } => Ok(()),
             Fault::SetLatency { latency } => latency.validate("latency"),
             Fault::SetLinkLatency { from, to, latency } => {
                 node("from", *from)?;
@@ -297,13 +301,13 @@ impl Default for FaultKinds {
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct NemesisConfig {
     /// 0 = no faults; 1 = a new fault episode every `meanEpisodeMs` on average.
-    pub intensity: f64,
+    pub intensity: Probability,
     /// Faults start within `[0, durationMs)`; by `durationMs` everything is healed.
     pub duration_ms: f64,
     /// Mean length of one fault episode.
-    pub mean_episode_ms: f64,
+    pub mean_episode_ms: Millis<1, 3_600_000>,
     /// The highest loss / duplication / reorder probability an episode sets.
-    pub max_loss: f64,
+    pub max_loss: Probability,
     pub max_skew_ms: f64,
     pub max_drift_ppm: i64,
     pub kinds: FaultKinds,
@@ -312,10 +316,10 @@ pub struct NemesisConfig {
 impl Default for NemesisConfig {
     fn default() -> Self {
         NemesisConfig {
-            intensity: 0.5,
+            intensity: Probability::of(0.5),
             duration_ms: 10_000.0,
-            mean_episode_ms: 1_000.0,
-            max_loss: 0.3,
+            mean_episode_ms: Millis::of(1_000),
+            max_loss: Probability::of(0.3),
             max_skew_ms: 500.0,
             max_drift_ppm: 50_000,
             kinds: FaultKinds::default(),
@@ -337,15 +341,12 @@ enum Episode {
 
 impl NemesisConfig {
     pub fn validate(&self) -> Result<()> {
-        check_range("intensity", self.intensity, 0.0, 1.0)?;
         check_range(
             "durationMs",
             self.duration_ms,
             0.0,
             MAX_DURATION.0 as f64 / 1_000.0,
         )?;
-        check_range("meanEpisodeMs", self.mean_episode_ms, 1.0, 3_600_000.0)?;
-        check_probability("maxLoss", self.max_loss)?;
         check_range("maxSkewMs", self.max_skew_ms, 0.0, MAX_SKEW_MS)?;
         if !(0..=MAX_DRIFT_PPM).contains(&self.max_drift_ppm) {
             return Err(DistlabError::field(
@@ -383,11 +384,11 @@ impl NemesisConfig {
         offer(k.duplicate, Episode::Duplicate);
         offer(k.reorder, Episode::Reorder);
         offer(k.clock, Episode::Clock);
-        if self.intensity <= 0.0 || menu.is_empty() || nodes == 0 || duration.0 == 0 {
+        if self.intensity.get() <= 0.0 || menu.is_empty() || nodes == 0 || duration.0 == 0 {
             return Ok(script);
         }
-        let mean_gap_us = self.mean_episode_ms * 1_000.0 / self.intensity;
-        let mean_len_us = self.mean_episode_ms * 1_000.0;
+        let mean_gap_us = self.mean_episode_ms.get() * 1_000.0 / self.intensity.get();
+        let mean_len_us = self.mean_episode_ms.get() * 1_000.0;
         let mut t = rng.exponential(mean_gap_us);
         while t < duration.0 as f64 {
             let start = Time(t as u64);
@@ -415,7 +416,7 @@ impl NemesisConfig {
         s: &mut FaultScript,
     ) {
         let node = rng.below(nodes as u64) as NodeId;
-        let level = self.max_loss * rng.next_f64();
+        let level = Probability::saturating(self.max_loss.get() * rng.next_f64());
         match episode {
             Episode::Crash => {
                 let fault = if rng.chance(0.5) {
@@ -454,15 +455,30 @@ impl NemesisConfig {
             }
             Episode::Loss => {
                 s.push(start, Fault::SetLoss { probability: level });
-                s.push(stop, Fault::SetLoss { probability: 0.0 });
+                s.push(
+                    stop,
+                    Fault::SetLoss {
+                        probability: Probability::NEVER,
+                    },
+                );
             }
             Episode::Duplicate => {
                 s.push(start, Fault::SetDuplicate { probability: level });
-                s.push(stop, Fault::SetDuplicate { probability: 0.0 });
+                s.push(
+                    stop,
+                    Fault::SetDuplicate {
+                        probability: Probability::NEVER,
+                    },
+                );
             }
             Episode::Reorder => {
                 s.push(start, Fault::SetReorder { probability: level });
-                s.push(stop, Fault::SetReorder { probability: 0.0 });
+                s.push(
+                    stop,
+                    Fault::SetReorder {
+                        probability: Probability::NEVER,
+                    },
+                );
             }
             Episode::Clock => {
                 let skew = self.max_skew_ms * (2.0 * rng.next_f64() - 1.0);
@@ -483,9 +499,24 @@ impl NemesisConfig {
 
     fn repair_all(&self, nodes: u32, end: Time, s: &mut FaultScript) {
         s.push(end, Fault::Heal);
-        s.push(end, Fault::SetLoss { probability: 0.0 });
-        s.push(end, Fault::SetDuplicate { probability: 0.0 });
-        s.push(end, Fault::SetReorder { probability: 0.0 });
+        s.push(
+            end,
+            Fault::SetLoss {
+                probability: Probability::NEVER,
+            },
+        );
+        s.push(
+            end,
+            Fault::SetDuplicate {
+                probability: Probability::NEVER,
+            },
+        );
+        s.push(
+            end,
+            Fault::SetReorder {
+                probability: Probability::NEVER,
+            },
+        );
         for node in 0..nodes {
             s.push(end, Fault::Resume { node });
             s.push(end, Fault::Restart { node });
@@ -501,7 +532,7 @@ mod tests {
     #[test]
     fn scripts_round_trip_through_json() {
         let cfg = NemesisConfig {
-            intensity: 1.0,
+            intensity: Probability::of(1.0),
             ..NemesisConfig::default()
         };
         let script = cfg.generate(5, &mut SimRng::new(4)).unwrap();
@@ -527,7 +558,7 @@ mod tests {
     #[test]
     fn zero_intensity_means_no_faults_and_bad_configs_are_errors() {
         let quiet = NemesisConfig {
-            intensity: 0.0,
+            intensity: Probability::NEVER,
             ..NemesisConfig::default()
         };
         assert!(
@@ -537,16 +568,8 @@ mod tests {
                 .faults
                 .is_empty()
         );
-        let bad = NemesisConfig {
-            intensity: f64::NAN,
-            ..NemesisConfig::default()
-        };
-        assert!(
-            bad.generate(3, &mut SimRng::new(1))
-                .unwrap_err()
-                .to_string()
-                .contains("intensity")
-        );
+        let bad = serde_json::from_value::<NemesisConfig>(serde_json::json!({"intensity": 1.5}));
+        assert!(bad.unwrap_err().to_string().contains("between 0 and 1"));
     }
 
     #[test]

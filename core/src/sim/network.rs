@@ -12,7 +12,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use crate::error::{DistlabError, Result, check_probability, check_range};
+use crate::bounded::{Millis, Probability};
+use crate::error::{DistlabError, Result, check_range};
 use crate::rng::SimRng;
 use crate::sim::node::NodeId;
 use crate::time::Duration;
@@ -128,40 +129,31 @@ impl LatencyModel {
 pub struct NetworkConfig {
     pub latency: LatencyModel,
     /// Probability that a message is lost.
-    pub loss: f64,
+    pub loss: Probability,
     /// Probability that a message is delivered twice (the copy draws its own latency).
-    pub duplicate: f64,
+    pub duplicate: Probability,
     /// Probability that a message leaves the link's FIFO order, delayed by up to
     /// `reorderDelayMs` more, so that later messages may overtake it.
-    pub reorder: f64,
-    pub reorder_delay_ms: f64,
+    pub reorder: Probability,
+    pub reorder_delay_ms: Millis<0, 60_000>,
 }
 
 impl Default for NetworkConfig {
     fn default() -> Self {
         NetworkConfig {
             latency: LatencyModel::default(),
-            loss: 0.0,
-            duplicate: 0.0,
-            reorder: 0.0,
-            reorder_delay_ms: 10.0,
+            loss: Probability::NEVER,
+            duplicate: Probability::NEVER,
+            reorder: Probability::NEVER,
+            reorder_delay_ms: Millis::of(10),
         }
     }
 }
 
 impl NetworkConfig {
+    /// Checks what the field types cannot: the latency model's parameters.
     pub fn validate(&self, field: &str) -> Result<()> {
-        self.latency.validate(&format!("{field}.latency"))?;
-        check_probability(&format!("{field}.loss"), self.loss)?;
-        check_probability(&format!("{field}.duplicate"), self.duplicate)?;
-        check_probability(&format!("{field}.reorder"), self.reorder)?;
-        check_range(
-            &format!("{field}.reorderDelayMs"),
-            self.reorder_delay_ms,
-            0.0,
-            MAX_LATENCY_MS,
-        )?;
-        Ok(())
+        self.latency.validate(&format!("{field}.latency"))
     }
 }
 
@@ -355,7 +347,7 @@ impl Network {
         {
             return Fate::Partitioned;
         }
-        if rng.chance(self.config.loss) {
+        if rng.chance(self.config.loss.get()) {
             return Fate::Lost;
         }
         let model = match nodes {
@@ -366,9 +358,9 @@ impl Network {
         };
         let mut delay = model.sample(rng);
         let duplicate = rng
-            .chance(self.config.duplicate)
+            .chance(self.config.duplicate.get())
             .then(|| model.sample(rng) + self.extra_reorder_delay(rng));
-        if rng.chance(self.config.reorder) {
+        if rng.chance(self.config.reorder.get()) {
             // Out of FIFO order: it neither waits for earlier messages nor holds back later ones.
             delay = delay + self.extra_reorder_delay(rng);
         } else {
@@ -382,7 +374,7 @@ impl Network {
     }
 
     fn extra_reorder_delay(&self, rng: &mut SimRng) -> Duration {
-        let max_us = (self.config.reorder_delay_ms * 1_000.0) as u64;
+        let max_us = (self.config.reorder_delay_ms.get() * 1_000.0) as u64;
         Duration(rng.below(max_us.saturating_add(1)))
     }
 }
@@ -401,16 +393,11 @@ mod tests {
         assert!(e.contains("latency.maxMs"), "{e}");
         let nan = LatencyModel::Constant { ms: f64::NAN };
         assert!(nan.validate("l").is_err());
-        let cfg = NetworkConfig {
-            loss: 1.5,
-            ..NetworkConfig::default()
-        };
-        assert!(
-            cfg.validate("network")
-                .unwrap_err()
-                .to_string()
-                .contains("network.loss")
+        let cfg = crate::lab::json::from_value::<NetworkConfig>(
+            "network",
+            &serde_json::json!({"loss": 1.5}),
         );
+        assert!(cfg.unwrap_err().to_string().contains("network.loss"));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::hash::Hasher;
 
 use crate::error::{DistlabError, Result, check_probability};
 use crate::lab::local::{LocalLab, Moment};
-use crate::lab::sampling::{Sampled, Sampler, sample_ms};
+use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, Sampler};
 use crate::lab::view::{InvariantStatus, NodeView, Panel, StripItem, View};
 use crate::rng::SimRng;
 use crate::sim::disk::{Disk, DiskOp, DiskStats};
@@ -65,8 +65,7 @@ pub struct DiskLabConfig {
     /// Chance that a crash tears the oldest unsynced write (lands a prefix of it).
     pub torn_probability: f64,
     /// How often the metrics are sampled, in milliseconds.
-    #[schemars(range(min = 1, max = 60000))]
-    pub sample_ms: f64,
+    pub sample_ms: SampleMs,
 }
 
 impl Default for DiskLabConfig {
@@ -77,7 +76,7 @@ impl Default for DiskLabConfig {
             record_bytes: 24,
             fsync_every: 4,
             torn_probability: 0.5,
-            sample_ms: 100.0,
+            sample_ms: DEFAULT_SAMPLE_MS,
         }
     }
 }
@@ -531,7 +530,7 @@ impl LocalLab for DiskLab {
     }
 
     fn sample_every(c: &DiskLabConfig) -> Result<Duration> {
-        sample_ms(c.sample_ms)
+        Ok(c.sample_ms.duration())
     }
 
     fn next_event_at(&self, _now: Time) -> Option<Time> {

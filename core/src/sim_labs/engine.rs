@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-use crate::error::{DistlabError, Result};
+use crate::bounded::{Count, Millis};
+use crate::error::Result;
 use crate::lab::cluster::{ClusterAction, ClusterLab};
-use crate::lab::sampling::{Sampled, sample_ms};
+use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled};
 use crate::lab::view::{InvariantStatus, Panel};
 use crate::sim::pingpong::{PingConfig, PingNode};
 use crate::sim::workload::within;
@@ -40,28 +41,25 @@ const KEPT_EVENTS: usize = 5_000;
 pub struct EngineLabConfig {
     /// The seed of every random choice, in the run and in its twin.
     pub seed: u64,
-    #[schemars(range(min = 1, max = 8))]
-    pub nodes: u32,
+    pub nodes: Count<1, MAX_NODES>,
     /// Time between two pings of one node.
-    #[schemars(range(min = 1, max = 60000))]
-    pub interval_ms: f64,
+    pub interval_ms: Millis<1, 60_000>,
     pub network: NetworkConfig,
     /// Faults scheduled from the start: they wait in the queue like every event.
     pub faults: FaultScript,
     /// How often the metrics are sampled, in simulated milliseconds.
-    #[schemars(range(min = 1, max = 60000))]
-    pub sample_ms: f64,
+    pub sample_ms: SampleMs,
 }
 
 impl Default for EngineLabConfig {
     fn default() -> Self {
         EngineLabConfig {
             seed: 1,
-            nodes: 3,
-            interval_ms: 200.0,
+            nodes: Count::of(3),
+            interval_ms: Millis::of(200),
             network: NetworkConfig::default(),
             faults: FaultScript::default(),
-            sample_ms: 100.0,
+            sample_ms: DEFAULT_SAMPLE_MS,
         }
     }
 }
@@ -100,7 +98,7 @@ impl EngineLab {
         let mut sim = Sim::new(
             SimConfig {
                 seed: c.seed,
-                nodes: c.nodes,
+                nodes: c.nodes.get(),
                 clients: 1,
                 network: c.network.clone(),
                 record_trace: true,
@@ -109,7 +107,7 @@ impl EngineLab {
             },
             PingConfig {
                 fanout: 2,
-                interval: Duration::try_from_millis_f64("intervalMs", c.interval_ms)?,
+                interval: c.interval_ms.duration(),
             },
         )?;
         sim.load_script(&c.faults)
@@ -230,13 +228,6 @@ impl ClusterLab for EngineLab {
     const TRACE_TAIL: usize = KEPT_EVENTS;
 
     fn new(c: &EngineLabConfig) -> Result<Self> {
-        if !(1..=MAX_NODES).contains(&c.nodes) {
-            return Err(DistlabError::field(
-                "nodes",
-                format!("must be between 1 and {MAX_NODES}, got {}", c.nodes),
-            ));
-        }
-        crate::error::check_range("intervalMs", c.interval_ms, 1.0, 60_000.0)?;
         let sim = Self::build(c)?;
         Ok(EngineLab {
             twin: sim.clone(),
@@ -246,7 +237,7 @@ impl ClusterLab for EngineLab {
     }
 
     fn sample_every(c: &EngineLabConfig) -> Result<Duration> {
-        sample_ms(c.sample_ms)
+        Ok(c.sample_ms.duration())
     }
 
     fn sim(&self) -> &Sim<PingNode> {

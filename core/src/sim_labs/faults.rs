@@ -18,9 +18,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
+use crate::bounded::{Count, Probability};
 use crate::error::{DistlabError, Result};
 use crate::lab::cluster::{ClusterAction, ClusterLab};
-use crate::lab::sampling::{Sampled, per_second, sample_ms};
+use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, per_second};
 use crate::lab::view::{InvariantStatus, Panel, TimelineBar};
 use crate::rng::SimRng;
 use crate::sim::pingpong::{PingConfig, PingNode};
@@ -45,8 +46,7 @@ const SCRIPT_ROWS: usize = 24;
 pub struct FaultsLabConfig {
     /// Seed of the nemesis's script and of every random choice in the run.
     pub seed: u64,
-    #[schemars(range(min = 2, max = 16))]
-    pub nodes: u32,
+    pub nodes: Count<2, MAX_NODES>,
     /// The random fault script.
     pub nemesis: NemesisConfig,
     /// Faults scheduled by hand, besides the nemesis's.
@@ -54,22 +54,21 @@ pub struct FaultsLabConfig {
     /// Latency, loss, duplication and reordering at the start.
     pub network: NetworkConfig,
     /// How often the metrics are sampled, in simulated milliseconds.
-    #[schemars(range(min = 1, max = 60000))]
-    pub sample_ms: f64,
+    pub sample_ms: SampleMs,
 }
 
 impl Default for FaultsLabConfig {
     fn default() -> Self {
         FaultsLabConfig {
             seed: 1,
-            nodes: 5,
+            nodes: Count::of(5),
             nemesis: NemesisConfig {
-                intensity: 0.8,
+                intensity: Probability::of(0.8),
                 ..NemesisConfig::default()
             },
             faults: FaultScript::default(),
             network: NetworkConfig::default(),
-            sample_ms: 100.0,
+            sample_ms: DEFAULT_SAMPLE_MS,
         }
     }
 }
@@ -130,7 +129,7 @@ fn state_of(fault: &Fault) -> &'static str {
         Fault::SetLoss { probability }
         | Fault::SetDuplicate { probability }
         | Fault::SetReorder { probability } => {
-            if *probability > 0.0 {
+            if probability.get() > 0.0 {
                 "pending"
             } else {
                 "ok"
@@ -244,7 +243,7 @@ impl FaultsLab {
             ("duplication", c.duplicate),
             ("reordering", c.reorder),
         ] {
-            if p > 0.0 {
+            if p.get() > 0.0 {
                 broken.push(format!("{name} is {p}"));
             }
         }
@@ -293,18 +292,12 @@ impl ClusterLab for FaultsLab {
     const TRACE_TAIL: usize = 20_000;
 
     fn new(c: &FaultsLabConfig) -> Result<Self> {
-        if !(2..=MAX_NODES).contains(&c.nodes) {
-            return Err(DistlabError::field(
-                "nodes",
-                format!("must be between 2 and {MAX_NODES}, got {}", c.nodes),
-            ));
-        }
         let nemesis = c
             .nemesis
-            .generate(c.nodes, &mut SimRng::derive(c.seed, 3))
+            .generate(c.nodes.get(), &mut SimRng::derive(c.seed, 3))
             .map_err(|e| within("nemesis", e))?;
         c.faults
-            .validate(c.nodes)
+            .validate(c.nodes.get())
             .map_err(|e| within("faults", e))?;
         let mut script: Vec<ScheduledFault> = nemesis
             .faults
@@ -327,7 +320,7 @@ impl ClusterLab for FaultsLab {
         let mut sim = Sim::new(
             SimConfig {
                 seed: c.seed,
-                nodes: c.nodes,
+                nodes: c.nodes.get(),
                 clients: 1,
                 network: c.network.clone(),
                 record_trace: true,
@@ -352,7 +345,7 @@ impl ClusterLab for FaultsLab {
     }
 
     fn sample_every(c: &FaultsLabConfig) -> Result<Duration> {
-        sample_ms(c.sample_ms)
+        Ok(c.sample_ms.duration())
     }
 
     fn sim(&self) -> &Sim<PingNode> {
@@ -383,9 +376,15 @@ impl ClusterLab for FaultsLab {
                 }
                 for fault in [
                     Fault::Heal,
-                    Fault::SetLoss { probability: 0.0 },
-                    Fault::SetDuplicate { probability: 0.0 },
-                    Fault::SetReorder { probability: 0.0 },
+                    Fault::SetLoss {
+                        probability: Probability::NEVER,
+                    },
+                    Fault::SetDuplicate {
+                        probability: Probability::NEVER,
+                    },
+                    Fault::SetReorder {
+                        probability: Probability::NEVER,
+                    },
                 ] {
                     self.sim.apply_fault(&fault)?;
                 }

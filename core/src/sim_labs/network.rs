@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-use crate::error::{DistlabError, Result, check_range};
+use crate::bounded::{Count, Millis};
+use crate::error::{DistlabError, Result};
 use crate::lab::cluster::{ClusterAction, ClusterLab};
-use crate::lab::sampling::{Sampled, per_second, sample_ms};
+use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, per_second};
 use crate::lab::view::{InvariantStatus, Panel};
 use crate::sim::history::Outcome;
 use crate::sim::pingpong::{LinkStats, PingConfig, PingNode};
@@ -38,34 +39,30 @@ pub struct NetworkLabConfig {
     /// Seed of every random choice in the run.
     pub seed: u64,
     /// Number of nodes.
-    #[schemars(range(min = 2, max = 1000))]
-    pub nodes: u32,
+    pub nodes: Count<2, MAX_NODES>,
     /// How many ring successors each node pings in turn (all peers when the cluster is
     /// smaller), so big clusters keep O(nodes) links.
-    #[schemars(range(min = 1, max = 64))]
-    pub fanout: u32,
+    pub fanout: Count<1, 64>,
     /// Time between two pings of one node, on its own clock.
-    #[schemars(range(min = 1, max = 60000))]
-    pub interval_ms: f64,
+    pub interval_ms: Millis<1, 60_000>,
     /// Latency, loss, duplication and reordering at the start.
     pub network: NetworkConfig,
     /// Faults scheduled from the start.
     pub faults: FaultScript,
     /// How often the metrics are sampled, in simulated milliseconds.
-    #[schemars(range(min = 1, max = 60000))]
-    pub sample_ms: f64,
+    pub sample_ms: SampleMs,
 }
 
 impl Default for NetworkLabConfig {
     fn default() -> Self {
         NetworkLabConfig {
             seed: 1,
-            nodes: 5,
-            fanout: 4,
-            interval_ms: 50.0,
+            nodes: Count::of(5),
+            fanout: Count::of(4),
+            interval_ms: Millis::of(50),
             network: NetworkConfig::default(),
             faults: FaultScript::default(),
-            sample_ms: 100.0,
+            sample_ms: DEFAULT_SAMPLE_MS,
         }
     }
 }
@@ -242,29 +239,16 @@ impl ClusterLab for NetworkLab {
     const TRACE_TAIL: usize = TRACE_TAIL;
 
     fn new(c: &NetworkLabConfig) -> Result<Self> {
-        if !(2..=MAX_NODES).contains(&c.nodes) {
-            return Err(DistlabError::field(
-                "nodes",
-                format!("must be between 2 and {MAX_NODES}, got {}", c.nodes),
-            ));
-        }
-        check_range("intervalMs", c.interval_ms, 1.0, 60_000.0)?;
         let sim_config = SimConfig {
             seed: c.seed,
-            nodes: c.nodes,
+            nodes: c.nodes.get(),
             clients: 1,
             network: c.network.clone(),
             ..SimConfig::default()
         };
-        if !(1..=64).contains(&c.fanout) {
-            return Err(DistlabError::field(
-                "fanout",
-                format!("must be between 1 and 64, got {}", c.fanout),
-            ));
-        }
         let ping = PingConfig {
-            fanout: c.fanout,
-            interval: Duration::try_from_millis_f64("intervalMs", c.interval_ms)?,
+            fanout: c.fanout.get(),
+            interval: c.interval_ms.duration(),
         };
         let mut sim = Sim::new(sim_config, ping)?;
         sim.load_script(&c.faults).map_err(|e| match e {
@@ -283,7 +267,7 @@ impl ClusterLab for NetworkLab {
     }
 
     fn sample_every(c: &NetworkLabConfig) -> Result<Duration> {
-        sample_ms(c.sample_ms)
+        Ok(c.sample_ms.duration())
     }
 
     fn sim(&self) -> &Sim<PingNode> {
@@ -296,8 +280,8 @@ impl ClusterLab for NetworkLab {
 
     fn observe(&mut self) {
         let c = self.sim.network().config();
-        self.duplication_ever_on |= c.duplicate > 0.0;
-        self.reordering_ever_on |= c.reorder > 0.0;
+        self.duplication_ever_on |= c.duplicate.get() > 0.0;
+        self.reordering_ever_on |= c.reorder.get() > 0.0;
     }
 
     fn act(&mut self, action: &NetworkLabAction) -> Result<()> {

@@ -18,9 +18,10 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 
+use crate::bounded::Count;
 use crate::error::{DistlabError, Result};
 use crate::lab::cluster::{ClusterAction, ClusterLab};
-use crate::lab::sampling::{Sampled, sample_ms};
+use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled};
 use crate::lab::view::{InvariantStatus, Panel, Series};
 use crate::sim::pingpong::{PingConfig, PingNode};
 use crate::sim::trace::{StableHasher, TraceEvent, TraceKind};
@@ -100,16 +101,14 @@ fn kind_name(k: &TraceKind) -> &'static str {
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct TraceLabConfig {
     pub seed: u64,
-    #[schemars(range(min = 2, max = 16))]
-    pub nodes: u32,
+    pub nodes: Count<2, MAX_NODES>,
     pub network: NetworkConfig,
     /// Faults scheduled from the start (by default a crash, a partition and their ends).
     pub faults: FaultScript,
     /// Which events to show.
     pub filter: TraceFilter,
     /// How often the metrics are sampled, in simulated milliseconds.
-    #[schemars(range(min = 1, max = 60000))]
-    pub sample_ms: f64,
+    pub sample_ms: SampleMs,
 }
 
 impl Default for TraceLabConfig {
@@ -120,7 +119,7 @@ impl Default for TraceLabConfig {
         };
         TraceLabConfig {
             seed: 1,
-            nodes: 4,
+            nodes: Count::of(4),
             network: NetworkConfig::default(),
             faults: FaultScript {
                 faults: vec![
@@ -136,7 +135,7 @@ impl Default for TraceLabConfig {
                 ],
             },
             filter: TraceFilter::default(),
-            sample_ms: 100.0,
+            sample_ms: DEFAULT_SAMPLE_MS,
         }
     }
 }
@@ -320,17 +319,13 @@ impl ClusterLab for TraceLab {
     const TRACE_TAIL: usize = KEPT_EVENTS;
 
     fn new(c: &TraceLabConfig) -> Result<Self> {
-        if !(2..=MAX_NODES).contains(&c.nodes) {
-            return Err(DistlabError::field(
-                "nodes",
-                format!("must be between 2 and {MAX_NODES}, got {}", c.nodes),
-            ));
-        }
-        c.filter.check(c.nodes).map_err(|e| within("filter", e))?;
+        c.filter
+            .check(c.nodes.get())
+            .map_err(|e| within("filter", e))?;
         let mut sim = Sim::new(
             SimConfig {
                 seed: c.seed,
-                nodes: c.nodes,
+                nodes: c.nodes.get(),
                 clients: 1,
                 network: c.network.clone(),
                 record_trace: true,
@@ -351,7 +346,7 @@ impl ClusterLab for TraceLab {
     }
 
     fn sample_every(c: &TraceLabConfig) -> Result<Duration> {
-        sample_ms(c.sample_ms)
+        Ok(c.sample_ms.duration())
     }
 
     fn sim(&self) -> &Sim<PingNode> {

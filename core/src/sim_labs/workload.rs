@@ -18,7 +18,7 @@ use std::hash::Hasher;
 
 use crate::error::Result;
 use crate::lab::local::{LocalLab, Moment};
-use crate::lab::sampling::{Sampled, Sampler, sample_ms};
+use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, Sampler};
 use crate::lab::view::{InvariantStatus, Panel, Series, StripItem, View};
 use crate::rng::SimRng;
 use crate::sim::trace::StableHasher;
@@ -54,8 +54,7 @@ pub struct WorkloadLabConfig {
     /// Arrivals, keys and the read/write mix.
     pub workload: WorkloadConfig,
     /// How often the charts are sampled, in milliseconds of lab time.
-    #[schemars(range(min = 1, max = 60000))]
-    pub sample_ms: f64,
+    pub sample_ms: SampleMs,
 }
 
 impl Default for WorkloadLabConfig {
@@ -63,7 +62,7 @@ impl Default for WorkloadLabConfig {
         WorkloadLabConfig {
             seed: 1,
             workload: WorkloadConfig::default(),
-            sample_ms: 100.0,
+            sample_ms: DEFAULT_SAMPLE_MS,
         }
     }
 }
@@ -472,7 +471,7 @@ impl LocalLab for WorkloadLab {
     }
 
     fn sample_every(c: &WorkloadLabConfig) -> Result<Duration> {
-        sample_ms(c.sample_ms)
+        Ok(c.sample_ms.duration())
     }
 
     fn next_event_at(&self, _now: Time) -> Option<Time> {
@@ -840,10 +839,14 @@ mod tests {
             (json!({"sampleMs": 0}), "sampleMs"),
             (json!({"sampleMs": 1e300}), "sampleMs"),
         ];
+        // Bounds the field types carry are checked as the config is read; the rest
+        // when the lab is built. Either way the error names the field.
         for (config, field) in config_cases {
-            let config: WorkloadLabConfig = serde_json::from_value(config).unwrap();
-            let e = Local::<WorkloadLab>::new(&config).err().unwrap();
-            assert_eq!(field_of(e), field);
+            let e = match crate::lab::json::from_value::<WorkloadLabConfig>("config", &config) {
+                Ok(config) => Local::<WorkloadLab>::new(&config).err().unwrap(),
+                Err(e) => e,
+            };
+            assert_eq!(field_of(e).trim_start_matches("config."), field);
         }
         let e = Runner::<Local<WorkloadLab>>::from_json(&json!({"sampleMs": "x"}))
             .err()

@@ -21,7 +21,7 @@ use crate::consensus::raft::node::{RaftNode, RaftRequest, Role};
 use crate::consensus::raft::state_machine::{KvCommand, KvOp, KvResponse};
 use crate::error::{DistlabError, Result, check_probability, check_range};
 use crate::lab::cluster::{ClusterAction, ClusterLab};
-use crate::lab::sampling::{Sampled, per_second, sample_ms};
+use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, per_second};
 use crate::lab::view::{InvariantStatus, Panel};
 use crate::sim::history::Outcome;
 use crate::sim::{Fault, FaultScript, NetworkConfig, NodeId, Sim, SimConfig};
@@ -82,8 +82,7 @@ pub struct RaftLabConfig {
     /// Faults scheduled from the start.
     pub faults: FaultScript,
     /// How often metrics are sampled, in simulated milliseconds.
-    #[schemars(range(min = 1, max = 60000))]
-    pub sample_ms: f64,
+    pub sample_ms: SampleMs,
 }
 
 impl Default for RaftLabConfig {
@@ -98,7 +97,7 @@ impl Default for RaftLabConfig {
             workload: RaftLabWorkload::default(),
             network: NetworkConfig::default(),
             faults: FaultScript::default(),
-            sample_ms: 100.0,
+            sample_ms: DEFAULT_SAMPLE_MS,
         }
     }
 }
@@ -518,7 +517,7 @@ impl ClusterLab for RaftLab {
     }
 
     fn sample_every(c: &RaftLabConfig) -> Result<Duration> {
-        sample_ms(c.sample_ms)
+        Ok(c.sample_ms.duration())
     }
 
     fn sim(&self) -> &Sim<RaftNode> {

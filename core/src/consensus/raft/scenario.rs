@@ -27,11 +27,12 @@ use crate::consensus::raft::messages::Term;
 use crate::error::{DistlabError, Result, check_range};
 use crate::lab::LabModel;
 use crate::lab::cluster::{ClusterAction, status_name};
+use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs};
 use crate::lab::view::{
     InvariantStatus, MessageView, MetricsRecorder, NodeView, Panel, PartitionView, View,
 };
 use crate::sim::{Endpoint, Fault, NetworkConfig, NodeId, Stepped};
-use crate::time::{Duration, Time};
+use crate::time::Time;
 
 /// Configuration of the disruptive-rejoin scenario.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -48,8 +49,7 @@ pub struct RejoinLabConfig {
     pub raft: RaftConfig,
     pub workload: RaftLabWorkload,
     pub network: NetworkConfig,
-    #[schemars(range(min = 1, max = 60000))]
-    pub sample_ms: f64,
+    pub sample_ms: SampleMs,
 }
 
 impl Default for RejoinLabConfig {
@@ -65,7 +65,7 @@ impl Default for RejoinLabConfig {
                 ..RaftLabWorkload::default()
             },
             network: NetworkConfig::default(),
-            sample_ms: 100.0,
+            sample_ms: DEFAULT_SAMPLE_MS,
         }
     }
 }
@@ -358,7 +358,6 @@ impl LabModel for RejoinLab {
                 ),
             ));
         }
-        check_range("sampleMs", c.sample_ms, 1.0, 60_000.0)?;
         let isolate_at = Time::try_from_millis_f64("isolateAtMs", c.isolate_at_ms)?;
         let heal_at = Time::try_from_millis_f64("healAtMs", c.heal_at_ms)?;
         let side = |pre_vote: bool| -> Result<Side> {
@@ -381,7 +380,7 @@ impl LabModel for RejoinLab {
                 steps: VecDeque::new(),
             })
         };
-        let sample = Duration::try_from_millis_f64("sampleMs", c.sample_ms)?;
+        let sample = c.sample_ms.duration();
         Ok(RejoinLab {
             sides: [side(false)?, side(true)?],
             metrics: MetricsRecorder::new(
@@ -553,7 +552,9 @@ impl LabModel for RejoinLab {
             ClusterAction::Fault(Fault::Heal),
             ClusterAction::Fault(Fault::Crash { node: 0 }),
             ClusterAction::Fault(Fault::Restart { node: 0 }),
-            ClusterAction::Fault(Fault::SetLoss { probability: 0.1 }),
+            ClusterAction::Fault(Fault::SetLoss {
+                probability: crate::bounded::Probability::of(0.1),
+            }),
         ]
     }
 }
@@ -562,6 +563,7 @@ impl LabModel for RejoinLab {
 mod tests {
     use super::*;
     use crate::lab::{Lab, Runner};
+    use crate::time::Duration;
 
     #[test]
     fn pre_vote_off_deposes_the_leader_and_on_does_not() {

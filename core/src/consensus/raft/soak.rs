@@ -257,9 +257,9 @@ pub fn run_seed(seed: u64, opts: &SoakOptions) -> SeedReport {
         }
     };
     let nemesis = NemesisConfig {
-        intensity: 0.3 + 0.7 * rng.next_f64(),
+        intensity: crate::bounded::Probability::saturating(0.3 + 0.7 * rng.next_f64()),
         duration_ms: opts.fault_ms as f64,
-        mean_episode_ms: 400.0,
+        mean_episode_ms: crate::bounded::Millis::of(400),
         max_drift_ppm: 50_000,
         max_skew_ms: 200.0,
         ..NemesisConfig::default()

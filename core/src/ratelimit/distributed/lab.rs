@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::error::{DistlabError, Result, check_range};
 use crate::lab::cluster::{ClusterAction, ClusterLab};
-use crate::lab::sampling::{Sampled, per_second, sample_ms};
+use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, per_second};
 use crate::lab::view::{InvariantStatus, Panel, StripItem};
 use crate::ratelimit::distributed::envelope::OverAdmission;
 use crate::ratelimit::distributed::gateway::Decision;
@@ -87,8 +87,7 @@ pub struct DistributedLabConfig {
     /// Faults scheduled from the start.
     pub faults: FaultScript,
     /// How often metrics are sampled, in simulated milliseconds.
-    #[schemars(range(min = 1, max = 60000))]
-    pub sample_ms: f64,
+    pub sample_ms: SampleMs,
 }
 
 impl Default for DistributedLabConfig {
@@ -104,7 +103,7 @@ impl Default for DistributedLabConfig {
             arrivals: ArrivalProcess::Poisson { rate_per_sec: 15.0 },
             network: NetworkConfig::default(),
             faults: FaultScript::default(),
-            sample_ms: 100.0,
+            sample_ms: DEFAULT_SAMPLE_MS,
         }
     }
 }
@@ -546,7 +545,7 @@ impl ClusterLab for DistributedLab {
     }
 
     fn sample_every(c: &DistributedLabConfig) -> Result<Duration> {
-        sample_ms(c.sample_ms)
+        Ok(c.sample_ms.duration())
     }
 
     fn sim(&self) -> &Sim<LimiterNode> {
