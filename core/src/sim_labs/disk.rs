@@ -20,7 +20,8 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};
 use std::hash::Hasher;
 
-use crate::error::{DistlabError, Result, check_probability};
+use crate::bounded::{Count, Probability};
+use crate::error::{DistlabError, Result};
 use crate::lab::local::{LocalLab, Moment};
 use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, Sampler};
 use crate::lab::view::{InvariantStatus, NodeView, Panel, StripItem, View};
@@ -47,6 +48,9 @@ const TRACE_EVENTS: usize = 256;
 /// Bytes of a record's header: length and checksum.
 const HEADER: usize = 8;
 
+/// Appends between two fsyncs (0: only when asked).
+pub type FsyncEvery = Count<0, 1_000>;
+
 /// Configuration of the disk lab.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
@@ -57,13 +61,11 @@ pub struct DiskLabConfig {
     /// When the writer appends a record.
     pub writes: ArrivalProcess,
     /// Payload bytes per record.
-    #[schemars(range(min = 1, max = 4096))]
-    pub record_bytes: u32,
+    pub record_bytes: Count<1, MAX_RECORD_BYTES>,
     /// The writer fsyncs after this many appends (0: only when asked).
-    #[schemars(range(min = 0, max = 1000))]
-    pub fsync_every: u32,
+    pub fsync_every: FsyncEvery,
     /// Chance that a crash tears the oldest unsynced write (lands a prefix of it).
-    pub torn_probability: f64,
+    pub torn_probability: Probability,
     /// How often the metrics are sampled, in milliseconds.
     pub sample_ms: SampleMs,
 }
@@ -73,9 +75,9 @@ impl Default for DiskLabConfig {
         DiskLabConfig {
             seed: 1,
             writes: ArrivalProcess::Poisson { rate_per_sec: 20.0 },
-            record_bytes: 24,
-            fsync_every: 4,
-            torn_probability: 0.5,
+            record_bytes: Count::of(24),
+            fsync_every: Count::of(4),
+            torn_probability: Probability::of(0.5),
             sample_ms: DEFAULT_SAMPLE_MS,
         }
     }
@@ -101,7 +103,7 @@ pub enum DiskLabAction {
     /// `crash`, which names the simulator's node fault in the cluster labs.)
     PowerLoss {},
     /// Fsync after every `every` appends from now on (0: only when asked).
-    SetFsyncEvery { every: u32 },
+    SetFsyncEvery { every: FsyncEvery },
     /// Appends follow `writes` from now on.
     SetWrites { writes: ArrivalProcess },
 }
@@ -201,7 +203,7 @@ pub struct DiskLab {
     rng: SimRng,
     record_bytes: usize,
     fsync_every: u32,
-    torn_probability: f64,
+    torn_probability: Probability,
     /// The number of the next record the writer appends.
     next_seq: u64,
     /// Records below this number were covered by an fsync: they must survive any crash.
@@ -282,7 +284,7 @@ impl DiskLab {
     /// Power loss, then the writer's recovery from what the platter holds.
     fn crash(&mut self, at: Moment) {
         let before = self.disk.stats();
-        self.disk.crash(&mut self.rng, self.torn_probability);
+        self.disk.crash(&mut self.rng, self.torn_probability.get());
         let after = self.disk.stats();
         let base = match self.disk.read(CHECKPOINT) {
             [a, b, c, d, e, f, g, h] => u64::from_le_bytes([*a, *b, *c, *d, *e, *f, *g, *h]),
@@ -332,16 +334,6 @@ impl DiskLab {
         self.durable_seq = recovered;
         self.appends_since_fsync = 0;
         self.note(at, "crash", recovered);
-    }
-
-    fn check_fsync_every(every: u32) -> Result<u32> {
-        if every > 1_000 {
-            return Err(DistlabError::field(
-                "every",
-                format!("must be between 0 and 1000, got {every}"),
-            ));
-        }
-        Ok(every)
     }
 
     /// The newest records of the page cache, synced (ok) or not (pending).
@@ -493,28 +485,12 @@ impl LocalLab for DiskLab {
     type Action = DiskLabAction;
 
     fn new(c: &DiskLabConfig) -> Result<Self> {
-        if !(1..=MAX_RECORD_BYTES).contains(&c.record_bytes) {
-            return Err(DistlabError::field(
-                "recordBytes",
-                format!(
-                    "must be between 1 and {MAX_RECORD_BYTES}, got {}",
-                    c.record_bytes
-                ),
-            ));
-        }
-        let fsync_every = Self::check_fsync_every(c.fsync_every).map_err(|e| match e {
-            DistlabError::InvalidField { problem, .. } => {
-                DistlabError::field("fsyncEvery", problem)
-            }
-            other => other,
-        })?;
-        check_probability("tornProbability", c.torn_probability)?;
         Ok(DiskLab {
             disk: Disk::new(),
             feed: ArrivalFeed::new(c.seed, &c.writes, Time::ZERO).map_err(as_writes)?,
             rng: SimRng::derive(c.seed, 2),
-            record_bytes: c.record_bytes as usize,
-            fsync_every,
+            record_bytes: c.record_bytes.get() as usize,
+            fsync_every: c.fsync_every.get(),
             torn_probability: c.torn_probability,
             next_seq: 0,
             durable_seq: 0,
@@ -548,7 +524,7 @@ impl LocalLab for DiskLab {
             DiskLabAction::Fsync {} => self.fsync(at),
             DiskLabAction::PowerLoss {} => self.crash(at),
             DiskLabAction::SetFsyncEvery { every } => {
-                self.fsync_every = Self::check_fsync_every(*every)?;
+                self.fsync_every = every.get();
             }
             DiskLabAction::SetWrites { writes } => {
                 self.feed.set_process(writes, at.now).map_err(as_writes)?;
@@ -589,8 +565,12 @@ impl LocalLab for DiskLab {
             DiskLabAction::PowerLoss {},
             DiskLabAction::Write {},
             DiskLabAction::Fsync {},
-            DiskLabAction::SetFsyncEvery { every: 0 },
-            DiskLabAction::SetFsyncEvery { every: 1 },
+            DiskLabAction::SetFsyncEvery {
+                every: Count::of(0),
+            },
+            DiskLabAction::SetFsyncEvery {
+                every: Count::of(1),
+            },
             DiskLabAction::SetWrites {
                 writes: ArrivalProcess::Constant {
                     rate_per_sec: 100.0,
@@ -689,7 +669,7 @@ mod tests {
     fn both_invariants_can_fail() {
         // A writer that believed a record durable when it was not.
         let mut m = Local::<DiskLab>::new(&DiskLabConfig {
-            fsync_every: 0,
+            fsync_every: Count::of(0),
             ..DiskLabConfig::default()
         })
         .unwrap();
