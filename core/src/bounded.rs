@@ -327,7 +327,7 @@ mod tests {
     /// lets the field be found.
     #[test]
     fn out_of_bounds_values_inside_a_tagged_enum_name_their_field() {
-        #[derive(Debug, Deserialize)]
+        #[derive(Debug, Deserialize, Serialize)]
         #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
         #[allow(dead_code)] // only deserialised
         enum Act {

@@ -201,4 +201,29 @@ mod tests {
             assert!(LAB_TYPES_TS.contains(&format!("\"{id}\": {{ config: ")));
         }
     }
+
+    /// Every lab's every example action, and its default config, with one key too many:
+    /// refused, naming the key, and the lab unchanged.
+    #[test]
+    fn an_unknown_key_anywhere_is_refused_by_every_lab() {
+        for (id, _) in registered() {
+            let mut lab = create_lab(id, &Value::Null).unwrap();
+            lab.step_events(20).unwrap();
+            let before = (lab.steps(), lab.actions());
+            let Value::Array(examples) = lab.example_actions() else {
+                panic!("{id}: examples are not a list");
+            };
+            assert!(!examples.is_empty(), "{id} has no example actions");
+            for mut action in examples {
+                action["bogusKey"] = Value::from(1);
+                let e = lab.act(&action).unwrap_err().to_string();
+                assert!(e.contains("action.bogusKey"), "{id}: {action} gave {e}");
+            }
+            assert_eq!((lab.steps(), lab.actions()), before, "{id} changed");
+            let mut config = lab.config();
+            config["bogusKey"] = Value::from(1);
+            let e = create_lab(id, &config).err().unwrap().to_string();
+            assert!(e.contains("config.bogusKey"), "{id}: {e}");
+        }
+    }
 }

@@ -253,7 +253,9 @@ impl TokenBucket {
 }
 
 /// Reads a typed config object, naming `config.<field>` on error.
-fn typed_config<T: serde::de::DeserializeOwned>(config: &JsValue) -> Result<T, JsError> {
+fn typed_config<T: serde::de::DeserializeOwned + serde::Serialize>(
+    config: &JsValue,
+) -> Result<T, JsError> {
     let config = to_json("config", config).map_err(js_error)?;
     distlab_core::lab::json::from_value("config", &config).map_err(core_error)
 }

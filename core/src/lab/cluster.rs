@@ -245,7 +245,7 @@ pub enum ClusterAction<A> {
     Lab(A),
 }
 
-impl<'de, A: DeserializeOwned> Deserialize<'de> for ClusterAction<A> {
+impl<'de, A: DeserializeOwned + Serialize> Deserialize<'de> for ClusterAction<A> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = Value::deserialize(d)?;
         let is_fault = v

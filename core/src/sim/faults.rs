@@ -171,21 +171,61 @@ impl Fault {
             | Fault::Resume { node: n }
             | Fault::CrashMidEvent { node: n, .. } => node("node", *n),
             Fault::Partition { groups } => {
+                if groups.is_empty() {
+                    return Err(DistlabError::field(
+                        "groups",
+                        "must name at least one group (`heal` removes partitions)",
+                    ));
+                }
                 let mut seen = std::collections::BTreeSet::new();
-                groups.iter().flatten().try_for_each(|n| {
-                    node("groups", *n)?;
-                    if !seen.insert(*n) {
+                for (i, group) in groups.iter().enumerate() {
+                    let field = format!("groups[{i}]");
+                    if group.is_empty() {
                         return Err(DistlabError::field(
-                            "groups",
-                            format!("node {n} appears in more than one group"),
+                            field,
+                            "an empty group cuts nobody off: name at least one node",
                         ));
                     }
-                    Ok(())
-                })
+                    for n in group {
+                        node(&field, *n)?;
+                        if !seen.insert(*n) {
+                            return Err(DistlabError::field(
+                                field,
+                                format!("node {n} appears twice (in one group or in two)"),
+                            ));
+                        }
+                    }
+                }
+                Ok(())
             }
             Fault::PartitionOneWay { from, to } => {
-                from.iter().try_for_each(|n| node("from", *n))?;
-                to.iter().try_for_each(|n| node("to", *n))
+                let mut seen_from = std::collections::BTreeSet::new();
+                let mut seen_to = std::collections::BTreeSet::new();
+                for (field, side, seen) in
+                    [("from", from, &mut seen_from), ("to", to, &mut seen_to)]
+                {
+                    if side.is_empty() {
+                        return Err(DistlabError::field(field, "must name at least one node"));
+                    }
+                    for n in side {
+                        node(field, *n)?;
+                        if !seen.insert(*n) {
+                            return Err(DistlabError::field(
+                                field,
+                                format!("node {n} appears twice"),
+                            ));
+                        }
+                    }
+                }
+                match seen_from.intersection(&seen_to).next() {
+                    Some(n) => Err(DistlabError::field(
+                        "to",
+                        format!(
+                            "node {n} is in both `from` and `to`: a node cannot be cut off from itself"
+                        ),
+                    )),
+                    None => Ok(()),
+                }
             }
             Fault::Heal => Ok(()),
             // Their type bounds them.
@@ -570,6 +610,80 @@ mod tests {
         );
         let bad = serde_json::from_value::<NemesisConfig>(serde_json::json!({"intensity": 1.5}));
         assert!(bad.unwrap_err().to_string().contains("between 0 and 1"));
+    }
+
+    #[test]
+    fn malformed_partitions_are_refused_naming_the_part() {
+        let cases = [
+            (Fault::Partition { groups: vec![] }, "`groups`"),
+            (
+                Fault::Partition {
+                    groups: vec![vec![0], vec![]],
+                },
+                "`groups[1]`",
+            ),
+            (
+                Fault::Partition {
+                    groups: vec![vec![0, 1, 0]],
+                },
+                "`groups[0]`",
+            ),
+            (
+                Fault::Partition {
+                    groups: vec![vec![0], vec![2, 0]],
+                },
+                "`groups[1]`",
+            ),
+            (
+                Fault::Partition {
+                    groups: vec![vec![5]],
+                },
+                "`groups[0]`",
+            ),
+            (
+                Fault::PartitionOneWay {
+                    from: vec![],
+                    to: vec![1],
+                },
+                "`from`",
+            ),
+            (
+                Fault::PartitionOneWay {
+                    from: vec![0],
+                    to: vec![],
+                },
+                "`to`",
+            ),
+            (
+                Fault::PartitionOneWay {
+                    from: vec![0, 0],
+                    to: vec![1],
+                },
+                "`from`",
+            ),
+            (
+                Fault::PartitionOneWay {
+                    from: vec![0, 1],
+                    to: vec![1],
+                },
+                "`to`",
+            ),
+        ];
+        for (fault, field) in cases {
+            let e = fault.validate(3).unwrap_err().to_string();
+            assert!(e.contains(field), "{fault:?}: {e}");
+        }
+        Fault::Partition {
+            groups: vec![vec![0], vec![2, 1]],
+        }
+        .validate(3)
+        .unwrap();
+        Fault::PartitionOneWay {
+            from: vec![0],
+            to: vec![1, 2],
+        }
+        .validate(3)
+        .unwrap();
     }
 
     #[test]
