@@ -247,6 +247,27 @@ test("a share link reproduces the same view", async () => {
   noErrors();
 });
 
+test("a link to step 2^32 replays in slices, shows progress and can be stopped", async () => {
+  const run = { config: null, actions: [], step: 2 ** 32, timeUs: 0 };
+  const packed = Buffer.from(JSON.stringify(run)).toString("base64url");
+  const page = watch(await context.newPage());
+  await page.goto(`${URL_BASE}#lab=sim.network&run=${packed}`);
+  await page.waitForSelector("#replay-progress");
+  // Progress past two slices: the page redrew between slices, so the tab never froze.
+  await page.waitForFunction(() => {
+    const bar = document.querySelector("#replay-progress progress");
+    return bar && bar.value > 2 * 200_000;
+  }, null, { timeout: 60_000 });
+  assert.match(await page.textContent("#replay-progress"), /of 4,294,967,296/);
+  await page.click("#replay-progress button");
+  await page.waitForFunction(() => document.getElementById("replay-progress") === null);
+  assert.match(await page.textContent("#error"), /replay stopped at step \d+ of 4294967296/);
+  // Nothing was open before: the lab opens fresh.
+  await page.waitForFunction(() => window.distlabPage.view() !== null && window.distlabPage.lab().steps < 1000);
+  await page.close();
+  noErrors();
+});
+
 test("a soak runs in a worker with a progress bar", async () => {
   const page = await openPage("#lab=sim.network");
   await page.click("#soak");

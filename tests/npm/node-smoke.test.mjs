@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { initSync, catalog, createLab, faultTypes, latencyMeanMs, networkDefaults, replayLab, TokenBucket, version } from "distlab";
+import { initSync, catalog, createLab, faultTypes, latencyMeanMs, networkDefaults, replayLab, TokenBucket, traceKinds, version } from "distlab";
 
 initSync({ module: readFileSync(new URL(import.meta.resolve("distlab/distlab_bg.wasm"))) });
 
@@ -40,6 +40,19 @@ test("bad input throws an Error naming the field", () => {
   const lab = createLab("sim.network");
   assert.throws(() => lab.act({ type: "crash", node: 99 }), /node/);
   assert.throws(() => lab.step(Number.NaN), /`ms`/);
+  // Not a string where an id goes: an Error naming it, and the module lives on.
+  for (const id of [42, {}, null, true]) assert.throws(() => createLab(id), /`id`/);
+  assert.throws(() => replayLab(7, null, []), /`id`/);
+  // 2^32 events: refused at once, or one call's worth.
+  assert.throws(() => lab.stepEvents(2 ** 32), /`n`.*200000/);
+  assert.throws(() => lab.seek(2 ** 32), /`k`.*200000/);
+  assert.equal(lab.step(2 ** 32), 200_000);
+  // Unknown keys and malformed partitions.
+  assert.throws(() => lab.act({ type: "crash", node: 1, nodes: 2 }), /action\.nodes/);
+  assert.throws(() => lab.act({ type: "partition", groups: [[0], []] }), /groups\[1\]/);
+  assert.throws(() => lab.act({ type: "partition", groups: [[0, 0]] }), /groups\[0\]/);
+  assert.throws(() => lab.act({ type: "partitionOneWay", from: [1], to: [1] }), /`to`/);
+  assert.ok(lab.view().nodes.length > 0);
 });
 
 test("the typed TokenBucket class", () => {
@@ -52,6 +65,8 @@ test("the typed TokenBucket class", () => {
 
 test("the simulator's vocabulary", () => {
   assert.ok(faultTypes().includes("crash"));
+  const kinds = traceKinds();
+  assert.ok(kinds.includes("deliver") && kinds.at(-1) === "external", kinds.join());
   const network = networkDefaults();
   assert.deepEqual(createLab("sim.network").config().network, network);
   assert.equal(latencyMeanMs(network.latency), 3);

@@ -68,7 +68,8 @@ pub fn create_lab(
     Ok(Lab { inner })
 }
 
-/// Creates the lab `id` and replays a recorded action script (from `lab.actions()`).
+/// Creates the lab `id` and replays a recorded action script (from `lab.actions()`): at
+/// most `maxEventsPerCall()` events now; actions further on apply as `seek` reaches them.
 #[wasm_bindgen(js_name = replayLab)]
 pub fn replay_lab(
     #[wasm_bindgen(unchecked_param_type = "LabId")] id: JsValue,
@@ -80,6 +81,13 @@ pub fn replay_lab(
     let actions = to_json("actions", &actions).map_err(js_error)?;
     let inner = distlab_core::registry::replay_lab(&id, &config, &actions).map_err(core_error)?;
     Ok(Lab { inner })
+}
+
+/// The most events one call of `step`, `stepEvents`, `seek` (past the furthest step
+/// reached) or `replayLab` runs, so that no call from a page or a notebook cell freezes it.
+#[wasm_bindgen(js_name = maxEventsPerCall)]
+pub fn max_events_per_call() -> f64 {
+    distlab_core::lab::runner::MAX_EVENTS_PER_CALL as f64
 }
 
 /// A running lab.
@@ -114,12 +122,16 @@ impl Lab {
     pub fn now_ms(&self) -> f64 {
         self.inner.now().as_millis_f64()
     }
-    /// Advances simulated time by `ms` milliseconds. Returns the events processed.
+    /// Advances simulated time by `ms` milliseconds. Returns the events processed. One
+    /// call processes at most `maxEventsPerCall()` events (about a second of the slowest
+    /// lab): when it returns exactly that many, the clock stopped at the last event and
+    /// the rest of `ms` is still to come — call again.
     pub fn step(&mut self, ms: f64) -> Result<f64, JsError> {
         let dt = Duration::try_from_millis_f64("ms", ms).map_err(core_error)?;
         self.inner.step(dt).map(|n| n as f64).map_err(core_error)
     }
-    /// Processes up to `n` events. Returns how many there were.
+    /// Processes up to `n` events (at most `maxEventsPerCall()`; more is an `Error`).
+    /// Returns how many there were.
     #[wasm_bindgen(js_name = stepEvents)]
     pub fn step_events(&mut self, n: f64) -> Result<f64, JsError> {
         let n = whole_number("n", n)?;
@@ -155,7 +167,10 @@ impl Lab {
         // Called every animation frame: the JSON route is the cheap one for big views.
         to_js_via_json(&view).map_err(js_error)
     }
-    /// Goes to the state after `k` events. Returns the step reached.
+    /// Goes to the state after `k` events. Returns the step reached (less than `k` if the
+    /// run ends first). Anywhere up to the furthest step this run has reached is allowed;
+    /// beyond it, one call runs at most `maxEventsPerCall()` new events, and a `k`
+    /// further than that is an `Error` naming `k`: seek there in slices.
     pub fn seek(&mut self, k: f64) -> Result<f64, JsError> {
         let k = whole_number("k", k)?;
         self.inner.seek(k).map(|n| n as f64).map_err(core_error)

@@ -3,6 +3,7 @@
 //! page asks the package for these instead of keeping its own copies, which would drift
 //! from the core the day a fault or a latency shape is added.
 
+use distlab_core::sim::trace::TraceKind;
 use distlab_core::sim::{Fault, LatencyModel, NetworkConfig};
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
@@ -21,6 +22,14 @@ export type FaultType = Fault["type"];
 #[wasm_bindgen(js_name = faultTypes, unchecked_return_type = "FaultType[]")]
 pub fn fault_types() -> Vec<String> {
     Fault::TYPES.iter().map(|t| (*t).to_string()).collect()
+}
+
+/// The `type` of every trace event (`"send"`, `"deliver"`, `"crash"`..., and `"external"`
+/// for a lab's own events such as a rate limiter's decisions), in the order the trace's
+/// hash numbers them: a page that codes events by kind takes its codes from here.
+#[wasm_bindgen(js_name = traceKinds)]
+pub fn trace_kinds() -> Vec<String> {
+    TraceKind::TYPES.iter().map(|t| (*t).to_string()).collect()
 }
 
 /// The network a lab on the simulator gets when its config sets none: the latency model,

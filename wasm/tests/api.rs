@@ -112,6 +112,28 @@ fn errors_are_js_errors_naming_the_field() {
     assert!(message(lab.step(f64::NAN).err().unwrap()).contains("`ms`"));
     assert!(message(lab.step_events(-1.0).err().unwrap()).contains("`n`"));
     assert!(message(lab.act(js(r#"{"type":"crash","node":99}"#)).err().unwrap()).contains("node"));
+    // Asking for 2^32 events is refused at once, saying the limit, not a frozen tab.
+    let e = message(lab.step_events(4_294_967_296.0).err().unwrap());
+    assert!(e.contains("`n`") && e.contains("200000"), "{e}");
+    let e = message(lab.seek(4_294_967_296.0).err().unwrap());
+    assert!(e.contains("`k`") && e.contains("200000"), "{e}");
+    assert_eq!(
+        lab.step(4_294_967_296.0).unwrap(),
+        200_000.0,
+        "one call's worth, then back"
+    );
+    let e = message(
+        lab.act(js(r#"{"type":"crash","node":1,"nodes":2}"#))
+            .err()
+            .unwrap(),
+    );
+    assert!(e.contains("action.nodes"), "{e}");
+    let e = message(
+        lab.act(js(r#"{"type":"partition","groups":[[0],[]]}"#))
+            .err()
+            .unwrap(),
+    );
+    assert!(e.contains("groups[1]"), "{e}");
     let nan_config = js(r#"{"intervalMs": 0}"#);
     Reflect::set(
         &nan_config,
@@ -164,6 +186,14 @@ fn ten_thousand_bad_inputs_neither_abort_nor_leak() {
         r#"{"type": "fly"}"#,
         r#"{}"#,
         r#"null"#,
+        // Unknown keys, and malformed partitions.
+        r#"{"type": "crash", "node": 1, "nodes": 2}"#,
+        r#"{"type": "heal", "now": true}"#,
+        r#"{"type": "partition", "groups": [[0, 0]]}"#,
+        r#"{"type": "partition", "groups": [[0], []]}"#,
+        r#"{"type": "partition", "groups": []}"#,
+        r#"{"type": "partitionOneWay", "from": [], "to": [1]}"#,
+        r#"{"type": "partitionOneWay", "from": [1], "to": [1]}"#,
     ];
     let mut lab: Lab = create_lab("sim.network".into(), JsValue::NULL).unwrap();
     lab.step(50.0).unwrap();
@@ -186,11 +216,23 @@ fn ten_thousand_bad_inputs_neither_abort_nor_leak() {
                 .step([f64::NAN, -1.0, f64::INFINITY, 1e300][(i as usize / 7) % 4])
                 .is_err(),
             3 => lab
-                .step_events([-1.0, 0.5, f64::NAN, 1e20][(i as usize / 7) % 4])
+                .step_events([-1.0, 0.5, f64::NAN, 1e20, 4_294_967_296.0][(i as usize / 7) % 5])
                 .is_err(),
-            4 => lab
-                .seek([-1.0, f64::NAN, 0.25][(i as usize / 7) % 3])
+            4 if i % 2 == 0 => lab
+                .seek([-1.0, f64::NAN, 0.25, 4_294_967_296.0][(i as usize / 14) % 4])
                 .is_err(),
+            // Not a string where a lab id goes.
+            4 => create_lab(
+                [
+                    JsValue::from_f64(42.0),
+                    js("{}"),
+                    JsValue::NULL,
+                    JsValue::TRUE,
+                ][(i as usize / 14) % 4]
+                    .clone(),
+                JsValue::NULL,
+            )
+            .is_err(),
             5 if i % 2 == 0 => lab
                 .view(Some(js([
                     r#"{"fieldsOf": 1}"#,

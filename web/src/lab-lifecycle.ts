@@ -2,8 +2,9 @@
 // part of the page that depends on the open lab (its forms, the fault controls, the
 // space-time diagram...) resets itself through `onLabOpened` rather than being called
 // from here, so this file depends on none of them.
-import { createLab, replayLab, type Lab, type LabAction, type LabConfig, type LabId } from "distlab";
-import { guard } from "./errors";
+import { createLab, maxEventsPerCall, replayLab, type Lab, type LabAction, type LabConfig, type LabId } from "distlab";
+import { ui } from "./dom";
+import { guard, showError } from "./errors";
 import { actionTypes } from "./schema-form";
 import { updatePlay } from "./playback";
 import type { SharedRun } from "./share";
@@ -35,17 +36,92 @@ export function onActed(listener: () => void): void {
  * the step and time it carries. A config the lab refuses leaves the open lab as it was,
  * with the error shown. */
 export function openLab(id: string, run: SharedRun | null = null, config: LabConfig | null = null): void {
-  const lab = guard(() => {
-    if (run) {
-      const l = replayLab(id as LabId, run.config, run.actions);
-      l.seek(run.step);
-      const now = l.view({ fieldsOf: [] }).timeUs;
-      if (run.timeUs > now) l.step((run.timeUs - now) / 1000);
-      return l;
-    }
-    return createLab(id as LabId, config);
-  });
+  replaying?.stop();
+  if (run) {
+    replayRun(id, run);
+    return;
+  }
+  const lab = guard(() => createLab(id as LabId, config));
+  if (lab) opened(id, lab, null);
+}
+
+/** The shared run being replayed in slices, if one is. */
+let replaying: { stop: () => void } | null = null;
+
+/** Moves `lab` one call's worth (`maxEventsPerCall()` events at most) towards the step
+ * and then the time `run` carries. Returns whether it got there (or the run ended). */
+function replaySlice(lab: Lab, run: SharedRun): boolean {
+  const slice = maxEventsPerCall();
+  if (lab.steps < run.step) {
+    const before = lab.steps;
+    lab.seek(Math.min(run.step, before + slice));
+    // Short of the asked step: the run ended there.
+    if (lab.steps < run.step && lab.steps - before < slice) return true;
+    return false;
+  }
+  const now = lab.nowMs * 1000;
+  if (run.timeUs <= now) return true;
+  return lab.step((run.timeUs - now) / 1000) < slice;
+}
+
+/** Replays a shared run: a slice at a time, each a few frames apart, with progress and
+ * a Stop button shown once it takes more than one slice — so a link asking for step 2^32
+ * leaves the tab responsive. Stopping keeps the lab that was open. */
+function replayRun(id: string, run: SharedRun): void {
+  const lab = guard(() => replayLab(id as LabId, run.config, run.actions));
   if (!lab) return;
+  const first = guard(() => replaySlice(lab, run));
+  if (first === undefined) return lab.free();
+  if (first) return opened(id, lab, run);
+  const box = document.createElement("div");
+  box.id = "replay-progress";
+  box.setAttribute("role", "status");
+  const text = document.createElement("span");
+  const bar = document.createElement("progress");
+  const stop = document.createElement("button");
+  stop.textContent = "Stop";
+  box.append(text, " ", bar, " ", stop);
+  ui.error.after(box);
+  let stopped = false;
+  const end = (): void => {
+    box.remove();
+    replaying = null;
+  };
+  const show = (): void => {
+    text.textContent = `Replaying the shared run: step ${lab.steps.toLocaleString()} of ${run.step.toLocaleString()}`;
+    bar.max = Math.max(1, run.step);
+    bar.value = Math.min(lab.steps, run.step);
+  };
+  replaying = { stop: () => (stopped = true) };
+  stop.onclick = () => {
+    stopped = true;
+    showError(`replay stopped at step ${lab.steps} of ${run.step}`);
+  };
+  show();
+  // Given up: the lab open before stays; on a first visit, the lab opens fresh.
+  const abandon = (): void => {
+    end();
+    lab.free();
+    if (!state.lab) openLab(id);
+  };
+  const tick = (): void => {
+    if (stopped) return abandon();
+    const done = guard(() => replaySlice(lab, run));
+    if (done === undefined) {
+      abandon();
+    } else if (done) {
+      end();
+      opened(id, lab, run);
+    } else {
+      show();
+      setTimeout(tick, 0);
+    }
+  };
+  setTimeout(tick, 0);
+}
+
+/** Makes `lab` the open lab and tells every part of the page. */
+function opened(id: string, lab: Lab, run: SharedRun | null): void {
   state.lab?.free();
   state.lab = lab;
   const changedLab = state.labId !== id;
@@ -58,8 +134,8 @@ export function openLab(id: string, run: SharedRun | null = null, config: LabCon
   state.dirty = true;
   state.urgent = true;
   state.types = actionTypes(lab.actionSchema());
-  const opened: OpenedLab = { id, lab, config: lab.config() as Record<string, unknown>, changedLab };
-  for (const l of openedListeners) l(opened);
+  const info: OpenedLab = { id, lab, config: lab.config() as Record<string, unknown>, changedLab };
+  for (const l of openedListeners) l(info);
   updatePlay();
   // The address names the open lab (a shared run keeps its link until the user moves on).
   if (!run) history.replaceState(null, "", `#lab=${encodeURIComponent(id)}`);

@@ -5,16 +5,14 @@
 // stays responsive. Click an event to seek to it; wheel to zoom; drag to scroll;
 // double-click to follow the present again.
 import { colorFor, fitCanvas, fmtTime } from "./format";
-import { KINDS, type TraceColumns } from "./trace.worker";
+import type { TraceColumns } from "./trace.worker";
 
-const K = Object.fromEntries(KINDS.map((k, i) => [k, i])) as Record<(typeof KINDS)[number], number>;
-
-const MARK_COLORS: Partial<Record<(typeof KINDS)[number], string>> = {
+const MARK_COLORS: Partial<Record<string, string>> = {
   crash: "#f85149", restart: "#3fb950", pause: "#d29922", resume: "#3fb950", fault: "#f78166",
   duplicate: "#c084fc", invoke: "#9aa5b1", clientOk: "#3fb950", clientFail: "#f85149",
   clientTimeout: "#d29922", stateChange: "#f0b429",
 };
-const LABELLED = new Set<number>([K.crash, K.restart, K.pause, K.resume]);
+const LABELLED_NAMES = ["crash", "restart", "pause", "resume"];
 
 export class SpaceTimeDiagram {
   private t: TraceColumns | null = null;
@@ -162,6 +160,8 @@ export class SpaceTimeDiagram {
     ctx.fillStyle = "#8a96a3";
     ctx.fillText(`${fmtTime(Math.max(0, t0))} – ${fmtTime(t1)}${this.follow ? "" : " (dbl-click: follow)"}`, 4, h - 1);
     if (!t || t.time.length === 0) return;
+    const K = { send: t.kinds.indexOf("send"), deliver: t.kinds.indexOf("deliver"), drop: t.kinds.indexOf("drop") };
+    const LABELLED = new Set(LABELLED_NAMES.map((k) => t.kinds.indexOf(k)));
     const i0 = lowerBound(t.time, t0);
     const i1 = lowerBound(t.time, t1 + 1);
     // At most about 5,000 events per picture: a denser window (a big cluster's) is
@@ -214,7 +214,7 @@ export class SpaceTimeDiagram {
         this.markers.push({ x: x(from), y: ey, step });
       } else {
         if (from < 0) continue;
-        const c = MARK_COLORS[KINDS[kind] ?? "other"];
+        const c = MARK_COLORS[t.kinds[kind] ?? ""];
         if (!c) {
           // Timers, persists, logs: a faint tick.
           const tick = path(strokes, "#3b4450");
@@ -239,7 +239,7 @@ export class SpaceTimeDiagram {
       ctx.beginPath();
       ctx.arc(m.x, m.y, LABELLED.has(m.kind) ? 5 : 3.5, 0, 2 * Math.PI);
       ctx.fill();
-      if (LABELLED.has(m.kind)) ctx.fillText(KINDS[m.kind] ?? "", m.x + 7, m.y + 3);
+      if (LABELLED.has(m.kind)) ctx.fillText(t.kinds[m.kind] ?? "", m.x + 7, m.y + 3);
     }
   }
 }

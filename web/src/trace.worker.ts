@@ -5,7 +5,7 @@
 // after them (`traceJsonFrom`), and sends the diagram transferable columns it can
 // binary-search and draw without allocating. Actions taken on the page since are handed
 // to the replica (`extendActions`) rather than replayed from the start.
-import init, { replayLab, type Lab, type LabAction, type LabConfig, type LabId, type RecordedAction } from "distlab";
+import init, { maxEventsPerCall, replayLab, traceKinds, type Lab, type LabAction, type LabConfig, type LabId, type RecordedAction } from "distlab";
 
 export interface TraceRequest {
   id: number;
@@ -16,17 +16,39 @@ export interface TraceRequest {
   nodes: number;
 }
 
-/** Event kinds, by code. */
-export const KINDS = [
-  "send", "deliver", "drop", "duplicate", "timer", "crash", "restart", "pause", "resume",
-  "persist", "stateChange", "log", "fault", "invoke", "clientOk", "clientFail", "clientTimeout", "other",
-] as const;
+/** Seeks to `step`: at once within the part of the run the replica has reached, and
+ * beyond it one call's worth of events (`maxEventsPerCall()`) at a time. */
+function seekFar(lab: Lab, step: number): void {
+  try {
+    lab.seek(step);
+    return;
+  } catch {
+    // Beyond one call's reach: go in slices.
+  }
+  const slice = maxEventsPerCall();
+  while (lab.steps < step) {
+    const before = lab.steps;
+    lab.seek(Math.min(step, before + slice));
+    if (lab.steps - before < slice && lab.steps < step) return; // the run ended
+  }
+}
+
+/** A lab's own events (a rate limiter's decisions): not the simulator's. */
+const EXTERNAL = "external";
+/** Event kind → code, the core's order (`traceKinds()`), read once the module is loaded. */
+let kindCode: Map<string, number> | null = null;
+function kindCodes(): Map<string, number> {
+  kindCode ??= new Map(traceKinds().map((k, i) => [k, i]));
+  return kindCode;
+}
 
 export interface TraceColumns {
   id: number;
   events: number;
   complete: boolean;
   hash: string;
+  /** Names of event kinds, indexed by `kind` (the core's `traceKinds()`). */
+  kinds: string[];
   lanes: number;
   nodes: number;
   /** Whether any event is the simulator's (a send, a timer, a crash...); null for an empty
@@ -127,12 +149,13 @@ function columns(id: number, r: Replica, raw: RawTrace, nodes: number): { data: 
     if (e.to?.type === "client") clients = Math.max(clients, e.to.id + 1);
   }
   const lane = (ep: Ep | undefined): number => (ep ? (ep.type === "node" ? ep.id : nodes + ep.id) : -1);
-  const code = new Map<string, number>(KINDS.map((k, i) => [k, i]));
+  const code = kindCodes();
+  const external = code.get(EXTERNAL) ?? 0;
   const msgKinds: string[] = [];
   const msgKindCode = new Map<string, number>();
   const d: TraceColumns = {
-    id, events: raw.events, complete, hash: raw.hash, lanes: nodes + clients, nodes, msgKinds,
-    simulated: n === 0 ? null : ev.some((e) => typeof e.type === "string" && code.has(e.type)),
+    id, events: raw.events, complete, hash: raw.hash, kinds: [...code.keys()], lanes: nodes + clients, nodes, msgKinds,
+    simulated: n === 0 ? null : ev.some((e) => e.type !== EXTERNAL && code.has(e.type)),
     built: { step: r.lab.steps, hash: raw.hash, replays },
     time: new Float64Array(n), step: new Float64Array(n), kind: new Uint8Array(n),
     from: new Int32Array(n), to: new Int32Array(n), msgKind: new Uint16Array(n),
@@ -142,7 +165,7 @@ function columns(id: number, r: Replica, raw: RawTrace, nodes: number): { data: 
   ev.forEach((e, i) => {
     d.time[i] = e.time;
     d.step[i] = e.step;
-    d.kind[i] = code.get(e.type) ?? KINDS.length - 1;
+    d.kind[i] = code.get(e.type) ?? external;
     d.from[i] = e.from ? lane(e.from) : e.node !== undefined ? e.node : e.client !== undefined ? nodes + e.client : -1;
     d.to[i] = lane(e.to);
     if (e.kind !== undefined) {
@@ -205,7 +228,7 @@ self.onmessage = async (e: MessageEvent<TraceRequest>) => {
       replays += 1;
       cached = { key, lab, actions, held: [], have: 0, first: 0, numbered: false, last: null };
     }
-    cached.lab.seek(req.step);
+    seekFar(cached.lab, req.step);
     const raw = read(cached);
     const { data, transfer } = columns(req.id, cached, raw, req.nodes);
     (self as unknown as Worker).postMessage(data, transfer);

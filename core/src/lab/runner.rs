@@ -17,9 +17,14 @@ use crate::lab::json::{config_from_value, from_value};
 use crate::lab::view::{FieldsOf, View};
 use crate::time::{Duration, Time};
 
-/// The most events one `step` call processes, so a huge `dt` on a big cluster returns
-/// (with the clock where it got to) instead of freezing the page.
-pub const MAX_EVENTS_PER_CALL: u64 = 5_000_000;
+/// The most events one call processes — `step`, `step_events`, a `seek` past the furthest
+/// point the run has reached, the eager part of a replay — so that no call from a page or
+/// a notebook cell runs for long: 200,000 events are about a second of the slowest lab
+/// (Raft) in wasm. `step(dt)` stops there and returns (the clock where the last event
+/// left it: call again to go on); `step_events(n)` and such a `seek` refuse more, saying
+/// this limit. Seeks within the part of the run already reached replay from the nearest
+/// saved state, whatever their distance.
+pub const MAX_EVENTS_PER_CALL: u64 = 200_000;
 const FIRST_SNAPSHOT_INTERVAL: u64 = 512;
 const MAX_SNAPSHOTS: usize = 64;
 
@@ -74,7 +79,8 @@ pub struct RecordedAction<A> {
     /// The original run had moved the clock to `atUs` with `step(dt)` (not just by
     /// processing events), so a replay moves it too, even when no time passes: moving the
     /// clock can have effects of its own, such as a metric sample falling due.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    /// Always written: a value read back is compared key by key with its input.
+    #[serde(default)]
     pub clock_moved: bool,
     pub action: A,
 }
@@ -151,14 +157,18 @@ impl<M: LabModel> Runner<M> {
         }
         let last = actions.last().map_or(0, |a| a.step);
         r.actions = actions;
-        r.run(Time::MAX, last)?;
-        if r.applied != r.actions.len() {
+        // At most one call's work now: a later action applies when a seek reaches it.
+        let eager = last.min(MAX_EVENTS_PER_CALL);
+        r.run(Time::MAX, eager)?;
+        let due = r.actions.iter().filter(|a| a.step <= eager).count();
+        if r.applied < due {
             return Err(DistlabError::field(
                 "actions",
                 format!(
-                    "only {} of {} actions could be replayed",
+                    "only {} of {} actions could be replayed (the run ends at step {})",
                     r.applied,
-                    r.actions.len()
+                    r.actions.len(),
+                    r.model.steps()
                 ),
             ));
         }
@@ -317,13 +327,30 @@ impl<M: LabModel> Lab for Runner<M> {
     }
 
     fn seek(&mut self, k: u64) -> Result<u64> {
-        if k < self.model.steps() || (k == self.model.steps() && self.applied > 0) {
-            let snap = self
-                .snapshots
-                .iter()
-                .rev()
-                .find(|s| s.step <= k)
-                .ok_or_else(|| DistlabError::InvalidState("no snapshot to seek from".into()))?;
+        let here = self.model.steps();
+        let snap = self
+            .snapshots
+            .iter()
+            .rev()
+            .find(|s| s.step <= k)
+            .ok_or_else(|| DistlabError::InvalidState("no snapshot to seek from".into()))?;
+        // The furthest point reached: snapshots past the present survive a seek back.
+        let frontier = here.max(self.snapshots.last().map_or(0, |s| s.step));
+        if k > frontier.saturating_add(MAX_EVENTS_PER_CALL) {
+            return Err(DistlabError::field(
+                "k",
+                format!(
+                    "step {k} is {} events past the furthest step this run has reached \
+                     ({frontier}); one call runs at most {MAX_EVENTS_PER_CALL} new events: \
+                     seek in steps of at most that",
+                    k - frontier
+                ),
+            ));
+        }
+        // Restore when going back, or when a saved state lies ahead of the present (a
+        // scrub forward through a part already run).
+        let back = k < here || (k == here && self.applied > 0);
+        if back || snap.step > here {
             self.model = snap.model.clone();
             self.applied = snap.applied;
             self.clock_moved_at = None;
@@ -400,5 +427,70 @@ impl<M: LabModel> Lab for Runner<M> {
 
     fn example_actions(&self) -> Value {
         serde_json::to_value(M::example_actions()).unwrap_or(Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::MAX_EVENTS_PER_CALL;
+    use crate::registry::{create_lab, replay_lab};
+    use crate::time::Duration;
+
+    fn field(e: crate::DistlabError) -> String {
+        match e {
+            crate::DistlabError::InvalidField { field, .. } => field,
+            other => panic!("expected a field error, got {other}"),
+        }
+    }
+
+    /// A page or a notebook cell asking for 2^32 of anything gets an answer at once.
+    #[test]
+    fn no_call_runs_more_than_the_limit_of_new_events() {
+        let mut lab = create_lab("sim.network", &Value::Null).unwrap();
+        let huge = 1u64 << 32;
+        assert_eq!(field(lab.seek(huge).unwrap_err()), "k");
+        assert_eq!(field(lab.step_events(huge).unwrap_err()), "n");
+        assert_eq!(lab.steps(), 0, "refused calls change nothing");
+        let n = lab.step(Duration::from_secs(1 << 20)).unwrap();
+        assert_eq!(n, MAX_EVENTS_PER_CALL);
+        assert_eq!(lab.steps(), MAX_EVENTS_PER_CALL);
+        // Within reach of the furthest step so far: allowed.
+        let k = 2 * MAX_EVENTS_PER_CALL;
+        assert_eq!(lab.seek(k).unwrap(), k);
+    }
+
+    /// Back and forth over a part of the run already reached costs at most a snapshot's
+    /// distance, so it is never refused, however far the jump.
+    #[test]
+    fn seeks_within_the_run_reached_go_anywhere() {
+        let mut lab = create_lab("sim.network", &json!({"nodes": 3})).unwrap();
+        let far = 5 * MAX_EVENTS_PER_CALL;
+        while lab.steps() < far {
+            lab.step(Duration::from_secs(3_600)).unwrap();
+        }
+        let end = (lab.steps(), lab.now(), lab.trace()["hash"].clone());
+        assert_eq!(lab.seek(10).unwrap(), 10);
+        assert_eq!(
+            lab.seek(end.0).unwrap(),
+            end.0,
+            "forward over ground covered"
+        );
+        assert_eq!((lab.now(), lab.trace()["hash"].clone()), (end.1, end.2));
+    }
+
+    /// A shared link whose actions sit at step 2^32 replays one call's worth and leaves
+    /// the rest to later seeks, instead of running four billion events.
+    #[test]
+    fn a_replay_with_a_far_action_does_one_calls_work() {
+        let actions = json!([{"step": 1u64 << 32, "atUs": 0, "action": {"type": "heal"}}]);
+        let lab = replay_lab("sim.network", &Value::Null, &actions).unwrap();
+        assert_eq!(lab.steps(), MAX_EVENTS_PER_CALL);
+        assert_eq!(
+            lab.actions(),
+            json!([]),
+            "the far action is not applied yet"
+        );
     }
 }

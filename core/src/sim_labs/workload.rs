@@ -807,7 +807,12 @@ mod tests {
         );
         let mut busy =
             lab(json!({"workload": {"arrivals": {"type": "poisson", "ratePerSec": 1e6}}}));
-        busy.step(Duration::from_secs(1)).unwrap();
+        // One call runs at most MAX_EVENTS_PER_CALL events; a second of 10^6 arrivals
+        // takes several.
+        let end = Time::from_millis(1_000);
+        while busy.now() < end {
+            busy.step(end.saturating_since(busy.now())).unwrap();
+        }
         assert!(busy.steps() > 990_000);
         let m = busy.model();
         assert_eq!(m.recent.len(), RECENT_OPS);
