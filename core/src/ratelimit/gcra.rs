@@ -33,7 +33,7 @@ use crate::ratelimit::RateLimitDecision;
 use crate::ratelimit::lab::Envelope;
 use crate::ratelimit::rule::{Limiter, Rule};
 use crate::ratelimit::units::{
-    cost_ns, cost_units, emission_interval_ns, limit_units, ns_to_us_ceil, u128_as_f64,
+    check_now, cost_ns, cost_units, emission_interval_ns, limit_units, ns_to_us_ceil, u128_as_f64,
 };
 use crate::time::{Duration, Time};
 
@@ -101,6 +101,7 @@ impl VirtualSchedule {
     #[inline]
     pub fn admit(&self, tat_ns: u128, now: Time, cost: f64, what: &str) -> Result<Option<u128>> {
         let share = self.share(cost, what)?;
+        check_now(now)?;
         let at = ns(now);
         let next = tat_ns.max(at) + share;
         Ok((next - at <= self.horizon_ns).then_some(next))
@@ -123,6 +124,7 @@ impl VirtualSchedule {
     #[inline]
     pub fn schedule(&self, tat_ns: u128, now: Time, cost: f64, what: &str) -> Result<Scheduled> {
         let share = self.share(cost, what)?;
+        check_now(now)?;
         let at = ns(now);
         let start = tat_ns.max(at);
         let next = start + share;

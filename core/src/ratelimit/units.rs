@@ -13,7 +13,27 @@
 
 use crate::error::{DistlabError, Result, check_positive, check_range};
 use crate::ratelimit::token_bucket::{MAX_TOKENS, MIN_CAPACITY, UNITS_PER_TOKEN, to_units};
-use crate::time::{Duration, MAX_DURATION};
+use crate::time::{Duration, MAX_DURATION, Time};
+
+/// The latest time a limiter decides at: two [`MAX_DURATION`]s (63 years) short of the end
+/// of `Time`, so that the limiter's clock plus any wait it reports still fits. Nearer the
+/// end a wait would saturate, and a denial could carry a wait of 0 (`Retry-After: 0`).
+pub const MAX_DECISION_TIME: Time = Time(u64::MAX - 2 * MAX_DURATION.0);
+
+/// Refuses a decision time after [`MAX_DECISION_TIME`], naming `now`.
+#[inline]
+pub(crate) fn check_now(now: Time) -> Result<()> {
+    if now > MAX_DECISION_TIME {
+        return Err(DistlabError::field(
+            "now",
+            format!(
+                "must be at most {} µs, so that every wait fits in a time, got {}",
+                MAX_DECISION_TIME.0, now.0
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// Checks a limit (a capacity, a count per window, a queue size) in
 /// `[MIN_CAPACITY, MAX_TOKENS]` and returns it in units (rounded up).
