@@ -14,8 +14,11 @@
 //! crate, against which tests/tests/ratelimit_governor.rs checks this one.
 //!
 //! Arithmetic: the TAT is held in nanoseconds (a `u128`, so no input time can overflow
-//! it) and each request's share `c·T` is rounded up to a whole nanosecond, so rounding only
-//! ever denies; waits are rounded up to whole microseconds.
+//! it); `T` is the `f64` at or above `10^9 / rate` (never below it), and each request's
+//! share `c·T` is the exact product rounded up to a whole nanosecond, so rounding only
+//! ever denies, except that the horizon `⌈burst · T⌉` is rounded up too (so that a
+//! request of the whole burst stays admissible): at most one nanosecond of schedule, a
+//! billionth of a second's worth of the rate. Waits are rounded up to whole microseconds.
 //!
 //! Time going backwards: a call stamped earlier than an earlier one is evaluated at its own
 //! time. The TAT only moves forward, so an earlier `now` finds it further ahead and never

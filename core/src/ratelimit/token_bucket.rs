@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use crate::ratelimit::RateLimitDecision;
 use crate::ratelimit::lab::Envelope;
 use crate::ratelimit::rule::Rule;
-use crate::ratelimit::units::check_now;
+use crate::ratelimit::units::{binary_parts, ceil_product, check_now};
 use crate::time::{Duration, MAX_DURATION, Time};
 
 /// Largest capacity and refill rate (per second) accepted.
@@ -378,36 +378,7 @@ struct Evaluation {
 /// point could round down, and a cost rounded down would admit beyond the bound). Callers
 /// pass validated finite values in `[0, MAX_TOKENS]`, so the result is below 2^80.
 pub(crate) fn to_units(tokens: f64) -> u128 {
-    if tokens.is_nan() || tokens <= 0.0 {
-        return 0;
-    }
-    let (mantissa, exponent) = binary_parts(tokens);
-    let product = mantissa as u128 * 1_000_000_000;
-    if exponent >= 0 {
-        product.saturating_mul(1u128 << exponent.min(127))
-    } else {
-        let shift = exponent.unsigned_abs();
-        if shift >= 128 {
-            return 1;
-        }
-        let floor = product >> shift;
-        floor + u128::from(floor << shift != product)
-    }
-}
-
-/// A finite positive `x` as `mantissa · 2^exponent` exactly, with the mantissa odd (the
-/// smallest numbers giving the same value).
-fn binary_parts(x: f64) -> (u64, i32) {
-    let bits = x.to_bits();
-    let biased = ((bits >> 52) & 0x7ff) as i32;
-    let fraction = bits & ((1u64 << 52) - 1);
-    let (mantissa, exponent) = if biased == 0 {
-        (fraction, -1074)
-    } else {
-        (fraction | (1u64 << 52), biased - 1075)
-    };
-    let zeros = mantissa.trailing_zeros().min(63);
-    (mantissa >> zeros, exponent + zeros as i32)
+    ceil_product(tokens, UNITS_PER_TOKEN)
 }
 
 /// A positive rate held exactly as `mantissa · 2^exponent` units per microsecond: the
