@@ -4,12 +4,14 @@
 //! Also the keyed limiter's memory per key at a million keys.
 
 use distlab_core::Time;
+use distlab_core::ratelimit::any_keyed::{AlgorithmConfig, AnyKeyedLimiter};
 use distlab_core::ratelimit::fixed_window::{FixedWindow, FixedWindowConfig};
 use distlab_core::ratelimit::gcra::{GcraConfig, GcraRule};
 use distlab_core::ratelimit::keyed::KeyedLimiter;
 use distlab_core::ratelimit::sliding_counter::{SlidingCounter, SlidingCounterConfig};
 use distlab_core::ratelimit::sliding_log::{SlidingLog, SlidingLogConfig};
 use distlab_core::ratelimit::token_bucket::TokenBucketRule;
+use distlab_core::ratelimit::units::MAX_DECISION_TIME;
 use distlab_core::ratelimit::{RateLimitDecision, TokenBucketConfig};
 use distlab_core::sim::workload::ArrivalFeed;
 use distlab_core::sim::workload::ArrivalProcess;
@@ -224,9 +226,9 @@ fn keyed_memory_per_key() {
     println!("GCRA, {keys} u64 keys: {m:?}");
     assert_eq!(m.keys, keys);
     assert_eq!(m.state_bytes, 16);
-    // Slab slot 32 B, index at most 2 × (16 + 1) B per key at hashbrown's worst load, plus
-    // slack for the Vec's doubling.
-    assert!(m.bytes_per_key <= 32.0 * 2.0 + 2.0 * 17.0, "{m:?}");
+    // Slab slot 32 B (the slab never more than a chunk ahead of the keys), the index at
+    // most 10 B per key (4-byte buckets at a load of at least 2/5).
+    assert!(m.bytes_per_key <= 32.0 + 10.0 + 1.0, "{m:?}");
     assert!(m.bytes_per_key_excluding_keys <= 64.0, "{m:?}");
 
     let bucket = TokenBucketRule::new(TokenBucketConfig::new(10.0, 5.0)).unwrap();
@@ -240,4 +242,39 @@ fn keyed_memory_per_key() {
     // The exact bucket keeps a start, a clock and one signed offset per key.
     assert_eq!(m.state_bytes, 32);
     assert!(m.bytes_per_key_excluding_keys <= 64.0, "{m:?}");
+}
+
+/// Issue 13: near the end of `Time` waits saturated and a denial could carry a wait of 0
+/// (`Retry-After: 0`). Every algorithm decides up to [`MAX_DECISION_TIME`], where a
+/// denial still waits, and refuses any later time, naming `now`, without changing a thing.
+#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+fn near_the_end_of_time_a_denial_always_waits() {
+    let configs: Vec<AlgorithmConfig> = serde_json::from_str(
+        r#"[
+            {"algorithm": "fixedWindow", "config": {"limit": 1, "windowMs": 1000}},
+            {"algorithm": "slidingLog", "config": {"limit": 1, "windowMs": 1000}},
+            {"algorithm": "slidingCounter", "config": {"limit": 1, "windowMs": 1000}},
+            {"algorithm": "tokenBucket", "config": {"capacity": 1, "refillPerSec": 1}},
+            {"algorithm": "gcra", "config": {"burst": 1, "ratePerSec": 1}},
+            {"algorithm": "leakyBucket", "config": {"queueSize": 1, "drainPerSec": 1}}
+        ]"#,
+    )
+    .unwrap();
+    let last = MAX_DECISION_TIME;
+    for config in configs {
+        let mut k = AnyKeyedLimiter::<u64>::new(&config, 10).unwrap();
+        assert!(k.try_acquire(1, last, 1.0).unwrap().allowed, "{config:?}");
+        let d = k.try_acquire(1, last, 1.0).unwrap();
+        assert!(!d.allowed && d.retry_after.0 > 0, "{config:?}: {d:?}");
+        for now in [Time(last.0 + 1), Time(u64::MAX)] {
+            let e = k.try_acquire(1, now, 1.0).unwrap_err();
+            assert!(e.to_string().contains("`now`"), "{config:?}: {e}");
+            let e = k.try_acquire(2, now, 1.0).unwrap_err();
+            assert!(e.to_string().contains("`now`"), "{config:?}: {e}");
+        }
+        assert_eq!(k.len(), 1, "{config:?}: a refused call created a key");
+        let again = k.try_acquire(1, last, 1.0).unwrap();
+        assert_eq!(again, d, "{config:?}: a refused call changed the state");
+    }
 }

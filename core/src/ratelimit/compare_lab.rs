@@ -35,7 +35,7 @@ use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, Sampler};
 use crate::lab::view::{InvariantStatus, NodeView, Panel, Series, View};
 use crate::ratelimit::fixed_window::{FixedWindowConfig, FixedWindowRule};
 use crate::ratelimit::gcra::{GcraConfig, GcraRule};
-use crate::ratelimit::http::render;
+use crate::ratelimit::http::{QuotaPolicy, render_with_policy};
 use crate::ratelimit::keyed::KeyedLimiter;
 use crate::ratelimit::lab::{
     DecisionRecord, Envelope, Lane, LimiterUnderTest, MAX_BURST_REQUESTS, RequestSource,
@@ -663,7 +663,8 @@ impl<F: Front> CompareLab<F> {
             .map(|r| match r.last() {
                 None => vec![json!(name(r.algorithm())), json!("no request yet")],
                 Some(rec) => {
-                    let http = render(&rec.decision);
+                    let policy = QuotaPolicy::from_envelope("default", &r.envelope());
+                    let http = render_with_policy(&rec.decision, &policy, None);
                     let h = |n: &str| json!(http.header(n).unwrap_or("—"));
                     vec![
                         json!(name(r.algorithm())),
@@ -672,6 +673,8 @@ impl<F: Front> CompareLab<F> {
                         h("RateLimit-Remaining"),
                         h("RateLimit-Reset"),
                         h("Retry-After"),
+                        h("RateLimit-Policy"),
+                        h("RateLimit"),
                     ]
                 }
             })
@@ -685,6 +688,8 @@ impl<F: Front> CompareLab<F> {
                 "RateLimit-Remaining".into(),
                 "RateLimit-Reset".into(),
                 "Retry-After".into(),
+                "RateLimit-Policy".into(),
+                "RateLimit".into(),
             ],
             rows,
         }

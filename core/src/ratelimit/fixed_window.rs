@@ -26,7 +26,7 @@ use crate::error::Result;
 use crate::ratelimit::RateLimitDecision;
 use crate::ratelimit::lab::Envelope;
 use crate::ratelimit::rule::{Limiter, Rule};
-use crate::ratelimit::units::{as_tokens, cost_units, limit_units, window};
+use crate::ratelimit::units::{as_tokens, check_now, cost_units, limit_units, window};
 use crate::time::{Duration, Time};
 
 /// Configuration of a fixed-window limiter. JSON: `{"limit": 10, "windowMs": 1000}`.
@@ -128,6 +128,7 @@ impl Rule for FixedWindowRule {
         cost: f64,
     ) -> Result<RateLimitDecision> {
         let cost = cost_units(cost, self.config.limit, "limit")?;
+        check_now(now)?;
         let mut current = self.current(state, now);
         let end = self.window_end(current.window);
         let allowed = current.used.saturating_add(cost) <= self.limit;

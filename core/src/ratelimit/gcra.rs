@@ -14,8 +14,11 @@
 //! crate, against which tests/tests/ratelimit_governor.rs checks this one.
 //!
 //! Arithmetic: the TAT is held in nanoseconds (a `u128`, so no input time can overflow
-//! it) and each request's share `c·T` is rounded up to a whole nanosecond, so rounding only
-//! ever denies; waits are rounded up to whole microseconds.
+//! it); `T` is the `f64` at or above `10^9 / rate` (never below it), and each request's
+//! share `c·T` is the exact product rounded up to a whole nanosecond, so rounding only
+//! ever denies, except that the horizon `⌈burst · T⌉` is rounded up too (so that a
+//! request of the whole burst stays admissible): at most one nanosecond of schedule, a
+//! billionth of a second's worth of the rate. Waits are rounded up to whole microseconds.
 //!
 //! Time going backwards: a call stamped earlier than an earlier one is evaluated at its own
 //! time. The TAT only moves forward, so an earlier `now` finds it further ahead and never
@@ -33,7 +36,7 @@ use crate::ratelimit::RateLimitDecision;
 use crate::ratelimit::lab::Envelope;
 use crate::ratelimit::rule::{Limiter, Rule};
 use crate::ratelimit::units::{
-    cost_ns, cost_units, emission_interval_ns, limit_units, ns_to_us_ceil, u128_as_f64,
+    check_now, cost_ns, cost_units, emission_interval_ns, limit_units, ns_to_us_ceil, u128_as_f64,
 };
 use crate::time::{Duration, Time};
 
@@ -101,6 +104,7 @@ impl VirtualSchedule {
     #[inline]
     pub fn admit(&self, tat_ns: u128, now: Time, cost: f64, what: &str) -> Result<Option<u128>> {
         let share = self.share(cost, what)?;
+        check_now(now)?;
         let at = ns(now);
         let next = tat_ns.max(at) + share;
         Ok((next - at <= self.horizon_ns).then_some(next))
@@ -123,6 +127,7 @@ impl VirtualSchedule {
     #[inline]
     pub fn schedule(&self, tat_ns: u128, now: Time, cost: f64, what: &str) -> Result<Scheduled> {
         let share = self.share(cost, what)?;
+        check_now(now)?;
         let at = ns(now);
         let start = tat_ns.max(at);
         let next = start + share;

@@ -8,12 +8,17 @@
 //! it returns, so it may get more than its limit: bounded memory has that price, and the
 //! count shows how often it was paid).
 //!
-//! Layout: states live in a dense slab (`Vec`) threaded by a doubly linked LRU list of `u32`
-//! indices; a hash index (`rustc_hash`'s Fx hasher, deterministic) maps keys to slab slots.
-//! Removal swaps the last slot into the hole, so the slab stays dense. Memory per key is the
-//! slot (key, state, two links) plus the index's share (key, slot, control byte, at
-//! hashbrown's load factor of at most 7/8), reported by [`KeyedLimiter::memory`] from
-//! `size_of` and the capacities actually allocated.
+//! Layout: states live in a dense slab threaded by a doubly linked LRU list of `u32`
+//! indices; a hash index ([`crate::ratelimit::slot_index`]) maps keys to slab slots while
+//! holding only the slot numbers (4 bytes a bucket, the key being read from the slot), so
+//! each key is stored once. Removal swaps the last slot into the hole, so the slab stays
+//! dense. The slab is a list of chunks of [`CHUNK`] slots, each allocated once at its full
+//! size (the first grows by quarters, so a small limiter stays small): growing never copies
+//! the slots, and allocation never runs more than one chunk ahead of the keys, whatever
+//! the key count and `max_keys` (a `Vec` doubling would carry up to as many empty slots as
+//! full ones, and hold both copies while it moved). Memory per key is the slot (key,
+//! state, two links) plus 6.7–10 bytes of index (16.7 while the index grows), reported by
+//! [`KeyedLimiter::memory`] from `size_of` and the capacities actually allocated.
 //!
 //! Reference: the per-key ("keyed") limiters of `governor` (a `DashMap` of GCRA states,
 //! with `retain_recent` to drop idle ones) and of nginx's `limit_req_zone` (a fixed-size
@@ -24,7 +29,6 @@
 //!
 //! Complexity: O(1) expected per decision; `sweep_idle` O(keys removed + 1).
 
-use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::hash::Hash;
 use std::mem::size_of;
@@ -32,11 +36,15 @@ use std::mem::size_of;
 use crate::error::{DistlabError, Result};
 use crate::ratelimit::RateLimitDecision;
 use crate::ratelimit::rule::Rule;
+use crate::ratelimit::slot_index::{SlotIndex, hash_key};
 use crate::time::Time;
 
 /// Largest `max_keys`: slots are addressed by `u32`, one value kept as the null link.
 pub const MAX_KEYS: u64 = u32::MAX as u64 - 1;
 const NIL: u32 = u32::MAX;
+/// Slots per chunk of the slab (a power of two: a slot number splits by shift and mask).
+pub const CHUNK: usize = 1 << CHUNK_BITS;
+const CHUNK_BITS: u32 = 8;
 
 #[derive(Debug, Clone, PartialEq)]
 struct Slot<K, S> {
@@ -62,13 +70,13 @@ pub struct KeyedMemory {
     pub slot_bytes: u64,
     /// The slab as allocated (capacity × slot).
     pub slab_bytes: u64,
-    /// The hash index as allocated: buckets × (key + `u32` slot + 1 control byte).
+    /// The hash index as allocated: buckets × a `u32` slot number.
     pub index_bytes: u64,
     /// Heap memory the states own (a sliding log's entries).
     pub state_heap_bytes: u64,
     /// Everything, divided by the keys held (0 with no keys).
     pub bytes_per_key: f64,
-    /// The same without the two copies of the key (slot and index).
+    /// The same without the keys (held once, in the slots).
     pub bytes_per_key_excluding_keys: f64,
 }
 
@@ -88,8 +96,10 @@ pub struct EvictionStats {
 pub struct KeyedLimiter<R: Rule, K = u64> {
     rule: R,
     max_keys: usize,
-    index: FxHashMap<K, u32>,
-    slots: Vec<Slot<K, R::State>>,
+    index: SlotIndex,
+    /// The slab: slot `i` is `chunks[i / CHUNK][i % CHUNK]`.
+    chunks: Vec<Vec<Slot<K, R::State>>>,
+    len: usize,
     /// Most recently used.
     newest: u32,
     /// Least recently used.
@@ -110,8 +120,9 @@ impl<R: Rule, K: Hash + Eq + Clone> KeyedLimiter<R, K> {
             rule,
             // Fits: at most u32::MAX − 1, and usize is at least 32 bits.
             max_keys: max_keys as usize,
-            index: FxHashMap::default(),
-            slots: Vec::new(),
+            index: SlotIndex::new(),
+            chunks: Vec::new(),
+            len: 0,
             newest: NIL,
             oldest: NIL,
             evictions: EvictionStats::default(),
@@ -123,11 +134,11 @@ impl<R: Rule, K: Hash + Eq + Clone> KeyedLimiter<R, K> {
     }
 
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.len == 0
     }
 
     pub fn max_keys(&self) -> u64 {
@@ -138,49 +149,104 @@ impl<R: Rule, K: Hash + Eq + Clone> KeyedLimiter<R, K> {
         self.evictions
     }
 
+    #[inline]
+    fn slot(&self, i: u32) -> &Slot<K, R::State> {
+        let i = i as usize;
+        &self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
+    }
+
+    #[inline]
+    fn slot_mut(&mut self, i: u32) -> &mut Slot<K, R::State> {
+        let i = i as usize;
+        &mut self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
+    }
+
+    /// The slot number of `key`, if held.
+    #[inline]
+    fn find(&self, key: &K) -> Option<u32> {
+        self.index.find(hash_key(key), |i| self.slot(i).key == *key)
+    }
+
+    /// The hash of the key in slot `i`.
+    fn hash_of(&self, i: u32) -> u64 {
+        hash_key(&self.slot(i).key)
+    }
+
     /// The state held for `key`, if any.
     pub fn state(&self, key: &K) -> Option<&R::State> {
-        let &i = self.index.get(key)?;
-        self.slots.get(i as usize).map(|s| &s.state)
+        self.find(key).map(|i| &self.slot(i).state)
     }
 
     /// Decides a request of `cost` by `key` at `now`, creating the key's state if needed
     /// (evicting the least recently used key if full). On error nothing changes.
     pub fn try_acquire(&mut self, key: K, now: Time, cost: f64) -> Result<RateLimitDecision> {
-        if let Some(&i) = self.index.get(&key) {
-            let slot = &mut self.slots[i as usize];
-            let d = self.rule.decide(&mut slot.state, now, cost)?;
+        if let Some(i) = self.find(&key) {
+            let d = {
+                let i = i as usize;
+                let slot = &mut self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)];
+                self.rule.decide(&mut slot.state, now, cost)?
+            };
             self.touch(i);
             return Ok(d);
         }
         let mut state = self.rule.fresh(now);
         let d = self.rule.decide(&mut state, now, cost)?;
-        if self.slots.len() >= self.max_keys {
+        if self.len >= self.max_keys {
             let oldest = self.oldest;
-            if self.rule.is_idle(&self.slots[oldest as usize].state, now) {
+            if self.rule.is_idle(&self.slot(oldest).state, now) {
                 self.evictions.idle += 1;
             } else {
                 self.evictions.forced += 1;
             }
             self.remove(oldest);
         }
-        if self.slots.len() == self.slots.capacity() {
-            // Double, as `push` would, but never past the bound: a full limiter carries no
-            // slack (a million keys would otherwise pay for 2^20 slots, or 2^21).
-            let room = self.max_keys - self.slots.len();
-            self.slots
-                .reserve_exact(self.slots.capacity().max(4).min(room));
-        }
-        let i = self.slots.len() as u32;
-        self.slots.push(Slot {
-            key: key.clone(),
+        let i = self.len as u32;
+        let hash = hash_key(&key);
+        self.push(Slot {
+            key,
             state,
             newer: NIL,
             older: NIL,
         });
-        self.index.insert(key, i);
+        // Split borrows: the index reads keys from the chunks while it moves entries.
+        let chunks = &self.chunks;
+        let hash_of = |j: u32| {
+            let j = j as usize;
+            hash_key(&chunks[j >> CHUNK_BITS][j & (CHUNK - 1)].key)
+        };
+        self.index.insert(hash, i, self.max_keys, hash_of);
         self.link_newest(i);
         Ok(d)
+    }
+
+    /// Appends a slot to the slab. Every chunk but the first is allocated once at its
+    /// full size, [`CHUNK`] slots (or what `max_keys` leaves room for), and never moves:
+    /// past the first chunk the slab holds less than a chunk beyond its keys and growing
+    /// copies nothing. The first grows by a quarter at a time, so a limiter with a few keys
+    /// does not pay for a whole chunk.
+    fn push(&mut self, slot: Slot<K, R::State>) {
+        let c = self.len >> CHUNK_BITS;
+        let room = (self.max_keys - (c << CHUNK_BITS)).min(CHUNK);
+        if c == self.chunks.len() {
+            let first = if c == 0 { room.min(4) } else { room };
+            self.chunks.push(Vec::with_capacity(first));
+        }
+        let chunk = &mut self.chunks[c];
+        if chunk.len() == chunk.capacity() {
+            let more = (chunk.capacity() / 4).max(4).min(room - chunk.len());
+            chunk.reserve_exact(more);
+        }
+        chunk.push(slot);
+        self.len += 1;
+    }
+
+    /// Takes the last slot off the slab. Chunks stay allocated (the limiter keeps its
+    /// high-water mark, so churn at a chunk boundary does not allocate and free).
+    fn pop(&mut self) -> Option<Slot<K, R::State>> {
+        let last = self.len.checked_sub(1)?;
+        let slot = self.chunks[last >> CHUNK_BITS].pop();
+        self.len = last;
+        slot
     }
 
     /// What [`KeyedLimiter::try_acquire`] would decide, changing nothing.
@@ -198,7 +264,7 @@ impl<R: Rule, K: Hash + Eq + Clone> KeyedLimiter<R, K> {
         let mut removed = 0;
         while removed < max && self.oldest != NIL {
             let oldest = self.oldest;
-            if !self.rule.is_idle(&self.slots[oldest as usize].state, now) {
+            if !self.rule.is_idle(&self.slot(oldest).state, now) {
                 break;
             }
             self.remove(oldest);
@@ -213,7 +279,7 @@ impl<R: Rule, K: Hash + Eq + Clone> KeyedLimiter<R, K> {
         let mut out = Vec::new();
         let mut i = self.newest;
         while i != NIL && out.len() < n {
-            let s = &self.slots[i as usize];
+            let s = self.slot(i);
             out.push((&s.key, &s.state));
             i = s.older;
         }
@@ -221,40 +287,29 @@ impl<R: Rule, K: Hash + Eq + Clone> KeyedLimiter<R, K> {
     }
 
     /// Bytes per key by layout alone, independent of allocation history: a slot plus an
-    /// index entry and control byte at hashbrown's highest load (7/8). A clone allocates
-    /// exactly, a long-lived limiter with headroom, so [`KeyedLimiter::memory`] differs
-    /// between the two; this figure does not, which is what a reproducible view needs.
+    /// index bucket at the index's highest load (3/5). A clone allocates exactly, a
+    /// long-lived limiter with headroom, so [`KeyedLimiter::memory`] differs between the
+    /// two; this figure does not, which is what a reproducible view needs.
     pub fn layout_bytes_per_key() -> f64 {
-        size_of::<Slot<K, R::State>>() as f64 + (size_of::<(K, u32)>() as f64 + 1.0) * 8.0 / 7.0
+        size_of::<Slot<K, R::State>>() as f64 + size_of::<u32>() as f64 * 5.0 / 3.0
     }
 
     /// Memory in use, computed from `size_of` and the allocated capacities.
     pub fn memory(&self) -> KeyedMemory {
-        let keys = self.slots.len() as u64;
+        let keys = self.len as u64;
         let slot_bytes = size_of::<Slot<K, R::State>>() as u64;
-        let slab_bytes = self.slots.capacity() as u64 * slot_bytes;
-        // hashbrown holds at most 7/8 of its buckets (a power of two; 4 or 8 when small),
-        // plus one group (16) of trailing control bytes.
-        let capacity = self.index.capacity() as u64;
-        let buckets = match capacity {
-            0 => 0,
-            1..=3 => 4,
-            4..=7 => 8,
-            c => (c * 8 / 7).next_power_of_two(),
-        };
-        let entry = size_of::<(K, u32)>() as u64;
-        let index_bytes = if buckets == 0 {
-            0
-        } else {
-            buckets * (entry + 1) + 16
-        };
+        let slots_allocated: u64 = self.chunks.iter().map(|c| c.capacity() as u64).sum();
+        let slab_bytes = slots_allocated * slot_bytes
+            + (self.chunks.capacity() * size_of::<Vec<Slot<K, R::State>>>()) as u64;
+        let index_bytes = self.index.bytes() as u64;
         let state_heap_bytes = self
-            .slots
+            .chunks
             .iter()
+            .flatten()
             .map(|s| self.rule.heap_bytes(&s.state) as u64)
             .sum::<u64>();
         let total = (slab_bytes + index_bytes + state_heap_bytes) as f64;
-        let key_copies = (buckets + self.slots.capacity() as u64) * size_of::<K>() as u64;
+        let key_copies = slots_allocated * size_of::<K>() as u64;
         let per_key = |b: f64| if keys == 0 { 0.0 } else { b / keys as f64 };
         KeyedMemory {
             keys,
@@ -280,12 +335,12 @@ impl<R: Rule, K: Hash + Eq + Clone> KeyedLimiter<R, K> {
     fn link_newest(&mut self, i: u32) {
         let old_newest = self.newest;
         {
-            let s = &mut self.slots[i as usize];
+            let s = self.slot_mut(i);
             s.newer = NIL;
             s.older = old_newest;
         }
         if old_newest != NIL {
-            self.slots[old_newest as usize].newer = i;
+            self.slot_mut(old_newest).newer = i;
         } else {
             self.oldest = i;
         }
@@ -294,16 +349,16 @@ impl<R: Rule, K: Hash + Eq + Clone> KeyedLimiter<R, K> {
 
     fn unlink(&mut self, i: u32) {
         let (newer, older) = {
-            let s = &self.slots[i as usize];
+            let s = self.slot(i);
             (s.newer, s.older)
         };
         if newer != NIL {
-            self.slots[newer as usize].older = older;
+            self.slot_mut(newer).older = older;
         } else {
             self.newest = older;
         }
         if older != NIL {
-            self.slots[older as usize].newer = newer;
+            self.slot_mut(older).newer = newer;
         } else {
             self.oldest = newer;
         }
@@ -312,30 +367,36 @@ impl<R: Rule, K: Hash + Eq + Clone> KeyedLimiter<R, K> {
     /// Removes slot `i`, moving the last slot into its place.
     fn remove(&mut self, i: u32) {
         self.unlink(i);
-        let removed = self.slots.swap_remove(i as usize);
-        self.index.remove(&removed.key);
-        if (i as usize) < self.slots.len() {
-            // The former last slot now lives at `i`: repoint its neighbours and its index.
-            let moved_from = self.slots.len() as u32;
-            let (newer, older, key) = {
-                let s = &self.slots[i as usize];
-                (s.newer, s.older, s.key.clone())
+        {
+            let hash = self.hash_of(i);
+            let chunks = &self.chunks;
+            let hash_of = |j: u32| {
+                let j = j as usize;
+                hash_key(&chunks[j >> CHUNK_BITS][j & (CHUNK - 1)].key)
             };
-            if newer != NIL {
-                self.slots[newer as usize].older = i;
-            } else {
-                self.newest = i;
-            }
-            if older != NIL {
-                self.slots[older as usize].newer = i;
-            } else {
-                self.oldest = i;
-            }
-            if let Some(slot) = self.index.get_mut(&key) {
-                debug_assert_eq!(*slot, moved_from);
-                *slot = i;
-            }
+            let found = self.index.remove(hash, i, hash_of);
+            debug_assert!(found);
         }
+        let moved_from = (self.len - 1) as u32;
+        let Some(last) = self.pop() else { return };
+        if i == moved_from {
+            return;
+        }
+        // The former last slot now lives at `i`: repoint its neighbours and its index.
+        let (newer, older) = (last.newer, last.older);
+        let hash = hash_key(&last.key);
+        *self.slot_mut(i) = last;
+        if newer != NIL {
+            self.slot_mut(newer).older = i;
+        } else {
+            self.newest = i;
+        }
+        if older != NIL {
+            self.slot_mut(older).newer = i;
+        } else {
+            self.oldest = i;
+        }
+        self.index.renumber(hash, moved_from, i);
     }
 }
 
@@ -414,12 +475,56 @@ mod tests {
         assert_eq!(m.keys, 1_000);
         assert_eq!(m.state_bytes, 16);
         assert_eq!(m.slot_bytes, 32);
-        assert!(m.index_bytes >= 1_000 * 17);
-        assert!(
-            m.bytes_per_key > 32.0 + 17.0 && m.bytes_per_key < 200.0,
-            "{m:?}"
-        );
+        // Three full chunks and one of the 232 slots left to the bound (the list of chunks
+        // holds 4); the index at what 1 000 keys need.
+        assert_eq!(m.slab_bytes, 1_000 * 32 + 4 * 24);
+        assert_eq!(m.index_bytes, 1_667 * 4);
         assert!(m.bytes_per_key_excluding_keys < m.bytes_per_key);
+    }
+
+    /// Issue 13: the token bucket held 83.7 B a key at 10^6 keys (58.9 without the keys),
+    /// and more just after a table doubled. Without the keys, a key costs at most 64 bytes
+    /// at every count, with `max_keys` at the count or far above it.
+    #[test]
+    fn a_key_costs_at_most_64_bytes_without_the_key_at_every_count() {
+        use crate::ratelimit::token_bucket::{TokenBucketConfig, TokenBucketRule};
+        let rule = TokenBucketRule::new(TokenBucketConfig::new(10.0, 1.0)).unwrap();
+        for max_keys in [100_000u64, 10_000_000] {
+            let mut k = KeyedLimiter::new(rule.clone(), max_keys).unwrap();
+            let mut held = 0u64;
+            for count in [1_000u64, 1_500, 4_097, 10_000, 33_333, 65_537, 100_000] {
+                while held < count {
+                    k.try_acquire(held, Time(held), 1.0).unwrap();
+                    held += 1;
+                }
+                let m = k.memory();
+                assert_eq!(m.keys, count);
+                assert!(
+                    m.bytes_per_key_excluding_keys <= 64.0,
+                    "{count} keys, maxKeys {max_keys}: {m:?}"
+                );
+            }
+        }
+    }
+
+    /// Evictions and arrivals in any order keep the slab dense and the index exact.
+    #[test]
+    fn churn_across_chunk_boundaries_keeps_every_key_findable() {
+        let mut k = KeyedLimiter::new(gcra_rule(1.0, 1.0), (CHUNK + 3) as u64).unwrap();
+        for key in 0..(3 * CHUNK as u64) {
+            k.try_acquire(key, ms(key), 1.0).unwrap();
+            if key % 7 == 0 {
+                k.sweep_idle(ms(key), 3);
+            }
+        }
+        let held: Vec<u64> = k.most_recent(usize::MAX).iter().map(|(k, _)| **k).collect();
+        assert_eq!(held.len(), k.len());
+        for key in &held {
+            assert!(k.state(key).is_some(), "{key}");
+        }
+        for key in 0..(3 * CHUNK as u64) {
+            assert_eq!(k.state(&key).is_some(), held.contains(&key), "{key}");
+        }
     }
 
     proptest! {

@@ -21,6 +21,7 @@ pub mod leaky_bucket;
 pub mod rule;
 pub mod sliding_counter;
 pub mod sliding_log;
+pub(crate) mod slot_index;
 pub mod token_bucket;
 pub mod units;
 

@@ -33,7 +33,7 @@ use crate::ratelimit::RateLimitDecision;
 use crate::ratelimit::lab::Envelope;
 use crate::ratelimit::rule::{Limiter, Rule};
 use crate::ratelimit::token_bucket::first_satisfying;
-use crate::ratelimit::units::{as_tokens, cost_units, limit_units, u128_as_f64, window};
+use crate::ratelimit::units::{as_tokens, check_now, cost_units, limit_units, u128_as_f64, window};
 use crate::time::{Duration, Time};
 
 /// Configuration of a sliding-counter limiter. JSON: `{"limit": 10, "windowMs": 1000}`.
@@ -170,6 +170,7 @@ impl Rule for SlidingCounterRule {
         cost: f64,
     ) -> Result<RateLimitDecision> {
         let cost = cost_units(cost, self.config.limit, "limit")?;
+        check_now(now)?;
         let at = now.max(state.clock);
         let (previous, mut current) = self.rolled(state, at);
         let used = self.estimate(previous, current, at);

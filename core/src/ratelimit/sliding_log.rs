@@ -26,7 +26,7 @@ use crate::error::Result;
 use crate::ratelimit::RateLimitDecision;
 use crate::ratelimit::lab::Envelope;
 use crate::ratelimit::rule::{Limiter, Rule};
-use crate::ratelimit::units::{as_tokens, cost_units, limit_units, window};
+use crate::ratelimit::units::{as_tokens, check_now, cost_units, limit_units, window};
 use crate::time::{Duration, Time};
 
 /// Most entries one log keeps.
@@ -134,6 +134,7 @@ impl Rule for SlidingLogRule {
         cost: f64,
     ) -> Result<RateLimitDecision> {
         let cost = cost_units(cost, self.config.limit, "limit")?;
+        check_now(now)?;
         let at = now.max(state.clock);
         state.clock = at;
         while let Some(&(t, c)) = state.entries.front()

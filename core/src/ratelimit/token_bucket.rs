@@ -32,6 +32,7 @@ use std::collections::BTreeMap;
 use crate::ratelimit::RateLimitDecision;
 use crate::ratelimit::lab::Envelope;
 use crate::ratelimit::rule::Rule;
+use crate::ratelimit::units::{binary_parts, ceil_product, check_now};
 use crate::time::{Duration, MAX_DURATION, Time};
 
 /// Largest capacity and refill rate (per second) accepted.
@@ -40,6 +41,8 @@ pub const MAX_TOKENS: f64 = 1e15;
 pub const MIN_CAPACITY: f64 = 1e-6;
 /// The bucket's integer unit: a billionth of a token.
 pub const UNITS_PER_TOKEN: f64 = 1e9;
+/// A refill of one token per second, in units per microsecond.
+const UNITS_PER_TOKEN_PER_SEC_PER_US: u64 = 1_000;
 
 /// Configuration of a [`TokenBucket`]. JSON: `{"capacity": 10, "refillPerSec": 5}`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -101,7 +104,8 @@ impl TokenBucketConfig {
 /// exactly the moments a rate limiter is judged by: a client polling every 100 µs against
 /// 1 000 tokens/s got 1 009 tokens in the first second instead of 1 010, because the level
 /// at t = 1 s came out a few ulps short of 1. Counting billionths of a token in a `u128`,
-/// with the rate held exactly (`ExactRate`), the level at time `t` is
+/// with the rate held exactly (`ExactRate`: the binary value of the `f64` given, times 1000
+/// in integers, never rounded up), the level at time `t` is
 /// `min(capacity, tokens + minted(t) − minted(last admission))` where
 /// `minted(t) = ⌊(t − start) · rate⌋` is one exact function of time. Nothing accumulates:
 /// a million tiny refill steps and one big step give the same integer, and the only loss is
@@ -226,7 +230,11 @@ impl BucketShape {
             initial: config
                 .initial_tokens
                 .map_or(capacity, |t| to_units(t).min(capacity)),
-            rate: ExactRate::from_f64(config.refill_per_sec * UNITS_PER_TOKEN / 1e6),
+            // Units per µs are tokens per second × 1000, exactly: the product is formed in
+            // integers, never rounded in floating point (a rounded-up rate, as
+            // `rate · 1e9 / 1e6` gives for about 15 % of rates, would admit beyond the
+            // bound).
+            rate: ExactRate::from_f64_times(config.refill_per_sec, UNITS_PER_TOKEN_PER_SEC_PER_US),
         })
     }
 
@@ -289,6 +297,7 @@ impl BucketShape {
         // Rounded up, and by the same monotone rounding as the capacity, so a cost equal
         // to the capacity is still admissible.
         let cost = to_units(cost);
+        check_now(now)?;
         let at = self.effective(st, now);
         let since_start = at.saturating_since(st.start).0;
         let level = self.level(st.offset, since_start);
@@ -365,10 +374,11 @@ struct Evaluation {
     charged: Option<i128>,
 }
 
-/// Token amounts to units, rounding up. Callers pass validated finite values in
-/// `[0, MAX_TOKENS]`, so the product is below 2^80 and the cast exact.
+/// Token amounts to units, rounded up from the exact product (`tokens · 1e9` in floating
+/// point could round down, and a cost rounded down would admit beyond the bound). Callers
+/// pass validated finite values in `[0, MAX_TOKENS]`, so the result is below 2^80.
 pub(crate) fn to_units(tokens: f64) -> u128 {
-    libm::ceil(tokens * UNITS_PER_TOKEN) as u128
+    ceil_product(tokens, UNITS_PER_TOKEN)
 }
 
 /// A positive rate held exactly as `mantissa · 2^exponent` units per microsecond: the
@@ -385,26 +395,26 @@ struct ExactRate {
 impl ExactRate {
     /// `rate` must be finite and positive; validation guarantees at most 10^18, so that
     /// `mantissa · 2^exponent < 2^60`.
+    #[cfg(test)]
     fn from_f64(rate: f64) -> ExactRate {
-        let bits = rate.to_bits();
-        let biased = ((bits >> 52) & 0x7ff) as i32;
-        let fraction = bits & ((1u64 << 52) - 1);
-        let (mantissa, exponent) = if biased == 0 {
-            (fraction, -1074)
-        } else {
-            (fraction | (1u64 << 52), biased - 1075)
-        };
-        // Smaller numbers, same value.
-        let zeros = mantissa.trailing_zeros().min(63);
+        ExactRate::from_f64_times(rate, 1)
+    }
+
+    /// Exactly `rate · factor`, for `factor` at most 1 000: the odd mantissa (below 2^53)
+    /// times the factor stays below 2^63. `rate` must be finite and positive, and validation
+    /// keeps `rate · factor` at most 10^18, below 2^60.
+    fn from_f64_times(rate: f64, factor: u64) -> ExactRate {
+        let (mantissa, exponent) = binary_parts(rate);
         ExactRate {
-            mantissa: mantissa >> zeros,
-            exponent: exponent + zeros as i32,
-            approx: rate,
+            mantissa: mantissa * factor,
+            exponent,
+            approx: rate * factor as f64,
         }
     }
 
-    /// `⌊elapsed_us · rate⌋`, exactly. `elapsed_us · mantissa < 2^117`, and a non-negative
-    /// exponent is below 60 (the rate is below 2^60), so nothing overflows a `u128`.
+    /// `⌊elapsed_us · rate⌋`, exactly. `elapsed_us · mantissa < 2^127`, and a non-negative
+    /// exponent is below 60 (the rate is below 2^60), so nothing overflows a `u128` before
+    /// the final saturating shift.
     fn minted(self, elapsed_us: u64) -> u128 {
         let product = elapsed_us as u128 * self.mantissa as u128;
         if self.exponent >= 0 {
@@ -532,6 +542,7 @@ impl Rule for TokenBucketRule {
 mod tests {
     use super::*;
     use crate::ratelimit::rule::testing::ms;
+    use crate::ratelimit::units::MAX_DECISION_TIME;
     use proptest::prelude::*;
 
     fn bucket(capacity: f64, refill_per_sec: f64) -> TokenBucket {
@@ -665,7 +676,10 @@ mod tests {
         }
         big.try_acquire(Time(t), 999.0).unwrap();
         assert_eq!(tiny, big);
-        assert_eq!(tiny.tokens_at(Time(t)), 3.0);
+        // The rate is the f64's exact value, and 0.3 as an f64 is 0.29999999999999998890:
+        // ten seconds mint just under 3 tokens, floored to the billionth. (A refill rounded
+        // up to 300 units per µs showed 3.0 here, and admitted beyond the bound elsewhere.)
+        assert_eq!(tiny.tokens_at(Time(t)), 2.999_999_999);
     }
 
     #[test]
@@ -792,6 +806,64 @@ mod tests {
             u64::MAX as u128 * 1_000_000_000_000_000_000
         );
         assert_eq!(ExactRate::from_f64(5e-324).minted(u64::MAX), 0);
+    }
+
+    /// Issue 13's counterexample to "rounding can only deny": `rate · 1e9 / 1e6` rounded
+    /// this rate up by 64 units per µs, and the bucket admitted 999999482903634.75 tokens
+    /// 3.290065 s after being drained, against an exact bound of 999999482903634.57536.
+    // The literals are the exact binary values the issue reports (f64 steps are 1/8 here),
+    // written out in full rather than as the shortest decimal that rounds to them.
+    #[allow(clippy::excessive_precision)]
+    #[test]
+    fn a_rate_that_floating_point_rounds_up_admits_no_more_than_the_exact_bound() {
+        let mut b = bucket(1e15, 303_945_205_612_544.0);
+        assert!(b.try_acquire(Time(0), 1e15).unwrap().allowed);
+        let at = Time(3_290_065);
+        let d = b.peek(at, 999_999_482_903_634.75).unwrap();
+        assert!(!d.allowed, "admitted beyond the exact bound");
+        // The exact level, 999999482903634.57536, floored to the unit.
+        assert!(
+            (d.remaining - 999_999_482_903_634.575_36).abs() <= 0.125,
+            "{}",
+            d.remaining
+        );
+        assert!(b.try_acquire(at, 999_999_482_903_634.5).unwrap().allowed);
+    }
+
+    #[allow(clippy::excessive_precision)] // exact binary values, as above
+    #[test]
+    fn units_are_the_exact_product_rounded_up() {
+        assert_eq!(to_units(1.0), 1_000_000_000);
+        assert_eq!(to_units(1e15), 1_000_000_000_000_000_000_000_000);
+        // 0.1 is a little above a tenth in binary: one unit more.
+        assert_eq!(to_units(0.1), 100_000_001);
+        assert_eq!(to_units(0.5), 500_000_000);
+        // f64 multiplication rounds this one down to ...689130496 units.
+        assert_eq!(
+            to_units(999_999_482_903_634.75),
+            999_999_482_903_634_750_000_000
+        );
+        assert_eq!(to_units(5e-324), 1);
+        assert_eq!(to_units(0.0), 0);
+    }
+
+    /// Issue 13: near the end of `Time` waits saturated and a denial could say
+    /// `Retry-After: 0`. Such times are refused, naming `now`, and change nothing.
+    #[test]
+    fn times_near_the_end_of_time_are_refused_and_denials_always_wait() {
+        let mut b = bucket(1.0, 1.0);
+        let last = MAX_DECISION_TIME;
+        assert!(b.try_acquire(last, 1.0).unwrap().allowed);
+        let d = b.try_acquire(last, 1.0).unwrap();
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after, Duration::from_secs(1));
+        let before = b.clone();
+        for now in [Time(last.0 + 1), Time(u64::MAX - 1), Time::MAX] {
+            let e = b.try_acquire(now, 1.0).unwrap_err();
+            assert!(e.to_string().contains("`now`"), "{e}");
+            assert!(b.peek(now, 1.0).is_err());
+        }
+        assert_eq!(b, before);
     }
 
     #[test]
@@ -931,12 +1003,13 @@ mod tests {
         }
 
         /// Valid but extreme buckets (rates and capacities over 21 orders of magnitude, times
-        /// anywhere in the u64 range): decisions stay in range and retry_after stays exact.
+        /// anywhere up to the last decision time): decisions stay in range, retry_after stays
+        /// exact and a denial's wait is never 0.
         #[test]
         fn extreme_valid_buckets_stay_exact(
             capacity_exp in -6.0f64..15.0,
             rate_exp in -6.0f64..15.0,
-            start in any::<u64>(),
+            start in 0..=MAX_DECISION_TIME.0,
             gaps in proptest::collection::vec(0u64..1_000_000_000, 1..20),
             fracs in proptest::collection::vec(0.0001f64..=1.0, 20),
         ) {
@@ -945,12 +1018,13 @@ mod tests {
             let mut b = TokenBucket::starting_at(config, Time(start)).unwrap();
             let mut now = start;
             for (gap, frac) in gaps.iter().zip(&fracs) {
-                now = now.saturating_add(*gap);
+                now = now.saturating_add(*gap).min(MAX_DECISION_TIME.0);
                 let cost = frac * config.capacity;
                 let d = b.try_acquire(Time(now), cost).unwrap();
                 prop_assert!(d.remaining >= 0.0 && d.remaining <= config.capacity);
+                prop_assert!(d.allowed || d.retry_after.0 > 0);
                 let retry_at = now.saturating_add(d.retry_after.0);
-                if !d.allowed && retry_at < u64::MAX {
+                if !d.allowed && retry_at <= MAX_DECISION_TIME.0 {
                     prop_assert!(b.peek(Time(retry_at), cost).unwrap().allowed);
                     prop_assert!(!b.peek(Time(retry_at - 1), cost).unwrap().allowed);
                 }
@@ -972,7 +1046,10 @@ mod tests {
                 Ok(mut b) => {
                     match b.try_acquire(Time(now), cost) {
                         Ok(d) => prop_assert!(d.remaining >= 0.0 && d.remaining <= capacity),
-                        Err(e) => prop_assert!(e.to_string().contains("`cost`")),
+                        Err(e) => prop_assert!(
+                            e.to_string().contains("`cost`")
+                                || (now > MAX_DECISION_TIME.0 && e.to_string().contains("`now`"))
+                        ),
                     }
                 }
                 Err(DistlabError::InvalidField { field, .. }) => {

@@ -13,7 +13,27 @@
 
 use crate::error::{DistlabError, Result, check_positive, check_range};
 use crate::ratelimit::token_bucket::{MAX_TOKENS, MIN_CAPACITY, UNITS_PER_TOKEN, to_units};
-use crate::time::{Duration, MAX_DURATION};
+use crate::time::{Duration, MAX_DURATION, Time};
+
+/// The latest time a limiter decides at: two [`MAX_DURATION`]s (63 years) short of the end
+/// of `Time`, so that the limiter's clock plus any wait it reports still fits. Nearer the
+/// end a wait would saturate, and a denial could carry a wait of 0 (`Retry-After: 0`).
+pub const MAX_DECISION_TIME: Time = Time(u64::MAX - 2 * MAX_DURATION.0);
+
+/// Refuses a decision time after [`MAX_DECISION_TIME`], naming `now`.
+#[inline]
+pub(crate) fn check_now(now: Time) -> Result<()> {
+    if now > MAX_DECISION_TIME {
+        return Err(DistlabError::field(
+            "now",
+            format!(
+                "must be at most {} µs, so that every wait fits in a time, got {}",
+                MAX_DECISION_TIME.0, now.0
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// Checks a limit (a capacity, a count per window, a queue size) in
 /// `[MIN_CAPACITY, MAX_TOKENS]` and returns it in units (rounded up).
@@ -82,15 +102,65 @@ pub(crate) fn emission_interval_ns(
             ),
         ));
     }
-    Ok(1e9 / rate_per_sec)
+    // Rounded to nearest, 10^9 / rate can fall short of the true interval, and every share
+    // computed from it would then admit a little beyond the rate: step up to the next f64
+    // when it did. `fma` forms `t · rate − 10^9` with one rounding, so its sign is exact.
+    let t = 1e9 / rate_per_sec;
+    Ok(if libm::fma(t, rate_per_sec, -1e9) < 0.0 {
+        t.next_up()
+    } else {
+        t
+    })
 }
 
-/// `ceil(cost · interval_ns)` as whole nanoseconds: a request's share of the schedule,
-/// rounded up so that rounding can only ever deny, never admit. Callers pass a validated
-/// cost and interval, so the product is below 10^19 and the cast exact enough.
+/// `⌈cost · interval_ns⌉` as whole nanoseconds: a request's share of the schedule, rounded
+/// up from the exact product (a floating-point product could round down across an
+/// integer), so that rounding can only ever deny, never admit.
 #[inline]
 pub(crate) fn cost_ns(cost: f64, interval_ns: f64) -> u128 {
-    libm::ceil(cost * interval_ns) as u128
+    ceil_product(cost, interval_ns)
+}
+
+/// `⌈a · b⌉` of the exact product of two finite non-negative `f64`s, computed on their
+/// binary mantissas (below 2^53 each, so the product fits a `u128`); saturates at
+/// `u128::MAX`. NaN and non-positive inputs give 0.
+pub(crate) fn ceil_product(a: f64, b: f64) -> u128 {
+    if a.is_nan() || b.is_nan() || a <= 0.0 || b <= 0.0 {
+        return 0;
+    }
+    let (ma, ea) = binary_parts(a);
+    let (mb, eb) = binary_parts(b);
+    let product = u128::from(ma) * u128::from(mb);
+    let exponent = ea + eb;
+    if exponent >= 0 {
+        let shift = exponent.unsigned_abs();
+        if shift >= 128 || product.leading_zeros() < shift {
+            return u128::MAX;
+        }
+        product << shift
+    } else {
+        let shift = exponent.unsigned_abs();
+        if shift >= 128 {
+            return 1;
+        }
+        let floor = product >> shift;
+        floor + u128::from(floor << shift != product)
+    }
+}
+
+/// A finite positive `x` as `mantissa · 2^exponent` exactly, with the mantissa odd (the
+/// smallest numbers giving the same value).
+pub(crate) fn binary_parts(x: f64) -> (u64, i32) {
+    let bits = x.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    let fraction = bits & ((1u64 << 52) - 1);
+    let (mantissa, exponent) = if biased == 0 {
+        (fraction, -1074)
+    } else {
+        (fraction | (1u64 << 52), biased - 1075)
+    };
+    let zeros = mantissa.trailing_zeros().min(63);
+    (mantissa >> zeros, exponent + zeros as i32)
 }
 
 /// Nanoseconds to whole microseconds, rounded up: a wait reported as microseconds must be
@@ -139,6 +209,34 @@ mod tests {
         }
     }
 
+    /// The emission interval is never below 10^9 / rate exactly, and a share never below
+    /// cost · interval exactly: in f64, 3 · (10^9 / 3) rounds to exactly 10^9, and a
+    /// product can round down across an integer, each admitting beyond the rate.
+    #[test]
+    fn intervals_and_shares_round_towards_denying() {
+        for rate in [
+            3.0,
+            7.0,
+            1e-3,
+            0.3,
+            303_945_205_612_544.0,
+            6.02e14,
+            999.999_999_999_9,
+        ] {
+            let t = emission_interval_ns("r", rate, "b", 1e-6).unwrap();
+            // Exactly: t · rate >= 10^9, and the next f64 down is below.
+            assert!(libm::fma(t, rate, -1e9) >= 0.0, "{rate}");
+            assert!(libm::fma(t.next_down(), rate, -1e9) < 0.0, "{rate}");
+        }
+        // 10^9 / 3 rounds down to 333333333.33333331; the interval is the f64 above.
+        let t = emission_interval_ns("r", 3.0, "b", 1.0).unwrap();
+        assert_eq!(t, (1e9_f64 / 3.0).next_up());
+        assert_eq!(cost_ns(3.0, t), 1_000_000_001);
+        // 0.1 · 3 = 0.30000000000000004 in binary; 3 · 0.1 in f64 happens to round to it,
+        // but 10^17 · 0.1 rounds down to 10^16 exactly while the product is above it.
+        assert_eq!(cost_ns(1e17, 0.1), 10_000_000_000_000_001);
+    }
+
     #[test]
     fn rounding_is_upward_where_it_must_be() {
         assert_eq!(ns_to_us_ceil(1), 1);
@@ -152,6 +250,11 @@ mod tests {
         assert_eq!(u128_as_f64(3), 3.0);
         assert_eq!(u128_as_f64(1 << 100), libm::pow(2.0, 100.0));
         assert_eq!(cost_ns(1.0, 333_333_333.333), 333_333_334);
+        assert_eq!(ceil_product(0.5, 3.0), 2);
+        assert_eq!(ceil_product(1e15, 1e9), 1_000_000_000_000_000_000_000_000);
+        assert_eq!(ceil_product(f64::MAX, f64::MAX), u128::MAX);
+        assert_eq!(ceil_product(5e-324, 1.0), 1);
+        assert_eq!(ceil_product(0.0, 1.0), 0);
         assert_eq!(as_tokens(to_units(3.0), to_units(3.0), 3.0), 3.0);
     }
 }

@@ -9,8 +9,13 @@
 //!
 //! The arithmetic follows the Lua line by line on integers (`u128` where Lua's doubles would
 //! round, which the script shows cannot change a result), and `tests/tests/redis_scripts.rs`
-//! runs both against a real `redis-server` to check every reply agrees. Arguments are
-//! validated here; the Lua trusts its caller. Each run is O(log n) store commands.
+//! runs both against a real `redis-server` to check every reply agrees, error replies
+//! included. Both check every argument before the first command, because Redis does not
+//! roll a script back: a script that failed half way (a rate of 0 dividing after the
+//! `HSET`) would leave its writes behind. [`token_bucket_argv`] and [`sliding_window_argv`]
+//! take the raw `KEYS` and `ARGV` strings and refuse exactly what the Lua refuses, with the
+//! same message ([`redis_error_reply`]); the typed [`TokenBucketArgs`] and
+//! [`SlidingWindowArgs`] check the same ranges. Each run is O(log n) store commands.
 
 use serde::{Deserialize, Serialize};
 
@@ -32,8 +37,10 @@ pub const MAX_TOKENS: u64 = 1_000_000_000;
 pub const MAX_WINDOW_LIMIT: u64 = 1_000_000;
 /// Longest sliding window, µs (11.6 days).
 pub const MAX_WINDOW_US: u64 = 1_000_000_000_000;
-/// Latest time the scripts accept, µs: 2^53, what a double holds exactly (285 years).
-pub const MAX_NOW_US: u64 = 1 << 53;
+/// Latest time the scripts accept, µs: 2^52 (Unix time in µs until the year 2112), so that
+/// a time plus a window or a wait stays below 2^53, what Lua's doubles hold exactly. A
+/// larger time is refused, never rounded.
+pub const MAX_NOW_US: u64 = 1 << 52;
 /// Grace added to every key's TTL, ms (see the scripts: the TTL runs on the server's clock).
 pub const TTL_GRACE_MS: i64 = 1_000;
 
@@ -53,11 +60,31 @@ pub struct TokenBucketArgs {
 }
 
 impl TokenBucketArgs {
+    /// Checks the ranges the script checks, in its order, with its messages.
     pub fn validate(&self) -> Result<()> {
         in_range("capacity", self.capacity, 1, MAX_TOKENS)?;
         in_range("ratePerSec", self.rate_per_sec, 1, MAX_TOKENS)?;
-        in_range("wanted", self.wanted, 1, self.capacity)?;
-        in_range("nowUs", self.now_us, 0, MAX_NOW_US)
+        in_range("nowUs", self.now_us, 0, MAX_NOW_US)?;
+        in_range("wanted", self.wanted, 1, self.capacity)
+    }
+
+    /// The arguments from the script's `ARGV` strings, refused as the Lua refuses them.
+    pub fn parse(argv: &[&str]) -> Result<Self> {
+        let [capacity, rate, now, wanted, partial] = argv else {
+            return Err(arity("token_bucket.lua", 5, 1, argv.len()));
+        };
+        let capacity = int_arg("capacity", capacity, 1, MAX_TOKENS)?;
+        Ok(TokenBucketArgs {
+            capacity,
+            rate_per_sec: int_arg("ratePerSec", rate, 1, MAX_TOKENS)?,
+            now_us: int_arg("nowUs", now, 0, MAX_NOW_US)?,
+            wanted: int_arg("wanted", wanted, 1, capacity)?,
+            partial: match *partial {
+                "0" => false,
+                "1" => true,
+                other => return Err(refuse("partial", "must be 0 or 1", other)),
+            },
+        })
     }
 
     /// The `ARGV` strings Redis is given.
@@ -95,10 +122,24 @@ pub struct SlidingWindowArgs {
 }
 
 impl SlidingWindowArgs {
+    /// Checks the ranges the script checks, in its order, with its messages.
     pub fn validate(&self) -> Result<()> {
         in_range("limit", self.limit, 1, MAX_WINDOW_LIMIT)?;
         in_range("windowUs", self.window_us, 1, MAX_WINDOW_US)?;
         in_range("nowUs", self.now_us, 0, MAX_NOW_US)
+    }
+
+    /// The arguments from the script's `ARGV` strings, refused as the Lua refuses them.
+    pub fn parse(argv: &[&str]) -> Result<Self> {
+        let [limit, window, now, request] = argv else {
+            return Err(arity("sliding_window.lua", 4, 1, argv.len()));
+        };
+        Ok(SlidingWindowArgs {
+            limit: int_arg("limit", limit, 1, MAX_WINDOW_LIMIT)?,
+            window_us: int_arg("windowUs", window, 1, MAX_WINDOW_US)?,
+            now_us: int_arg("nowUs", now, 0, MAX_NOW_US)?,
+            request: request.to_string(),
+        })
     }
 
     /// The `ARGV` strings Redis is given.
@@ -121,14 +162,49 @@ pub struct SlidingWindowReply {
     pub retry_after_us: u64,
 }
 
+/// An argument refused, worded as the scripts' `refuse`: the error reply is `ERR ` and this
+/// error's text (see [`redis_error_reply`]).
+fn refuse(field: &str, problem: &str, got: &str) -> DistlabError {
+    DistlabError::field(field, format!("{problem}, got '{got}'"))
+}
+
+fn range_problem(min: u64, max: u64) -> String {
+    format!("must be an integer from {min} to {max}")
+}
+
 fn in_range(field: &str, v: u64, min: u64, max: u64) -> Result<()> {
     if (min..=max).contains(&v) {
         Ok(())
     } else {
-        Err(DistlabError::field(
-            field,
-            format!("must be between {min} and {max}, got {v}"),
-        ))
+        Err(refuse(field, &range_problem(min, max), &v.to_string()))
+    }
+}
+
+/// A plain decimal integer in `[min, max]`, as the scripts' `int_arg` reads one: digits
+/// only, so `-5`, `1e3`, `1.5`, ` 5` and `0x10` are refused rather than read as numbers
+/// (Lua's `tonumber` would take every one of them).
+fn int_arg(field: &str, s: &str, min: u64, max: u64) -> Result<u64> {
+    let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    // A digit string too long for a u64 is above every bound, as its double is in Lua.
+    match digits.then(|| s.parse::<u64>().ok()).flatten() {
+        Some(v) if (min..=max).contains(&v) => Ok(v),
+        _ => Err(refuse(field, &range_problem(min, max), s)),
+    }
+}
+
+fn arity(script: &str, args: usize, keys: usize, got_args: usize) -> DistlabError {
+    DistlabError::InvalidState(format!(
+        "ERR {script} takes 1 key and {args} arguments, got {keys} and {got_args}"
+    ))
+}
+
+/// The text of the error reply Redis sends for `e` (after the `-`): a refused argument is
+/// `ERR invalid `name`: ...`, as the scripts word it; a store error is its own
+/// (`WRONGTYPE ...`).
+pub fn redis_error_reply(e: &DistlabError) -> String {
+    match e {
+        DistlabError::InvalidField { .. } => format!("ERR {e}"),
+        other => other.to_string(),
     }
 }
 
@@ -163,6 +239,8 @@ pub fn token_bucket(
         (Some(tokens), Some(ts)) => (tokens, ts),
         _ => (capacity, now),
     };
+    // A lowered capacity caps what the bucket holds at once.
+    tokens = tokens.min(capacity);
     if now > ts {
         let refill = u128::from(now - ts) * u128::from(rate);
         tokens = (u128::from(tokens) + refill).min(u128::from(capacity)) as u64;
@@ -188,16 +266,41 @@ pub fn token_bucket(
             &[("tokens", tokens.to_string()), ("ts", ts.to_string())],
         )
         .map_err(store_error)?;
-    let to_full_ms = capacity
-        .saturating_sub(tokens)
-        .div_ceil(rate)
-        .div_ceil(1_000);
+    // tokens <= capacity: the time to full is never negative, so the key is never expired
+    // at once (which would bring the bucket back full).
+    let to_full_ms = (capacity - tokens).div_ceil(rate).div_ceil(1_000);
     store.pexpire(store_now, key, to_full_ms as i64 + TTL_GRACE_MS);
     Ok(TokenBucketReply {
         granted,
         micro_tokens_left: tokens,
         retry_after_us,
     })
+}
+
+/// Runs `token_bucket.lua` with its raw `KEYS` and `ARGV`, refusing what the Lua refuses.
+pub fn token_bucket_argv(
+    store: &mut RedisStore,
+    store_now: Time,
+    keys: &[&str],
+    argv: &[&str],
+) -> Result<TokenBucketReply> {
+    let [key] = keys else {
+        return Err(arity("token_bucket.lua", 5, keys.len(), argv.len()));
+    };
+    token_bucket(store, store_now, key, &TokenBucketArgs::parse(argv)?)
+}
+
+/// Runs `sliding_window.lua` with its raw `KEYS` and `ARGV`, refusing what the Lua refuses.
+pub fn sliding_window_argv(
+    store: &mut RedisStore,
+    store_now: Time,
+    keys: &[&str],
+    argv: &[&str],
+) -> Result<SlidingWindowReply> {
+    let [key] = keys else {
+        return Err(arity("sliding_window.lua", 4, keys.len(), argv.len()));
+    };
+    sliding_window(store, store_now, key, &SlidingWindowArgs::parse(argv)?)
 }
 
 /// Runs `sliding_window.lua` on `key` at the store's clock `store_now` (for expiry; the
@@ -284,7 +387,7 @@ impl ScriptCall {
             }
         };
         reply.unwrap_or_else(|e| ScriptReply::Error {
-            message: e.to_string(),
+            message: redis_error_reply(&e),
         })
     }
 
@@ -389,6 +492,114 @@ mod tests {
             call.run(&mut s, Time::ZERO),
             ScriptReply::Error { .. }
         ));
+    }
+
+    /// Issue 13's sequence: capacity 10^9, then 1, at the same instant. Before the fix the
+    /// Lua set the key's TTL from `capacity − tokens` (negative: Redis deleted the key and
+    /// the bucket came back full) while this copy kept granting the old tokens.
+    #[test]
+    fn a_lowered_capacity_caps_the_tokens_at_once_and_keeps_the_key() {
+        let mut s = RedisStore::new();
+        let run = |s: &mut RedisStore, capacity| {
+            token_bucket(s, Time::ZERO, "k", &tb(capacity, 1, 1_000, 1, false)).unwrap()
+        };
+        let r = run(&mut s, 1_000_000_000);
+        assert_eq!((r.granted, r.micro_tokens_left), (1, 999_999_999 * MICRO));
+        let r = run(&mut s, 1);
+        assert_eq!(
+            (r.granted, r.micro_tokens_left, r.retry_after_us),
+            (1, 0, 0)
+        );
+        let r = run(&mut s, 1);
+        // Empty: a token at 1 micro-token per µs is a second away.
+        assert_eq!(
+            (r.granted, r.micro_tokens_left, r.retry_after_us),
+            (0, 0, 1_000_000)
+        );
+        assert_eq!(s.pttl(Time::ZERO, "k"), 1_000 + TTL_GRACE_MS);
+        // A raised capacity fills by refill, not at once.
+        let r = token_bucket(&mut s, Time::ZERO, "k", &tb(5, 1, 1_000, 1, true)).unwrap();
+        assert_eq!(r.granted, 0);
+    }
+
+    /// Every family of bad argument the Lua refuses, refused here with the same words and
+    /// before anything is written (the differential test compares the words with Redis).
+    #[test]
+    fn bad_arguments_are_refused_before_any_write() {
+        let mut s = RedisStore::new();
+        token_bucket(&mut s, Time::ZERO, "b", &tb(5, 1, 1_000, 2, false)).unwrap();
+        let before = s.clone();
+        let good = ["5", "1", "2000", "1", "0"];
+        let cases: [(usize, &str, &str); 14] = [
+            (3, "0", "wanted"),
+            (3, "-5", "wanted"),
+            (3, "1000000000000000000", "wanted"),
+            (3, "6", "wanted"),
+            (1, "0", "ratePerSec"),
+            (2, "-1", "nowUs"),
+            (2, "9007199254740993", "nowUs"),
+            (2, "4503599627370497", "nowUs"),
+            (0, "1e3", "capacity"),
+            (0, "1.5", "capacity"),
+            (0, " 5", "capacity"),
+            (0, "0x10", "capacity"),
+            (0, "", "capacity"),
+            (4, "2", "partial"),
+        ];
+        for (i, bad, field) in cases {
+            let mut argv = good;
+            argv[i] = bad;
+            let e = token_bucket_argv(&mut s, Time::ZERO, &["b"], &argv).unwrap_err();
+            let text = redis_error_reply(&e);
+            assert!(
+                text.starts_with(&format!("ERR invalid `{field}`: "))
+                    && text.ends_with(&format!("got '{bad}'")),
+                "{argv:?}: {text}"
+            );
+            assert_eq!(s, before, "{argv:?} wrote");
+        }
+        assert_eq!(
+            redis_error_reply(
+                &token_bucket_argv(&mut s, Time::ZERO, &["b"], &good[..4]).unwrap_err()
+            ),
+            "ERR token_bucket.lua takes 1 key and 5 arguments, got 1 and 4"
+        );
+        assert_eq!(
+            redis_error_reply(&token_bucket_argv(&mut s, Time::ZERO, &[], &good).unwrap_err()),
+            "ERR token_bucket.lua takes 1 key and 5 arguments, got 0 and 5"
+        );
+        assert_eq!(
+            redis_error_reply(
+                &token_bucket_argv(&mut s, Time::ZERO, &["b"], &["3", "2", "0", "4", "0"])
+                    .unwrap_err()
+            ),
+            "ERR invalid `wanted`: must be an integer from 1 to 3, got '4'"
+        );
+        // The typed arguments give the same words.
+        let e = tb(3, 2, 0, 4, false).validate().unwrap_err();
+        assert_eq!(
+            redis_error_reply(&e),
+            "ERR invalid `wanted`: must be an integer from 1 to 3, got '4'"
+        );
+        for (i, bad, field) in [
+            (1, "0", "windowUs"),
+            (0, "0", "limit"),
+            (2, "-1", "nowUs"),
+            (2, "9007199254740993", "nowUs"),
+            (1, "1000000000001", "windowUs"),
+        ] {
+            let mut argv = ["2", "1000", "5", "r1"];
+            argv[i] = bad;
+            let e = sliding_window_argv(&mut s, Time::ZERO, &["w"], &argv).unwrap_err();
+            let text = redis_error_reply(&e);
+            assert!(
+                text.starts_with(&format!("ERR invalid `{field}`: ")),
+                "{argv:?}: {text}"
+            );
+            assert_eq!(s, before, "{argv:?} wrote");
+        }
+        let ok = token_bucket_argv(&mut s, Time::ZERO, &["b"], &good).unwrap();
+        assert_eq!(ok.granted, 1);
     }
 
     #[test]
