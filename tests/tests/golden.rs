@@ -85,7 +85,7 @@ fn sim_network_golden_trace_hash() {
     let (hash, events, time_us) = network_scenario();
     assert_eq!(
         (hash.as_str(), events, time_us),
-        ("1aa3d1659c0ac7bd", 21_318, json!(12_400_000)),
+        ("706abc149094cc11", 21_302, json!(12_351_128)),
         "the sim.network golden scenario changed"
     );
 }
@@ -205,7 +205,7 @@ fn raft_lab_golden_trace_hash() {
     let (hash, events, time_us) = raft_lab_scenario();
     assert_eq!(
         (hash.as_str(), events, time_us),
-        ("de2bee95ab9cb75c", 78_117, json!(49_649_026)),
+        ("fbbaa1d8e4b77829", 78_553, json!(48_350_455)),
         "the consensus.raft golden scenario changed"
     );
 }

@@ -281,3 +281,197 @@ fn in_flight_messages_report_progress() {
         );
     }
 }
+
+/// A scripted node for the simulator's narrow windows: node 0 sends `0, 1, 2, ...` to
+/// node 1 every 10 ms from 10 ms on; node 1 records what arrives, and the reading of its
+/// own clock when its one-shot timer fires.
+#[derive(Debug, Clone, Default)]
+struct Sender {
+    next: u64,
+    received: Vec<u64>,
+    armed_at_local: Option<Time>,
+    fired_at_local: Option<Time>,
+}
+
+/// How many messages node 0 sends.
+const SENT: u64 = 20;
+/// Node 1's one-shot timer, armed by the client request.
+const ONE_SHOT: u64 = 7;
+
+/// A message: its number.
+#[derive(Debug, Clone, Copy)]
+struct Seq(u64);
+
+impl distlab_core::sim::Fingerprint for Seq {
+    fn fingerprint_into(&self, h: &mut distlab_core::sim::trace::StableHasher) {
+        std::hash::Hasher::write_u64(h, self.0);
+    }
+}
+
+impl distlab_core::sim::Fingerprint for Sender {
+    fn fingerprint_into(&self, h: &mut distlab_core::sim::trace::StableHasher) {
+        use std::hash::Hasher;
+        h.write_u64(self.next);
+        self.received.iter().for_each(|r| h.write_u64(*r));
+    }
+}
+
+impl distlab_core::sim::Node for Sender {
+    type Message = Seq;
+    type Request = u64;
+    type Response = ();
+    type Config = ();
+
+    fn recover(_: u32, _: &(), _: &distlab_core::sim::disk::Disk) -> Self {
+        Sender::default()
+    }
+    fn on_start(&mut self, ctx: &mut distlab_core::sim::Ctx<'_, Self>) {
+        if ctx.id() == 0 {
+            ctx.set_timer(0, Duration::from_millis(10));
+        }
+    }
+    fn on_message(&mut self, _: u32, msg: Seq, _: &mut distlab_core::sim::Ctx<'_, Self>) {
+        self.received.push(msg.0);
+    }
+    fn on_timer(&mut self, timer: u64, ctx: &mut distlab_core::sim::Ctx<'_, Self>) {
+        if timer == ONE_SHOT {
+            self.fired_at_local = Some(ctx.now());
+            return;
+        }
+        ctx.send(1, Seq(self.next));
+        self.next += 1;
+        if self.next < SENT {
+            ctx.set_timer(0, Duration::from_millis(10));
+        }
+    }
+    fn on_request(
+        &mut self,
+        request: distlab_core::sim::ClientRequest<u64>,
+        ctx: &mut distlab_core::sim::Ctx<'_, Self>,
+    ) {
+        // Arms a one-shot timer of `request.body` ms on this node's clock.
+        self.armed_at_local = Some(ctx.now());
+        ctx.set_timer(ONE_SHOT, Duration::from_millis(request.body));
+    }
+}
+
+fn constant_5ms() -> NetworkConfig {
+    NetworkConfig {
+        latency: LatencyModel::Constant { ms: 5.0 },
+        ..NetworkConfig::default()
+    }
+}
+
+fn sender_sim(network: NetworkConfig) -> Sim<Sender> {
+    let config = SimConfig {
+        seed: 3,
+        nodes: 2,
+        clients: 1,
+        network,
+        ..SimConfig::default()
+    };
+    Sim::new(config, ()).unwrap()
+}
+
+fn at(ms: u64, fault: Fault) -> distlab_core::sim::ScheduledFault {
+    distlab_core::sim::ScheduledFault {
+        at_us: ms * 1_000,
+        fault,
+    }
+}
+
+/// Issue 13 §7: a pause from 12 ms to 55 ms parks messages 0–3 (due at 15, 25, 35,
+/// 45 ms); message 4 is due at exactly 55 ms, the resume instant. It must not overtake
+/// them: a FIFO link stays FIFO across a pause.
+#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+fn a_resume_keeps_the_parked_inbox_ahead_of_what_is_due_at_that_instant() {
+    let mut sim = sender_sim(constant_5ms());
+    sim.load_script(&FaultScript {
+        faults: vec![
+            at(12, Fault::Pause { node: 1 }),
+            at(55, Fault::Resume { node: 1 }),
+        ],
+    })
+    .unwrap();
+    sim.run_until(Time::from_millis(400), |_, _| {});
+    let got = &sim.node(1).unwrap().received;
+    assert_eq!(
+        *got,
+        (0..SENT).collect::<Vec<_>>(),
+        "delivered out of order"
+    );
+}
+
+/// Issue 13 §7: a 100 ms timer armed at 1 ms whose node's drift becomes −50 % at 11 ms
+/// fires when the node's own clock has advanced 100 ms, not 55.
+#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+fn a_drift_change_never_fires_a_pending_timer_early_by_the_nodes_clock() {
+    let mut sim = sender_sim(constant_5ms());
+    sim.load_script(&FaultScript {
+        faults: vec![at(
+            11,
+            Fault::ClockDrift {
+                node: 1,
+                ppm: -500_000,
+            },
+        )],
+    })
+    .unwrap();
+    sim.run_until(Time::from_millis(1), |_, _| {});
+    sim.client_request(0, 1, 100, Duration::from_secs(10))
+        .unwrap();
+    sim.run_until(Time::from_millis(1_000), |_, _| {});
+    let n = sim.node(1).unwrap();
+    let (armed, fired) = (
+        n.armed_at_local.unwrap(),
+        n.fired_at_local.expect("timer fired"),
+    );
+    let waited = fired.saturating_since(armed);
+    assert!(
+        waited >= Duration::from_millis(100),
+        "fired after {waited:?} of its own clock"
+    );
+    // And not much later either: 10 ms at the old rate, the other 90 at half speed.
+    assert!(
+        waited <= Duration::from_millis(101),
+        "fired after {waited:?}"
+    );
+}
+
+/// Issue 13 §7: with a constant 5 ms and no reordering, a duplicate's copy arrives after
+/// exactly 5 ms too: it draws its own latency from the model, nothing more.
+#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+fn a_duplicate_copy_takes_the_models_latency_and_no_more() {
+    let network = NetworkConfig {
+        duplicate: Probability::of(0.5),
+        reorder_delay_ms: Millis::of(10),
+        ..constant_5ms()
+    };
+    let mut sim = sender_sim(network);
+    sim.run_until(Time::from_millis(400), |_, _| {});
+    let received = &sim.node(1).unwrap().received;
+    assert!(
+        received.len() > SENT as usize,
+        "no copies: {}",
+        received.len()
+    );
+    let mut sends = std::collections::BTreeMap::new();
+    let mut delays = Vec::new();
+    for e in sim.trace().events() {
+        match &e.kind {
+            TraceKind::Send { msg, .. } => {
+                sends.insert(*msg, e.time);
+            }
+            TraceKind::Deliver { msg, .. } => delays.push(e.time.saturating_since(sends[msg])),
+            _ => {}
+        }
+    }
+    assert!(delays.len() > SENT as usize);
+    assert!(
+        delays.iter().all(|d| *d == Duration::from_millis(5)),
+        "{delays:?}"
+    );
+}

@@ -103,7 +103,10 @@ mod tests {
             (r#"{"type": "constant", "ms": "fast"}"#, "`latency.ms`"),
             (r#"{"type": "warp"}"#, "`latency.type`"),
             (r#"{"type": "constant"}"#, "`latency`: missing field `ms`"),
-            (r#"{"type": "constant", "ms": 1, "extra": 2}"#, "`latency`"),
+            (
+                r#"{"type": "constant", "ms": 1, "extra": 2}"#,
+                "`latency.extra`",
+            ),
             ("null", "`latency`"),
             ("3", "`latency`"),
         ] {

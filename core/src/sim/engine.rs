@@ -12,7 +12,7 @@
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::hash::{Hash, Hasher};
 
 use crate::error::{DistlabError, Result, check_probability};
@@ -165,8 +165,9 @@ struct NodeSlot<N: Node> {
     paused: bool,
     disk: Disk,
     clock: NodeClock,
-    /// Live timers and the generation of their pending event; stale events are skipped.
-    timers: FxHashMap<TimerId, u64>,
+    /// Live timers: the generation of their pending event (stale events are skipped) and
+    /// when it is due.
+    timers: FxHashMap<TimerId, (u64, Time)>,
     /// Events that arrived while paused, in arrival order.
     parked: Vec<Event<N>>,
     /// Crash part-way through the next event, after this many effects.
@@ -244,6 +245,9 @@ pub struct Sim<N: Node> {
     next_msg: u64,
     next_timer_generation: u64,
     queue: BinaryHeap<Event<N>>,
+    /// Events a resume released from a paused node's inbox, due now, in the order they
+    /// came due: they run before anything in `queue`.
+    resumed: VecDeque<Event<N>>,
     nodes: Vec<NodeSlot<N>>,
     network: Network,
     net_rng: SimRng,
@@ -274,6 +278,7 @@ impl<N: Node> Sim<N> {
             next_msg: 0,
             next_timer_generation: 0,
             queue: BinaryHeap::new(),
+            resumed: VecDeque::new(),
             nodes: Vec::with_capacity(config.nodes as usize),
             network,
             history: Vec::new(),
@@ -421,10 +426,13 @@ impl<N: Node> Sim<N> {
 
     /// Time of the next queued event, if any.
     pub fn next_event_time(&self) -> Option<Time> {
-        self.queue.peek().map(|e| e.at)
+        match self.resumed.front() {
+            Some(e) => Some(e.at),
+            None => self.queue.peek().map(|e| e.at),
+        }
     }
     pub fn pending_events(&self) -> usize {
-        self.queue.len()
+        self.resumed.len() + self.queue.len()
     }
 
     /// The first `max` queued events in the order they will run: by time, then by the
@@ -432,8 +440,9 @@ impl<N: Node> Sim<N> {
     pub fn queued(&self, max: usize) -> Vec<Queued> {
         let mut events: Vec<&Event<N>> = self.queue.iter().collect();
         events.sort_unstable_by_key(|e| (e.at, e.seq));
-        events
-            .into_iter()
+        self.resumed
+            .iter()
+            .chain(events)
             .take(max)
             .map(|e| {
                 let (kind, node, detail) = match &e.kind {
@@ -471,6 +480,7 @@ impl<N: Node> Sim<N> {
         let mut v: Vec<(u64, InFlight)> = self
             .queue
             .iter()
+            .chain(&self.resumed)
             .filter_map(|e| match &e.kind {
                 EventKind::Deliver {
                     from,
@@ -547,11 +557,14 @@ impl<N: Node> Sim<N> {
     /// Processes the next event if it happens no later than `deadline`.
     pub fn step_until(&mut self, deadline: Time) -> Option<Stepped> {
         loop {
-            let at = self.queue.peek()?.at;
+            let at = self.next_event_time()?;
             if at > deadline {
                 return None;
             }
-            let event = self.queue.pop()?;
+            let event = match self.resumed.pop_front() {
+                Some(e) => e,
+                None => self.queue.pop()?,
+            };
             self.now = self.now.max(event.at);
             if let Some(stepped) = self.process(event) {
                 return Some(stepped);
@@ -591,7 +604,7 @@ impl<N: Node> Sim<N> {
                 generation,
             } => {
                 let slot = self.nodes.get(*node as usize)?;
-                if slot.timers.get(timer) != Some(generation) {
+                if slot.timers.get(timer).map(|t| t.0) != Some(*generation) {
                     return None;
                 }
                 Some(*node)
@@ -798,8 +811,8 @@ impl<N: Node> Sim<N> {
                 let Some(slot) = self.nodes.get_mut(id as usize) else {
                     return;
                 };
-                slot.timers.insert(timer, generation);
                 let at = self.now + slot.clock.to_sim(after);
+                slot.timers.insert(timer, (generation, at));
                 self.push(
                     at,
                     EventKind::Timer {
@@ -1084,8 +1097,39 @@ impl<N: Node> Sim<N> {
             Fault::ClockDrift { node, ppm } => {
                 self.check_node("node", *node)?;
                 let now = self.now;
-                if let Some(slot) = self.nodes.get_mut(*node as usize) {
-                    slot.clock.set_drift(now, *ppm);
+                let Some(slot) = self.nodes.get_mut(*node as usize) else {
+                    return Ok(());
+                };
+                let old = slot.clock;
+                slot.clock.set_drift(now, *ppm);
+                // A pending timer waits for its node's clock to advance by what was left
+                // of its span: at the new rate that takes another simulated time, so it is
+                // due again (never early by the node's own reading). In arming order, so
+                // the queue gets them in the same order on every platform.
+                let mut pending: Vec<(u64, TimerId, Time)> = slot
+                    .timers
+                    .iter()
+                    .filter(|(_, (_, due))| *due > now)
+                    .map(|(t, (g, due))| (*g, *t, *due))
+                    .collect();
+                pending.sort_unstable();
+                for (_, timer, due) in pending {
+                    let left = old.local(due).saturating_since(old.local(now));
+                    let generation = self.next_timer_generation;
+                    self.next_timer_generation += 1;
+                    let at = now + slot.clock.to_sim(left);
+                    slot.timers.insert(timer, (generation, at));
+                    let seq = self.seq;
+                    self.seq += 1;
+                    self.queue.push(Event {
+                        at,
+                        seq,
+                        kind: EventKind::Timer {
+                            node: *node,
+                            timer,
+                            generation,
+                        },
+                    });
                 }
             }
         }
@@ -1120,9 +1164,16 @@ impl<N: Node> Sim<N> {
         slot.paused = false;
         let parked = std::mem::take(&mut slot.parked);
         self.trace_event(TraceKind::Resume { node: id });
-        // The inbox and overdue timers are handled now, in the order they arrived.
+        // The inbox and overdue timers are handled now, in the order they came due, and
+        // before anything else due at this instant: they are older than all of it, and a
+        // FIFO link must stay FIFO across a pause (a message due exactly now must not
+        // overtake the ones parked before it).
         for e in parked {
-            self.push(self.now, e.kind);
+            self.resumed.push_back(Event {
+                at: self.now,
+                seq: e.seq,
+                kind: e.kind,
+            });
         }
         Ok(())
     }

@@ -130,7 +130,10 @@ pub struct NetworkConfig {
     pub latency: LatencyModel,
     /// Probability that a message is lost.
     pub loss: Probability,
-    /// Probability that a message is delivered twice (the copy draws its own latency).
+    /// Probability that a message is delivered twice. The copy draws its own latency
+    /// from the same model and no more (with a constant latency it arrives with the
+    /// original's delay); it is not held to FIFO order, so with a varying latency it may
+    /// arrive after later messages. That is duplication, not reordering.
     pub duplicate: Probability,
     /// Probability that a message leaves the link's FIFO order, delayed by up to
     /// `reorderDelayMs` more, so that later messages may overtake it.
@@ -357,9 +360,13 @@ impl Network {
             _ => &self.config.latency,
         };
         let mut delay = model.sample(rng);
+        // The copy is a packet of its own: it draws its own latency from the link's model
+        // and is not held to the link's FIFO order (with a varying latency it may land
+        // after later messages — duplication, not reordering; with a constant one it lands
+        // with the same delay as the original).
         let duplicate = rng
             .chance(self.config.duplicate.get())
-            .then(|| model.sample(rng) + self.extra_reorder_delay(rng));
+            .then(|| model.sample(rng));
         if rng.chance(self.config.reorder.get()) {
             // Out of FIFO order: it neither waits for earlier messages nor holds back later ones.
             delay = delay + self.extra_reorder_delay(rng);
