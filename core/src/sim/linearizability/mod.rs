@@ -49,10 +49,10 @@ pub use checker::{
     CheckOptions, CheckResult, PartitionOutcome, PartitionResult, Verdict, check, check_with,
     replay,
 };
-pub use model::{MAX_OPERATIONS, Model, Operation, validate_history};
+pub use model::{Footprint, MAX_OPERATIONS, Model, Operation, validate_history};
 pub use models::{
-    CasRegister, CasRegisterInput, KvInput, KvModel, KvOutput, Register, RegisterInput,
-    RegisterOutput, Response,
+    CasRegister, CasRegisterInput, KvInput, KvMap, KvModel, KvOutput, KvStoreModel, Register,
+    RegisterInput, RegisterOutput, Response,
 };
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use super::model::{Model, Operation};
+use super::model::{Footprint, Model, Operation};
 
 /// What an operation returned, for values of type `V`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -280,4 +280,77 @@ impl Model for KvModel {
     fn describe_state(&self, state: &String) -> String {
         format!("'{state}'")
     }
+}
+
+/// A key-value store's state as one value: the keys set so far, sorted, with their values.
+/// Values are shared (`Rc`), so the checker's copy of a state per configuration costs a
+/// reference count per key, not a string copy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct KvMap(Vec<(std::rc::Rc<str>, std::rc::Rc<str>)>);
+
+impl KvMap {
+    /// The value of `key`, the empty string if it was never set.
+    pub fn get(&self, key: &str) -> &str {
+        match self.0.binary_search_by(|(k, _)| (**k).cmp(key)) {
+            Ok(i) => self.0.get(i).map_or("", |(_, v)| v),
+            Err(_) => "",
+        }
+    }
+
+    fn with(&self, key: &str, value: &str) -> KvMap {
+        let mut next = self.0.clone();
+        match next.binary_search_by(|(k, _)| (**k).cmp(key)) {
+            Ok(i) => {
+                if let Some(slot) = next.get_mut(i) {
+                    slot.1 = value.into();
+                }
+            }
+            Err(i) => next.insert(i, (key.into(), value.into())),
+        }
+        KvMap(next)
+    }
+}
+
+/// The key-value store of [`KvModel`] checked as one object, without splitting the
+/// history by key: every operation is in one part, and a state is the whole map. Slower
+/// than [`KvModel`] by nature (locality is what makes per-key checking cheap), it is what
+/// a checker faces when operations span keys, and a test of the search itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KvStoreModel;
+
+impl Model for KvStoreModel {
+    type State = KvMap;
+    type Input = KvInput;
+    type Output = KvOutput;
+
+    fn init(&self) -> KvMap {
+        KvMap::default()
+    }
+
+    fn step(&self, state: &KvMap, input: &KvInput, output: &KvOutput) -> Option<KvMap> {
+        let key = input.key();
+        let current = state.get(key).to_string();
+        let next = KvModel.step(&current, input, output)?;
+        Some(if next == current {
+            state.clone()
+        } else {
+            state.with(key, &next)
+        })
+    }
+
+    fn footprint(&self, input: &KvInput) -> Footprint {
+        Footprint::Keys(vec![key_number(input.key())])
+    }
+
+    fn describe(&self, input: &KvInput, output: &KvOutput) -> String {
+        KvModel.describe(input, output)
+    }
+}
+
+/// A fixed (never OS-seeded) hash of a key's name, for [`Model::footprint`].
+fn key_number(key: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = rustc_hash::FxHasher::default();
+    key.hash(&mut hasher);
+    hasher.finish()
 }

@@ -17,7 +17,7 @@
 use super::bitset::LinearizedSet;
 use super::entries::{EventList, NodeId};
 use super::memo::{ConfigId, Insertion, VisitedSet};
-use super::model::{Model, Operation};
+use super::model::{Footprint, Model, Operation};
 
 /// How a part's search ended.
 pub(crate) enum SearchEnd {
@@ -80,6 +80,9 @@ pub(crate) struct PartitionSearch<'h, M: Model> {
     next_candidate: usize,
     /// Scratch space for ordering a level's optional candidates.
     optional_candidates: Vec<NodeId>,
+    /// Per operation, its group of operations that may depend on each other (see
+    /// `independent_groups`); `None` when all are one group.
+    group: Option<Vec<u32>>,
     deepest: Option<DeadEnd>,
     /// Set when the memo filled up: the search cannot go on soundly.
     gave_up: bool,
@@ -105,6 +108,7 @@ impl<'h, M: Model> PartitionSearch<'h, M> {
             .collect();
         let required = LinearizedSet::new(required_count as usize);
         let optional = LinearizedSet::new(optional_count as usize);
+        let group = independent_groups(model, &ops);
         let mut visited = VisitedSet::new();
         // The first insertion into an empty memo always succeeds and gets id 0.
         let initial = visited.insert(&required, &optional, model.init());
@@ -127,6 +131,7 @@ impl<'h, M: Model> PartitionSearch<'h, M> {
             first_candidate: 0,
             next_candidate: 0,
             optional_candidates: Vec::new(),
+            group,
             deepest: None,
             gave_up: initial == Insertion::Full,
         };
@@ -167,11 +172,26 @@ impl<'h, M: Model> PartitionSearch<'h, M> {
         self.first_candidate = self.candidates.len();
         self.next_candidate = self.first_candidate;
         self.optional_candidates.clear();
+        let mut first_return = self.events.first();
+        while self.events.is_call(first_return) {
+            first_return = self.events.next(first_return);
+        }
+        let focus = match &self.group {
+            Some(group) => group.get(self.events.op(first_return) as usize).copied(),
+            None => None,
+        };
         let mut node = self.events.first();
-        while self.events.is_call(node) {
-            match self.members.get(self.events.op(node) as usize) {
-                Some(Member::Optional(_)) => self.optional_candidates.push(node),
-                _ => self.candidates.push(node),
+        while node != first_return {
+            let op = self.events.op(node) as usize;
+            let in_focus = match (&self.group, focus) {
+                (Some(group), Some(focus)) => group.get(op) == Some(&focus),
+                _ => true,
+            };
+            if in_focus {
+                match self.members.get(op) {
+                    Some(Member::Optional(_)) => self.optional_candidates.push(node),
+                    _ => self.candidates.push(node),
+                }
             }
             node = self.events.next(node);
         }
@@ -243,13 +263,14 @@ impl<'h, M: Model> PartitionSearch<'h, M> {
             .as_ref()
             .is_none_or(|d| self.path.len() > d.prefix.len())
         {
-            let mut unplaceable: Vec<u32> = self
-                .candidates
-                .get(self.first_candidate..)
-                .unwrap_or(&[])
-                .iter()
-                .map(|&n| self.events.op(n))
-                .collect();
+            // Every call before the first return, not only the group the level tried:
+            // none of them can go next either (see `independent_groups`).
+            let mut unplaceable = Vec::new();
+            let mut node = self.events.first();
+            while self.events.is_call(node) {
+                unplaceable.push(self.events.op(node));
+                node = self.events.next(node);
+            }
             unplaceable.sort_unstable();
             self.deepest = Some(DeadEnd {
                 prefix: self.path.iter().map(|l| self.events.op(l.call)).collect(),
@@ -280,4 +301,62 @@ impl<'h, M: Model> PartitionSearch<'h, M> {
             .unwrap_or_default();
         SearchEnd::Violation { deepest, state }
     }
+}
+
+/// Groups the operations so that operations of different groups touch disjoint keys
+/// (union-find over [`Model::footprint`]); `None` if there is a single group.
+///
+/// The search uses the groups as persistent sets (Godefroid, "Partial-Order Methods for
+/// the Verification of Concurrent Systems", LNCS 1032, 1996): at each level it tries
+/// only the candidates of the group of the operation with the earliest pending return.
+/// That loses no linearization. Say one exists from here, `s`, and let `x` be its first
+/// operation of that group (there is one: the operation with the earliest return must be
+/// in it). Everything before `x` in `s` is of other groups, so it commutes with `x`; and
+/// `x` may move to the front in real time too: it precedes the earliest-returning
+/// operation in `s` (or is it), so it was called before that return, and every operation
+/// it overtakes is pending, so returns no earlier. The moved sequence is a linearization
+/// starting with a candidate the level tries. For the same reason, when no candidate of
+/// the group can go next, none of the others can.
+fn independent_groups<M: Model>(
+    model: &M,
+    ops: &[&Operation<M::Input, M::Output>],
+) -> Option<Vec<u32>> {
+    let mut parent: Vec<u32> = (0..ops.len() as u32).collect();
+    fn root(parent: &mut [u32], mut op: u32) -> u32 {
+        while let Some(&up) = parent.get(op as usize) {
+            if up == op {
+                break;
+            }
+            // Path halving.
+            let grand = parent.get(up as usize).copied().unwrap_or(up);
+            if let Some(slot) = parent.get_mut(op as usize) {
+                *slot = grand;
+            }
+            op = grand;
+        }
+        op
+    }
+    let mut owner: rustc_hash::FxHashMap<u64, u32> = rustc_hash::FxHashMap::default();
+    for (index, op) in ops.iter().enumerate() {
+        let Footprint::Keys(keys) = model.footprint(&op.input) else {
+            return None;
+        };
+        for key in keys {
+            let first = *owner.entry(key).or_insert(index as u32);
+            let (a, b) = (root(&mut parent, first), root(&mut parent, index as u32));
+            if a != b
+                && let Some(slot) = parent.get_mut(a.max(b) as usize)
+            {
+                *slot = a.min(b);
+            }
+        }
+    }
+    let groups: Vec<u32> = (0..ops.len() as u32)
+        .map(|op| root(&mut parent, op))
+        .collect();
+    let first = groups.first().copied();
+    if groups.iter().all(|&g| Some(g) == first) {
+        return None;
+    }
+    Some(groups)
 }
