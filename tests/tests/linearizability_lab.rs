@@ -179,9 +179,20 @@ fn a_malformed_line_is_named() {
         "{e}"
     );
     let mut lab = create_lab(ID, &Value::Null).unwrap();
-    let e = lab
-        .act(&json!({"type": "paste", "format": "kvEdn", "text": "{:process 0, :type :ok}\n{"}))
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("action.text") && e.contains("line 1"), "{e}");
+    // The text is read as EDN first, so the unclosed map on line 2 is found before the
+    // missing fields of line 1.
+    for (text, place) in [
+        ("{:process 0, :type :ok}\n{", "line 2, column 1"),
+        ("{:process 0, :type :ok}\n", "line 1, column 1"),
+        (
+            "{:process 0, :type :ok, :f :get, :key 1, :value [}",
+            "line 1, column 50",
+        ),
+    ] {
+        let e = lab
+            .act(&json!({"type": "paste", "format": "kvEdn", "text": text}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("action.text") && e.contains(place), "{e}");
+    }
 }

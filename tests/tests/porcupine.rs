@@ -93,7 +93,7 @@ fn etcd_histories_reproduce_porcupine_verdicts() {
     let mut checked = 0;
     for (name, text) in histories("jepsen") {
         let ops = parse_etcd_log(text).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let result = check(&CasRegister, &ops).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let result = check(&CasRegister::default(), &ops).unwrap_or_else(|e| panic!("{name}: {e}"));
         match verdicts.get(&name) {
             Some(&expected) => {
                 assert_eq!(result.linearizable, expected, "{name}");
@@ -105,7 +105,7 @@ fn etcd_histories_reproduce_porcupine_verdicts() {
                 "{name}: an empty history is linearizable"
             ),
         }
-        assert_violations_are_explained(&name, &CasRegister, &ops, &result);
+        assert_violations_are_explained(&name, &CasRegister::default(), &ops, &result);
     }
     assert_eq!(checked, 102);
 }

@@ -37,6 +37,7 @@
 
 mod bitset;
 pub mod checker;
+pub mod edn;
 mod entries;
 pub mod generate;
 pub mod jepsen;
@@ -51,9 +52,12 @@ pub use checker::{
 };
 pub use model::{Footprint, MAX_OPERATIONS, Model, Operation, validate_history};
 pub use models::{
-    CasRegister, CasRegisterInput, KvInput, KvMap, KvModel, KvOutput, KvStoreModel, Register,
-    RegisterInput, RegisterOutput, Response,
+    CasRegister, CasRegisterInput, KvInput, KvMap, KvModel, KvOutput, KvStoreModel, MicroOp,
+    MultiRegister, MultiRegisterOutput, NilRead, Register, RegisterInput, RegisterOutput,
+    Registers, Response,
 };
 
+#[cfg(test)]
+mod knossos_tests;
 #[cfg(test)]
 mod tests;
