@@ -12,6 +12,7 @@
 //! leave them out altogether: "it never happened".
 
 use rustc_hash::FxHashMap;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::model::{Footprint, Model, Operation};
@@ -40,8 +41,9 @@ fn read<V: PartialEq + Clone>(state: &V, output: &Response<V>) -> Option<V> {
 }
 
 /// What a register read that answers nil means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub enum NilRead {
     /// Nil is a value: the register holds nothing (it starts at nil and was never
     /// written). A nil read of a register that holds a value is a violation. What
