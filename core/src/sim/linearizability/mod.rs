@@ -40,6 +40,7 @@ pub mod checker;
 pub mod edn;
 mod entries;
 pub mod generate;
+mod groups;
 pub mod jepsen;
 mod memo;
 pub mod model;
