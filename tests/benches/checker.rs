@@ -49,7 +49,10 @@ fn porcupine_histories(c: &mut Criterion) {
     group.bench_function("etcd_102_check", |b| {
         b.iter(|| {
             for (ops, (_, expected)) in etcd_ops.iter().zip(&etcd) {
-                assert_eq!(check(&CasRegister, ops).unwrap().linearizable, *expected);
+                assert_eq!(
+                    check(&CasRegister::default(), ops).unwrap().linearizable,
+                    *expected
+                );
             }
         })
     });
@@ -57,7 +60,10 @@ fn porcupine_histories(c: &mut Criterion) {
         b.iter(|| {
             for (text, expected) in &etcd {
                 let ops = parse_etcd_log(text).unwrap();
-                assert_eq!(check(&CasRegister, &ops).unwrap().linearizable, *expected);
+                assert_eq!(
+                    check(&CasRegister::default(), &ops).unwrap().linearizable,
+                    *expected
+                );
             }
         })
     });

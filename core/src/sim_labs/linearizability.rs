@@ -6,8 +6,9 @@
 //! witness numbers them; a violation shows the longest prefix that can be placed, the state
 //! it leaves, and why none of the operations that must come next fits.
 //!
-//! Histories come from a simulated store, or are pasted as Jepsen text (an etcd log, or EDN
-//! key-value lines). The correct store applies each operation at one instant inside its
+//! Histories come from a simulated store, or are pasted as Jepsen text (an etcd log, EDN
+//! key-value lines, or a Knossos / Jepsen EDN register history). The register models start
+//! at `initialValue` and read nil as `nilRead` says. The correct store applies each operation at one instant inside its
 //! interval, so its histories are linearizable by construction, which the lab checks as an
 //! invariant; the lagging replica serves some reads from a copy `lagTicks` behind and loses
 //! some acknowledged writes, so violations arise as they do in real systems, and only when
@@ -45,6 +46,7 @@ use crate::error::{DistlabError, Result, check_range};
 use crate::lab::local::{LocalLab, Moment};
 use crate::lab::sampling::{Sampled, Sampler};
 use crate::lab::view::{Panel, View};
+use crate::sim::linearizability::{NilRead, Register};
 use crate::sim::trace::StableHasher;
 use crate::time::{Duration, Time};
 use history::{AnyHistory, History, HistoryOps, PartCheck, PartVerdict};
@@ -132,6 +134,19 @@ pub enum HistoryFormat {
     /// One EDN map per line (`{:process 0, :type :invoke, :f :get, :key "4", :value nil}`):
     /// a key-value store.
     KvEdn,
+    /// A Knossos / Jepsen EDN history of one register (`{:process 0, :type :invoke, :f
+    /// :write, :value 3}`, `:read`, `:cas` with `[old new]`): one map per line, or one
+    /// vector of maps; `:fail` operations are dropped, `:info` ones may or may not have
+    /// happened. A compare-and-set register, starting at `initialValue`, nil reads meaning
+    /// `nilRead`.
+    Edn,
+}
+
+/// How the register models start and what their nil reads mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct RegisterSetup {
+    pub(crate) initial: Option<i64>,
+    pub(crate) nil_read: NilRead,
 }
 
 /// A history given as Jepsen text.
@@ -148,7 +163,8 @@ pub struct PastedHistory {
 /// Configuration of the linearizability lab. JSON: `{"seed": 1, "model": "register",
 /// "clients": 4, "keys": 3, "operations": 40, "store": {"type": "laggingReplica",
 /// "staleReadProbability": 0.2, "lostWriteProbability": 0, "lagTicks": 8},
-/// "timeoutProbability": 0.03, "history": null, "tickMs": 100, "maxCheckerSteps": 200000}`.
+/// "timeoutProbability": 0.03, "history": null, "tickMs": 100, "maxCheckerSteps": 200000,
+/// "initialValue": null, "nilRead": "absent"}`.
 /// With `history` set, the pasted text replaces the generated history and its format
 /// decides the model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -182,6 +198,12 @@ pub struct LinearizabilityLabConfig {
     /// as undecided.
     #[schemars(range(min = 1, max = 2000000))]
     pub max_checker_steps: u64,
+    /// The registers' value before any operation (`null`: nil), generated or pasted.
+    pub initial_value: Option<i64>,
+    /// What a register read answering nil means: `absent` (nil is a value, the register
+    /// holds nothing; Porcupine's etcd model) or `unknown` (the value was not learned, and
+    /// matches anything; Knossos' models).
+    pub nil_read: NilRead,
 }
 
 impl Default for LinearizabilityLabConfig {
@@ -201,6 +223,8 @@ impl Default for LinearizabilityLabConfig {
             history: None,
             tick_ms: 100.0,
             max_checker_steps: 200_000,
+            initial_value: None,
+            nil_read: NilRead::Absent,
         }
     }
 }
@@ -335,6 +359,8 @@ const REPLAYS: &str = "the checker's answer replays";
 pub struct LinearizabilityLab {
     /// The knobs `regenerate` starts from.
     generation: Generation,
+    /// How register models start, for generated and pasted histories alike.
+    register: RegisterSetup,
     source: Source,
     /// Edits since the history was generated or pasted.
     edits: u32,
@@ -663,6 +689,21 @@ pub const EXAMPLE_KV_EDN: &str = r#"{:process 0, :type :invoke, :f :put, :key "x
 {:process 2, :type :ok, :f :get, :key "y", :value ""}
 "#;
 
+/// A tiny Knossos register history, not linearizable: process 2 reads 1 although the
+/// compare-and-set from 1 to 2 had returned before its read began; process 1's write of 3
+/// failed (so it did not happen) and process 3's read is indeterminate.
+pub const EXAMPLE_EDN: &str = r#"{:process 0, :type :invoke, :f :write, :value 1}
+{:process 0, :type :ok, :f :write, :value 1}
+{:process 1, :type :invoke, :f :write, :value 3}
+{:process 1, :type :fail, :f :write, :value 3}
+{:process 0, :type :invoke, :f :cas, :value [1 2]}
+{:process 3, :type :invoke, :f :read, :value nil}
+{:process 0, :type :ok, :f :cas, :value [1 2]}
+{:process 2, :type :invoke, :f :read, :value nil}
+{:process 2, :type :ok, :f :read, :value 1}
+{:process 3, :type :info, :f :read, :value nil}
+"#;
+
 impl Sampled for LinearizabilityLab {
     type Totals = ();
 
@@ -714,24 +755,29 @@ impl LocalLab for LinearizabilityLab {
                 ),
             ));
         }
+        let register = RegisterSetup {
+            initial: c.initial_value,
+            nil_read: c.nil_read,
+        };
         let (history, source) = match &c.history {
             Some(pasted) => (
-                AnyHistory::parse(pasted.format, &pasted.text)
+                AnyHistory::parse(pasted.format, &pasted.text, register)
                     .map_err(|e| crate::sim::workload::within("history", e))?,
                 Source::Pasted(pasted.format),
             ),
             None => (
-                AnyHistory::generate(&generation),
+                AnyHistory::generate(&generation, register),
                 Source::Generated(generation),
             ),
         };
         let mut lab = LinearizabilityLab {
             generation,
+            register,
             source,
             edits: 0,
             tick: Duration(tick.0.max(1)),
             max_checker_steps: c.max_checker_steps,
-            history: AnyHistory::Register(History::new(Vec::new())),
+            history: AnyHistory::Register(History::new(Vec::new(), Register::default())),
             lanes: Vec::new(),
             events: Vec::new(),
             revealed: 0,
@@ -780,7 +826,7 @@ impl LocalLab for LinearizabilityLab {
                 generation.validate()?;
                 self.generation = generation;
                 self.load(
-                    AnyHistory::generate(&generation),
+                    AnyHistory::generate(&generation, self.register),
                     Source::Generated(generation),
                     at.now,
                 );
@@ -817,7 +863,7 @@ impl LocalLab for LinearizabilityLab {
                 Ok(())
             })?,
             Paste { format, text } => {
-                let history = AnyHistory::parse(*format, text)?;
+                let history = AnyHistory::parse(*format, text, self.register)?;
                 self.load(history, Source::Pasted(*format), at.now);
             }
         }
@@ -926,6 +972,10 @@ impl LocalLab for LinearizabilityLab {
             Paste {
                 format: HistoryFormat::KvEdn,
                 text: EXAMPLE_KV_EDN.to_string(),
+            },
+            Paste {
+                format: HistoryFormat::Edn,
+                text: EXAMPLE_EDN.to_string(),
             },
         ]
     }

@@ -1,6 +1,7 @@
-//! Parsers for two Jepsen history formats, from text (no I/O): the `jepsen.util` log lines
-//! of Jepsen's etcd test (a compare-and-set register) and the EDN-like one-map-per-line
-//! format of key-value histories, as used by Porcupine's test data.
+//! Parsers for Jepsen's history formats, from text (no I/O): the `jepsen.util` log lines
+//! of Jepsen's etcd test (a compare-and-set register), and EDN histories (see `edn.rs`) as
+//! Knossos and Jepsen write them: registers, compare-and-set registers, multi-registers,
+//! and the key-value histories of Porcupine's test data.
 //!
 //! Both record events, not operations: a process `:invoke`s an operation, and later the
 //! same process reports `:ok` (it happened, here is the result), `:fail` (it did not
@@ -13,8 +14,11 @@
 
 use rustc_hash::FxHashMap;
 
+use super::edn::{self, Edn, EdnError, EdnKind};
 use super::model::Operation;
-use super::models::{CasRegisterInput, KvInput, KvOutput, RegisterOutput, Response};
+use super::models::{
+    CasRegisterInput, KvInput, KvOutput, MicroOp, MultiRegisterOutput, RegisterOutput, Response,
+};
 use crate::error::{DistlabError, Result};
 
 /// How a process reported the end of its operation.
@@ -125,6 +129,12 @@ impl<I, O> HistoryBuilder<I, O> {
         Ok(())
     }
 
+    /// The input of `process`'s open operation.
+    fn open_input(&self, process: u64) -> Option<&I> {
+        let (index, _) = self.open.get(&process)?;
+        self.ops.get(*index)?.as_ref().map(|op| &op.input)
+    }
+
     /// The history; operations still open stay indeterminate.
     fn finish(self) -> Vec<Operation<I, O>> {
         self.ops.into_iter().flatten().collect()
@@ -213,257 +223,426 @@ fn parse_int_pair(text: &str) -> std::result::Result<(i64, i64), String> {
     }
 }
 
-/// An EDN value, as far as history lines use them.
-#[derive(Debug, Clone, PartialEq)]
-enum Edn<'a> {
-    Nil,
-    Keyword(&'a str),
-    Int(i64),
-    Str(String),
-    Vector(Vec<Edn<'a>>),
+/// The operation maps of an EDN history: every top-level value a map (one a line, as
+/// Jepsen's `history.edn` has them, or spread over lines), or a single vector or list of
+/// maps (as Knossos' test data has them).
+fn op_maps(text: &str) -> std::result::Result<Vec<Edn>, EdnError> {
+    let mut values = edn::read_all(text)?;
+    if let [single] = values.as_mut_slice()
+        && let EdnKind::Vector(items) | EdnKind::List(items) = &mut single.kind
+    {
+        values = std::mem::take(items);
+    }
+    for value in &values {
+        if !matches!(value.kind, EdnKind::Map(_)) {
+            return Err(value.error(format!(
+                "expected an operation map like `{{:process 0, :type :invoke, :f :read, \
+                 :value nil}}`, found {}",
+                value.describe()
+            )));
+        }
+    }
+    Ok(values)
 }
 
-/// A cursor over one line of EDN.
-struct EdnReader<'a> {
-    text: &'a str,
-    pos: usize,
+/// The fields every operation map has.
+struct EdnEvent<'a> {
+    map: &'a Edn,
+    process: u64,
+    event_type: EventType,
+    function: &'a str,
+    /// `:value`, `nil` when absent.
+    value: Option<&'a Edn>,
 }
 
-impl<'a> EdnReader<'a> {
-    fn peek(&self) -> Option<char> {
-        self.text
-            .get(self.pos..)
-            .and_then(|rest| rest.chars().next())
-    }
-
-    /// Skips whitespace; EDN counts commas as whitespace.
-    fn skip_blank(&mut self) {
-        while let Some(c) = self.peek() {
-            if c.is_whitespace() || c == ',' {
-                self.pos += c.len_utf8();
-            } else {
-                break;
+impl<'a> EdnEvent<'a> {
+    /// Reads the common fields; `None` for an event of a process that is not a client
+    /// (Jepsen's `:process :nemesis`), which the checker ignores.
+    fn read(map: &'a Edn) -> std::result::Result<Option<Self>, EdnError> {
+        let field = |name: &str| {
+            map.get(name)
+                .ok_or_else(|| map.error(format!("this operation has no `:{name}`")))
+        };
+        let process = field("process")?;
+        let process = match &process.kind {
+            EdnKind::Int(p) => {
+                u64::try_from(*p).map_err(|_| process.error(format!("process {p} is negative")))?
             }
-        }
-    }
-
-    fn expect(&mut self, wanted: char) -> std::result::Result<(), String> {
-        self.skip_blank();
-        match self.peek() {
-            Some(c) if c == wanted => {
-                self.pos += c.len_utf8();
-                Ok(())
+            EdnKind::Keyword(_) => return Ok(None),
+            _ => {
+                return Err(process.error(format!(
+                    "`:process` must be an integer, found {}",
+                    process.describe()
+                )));
             }
-            Some(c) => Err(format!(
-                "expected `{wanted}` at column {}, found `{c}`",
-                self.pos + 1
-            )),
-            None => Err(format!("expected `{wanted}`, found the end of the line")),
-        }
-    }
-
-    /// A run of symbol characters (keyword names, numbers, nil).
-    fn symbol(&mut self) -> &'a str {
-        let start = self.pos;
-        while let Some(c) = self.peek() {
-            if c.is_whitespace() || matches!(c, ',' | '}' | ']' | '{' | '[' | '"') {
-                break;
+        };
+        let event_type = field("type")?;
+        let event_type = match &event_type.kind {
+            EdnKind::Keyword(k) => {
+                EventType::parse(k).map_err(|problem| event_type.error(problem))?
             }
-            self.pos += c.len_utf8();
-        }
-        self.text.get(start..self.pos).unwrap_or("")
-    }
-
-    fn string(&mut self) -> std::result::Result<String, String> {
-        let start = self.pos;
-        self.pos += 1; // the opening quote
-        let mut out = String::new();
-        loop {
-            let Some(c) = self.peek() else {
-                return Err(format!(
-                    "string starting at column {} is not closed",
-                    start + 1
-                ));
-            };
-            self.pos += c.len_utf8();
-            match c {
-                '"' => return Ok(out),
-                '\\' => {
-                    let escaped = self.peek().ok_or("line ends inside an escape")?;
-                    self.pos += escaped.len_utf8();
-                    out.push(match escaped {
-                        'n' => '\n',
-                        't' => '\t',
-                        'r' => '\r',
-                        other => other,
-                    });
-                }
-                other => out.push(other),
+            _ => {
+                return Err(event_type.error(format!(
+                    "`:type` must be :invoke, :ok, :fail or :info, found {}",
+                    event_type.describe()
+                )));
             }
-        }
+        };
+        let function = field("f")?;
+        let function = match &function.kind {
+            EdnKind::Keyword(k) => k.as_str(),
+            _ => {
+                return Err(function.error(format!(
+                    "`:f` must be a keyword, found {}",
+                    function.describe()
+                )));
+            }
+        };
+        Ok(Some(EdnEvent {
+            map,
+            process,
+            event_type,
+            function,
+            value: map.get("value").filter(|v| v.kind != EdnKind::Nil),
+        }))
     }
 
-    fn value(&mut self) -> std::result::Result<Edn<'a>, String> {
-        self.skip_blank();
-        match self.peek() {
-            None => Err("expected a value, found the end of the line".to_string()),
-            Some('"') => self.string().map(Edn::Str),
-            Some('[') => {
-                self.pos += 1;
-                let mut items = Vec::new();
-                loop {
-                    self.skip_blank();
-                    if self.peek() == Some(']') {
-                        self.pos += 1;
-                        return Ok(Edn::Vector(items));
+    /// `:value`, which must be present.
+    fn value(&self) -> std::result::Result<&'a Edn, EdnError> {
+        self.value.ok_or_else(|| {
+            let at = self.map.get("value").unwrap_or(self.map);
+            at.error(format!("`:{}` needs a `:value`", self.function))
+        })
+    }
+
+    fn error(&self, problem: String) -> EdnError {
+        self.map.error(problem)
+    }
+}
+
+fn edn_int(value: &Edn, what: &str) -> std::result::Result<i64, EdnError> {
+    match value.kind {
+        EdnKind::Int(i) => Ok(i),
+        _ => Err(value.error(format!(
+            "{what} must be an integer, found {}",
+            value.describe()
+        ))),
+    }
+}
+
+/// An integer or nil.
+fn edn_register_value(
+    value: Option<&Edn>,
+    what: &str,
+) -> std::result::Result<Option<i64>, EdnError> {
+    value.map(|v| edn_int(v, what)).transpose()
+}
+
+/// Runs `event` for every client event of `text` in order, and turns errors into the
+/// crate's, naming `what` and the line and column.
+fn read_events<I, O>(
+    text: &str,
+    what: &str,
+    mut event: impl FnMut(&mut HistoryBuilder<I, O>, &EdnEvent<'_>) -> std::result::Result<(), EdnError>,
+) -> Result<Vec<Operation<I, O>>> {
+    let to_error = |e: EdnError| DistlabError::parse(what, e.to_string());
+    let maps = op_maps(text).map_err(to_error)?;
+    let mut builder = HistoryBuilder::new();
+    for map in &maps {
+        let Some(e) = EdnEvent::read(map).map_err(to_error)? else {
+            continue;
+        };
+        event(&mut builder, &e).map_err(to_error)?;
+    }
+    Ok(builder.finish())
+}
+
+/// Completes `e`'s process's operation, the builder's error placed at the map.
+fn complete<I, O>(
+    builder: &mut HistoryBuilder<I, O>,
+    e: &EdnEvent<'_>,
+    completion: Completion<O>,
+) -> std::result::Result<(), EdnError> {
+    builder
+        .complete(e.process, e.function, completion)
+        .map_err(|problem| e.error(problem))
+}
+
+/// Parses a Knossos / Jepsen register history in EDN, for a
+/// [`super::models::CasRegister`] (or a plain register: one that never sees a cas):
+/// `{:process 0, :type :invoke, :f :write, :value 3}`, `:read` (its invocation's value
+/// nil, its `:ok` value the value read, nil included) and `:cas` with value `[old new]`.
+/// As Knossos does, a `:fail` operation of any kind, cas included, did not happen and is
+/// dropped (unlike the etcd log, where Porcupine reads a failed cas as a comparison that
+/// did not match); `:info` leaves it indeterminate, and an operation still open at the
+/// end too. Events of `:process :nemesis` are skipped. Errors name the line and column.
+pub fn parse_edn_register_history(
+    text: &str,
+) -> Result<Vec<Operation<CasRegisterInput, RegisterOutput>>> {
+    read_events(text, "EDN history", |builder, e| match e.event_type {
+        EventType::Invoke => {
+            let input = match e.function {
+                "read" => CasRegisterInput::Read,
+                "write" => CasRegisterInput::Write {
+                    value: edn_int(e.value()?, "a write's `:value`")?,
+                },
+                "cas" => {
+                    let value = e.value()?;
+                    match value.items() {
+                        Some([expected, new]) => CasRegisterInput::Cas {
+                            expected: edn_int(expected, "a cas's expected value")?,
+                            new: edn_int(new, "a cas's new value")?,
+                        },
+                        _ => {
+                            return Err(value.error(format!(
+                                "a cas's `:value` must be [old new], found {}",
+                                value.describe()
+                            )));
+                        }
                     }
-                    items.push(self.value()?);
                 }
-            }
-            Some(':') => {
-                self.pos += 1;
-                Ok(Edn::Keyword(self.symbol()))
-            }
-            Some(_) => {
-                let column = self.pos + 1;
-                match self.symbol() {
-                    "nil" => Ok(Edn::Nil),
-                    "" => Err(format!("unexpected character at column {column}")),
-                    number => number
-                        .parse()
-                        .map(Edn::Int)
-                        .map_err(|_| format!("unexpected `{number}` at column {column}")),
+                other => {
+                    return Err(e.error(format!(
+                        "unknown function `:{other}` for a register (expected :read, :write \
+                         or :cas; a multi-register history reads and writes vectors of \
+                         [:read k v] / [:write k v])"
+                    )));
                 }
-            }
-        }
-    }
-
-    /// A whole line holding one map from keywords to values.
-    fn map(text: &'a str) -> std::result::Result<Vec<(&'a str, Edn<'a>)>, String> {
-        let mut reader = EdnReader { text, pos: 0 };
-        reader.expect('{')?;
-        let mut entries = Vec::new();
-        loop {
-            reader.skip_blank();
-            if reader.peek() == Some('}') {
-                reader.pos += 1;
-                break;
-            }
-            let key = match reader.value()? {
-                Edn::Keyword(k) => k,
-                other => return Err(format!("map key {other:?} is not a keyword")),
             };
-            entries.push((key, reader.value()?));
+            builder
+                .invoke(e.process, e.function, input, Response::Unknown)
+                .map_err(|problem| e.error(problem))
         }
-        reader.skip_blank();
-        match reader.peek() {
-            None => Ok(entries),
-            Some(c) => Err(format!(
-                "unexpected `{c}` after the map at column {}",
-                reader.pos + 1
-            )),
+        EventType::Ok => {
+            let output = match e.function {
+                "read" => Response::Value {
+                    value: edn_register_value(e.value, "a read's `:value`")?,
+                },
+                _ => Response::Ok,
+            };
+            complete(builder, e, Completion::Returned(output))
         }
+        EventType::Fail => complete(builder, e, Completion::DidNotHappen),
+        EventType::Info => complete(builder, e, Completion::Indeterminate),
+    })
+}
+
+/// A register's name in a multi-register history: a keyword's name, an integer or a
+/// string (`:x`, `1`, `"x"` name registers `x`, `1`, `x`).
+fn register_key(key: &Edn) -> std::result::Result<String, EdnError> {
+    match &key.kind {
+        EdnKind::Keyword(k) | EdnKind::Str(k) | EdnKind::Symbol(k) => Ok(k.clone()),
+        EdnKind::Int(i) => Ok(i.to_string()),
+        _ => Err(key.error(format!(
+            "a register's key must be a keyword, an integer or a string, found {}",
+            key.describe()
+        ))),
     }
 }
 
-fn field<'m, 'a>(
-    map: &'m [(&'a str, Edn<'a>)],
-    name: &str,
-) -> std::result::Result<&'m Edn<'a>, String> {
-    map.iter()
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-        .ok_or_else(|| format!("missing `:{name}`"))
+/// A transaction's micro-operations, with the values written in it: a vector of
+/// `[:read k v]` / `[:write k v]` (also `:r` / `:w`), or a map `{k v}` read (`:f :read`)
+/// or written (`:f :write`) key by key.
+fn micro_ops(e: &EdnEvent<'_>) -> std::result::Result<Vec<(MicroOp, Option<i64>)>, EdnError> {
+    let value = e.value()?;
+    if let EdnKind::Map(entries) = &value.kind {
+        let write = match e.function {
+            "read" => false,
+            "write" => true,
+            other => {
+                return Err(value.error(format!(
+                    "a map value goes with :read or :write, not `:{other}`"
+                )));
+            }
+        };
+        return entries
+            .iter()
+            .map(|(k, v)| {
+                let key = register_key(k)?;
+                let v = edn_register_value(
+                    Some(v).filter(|v| v.kind != EdnKind::Nil),
+                    "a register's value",
+                )?;
+                Ok(if write {
+                    (MicroOp::Write { key, value: v }, v)
+                } else {
+                    (MicroOp::Read { key }, v)
+                })
+            })
+            .collect();
+    }
+    let Some(items) = value.items() else {
+        return Err(value.error(format!(
+            "a multi-register `:value` must be a vector of [:read k v] / [:write k v] or a \
+             map, found {}",
+            value.describe()
+        )));
+    };
+    items
+        .iter()
+        .map(|micro| {
+            let Some([f, k, v]) = micro.items() else {
+                return Err(micro.error(format!(
+                    "a micro-operation must be [f k v], found {}",
+                    micro.describe()
+                )));
+            };
+            let key = register_key(k)?;
+            let v = edn_register_value(
+                Some(v).filter(|v| v.kind != EdnKind::Nil),
+                "a register's value",
+            )?;
+            match &f.kind {
+                EdnKind::Keyword(name) if name == "read" || name == "r" => {
+                    Ok((MicroOp::Read { key }, v))
+                }
+                EdnKind::Keyword(name) if name == "write" || name == "w" => {
+                    Ok((MicroOp::Write { key, value: v }, v))
+                }
+                _ => Err(f.error(format!(
+                    "a micro-operation is :read or :write (or :r, :w), found {}",
+                    f.describe()
+                ))),
+            }
+        })
+        .collect()
 }
 
-fn edn_text(value: &Edn<'_>, name: &str) -> std::result::Result<String, String> {
-    match value {
-        Edn::Str(s) => Ok(s.clone()),
-        Edn::Int(i) => Ok(i.to_string()),
-        Edn::Nil => Ok(String::new()),
-        other => Err(format!("`:{name}` must be a string, got {other:?}")),
+/// Parses a Knossos multi-register history in EDN, for a
+/// [`super::models::MultiRegister`]: `{:process 0, :type :invoke, :f :txn, :value
+/// [[:read :x nil] [:write :y 2]]}` and its `:ok` with the values read filled in (a map
+/// `{:x 1, :y 2}` with `:f :read` or `:write` also works). `:fail` drops the
+/// transaction, `:info` leaves it indeterminate; the `:ok` must list the same
+/// micro-operations as the invocation. Errors name the line and column.
+pub fn parse_edn_multi_register_history(
+    text: &str,
+) -> Result<Vec<Operation<Vec<MicroOp>, MultiRegisterOutput>>> {
+    read_events(text, "EDN history", |builder, e| match e.event_type {
+        EventType::Invoke => {
+            let input: Vec<MicroOp> = micro_ops(e)?.into_iter().map(|(m, _)| m).collect();
+            builder
+                .invoke(e.process, e.function, input, Response::Unknown)
+                .map_err(|problem| e.error(problem))
+        }
+        EventType::Ok => {
+            let completed = micro_ops(e)?;
+            let invoked = builder.open_input(e.process).cloned();
+            if let Some(invoked) = invoked {
+                let same = invoked.len() == completed.len()
+                    && invoked.iter().zip(&completed).all(|(a, (b, _))| {
+                        a.key() == b.key()
+                            && matches!(a, MicroOp::Read { .. })
+                                == matches!(b, MicroOp::Read { .. })
+                    });
+                if !same {
+                    return Err(e.error(format!(
+                        "process {} completes a transaction whose micro-operations differ \
+                         from the ones it invoked",
+                        e.process
+                    )));
+                }
+            }
+            let answers = completed.into_iter().map(|(_, v)| v).collect();
+            complete(
+                builder,
+                e,
+                Completion::Returned(Response::Value { value: answers }),
+            )
+        }
+        EventType::Fail => complete(builder, e, Completion::DidNotHappen),
+        EventType::Info => complete(builder, e, Completion::Indeterminate),
+    })
+}
+
+/// Whether an EDN history is a multi-register one: some operation is a `:txn`, or its
+/// value is a vector of micro-operations or a map. Decides which parser the lab uses.
+pub fn is_multi_register_history(text: &str) -> bool {
+    let Ok(maps) = op_maps(text) else {
+        return false;
+    };
+    maps.iter().any(|map| {
+        let txn = matches!(map.get("f").map(|f| &f.kind), Some(EdnKind::Keyword(f)) if f == "txn");
+        let value = map.get("value").map(|v| &v.kind);
+        let nested = match value {
+            Some(EdnKind::Map(_)) => true,
+            Some(EdnKind::Vector(items)) => items.iter().any(|i| i.items().is_some()),
+            _ => false,
+        };
+        txn || nested
+    })
+}
+
+/// A key-value history's text value: a string, an integer (as its decimal text), or nil
+/// (the empty string).
+fn edn_text(value: Option<&Edn>, what: &str) -> std::result::Result<String, EdnError> {
+    match value.map(|v| (&v.kind, v)) {
+        None => Ok(String::new()),
+        Some((EdnKind::Str(s), _)) => Ok(s.clone()),
+        Some((EdnKind::Int(i), _)) => Ok(i.to_string()),
+        Some((_, v)) => Err(v.error(format!("{what} must be a string, found {}", v.describe()))),
     }
 }
 
 /// Parses a key-value history, one EDN map per line, such as
 /// `{:process 0, :type :invoke, :f :append, :key "4", :value "x 0 1 y"}`, for a
 /// [`super::models::KvModel`]. Functions are `:get`, `:put`, `:append` and `:cas` (whose
-/// value is `["expected" "new"]`); a nil value reads as the empty string. Blank lines are
-/// skipped; anything else that is not such a map is an error naming its line number.
+/// value is `["expected" "new"]`); a nil value reads as the empty string. A `:fail` cas
+/// is kept as a comparison that did not match, other `:fail`s are dropped. Errors name the
+/// line and column.
 pub fn parse_kv_log(text: &str) -> Result<Vec<Operation<KvInput, KvOutput>>> {
-    let mut builder = HistoryBuilder::new();
-    for (index, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        parse_kv_event(&mut builder, line).map_err(|problem| {
-            DistlabError::parse(format!("kv history line {}", index + 1), problem)
-        })?;
-    }
-    Ok(builder.finish())
-}
-
-fn parse_kv_event(
-    builder: &mut HistoryBuilder<KvInput, KvOutput>,
-    line: &str,
-) -> std::result::Result<(), String> {
-    let map = EdnReader::map(line)?;
-    let process = match field(&map, "process")? {
-        Edn::Int(p) => u64::try_from(*p).map_err(|_| format!("process {p} is negative"))?,
-        other => return Err(format!("`:process` must be an integer, got {other:?}")),
-    };
-    let event_type = match field(&map, "type")? {
-        Edn::Keyword(k) => EventType::parse(k)?,
-        other => return Err(format!("`:type` must be a keyword, got {other:?}")),
-    };
-    let function = match field(&map, "f")? {
-        Edn::Keyword(k) => *k,
-        other => return Err(format!("`:f` must be a keyword, got {other:?}")),
-    };
-    let key = edn_text(field(&map, "key")?, "key")?;
-    let value = field(&map, "value")?;
-    match event_type {
-        EventType::Invoke => {
-            let input = match function {
-                "get" => KvInput::Get { key },
-                "put" => KvInput::Put {
-                    key,
-                    value: edn_text(value, "value")?,
-                },
-                "append" => KvInput::Append {
-                    key,
-                    value: edn_text(value, "value")?,
-                },
-                "cas" => match value {
-                    Edn::Vector(pair) => match pair.as_slice() {
-                        [expected, new] => KvInput::Cas {
-                            key,
-                            expected: edn_text(expected, "value")?,
-                            new: edn_text(new, "value")?,
-                        },
-                        _ => return Err("a cas `:value` must be [expected new]".to_string()),
+    read_events(text, "kv history", |builder, e| {
+        let key_field = e
+            .map
+            .get("key")
+            .ok_or_else(|| e.error("this operation has no `:key`".to_string()))?;
+        let key = edn_text(Some(key_field).filter(|k| k.kind != EdnKind::Nil), "`:key`")?;
+        match e.event_type {
+            EventType::Invoke => {
+                let input = match e.function {
+                    "get" => KvInput::Get { key },
+                    "put" => KvInput::Put {
+                        key,
+                        value: edn_text(e.value, "`:value`")?,
                     },
-                    _ => return Err("a cas `:value` must be [expected new]".to_string()),
-                },
-                other => return Err(format!("unknown function `:{other}`")),
-            };
-            builder.invoke(process, function, input, Response::Unknown)
+                    "append" => KvInput::Append {
+                        key,
+                        value: edn_text(e.value, "`:value`")?,
+                    },
+                    "cas" => {
+                        let value = e.value()?;
+                        match value.items() {
+                            Some([expected, new]) => KvInput::Cas {
+                                key,
+                                expected: edn_text(Some(expected), "`:value`")?,
+                                new: edn_text(Some(new), "`:value`")?,
+                            },
+                            _ => {
+                                return Err(value.error("a cas `:value` must be [expected new]"));
+                            }
+                        }
+                    }
+                    other => return Err(e.error(format!("unknown function `:{other}`"))),
+                };
+                builder
+                    .invoke(e.process, e.function, input, Response::Unknown)
+                    .map_err(|problem| e.error(problem))
+            }
+            EventType::Ok => {
+                let output = match e.function {
+                    "get" => Response::Value {
+                        value: edn_text(e.value, "`:value`")?,
+                    },
+                    _ => Response::Ok,
+                };
+                complete(builder, e, Completion::Returned(output))
+            }
+            EventType::Fail if e.function == "cas" => {
+                complete(builder, e, Completion::Returned(Response::Failed))
+            }
+            EventType::Fail => complete(builder, e, Completion::DidNotHappen),
+            EventType::Info => complete(builder, e, Completion::Indeterminate),
         }
-        EventType::Ok => {
-            let output = match function {
-                "get" => Response::Value {
-                    value: edn_text(value, "value")?,
-                },
-                _ => Response::Ok,
-            };
-            builder.complete(process, function, Completion::Returned(output))
-        }
-        EventType::Fail if function == "cas" => {
-            builder.complete(process, function, Completion::Returned(Response::Failed))
-        }
-        EventType::Fail => builder.complete(process, function, Completion::DidNotHappen),
-        EventType::Info => builder.complete(process, function, Completion::Indeterminate),
-    }
+    })
 }
 
 #[cfg(test)]

@@ -142,6 +142,29 @@ impl<S: Eq + Hash> VisitedSet<S> {
         self.group_states.get(group as usize)
     }
 
+    /// Whether the configuration, or one that dominates it, is present.
+    pub(crate) fn covers(
+        &self,
+        required: &LinearizedSet,
+        optional: &LinearizedSet,
+        state: &S,
+    ) -> bool {
+        let hash = required.hash() ^ state_hash(state).rotate_left(29);
+        let required = required.trimmed();
+        let mask = self.slots.len() - 1;
+        let mut slot = self.home_slot(hash);
+        while let Some(&group) = self.slots.get(slot) {
+            if group == NONE {
+                return false;
+            }
+            if self.is_group(group as usize, hash, required, state) {
+                return self.has_subset_of(group as usize, optional.trimmed());
+            }
+            slot = (slot + 1) & mask;
+        }
+        false
+    }
+
     /// Adds the configuration (`required` and `optional` operations linearized, `state`)
     /// unless it, or a configuration that dominates it, is already present.
     pub(crate) fn insert(
@@ -269,6 +292,8 @@ mod tests {
         let mut set = LinearizedSet::new(200);
         assert_eq!(visited.insert(&set, &none, 0u8), Insertion::New(0));
         assert_eq!(visited.insert(&set, &none, 0u8), Insertion::Seen);
+        assert!(visited.covers(&set, &none, &0u8));
+        assert!(!visited.covers(&set, &none, &1u8));
         assert_eq!(visited.insert(&set, &none, 1u8), Insertion::New(1));
         set.insert(3);
         set.insert(150);

@@ -37,8 +37,10 @@
 
 mod bitset;
 pub mod checker;
+pub mod edn;
 mod entries;
 pub mod generate;
+mod groups;
 pub mod jepsen;
 mod memo;
 pub mod model;
@@ -49,11 +51,14 @@ pub use checker::{
     CheckOptions, CheckResult, PartitionOutcome, PartitionResult, Verdict, check, check_with,
     replay,
 };
-pub use model::{MAX_OPERATIONS, Model, Operation, validate_history};
+pub use model::{Footprint, MAX_OPERATIONS, Model, Operation, validate_history};
 pub use models::{
-    CasRegister, CasRegisterInput, KvInput, KvModel, KvOutput, Register, RegisterInput,
-    RegisterOutput, Response,
+    CasRegister, CasRegisterInput, KvInput, KvMap, KvModel, KvOutput, KvStoreModel, MicroOp,
+    MultiRegister, MultiRegisterOutput, NilRead, Register, RegisterInput, RegisterOutput,
+    Registers, Response,
 };
 
+#[cfg(test)]
+mod knossos_tests;
 #[cfg(test)]
 mod tests;

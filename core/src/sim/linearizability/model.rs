@@ -35,6 +35,16 @@ impl<I, O> Operation<I, O> {
     }
 }
 
+/// What an operation reads or writes (see [`Model::footprint`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Footprint {
+    /// Possibly the whole state: dependent on every other operation.
+    Everything,
+    /// Only these keys (any stable numbering, a hash of the key's name for instance: two
+    /// keys sharing a number merely lose some independence).
+    Keys(Vec<u64>),
+}
+
 /// A sequential specification: the states an object can be in and which (input, output)
 /// pairs each state allows.
 pub trait Model {
@@ -62,6 +72,15 @@ pub trait Model {
     /// must appear in exactly one part. The default keeps everything together.
     fn partition(&self, ops: &[Operation<Self::Input, Self::Output>]) -> Vec<Vec<usize>> {
         vec![(0..ops.len()).collect()]
+    }
+
+    /// What an operation touches, for the search's partial-order reduction (see
+    /// `search.rs`). Two operations whose footprints share no key must be independent:
+    /// applied in either order from any state they are accepted or rejected alike and
+    /// reach the same state (operations on different keys of a store). The default,
+    /// [`Footprint::Everything`], claims no independence and is always sound.
+    fn footprint(&self, _input: &Self::Input) -> Footprint {
+        Footprint::Everything
     }
 
     /// A short human-readable form of one operation, for the page (`write(3)`).

@@ -16,6 +16,7 @@
 
 use super::bitset::LinearizedSet;
 use super::entries::{EventList, NodeId};
+use super::groups::{Groups, Member};
 use super::memo::{ConfigId, Insertion, VisitedSet};
 use super::model::{Model, Operation};
 
@@ -39,13 +40,6 @@ pub(crate) struct DeadEnd {
     config: ConfigId,
 }
 
-/// An operation's membership: in the required set or the optional set, at this index.
-#[derive(Debug, Clone, Copy)]
-enum Member {
-    Required(u32),
-    Optional(u32),
-}
-
 /// One level of the search path: the call linearized there and how to resume the level.
 #[derive(Debug, Clone, Copy)]
 struct Level {
@@ -56,6 +50,9 @@ struct Level {
     /// one to try.
     first_candidate: usize,
     next_candidate: usize,
+    /// The level's focus group and whether its failures so far are all its group's.
+    focus: Option<u32>,
+    pure: bool,
 }
 
 /// The search over one part, paused between calls to [`PartitionSearch::run`].
@@ -80,6 +77,16 @@ pub(crate) struct PartitionSearch<'h, M: Model> {
     next_candidate: usize,
     /// Scratch space for ordering a level's optional candidates.
     optional_candidates: Vec<NodeId>,
+    /// The independent groups of operations and what is known about each (see
+    /// `groups.rs`); `None` when all are one group.
+    groups: Option<Groups<M::State>>,
+    /// The current level's focus: the group of the operation with the earliest pending
+    /// return, whose candidates alone the level tries.
+    focus: Option<u32>,
+    /// Whether every candidate of the current level tried so far failed because of its
+    /// focus group alone: rejected by the model, or leading to a projection of the group
+    /// known to be infeasible.
+    pure: bool,
     deepest: Option<DeadEnd>,
     /// Set when the memo filled up: the search cannot go on soundly.
     gave_up: bool,
@@ -105,6 +112,7 @@ impl<'h, M: Model> PartitionSearch<'h, M> {
             .collect();
         let required = LinearizedSet::new(required_count as usize);
         let optional = LinearizedSet::new(optional_count as usize);
+        let groups = Groups::new(model, &ops, &members);
         let mut visited = VisitedSet::new();
         // The first insertion into an empty memo always succeeds and gets id 0.
         let initial = visited.insert(&required, &optional, model.init());
@@ -127,6 +135,9 @@ impl<'h, M: Model> PartitionSearch<'h, M> {
             first_candidate: 0,
             next_candidate: 0,
             optional_candidates: Vec::new(),
+            groups,
+            focus: None,
+            pure: true,
             deepest: None,
             gave_up: initial == Insertion::Full,
         };
@@ -167,11 +178,29 @@ impl<'h, M: Model> PartitionSearch<'h, M> {
         self.first_candidate = self.candidates.len();
         self.next_candidate = self.first_candidate;
         self.optional_candidates.clear();
+        let mut first_return = self.events.first();
+        while self.events.is_call(first_return) {
+            first_return = self.events.next(first_return);
+        }
+        let focus = self
+            .groups
+            .as_ref()
+            .and_then(|g| g.group_of(self.events.op(first_return)));
+        self.focus = focus;
+        self.pure = true;
         let mut node = self.events.first();
-        while self.events.is_call(node) {
-            match self.members.get(self.events.op(node) as usize) {
-                Some(Member::Optional(_)) => self.optional_candidates.push(node),
-                _ => self.candidates.push(node),
+        while node != first_return {
+            let op = self.events.op(node);
+            let in_focus = match (&self.groups, focus) {
+                (Some(groups), Some(focus)) => groups.group_of(op) == Some(focus),
+                _ => true,
+            };
+            let op = op as usize;
+            if in_focus {
+                match self.members.get(op) {
+                    Some(Member::Optional(_)) => self.optional_candidates.push(node),
+                    _ => self.candidates.push(node),
+                }
             }
             node = self.events.next(node);
         }
@@ -211,6 +240,21 @@ impl<'h, M: Model> PartitionSearch<'h, M> {
         let Some(next_state) = next_state else {
             return;
         };
+        // The group's own projection after `op`: if it is known infeasible, so is the
+        // configuration, whatever the other groups hold.
+        let projection = match &mut self.groups {
+            Some(groups) => match groups.after(self.model, op, self.ops.get(op as usize)) {
+                Some(projection) if groups.is_infeasible_with(op, &projection) => return,
+                Some(projection) => Some(projection),
+                // The model rejects in the projection what it accepted in the whole
+                // state: its footprints overstate independence. Nothing is pure then.
+                None => {
+                    self.pure = false;
+                    None
+                }
+            },
+            None => None,
+        };
         self.toggle(op, true);
         match self
             .visited
@@ -222,12 +266,23 @@ impl<'h, M: Model> PartitionSearch<'h, M> {
                     before: self.current,
                     first_candidate: self.first_candidate,
                     next_candidate: self.next_candidate,
+                    focus: self.focus,
+                    pure: self.pure,
                 });
+                if let (Some(groups), Some(projection)) = (&mut self.groups, projection) {
+                    groups.push(op, projection);
+                } else if let Some(groups) = &mut self.groups {
+                    groups.push_unknown(op);
+                }
                 self.current = next;
                 self.events.lift(node);
                 self.gather_candidates();
             }
-            Insertion::Seen => self.toggle(op, false),
+            Insertion::Seen => {
+                // Explored before without success, for reasons this level cannot name.
+                self.pure = false;
+                self.toggle(op, false);
+            }
             Insertion::Full => {
                 self.toggle(op, false);
                 self.gave_up = true;
@@ -237,19 +292,27 @@ impl<'h, M: Model> PartitionSearch<'h, M> {
 
     /// With every candidate of the level tried, this path is a dead end. Records it if it
     /// is the deepest yet and undoes the last choice; false if there is none left to undo.
+    ///
+    /// If every failure of the level was its focus group's own, the group's projection
+    /// here is infeasible: it is recorded, and the search jumps back past every level
+    /// that did not change that projection (they linearized other groups' operations,
+    /// and any configuration with this projection fails, by locality), to the last level
+    /// that linearized an operation of the group, whose candidate then failed for the
+    /// same group's reason (conflict-directed backjumping, Prosser 1993).
     fn backtrack(&mut self) -> bool {
         if self
             .deepest
             .as_ref()
             .is_none_or(|d| self.path.len() > d.prefix.len())
         {
-            let mut unplaceable: Vec<u32> = self
-                .candidates
-                .get(self.first_candidate..)
-                .unwrap_or(&[])
-                .iter()
-                .map(|&n| self.events.op(n))
-                .collect();
+            // Every call before the first return, not only the group the level tried:
+            // none of them can go next either (see `groups.rs`).
+            let mut unplaceable = Vec::new();
+            let mut node = self.events.first();
+            while self.events.is_call(node) {
+                unplaceable.push(self.events.op(node));
+                node = self.events.next(node);
+            }
             unplaceable.sort_unstable();
             self.deepest = Some(DeadEnd {
                 prefix: self.path.iter().map(|l| self.events.op(l.call)).collect(),
@@ -257,16 +320,42 @@ impl<'h, M: Model> PartitionSearch<'h, M> {
                 config: self.current,
             });
         }
-        self.candidates.truncate(self.first_candidate);
-        let Some(level) = self.path.pop() else {
-            return false;
+        let jump_to = match (&mut self.groups, self.focus, self.pure) {
+            (Some(groups), Some(focus), true) => groups.mark_infeasible(focus).then_some(focus),
+            _ => None,
         };
-        self.current = level.before;
-        self.first_candidate = level.first_candidate;
-        self.next_candidate = level.next_candidate;
-        self.toggle(self.events.op(level.call), false);
-        self.events.unlift(level.call);
-        true
+        loop {
+            self.candidates.truncate(self.first_candidate);
+            let Some(level) = self.path.pop() else {
+                return false;
+            };
+            self.current = level.before;
+            self.first_candidate = level.first_candidate;
+            self.next_candidate = level.next_candidate;
+            self.focus = level.focus;
+            self.pure = level.pure;
+            let op = self.events.op(level.call);
+            self.toggle(op, false);
+            self.events.unlift(level.call);
+            let group = match &mut self.groups {
+                Some(groups) => {
+                    groups.pop(op);
+                    groups.group_of(op)
+                }
+                None => None,
+            };
+            match jump_to {
+                // A plain backtrack: the child failed for reasons the level cannot name.
+                None => {
+                    self.pure = false;
+                    return true;
+                }
+                // The level that changed the infeasible projection: its candidate failed
+                // for its own group's reason, so it stays as pure as it was.
+                Some(focus) if group == Some(focus) => return true,
+                Some(_) => {}
+            }
+        }
     }
 
     fn violation(&mut self) -> SearchEnd {

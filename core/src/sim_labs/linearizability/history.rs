@@ -6,9 +6,13 @@ use std::fmt::Debug;
 
 use super::spec::{Op, Spec, label, output_from_edit, stale_read_hint, why_not};
 use super::store::{Generation, generate};
-use super::{HistoryFormat, MAX_PASTED_BYTES, MAX_PASTED_OPERATIONS, ModelKind, OutputEdit};
+use super::{
+    HistoryFormat, MAX_PASTED_BYTES, MAX_PASTED_OPERATIONS, ModelKind, OutputEdit, RegisterSetup,
+};
 use crate::error::{DistlabError, Result};
-use crate::sim::linearizability::jepsen::{parse_etcd_log, parse_kv_log};
+use crate::sim::linearizability::jepsen::{
+    is_multi_register_history, parse_edn_register_history, parse_etcd_log, parse_kv_log,
+};
 use crate::sim::linearizability::{
     CasRegister, CheckOptions, KvModel, PartitionOutcome, Register, Response, check_with, replay,
 };
@@ -19,13 +23,17 @@ use crate::sim::linearizability::{
 pub(super) struct History<M: Spec> {
     pub(super) ops: Vec<Op<M>>,
     pub(super) dropped: Vec<bool>,
+    /// The model the history is checked against (a register's initial value, what its nil
+    /// reads mean).
+    pub(super) model: M,
 }
 
 impl<M: Spec> History<M> {
-    pub(super) fn new(ops: Vec<Op<M>>) -> Self {
+    pub(super) fn new(ops: Vec<Op<M>>, model: M) -> Self {
         History {
             dropped: vec![false; ops.len()],
             ops,
+            model,
         }
     }
 
@@ -145,7 +153,7 @@ impl<M: Spec> HistoryOps for History<M> {
     }
 
     fn initial_state(&self) -> String {
-        M::default().describe_state(&M::default().init())
+        self.model.describe_state(&self.model.init())
     }
 
     fn check_part(
@@ -154,7 +162,7 @@ impl<M: Spec> HistoryOps for History<M> {
         returned: &dyn Fn(u32) -> bool,
         max_steps: u64,
     ) -> PartCheck {
-        let model = M::default();
+        let model = self.model;
         let sub: Vec<Op<M>> = members
             .iter()
             .filter_map(|&id| {
@@ -244,8 +252,8 @@ impl<M: Spec> HistoryOps for History<M> {
                             .filter_map(|&i| Some((i, sub.get(i)?)))
                             .map(|(i, op)| match model.step(&after, &op.input, &op.output) {
                                 None => {
-                                    let hint =
-                                        stale_read_hint::<M>(&sub, i, name).unwrap_or_default();
+                                    let hint = stale_read_hint::<M>(&model, &sub, i, name)
+                                        .unwrap_or_default();
                                     format!("{}{hint}", why_not::<M>(&after, &op.input, &op.output))
                                 }
                                 Some(next) => format!(
@@ -345,18 +353,28 @@ impl AnyHistory {
         }
     }
 
-    pub(super) fn generate(g: &Generation) -> Self {
+    pub(super) fn generate(g: &Generation, register: RegisterSetup) -> Self {
+        let RegisterSetup { initial, nil_read } = register;
         match g.model {
-            ModelKind::Register => AnyHistory::Register(History::new(generate::<Register>(g))),
-            ModelKind::CasRegister => {
-                AnyHistory::CasRegister(History::new(generate::<CasRegister>(g)))
+            ModelKind::Register => {
+                let model = Register::new(initial, nil_read);
+                AnyHistory::Register(History::new(generate(g, &model), model))
             }
-            ModelKind::Kv => AnyHistory::Kv(History::new(generate::<KvModel>(g))),
+            ModelKind::CasRegister => {
+                let model = CasRegister::new(initial, nil_read);
+                AnyHistory::CasRegister(History::new(generate(g, &model), model))
+            }
+            ModelKind::Kv => AnyHistory::Kv(History::new(generate(g, &KvModel), KvModel)),
         }
     }
 
-    /// Parses pasted text; errors name the field `text` and the line.
-    pub(super) fn parse(format: HistoryFormat, text: &str) -> Result<Self> {
+    /// Parses pasted text; errors name the field `text` and the line (and, for EDN, the
+    /// column). `register` sets up the register models.
+    pub(super) fn parse(
+        format: HistoryFormat,
+        text: &str,
+        register: RegisterSetup,
+    ) -> Result<Self> {
         if text.len() > MAX_PASTED_BYTES {
             return Err(DistlabError::field(
                 "text",
@@ -377,7 +395,10 @@ impl AnyHistory {
                 let ops = parse_etcd_log(text).map_err(at_line)?;
                 let count = ops.len();
                 (
-                    AnyHistory::CasRegister(History::new(ops)),
+                    AnyHistory::CasRegister(History::new(
+                        ops,
+                        CasRegister::new(register.initial, register.nil_read),
+                    )),
                     count,
                     "INFO  jepsen.util - 3\t:invoke\t:read\tnil",
                 )
@@ -386,9 +407,30 @@ impl AnyHistory {
                 let ops = parse_kv_log(text).map_err(at_line)?;
                 let count = ops.len();
                 (
-                    AnyHistory::Kv(History::new(ops)),
+                    AnyHistory::Kv(History::new(ops, KvModel)),
                     count,
                     "{:process 0, :type :invoke, :f :get, :key \"4\", :value nil}",
+                )
+            }
+            HistoryFormat::Edn => {
+                if is_multi_register_history(text) {
+                    return Err(DistlabError::field(
+                        "text",
+                        "this is a multi-register history (transactions over several keys): \
+                         the lab shows one register or a key-value store; check it with the \
+                         Rust API's MultiRegister model"
+                            .to_string(),
+                    ));
+                }
+                let ops = parse_edn_register_history(text).map_err(at_line)?;
+                let count = ops.len();
+                (
+                    AnyHistory::CasRegister(History::new(
+                        ops,
+                        CasRegister::new(register.initial, register.nil_read),
+                    )),
+                    count,
+                    "{:process 0, :type :invoke, :f :write, :value 3}",
                 )
             }
         };

@@ -275,6 +275,7 @@ pub(super) fn why_not<M: Spec>(state: &M::State, input: &M::Input, output: &M::O
 /// was called), or it was written only after the read had returned. `name(i)` names the
 /// `i`th operation of `ops`.
 pub(super) fn stale_read_hint<M: Spec>(
+    model: &M,
     ops: &[Op<M>],
     read: usize,
     name: impl Fn(usize) -> String,
@@ -284,7 +285,7 @@ pub(super) fn stale_read_hint<M: Spec>(
         return None;
     };
     let shown = M::show(value);
-    let initial = M::default().init();
+    let initial = model.init();
     let writers: Vec<usize> = (0..ops.len())
         .filter(|&i| {
             ops.get(i)

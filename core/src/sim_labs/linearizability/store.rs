@@ -133,6 +133,7 @@ pub(super) fn schedule(rng: &mut SimRng, g: &Generation) -> Vec<Timing> {
 /// written so far, so every written value is new.
 pub(super) fn draw_shape<M: Spec>(
     rng: &mut SimRng,
+    initial: &M::State,
     current: &M::State,
     tokens: &mut u64,
 ) -> Shape<M::State> {
@@ -150,7 +151,7 @@ pub(super) fn draw_shape<M: Spec>(
         Shape::Append(next::<M>(tokens, true))
     } else {
         // Half the time the value the key holds, so that compare-and-sets often succeed.
-        let expected = if rng.below(2) == 0 && *current != M::default().init() {
+        let expected = if rng.below(2) == 0 && current != initial {
             current.clone()
         } else {
             M::token(1 + rng.below((*tokens).max(1)), false)
@@ -165,7 +166,7 @@ pub(super) fn draw_shape<M: Spec>(
 /// A history of the simulated store: operations take effect in the order of their effect
 /// times; the primary holds the true values, and a lagging replica answers stale reads
 /// with the value the primary held `lag` ticks earlier.
-pub(super) fn generate<M: Spec>(g: &Generation) -> Vec<Op<M>> {
+pub(super) fn generate<M: Spec>(g: &Generation, model: &M) -> Vec<Op<M>> {
     let mut rng = SimRng::new(g.seed);
     let timings = schedule(&mut rng, g);
     let (stale, lost, lag) = match g.store {
@@ -177,7 +178,7 @@ pub(super) fn generate<M: Spec>(g: &Generation) -> Vec<Op<M>> {
         } => (stale_read_probability, lost_write_probability, lag_ticks),
     };
     let keys = if M::KIND == ModelKind::Kv { g.keys } else { 1 };
-    let initial = M::default().init();
+    let initial = model.init();
     // Per key, every value the primary took, with when.
     let mut versions: Vec<Vec<(u64, M::State)>> = vec![Vec::new(); keys as usize];
     let mut effect_order: Vec<usize> = (0..timings.len()).collect();
@@ -193,7 +194,7 @@ pub(super) fn generate<M: Spec>(g: &Generation) -> Vec<Op<M>> {
         };
         let key = format!("k{key_index}");
         let current = history.last().map_or(&initial, |(_, v)| v).clone();
-        let shape = draw_shape::<M>(&mut rng, &current, &mut tokens);
+        let shape = draw_shape::<M>(&mut rng, &initial, &current, &mut tokens);
         let (Some(input), (mut output, new_value)) = (
             M::input(&key, shape.clone()),
             execute::<M>(&shape, &current),

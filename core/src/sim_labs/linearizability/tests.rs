@@ -60,7 +60,7 @@ fn revealed_history<M: Spec>(lab: &LinearizabilityLab, h: &History<M>) -> (Vec<u
 fn audit<M: Spec>(lab: &LinearizabilityLab, h: &History<M>) {
     let (ids, ops) = revealed_history(lab, h);
     let local = |op: &u32| ids.iter().position(|i| i == op).unwrap();
-    let fresh = check(&M::default(), &ops).unwrap();
+    let fresh = check(&h.model, &ops).unwrap();
     let cached_bad = lab.violations().next().is_some();
     assert_eq!(
         fresh.linearizable,
@@ -73,9 +73,9 @@ fn audit<M: Spec>(lab: &LinearizabilityLab, h: &History<M>) {
             unreachable!()
         };
         let prefix: Vec<usize> = prefix.iter().map(local).collect();
-        replay(&M::default(), &ops, &prefix).unwrap();
+        replay(&h.model, &ops, &prefix).unwrap();
         let alone: Vec<_> = prefix.iter().map(|&i| ops[i].clone()).collect();
-        assert!(check(&M::default(), &alone).unwrap().linearizable);
+        assert!(check(&h.model, &alone).unwrap().linearizable);
     }
     for part in &lab.parts {
         assert_eq!(part.check.replay_problem, None);
@@ -493,11 +493,16 @@ fn oversized_pastes_are_refused() {
     let e = AnyHistory::parse(
         HistoryFormat::EtcdLog,
         &line.repeat(MAX_PASTED_OPERATIONS + 1),
+        RegisterSetup::default(),
     )
     .unwrap_err();
     assert!(e.to_string().contains("more than the 1000"), "{e}");
-    let e =
-        AnyHistory::parse(HistoryFormat::EtcdLog, &" ".repeat(MAX_PASTED_BYTES + 1)).unwrap_err();
+    let e = AnyHistory::parse(
+        HistoryFormat::EtcdLog,
+        &" ".repeat(MAX_PASTED_BYTES + 1),
+        RegisterSetup::default(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("bytes"), "{e}");
 }
 

@@ -148,6 +148,7 @@ impl LinearizabilityLab {
                 match format {
                     HistoryFormat::EtcdLog => "a Jepsen etcd log",
                     HistoryFormat::KvEdn => "Jepsen EDN key-value lines",
+                    HistoryFormat::Edn => "a Knossos / Jepsen EDN register history",
                 }
             ),
         };
