@@ -1,8 +1,10 @@
-//! The linearizability checker on Porcupine's histories (to compare with Porcupine's own
-//! test timings: about 1.05 s for the 102 etcd histories and 0.4 s for the 6 kv ones on
-//! the project machine) and on generated key-value histories of 1k, 10k and 100k
-//! operations. Histories are parsed or generated once, outside the measurement, except in
-//! the `parse_and_check` cases, which time what Porcupine's test timings include.
+//! The linearizability checker on Porcupine's histories and on generated key-value
+//! histories of 1k, 10k and 100k operations. Histories are parsed or generated once,
+//! outside the measurement (check only, what Porcupine's own `BenchmarkEtcdJepsen*`
+//! time), except in the `parse_and_check` cases. The key-value histories are checked both
+//! split by key (`KvModel`) and whole (`KvStoreModel`, one part: the search must find the
+//! independence of keys itself); the 50-client ones whole take seconds, so they are timed
+//! once each, with their step counts, rather than sampled.
 //!
 //! Run: `cargo bench -p distlab-tests --bench checker`
 
@@ -11,7 +13,7 @@ use std::path::{Path, PathBuf};
 use criterion::{Criterion, criterion_group, criterion_main};
 use distlab_core::sim::linearizability::generate::random_kv_history;
 use distlab_core::sim::linearizability::jepsen::{parse_etcd_log, parse_kv_log};
-use distlab_core::sim::linearizability::{CasRegister, KvModel, check};
+use distlab_core::sim::linearizability::{CasRegister, KvModel, KvStoreModel, check};
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/porcupine")
@@ -82,7 +84,35 @@ fn porcupine_histories(c: &mut Criterion) {
             }
         })
     });
+    group.bench_function("kv_c01_c10_whole_store_check", |b| {
+        b.iter(|| {
+            for (ops, (_, expected)) in kv_ops.iter().zip(&kv).take(4) {
+                assert_eq!(check(&KvStoreModel, ops).unwrap().linearizable, *expected);
+            }
+        })
+    });
     group.finish();
+}
+
+/// The 50-client kv histories checked whole: one timed run each, with the steps.
+fn whole_store_50_clients(_c: &mut Criterion) {
+    for name in ["kv/c50-ok.txt", "kv/c50-bad.txt"] {
+        let text = std::fs::read_to_string(data_dir().join(name)).unwrap();
+        let ops = parse_kv_log(&text).unwrap();
+        let started = std::time::Instant::now();
+        let result = check(&KvStoreModel, &ops).unwrap();
+        println!(
+            "porcupine/{name} whole store, check only: {:?}, {} steps, {:.2?} (one run)",
+            result.verdict,
+            result.steps,
+            started.elapsed()
+        );
+        let split = check(&KvModel, &ops).unwrap();
+        println!(
+            "porcupine/{name} split by key: {:?}, {} steps",
+            split.verdict, split.steps
+        );
+    }
 }
 
 fn generated_histories(c: &mut Criterion) {
@@ -103,5 +133,10 @@ fn generated_histories(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, porcupine_histories, generated_histories);
+criterion_group!(
+    benches,
+    porcupine_histories,
+    whole_store_50_clients,
+    generated_histories
+);
 criterion_main!(benches);

@@ -168,3 +168,19 @@ fn every_verdict_names_an_existing_file() {
     }
     assert_eq!(verdicts().len(), 108);
 }
+
+/// The 50-client key-value histories checked whole: they decide (3.2 M and 13.9 M steps,
+/// seconds to half a minute natively), too slow for every run; `cargo test -p
+/// distlab-tests --release --test porcupine -- --ignored`.
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+#[ignore = "seconds to half a minute in release"]
+fn kv_50_client_histories_decide_without_splitting_by_key() {
+    let verdicts = verdicts();
+    for name in ["kv/c50-ok.txt", "kv/c50-bad.txt"] {
+        let ops = parse_kv_log(data_file(name).unwrap()).unwrap();
+        let result = check(&KvStoreModel, &ops).unwrap();
+        assert_eq!(result.linearizable, verdicts[name], "{name}");
+        assert_violations_are_explained(name, &KvStoreModel, &ops, &result);
+    }
+}

@@ -8,7 +8,10 @@
 //! and try the next candidate. A configuration (set of operations linearized, model state)
 //! seen before, or dominated by one seen before (see `memo.rs`), is not explored again.
 //! The search succeeds once every operation that returned is linearized: operations that
-//! never returned are optional, and may be left out.
+//! never returned are optional, and may be left out. When the model names the keys its
+//! operations touch, a level tries only the candidates of one group of keys, and a group
+//! found stuck makes the search jump back past the levels that did not touch it (see
+//! `groups.rs`).
 //!
 //! Each level's candidates are gathered once, in trial order, on a stack shared by all
 //! levels, so resuming a level after backtracking is an index, and a dead end's candidates
@@ -169,7 +172,8 @@ impl<'h, M: Model> PartitionSearch<'h, M> {
     }
 
     /// Pushes the current level's candidates, the calls before the first remaining
-    /// return, in the order they are to be tried: required operations first, by call time
+    /// return (only those of the focus group, the first return's, when there are groups),
+    /// in the order they are to be tried: required operations first, by call time
     /// as in Porcupine, so that the configurations without optional operations are
     /// explored first and dominate those with them; then optional operations newest first,
     /// since one that took effect most likely did so soon after its call, while one
