@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::error::{DistlabError, Result};
 
 /// TypeScript declarations of the bounded types: tsify names a field by its Rust type's
-/// name, and each of these is a plain number in JS.
+/// name (dropping literal and `{ BLOCK }` const arguments — write a named bound in braces,
+/// `Count<2, { MAX_NODES }>`, or tsify takes the name for a type), and each of these is a
+/// plain number in JS. A type alias used in a config field needs its name here too.
 pub const TYPESCRIPT: &str = r#"
 /** A probability: a finite number from 0 to 1 (the schema states the bounds). */
 export type Probability = number;
@@ -27,6 +29,8 @@ export type Probability = number;
 export type Millis = number;
 /** A whole number within the bounds the schema states. */
 export type Count = number;
+/** How often a lab samples its metrics, in simulated ms (1 to 60,000). */
+export type SampleMs = number;
 "#;
 
 fn out_of_range(min: impl fmt::Display, max: impl fmt::Display, got: impl fmt::Display) -> String {

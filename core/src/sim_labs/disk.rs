@@ -48,9 +48,6 @@ const TRACE_EVENTS: usize = 256;
 /// Bytes of a record's header: length and checksum.
 const HEADER: usize = 8;
 
-/// Appends between two fsyncs (0: only when asked).
-pub type FsyncEvery = Count<0, 1_000>;
-
 /// Configuration of the disk lab.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
@@ -61,9 +58,9 @@ pub struct DiskLabConfig {
     /// When the writer appends a record.
     pub writes: ArrivalProcess,
     /// Payload bytes per record.
-    pub record_bytes: Count<1, MAX_RECORD_BYTES>,
+    pub record_bytes: Count<1, { MAX_RECORD_BYTES }>,
     /// The writer fsyncs after this many appends (0: only when asked).
-    pub fsync_every: FsyncEvery,
+    pub fsync_every: Count<0, 1_000>,
     /// Chance that a crash tears the oldest unsynced write (lands a prefix of it).
     pub torn_probability: Probability,
     /// How often the metrics are sampled, in milliseconds.
@@ -103,7 +100,7 @@ pub enum DiskLabAction {
     /// `crash`, which names the simulator's node fault in the cluster labs.)
     PowerLoss {},
     /// Fsync after every `every` appends from now on (0: only when asked).
-    SetFsyncEvery { every: FsyncEvery },
+    SetFsyncEvery { every: Count<0, 1_000> },
     /// Appends follow `writes` from now on.
     SetWrites { writes: ArrivalProcess },
 }

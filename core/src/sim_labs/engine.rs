@@ -41,7 +41,7 @@ const KEPT_EVENTS: usize = 5_000;
 pub struct EngineLabConfig {
     /// The seed of every random choice, in the run and in its twin.
     pub seed: u64,
-    pub nodes: Count<1, MAX_NODES>,
+    pub nodes: Count<1, { MAX_NODES }>,
     /// Time between two pings of one node.
     pub interval_ms: Millis<1, 60_000>,
     pub network: NetworkConfig,

@@ -46,7 +46,7 @@ const SCRIPT_ROWS: usize = 24;
 pub struct FaultsLabConfig {
     /// Seed of the nemesis's script and of every random choice in the run.
     pub seed: u64,
-    pub nodes: Count<2, MAX_NODES>,
+    pub nodes: Count<2, { MAX_NODES }>,
     /// The random fault script.
     pub nemesis: NemesisConfig,
     /// Faults scheduled by hand, besides the nemesis's.

@@ -39,7 +39,7 @@ pub struct NetworkLabConfig {
     /// Seed of every random choice in the run.
     pub seed: u64,
     /// Number of nodes.
-    pub nodes: Count<2, MAX_NODES>,
+    pub nodes: Count<2, { MAX_NODES }>,
     /// How many ring successors each node pings in turn (all peers when the cluster is
     /// smaller), so big clusters keep O(nodes) links.
     pub fanout: Count<1, 64>,

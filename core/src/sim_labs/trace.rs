@@ -101,7 +101,7 @@ fn kind_name(k: &TraceKind) -> &'static str {
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct TraceLabConfig {
     pub seed: u64,
-    pub nodes: Count<2, MAX_NODES>,
+    pub nodes: Count<2, { MAX_NODES }>,
     pub network: NetworkConfig,
     /// Faults scheduled from the start (by default a crash, a partition and their ends).
     pub faults: FaultScript,
