@@ -93,10 +93,7 @@ function replayRun(id: string, run: SharedRun): void {
     bar.value = Math.min(lab.steps, run.step);
   };
   replaying = { stop: () => (stopped = true) };
-  stop.onclick = () => {
-    stopped = true;
-    showError(`replay stopped at step ${lab.steps} of ${run.step}`);
-  };
+  stop.onclick = () => (stopped = true);
   show();
   // Given up: the lab open before stays; on a first visit, the lab opens fresh.
   const abandon = (): void => {
@@ -105,7 +102,13 @@ function replayRun(id: string, run: SharedRun): void {
     if (!state.lab) openLab(id);
   };
   const tick = (): void => {
-    if (stopped) return abandon();
+    if (stopped) {
+      const reached = lab.steps;
+      abandon();
+      // After the fresh lab opened (opening clears the banner).
+      showError(`replay stopped at step ${reached} of ${run.step}`);
+      return;
+    }
     const done = guard(() => replaySlice(lab, run));
     if (done === undefined) {
       abandon();
