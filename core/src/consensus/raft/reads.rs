@@ -12,13 +12,19 @@
 //! follower says which rounds it has confirmed. A read waits for the round that started
 //! when its read index was taken.
 //!
-//! **Lease** (thesis §6.4.1): a round confirmed by a majority at leader-local time `t`
-//! means no other leader can be elected before `t + election_min` — followers do not
-//! vote for another candidate within the minimum election timeout of hearing from their
-//! leader (see `leader_is_fresh`) — so until then the leader answers reads at once. That
-//! holds only if clocks run at the same rate: a leader whose clock runs slow keeps its
-//! lease after the followers have moved on, and serves stale data. The thesis bounds the
-//! lease by the clock drift; this implementation deliberately does not, to show why.
+//! **Lease** (thesis §6.4.1): a follower that acknowledges a round promises, in effect,
+//! not to help elect anyone else for a minimum election timeout on its clock — it
+//! ignores vote and pre-vote requests that soon after hearing from its leader
+//! (`leader_is_fresh`), and after a restart, having forgotten when it last heard, for as
+//! long from booting (`boot_quiet`). Any other leader needs one of a confirming majority,
+//! so a round confirmed by a majority that started at leader-local time `t` means no
+//! other leader exists before `t + election_min`, and until then the leader answers reads
+//! from its state at once. The exception is a leadership transfer, whose RequestVote
+//! overrides the promise: once this leader has sent TimeoutNow it serves no lease reads
+//! for the rest of its term (see [`super::transfer`]). That holds only if clocks run at
+//! the same rate and do not step: a leader whose clock runs slow, or steps back, keeps
+//! its lease after the followers have moved on, and serves stale data. The thesis bounds
+//! the lease by the clock drift; this implementation does not yet.
 
 use std::collections::VecDeque;
 
@@ -111,9 +117,10 @@ impl RaftNode {
         self.log.term_at(self.commit) == Some(self.term)
     }
 
-    /// Until when (leader-local time) no other leader can exist, by the lease argument.
+    /// Until when (leader-local time) no other leader can exist, by the lease argument;
+    /// `None` when this node holds no lease (not leader, or it sent TimeoutNow this term).
     pub fn lease_until(&self) -> Option<Time> {
-        if self.role != Role::Leader {
+        if self.role != Role::Leader || self.sent_timeout_now {
             return None;
         }
         let round = self.confirmed_round();
