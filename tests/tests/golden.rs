@@ -280,7 +280,7 @@ fn raft_golden_fingerprints() {
         ),
         (
             "aa8fc788a4d7e984".to_string(),
-            "06fac6d2bbefe1a4".to_string(),
+            "ef875fd19f4c22c8".to_string(),
             "cc936b1e6a358825".to_string()
         ),
         "the Raft fingerprint scenario changed"

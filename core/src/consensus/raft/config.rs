@@ -1,6 +1,7 @@
 //! Raft's settings: timing (paper §5.6: broadcast time ≪ election timeout ≪ MTBF), the
-//! optional mechanisms of the thesis (pre-vote §9.6, check-quorum §6.2), and the switch
-//! that turns off the current-term commit rule so Figure 8's failure can be shown.
+//! optional mechanisms of the thesis (pre-vote §9.6, check-quorum §6.2), the clock-drift
+//! bound lease reads are made safe against (§6.4.1), and the switch that turns off the
+//! current-term commit rule so Figure 8's failure can be shown.
 //!
 //! [`RaftConfig`] is what users write (milliseconds, JSON); [`RaftParams`] is the
 //! validated form a node runs with.
@@ -9,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DistlabError, Result, check_range};
+use crate::sim::clock::MAX_DRIFT_PPM;
 use crate::time::Duration;
 
 /// The most nodes a Raft cluster may start with (the lab's limit; the protocol has none).
@@ -17,6 +19,9 @@ pub const MAX_MEMBERS: u32 = 51;
 pub const MAX_SNAPSHOT_ENTRIES: u64 = 1_000_000;
 /// The largest number of entries one AppendEntries may carry.
 pub const MAX_BATCH: u32 = 10_000;
+/// The default clock-drift bound for lease reads: 500 ppm, the largest frequency error
+/// the NTP reference implementation corrects (RFC 5905, Appendix A: `MAXFREQ`).
+pub const DEFAULT_LEASE_DRIFT_BOUND_PPM: u32 = 500;
 
 /// How a leader answers a read (thesis §6.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
@@ -29,9 +34,11 @@ pub enum ReadMode {
     /// ReadIndex: note the commit index, confirm leadership with one heartbeat round,
     /// wait until applied, answer. Linearizable without a log entry.
     ReadIndex,
-    /// Lease: answer from the local state while the leader's lease (a heartbeat round ago,
-    /// plus the minimum election timeout, on its own clock) lasts. Fast, and unsafe when
-    /// clocks drift: shown on purpose.
+    /// Lease: answer from the local state while the leader's lease lasts — from the start
+    /// of the newest heartbeat round a majority confirmed, the minimum election timeout
+    /// shortened by `leaseDriftBoundPpm`, on its own clock. Fast; safe only while every
+    /// clock's rate stays within that bound and no clock steps (see
+    /// [`super::reads`]), which the lab lets you break on purpose.
     Lease,
 }
 
@@ -58,6 +65,11 @@ pub struct RaftConfig {
     /// Figure 8). Turning it off is unsafe: it exists to show why the rule is there.
     pub current_term_commit_rule: bool,
     pub read_mode: ReadMode,
+    /// Lease reads stay linearizable while every clock's rate is within this many parts
+    /// per million of true time: a lease lasts
+    /// `electionTimeoutMin · (1 − ρ) / (1 + ρ)` on the leader's clock (see
+    /// [`super::reads`]). At most 500000.
+    pub lease_drift_bound_ppm: u32,
     /// Take a snapshot and compact the log once this many entries are applied past the
     /// last snapshot (0: never, except when asked).
     pub snapshot_entries: u64,
@@ -74,6 +86,7 @@ impl Default for RaftConfig {
             max_batch: 64,
             current_term_commit_rule: true,
             read_mode: ReadMode::Log,
+            lease_drift_bound_ppm: DEFAULT_LEASE_DRIFT_BOUND_PPM,
             snapshot_entries: 1_000,
         }
     }
@@ -93,7 +106,22 @@ pub struct RaftParams {
     pub max_batch: usize,
     pub current_term_commit_rule: bool,
     pub read_mode: ReadMode,
+    pub lease_drift_bound_ppm: u32,
     pub snapshot_entries: u64,
+}
+
+impl RaftParams {
+    /// How long a lease lasts on the leader's clock after the start of a confirmed round:
+    /// the minimum election timeout times `(1 − ρ) / (1 + ρ)`, rounded down. A follower
+    /// whose clock runs fast by ρ still waits `election_min / (1 + ρ)` of true time before
+    /// it votes again; a leader whose clock runs slow by ρ sees this lease end within
+    /// `lease / (1 − ρ)` of true time, which is no longer.
+    pub fn lease(&self) -> Duration {
+        const PPM: u128 = 1_000_000;
+        let rho = self.lease_drift_bound_ppm as u128;
+        let min = self.election_min.0 as u128;
+        Duration((min * (PPM - rho) / (PPM + rho)) as u64)
+    }
 }
 
 impl RaftConfig {
@@ -144,6 +172,15 @@ impl RaftConfig {
                 format!("must be between 1 and {MAX_BATCH}, got {}", self.max_batch),
             ));
         }
+        if self.lease_drift_bound_ppm as i64 > MAX_DRIFT_PPM {
+            return Err(DistlabError::field(
+                "leaseDriftBoundPpm",
+                format!(
+                    "must be at most {MAX_DRIFT_PPM} (a clock off by half), got {}",
+                    self.lease_drift_bound_ppm
+                ),
+            ));
+        }
         if self.snapshot_entries > MAX_SNAPSHOT_ENTRIES {
             return Err(DistlabError::field(
                 "snapshotEntries",
@@ -169,6 +206,7 @@ impl RaftConfig {
             max_batch: self.max_batch as usize,
             current_term_commit_rule: self.current_term_commit_rule,
             read_mode: self.read_mode,
+            lease_drift_bound_ppm: self.lease_drift_bound_ppm,
             snapshot_entries: self.snapshot_entries,
         })
     }
@@ -217,5 +255,38 @@ mod tests {
             3,
         );
         assert!(e.contains("`electionTimeoutMinMs`"), "{e}");
+        let e = bad(
+            RaftConfig {
+                lease_drift_bound_ppm: 500_001,
+                ..RaftConfig::default()
+            },
+            3,
+        );
+        assert!(e.contains("`leaseDriftBoundPpm`"), "{e}");
+    }
+
+    #[test]
+    fn the_lease_is_shortened_by_the_drift_bound() {
+        let lease = |ppm: u32| {
+            RaftConfig {
+                lease_drift_bound_ppm: ppm,
+                ..RaftConfig::default()
+            }
+            .params(3)
+            .unwrap()
+            .lease()
+        };
+        assert_eq!(lease(0), Duration::from_millis(150));
+        // 150 ms · 0.9995 / 1.0005, rounded down.
+        assert_eq!(lease(500), Duration(149_850));
+        assert_eq!(lease(50_000), Duration(135_714));
+        assert_eq!(lease(500_000), Duration(50_000));
+        // The promise it rests on: a follower fast by ρ waits E / (1 + ρ) of true time; a
+        // leader slow by ρ is done with its lease in no more.
+        for ppm in [0u64, 1, 500, 50_000, 333_333, 500_000] {
+            let l = lease(ppm as u32).0 as u128;
+            let (e, rho, m) = (150_000u128, ppm as u128, 1_000_000u128);
+            assert!(l * m * (m + rho) <= e * m * (m - rho), "{ppm} ppm");
+        }
     }
 }

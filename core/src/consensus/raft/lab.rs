@@ -4,8 +4,8 @@
 //! tail, commit and applied index, election-timer progress and (on the leader) each
 //! follower's next and match index; messages in flight by kind; the leader's key-value
 //! state and the latest client requests; metrics; and the five safety invariants,
-//! checked after every event — switch off `currentTermCommitRule` or use lease reads
-//! under clock drift to watch one break.
+//! checked after every event — switch off `currentTermCommitRule`, or use lease reads
+//! with a clock drifting beyond `leaseDriftBoundPpm` (or stepped), to watch one break.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

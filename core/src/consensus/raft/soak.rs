@@ -5,6 +5,11 @@
 //! the safety invariants checked after every event, liveness after the final repair,
 //! and the clients' history checked for linearizability.
 //!
+//! Reads go through the log, ReadIndex or a lease, a third each. A lease is safe only
+//! while clocks run within its drift bound and never step ([`super::reads`]), so a lease
+//! seed keeps the nemesis' drift (up to ±[`SOAK_MAX_DRIFT_PPM`], which is its bound) and
+//! drops its clock steps; the other seeds get both.
+//!
 //! Being pure and deterministic, a seed runs the same in `cargo test`, in the long soak
 //! driver, on any shard of a batch job and in a browser worker; a failure is replayed by
 //! running its seed again. Summaries merge by addition, so shards combine.
@@ -21,6 +26,9 @@ use crate::rng::SimRng;
 use crate::sim::linearizability::{KvInput, KvModel, KvOutput, Operation, Response, check};
 use crate::sim::{Fault, NemesisConfig, NodeStatus, ScheduledFault, SimConfig};
 use crate::time::{Duration, Time};
+
+/// The largest clock drift the soak's nemesis sets, and the lease seeds' drift bound.
+pub const SOAK_MAX_DRIFT_PPM: i64 = 50_000;
 
 /// How hard each seed is pushed.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +85,7 @@ pub struct SeedReport {
     pub nodes: u32,
     pub pre_vote: bool,
     pub check_quorum: bool,
+    pub read_mode: ReadMode,
     pub faults: usize,
     pub events: u64,
     pub commands: usize,
@@ -197,14 +206,16 @@ pub fn run_seed(seed: u64, opts: &SoakOptions) -> SeedReport {
         10..=17 => 5,
         _ => 7,
     };
+    let read_mode = match rng.below(3) {
+        0 => ReadMode::Log,
+        1 => ReadMode::ReadIndex,
+        _ => ReadMode::Lease,
+    };
     let config = RaftConfig {
         pre_vote: rng.chance(0.7),
         check_quorum: rng.chance(0.7),
-        read_mode: if rng.chance(0.5) {
-            ReadMode::ReadIndex
-        } else {
-            ReadMode::Log
-        },
+        read_mode,
+        lease_drift_bound_ppm: SOAK_MAX_DRIFT_PPM as u32,
         max_batch: [1, 4, 64][rng.below(3) as usize % 3],
         snapshot_entries: [0, 3, 10, 50, 1_000][rng.below(5) as usize % 5],
         ..RaftConfig::default()
@@ -214,6 +225,7 @@ pub fn run_seed(seed: u64, opts: &SoakOptions) -> SeedReport {
         nodes,
         pre_vote: config.pre_vote,
         check_quorum: config.check_quorum,
+        read_mode,
         faults: 0,
         events: 0,
         commands: 0,
@@ -260,11 +272,17 @@ pub fn run_seed(seed: u64, opts: &SoakOptions) -> SeedReport {
         intensity: 0.3 + 0.7 * rng.next_f64(),
         duration_ms: opts.fault_ms as f64,
         mean_episode_ms: 400.0,
-        max_drift_ppm: 50_000,
+        max_drift_ppm: SOAK_MAX_DRIFT_PPM,
         max_skew_ms: 200.0,
         ..NemesisConfig::default()
     };
     let mut script = nemesis.generate(nodes, &mut rng).unwrap_or_default();
+    if read_mode == ReadMode::Lease {
+        // A clock step breaks a lease whatever its bound; drift within it does not.
+        script
+            .faults
+            .retain(|f| !matches!(f.fault, Fault::ClockSkew { .. }));
+    }
     // More crashes part-way through an event than the nemesis makes, at every effect
     // position a Raft event has (timer, disk append, fsync, sends, replies): these are
     // what catch a message sent before the write it depends on is durable.
