@@ -253,6 +253,9 @@ pub(super) fn build_harness(
         ));
     }
     let params = raft.params(nodes).map_err(|e| in_field("raft", e))?;
+    network.validate("network")?;
+    raft.check_timing(&network.latency)
+        .map_err(|e| in_field("raft", e))?;
     let workload = workload(w)?;
     let sim = SimConfig {
         seed,
@@ -810,5 +813,14 @@ mod tests {
             ..RaftLabConfig::default()
         });
         assert!(e.contains("workload.readFraction`"), "{e}");
+        // Election timeouts too close to the network's latency (paper §5.6).
+        let e = bad(RaftLabConfig {
+            network: NetworkConfig {
+                latency: crate::sim::LatencyModel::Constant { ms: 60.0 },
+                ..NetworkConfig::default()
+            },
+            ..RaftLabConfig::default()
+        });
+        assert!(e.contains("raft.electionTimeoutMinMs`"), "{e}");
     }
 }
