@@ -205,7 +205,7 @@ fn raft_lab_golden_trace_hash() {
     let (hash, events, time_us) = raft_lab_scenario();
     assert_eq!(
         (hash.as_str(), events, time_us),
-        ("e57e81ba309f9f40", 78_272, json!(49_181_020)),
+        ("d23aafaa8881996c", 78_272, json!(49_181_020)),
         "the consensus.raft golden scenario changed"
     );
 }
@@ -280,7 +280,7 @@ fn raft_golden_fingerprints() {
         ),
         (
             "aa8fc788a4d7e984".to_string(),
-            "ef875fd19f4c22c8".to_string(),
+            "6216bd4562dc4e27".to_string(),
             "cc936b1e6a358825".to_string()
         ),
         "the Raft fingerprint scenario changed"
