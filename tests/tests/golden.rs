@@ -138,7 +138,7 @@ fn raft_golden_trace_hash() {
     let (hash, events, completed) = raft_scenario();
     assert_eq!(
         (format!("{hash:016x}"), events, completed),
-        ("163fe7e49cf45d51".to_string(), 12_265, 336),
+        ("37b79576846898d8".to_string(), 12_266, 336),
         "the Raft golden scenario changed"
     );
 }
@@ -205,7 +205,7 @@ fn raft_lab_golden_trace_hash() {
     let (hash, events, time_us) = raft_lab_scenario();
     assert_eq!(
         (hash.as_str(), events, time_us),
-        ("fbbaa1d8e4b77829", 78_553, json!(48_350_455)),
+        ("2aece4bf5865f253", 78_390, json!(48_750_146)),
         "the consensus.raft golden scenario changed"
     );
 }
@@ -279,8 +279,8 @@ fn raft_golden_fingerprints() {
             format!("{message:016x}")
         ),
         (
-            "204c9f7f004bf806".to_string(),
-            "9765fa0440ea0988".to_string(),
+            "aa8fc788a4d7e984".to_string(),
+            "6216bd4562dc4e27".to_string(),
             "cc936b1e6a358825".to_string()
         ),
         "the Raft fingerprint scenario changed"

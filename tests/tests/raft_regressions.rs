@@ -486,3 +486,274 @@ fn a_read_in_a_partition_is_never_stale_with_read_index_and_can_be_with_leases_u
     eprintln!("stale lease reads in {stale_with_lease} of 10 seeds");
     assert!(stale_with_lease > 0, "lease reads were never stale");
 }
+
+// ---- Lease reads with synchronised clocks (issue 13 §1) ----
+//
+// Five nodes, `readMode: lease`, default timings (election timeout 150–300 ms, so a lease
+// lasts 150 ms), no skew and no drift: each scenario below once returned a stale read, or
+// refused writes, with perfect clocks.
+
+fn lease_cluster(seed: u64) -> Harness {
+    let config = RaftConfig {
+        read_mode: ReadMode::Lease,
+        ..RaftConfig::default()
+    };
+    quiet_cluster(5, seed, config, 5)
+}
+
+/// Sends `request` from `client` to `node` and runs until it is answered (or `until`).
+fn ask(
+    h: &mut Harness,
+    client: u32,
+    node: u32,
+    request: RaftRequest,
+    until: Time,
+) -> Outcome<KvResponse> {
+    let id = h
+        .sim_mut()
+        .client_request(client, node, request, Duration::from_millis(400))
+        .unwrap();
+    outcome(h, id, until)
+}
+
+/// Whether an outcome is a read of the value written before the scenario's new write.
+fn read_old(o: &Outcome<KvResponse>) -> bool {
+    matches!(o, Outcome::Ok { value: KvResponse::Value { value }, .. }
+        if value.as_deref() == Some("old"))
+}
+
+/// What a lease scenario saw: when the newer write was acknowledged, and the read at the
+/// old leader after it.
+#[derive(Debug)]
+struct LeaseRun {
+    new_write_acked: Time,
+    read: Outcome<KvResponse>,
+}
+
+/// A restarted follower forgets it heard from the leader. Leader L's lease was last
+/// confirmed by A and B; A crashes and restarts at once, on the side of C and D, which have
+/// been cut off from L for longer than an election timeout. C or D asks A for its vote
+/// right after A is back, while L's lease still runs.
+fn restarted_follower_votes(seed: u64) -> (LeaseRun, Time, Time) {
+    let mut h = lease_cluster(seed);
+    h.run_until(Time::from_millis(1_000));
+    let l = h.leader().expect("a leader after a quiet second");
+    let got = ask(&mut h, 0, l, put(1, 1, "old"), Time::from_millis(2_000));
+    assert!(matches!(got, Outcome::Ok { .. }), "seed {seed}: {got:?}");
+    let [a, b, c, d] = [1, 2, 3, 4].map(|i| (l + i) % 5);
+    h.sim_mut()
+        .apply_fault(&Fault::Partition {
+            groups: vec![vec![l, a, b], vec![c, d]],
+        })
+        .unwrap();
+    h.run_until(h.sim().now() + Duration::from_millis(500));
+    // Wait for the instant L has just renewed its lease (through A and B) and C's or D's
+    // election timer is due within 15–60 ms: then crash A and restart it beside C and D.
+    // No clock is skewed, so local times are simulated times.
+    let found = h.run_until_or(h.sim().now() + Duration::from_secs(5), |h| {
+        let sim = h.sim();
+        let now = sim.now();
+        let lease_left = sim
+            .node(l)
+            .and_then(|n| n.lease_until())
+            .map_or(Duration::ZERO, |t| t.saturating_since(now));
+        let timer_left = [c, d]
+            .iter()
+            .filter_map(|&n| sim.node(n))
+            .map(|n| n.election_timer_due().saturating_since(now))
+            .min()
+            .unwrap_or(Duration::ZERO);
+        lease_left >= Duration::from_millis(140)
+            && (Duration::from_millis(15)..Duration::from_millis(60)).contains(&timer_left)
+    });
+    assert!(found, "seed {seed}: no instant to restart A at");
+    let lease_until = h.sim().node(l).unwrap().lease_until().unwrap();
+    h.sim_mut().apply_fault(&Fault::Crash { node: a }).unwrap();
+    h.sim_mut()
+        .apply_fault(&Fault::Partition {
+            groups: vec![vec![l, b], vec![a, c, d]],
+        })
+        .unwrap();
+    h.sim_mut()
+        .apply_fault(&Fault::Restart { node: a })
+        .unwrap();
+    let restarted = h.sim().now();
+    let elected = h.run_until_or(restarted + Duration::from_secs(2), |h| {
+        h.leader_serving() && h.leader() != Some(l)
+    });
+    assert!(elected, "seed {seed}: C, D and A never elected a leader");
+    let new = h.leader().unwrap();
+    let got = ask(
+        &mut h,
+        0,
+        new,
+        put(1, 2, "new"),
+        restarted + Duration::from_secs(3),
+    );
+    let Outcome::Ok { at: acked, .. } = got else {
+        panic!("seed {seed}: the new leader did not take the write: {got:?}");
+    };
+    let read = ask(&mut h, 1, l, get(2, 1), restarted + Duration::from_secs(4));
+    assert!(h.violation().is_none(), "seed {seed}: {:?}", h.violation());
+    let run = LeaseRun {
+        new_write_acked: acked,
+        read,
+    };
+    (run, restarted, lease_until)
+}
+
+#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+fn lease_read_is_not_stale_when_a_restarted_follower_is_asked_to_vote_at_once() {
+    for seed in 1..=6 {
+        let (run, restarted, lease_until) = restarted_follower_votes(seed);
+        assert!(
+            !read_old(&run.read),
+            "seed {seed}: stale lease read after a newer write acknowledged at {:?} \
+             (A restarted at {restarted:?}, L's lease ran to {lease_until:?}): {run:?}",
+            run.new_write_acked
+        );
+        // A refused its vote for one minimum election timeout after booting, so the new
+        // leader's write comes after L's lease has run out.
+        assert!(
+            run.new_write_acked >= restarted + Duration::from_millis(150),
+            "seed {seed}: {run:?}, restarted at {restarted:?}"
+        );
+        assert!(run.new_write_acked > lease_until, "seed {seed}: {run:?}");
+    }
+}
+
+/// A late TimeoutNow. The target T is cut off, so the transfer waits; T comes back 220 ms
+/// into it and catches up, and TimeoutNow goes out. T is slow to handle it (paused): the
+/// others meanwhile confirm a heartbeat round that L started after sending TimeoutNow.
+/// Then nothing reaches L any more; T campaigns with the transfer flag, which voters obey
+/// however recently they heard from L, wins and commits a write. L gives up the transfer 300 ms
+/// after it began, and is asked a read.
+fn late_timeout_now(seed: u64) -> LeaseRun {
+    let mut h = lease_cluster(seed);
+    h.run_until(Time::from_millis(1_000));
+    let l = h.leader().expect("a leader after a quiet second");
+    let t = (l + 1) % 5;
+    let got = ask(&mut h, 0, l, put(1, 1, "old"), Time::from_millis(2_000));
+    assert!(matches!(got, Outcome::Ok { .. }), "seed {seed}: {got:?}");
+    h.sim_mut()
+        .apply_fault(&Fault::Partition {
+            groups: vec![vec![t]],
+        })
+        .unwrap();
+    // An entry T lacks, so the transfer must wait for it to catch up.
+    let until = h.sim().now() + Duration::from_secs(1);
+    let got = ask(&mut h, 0, l, put(1, 2, "old"), until);
+    assert!(matches!(got, Outcome::Ok { .. }), "seed {seed}: {got:?}");
+    let started = h.sim().now();
+    h.admin(l, RaftRequest::TransferLeadership { to: t })
+        .unwrap();
+    h.run_until(started + Duration::from_millis(220));
+    h.sim_mut().apply_fault(&Fault::Heal).unwrap();
+    let sent = h.run_until_or(started + Duration::from_millis(300), |h| {
+        h.sim().in_flight().iter().any(|m| m.kind == "TimeoutNow")
+    });
+    assert!(
+        sent,
+        "seed {seed}: no TimeoutNow within 300 ms of the transfer"
+    );
+    let sent_at = h.sim().now();
+    h.sim_mut().apply_fault(&Fault::Pause { node: t }).unwrap();
+    // A heartbeat round started after TimeoutNow went out, confirmed by the others.
+    h.run_until(sent_at + Duration::from_millis(70));
+    // From now on nothing reaches L (what L sends still goes out: T gets its TimeoutNow).
+    let others: Vec<u32> = (0..5).filter(|&n| n != l).collect();
+    h.sim_mut()
+        .apply_fault(&Fault::PartitionOneWay {
+            from: others,
+            to: vec![l],
+        })
+        .unwrap();
+    h.sim_mut().apply_fault(&Fault::Resume { node: t }).unwrap();
+    let elected = h.run_until_or(h.sim().now() + Duration::from_secs(1), |h| {
+        h.leader() == Some(t) && h.leader_serving()
+    });
+    assert!(elected, "seed {seed}: the target never took over");
+    let until = h.sim().now() + Duration::from_secs(1);
+    let got = ask(&mut h, 0, t, put(1, 3, "new"), until);
+    let Outcome::Ok { at: acked, .. } = got else {
+        panic!("seed {seed}: the target did not take the write: {got:?}");
+    };
+    // Past the transfer's timeout, so L no longer refuses clients as "transferring".
+    h.run_until(acked.max(started + Duration::from_millis(310)));
+    let until = h.sim().now() + Duration::from_secs(1);
+    let read = ask(&mut h, 1, l, get(2, 1), until);
+    assert!(h.violation().is_none(), "seed {seed}: {:?}", h.violation());
+    LeaseRun {
+        new_write_acked: acked,
+        read,
+    }
+}
+
+#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+fn lease_read_is_not_stale_after_a_late_timeout_now() {
+    for seed in 1..=6 {
+        let run = late_timeout_now(seed);
+        assert!(
+            !read_old(&run.read),
+            "seed {seed}: the old leader served a stale read from its lease: {run:?}"
+        );
+    }
+}
+
+/// The leader's clock steps back by a second while a transfer to a cut-off target waits:
+/// the transfer still gives up one maximum election timeout (300 ms) after it began, by
+/// the time that passed, and the leader takes writes again.
+#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+fn a_clock_step_back_during_a_transfer_does_not_stretch_its_timeout() {
+    for seed in 1..=4 {
+        let mut h = lease_cluster(seed);
+        h.run_until(Time::from_millis(3_000));
+        let l = h.leader().expect("a leader");
+        let t = (l + 1) % 5;
+        h.sim_mut()
+            .apply_fault(&Fault::Partition {
+                groups: vec![vec![t]],
+            })
+            .unwrap();
+        let got = ask(&mut h, 0, l, put(1, 1, "a"), Time::from_millis(4_000));
+        assert!(matches!(got, Outcome::Ok { .. }), "seed {seed}: {got:?}");
+        let started = h.sim().now();
+        let transfer = h
+            .admin(l, RaftRequest::TransferLeadership { to: t })
+            .unwrap();
+        h.run_until(started + Duration::from_millis(100));
+        h.sim_mut()
+            .apply_fault(&Fault::ClockSkew {
+                node: l,
+                skew_ms: -1_000.0,
+            })
+            .unwrap();
+        let gave_up = outcome(&mut h, transfer, started + Duration::from_secs(2));
+        let Outcome::Fail { reason, at } = &gave_up else {
+            panic!("seed {seed}: the transfer to a cut-off node did not fail: {gave_up:?}");
+        };
+        assert!(reason.contains("timed out"), "seed {seed}: {reason}");
+        assert!(
+            *at <= started + Duration::from_millis(320),
+            "seed {seed}: the transfer gave up {:?} after it began",
+            at.saturating_since(started)
+        );
+        h.run_until(started + Duration::from_millis(330));
+        let got = ask(
+            &mut h,
+            0,
+            l,
+            put(1, 2, "b"),
+            started + Duration::from_secs(1),
+        );
+        assert!(
+            matches!(got, Outcome::Ok { .. }),
+            "seed {seed}: the leader still refuses writes 330 ms into the transfer: {got:?}"
+        );
+        assert_eq!(h.leader(), Some(l), "seed {seed}");
+        assert!(h.violation().is_none(), "seed {seed}: {:?}", h.violation());
+    }
+}

@@ -1,8 +1,10 @@
 //! The Raft fault soak in the normal test run: thousands of seeds, each a random cluster
-//! (1–7 nodes, pre-vote and check-quorum on or off, log or ReadIndex reads, snapshot
+//! (1–7 nodes, pre-vote and check-quorum on or off, log, ReadIndex or lease reads —
+//! leases under clock drift within their bound and no clock steps —, snapshot
 //! thresholds) under a random nemesis script plus membership changes and leadership
 //! transfers, with the safety invariants checked after every event, liveness asserted
-//! after the final repair, and every client history checked for linearizability
+//! after the final repair, every session's commands counted as executed once in the
+//! state machine, and every client history checked for linearizability
 //! (see `distlab_core::consensus::raft::soak`). A failing seed prints the command that
 //! replays it. `RAFT_SOAK_SEEDS=n` changes the number of seeds.
 

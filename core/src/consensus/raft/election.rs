@@ -13,6 +13,14 @@
 //!   timeout steps down; followers that heard from a leader within the minimum election
 //!   timeout ignore RequestVote (thesis §4.2.3) — unless it comes from a leadership
 //!   transfer.
+//! - After a restart a node refuses votes and pre-votes for one minimum election timeout
+//!   (again except a transfer's): it may have acknowledged a heartbeat round just before
+//!   it went down, and a leader's lease counts on that acknowledgement as a promise not
+//!   to vote for anyone else for that long (thesis §6.4.1; see [`super::reads`]). The
+//!   time of that contact was volatile and is lost, so the node waits out the whole
+//!   timeout on a timer, which a clock stepping back or forward does not stretch or
+//!   shorten. A node whose disk still says term 0 never heard from a leader and starts
+//!   at once.
 //! - A new leader appends a no-op entry of its term, so that entries of earlier terms
 //!   commit promptly (§5.4.2) and ReadIndex has a commit point in its term (thesis §6.4).
 
@@ -31,8 +39,15 @@ impl RaftNode {
         ctx.set_timer(ELECTION_TIMER, timeout);
     }
 
-    /// Whether this node heard from a leader so recently that an election now would
-    /// only disrupt it (thesis §4.2.3, §9.6).
+    /// Whether this node refuses (pre-)votes that do not come from a leadership transfer:
+    /// it heard from a leader so recently that an election now would only disrupt it
+    /// (thesis §4.2.3, §9.6), or it restarted less than a minimum election timeout ago
+    /// and may have (§6.4.1).
+    pub(super) fn refuses_votes(&self, now: Time) -> bool {
+        self.boot_quiet || self.leader_is_fresh(now)
+    }
+
+    /// Whether this node heard from a leader within the minimum election timeout.
     pub(super) fn leader_is_fresh(&self, now: Time) -> bool {
         if self.role == Role::Leader {
             return true;
@@ -100,6 +115,7 @@ impl RaftNode {
     pub(super) fn become_leader(&mut self, ctx: &mut Ctx<'_, Self>) {
         self.role = Role::Leader;
         self.leader = Some(self.id);
+        self.sent_timeout_now = false;
         self.votes.clear();
         self.waiting.clear();
         ctx.state_change(format!("leader in term {}", self.term));
@@ -130,7 +146,7 @@ impl RaftNode {
             .is_up_to_date(req.last_log_index, req.last_log_term);
         if req.pre_vote {
             // A pre-vote changes nothing here; it only predicts a real vote.
-            let granted = req.term > self.term && up_to_date && !self.leader_is_fresh(now);
+            let granted = req.term > self.term && up_to_date && !self.refuses_votes(now);
             let term = if granted { req.term } else { self.term };
             let reply = VoteResponse {
                 term,

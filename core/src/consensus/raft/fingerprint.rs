@@ -6,8 +6,9 @@
 //! the log (see [`Log`](super::log::Log)'s fingerprint for its digests) and the latest
 //! snapshot *by content* (its `Arc` is shared with the InstallSnapshot messages that carry
 //! it, and a pointer is not state), the role, the leader's view of its followers, waiting
-//! requests and reads, a transfer under way, the election timer's arming time and length
-//! (they decide when it campaigns), the WAL writer (see its fingerprint for the scratch
+//! requests and reads, a transfer under way and whether TimeoutNow went out this term,
+//! the election timer's arming time and length (they decide when it campaigns), whether
+//! it is still in its quiet period after a restart, the WAL writer (see its fingerprint for the scratch
 //! buffer it leaves out), and the outbox and replies, which are empty between events but
 //! hashed all the same. The ghost digests (`applied_digest`, the snapshot's and the log
 //! base's) are in too: the invariant checker reads them.
@@ -47,9 +48,11 @@ impl Fingerprint for RaftNode {
             election_armed_at,
             election_timeout,
             leader_contact,
+            boot_quiet,
             rounds,
             pending_reads,
             transfer,
+            sent_timeout_now,
             config_waiters,
             config_index,
             wal,
@@ -76,9 +79,11 @@ impl Fingerprint for RaftNode {
         election_armed_at.hash(h);
         election_timeout.hash(h);
         leader_contact.hash(h);
+        boot_quiet.hash(h);
         rounds.hash(h);
         pending_reads.hash(h);
         transfer.hash(h);
+        sent_timeout_now.hash(h);
         config_waiters.hash(h);
         config_index.hash(h);
         wal.fingerprint_into(h);

@@ -4,8 +4,8 @@
 //! tail, commit and applied index, election-timer progress and (on the leader) each
 //! follower's next and match index; messages in flight by kind; the leader's key-value
 //! state and the latest client requests; metrics; and the five safety invariants,
-//! checked after every event — switch off `currentTermCommitRule` or use lease reads
-//! under clock drift to watch one break.
+//! checked after every event — switch off `currentTermCommitRule`, or use lease reads
+//! with a clock drifting beyond `leaseDriftBoundPpm` (or stepped), to watch one break.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -252,6 +252,9 @@ pub(super) fn build_harness(
         ));
     }
     let params = raft.params(nodes).map_err(|e| in_field("raft", e))?;
+    network.validate("network")?;
+    raft.check_timing(&network.latency)
+        .map_err(|e| in_field("raft", e))?;
     let workload = workload(w)?;
     let sim = SimConfig {
         seed,
@@ -809,5 +812,14 @@ mod tests {
             ..RaftLabConfig::default()
         });
         assert!(e.contains("workload.readFraction`"), "{e}");
+        // Election timeouts too close to the network's latency (paper §5.6).
+        let e = bad(RaftLabConfig {
+            network: NetworkConfig {
+                latency: crate::sim::LatencyModel::Constant { ms: 60.0 },
+                ..NetworkConfig::default()
+            },
+            ..RaftLabConfig::default()
+        });
+        assert!(e.contains("raft.electionTimeoutMinMs`"), "{e}");
     }
 }

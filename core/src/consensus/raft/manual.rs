@@ -10,7 +10,9 @@
 use crate::consensus::raft::config::RaftParams;
 use crate::consensus::raft::invariants::{InvariantChecker, Observation, Violation};
 use crate::consensus::raft::messages::Message;
-use crate::consensus::raft::node::{ELECTION_TIMER, HEARTBEAT_TIMER, RaftNode, RaftRequest};
+use crate::consensus::raft::node::{
+    BOOT_QUIET_TIMER, ELECTION_TIMER, HEARTBEAT_TIMER, RaftNode, RaftRequest,
+};
 use crate::consensus::raft::state_machine::KvResponse;
 use crate::error::{DistlabError, Result};
 use crate::rng::SimRng;
@@ -151,6 +153,12 @@ impl ManualCluster {
         self.run(id, |n, ctx| n.on_timer(HEARTBEAT_TIMER, ctx));
     }
 
+    /// Ends `id`'s quiet period after a restart (in the simulator a timer does, one
+    /// minimum election timeout after booting): until then it refuses votes.
+    pub fn end_boot_quiet(&mut self, id: NodeId) {
+        self.run(id, |n, ctx| n.on_timer(BOOT_QUIET_TIMER, ctx));
+    }
+
     /// A client request to `node`; returns its id.
     pub fn request(&mut self, node: NodeId, body: RaftRequest) -> RequestId {
         let id = self.next_request;
@@ -216,7 +224,8 @@ impl ManualCluster {
         Ok(())
     }
 
-    /// Restarts a crashed `id` from its disk.
+    /// Restarts a crashed `id` from its disk. Having heard from a leader before, it
+    /// refuses votes until [`end_boot_quiet`](Self::end_boot_quiet).
     pub fn restart(&mut self, id: NodeId) -> Result<()> {
         match self.nodes.get(id as usize) {
             None => Err(DistlabError::field(
@@ -229,5 +238,59 @@ impl ManualCluster {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consensus::raft::config::RaftConfig;
+    use crate::consensus::raft::node::Role;
+
+    /// A follower that restarts right after confirming a leader's heartbeat refuses
+    /// pre-votes and votes until its quiet period ends (a leader's lease counts on it).
+    #[test]
+    fn a_restarted_node_refuses_votes_until_its_quiet_period_ends() {
+        for pre_vote in [true, false] {
+            let config = RaftConfig {
+                pre_vote,
+                ..RaftConfig::default()
+            };
+            let mut c = ManualCluster::new(3, config.params(3).unwrap(), 5);
+            c.timeout(0);
+            c.deliver_within(&[0, 1, 2]);
+            c.heartbeat(0);
+            c.deliver_within(&[0, 1, 2]);
+            assert_eq!(c.node(0).unwrap().raft_role(), Role::Leader);
+            // Node 1 restarts; the leader goes; node 2 no longer hears from it.
+            c.crash(1).unwrap();
+            c.restart(1).unwrap();
+            c.crash(0).unwrap();
+            c.advance(Duration::from_secs(1));
+            c.timeout(2);
+            c.deliver_within(&[1, 2]);
+            let n2 = c.node(2).unwrap();
+            assert_ne!(n2.raft_role(), Role::Leader, "pre-vote {pre_vote}");
+            let n1 = c.node(1).unwrap();
+            assert_eq!(
+                (n1.term(), n1.voted_for()),
+                (1, Some(0)),
+                "pre-vote {pre_vote}"
+            );
+            c.end_boot_quiet(1);
+            c.timeout(2);
+            c.deliver_within(&[1, 2]);
+            assert_eq!(c.node(2).unwrap().raft_role(), Role::Leader, "{pre_vote}");
+            assert!(c.violation().is_none());
+        }
+    }
+
+    /// A node booting from an empty disk never heard from a leader: it votes at once.
+    #[test]
+    fn a_first_boot_votes_at_once() {
+        let mut c = ManualCluster::new(3, RaftConfig::default().params(3).unwrap(), 5);
+        c.timeout(2);
+        c.deliver_within(&[1, 2]);
+        assert_eq!(c.node(2).unwrap().raft_role(), Role::Leader);
     }
 }

@@ -41,6 +41,11 @@ use crate::time::{Duration, Time};
 pub const ELECTION_TIMER: TimerId = 0;
 /// A leader's heartbeat.
 pub const HEARTBEAT_TIMER: TimerId = 1;
+/// Ends the quiet period after a restart, during which a node refuses votes (see
+/// [`super::election`]).
+pub const BOOT_QUIET_TIMER: TimerId = 2;
+/// Ends a leadership transfer that has not happened in time (see [`super::transfer`]).
+pub const TRANSFER_TIMER: TimerId = 3;
 
 /// What a node currently is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -136,9 +141,16 @@ pub struct RaftNode {
     pub(super) election_timeout: Duration,
     /// Local time this node last heard from a leader of its term.
     pub(super) leader_contact: Option<Time>,
+    /// Restarted less than a minimum election timeout ago: it may have confirmed a
+    /// leader's lease just before it went down, and has forgotten when, so it refuses
+    /// votes until [`BOOT_QUIET_TIMER`] fires.
+    pub(super) boot_quiet: bool,
     pub(super) rounds: Rounds,
     pub(super) pending_reads: Vec<PendingRead>,
     pub(super) transfer: Option<Transfer>,
+    /// This leader sent TimeoutNow in its term: the target may be elected at once,
+    /// whatever lease this leader holds, so it serves no more lease reads in this term.
+    pub(super) sent_timeout_now: bool,
     pub(super) config_waiters: Vec<ConfigWaiter>,
     /// Index of the newest configuration entry (0 if none since the initial one).
     pub(super) config_index: LogIndex,
@@ -231,6 +243,12 @@ impl RaftNode {
         (run / self.election_timeout.0 as f64).clamp(0.0, 1.0)
     }
 
+    /// The local time the election timer is due (at a leader: the end of the current
+    /// check-quorum period).
+    pub fn election_timer_due(&self) -> Time {
+        self.election_armed_at + self.election_timeout
+    }
+
     pub(super) fn set_hard_state(&mut self, term: Term, vote: Option<NodeId>) {
         if (term, vote) != (self.term, self.vote) {
             self.term = term;
@@ -286,7 +304,7 @@ impl RaftNode {
         if self.role == Role::Leader {
             let now = ctx.now();
             self.serve_reads(now);
-            self.check_transfer(now);
+            self.check_transfer();
             self.membership_tick(ctx);
         }
         self.maybe_snapshot(ctx);
@@ -317,6 +335,7 @@ impl RaftNode {
         }
         self.role = Role::Follower;
         self.leader = leader;
+        self.sent_timeout_now = false;
         self.votes.clear();
         self.progress.clear();
         // Entries of waiting requests may still commit under the next leader: only the
@@ -327,6 +346,7 @@ impl RaftNode {
         self.abandon_transfer("leadership lost during the transfer");
         if was == Role::Leader {
             ctx.cancel_timer(HEARTBEAT_TIMER);
+            ctx.cancel_timer(TRANSFER_TIMER);
         }
         if was != Role::Follower {
             ctx.state_change(format!("follower in term {}", self.term));
@@ -389,9 +409,10 @@ impl RaftNode {
                 Message::Vote(r) => {
                     let sticky =
                         self.params.check_quorum || self.params.read_mode == ReadMode::Lease;
-                    if sticky && !r.transfer && self.leader_is_fresh(ctx.now()) {
-                        // Heard from a leader within the minimum election timeout: this
-                        // candidate is probably cut off from it; ignore (thesis §4.2.3).
+                    if sticky && !r.transfer && self.refuses_votes(ctx.now()) {
+                        // Heard from a leader within the minimum election timeout (or
+                        // may have, before a restart): this candidate is probably cut off
+                        // from it; ignore (thesis §4.2.3).
                         return;
                     }
                     self.become_follower(term, None, ctx);
@@ -477,9 +498,11 @@ impl Node for RaftNode {
             election_armed_at: Time::ZERO,
             election_timeout: Duration::ZERO,
             leader_contact: None,
+            boot_quiet: false,
             rounds: Rounds::default(),
             pending_reads: Vec::new(),
             transfer: None,
+            sent_timeout_now: false,
             config_waiters: Vec::new(),
             config_index: 0,
             wal,
@@ -502,6 +525,15 @@ impl Node for RaftNode {
             // A fresh (or never successfully written) disk: lay down the first file.
             self.persist_all();
         }
+        if self.term > 0 {
+            // Before it went down this node may have acknowledged a heartbeat round that
+            // a leader's lease rests on, promising no vote for a minimum election timeout;
+            // it no longer knows when. Term 0 on disk means it never heard from a leader
+            // (it persists a new term before answering), so a first boot skips this.
+            // Set before the election timer: at an equal instant it fires first.
+            self.boot_quiet = true;
+            ctx.set_timer(BOOT_QUIET_TIMER, self.params.election_min);
+        }
         self.arm_election_timer(ctx);
         self.flush(ctx);
     }
@@ -515,6 +547,8 @@ impl Node for RaftNode {
         match timer {
             ELECTION_TIMER => self.on_election_timer(ctx),
             HEARTBEAT_TIMER => self.on_heartbeat_timer(ctx),
+            BOOT_QUIET_TIMER => self.boot_quiet = false,
+            TRANSFER_TIMER => self.on_transfer_timer(),
             _ => {}
         }
         self.flush(ctx);
@@ -524,7 +558,7 @@ impl Node for RaftNode {
         match request.body {
             RaftRequest::Kv(cmd) => self.on_kv(request.client, request.id, *cmd, ctx.now()),
             RaftRequest::TransferLeadership { to } => {
-                self.on_transfer_request(request.client, request.id, to, ctx.now())
+                self.on_transfer_request(request.client, request.id, to, ctx)
             }
             RaftRequest::AddNode { node } => {
                 self.on_membership_request(request.client, request.id, node, true)

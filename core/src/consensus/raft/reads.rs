@@ -12,13 +12,31 @@
 //! follower says which rounds it has confirmed. A read waits for the round that started
 //! when its read index was taken.
 //!
-//! **Lease** (thesis §6.4.1): a round confirmed by a majority at leader-local time `t`
-//! means no other leader can be elected before `t + election_min` — followers do not
-//! vote for another candidate within the minimum election timeout of hearing from their
-//! leader (see `leader_is_fresh`) — so until then the leader answers reads at once. That
-//! holds only if clocks run at the same rate: a leader whose clock runs slow keeps its
-//! lease after the followers have moved on, and serves stale data. The thesis bounds the
-//! lease by the clock drift; this implementation deliberately does not, to show why.
+//! **Lease** (thesis §6.4.1): a follower that acknowledges a round promises, in effect,
+//! not to help elect anyone else for a minimum election timeout `E` on its clock — it
+//! ignores vote and pre-vote requests that soon after hearing from its leader
+//! (`leader_is_fresh`), and after a restart, having forgotten when it last heard, for `E`
+//! from booting (`boot_quiet`). Any other leader needs one of a confirming majority, so a
+//! round confirmed by a majority that started at leader-local time `t` means no other
+//! leader exists before those promises run out, and until then the leader answers reads
+//! from its state at once. The exception is a leadership transfer, whose RequestVote
+//! overrides the promise: once this leader has sent TimeoutNow it serves no lease reads
+//! for the rest of its term (see [`super::transfer`]).
+//!
+//! Precisely, lease reads are linearizable when
+//! 1. every clock's rate stays within ρ = `leaseDriftBoundPpm` of true time, and
+//! 2. no clock steps (a skew fault moves a reading at once).
+//!
+//! The lease lasts `L = E · (1 − ρ) / (1 + ρ)` on the leader's clock
+//! ([`RaftParams::lease`](super::config::RaftParams::lease)): at most
+//! `L / (1 − ρ) = E / (1 + ρ)` of true time on a clock running slow by ρ. A follower's
+//! promise lasts at least `E / (1 + ρ)` of true time on a clock running fast by ρ, and
+//! began no earlier (it heard the round after the round started); the quiet period after
+//! a restart is a timer of `E`, which lasts as long. Nothing about the network is
+//! assumed. With ρ = 0 a lease is the whole of `E` and needs every clock to run at one
+//! rate. A leader whose clock runs slower than the bound, or steps back, keeps its lease
+//! after the followers have moved on, and serves stale data: the lab lets you do both, to
+//! show why the bound is there.
 
 use std::collections::VecDeque;
 
@@ -111,15 +129,16 @@ impl RaftNode {
         self.log.term_at(self.commit) == Some(self.term)
     }
 
-    /// Until when (leader-local time) no other leader can exist, by the lease argument.
+    /// Until when (leader-local time) no other leader can exist, by the lease argument;
+    /// `None` when this node holds no lease (not leader, or it sent TimeoutNow this term).
     pub fn lease_until(&self) -> Option<Time> {
-        if self.role != Role::Leader {
+        if self.role != Role::Leader || self.sent_timeout_now {
             return None;
         }
         let round = self.confirmed_round();
         self.rounds
             .started_at(round)
-            .map(|t| t + self.params.election_min)
+            .map(|t| t + self.params.lease())
     }
 
     /// A read of `key` arriving at the leader, in ReadIndex or Lease mode.

@@ -88,6 +88,11 @@ pub enum KvResponse {
 pub struct Session {
     pub last_seq: u64,
     pub response: KvResponse,
+    /// How many of this session's commands were executed (a retry answered from the
+    /// session, or a stale one, is not). Nothing here reads it: it lets a checker confirm
+    /// from the state machine that no command took effect twice, which a history can hide
+    /// (see [`super::soak`]).
+    pub executed: u64,
 }
 
 /// What applying a command did.
@@ -123,11 +128,13 @@ impl KvStore {
             }
         }
         let response = self.execute(&cmd.op);
+        let executed = self.sessions.get(&cmd.session).map_or(0, |s| s.executed) + 1;
         self.sessions.insert(
             cmd.session,
             Session {
                 last_seq: cmd.seq,
                 response: response.clone(),
+                executed,
             },
         );
         Applied::Response(response)
@@ -255,6 +262,9 @@ mod tests {
         assert_eq!(kv.apply(&cmd(1, 1, put("x", "first"))), Applied::Stale);
         assert_eq!(kv.cached(1, 2), Some(&KvResponse::Ok));
         assert_eq!(kv.cached(1, 1), None);
+        // Two of client 1's commands took effect, however often they were delivered.
+        assert_eq!(kv.sessions()[&1].executed, 2);
+        assert_eq!(kv.sessions()[&2].executed, 1);
     }
 
     use proptest::prelude::*;

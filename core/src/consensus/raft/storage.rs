@@ -320,6 +320,7 @@ pub fn encode_snapshot(w: &mut Writer, s: &Snapshot) {
         w.u64(*id);
         w.u64(session.last_seq);
         encode_response(w, &session.response);
+        w.u64(session.executed);
     }
 }
 
@@ -337,7 +338,15 @@ pub fn decode_snapshot(r: &mut Reader<'_>) -> Option<Snapshot> {
         let id = r.u64()?;
         let last_seq = r.u64()?;
         let response = decode_response(r)?;
-        sessions.insert(id, Session { last_seq, response });
+        let executed = r.u64()?;
+        sessions.insert(
+            id,
+            Session {
+                last_seq,
+                response,
+                executed,
+            },
+        );
     }
     Some(Snapshot {
         index,
