@@ -9,6 +9,7 @@
 //! --nocapture the_variants_measured`.
 
 use distlab_core::Time;
+use distlab_core::bounded::{Count, Millis};
 use distlab_core::lab::{Cluster, LabModel};
 use distlab_core::ratelimit::distributed::lab::LimiterLeaseConfig;
 use distlab_core::ratelimit::distributed::settings::{FailurePolicy, GlobalLimit, LimiterMode};
@@ -78,13 +79,13 @@ fn cluster(shape: Shape, lat: LatencyModel, mode: LimiterMode, batch: u64) -> Di
     } = shape;
     DistributedLabConfig {
         seed,
-        gateways,
+        gateways: Count::of(gateways),
         limit: GlobalLimit::TokenBucket {
             capacity,
             refill_per_sec: rate,
         },
         mode,
-        timeout_ms: 60_000.0,
+        timeout_ms: Millis::of(60_000),
         lease: LimiterLeaseConfig {
             batch: batch.min(capacity),
             ttl_ms: 500.0,
@@ -180,7 +181,7 @@ proptest! {
         let mode = if leasing { LimiterMode::Leasing } else { LimiterMode::Central };
         let mut c = cluster(shape, LatencyModel::Uniform { min_ms: 1.0, max_ms: 5.0 }, mode, batch);
         c.policy = FailurePolicy::FailClosed;
-        c.timeout_ms = 50.0;
+        c.timeout_ms = Millis::of(50);
         let nemesis = NemesisConfig {
             intensity: distlab_core::bounded::Probability::saturating(intensity),
             duration_ms: 6_000.0,
@@ -189,7 +190,7 @@ proptest! {
             ..NemesisConfig::default()
         };
         let mut script = nemesis
-            .generate(c.gateways + 1, &mut SimRng::new(shape.seed))
+            .generate(c.gateways.get() + 1, &mut SimRng::new(shape.seed))
             .expect("a valid nemesis");
         let on_store = |f: &Fault| matches!(
             f,
@@ -358,7 +359,7 @@ fn a_store_restart_forgets_the_bucket_and_over_admits_at_most_one_capacity() {
     let config = DistributedLabConfig {
         seed: 3,
         arrivals: ArrivalProcess::Poisson { rate_per_sec: 40.0 },
-        timeout_ms: 1_000.0,
+        timeout_ms: Millis::of(1_000),
         policy: FailurePolicy::FailClosed,
         faults: FaultScript {
             faults: vec![
@@ -393,7 +394,7 @@ fn the_sliding_window_limit_is_exact_in_central_mode() {
             window_ms: 1_000,
         },
         arrivals: ArrivalProcess::Poisson { rate_per_sec: 30.0 },
-        timeout_ms: 1_000.0,
+        timeout_ms: Millis::of(1_000),
         ..DistributedLabConfig::default()
     };
     let lab = run(&config, 20);

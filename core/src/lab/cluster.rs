@@ -20,6 +20,7 @@ use crate::error::Result;
 use crate::lab::json;
 use crate::lab::runner::LabModel;
 use crate::lab::sampling::{SERIES_POINTS, Sampled, Sampler};
+use crate::lab::settings::ClusterSettings;
 use crate::lab::view::{
     FieldsOf, InvariantStatus, MessageView, NodeView, Panel, PartitionView, View,
 };
@@ -31,7 +32,9 @@ pub trait ClusterLab: Sampled + Clone + 'static {
     /// The catalog id.
     const ID: &'static str;
     type Node: Node;
-    type Config: Serialize + DeserializeOwned + Default + JsonSchema + Clone;
+    /// Declared with [`crate::lab::settings::cluster_lab_config!`], which adds the shared
+    /// settings (seed, network, faults, sampleMs).
+    type Config: Serialize + DeserializeOwned + Default + JsonSchema + Clone + ClusterSettings;
     /// The lab's own actions; every [`Fault`] is an action too.
     type Action: Serialize + DeserializeOwned + JsonSchema + Clone;
     /// Trace events [`crate::lab::Lab::trace`] hands out: the newest ones (its hash and
@@ -42,9 +45,10 @@ pub trait ClusterLab: Sampled + Clone + 'static {
 
     /// Builds the lab and its simulator, validating the config (errors name the field).
     fn new(config: &Self::Config) -> Result<Self>;
-    /// How often the metrics are sampled: most labs take their config's `sampleMs`
-    /// as a [`SampleMs`](crate::lab::sampling::SampleMs), whose type checks it.
-    fn sample_every(config: &Self::Config) -> Result<Duration>;
+    /// How often the metrics are sampled: the config's `sampleMs`.
+    fn sample_every(config: &Self::Config) -> Result<Duration> {
+        Ok(config.sample_ms().duration())
+    }
     fn sim(&self) -> &Sim<Self::Node>;
     fn sim_mut(&mut self) -> &mut Sim<Self::Node>;
     /// Processes the simulator's next event if it is due by `until`; false if it was

@@ -12,6 +12,7 @@ pub mod json;
 pub mod local;
 pub mod runner;
 pub mod sampling;
+pub mod settings;
 pub mod view;
 
 use serde_json::Value;
@@ -23,6 +24,7 @@ pub use cluster::{Cluster, ClusterAction, ClusterLab};
 pub use local::{Local, LocalLab, Moment};
 pub use runner::{LabModel, RecordedAction, Runner};
 pub use sampling::{Sampled, Sampler};
+pub use settings::ClusterSettings;
 pub use view::{FieldsOf, View};
 
 /// A running lab, as the page and the npm package see it.

@@ -18,11 +18,11 @@ use std::collections::BTreeMap;
 use crate::bounded::{Count, Millis};
 use crate::error::Result;
 use crate::lab::cluster::{ClusterAction, ClusterLab};
-use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled};
+use crate::lab::sampling::Sampled;
+use crate::lab::settings::{ClusterSettings, cluster_lab_config};
 use crate::lab::view::{InvariantStatus, Panel};
 use crate::sim::pingpong::{PingConfig, PingNode};
-use crate::sim::workload::within;
-use crate::sim::{Fault, FaultScript, NetworkConfig, NodeId, Sim, SimConfig};
+use crate::sim::{Fault, NodeId, Sim, SimConfig};
 use crate::time::{Duration, Time};
 
 /// The largest cluster the lab takes.
@@ -34,33 +34,12 @@ const RECENT_ROWS: usize = 12;
 /// Events each engine keeps (the hash covers all of them).
 const KEPT_EVENTS: usize = 5_000;
 
-/// Configuration of the engine lab.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
-pub struct EngineLabConfig {
-    /// The seed of every random choice, in the run and in its twin.
-    pub seed: u64,
-    pub nodes: Count<1, { MAX_NODES }>,
-    /// Time between two pings of one node.
-    pub interval_ms: Millis<1, 60_000>,
-    pub network: NetworkConfig,
-    /// Faults scheduled from the start: they wait in the queue like every event.
-    pub faults: FaultScript,
-    /// How often the metrics are sampled, in simulated milliseconds.
-    pub sample_ms: SampleMs,
-}
-
-impl Default for EngineLabConfig {
-    fn default() -> Self {
-        EngineLabConfig {
-            seed: 1,
-            nodes: Count::of(3),
-            interval_ms: Millis::of(200),
-            network: NetworkConfig::default(),
-            faults: FaultScript::default(),
-            sample_ms: DEFAULT_SAMPLE_MS,
-        }
+cluster_lab_config! {
+    /// Configuration of the engine lab. The seed drives the run and its twin.
+    pub struct EngineLabConfig {
+        pub nodes: Count<1, { MAX_NODES }> = Count::of(3),
+        /// Time between two pings of one node.
+        pub interval_ms: Millis<1, 60_000> = Millis::of(200),
     }
 }
 
@@ -97,21 +76,17 @@ impl EngineLab {
     fn build(c: &EngineLabConfig) -> Result<Sim<PingNode>> {
         let mut sim = Sim::new(
             SimConfig {
-                seed: c.seed,
-                nodes: c.nodes.get(),
                 clients: 1,
-                network: c.network.clone(),
                 record_trace: true,
                 trace_limit: KEPT_EVENTS,
-                ..SimConfig::default()
+                ..c.sim_config(c.nodes.get())
             },
             PingConfig {
                 fanout: 2,
                 interval: c.interval_ms.duration(),
             },
         )?;
-        sim.load_script(&c.faults)
-            .map_err(|e| within("faults", e))?;
+        c.load_faults(&mut sim)?;
         Ok(sim)
     }
 
@@ -234,10 +209,6 @@ impl ClusterLab for EngineLab {
             sim,
             diverged: None,
         })
-    }
-
-    fn sample_every(c: &EngineLabConfig) -> Result<Duration> {
-        Ok(c.sample_ms.duration())
     }
 
     fn sim(&self) -> &Sim<PingNode> {

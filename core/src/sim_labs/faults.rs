@@ -21,14 +21,14 @@ use std::collections::BTreeMap;
 use crate::bounded::{Count, Probability};
 use crate::error::{DistlabError, Result};
 use crate::lab::cluster::{ClusterAction, ClusterLab};
-use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, per_second};
+use crate::lab::sampling::{Sampled, per_second};
+use crate::lab::settings::{ClusterSettings, cluster_lab_config};
 use crate::lab::view::{InvariantStatus, Panel, TimelineBar};
 use crate::rng::SimRng;
 use crate::sim::pingpong::{PingConfig, PingNode};
 use crate::sim::workload::within;
 use crate::sim::{
-    Fault, FaultScript, NemesisConfig, NetStats, NetworkConfig, NodeId, NodeStatus, ScheduledFault,
-    Sim, SimConfig,
+    Fault, FaultScript, NemesisConfig, NetStats, NodeId, NodeStatus, ScheduledFault, Sim, SimConfig,
 };
 use crate::time::{Duration, Time};
 
@@ -39,37 +39,16 @@ pub const MAX_FAULTS: usize = 2_000;
 /// Rows of the script table: the faults around now.
 const SCRIPT_ROWS: usize = 24;
 
-/// Configuration of the fault-timeline lab.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
-pub struct FaultsLabConfig {
-    /// Seed of the nemesis's script and of every random choice in the run.
-    pub seed: u64,
-    pub nodes: Count<2, { MAX_NODES }>,
-    /// The random fault script.
-    pub nemesis: NemesisConfig,
-    /// Faults scheduled by hand, besides the nemesis's.
-    pub faults: FaultScript,
-    /// Latency, loss, duplication and reordering at the start.
-    pub network: NetworkConfig,
-    /// How often the metrics are sampled, in simulated milliseconds.
-    pub sample_ms: SampleMs,
-}
-
-impl Default for FaultsLabConfig {
-    fn default() -> Self {
-        FaultsLabConfig {
-            seed: 1,
-            nodes: Count::of(5),
-            nemesis: NemesisConfig {
-                intensity: Probability::of(0.8),
-                ..NemesisConfig::default()
-            },
-            faults: FaultScript::default(),
-            network: NetworkConfig::default(),
-            sample_ms: DEFAULT_SAMPLE_MS,
-        }
+cluster_lab_config! {
+    /// Configuration of the fault-timeline lab. The seed drives the nemesis's script
+    /// too; `faults` are scheduled by hand, besides the nemesis's.
+    pub struct FaultsLabConfig {
+        pub nodes: Count<2, { MAX_NODES }> = Count::of(5),
+        /// The random fault script.
+        pub nemesis: NemesisConfig = NemesisConfig {
+            intensity: Probability::of(0.8),
+            ..NemesisConfig::default()
+        },
     }
 }
 
@@ -319,13 +298,10 @@ impl ClusterLab for FaultsLab {
         script.sort_by_key(|f| f.at_us);
         let mut sim = Sim::new(
             SimConfig {
-                seed: c.seed,
-                nodes: c.nodes.get(),
                 clients: 1,
-                network: c.network.clone(),
                 record_trace: true,
                 trace_limit: 100_000,
-                ..SimConfig::default()
+                ..c.sim_config(c.nodes.get())
             },
             PingConfig {
                 fanout: 4,
@@ -342,10 +318,6 @@ impl ClusterLab for FaultsLab {
             script,
             faulted_by_action: false,
         })
-    }
-
-    fn sample_every(c: &FaultsLabConfig) -> Result<Duration> {
-        Ok(c.sample_ms.duration())
     }
 
     fn sim(&self) -> &Sim<PingNode> {

@@ -9,13 +9,14 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 use crate::bounded::{Count, Millis};
-use crate::error::{DistlabError, Result};
+use crate::error::Result;
 use crate::lab::cluster::{ClusterAction, ClusterLab};
-use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, per_second};
+use crate::lab::sampling::{Sampled, per_second};
+use crate::lab::settings::{ClusterSettings, cluster_lab_config};
 use crate::lab::view::{InvariantStatus, Panel};
 use crate::sim::history::Outcome;
 use crate::sim::pingpong::{LinkStats, PingConfig, PingNode};
-use crate::sim::{Fault, FaultScript, NetStats, NetworkConfig, NodeId, Sim, SimConfig};
+use crate::sim::{Fault, NetStats, NodeId, Sim, SimConfig};
 use crate::time::{Duration, Time};
 
 /// The largest cluster the lab accepts.
@@ -31,39 +32,16 @@ const LINK_ROWS: usize = 64;
 /// is required to stay responsive for.
 pub const TRACE_TAIL: usize = 100_000;
 
-/// Configuration of the network lab.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
-pub struct NetworkLabConfig {
-    /// Seed of every random choice in the run.
-    pub seed: u64,
-    /// Number of nodes.
-    pub nodes: Count<2, { MAX_NODES }>,
-    /// How many ring successors each node pings in turn (all peers when the cluster is
-    /// smaller), so big clusters keep O(nodes) links.
-    pub fanout: Count<1, 64>,
-    /// Time between two pings of one node, on its own clock.
-    pub interval_ms: Millis<1, 60_000>,
-    /// Latency, loss, duplication and reordering at the start.
-    pub network: NetworkConfig,
-    /// Faults scheduled from the start.
-    pub faults: FaultScript,
-    /// How often the metrics are sampled, in simulated milliseconds.
-    pub sample_ms: SampleMs,
-}
-
-impl Default for NetworkLabConfig {
-    fn default() -> Self {
-        NetworkLabConfig {
-            seed: 1,
-            nodes: Count::of(5),
-            fanout: Count::of(4),
-            interval_ms: Millis::of(50),
-            network: NetworkConfig::default(),
-            faults: FaultScript::default(),
-            sample_ms: DEFAULT_SAMPLE_MS,
-        }
+cluster_lab_config! {
+    /// Configuration of the network lab.
+    pub struct NetworkLabConfig {
+        /// Number of nodes.
+        pub nodes: Count<2, { MAX_NODES }> = Count::of(5),
+        /// How many ring successors each node pings in turn (all peers when the cluster
+        /// is smaller), so big clusters keep O(nodes) links.
+        pub fanout: Count<1, 64> = Count::of(4),
+        /// Time between two pings of one node, on its own clock.
+        pub interval_ms: Millis<1, 60_000> = Millis::of(50),
     }
 }
 
@@ -240,23 +218,15 @@ impl ClusterLab for NetworkLab {
 
     fn new(c: &NetworkLabConfig) -> Result<Self> {
         let sim_config = SimConfig {
-            seed: c.seed,
-            nodes: c.nodes.get(),
             clients: 1,
-            network: c.network.clone(),
-            ..SimConfig::default()
+            ..c.sim_config(c.nodes.get())
         };
         let ping = PingConfig {
             fanout: c.fanout.get(),
             interval: c.interval_ms.duration(),
         };
         let mut sim = Sim::new(sim_config, ping)?;
-        sim.load_script(&c.faults).map_err(|e| match e {
-            DistlabError::InvalidField { field, problem } => {
-                DistlabError::field(format!("faults.{field}"), problem)
-            }
-            other => other,
-        })?;
+        c.load_faults(&mut sim)?;
         let mut lab = NetworkLab {
             sim,
             duplication_ever_on: false,
@@ -264,10 +234,6 @@ impl ClusterLab for NetworkLab {
         };
         lab.observe();
         Ok(lab)
-    }
-
-    fn sample_every(c: &NetworkLabConfig) -> Result<Duration> {
-        Ok(c.sample_ms.duration())
     }
 
     fn sim(&self) -> &Sim<PingNode> {

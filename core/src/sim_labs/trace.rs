@@ -21,12 +21,13 @@ use std::hash::{Hash, Hasher};
 use crate::bounded::Count;
 use crate::error::{DistlabError, Result};
 use crate::lab::cluster::{ClusterAction, ClusterLab};
-use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled};
+use crate::lab::sampling::Sampled;
+use crate::lab::settings::{ClusterSettings, cluster_lab_config};
 use crate::lab::view::{InvariantStatus, Panel, Series};
 use crate::sim::pingpong::{PingConfig, PingNode};
 use crate::sim::trace::{StableHasher, TraceEvent, TraceKind};
 use crate::sim::workload::within;
-use crate::sim::{Fault, FaultScript, NetworkConfig, NodeId, ScheduledFault, Sim, SimConfig};
+use crate::sim::{Fault, FaultScript, NodeId, ScheduledFault, Sim, SimConfig};
 use crate::time::{Duration, Time};
 
 /// The largest cluster the lab takes.
@@ -95,48 +96,36 @@ fn kind_name(k: &TraceKind) -> &'static str {
         .unwrap_or("unknown")
 }
 
-/// Configuration of the trace explorer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
-pub struct TraceLabConfig {
-    pub seed: u64,
-    pub nodes: Count<2, { MAX_NODES }>,
-    pub network: NetworkConfig,
-    /// Faults scheduled from the start (by default a crash, a partition and their ends).
-    pub faults: FaultScript,
-    /// Which events to show.
-    pub filter: TraceFilter,
-    /// How often the metrics are sampled, in simulated milliseconds.
-    pub sample_ms: SampleMs,
+cluster_lab_config! {
+    /// Configuration of the trace explorer. Its faults by default: a crash, a partition
+    /// and their ends.
+    pub struct TraceLabConfig {
+        pub nodes: Count<2, { MAX_NODES }> = Count::of(4),
+        /// Which events to show.
+        pub filter: TraceFilter = TraceFilter::default(),
+    }
+    defaults {
+        faults: default_faults(),
+    }
 }
 
-impl Default for TraceLabConfig {
-    fn default() -> Self {
-        let at = |ms: u64, fault| ScheduledFault {
-            at_us: ms * 1_000,
-            fault,
-        };
-        TraceLabConfig {
-            seed: 1,
-            nodes: Count::of(4),
-            network: NetworkConfig::default(),
-            faults: FaultScript {
-                faults: vec![
-                    at(400, Fault::Crash { node: 3 }),
-                    at(900, Fault::Restart { node: 3 }),
-                    at(
-                        1_400,
-                        Fault::Partition {
-                            groups: vec![vec![0, 1]],
-                        },
-                    ),
-                    at(2_000, Fault::Heal),
-                ],
-            },
-            filter: TraceFilter::default(),
-            sample_ms: DEFAULT_SAMPLE_MS,
-        }
+fn default_faults() -> FaultScript {
+    let at = |ms: u64, fault| ScheduledFault {
+        at_us: ms * 1_000,
+        fault,
+    };
+    FaultScript {
+        faults: vec![
+            at(400, Fault::Crash { node: 3 }),
+            at(900, Fault::Restart { node: 3 }),
+            at(
+                1_400,
+                Fault::Partition {
+                    groups: vec![vec![0, 1]],
+                },
+            ),
+            at(2_000, Fault::Heal),
+        ],
     }
 }
 
@@ -324,29 +313,21 @@ impl ClusterLab for TraceLab {
             .map_err(|e| within("filter", e))?;
         let mut sim = Sim::new(
             SimConfig {
-                seed: c.seed,
-                nodes: c.nodes.get(),
                 clients: 1,
-                network: c.network.clone(),
                 record_trace: true,
                 trace_limit: KEPT_EVENTS,
-                ..SimConfig::default()
+                ..c.sim_config(c.nodes.get())
             },
             PingConfig {
                 fanout: 3,
                 interval: Duration::from_millis(100),
             },
         )?;
-        sim.load_script(&c.faults)
-            .map_err(|e| within("faults", e))?;
+        c.load_faults(&mut sim)?;
         Ok(TraceLab {
             sim,
             filter: c.filter.clone(),
         })
-    }
-
-    fn sample_every(c: &TraceLabConfig) -> Result<Duration> {
-        Ok(c.sample_ms.duration())
     }
 
     fn sim(&self) -> &Sim<PingNode> {

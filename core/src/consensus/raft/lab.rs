@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 
+use crate::bounded::Count;
 use crate::consensus::raft::config::{MAX_MEMBERS, RaftConfig};
 use crate::consensus::raft::harness::{Harness, LogicalOp, Workload};
 use crate::consensus::raft::invariants::Invariant;
@@ -21,10 +22,11 @@ use crate::consensus::raft::node::{RaftNode, RaftRequest, Role};
 use crate::consensus::raft::state_machine::{KvCommand, KvOp, KvResponse};
 use crate::error::{DistlabError, Result, check_probability, check_range};
 use crate::lab::cluster::{ClusterAction, ClusterLab};
-use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, per_second};
+use crate::lab::sampling::{Sampled, per_second};
+use crate::lab::settings::{ClusterSettings, cluster_lab_config};
 use crate::lab::view::{InvariantStatus, Panel};
 use crate::sim::history::Outcome;
-use crate::sim::{Fault, FaultScript, NetworkConfig, NodeId, Sim, SimConfig};
+use crate::sim::{Fault, NetworkConfig, NodeId, Sim, SimConfig};
 use crate::time::{Duration, Time};
 
 /// The most processes a lab may grow to by adding nodes.
@@ -68,37 +70,16 @@ impl Default for RaftLabWorkload {
     }
 }
 
-/// Configuration of the Raft lab.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
-pub struct RaftLabConfig {
-    pub seed: u64,
-    #[schemars(range(min = 3, max = 51))]
-    pub nodes: u32,
-    pub raft: RaftConfig,
-    pub workload: RaftLabWorkload,
-    pub network: NetworkConfig,
-    /// Faults scheduled from the start.
-    pub faults: FaultScript,
-    /// How often metrics are sampled, in simulated milliseconds.
-    pub sample_ms: SampleMs,
-}
-
-impl Default for RaftLabConfig {
-    fn default() -> Self {
-        RaftLabConfig {
-            seed: 1,
-            nodes: 5,
-            raft: RaftConfig {
-                snapshot_entries: 50,
-                ..RaftConfig::default()
-            },
-            workload: RaftLabWorkload::default(),
-            network: NetworkConfig::default(),
-            faults: FaultScript::default(),
-            sample_ms: DEFAULT_SAMPLE_MS,
-        }
+cluster_lab_config! {
+    /// Configuration of the Raft lab.
+    pub struct RaftLabConfig {
+        /// Members at the start.
+        pub nodes: Count<3, { MAX_MEMBERS }> = Count::of(5),
+        pub raft: RaftConfig = RaftConfig {
+            snapshot_entries: 50,
+            ..RaftConfig::default()
+        },
+        pub workload: RaftLabWorkload = RaftLabWorkload::default(),
     }
 }
 
@@ -507,20 +488,14 @@ impl ClusterLab for RaftLab {
     const TRACE_TAIL: usize = TRACE_TAIL;
 
     fn new(c: &RaftLabConfig) -> Result<Self> {
-        let mut h = build_harness(c.seed, c.nodes, &c.raft, &c.workload, &c.network)?;
-        h.sim_mut()
-            .load_script(&c.faults)
-            .map_err(|e| in_field("faults", e))?;
+        let mut h = build_harness(c.seed, c.nodes.get(), &c.raft, &c.workload, &c.network)?;
+        c.load_faults(h.sim_mut())?;
         Ok(RaftLab {
             h,
             gauges: Gauges::default(),
             latency_cursor: Cell::new(0),
             next_session: 1,
         })
-    }
-
-    fn sample_every(c: &RaftLabConfig) -> Result<Duration> {
-        Ok(c.sample_ms.duration())
     }
 
     fn sim(&self) -> &Sim<RaftNode> {
@@ -791,11 +766,10 @@ mod tests {
     #[test]
     fn bad_configs_name_their_field() {
         let bad = |c: RaftLabConfig| RaftRun::new(c).unwrap_err().to_string();
-        let e = bad(RaftLabConfig {
-            nodes: 2,
-            ..RaftLabConfig::default()
-        });
-        assert!(e.contains("nodes`"), "{e}");
+        let e = crate::lab::json::from_value::<RaftLabConfig>("config", &json!({"nodes": 2}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("config.nodes`"), "{e}");
         let e = bad(RaftLabConfig {
             raft: RaftConfig {
                 heartbeat_ms: 1e9,

@@ -14,9 +14,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};
 
+use crate::bounded::{Count, Millis};
 use crate::error::{DistlabError, Result, check_range};
 use crate::lab::cluster::{ClusterAction, ClusterLab};
-use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, per_second};
+use crate::lab::sampling::{Sampled, per_second};
+use crate::lab::settings::{ClusterSettings, cluster_lab_config};
 use crate::lab::view::{InvariantStatus, Panel, StripItem};
 use crate::ratelimit::distributed::envelope::OverAdmission;
 use crate::ratelimit::distributed::gateway::Decision;
@@ -26,8 +28,8 @@ use crate::ratelimit::distributed::settings::{
     FailurePolicy, GatewaySettings, GlobalLimit, LimiterMode,
 };
 use crate::ratelimit::distributed::store::{RedisStore, Value as StoreValue};
-use crate::sim::workload::{ArrivalFeed, ArrivalProcess, within};
-use crate::sim::{Fault, FaultScript, NetworkConfig, NodeId, Sim, SimConfig, Stepped};
+use crate::sim::workload::{ArrivalFeed, ArrivalProcess};
+use crate::sim::{Fault, NodeId, Sim, SimConfig, Stepped};
 use crate::time::{Duration, Time};
 
 /// The most gateways the lab runs.
@@ -64,47 +66,20 @@ impl Default for LimiterLeaseConfig {
     }
 }
 
-/// Configuration of the distributed rate-limit lab.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
-pub struct DistributedLabConfig {
-    pub seed: u64,
-    /// Gateway nodes (node 0 is the store).
-    #[schemars(range(min = 1, max = 16))]
-    pub gateways: u32,
-    /// The one limit the gateways enforce together.
-    pub limit: GlobalLimit,
-    pub mode: LimiterMode,
-    pub policy: FailurePolicy,
-    /// How long a gateway waits for the store before its policy decides.
-    #[schemars(range(min = 1, max = 60000))]
-    pub timeout_ms: f64,
-    pub lease: LimiterLeaseConfig,
-    /// All requests, spread over the gateways in turn.
-    pub arrivals: ArrivalProcess,
-    pub network: NetworkConfig,
-    /// Faults scheduled from the start.
-    pub faults: FaultScript,
-    /// How often metrics are sampled, in simulated milliseconds.
-    pub sample_ms: SampleMs,
-}
-
-impl Default for DistributedLabConfig {
-    fn default() -> Self {
-        DistributedLabConfig {
-            seed: 1,
-            gateways: 3,
-            limit: GlobalLimit::default(),
-            mode: LimiterMode::Central,
-            policy: FailurePolicy::FailOpen,
-            timeout_ms: 50.0,
-            lease: LimiterLeaseConfig::default(),
-            arrivals: ArrivalProcess::Poisson { rate_per_sec: 15.0 },
-            network: NetworkConfig::default(),
-            faults: FaultScript::default(),
-            sample_ms: DEFAULT_SAMPLE_MS,
-        }
+cluster_lab_config! {
+    /// Configuration of the distributed rate-limit lab.
+    pub struct DistributedLabConfig {
+        /// Gateway nodes (node 0 is the store).
+        pub gateways: Count<1, { MAX_GATEWAYS }> = Count::of(3),
+        /// The one limit the gateways enforce together.
+        pub limit: GlobalLimit = GlobalLimit::default(),
+        pub mode: LimiterMode = LimiterMode::Central,
+        pub policy: FailurePolicy = FailurePolicy::FailOpen,
+        /// How long a gateway waits for the store before its policy decides.
+        pub timeout_ms: Millis<1, 60_000> = Millis::of(50),
+        pub lease: LimiterLeaseConfig = LimiterLeaseConfig::default(),
+        /// All requests, spread over the gateways in turn.
+        pub arrivals: ArrivalProcess = ArrivalProcess::Poisson { rate_per_sec: 15.0 },
     }
 }
 
@@ -462,15 +437,8 @@ impl ClusterLab for DistributedLab {
     const TRACE_TAIL: usize = crate::consensus::raft::lab::TRACE_TAIL;
 
     fn new(c: &DistributedLabConfig) -> Result<Self> {
-        if !(1..=MAX_GATEWAYS).contains(&c.gateways) {
-            return Err(DistlabError::field(
-                "gateways",
-                format!("must be between 1 and {MAX_GATEWAYS}, got {}", c.gateways),
-            ));
-        }
         c.limit.validate("limit")?;
         check_mode(c.mode, &c.limit)?;
-        check_range("timeoutMs", c.timeout_ms, 1.0, 60_000.0)?;
         if !(1..=MAX_LEASE_BATCH).contains(&c.lease.batch) {
             return Err(DistlabError::field(
                 "lease.batch",
@@ -496,56 +464,48 @@ impl ClusterLab for DistributedLab {
             limit: c.limit,
             mode: c.mode,
             policy: c.policy,
-            timeout: Duration::try_from_millis_f64("timeoutMs", c.timeout_ms)?,
+            timeout: c.timeout_ms.duration(),
             lease_batch: c.lease.batch,
             lease_ttl: Duration::try_from_millis_f64("lease.ttlMs", c.lease.ttl_ms)?,
         };
         let sim_config = SimConfig {
-            seed: c.seed,
-            nodes: c.gateways + 1,
             clients: 1,
-            network: c.network.clone(),
             record_trace: true,
             trace_limit: 100_000,
-            ..SimConfig::default()
+            ..c.sim_config(c.gateways.get() + 1)
         };
         let node_config = LimiterConfig {
             settings,
             key: KEY.to_string(),
         };
         let mut sim = Sim::new(sim_config, node_config)?;
-        sim.load_script(&c.faults)
-            .map_err(|e| within("faults", e))?;
+        c.load_faults(&mut sim)?;
         // The arrivals draw from their own stream, apart from the simulator's.
         let feed = ArrivalFeed::new(c.seed ^ 0xa11_7a1e, &c.arrivals, Time::ZERO)?;
         let mut checker = OverAdmission::new(c.limit);
         if settings.effective_mode() == LimiterMode::Leasing {
-            checker.allow(u64::from(c.gateways) * settings.lease_batch);
+            checker.allow(u64::from(c.gateways.get()) * settings.lease_batch);
         }
         let mut lab = DistributedLab {
             sim,
             settings,
-            gateways: c.gateways,
+            gateways: c.gateways.get(),
             feed,
             arrival_tag: 0,
             arrivals: 0,
             oracle: RedisStore::new(),
-            seen: vec![Seen::default(); c.gateways as usize + 1],
+            seen: vec![Seen::default(); c.gateways.get() as usize + 1],
             totals: Totals::default(),
             recent: VecDeque::new(),
             checker,
         };
-        for g in 1..=c.gateways {
+        for g in 1..=c.gateways.get() {
             if let Some(s) = lab.seen.get_mut(g as usize) {
                 s.boots = lab.sim.boots(g);
             }
         }
         lab.schedule_arrival();
         Ok(lab)
-    }
-
-    fn sample_every(c: &DistributedLabConfig) -> Result<Duration> {
-        Ok(c.sample_ms.duration())
     }
 
     fn sim(&self) -> &Sim<LimiterNode> {
@@ -764,7 +724,7 @@ mod tests {
         let lab = run(
             DistributedLabConfig {
                 arrivals: ArrivalProcess::Poisson { rate_per_sec: 60.0 },
-                timeout_ms: 1_000.0,
+                timeout_ms: Millis::of(1_000),
                 ..DistributedLabConfig::default()
             },
             10,
