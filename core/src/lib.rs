@@ -19,5 +19,6 @@ pub mod ratelimit;
 pub mod registry;
 pub mod sim;
 pub mod sim_labs;
+pub mod sketch;
 
 pub use registry::{catalog, create_lab};

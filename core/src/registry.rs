@@ -25,6 +25,11 @@ use crate::sim_labs::linearizability::{
 use crate::sim_labs::network::{NetworkLab, NetworkLabAction, NetworkLabConfig};
 use crate::sim_labs::trace::{TraceLab, TraceLabAction, TraceLabConfig};
 use crate::sim_labs::workload::{WorkloadLab, WorkloadLabAction, WorkloadLabConfig};
+use crate::sketch::bloom_lab::{BloomLab, BloomLabAction, BloomLabConfig};
+use crate::sketch::count_min_lab::{CountMinLab, CountMinLabAction, CountMinLabConfig};
+use crate::sketch::counting_bloom_lab::{
+    CountingBloomLab, CountingBloomLabAction, CountingBloomLabConfig,
+};
 use std::marker::PhantomData;
 
 /// Builds a lab from a JSON config and, optionally, a recorded action script to replay.
@@ -125,6 +130,15 @@ labs! {
     }
     "ratelimit.keyed" => Local<KeyedLab> {
         config: CompareLabConfig, action: CompareLabAction
+    }
+    "sketch.bloom" => Local<BloomLab> {
+        config: BloomLabConfig, action: BloomLabAction
+    }
+    "sketch.counting-bloom" => Local<CountingBloomLab> {
+        config: CountingBloomLabConfig, action: CountingBloomLabAction
+    }
+    "sketch.count-min" => Local<CountMinLab> {
+        config: CountMinLabConfig, action: CountMinLabAction
     }
 }
 
