@@ -30,6 +30,7 @@ use crate::sketch::count_min_lab::{CountMinLab, CountMinLabAction, CountMinLabCo
 use crate::sketch::counting_bloom_lab::{
     CountingBloomLab, CountingBloomLabAction, CountingBloomLabConfig,
 };
+use crate::sketch::hyperloglog_lab::{HyperLogLogLab, HyperLogLogLabAction, HyperLogLogLabConfig};
 use std::marker::PhantomData;
 
 /// Builds a lab from a JSON config and, optionally, a recorded action script to replay.
@@ -139,6 +140,9 @@ labs! {
     }
     "sketch.count-min" => Local<CountMinLab> {
         config: CountMinLabConfig, action: CountMinLabAction
+    }
+    "sketch.hyperloglog" => Local<HyperLogLogLab> {
+        config: HyperLogLogLabConfig, action: HyperLogLogLabAction
     }
 }
 

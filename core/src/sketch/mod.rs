@@ -11,4 +11,6 @@ pub mod count_min_lab;
 pub mod counting_bloom;
 pub mod counting_bloom_lab;
 pub mod hash;
+pub mod hyperloglog;
+pub mod hyperloglog_lab;
 pub mod lab_support;
