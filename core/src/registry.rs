@@ -30,6 +30,7 @@ use crate::sketch::count_min_lab::{CountMinLab, CountMinLabAction, CountMinLabCo
 use crate::sketch::counting_bloom_lab::{
     CountingBloomLab, CountingBloomLabAction, CountingBloomLabConfig,
 };
+use crate::sketch::cuckoo_lab::{CuckooLab, CuckooLabAction, CuckooLabConfig};
 use crate::sketch::hyperloglog_lab::{HyperLogLogLab, HyperLogLogLabAction, HyperLogLogLabConfig};
 use std::marker::PhantomData;
 
@@ -140,6 +141,9 @@ labs! {
     }
     "sketch.count-min" => Local<CountMinLab> {
         config: CountMinLabConfig, action: CountMinLabAction
+    }
+    "sketch.cuckoo" => Local<CuckooLab> {
+        config: CuckooLabConfig, action: CuckooLabAction
     }
     "sketch.hyperloglog" => Local<HyperLogLogLab> {
         config: HyperLogLogLabConfig, action: HyperLogLogLabAction

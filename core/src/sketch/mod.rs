@@ -10,6 +10,8 @@ pub mod count_min;
 pub mod count_min_lab;
 pub mod counting_bloom;
 pub mod counting_bloom_lab;
+pub mod cuckoo;
+pub mod cuckoo_lab;
 pub mod hash;
 pub mod hyperloglog;
 pub mod hyperloglog_lab;
