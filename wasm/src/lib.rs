@@ -9,6 +9,7 @@
 
 mod convert;
 pub mod sim;
+pub mod sketch;
 mod types;
 mod view_options;
 
