@@ -40,8 +40,9 @@ pub struct HyperLogLogLabConfig {
     /// `p`: `2^p` registers (Redis: 14).
     pub precision: Count<4, 18>,
     /// Size at which the sparse encoding turns dense, header included (Redis's
-    /// `hll-sparse-max-bytes`, 3000 by default).
-    pub sparse_max_bytes: Count<0, 100_000>,
+    /// `hll-sparse-max-bytes`, 3000 by default; Redis advises at most about 16,000,
+    /// past which sparse updates, linear in the size, cost more than they save).
+    pub sparse_max_bytes: Count<0, 16_000>,
     /// Chance that an arriving element is one already added.
     pub repeat_fraction: Probability,
     /// How often the metrics are sampled, in milliseconds.
@@ -79,7 +80,7 @@ pub enum HyperLogLogLabAction {
         element: String,
     },
     AddMany {
-        count: Count<1, 100_000>,
+        count: Count<1, 20_000>,
     },
     /// Convert to the dense encoding now (`PFDEBUG TODENSE`).
     ToDense {},
