@@ -31,24 +31,24 @@
 //! after it.
 
 pub mod config;
-pub mod election;
-pub mod fingerprint;
+mod election;
+mod fingerprint;
 pub mod harness;
 pub mod invariants;
 pub mod lab;
-pub mod log;
+mod log;
 pub mod manual;
-pub mod membership;
+mod membership;
 pub mod messages;
 pub mod node;
-pub mod reads;
-pub mod replication;
+mod reads;
+mod replication;
 pub mod scenario;
-pub mod snapshot;
+mod snapshot;
 pub mod soak;
 pub mod state_machine;
-pub mod storage;
-pub mod transfer;
+mod storage;
+mod transfer;
 
 pub use config::{RaftConfig, RaftParams, ReadMode};
 pub use invariants::{Invariant, InvariantChecker, Observation, Violation};
