@@ -15,7 +15,9 @@ use crate::ratelimit::compare_lab::{
     SlidingCounterLab, SlidingLogLab,
 };
 use crate::ratelimit::distributed::{DistributedLab, DistributedLabAction, DistributedLabConfig};
-use crate::ratelimit::lab::{TokenBucketLab, TokenBucketLabAction, TokenBucketLabConfig};
+use crate::ratelimit::token_bucket::lab::{
+    TokenBucketLab, TokenBucketLabAction, TokenBucketLabConfig,
+};
 use crate::sim_labs::disk::{DiskLab, DiskLabAction, DiskLabConfig};
 use crate::sim_labs::engine::{EngineLab, EngineLabAction, EngineLabConfig};
 use crate::sim_labs::faults::{FaultsLab, FaultsLabAction, FaultsLabConfig};

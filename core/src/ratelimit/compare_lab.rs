@@ -7,11 +7,11 @@
 //! admitted in any window of length `windowMs`. The window-boundary burst makes the fixed
 //! window admit twice the limit in an instant while the others hold.
 //!
-//! One lab under six ids, each opening with its algorithm in front: `ratelimit.fixed-window`,
+//! One lab under five ids, each opening with its algorithm in front: `ratelimit.fixed-window`,
 //! `ratelimit.sliding-log`, `ratelimit.sliding-counter`, `ratelimit.leaky-bucket` (the queue,
 //! with GCRA, its meter twin, beside it) and `ratelimit.keyed`, which opens on the keyed
 //! limiters' memory and evictions with Zipf-distributed keys. (`ratelimit.token-bucket` keeps
-//! its own lab, [`crate::ratelimit::lab`].)
+//! its own lab, [`crate::ratelimit::token_bucket::lab`].)
 //!
 //! Keys: requests carry keys drawn from `keys` (one key by default; Zipf over 1 000 keys in
 //! `ratelimit.keyed`). Key 0 — the hottest under Zipf — is followed in detail by each
@@ -37,7 +37,7 @@ use crate::ratelimit::fixed_window::{FixedWindowConfig, FixedWindowRule};
 use crate::ratelimit::gcra::{GcraConfig, GcraRule};
 use crate::ratelimit::http::{QuotaPolicy, render_with_policy};
 use crate::ratelimit::keyed::KeyedLimiter;
-use crate::ratelimit::lab::{
+use crate::ratelimit::lane::{
     DecisionRecord, Envelope, Lane, LimiterUnderTest, MAX_BURST_REQUESTS, RequestSource,
 };
 use crate::ratelimit::leaky_bucket::{LeakyBucket, LeakyBucketConfig, LeakyBucketRule};

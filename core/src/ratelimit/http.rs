@@ -41,7 +41,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ratelimit::RateLimitDecision;
-use crate::ratelimit::lab::Envelope;
+use crate::ratelimit::lane::Envelope;
 use crate::time::Duration;
 
 /// Status of an admitted request.
