@@ -127,7 +127,7 @@ pub struct RaftLab {
 
 /// What the metrics read of a run, as of its last processed event.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub(super) struct Gauges {
+pub(crate) struct Gauges {
     pub commit: u64,
     pub delivered: u64,
     pub max_term: u64,
@@ -164,7 +164,7 @@ impl Gauges {
 
 /// Processes one event of `h` (if one is due by `deadline`); returns the gauges from
 /// before it, for the samples due before its time, and updates `gauges`.
-pub(super) fn step_harness(h: &mut Harness, deadline: Time, gauges: &mut Gauges) -> Option<Gauges> {
+pub(crate) fn step_harness(h: &mut Harness, deadline: Time, gauges: &mut Gauges) -> Option<Gauges> {
     if !h.step_until(deadline) {
         return None;
     }
@@ -174,7 +174,7 @@ pub(super) fn step_harness(h: &mut Harness, deadline: Time, gauges: &mut Gauges)
 }
 
 /// Validates a workload and turns it into the harness's.
-pub(super) fn workload(w: &RaftLabWorkload) -> Result<Workload> {
+pub(crate) fn workload(w: &RaftLabWorkload) -> Result<Workload> {
     if w.clients > 32 {
         return Err(DistlabError::field(
             "workload.clients",
@@ -209,7 +209,7 @@ pub(super) fn workload(w: &RaftLabWorkload) -> Result<Workload> {
 }
 
 /// Prefixes the field of a validation error.
-pub(super) fn in_field(prefix: &str, e: DistlabError) -> DistlabError {
+pub(crate) fn in_field(prefix: &str, e: DistlabError) -> DistlabError {
     match e {
         DistlabError::InvalidField { field, problem } => {
             DistlabError::field(format!("{prefix}.{field}"), problem)
@@ -219,7 +219,7 @@ pub(super) fn in_field(prefix: &str, e: DistlabError) -> DistlabError {
 }
 
 /// Builds a harness from the parts every Raft lab shares.
-pub(super) fn build_harness(
+pub(crate) fn build_harness(
     seed: u64,
     nodes: u32,
     raft: &RaftConfig,
@@ -355,7 +355,7 @@ impl RaftLab {
 }
 
 /// The five invariants' status for a harness.
-pub(super) fn invariant_statuses(h: &Harness) -> Vec<InvariantStatus> {
+pub(crate) fn invariant_statuses(h: &Harness) -> Vec<InvariantStatus> {
     Invariant::ALL
         .iter()
         .map(|&inv| match h.violation() {

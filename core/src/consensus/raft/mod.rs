@@ -43,7 +43,6 @@ pub mod messages;
 pub mod node;
 mod reads;
 mod replication;
-pub mod scenario;
 mod snapshot;
 pub mod soak;
 pub mod state_machine;
