@@ -20,7 +20,7 @@ use crate::error::Result;
 use crate::lab::json;
 use crate::lab::runner::LabModel;
 use crate::lab::sampling::{SERIES_POINTS, Sampled, Sampler};
-use crate::lab::settings::ClusterSettings;
+use crate::lab::settings::{ClusterSettings, LabSettings};
 use crate::lab::view::{
     FieldsOf, InvariantStatus, MessageView, NodeView, Panel, PartitionView, View,
 };

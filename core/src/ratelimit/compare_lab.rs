@@ -31,7 +31,8 @@ use std::marker::PhantomData;
 
 use crate::error::{DistlabError, Result};
 use crate::lab::local::{LocalLab, Moment};
-use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, Sampler};
+use crate::lab::sampling::{Sampled, Sampler};
+use crate::lab::settings::local_lab_config;
 use crate::lab::view::{InvariantStatus, NodeView, Panel, Series, View};
 use crate::ratelimit::fixed_window::{FixedWindowConfig, FixedWindowRule};
 use crate::ratelimit::gcra::{GcraConfig, GcraRule};
@@ -141,46 +142,27 @@ front!(
 );
 front!(KeyedFront, "ratelimit.keyed", Algorithm::Gcra, true);
 
-/// Configuration of the comparison lab. JSON: `{"seed": 1, "limit": 10, "windowMs": 1000,
-/// "arrivals": {"type": "poisson", "ratePerSec": 15}, "cost": 1, "maxKeys": 100,
-/// "sampleMs": 100}`, and optionally `"keys": {"type": "zipf", "keys": 1000, "s": 1}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
-pub struct CompareLabConfig {
-    /// Seed of the arrivals and the keys.
-    pub seed: u64,
-    /// The limit of every algorithm: per window, in the log, in the bucket, in the queue.
-    pub limit: f64,
-    /// The window; the bucket algorithms refill (drain) `limit` per window.
-    pub window_ms: f64,
-    /// How requests arrive.
-    pub arrivals: ArrivalProcess,
-    /// Which keys requests come from; absent: one key (`ratelimit.keyed`: Zipf over 1 000
-    /// keys with s = 1).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "tsify", tsify(optional))]
-    pub keys: Option<KeyDistribution>,
-    /// Cost of each arriving request: at most the limit.
-    pub cost: f64,
-    /// Keys each keyed limiter holds at most (besides key 0).
-    pub max_keys: u64,
-    /// How often the charts are sampled, in milliseconds of lab time.
-    pub sample_ms: SampleMs,
-}
-
-impl Default for CompareLabConfig {
-    fn default() -> Self {
-        CompareLabConfig {
-            seed: 1,
-            limit: 10.0,
-            window_ms: 1_000.0,
-            arrivals: ArrivalProcess::Poisson { rate_per_sec: 15.0 },
-            keys: None,
-            cost: 1.0,
-            max_keys: 100,
-            sample_ms: DEFAULT_SAMPLE_MS,
-        }
+local_lab_config! {
+    /// Configuration of the comparison lab. JSON: `{"seed": 1, "limit": 10, "windowMs":
+    /// 1000, "arrivals": {"type": "poisson", "ratePerSec": 15}, "cost": 1, "maxKeys": 100,
+    /// "sampleMs": 100}`, and optionally `"keys": {"type": "zipf", "keys": 1000, "s": 1}`.
+    pub struct CompareLabConfig {
+        /// The limit of every algorithm: per window, in the log, in the bucket, in the
+        /// queue.
+        pub limit: f64 = 10.0,
+        /// The window; the bucket algorithms refill (drain) `limit` per window.
+        pub window_ms: f64 = 1_000.0,
+        /// How requests arrive.
+        pub arrivals: ArrivalProcess = ArrivalProcess::Poisson { rate_per_sec: 15.0 },
+        /// Which keys requests come from; absent: one key (`ratelimit.keyed`: Zipf over
+        /// 1 000 keys with s = 1).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "tsify", tsify(optional))]
+        pub keys: Option<KeyDistribution> = None,
+        /// Cost of each arriving request: at most the limit.
+        pub cost: f64 = 1.0,
+        /// Keys each keyed limiter holds at most (besides key 0).
+        pub max_keys: u64 = 100,
     }
 }
 
@@ -831,10 +813,6 @@ impl<F: Front> LocalLab for CompareLab<F> {
             other => other,
         })?;
         Ok(lab)
-    }
-
-    fn sample_every(c: &CompareLabConfig) -> Result<Duration> {
-        Ok(c.sample_ms.duration())
     }
 
     fn next_event_at(&self, _now: Time) -> Option<Time> {

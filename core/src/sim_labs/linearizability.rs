@@ -44,7 +44,8 @@ use std::hash::Hasher;
 
 use crate::error::{DistlabError, Result, check_range};
 use crate::lab::local::{LocalLab, Moment};
-use crate::lab::sampling::{Sampled, Sampler};
+use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, Sampler};
+use crate::lab::settings::LabSettings;
 use crate::lab::view::{Panel, View};
 use crate::sim::linearizability::{NilRead, Register};
 use crate::sim::trace::StableHasher;
@@ -725,6 +726,17 @@ impl Sampled for LinearizabilityLab {
             self.called as f64,
             (self.called - self.returned) as f64,
         ]
+    }
+}
+
+/// The lab samples once per tick of its history ([`LinearizabilityLab::sample_every`]),
+/// not every `sampleMs`: its config has no such field.
+impl LabSettings for LinearizabilityLabConfig {
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+    fn sample_ms(&self) -> SampleMs {
+        DEFAULT_SAMPLE_MS
     }
 }
 

@@ -18,40 +18,24 @@ use std::fmt::Debug;
 
 use crate::error::{DistlabError, Result};
 use crate::lab::local::{LocalLab, Moment};
-use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, Sampler};
+use crate::lab::sampling::{Sampled, Sampler};
+use crate::lab::settings::local_lab_config;
 use crate::lab::view::{Panel, View};
 use crate::ratelimit::lane::{Lane, LimiterUnderTest, MAX_BURST_REQUESTS, RequestSource};
 use crate::ratelimit::{TokenBucket, TokenBucketConfig};
 use crate::sim::workload::{ArrivalFeed, ArrivalProcess, within};
 use crate::time::{Duration, Time};
 
-/// Configuration of the token-bucket lab. JSON: `{"seed": 1, "bucket": {"capacity": 10,
-/// "refillPerSec": 5}, "arrivals": {"type": "poisson", "ratePerSec": 8}, "cost": 1,
-/// "sampleMs": 100}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
-pub struct TokenBucketLabConfig {
-    /// Seed of the arrival process.
-    pub seed: u64,
-    pub bucket: TokenBucketConfig,
-    /// How requests arrive.
-    pub arrivals: ArrivalProcess,
-    /// Tokens each arriving request costs: at most the capacity.
-    pub cost: f64,
-    /// How often the charts are sampled, in milliseconds of lab time.
-    pub sample_ms: SampleMs,
-}
-
-impl Default for TokenBucketLabConfig {
-    fn default() -> Self {
-        TokenBucketLabConfig {
-            seed: 1,
-            bucket: TokenBucketConfig::new(10.0, 5.0),
-            arrivals: ArrivalProcess::Poisson { rate_per_sec: 8.0 },
-            cost: 1.0,
-            sample_ms: DEFAULT_SAMPLE_MS,
-        }
+local_lab_config! {
+    /// Configuration of the token-bucket lab. JSON: `{"seed": 1, "bucket": {"capacity":
+    /// 10, "refillPerSec": 5}, "arrivals": {"type": "poisson", "ratePerSec": 8}, "cost": 1,
+    /// "sampleMs": 100}`.
+    pub struct TokenBucketLabConfig {
+        pub bucket: TokenBucketConfig = TokenBucketConfig::new(10.0, 5.0),
+        /// How requests arrive.
+        pub arrivals: ArrivalProcess = ArrivalProcess::Poisson { rate_per_sec: 8.0 },
+        /// Tokens each arriving request costs: at most the capacity.
+        pub cost: f64 = 1.0,
     }
 }
 
@@ -142,10 +126,6 @@ impl LocalLab for TokenBucketLab {
             other => other,
         })?;
         Ok(TokenBucketLab { feed, cost, lane })
-    }
-
-    fn sample_every(c: &TokenBucketLabConfig) -> Result<Duration> {
-        Ok(c.sample_ms.duration())
     }
 
     fn next_event_at(&self, _now: Time) -> Option<Time> {
