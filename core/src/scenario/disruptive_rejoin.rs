@@ -18,13 +18,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};
 
+use crate::bounded::{Count, Millis};
 use crate::consensus::raft::config::RaftConfig;
 use crate::consensus::raft::harness::{DRIVER_TAGS, Harness};
 use crate::consensus::raft::lab::{
     Gauges, RaftLabWorkload, TRACE_TAIL, build_harness, describe, invariant_statuses, step_harness,
 };
 use crate::consensus::raft::messages::Term;
-use crate::error::{DistlabError, Result, check_range};
+use crate::error::{DistlabError, Result};
 use crate::lab::LabModel;
 use crate::lab::cluster::{ClusterAction, status_name};
 use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs};
@@ -40,11 +41,10 @@ use crate::time::Time;
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct RejoinLabConfig {
     pub seed: u64,
-    #[schemars(range(min = 3, max = 9))]
-    pub nodes: u32,
+    pub nodes: Count<3, 9>,
     /// When a follower is cut off, and when the partition heals.
-    pub isolate_at_ms: f64,
-    pub heal_at_ms: f64,
+    pub isolate_at_ms: Millis<0, 3_600_000>,
+    pub heal_at_ms: Millis<0, 3_600_000>,
     /// Raft settings for both runs; `preVote` is overridden (off in one, on in the other).
     pub raft: RaftConfig,
     pub workload: RaftLabWorkload,
@@ -56,12 +56,12 @@ impl Default for RejoinLabConfig {
     fn default() -> Self {
         RejoinLabConfig {
             seed: 1,
-            nodes: 5,
-            isolate_at_ms: 1_000.0,
-            heal_at_ms: 3_000.0,
+            nodes: Count::of(5),
+            isolate_at_ms: Millis::of(1_000),
+            heal_at_ms: Millis::of(3_000),
             raft: RaftConfig::default(),
             workload: RaftLabWorkload {
-                clients: 1,
+                clients: Count::of(1),
                 ..RaftLabWorkload::default()
             },
             network: NetworkConfig::default(),
@@ -341,15 +341,7 @@ impl LabModel for RejoinLab {
     type Action = ClusterAction<RejoinLabAction>;
 
     fn new(c: &RejoinLabConfig) -> Result<Self> {
-        if !(3..=9).contains(&c.nodes) {
-            return Err(DistlabError::field(
-                "nodes",
-                format!("must be between 3 and 9, got {}", c.nodes),
-            ));
-        }
-        check_range("isolateAtMs", c.isolate_at_ms, 0.0, 3_600_000.0)?;
-        check_range("healAtMs", c.heal_at_ms, 0.0, 3_600_000.0)?;
-        if c.heal_at_ms < c.isolate_at_ms {
+        if c.heal_at_ms.get() < c.isolate_at_ms.get() {
             return Err(DistlabError::field(
                 "healAtMs",
                 format!(
@@ -358,14 +350,14 @@ impl LabModel for RejoinLab {
                 ),
             ));
         }
-        let isolate_at = Time::try_from_millis_f64("isolateAtMs", c.isolate_at_ms)?;
-        let heal_at = Time::try_from_millis_f64("healAtMs", c.heal_at_ms)?;
+        let isolate_at = Time::ZERO + c.isolate_at_ms.duration();
+        let heal_at = Time::ZERO + c.heal_at_ms.duration();
         let side = |pre_vote: bool| -> Result<Side> {
             let raft = RaftConfig {
                 pre_vote,
                 ..c.raft.clone()
             };
-            let mut h = build_harness(c.seed, c.nodes, &raft, &c.workload, &c.network)?;
+            let mut h = build_harness(c.seed, c.nodes.get(), &raft, &c.workload, &c.network)?;
             // Both moments are events of each run, so seeking and replaying see them at
             // the same step as the run that recorded them.
             h.sim_mut().schedule_external(isolate_at, ISOLATE_TAG);
@@ -618,7 +610,7 @@ mod tests {
     #[test]
     fn bad_configs_name_their_field() {
         let e = Runner::<RejoinLab>::new(RejoinLabConfig {
-            heal_at_ms: 10.0,
+            heal_at_ms: Millis::of(10),
             ..RejoinLabConfig::default()
         })
         .unwrap_err()

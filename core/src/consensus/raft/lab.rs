@@ -13,14 +13,14 @@ use serde_json::{Value, json};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 
-use crate::bounded::Count;
+use crate::bounded::{Count, Millis, Probability};
 use crate::consensus::raft::config::{MAX_MEMBERS, RaftConfig};
 use crate::consensus::raft::harness::{Harness, LogicalOp, Workload};
 use crate::consensus::raft::invariants::Invariant;
 use crate::consensus::raft::messages::EntryData;
 use crate::consensus::raft::node::{RaftNode, RaftRequest, Role};
 use crate::consensus::raft::state_machine::{KvCommand, KvOp, KvResponse};
-use crate::error::{DistlabError, Result, check_probability, check_range};
+use crate::error::{DistlabError, Result};
 use crate::lab::cluster::{ClusterAction, ClusterLab};
 use crate::lab::sampling::{Sampled, per_second};
 use crate::lab::settings::{ClusterSettings, cluster_lab_config};
@@ -45,27 +45,26 @@ pub const TRACE_TAIL: usize = 400;
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct RaftLabWorkload {
     /// Closed-loop clients, each one command at a time.
-    #[schemars(range(min = 0, max = 32))]
-    pub clients: u32,
-    #[schemars(range(min = 1, max = 1000))]
-    pub keys: u32,
-    pub read_fraction: f64,
-    pub cas_fraction: f64,
+    pub clients: Count<0, 32>,
+    pub keys: Count<1, 1_000>,
+    pub read_fraction: Probability,
+    /// At most `1 − readFraction`.
+    pub cas_fraction: Probability,
     /// Pause between an answer and the client's next command.
-    pub think_ms: f64,
+    pub think_ms: Millis<0, 600_000>,
     /// How long a client waits for an answer before retrying elsewhere.
-    pub timeout_ms: f64,
+    pub timeout_ms: Millis<1, 600_000>,
 }
 
 impl Default for RaftLabWorkload {
     fn default() -> Self {
         RaftLabWorkload {
-            clients: 2,
-            keys: 3,
-            read_fraction: 0.3,
-            cas_fraction: 0.1,
-            think_ms: 50.0,
-            timeout_ms: 500.0,
+            clients: Count::of(2),
+            keys: Count::of(3),
+            read_fraction: Probability::of(0.3),
+            cas_fraction: Probability::of(0.1),
+            think_ms: Millis::of(50),
+            timeout_ms: Millis::of(500),
         }
     }
 }
@@ -175,35 +174,20 @@ pub(crate) fn step_harness(h: &mut Harness, deadline: Time, gauges: &mut Gauges)
 
 /// Validates a workload and turns it into the harness's.
 pub(crate) fn workload(w: &RaftLabWorkload) -> Result<Workload> {
-    if w.clients > 32 {
-        return Err(DistlabError::field(
-            "workload.clients",
-            format!("must be at most 32, got {}", w.clients),
-        ));
-    }
-    if !(1..=1_000).contains(&w.keys) {
-        return Err(DistlabError::field(
-            "workload.keys",
-            format!("must be between 1 and 1000, got {}", w.keys),
-        ));
-    }
-    check_probability("workload.readFraction", w.read_fraction)?;
-    check_probability("workload.casFraction", w.cas_fraction)?;
-    if w.read_fraction + w.cas_fraction > 1.0 {
+    // Each bound is the field's type's; only the sum is checked here.
+    if w.read_fraction.get() + w.cas_fraction.get() > 1.0 {
         return Err(DistlabError::field(
             "workload.casFraction",
             "readFraction + casFraction must be at most 1",
         ));
     }
-    check_range("workload.thinkMs", w.think_ms, 0.0, 600_000.0)?;
-    check_range("workload.timeoutMs", w.timeout_ms, 1.0, 600_000.0)?;
     Ok(Workload {
-        clients: w.clients,
-        keys: w.keys,
-        read_fraction: w.read_fraction,
-        cas_fraction: w.cas_fraction,
-        think: Duration::try_from_millis_f64("workload.thinkMs", w.think_ms)?,
-        attempt_timeout: Duration::try_from_millis_f64("workload.timeoutMs", w.timeout_ms)?,
+        clients: w.clients.get(),
+        keys: w.keys.get(),
+        read_fraction: w.read_fraction.get(),
+        cas_fraction: w.cas_fraction.get(),
+        think: w.think_ms.duration(),
+        attempt_timeout: w.timeout_ms.duration(),
         ..Workload::default()
     })
 }
@@ -778,14 +762,22 @@ mod tests {
             ..RaftLabConfig::default()
         });
         assert!(e.contains("raft.heartbeatMs`"), "{e}");
+        let e = crate::lab::json::from_value::<RaftLabConfig>(
+            "config",
+            &json!({"workload": {"readFraction": 2}}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("config.workload.readFraction`"), "{e}");
         let e = bad(RaftLabConfig {
             workload: RaftLabWorkload {
-                read_fraction: 2.0,
+                read_fraction: Probability::of(0.7),
+                cas_fraction: Probability::of(0.4),
                 ..RaftLabWorkload::default()
             },
             ..RaftLabConfig::default()
         });
-        assert!(e.contains("workload.readFraction`"), "{e}");
+        assert!(e.contains("workload.casFraction`"), "{e}");
         // Election timeouts too close to the network's latency (paper §5.6).
         let e = bad(RaftLabConfig {
             network: NetworkConfig {
