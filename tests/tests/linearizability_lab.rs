@@ -309,6 +309,14 @@ fn pasted_multi_register_histories_get_the_verdicts_reasoned_by_hand() {
                 body.contains("its read of y returns 0, but y holds 1"),
                 "{name}: {body}"
             );
+            let v = lab.view();
+            assert!(
+                v.invariants[0]
+                    .detail
+                    .starts_with("registers cannot be linearized"),
+                "{name}: {}",
+                v.invariants[0].detail
+            );
         }
     }
 }

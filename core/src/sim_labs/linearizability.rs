@@ -329,6 +329,8 @@ struct Event {
 #[derive(Debug, Clone, PartialEq)]
 struct Part {
     key: Option<String>,
+    /// What the part is called when it is the whole history (`key` is `None`).
+    whole: &'static str,
     /// Revealed operations, in order of call.
     members: Vec<u32>,
     check: PartCheck,
@@ -338,7 +340,7 @@ impl Part {
     fn name(&self) -> String {
         self.key
             .as_ref()
-            .map_or_else(|| "register".to_string(), |k| format!("key {k}"))
+            .map_or_else(|| self.whole.to_string(), |k| format!("key {k}"))
     }
 }
 
@@ -510,6 +512,7 @@ impl LinearizabilityLab {
                 None => grouped.push((key, vec![e.op])),
             }
         }
+        let whole = h.whole_part_name();
         let old = std::mem::take(&mut self.parts);
         for (key, members) in grouped {
             let kept = match &only {
@@ -524,6 +527,7 @@ impl LinearizabilityLab {
             };
             self.parts.push(Part {
                 key,
+                whole,
                 members,
                 check,
             });
@@ -541,6 +545,7 @@ impl LinearizabilityLab {
             None => {
                 self.parts.push(Part {
                     key,
+                    whole: h.whole_part_name(),
                     members: Vec::new(),
                     check: PartCheck {
                         verdict: PartVerdict::Linearizable {

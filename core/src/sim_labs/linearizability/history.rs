@@ -94,6 +94,10 @@ pub(super) struct PartCheck {
 pub(super) trait HistoryOps: Debug {
     /// What the history is of, for the verdict: `A register`.
     fn model_name(&self) -> &'static str;
+    /// What its one part is called when it is not split by key.
+    fn whole_part_name(&self) -> &'static str {
+        "register"
+    }
     /// Operation slots, dropped ones included.
     fn slots(&self) -> usize;
     fn is_dropped(&self, op: u32) -> bool;

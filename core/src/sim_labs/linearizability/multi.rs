@@ -143,6 +143,10 @@ impl HistoryOps for MultiHistory {
         "A multi-register"
     }
 
+    fn whole_part_name(&self) -> &'static str {
+        "registers"
+    }
+
     fn slots(&self) -> usize {
         self.ops.len()
     }
