@@ -379,11 +379,15 @@ impl LeakyBucket {
 
 /// A decision as an HTTP response: `{status, headers: [name, value][]}` with status 429
 /// when denied, `RateLimit-Limit` / `-Remaining` / `-Reset`, `X-RateLimit-*` and
-/// `Retry-After`. With `nowUnixSecs`, `X-RateLimit-Reset` is a Unix time.
+/// `Retry-After`. With `nowUnixSecs`, `X-RateLimit-Reset` is a Unix time. With
+/// `windowMs`, the time the limiter takes to grant its whole limit again (a window's
+/// length; a bucket's capacity over its rate), `RateLimit-Policy` names the window (`w`)
+/// and a limit below 1 per window is stated per a longer one (0.5/s: `q=1;w=2`).
 #[wasm_bindgen(js_name = rateLimitHeaders, unchecked_return_type = "HttpRateLimit")]
 pub fn rate_limit_headers(
     #[wasm_bindgen(unchecked_param_type = "RateLimitDecision")] decision: JsValue,
     now_unix_secs: Option<f64>,
+    window_ms: Option<f64>,
 ) -> Result<JsValue, JsError> {
     let decision: RateLimitDecision = {
         let v = to_json("decision", &decision).map_err(js_error)?;
@@ -393,8 +397,17 @@ pub fn rate_limit_headers(
         None => None,
         Some(n) => Some(whole_number("nowUnixSecs", n)?),
     };
-    to_js(&distlab_core::ratelimit::http::render_with_clock(
-        &decision, now,
+    let window = match window_ms {
+        None => None,
+        Some(ms) if ms.is_nan() || ms <= 0.0 => {
+            return Err(js_error(format!(
+                "invalid `windowMs`: must be a number of milliseconds > 0, got {ms}"
+            )));
+        }
+        Some(ms) => Some(Duration::try_from_millis_f64("windowMs", ms).map_err(core_error)?),
+    };
+    to_js(&distlab_core::ratelimit::http::render_with_window(
+        &decision, window, now,
     ))
     .map_err(js_error)
 }

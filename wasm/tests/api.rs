@@ -298,8 +298,21 @@ fn rate_limiter_classes_decide_and_name_bad_fields() {
         let denied = d(0.0);
         assert_eq!(field(&denied, "allowed").as_bool(), Some(false));
         assert!(field(&denied, "retryAfter").as_f64().unwrap() > 0.0);
-        let http = rate_limit_headers(denied, None).unwrap();
+        let http = rate_limit_headers(denied.clone(), None, None).unwrap();
         assert_eq!(field(&http, "status").as_f64(), Some(429.0));
+        // With the window the limiter grants its limit in, the policy names it.
+        let http = rate_limit_headers(denied.clone(), None, Some(1000.0)).unwrap();
+        let headers = JSON::stringify(&field(&http, "headers")).unwrap();
+        assert!(
+            String::from(headers).contains(r#"["RateLimit-Policy","\"default\";q=2;w=1"]"#),
+            "{http:?}"
+        );
+        for bad in [-1.0, 0.0, f64::NAN, f64::INFINITY, 1e30] {
+            let e = rate_limit_headers(denied.clone(), None, Some(bad))
+                .err()
+                .unwrap();
+            assert!(message(e).contains("windowMs"), "windowMs {bad}");
+        }
     }
     let mut leaky = LeakyBucket::new(js(r#"{"queueSize": 2, "drainPerSec": 2}"#)).unwrap();
     leaky.try_enqueue(0.0, None).unwrap();

@@ -448,7 +448,12 @@ pub fn e2e() -> Result {
         "browser e2e (Chromium)",
         &e2e,
         "node",
-        &["--test", "--test-concurrency=1", "page.test.mjs"],
+        &[
+            "--test",
+            "--test-concurrency=1",
+            "page.test.mjs",
+            "checker.test.mjs",
+        ],
         &[
             ("DISTLAB_URL", url.as_str()),
             ("DISTLAB_SCREENSHOTS", path_str(&shots)?),
