@@ -14,6 +14,7 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use crate::consensus::raft::config::{MAX_MEMBERS, RaftConfig};
+use crate::consensus::raft::glance;
 use crate::consensus::raft::harness::{Harness, LogicalOp, Workload};
 use crate::consensus::raft::invariants::Invariant;
 use crate::consensus::raft::messages::EntryData;
@@ -22,9 +23,9 @@ use crate::consensus::raft::state_machine::{KvCommand, KvOp, KvResponse};
 use crate::error::{DistlabError, Result, check_probability, check_range};
 use crate::lab::cluster::{ClusterAction, ClusterLab};
 use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, per_second};
-use crate::lab::view::{InvariantStatus, Panel};
+use crate::lab::view::{InvariantStatus, MessageDetail, NodeGlance, Panel};
 use crate::sim::history::Outcome;
-use crate::sim::{Fault, FaultScript, NetworkConfig, NodeId, Sim, SimConfig};
+use crate::sim::{Fault, FaultScript, InFlight, NetworkConfig, NodeId, Sim, SimConfig};
 use crate::time::{Duration, Time};
 
 /// The most processes a lab may grow to by adding nodes.
@@ -610,8 +611,19 @@ impl ClusterLab for RaftLab {
         }
     }
 
+    fn glance(&self, id: NodeId) -> Option<NodeGlance> {
+        glance::glance(self.h.sim(), id, id)
+    }
+
+    fn message_detail(&self, m: &InFlight) -> Option<MessageDetail> {
+        Some(glance::message_detail(m, m.id))
+    }
+
     fn panels(&self) -> Vec<Panel> {
-        vec![self.kv_panel(), self.clients_panel()]
+        let grid = glance::log_grid("replicated logs (by term)", self.h.sim(), |id| {
+            self.role(id)
+        });
+        vec![grid, self.kv_panel(), self.clients_panel()]
     }
 
     fn invariants(&self) -> Vec<InvariantStatus> {

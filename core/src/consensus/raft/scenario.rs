@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::consensus::raft::config::RaftConfig;
+use crate::consensus::raft::glance;
 use crate::consensus::raft::harness::{DRIVER_TAGS, Harness};
 use crate::consensus::raft::lab::{
     Gauges, RaftLabWorkload, TRACE_TAIL, build_harness, describe, invariant_statuses, step_harness,
@@ -29,7 +30,8 @@ use crate::lab::LabModel;
 use crate::lab::cluster::{ClusterAction, status_name};
 use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs};
 use crate::lab::view::{
-    InvariantStatus, MessageView, MetricsRecorder, NodeView, Panel, PartitionView, View,
+    InvariantStatus, MessageDetail, MessageView, MetricsRecorder, NodeGlance, NodeView, Panel,
+    PartitionView, View,
 };
 use crate::sim::{Endpoint, Fault, NetworkConfig, NodeId, Stepped};
 use crate::time::Time;
@@ -242,6 +244,47 @@ impl RejoinLab {
             }
         }
         out
+    }
+
+    /// Each run's terms and timers at a glance, numbered as in the view.
+    fn glances(&self) -> Vec<NodeGlance> {
+        let mut out = Vec::new();
+        for (i, s) in self.sides.iter().enumerate() {
+            let sim = s.h.sim();
+            let off = self.offset(i);
+            out.extend((0..sim.node_count()).filter_map(|id| glance::glance(sim, id, id + off)));
+        }
+        out
+    }
+
+    /// Labels of both runs' messages, by the ids the view gives them.
+    fn message_details(&self) -> Vec<MessageDetail> {
+        let mut out = Vec::new();
+        for (i, s) in self.sides.iter().enumerate() {
+            out.extend(
+                s.h.sim()
+                    .in_flight()
+                    .iter()
+                    .map(|m| glance::message_detail(m, m.id * 2 + i as u64)),
+            );
+        }
+        out
+    }
+
+    /// One log grid per run.
+    fn log_grids(&self) -> Vec<Panel> {
+        self.sides
+            .iter()
+            .map(|s| {
+                let sim = s.h.sim();
+                let role = |id| {
+                    sim.node(id)
+                        .map_or("down", |n| n.raft_role().name())
+                        .to_string()
+                };
+                glance::log_grid(&format!("replicated logs, {}", s.name()), sim, role)
+            })
+            .collect()
     }
 
     fn messages(&self) -> Vec<MessageView> {
@@ -487,11 +530,15 @@ impl LabModel for RejoinLab {
                 invariants.push(st);
             }
         }
+        let mut panels = self.log_grids();
+        panels.push(self.comparison());
         View {
             nodes: self.nodes(),
             messages: self.messages(),
+            glances: self.glances(),
+            message_details: self.message_details(),
             partitions: self.partitions(),
-            panels: vec![self.comparison()],
+            panels,
             metrics: self.metrics.series(),
             invariants,
             ..View::default()
