@@ -526,3 +526,113 @@ test("labs that send no messages show no space-time lanes; labs that do keep the
   await page.close();
   noErrors();
 });
+
+test("Raft nodes show their term and timers at a glance; the log grid follows replication", async () => {
+  const page = await openPage("#lab=consensus.raft");
+  // Opening plays, without ▶.
+  assert.equal(await page.evaluate(() => window.distlabPage.playing()), true, "the lab plays when it opens");
+  const glances = () => page.evaluate(() => window.distlabPage.view().glances ?? []);
+  const g0 = await glances();
+  assert.equal(g0.length, 5, "every node has a glance");
+  await page.waitForFunction(() => window.distlabPage.view().nodes.some((n) => n.role === "leader"), null, { timeout: 20_000 });
+  const g1 = await glances();
+  assert.ok(g1.some((g) => Number(g.badge) > 0), `terms moved past 0: ${g1.map((g) => g.badge)}`);
+  assert.notDeepEqual(g1.map((g) => g.rings[0].value), g0.map((g) => g.rings[0].value), "the rings moved");
+  assert.ok(g1.some((g) => g.rings[0].name === "leader lease"), "the leader shows its lease");
+  // The rings and badges are drawn: the top of each follower's ring has its colour
+  // once its timer ran past a tenth (checked paused, on the frame drawn for this view).
+  await page.evaluate(() => window.distlabPage.pause());
+  await page.waitForTimeout(200);
+  const drawn = await page.evaluate(() => {
+    const v = window.distlabPage.view();
+    const canvas = document.getElementById("stage");
+    const dpr = canvas.width / canvas.clientWidth;
+    const ctx = canvas.getContext("2d");
+    return v.glances.map((g) => {
+      const p = window.distlabPage.nodePosition(g.node);
+      const a = -Math.PI / 2 + 0.05 * 2 * Math.PI;
+      const x = p.x + (p.r + 4) * Math.cos(a);
+      const y = p.y + (p.r + 4) * Math.sin(a);
+      const [r, gg, b] = ctx.getImageData(Math.round(x * dpr), Math.round(y * dpr), 1, 1).data;
+      return { value: g.rings[0].value, name: g.rings[0].name, rgb: [r, gg, b] };
+    });
+  });
+  for (const d of drawn) {
+    if (d.value < 0.1) continue;
+    const bright = d.rgb.reduce((s, c) => s + c, 0);
+    assert.ok(bright > 300, `a ${d.name} ring at ${d.value.toFixed(2)} is drawn: ${d.rgb}`);
+  }
+  // The log grid: the leader's entries reach the followers, the commit marker advances.
+  const grid = () => page.evaluate(() => {
+    const v = window.distlabPage.view();
+    const leader = v.nodes.find((n) => n.role === "leader")?.id;
+    return { leader, panel: v.panels.find((p) => p.type === "logGrid") };
+  });
+  const commitOf = (row) => row.markers.find((m) => m.kind === "commit").index;
+  const before = await grid();
+  assert.ok(before.panel, "consensus.raft has a log grid");
+  assert.equal(before.panel.rows.length, 5);
+  await page.evaluate(() => window.distlabPage.play());
+  await page.waitForTimeout(2000);
+  await page.evaluate(() => window.distlabPage.pause());
+  await page.waitForTimeout(100);
+  const after = await grid();
+  const lRow = after.panel.rows[after.leader];
+  assert.ok(commitOf(lRow) > commitOf(before.panel.rows[after.leader] ?? lRow) || commitOf(lRow) > commitOf(before.panel.rows[before.leader]), "the leader's commit marker advanced");
+  const term = (row, i) => row.cells.find((c) => c.index === i)?.value;
+  for (const [n, row] of after.panel.rows.entries()) {
+    if (n === after.leader) continue;
+    const committed = row.cells.filter((c) => c.committed);
+    assert.ok(committed.length > 0, `n${n} holds committed entries`);
+    for (const c of committed) assert.equal(c.value, term(lRow, c.index) ?? c.value, `n${n}[${c.index}] matches the leader's term`);
+    assert.ok(row.markers.some((m) => m.kind === "match"), `the leader's match index for n${n} is marked`);
+  }
+  const box = await page.locator(".panel-logGrid canvas").first().boundingBox();
+  assert.ok(box && box.height > 5 * 20, `the grid is drawn with a row per node (${box?.height} px)`);
+  // Clicking a message in flight shows what it carries.
+  const spot = await page.evaluate(() => {
+    const v = window.distlabPage.view();
+    for (const m of v.messages) {
+      if (m.from.type !== "node" || m.to.type !== "node" || m.progress < 0.2 || m.progress > 0.8) continue;
+      const a = window.distlabPage.nodePosition(m.from.id);
+      const b = window.distlabPage.nodePosition(m.to.id);
+      return { id: m.id, x: a.x + (b.x - a.x) * m.progress, y: a.y + (b.y - a.y) * m.progress };
+    }
+    return null;
+  });
+  if (spot) {
+    const stage = await page.locator("#stage").boundingBox();
+    await page.mouse.click(stage.x + spot.x, stage.y + spot.y);
+    await page.waitForFunction(() => /^message \d+ · /.test(document.getElementById("inspector").textContent));
+    assert.match(await page.textContent("#inspector"), /sentMs: /);
+  }
+  await page.screenshot({ path: join(SHOTS, "raft-glance-and-grid.png") });
+  await page.close();
+  noErrors();
+});
+
+test("switching labs plays them; the address follows, with back, forward and reload", async () => {
+  const page = await openPage("#lab=sim.network");
+  const opened = async (id) => {
+    await page.waitForFunction((id) => window.distlabPage.view()?.lab === id, id);
+    const s0 = await page.evaluate(() => window.distlabPage.view().step);
+    await page.waitForFunction((s0) => window.distlabPage.view().step > s0, s0, { timeout: 10_000 });
+    assert.equal(await page.evaluate(() => window.distlabPage.playing()), true, `${id} plays`);
+    assert.equal(await page.evaluate(() => location.hash), `#lab=${id}`);
+  };
+  await page.click('#catalog a[data-id="consensus.raft"]');
+  await opened("consensus.raft");
+  // Raft's first election shows within a few seconds of opening it.
+  await page.waitForFunction(() => window.distlabPage.view().nodes.some((n) => n.role === "leader"), null, { timeout: 6_000 });
+  await page.click('#catalog a[data-id="ratelimit.fixed-window"]');
+  await opened("ratelimit.fixed-window");
+  await page.goBack();
+  await opened("consensus.raft");
+  await page.goForward();
+  await opened("ratelimit.fixed-window");
+  await page.reload();
+  await page.waitForFunction(() => window.distlabPage?.ready === true && window.distlabPage.view() !== null);
+  await opened("ratelimit.fixed-window");
+  await page.close();
+  noErrors();
+});

@@ -41,11 +41,10 @@ async function main(): Promise<void> {
   wireCatalogSidebar();
   renderCatalog();
   // The lab the address names (a shared run replays paused, where it was shared), or
-  // the first implemented one, playing.
+  // the first implemented one; a lab opens playing.
   const { lab, run } = labInUrl();
   const first = lab ?? state.entries.find((e) => e.implemented)?.id;
   if (first) openLab(first, run);
-  if (!run && first) state.playing = true;
   updatePlay();
   installTestHooks();
   startFrameLoop();

@@ -1,10 +1,10 @@
 // Generic panel renderers, chosen by each panel's `type`: tables (DOM), charts (uPlot),
-// bars, grids, strips, timelines and rings (Canvas 2D), text. The lab's metrics series become
+// bars, grids, strips, timelines, rings and log grids (Canvas 2D), text. The lab's metrics series become
 // uPlot charts, one per unit. Panels keep their DOM and chart instances between frames.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
-import type { Panel, Series, StripItem, TimelineBar, Cell, RingArc, RingPoint } from "distlab";
-import { colorFor, fitCanvas, fmtNumber, fmtValue } from "./format";
+import type { Panel, Series, StripItem, TimelineBar, Cell, RingArc, RingPoint, LogRow } from "distlab";
+import { colorFor, fitCanvas, fmtNumber, fmtValue, valueColor } from "./format";
 
 interface Slot {
   el: HTMLElement;
@@ -37,12 +37,13 @@ export class PanelsRenderer {
    * a frame never pays for all of them at once; new panels are always drawn.
    */
   render(panels: Panel[], metrics: Series[], budget = Infinity): void {
-    const items: Drawable[] = [];
+    // Log grids first, under the stage: they are the picture of a replicated log.
+    const items: Drawable[] = panels.filter((p) => p.type === "logGrid");
     // Metrics: one chart per unit, so each has a meaningful axis.
     const byUnit = new Map<string, Series[]>();
     for (const s of metrics) byUnit.set(s.unit, [...(byUnit.get(s.unit) ?? []), s]);
     for (const [unit, series] of byUnit) items.push({ type: "metrics", title: `${series.map((s) => s.name).join(", ")} (${unit})`, series });
-    items.push(...panels);
+    items.push(...panels.filter((p) => p.type !== "logGrid"));
     const live = new Set<string>();
     const n = items.length;
     const start = n === 0 ? 0 : this.cursor % n;
@@ -81,7 +82,7 @@ export class PanelsRenderer {
       slot.body = document.createElement("div");
       slot.body.className = "scroll";
       el.append(slot.body);
-    } else if (p.type === "bars" || p.type === "grid" || p.type === "strip" || p.type === "timeline" || p.type === "ring") {
+    } else if (p.type === "bars" || p.type === "grid" || p.type === "strip" || p.type === "timeline" || p.type === "ring" || p.type === "logGrid") {
       slot.canvas = document.createElement("canvas");
       el.append(slot.canvas);
     } else {
@@ -122,6 +123,9 @@ export class PanelsRenderer {
         break;
       case "ring":
         if (slot.canvas) drawRing(slot.canvas, p.points, p.arcs);
+        break;
+      case "logGrid":
+        if (slot.canvas) drawLogGrid(slot.canvas, p.firstIndex, p.columns, p.rows);
         break;
     }
   }
@@ -379,4 +383,97 @@ export function drawRing(canvas: HTMLCanvasElement, points: RingPoint[], arcs: R
     }
     ctx.textAlign = "start";
   }
+}
+
+/** Where the log grid's parts are, in CSS pixels: a label column, then a column per
+ * index from `first`; a header row of indices, then a row per node. */
+export function logGridGeometry(w: number, columns: number): { left: number; top: number; cell: number } {
+  const left = 52;
+  return { left, top: 16, cell: Math.max(10, Math.min(30, (w - left - 6) / Math.max(1, columns))) };
+}
+
+const MARKER_NOTE = "▏commit  ┆ snapshot  ▲ match  △ next (the leader's, per follower)  faded: not committed yet";
+
+/**
+ * Replicated logs side by side (RaftScope's picture): a row per node, a column per index,
+ * each entry coloured and labelled by its term (faded until this node knows it
+ * committed); a bar after the commit index, a dashed one at the snapshot boundary, a
+ * thin line under the applied entries, and the leader's match (▲) and next (△) index
+ * for each follower.
+ */
+export function drawLogGrid(canvas: HTMLCanvasElement, first: number, columns: number, rows: LogRow[]): void {
+  const w = canvas.clientWidth;
+  const { left, top, cell } = logGridGeometry(w, columns);
+  const rowH = cell + 8;
+  const needed = top + rows.length * rowH + 18;
+  if (canvas.style.height !== `${needed}px`) canvas.style.height = `${needed}px`;
+  const ctx = fitCanvas(canvas);
+  const h = canvas.clientHeight;
+  ctx.clearRect(0, 0, w, h);
+  const x = (index: number): number => left + (index - first) * cell;
+  ctx.font = "10px system-ui";
+  ctx.fillStyle = "#8a96a3";
+  ctx.textAlign = "center";
+  for (let c = 0; c < columns; c++) if (cell >= 18 || c % 2 === 0) ctx.fillText(String(first + c), x(first + c) + cell / 2, 11);
+  rows.forEach((row, i) => {
+    const y = top + i * rowH;
+    ctx.textAlign = "start";
+    ctx.fillStyle = colorFor(row.role);
+    ctx.beginPath();
+    ctx.arc(6, y + cell / 2, 4, 0, 2 * Math.PI);
+    ctx.fill();
+    ctx.fillStyle = "#d7dde4";
+    ctx.fillText(row.label, 14, y + cell / 2 + 4);
+    ctx.strokeStyle = "#2a323c";
+    ctx.strokeRect(left, y, columns * cell, cell);
+    ctx.textAlign = "center";
+    for (const c of row.cells) {
+      if (c.index < first || c.index >= first + columns) continue;
+      ctx.globalAlpha = c.committed ? 1 : 0.45;
+      ctx.fillStyle = valueColor(c.value);
+      ctx.fillRect(x(c.index) + 1, y + 1, cell - 2, cell - 2);
+      ctx.globalAlpha = 1;
+      if (cell >= 14) {
+        ctx.fillStyle = "#0f1419";
+        ctx.font = `600 ${Math.min(12, cell * 0.45)}px system-ui`;
+        ctx.fillText(c.label, x(c.index) + cell / 2, y + cell / 2 + 4);
+        ctx.font = "10px system-ui";
+      }
+    }
+    const inView = (index: number): boolean => index >= first - 1 && index < first + columns;
+    for (const m of row.markers) {
+      if (!inView(m.index)) continue;
+      const after = x(m.index) + cell;
+      if (m.kind === "commit") {
+        ctx.fillStyle = "#ffffff";
+        ctx.fillRect(after - 1.5, y - 3, 3, cell + 6);
+      } else if (m.kind === "snapshot") {
+        ctx.strokeStyle = "#9aa5b1";
+        ctx.setLineDash([3, 3]);
+        ctx.beginPath();
+        ctx.moveTo(after, y - 3);
+        ctx.lineTo(after, y + cell + 3);
+        ctx.stroke();
+        ctx.setLineDash([]);
+      } else if (m.kind === "applied" && m.index >= first) {
+        ctx.fillStyle = "#d7dde4";
+        ctx.fillRect(left, y + cell + 1, after - left, 1.5);
+      } else if ((m.kind === "match" || m.kind === "next") && m.index >= first) {
+        const cx = x(m.index) + cell / 2;
+        const ty = y + cell + 7;
+        ctx.beginPath();
+        ctx.moveTo(cx, ty - 5);
+        ctx.lineTo(cx - 4, ty);
+        ctx.lineTo(cx + 4, ty);
+        ctx.closePath();
+        ctx.strokeStyle = ctx.fillStyle = colorFor("leader");
+        if (m.kind === "match") ctx.fill();
+        else ctx.stroke();
+      }
+    }
+  });
+  ctx.textAlign = "start";
+  ctx.fillStyle = "#8a96a3";
+  ctx.font = "10px system-ui";
+  ctx.fillText(MARKER_NOTE, 4, h - 4);
 }

@@ -14,6 +14,15 @@ export function updatePlay(): void {
   ui.play.textContent = state.playing ? "❚❚ pause" : "▶ play";
 }
 
+/** Sets the speed (simulated ms per wall ms) and the slider showing it. */
+export function setSpeed(x: number): void {
+  state.speed = x;
+  ui.speed.value = String(Math.log10(x));
+  ui.speedOut.textContent = fmtSpeed(x);
+  played.simMs = 0;
+  played.wallMs = 0;
+}
+
 export function togglePlay(): void {
   state.playing = !state.playing;
   updatePlay();

@@ -1,7 +1,8 @@
 // The stage: the cluster canvas. It is redrawn only when there is something new to show
 // (a view, a resize, a selection, an animation under way), and it takes the pointer:
 // clicking a node inspects it, or crashes/restarts or pauses/resumes it, depending on the
-// mode picked among the fault controls; dragging a rectangle partitions its nodes off.
+// mode picked among the fault controls; dragging a rectangle partitions its nodes off;
+// clicking a message in flight shows what it carries.
 import type { View } from "distlab";
 import { ClusterRenderer } from "./cluster";
 import { ui } from "./dom";
@@ -26,7 +27,7 @@ export function nodePosition(id: number): { x: number; y: number; r: number } | 
 export function drawStage(view: View, wall: number): void {
   if (stageDirty || cluster.animating()) {
     stageDirty = false;
-    timed("stage", () => cluster.draw(view, state.selected, state.blamed, wall));
+    timed("stage", () => cluster.draw(view, state.selected, state.blamed, wall, state.selectedMessage));
   }
 }
 
@@ -72,7 +73,18 @@ export function wireStage(): void {
       return;
     }
     const id = cluster.nodeAt(e.offsetX, e.offsetY);
-    if (id === null) return;
+    if (id === null) {
+      // A message in flight: the inspector shows what it carries.
+      const message = cluster.messageAt(e.offsetX, e.offsetY);
+      if (message === null) return;
+      state.selectedMessage = message;
+      state.selected = null;
+      state.dirty = true;
+      state.urgent = true;
+      markStageDirty();
+      return;
+    }
+    state.selectedMessage = null;
     const node = state.view?.nodes.find((x) => x.id === id);
     state.selected = id;
     state.dirty = true;
