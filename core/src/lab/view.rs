@@ -35,11 +35,11 @@ pub struct View {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[cfg_attr(feature = "tsify", tsify(optional))]
     pub message_details: Vec<MessageDetail>,
-    /// The title of the panel that is this lab's main picture, when its cluster is not
-    /// the point (a history being checked): the page puts that panel on the stage.
+    /// Which of `panels` (by position) is this lab's main picture, when its cluster is
+    /// not the point (a history being checked): the page puts that panel on the stage.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "tsify", tsify(optional))]
-    pub stage_panel: Option<String>,
+    pub stage_panel: Option<u32>,
 }
 
 /// What a node shows on the stage without a click: a short badge drawn on it (Raft: its

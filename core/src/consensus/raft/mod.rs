@@ -38,6 +38,7 @@ pub mod glance;
 pub mod harness;
 pub mod invariants;
 pub mod lab;
+pub mod lessons;
 pub mod log;
 pub mod manual;
 pub mod membership;

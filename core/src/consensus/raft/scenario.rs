@@ -606,6 +606,47 @@ impl LabModel for RejoinLab {
     }
 }
 
+/// The lesson `scenario.disruptive-rejoin` carries (Ongaro's thesis, "Consensus:
+/// Bridging Theory and Practice", Stanford 2014, §9.6), timed by the default config's
+/// isolation at 1 s and heal at 3 s.
+pub fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+    use crate::lab::lesson::{Lesson, LessonStep, Pause};
+    let step = |caption: &str, ms: f64| LessonStep {
+        caption: caption.into(),
+        actions: Vec::new(),
+        pause: Pause::After { ms },
+    };
+    vec![Lesson {
+        id: "rejoin".into(),
+        title: "A follower comes back with a higher term".into(),
+        follows: "Ongaro, Consensus: Bridging Theory and Practice (Stanford PhD thesis, \
+                  2014), §9.6"
+            .into(),
+        config: Value::Null,
+        steps: vec![
+            step(
+                "One cluster, one seed, run twice: on the left without pre-vote, on the \
+                 right with it. Both elect a leader and serve clients alike.",
+                900.0,
+            ),
+            step(
+                "A follower is cut off from everyone. Hearing no leader, its election \
+                 timer runs out again and again. On the left, each time it raises its \
+                 term (its badge climbs). On the right it first asks whether it could \
+                 win (pre-vote); nobody answers, so its term stays.",
+                2_000.0,
+            ),
+            step(
+                "The partition heals. On the left, the returning node's higher term \
+                 reaches the leader, which must step down: an election follows, and the \
+                 cluster is without a leader for a while, for no good reason. On the \
+                 right, nothing happens.",
+                1_000.0,
+            ),
+        ],
+    }]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
