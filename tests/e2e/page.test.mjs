@@ -636,3 +636,131 @@ test("switching labs plays them; the address follows, with back, forward and rel
   await page.close();
   noErrors();
 });
+
+test("a lesson plays to its end; each step's link reopens that step with the same trace", async () => {
+  for (const [lab, lessonId] of [["consensus.raft", "election"], ["consensus.raft", "partition"], ["ratelimit.fixed-window", "boundary-burst"], ["scenario.disruptive-rejoin", "rejoin"], ["sim.linearizability", "stale-read"]]) {
+    const page = await openPage(`#lab=${lab}`);
+    await page.selectOption("#lesson-pick", lessonId);
+    await page.click("#lesson-start");
+    // Fast, so the test is short: the pauses do not depend on the speed.
+    await page.evaluate(() => {
+      const s = document.getElementById("speed");
+      s.value = "1"; // 10×
+      s.dispatchEvent(new Event("input"));
+    });
+    const steps = await page.evaluate(([lab, id]) => window.distlabPage.lessons(lab).find((l) => l.id === id).steps.length, [lab, lessonId]);
+    for (let i = 0; i < steps; i++) {
+      await page.waitForFunction((i) => { const l = window.distlabPage.lesson(); return l && l.index === i && l.done; }, i, { timeout: 30_000 });
+      assert.match(await page.textContent("#lesson-title"), new RegExp(`step ${i + 1} of ${steps}`));
+      const { link, hash, step } = await page.evaluate(() => ({
+        link: window.distlabPage.lessonLink(),
+        hash: JSON.parse(window.distlabPage.lab().traceJsonFrom(Number.MAX_SAFE_INTEGER, 0)).hash,
+        step: window.distlabPage.lab().steps,
+      }));
+      assert.match(link, new RegExp(`&lesson=${lessonId}&at=${i}$`));
+      await page.screenshot({ path: join(SHOTS, `lesson-${lab}-${lessonId}-${i + 1}.png`) });
+      const other = await openPage(link.slice(link.indexOf("#")));
+      await other.waitForFunction((i) => window.distlabPage.lesson()?.index === i, i);
+      const again = await other.evaluate(() => ({
+        hash: JSON.parse(window.distlabPage.lab().traceJsonFrom(Number.MAX_SAFE_INTEGER, 0)).hash,
+        step: window.distlabPage.lab().steps,
+        caption: document.getElementById("lesson-caption").textContent,
+      }));
+      assert.deepEqual({ hash: again.hash, step: again.step }, { hash, step }, `${lab}/${lessonId} step ${i + 1}: the link reopens the same run`);
+      assert.equal(again.caption, await page.textContent("#lesson-caption"));
+      await other.close();
+      await page.click("#lesson-next");
+    }
+    // Past the last step the lesson is left, and the run stays to poke.
+    await page.waitForFunction(() => window.distlabPage.lesson() === null);
+    assert.equal(await page.isVisible("#lesson"), false);
+    await page.close();
+  }
+  noErrors();
+});
+
+test("back in a lesson reopens where the previous step paused; leaving keeps the run", async () => {
+  const page = await openPage("#lab=consensus.raft");
+  await page.selectOption("#lesson-pick", "replication");
+  await page.click("#lesson-start");
+  await page.evaluate(() => {
+    const s = document.getElementById("speed");
+    s.value = "1";
+    s.dispatchEvent(new Event("input"));
+  });
+  await page.waitForFunction(() => window.distlabPage.lesson()?.done === true);
+  const first = await page.evaluate(() => window.distlabPage.lab().steps);
+  await page.click("#lesson-next");
+  await page.waitForFunction(() => { const l = window.distlabPage.lesson(); return l.index === 1 && l.done; });
+  await page.click("#lesson-back");
+  await page.waitForFunction(() => window.distlabPage.lesson()?.index === 0);
+  assert.equal(await page.evaluate(() => window.distlabPage.lab().steps), first, "back to where step 1 paused");
+  await page.click("#lesson-leave");
+  assert.equal(await page.evaluate(() => window.distlabPage.lesson()), null);
+  await page.evaluate(() => window.distlabPage.act({ type: "crash", node: 0 }));
+  assert.equal(await page.evaluate(() => window.distlabPage.view().nodes[0].status), "crashed");
+  await page.close();
+  noErrors();
+});
+
+test("sim.linearizability puts its history on the stage", async () => {
+  const page = await openPage("#lab=sim.linearizability");
+  await page.waitForSelector("#stage-panel .panel-timeline canvas");
+  const box = await page.locator("#stage-panel canvas").boundingBox();
+  assert.ok(box.height > 250, `the history fills the stage (${box.height} px)`);
+  assert.equal(await page.locator("#panels .panel-timeline").count(), 0, "not repeated below");
+  // The first operations that cannot be placed are marked once the checker finds them.
+  await page.waitForFunction(() => !window.distlabPage.playing(), null, { timeout: 60_000 });
+  const unplaceable = await page.evaluate(() => window.distlabPage.view().panels[window.distlabPage.view().stagePanel].bars.filter((b) => b.state === "unplaceable").length);
+  assert.ok(unplaceable > 0, "the operations that cannot go next are marked");
+  await page.screenshot({ path: join(SHOTS, "linearizability-stage.png") });
+  await page.close();
+  noErrors();
+});
+
+test("accessibility: no serious axe-core violations; keyboard shortcuts on ?; the stage as a table; 900 px wide", async () => {
+  const axePath = new URL("./node_modules/axe-core/axe.min.js", import.meta.url).pathname;
+  for (const hash of ["#lab=consensus.raft", "#lab=sim.linearizability", "#lab=ratelimit.fixed-window"]) {
+    const page = await openPage(hash);
+    await page.waitForTimeout(500);
+    await page.addScriptTag({ path: axePath });
+    const found = await page.evaluate(async () => {
+      const r = await window.axe.run(document, { resultTypes: ["violations"] });
+      return r.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id}: ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(" | ")}`);
+    });
+    assert.deepEqual(found, [], `${hash}: serious accessibility violations`);
+    await page.close();
+  }
+  const page = await openPage("#lab=consensus.raft");
+  // `?` lists the shortcuts; Esc closes the list.
+  await page.locator("body").press("?");
+  await page.waitForSelector("#shortcuts[open]");
+  assert.match(await page.textContent("#shortcuts"), /play \/ pause[\s\S]*next lesson step/);
+  await page.keyboard.press("Escape");
+  await page.waitForSelector("#shortcuts:not([open])", { state: "attached" });
+  // Every control is reachable by Tab: the toolbar's buttons and the stage table's.
+  const reached = new Set();
+  for (let i = 0; i < 60; i++) {
+    await page.keyboard.press("Tab");
+    reached.add(await page.evaluate(() => document.activeElement?.id || document.activeElement?.tagName));
+  }
+  for (const id of ["play", "step", "speed", "share", "lesson-start"]) assert.ok(reached.has(id), `#${id} reachable by Tab: ${[...reached]}`);
+  // The stage's text alternative: a row per node with its role and term, and a button
+  // that inspects it.
+  await page.click("#node-table-box summary");
+  const rows = await page.$$eval("#node-table tbody tr", (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+  assert.equal(rows.length, 5);
+  await page.click('#node-table button[aria-label="inspect n3"]');
+  await page.waitForFunction(() => document.getElementById("inspector").textContent.includes("n3 · "));
+  // A laptop's split screen: at 900 px the stage keeps a usable size and nothing
+  // overflows sideways.
+  await page.setViewportSize({ width: 900, height: 800 });
+  await page.waitForTimeout(300);
+  const stage = await page.locator("#stage").boundingBox();
+  assert.ok(stage.width > 500 && stage.height > 300, `stage at 900 px: ${JSON.stringify(stage)}`);
+  const overflow = await page.evaluate(() => document.querySelector("main").scrollWidth - document.querySelector("main").clientWidth);
+  assert.ok(overflow <= 1, `no sideways scroll at 900 px (${overflow} px)`);
+  await page.screenshot({ path: join(SHOTS, "narrow-900.png") });
+  await page.close();
+  noErrors();
+});

@@ -41,6 +41,8 @@ const NAMED: Record<string, string> = {
   ok: "#3fb950", allowed: "#3fb950", rejected: "#f85149", denied: "#f85149", fail: "#f85149",
   failed: "#f85149", pending: "#d29922", timeout: "#d29922", open: "#d29922", info: "#9aa5b1",
   "election timer": "#e5e5e5", "leader lease": "#e69f00",
+  linearized: "#009e73", prefix: "#56b4e9", unplaceable: "#d55e00", omitted: "#6e7681",
+  unreached: "#6e7681", undecided: "#cc79a7",
 };
 const PALETTE = ["#56b4e9", "#e69f00", "#009e73", "#cc79a7", "#d55e00", "#f0e442", "#0072b2", "#a3e635"];
 

@@ -81,6 +81,10 @@ export class PanelsRenderer {
     if (p.type === "table" || p.type === "text") {
       slot.body = document.createElement("div");
       slot.body.className = "scroll";
+      // A region that scrolls is reachable by keyboard, named by its panel.
+      slot.body.tabIndex = 0;
+      slot.body.setAttribute("role", "region");
+      slot.body.setAttribute("aria-label", p.title);
       el.append(slot.body);
     } else if (p.type === "bars" || p.type === "grid" || p.type === "strip" || p.type === "timeline" || p.type === "ring" || p.type === "logGrid") {
       slot.canvas = document.createElement("canvas");
@@ -265,6 +269,27 @@ function drawStrip(canvas: HTMLCanvasElement, items: StripItem[]): void {
   });
 }
 
+/**
+ * Where each ordered bar's operation takes effect: an instant inside its bar, later than
+ * the one before it in the order (the witness a checker found). Only for one order (the
+ * bars' `order`s distinct): each part of a split history has its own.
+ */
+export function linearizationPoints(bars: TimelineBar[]): Map<TimelineBar, number> {
+  const ordered = bars.filter((b) => b.order !== null).sort((a, b) => (a.order ?? 0) - (b.order ?? 0));
+  const points = new Map<TimelineBar, number>();
+  if (new Set(ordered.map((b) => b.order)).size !== ordered.length) return points;
+  let last = -Infinity;
+  for (const b of ordered) {
+    const end = b.end ?? Infinity;
+    // Just after the previous point, or the bar's start: a little inside, for the eye.
+    const at = Math.max(b.start, last);
+    if (at > end) return new Map();
+    points.set(b, at);
+    last = at;
+  }
+  return points;
+}
+
 function drawTimeline(canvas: HTMLCanvasElement, lanes: string[], bars: TimelineBar[]): void {
   const ctx = fitCanvas(canvas);
   const w = canvas.clientWidth;
@@ -274,12 +299,12 @@ function drawTimeline(canvas: HTMLCanvasElement, lanes: string[], bars: Timeline
   const t0 = Math.min(...bars.map((b) => b.start));
   const t1 = Math.max(...bars.map((b) => b.end ?? b.start), t0 + 1e-9);
   const left = 60;
-  const laneH = Math.max(6, Math.min(22, (h - 16) / Math.max(lanes.length, 1)));
+  const laneH = Math.max(6, Math.min(34, (h - 30) / Math.max(lanes.length, 1)));
   const x = (t: number): number => left + ((w - left - 6) * (t - t0)) / (t1 - t0);
   ctx.font = "10px system-ui";
   lanes.forEach((l, i) => {
     ctx.fillStyle = "#8a96a3";
-    ctx.fillText(l.slice(0, 9), 2, 12 + i * laneH);
+    ctx.fillText(l.slice(0, 9), 2, 4 + i * laneH + laneH / 2 + 3);
   });
   for (const b of bars) {
     const y = 4 + b.lane * laneH;
@@ -288,11 +313,42 @@ function drawTimeline(canvas: HTMLCanvasElement, lanes: string[], bars: Timeline
     ctx.globalAlpha = b.end === null ? 0.45 : 0.9;
     ctx.fillRect(x(b.start), y, Math.max(2, xe - x(b.start)), laneH - 4);
     ctx.globalAlpha = 1;
+    if (b.state === "unplaceable") {
+      // The operations none of which can go next: outlined, and said so.
+      ctx.strokeStyle = "#ffffff";
+      ctx.lineWidth = 2;
+      ctx.strokeRect(x(b.start) - 1, y - 1, Math.max(2, xe - x(b.start)) + 2, laneH - 2);
+      ctx.lineWidth = 1;
+    }
     if (xe - x(b.start) > 30) {
       ctx.fillStyle = "#0f1419";
-      ctx.fillText(b.order === null ? b.label : `${b.label} #${b.order}`, x(b.start) + 2, y + laneH - 7);
+      const text = b.order === null ? b.label : `${b.label} #${b.order}`;
+      ctx.fillText(b.state === "unplaceable" ? `${text} ✗ cannot be placed` : text, x(b.start) + 2, y + laneH / 2 + 1);
     }
   }
+  // Linearization points: a tick where each operation of the witness takes effect,
+  // joined in order.
+  const points = linearizationPoints(bars);
+  if (points.size > 0) {
+    ctx.strokeStyle = "#ffffffaa";
+    ctx.beginPath();
+    let first = true;
+    for (const [b, t] of points) {
+      const px = x(t) + 1;
+      const py = 4 + b.lane * laneH + (laneH - 4) / 2;
+      if (first) ctx.moveTo(px, py);
+      else ctx.lineTo(px, py);
+      first = false;
+    }
+    ctx.stroke();
+    ctx.fillStyle = "#ffffff";
+    for (const [b, t] of points) {
+      const py = 4 + b.lane * laneH;
+      ctx.fillRect(x(t), py - 2, 2, laneH);
+    }
+  }
+  ctx.fillStyle = "#8a96a3";
+  ctx.fillText("bar: call → return · white tick: where it takes effect (witness order) · outlined: cannot be placed", 4, h - 4);
 }
 
 /** Where position `p` in [0, 1) lies on a circle: 0 at the top, clockwise. */

@@ -92,7 +92,8 @@ export function wirePlayback(): void {
     const t = e.target as HTMLElement | null;
     // Keys typed into a field are the field's.
     if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT")) return;
-    if (e.key === " ") {
+    // Space on a focused button presses that button.
+    if (e.key === " " && t?.tagName !== "BUTTON" && t?.tagName !== "SUMMARY") {
       e.preventDefault();
       togglePlay();
     } else if (e.key === "ArrowRight") {

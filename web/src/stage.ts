@@ -3,8 +3,9 @@
 // clicking a node inspects it, or crashes/restarts or pauses/resumes it, depending on the
 // mode picked among the fault controls; dragging a rectangle partitions its nodes off;
 // clicking a message in flight shows what it carries.
-import type { View } from "distlab";
+import type { Panel, View } from "distlab";
 import { ClusterRenderer } from "./cluster";
+import { PanelsRenderer } from "./panels";
 import { ui } from "./dom";
 import { timed } from "./frame-stats";
 import { act } from "./lab-lifecycle";
@@ -31,10 +32,37 @@ export function drawStage(view: View, wall: number): void {
   }
 }
 
+/** The panel a lab names as its main picture, drawn over the stage. */
+const stagePanel = new PanelsRenderer(ui.stagePanel);
+let stagePanelKey = "";
+
+/** The panels shown below the stage: all but the one on it. */
+export function belowStage(v: View): Panel[] {
+  const on = v.stagePanel;
+  return on === undefined || on === null ? v.panels : v.panels.filter((_, i) => i !== on);
+}
+
+/** Puts the panel the lab names (`view.stagePanel`) on the stage, over its cluster:
+ * sim.linearizability's history, not its client circles, is the picture. */
+export function showStagePanel(v: View): void {
+  const panel = v.stagePanel === undefined || v.stagePanel === null ? undefined : v.panels[v.stagePanel];
+  ui.stagePanel.hidden = panel === undefined;
+  ui.stageRow.classList.toggle("panel-on-stage", panel !== undefined);
+  if (!panel) {
+    if (stagePanelKey) {
+      stagePanel.clear();
+      stagePanelKey = "";
+    }
+    return;
+  }
+  stagePanelKey = panel.type;
+  stagePanel.render([panel], []);
+}
+
 /** Fits the stage to the view: a lab without a cluster (an arrival process, a history)
  * gets only a strip of stage. */
 export function showStageLayout(v: View): void {
-  const clusterless = v.nodes.length === 0;
+  const clusterless = v.nodes.length === 0 && (v.stagePanel === undefined || v.stagePanel === null);
   if (ui.stageRow.classList.contains("no-cluster") !== clusterless) {
     ui.stageRow.classList.toggle("no-cluster", clusterless);
     stageDirty = true;
