@@ -225,6 +225,7 @@ fn test() -> Result {
         )?,
     )?;
     web::npm_pack_test()?;
+    web::publish_dry_runs()?;
     web::e2e()?;
     Ok(())
 }
