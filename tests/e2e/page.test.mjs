@@ -587,6 +587,12 @@ test("Raft nodes show their term and timers at a glance; the log grid follows re
     for (const c of committed) assert.equal(c.value, term(lRow, c.index) ?? c.value, `n${n}[${c.index}] matches the leader's term`);
     assert.ok(row.markers.some((m) => m.kind === "match"), `the leader's match index for n${n} is marked`);
   }
+  // The README's picture: Raft with its grid under the stage.
+  await page.evaluate(() => document.getElementById("config-box").removeAttribute("open"));
+  await page.setViewportSize({ width: 1400, height: 1000 });
+  await page.evaluate(() => document.querySelector(".panel-logGrid").scrollIntoView({ block: "end" }));
+  await page.waitForTimeout(200);
+  await page.screenshot({ path: join(SHOTS, "page.png") });
   const box = await page.locator(".panel-logGrid canvas").first().boundingBox();
   assert.ok(box && box.height > 5 * 20, `the grid is drawn with a row per node (${box?.height} px)`);
   // Clicking a message in flight shows what it carries.
@@ -638,7 +644,7 @@ test("switching labs plays them; the address follows, with back, forward and rel
 });
 
 test("a lesson plays to its end; each step's link reopens that step with the same trace", async () => {
-  for (const [lab, lessonId] of [["consensus.raft", "election"], ["consensus.raft", "partition"], ["ratelimit.fixed-window", "boundary-burst"], ["scenario.disruptive-rejoin", "rejoin"], ["sim.linearizability", "stale-read"]]) {
+  for (const [lab, lessonId] of [["consensus.raft", "election"], ["consensus.raft", "replication"], ["consensus.raft", "partition"], ["consensus.raft", "membership"], ["ratelimit.fixed-window", "boundary-burst"], ["scenario.disruptive-rejoin", "rejoin"], ["sim.linearizability", "stale-read"]]) {
     const page = await openPage(`#lab=${lab}`);
     await page.selectOption("#lesson-pick", lessonId);
     await page.click("#lesson-start");

@@ -48,7 +48,9 @@ export class PanelsRenderer {
     const n = items.length;
     const start = n === 0 ? 0 : this.cursor % n;
     items.forEach((p, i) => {
-      const key = `${i}:${p.type}:${p.title}`;
+      // A panel keeps its slot while its title changes (a history's title carries the
+      // tick): its canvas and chart stay, and only the heading is rewritten.
+      const key = `${i}:${p.type}`;
       live.add(key);
       let slot = this.slots.get(key);
       let fresh = false;
@@ -57,6 +59,8 @@ export class PanelsRenderer {
         this.slots.set(key, slot);
         fresh = true;
       }
+      const heading = slot.el.firstElementChild;
+      if (heading && heading.textContent !== p.title) heading.textContent = p.title;
       if (this.root.children[i] !== slot.el) this.root.insertBefore(slot.el, this.root.children[i] ?? null);
       const turn = (i - start + n) % n < budget;
       if (fresh || turn) this.update(slot, p);
