@@ -704,7 +704,7 @@ test("back in a lesson reopens where the previous step paused; leaving keeps the
   await page.click("#lesson-leave");
   assert.equal(await page.evaluate(() => window.distlabPage.lesson()), null);
   await page.evaluate(() => window.distlabPage.act({ type: "crash", node: 0 }));
-  assert.equal(await page.evaluate(() => window.distlabPage.view().nodes[0].status), "crashed");
+  await page.waitForFunction(() => window.distlabPage.view().nodes[0].status === "crashed");
   await page.close();
   noErrors();
 });
