@@ -644,7 +644,7 @@ test("switching labs plays them; the address follows, with back, forward and rel
 });
 
 test("a lesson plays to its end; each step's link reopens that step with the same trace", async () => {
-  for (const [lab, lessonId] of [["consensus.raft", "election"], ["consensus.raft", "replication"], ["consensus.raft", "partition"], ["consensus.raft", "membership"], ["ratelimit.fixed-window", "boundary-burst"], ["scenario.disruptive-rejoin", "rejoin"], ["sim.linearizability", "stale-read"]]) {
+  for (const [lab, lessonId] of [["consensus.raft", "election"], ["consensus.raft", "replication"], ["consensus.raft", "partition"], ["consensus.raft", "figure-8"], ["consensus.raft", "membership"], ["ratelimit.fixed-window", "boundary-burst"], ["scenario.disruptive-rejoin", "rejoin"], ["sim.linearizability", "stale-read"]]) {
     const page = await openPage(`#lab=${lab}`);
     await page.selectOption("#lesson-pick", lessonId);
     await page.click("#lesson-start");

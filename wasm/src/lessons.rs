@@ -45,6 +45,6 @@ mod tests {
                 count += 1;
             }
         }
-        assert_eq!(count, 7);
+        assert_eq!(count, 8);
     }
 }

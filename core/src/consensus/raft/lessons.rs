@@ -2,7 +2,8 @@
 //! replication, a partition that forces a leader change, and a membership change, in
 //! the order the Raft paper explains them (Ongaro & Ousterhout, "In Search of an
 //! Understandable Consensus Algorithm", USENIX ATC 2014, §5.2–5.4; membership: Ongaro's
-//! thesis, "Consensus: Bridging Theory and Practice", Stanford 2014, §4). Each step
+//! thesis, "Consensus: Bridging Theory and Practice", Stanford 2014, §4), and the
+//! paper's Figure 8 played with faults (§5.4.2). Each step
 //! names its pause, so every reader (and every share link) stops at the same event.
 //!
 //! The node ids in the actions are those of seed 1: the first leader is n2, and cut off
@@ -38,7 +39,7 @@ fn a_leader() -> Condition {
 const PAPER: &str = "Ongaro & Ousterhout, In Search of an Understandable Consensus \
                      Algorithm (USENIX ATC 2014)";
 
-/// The first leader of seed 1, and the follower cut off with it.
+/// The first leader of seed 1 (in every lesson's config), and the follower cut off with it.
 const FIRST_LEADER: u32 = 2;
 const CUT_WITH_LEADER: u32 = 0;
 /// Who the other three elect once n2 and n0 are cut off.
@@ -46,7 +47,13 @@ const NEXT_LEADER: u32 = 1;
 
 /// Every lesson of `consensus.raft`, in the order to take them.
 pub fn lessons() -> Vec<Lesson> {
-    vec![election(), replication(), partition(), membership()]
+    vec![
+        election(),
+        replication(),
+        partition(),
+        figure_8(),
+        membership(),
+    ]
 }
 
 fn election() -> Lesson {
@@ -181,6 +188,82 @@ fn partition() -> Lesson {
     }
 }
 
+/// Figure 8 of the paper, played with faults: why a leader counts only entries of its own
+/// term as committed by replica counting. The rule is switched off, and so are pre-vote
+/// and check-quorum (they would hold the schedule back), and a leader sends one entry per
+/// AppendEntries, so an old entry can reach a majority before the leader's own.
+fn figure_8() -> Lesson {
+    Lesson {
+        id: "figure-8".into(),
+        title: "Figure 8: why only current-term entries commit by counting".into(),
+        follows: format!("{PAPER}, §5.4.2 and Figure 8"),
+        config: json!({
+            "workload": {"clients": 0},
+            "raft": {
+                "currentTermCommitRule": false,
+                "maxBatch": 1,
+                "preVote": false,
+                "checkQuorum": false
+            }
+        }),
+        steps: vec![
+            step(
+                "This run switches off the rule of §5.4.2 — a leader commits an entry by \
+                 counting replicas only if the entry is from its own term — to show what \
+                 the rule prevents. Wait for the first leader.",
+                vec![],
+                when(a_leader()),
+            ),
+            step(
+                "n2 leads term 1; its first entry reaches everyone.",
+                vec![],
+                Pause::After { ms: 100.0 },
+            ),
+            step(
+                "(a) The network cuts n2 and n0 off from the rest, and a client writes \
+                 x=1 to n2: it lands at index 2, on n2 and n0 only.",
+                vec![
+                    json!({"type": "partition", "groups": [[FIRST_LEADER, CUT_WITH_LEADER]]}),
+                    json!({"type": "clientRequest", "node": FIRST_LEADER, "request": {"op": "put", "key": "x", "value": "1"}}),
+                ],
+                Pause::After { ms: 50.0 },
+            ),
+            step(
+                "(b) The other three elect n4 in term 2. It appends an entry of its own \
+                 at index 2 — caught the moment it leads, before the entry travels.",
+                vec![],
+                when(Condition::Role {
+                    role: "leader".into(),
+                    at_least: 2,
+                }),
+            ),
+            step(
+                "(c) n4 is cut off before its entry spreads, and the other four follow n2 \
+                 again in a later term. Sending one entry at a time, n2 first brings its \
+                 old index-2 entry (term 1) to n1 and n3: on a majority now, and without \
+                 the rule n2 counts it committed — before any entry of its own term is.",
+                vec![json!({"type": "partition", "groups": [[4]]})],
+                when(Condition::FieldAtLeast {
+                    field: "commitIndex".into(),
+                    value: 2.0,
+                }),
+            ),
+            step(
+                "(d) Now n2 and n0 are cut off. n4's last entry has a higher term (2) than \
+                 n1's and n3's (1), so they vote for it; it leads and overwrites index 2. \
+                 An entry the cluster committed is gone: the checker flags leader \
+                 completeness. With the rule on (the default), n2 would not have counted \
+                 index 2 before its own term's entry was on a majority — and n4 could not \
+                 have won against that majority.",
+                vec![json!({"type": "partition", "groups": [[FIRST_LEADER, CUT_WITH_LEADER]]})],
+                when(Condition::Violated {
+                    name: "leader completeness".into(),
+                }),
+            ),
+        ],
+    }
+}
+
 fn membership() -> Lesson {
     Lesson {
         id: "membership".into(),
@@ -237,8 +320,31 @@ mod tests {
             let (lab, held) = play_through(&lesson, |c| create_lab("consensus.raft", c)).unwrap();
             assert!(held.iter().all(|h| *h), "{}: {held:?}", lesson.id);
             let v = lab.view();
-            assert!(v.invariants.iter().all(|i| i.ok), "{}", lesson.id);
+            // Figure 8 ends in the violation it shows; every other lesson keeps them all.
+            let broken: Vec<&str> = v
+                .invariants
+                .iter()
+                .filter(|i| !i.ok)
+                .map(|i| i.name.as_str())
+                .collect();
+            let expected: &[&str] = if lesson.id == "figure-8" {
+                &["leader completeness"]
+            } else {
+                &[]
+            };
+            assert_eq!(broken, expected, "{}", lesson.id);
         }
+    }
+
+    #[test]
+    fn figure_8_with_the_rule_on_loses_nothing() {
+        // The same schedule with the current-term commit rule (the default): nothing
+        // committed is lost, so the last step's condition is never met.
+        let mut lesson = figure_8();
+        lesson.config["raft"]["currentTermCommitRule"] = json!(true);
+        let (lab, held) = play_through(&lesson, |c| create_lab("consensus.raft", c)).unwrap();
+        assert_eq!(held.last(), Some(&false), "{held:?}");
+        assert!(lab.view().invariants.iter().all(|i| i.ok));
     }
 
     #[test]
