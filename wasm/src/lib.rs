@@ -8,6 +8,7 @@
 //! (`TokenBucket`).
 
 mod convert;
+mod lessons;
 pub mod sim;
 mod types;
 mod view_options;
@@ -53,6 +54,13 @@ fn core_error(e: DistlabError) -> JsError {
 #[wasm_bindgen(unchecked_return_type = "CatalogEntry[]")]
 pub fn catalog() -> Result<JsValue, JsError> {
     to_js(&distlab_core::catalog()).map_err(js_error)
+}
+
+/// The lessons lab `id` carries (guided runs: a config, then steps each with a caption,
+/// actions and a pause), in the order to take them; an empty array for most labs.
+#[wasm_bindgen(unchecked_return_type = "Lesson[]")]
+pub fn lessons(id: &str) -> Result<JsValue, JsError> {
+    to_js(&lessons::lessons_of(id)).map_err(js_error)
 }
 
 /// Creates the lab `id` (a catalog id) from a config object (`undefined`/`null` for the
@@ -174,6 +182,24 @@ impl Lab {
     pub fn seek(&mut self, k: f64) -> Result<f64, JsError> {
         let k = whole_number("k", k)?;
         self.inner.seek(k).map(|n| n as f64).map_err(core_error)
+    }
+    /// Plays a lesson step that started at `startedMs` (the lab's clock then) for at
+    /// most `ms` of simulated time, stopping at its `pause`. Returns whether the step
+    /// reached its pause: then the lab stands exactly where every reader of the lesson
+    /// stops, however the step was sliced.
+    #[wasm_bindgen(js_name = advanceLesson)]
+    pub fn advance_lesson(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Pause")] pause: JsValue,
+        started_ms: f64,
+        ms: f64,
+    ) -> Result<bool, JsError> {
+        let pause = to_json("pause", &pause).map_err(js_error)?;
+        let pause: lessons::Pause =
+            distlab_core::lab::json::from_value("pause", &pause).map_err(core_error)?;
+        let started = Time::try_from_millis_f64("startedMs", started_ms).map_err(core_error)?;
+        let budget = Duration::try_from_millis_f64("ms", ms).map_err(core_error)?;
+        lessons::advance(self.inner.as_mut(), &pause, started, budget).map_err(core_error)
     }
     /// The trace as a JSON string `{hash, events, complete, trace}`.
     #[wasm_bindgen(js_name = traceJson)]

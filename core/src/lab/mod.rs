@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod cluster;
 pub mod json;
+pub mod lesson;
 pub mod local;
 pub mod runner;
 pub mod sampling;

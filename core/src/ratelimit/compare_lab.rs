@@ -978,6 +978,49 @@ pub type LeakyBucketLab = CompareLab<LeakyBucketFront>;
 /// `ratelimit.keyed`.
 pub type KeyedLab = CompareLab<KeyedFront>;
 
+/// The lesson the fixed-window comparison carries: the burst at a window boundary that
+/// a fixed window admits and a sliding log refuses (the problem Cloudflare's sliding
+/// window counter answers: "How we built rate limiting capable of scaling to millions of
+/// domains", Cloudflare blog, 2017).
+pub fn boundary_burst_lessons() -> Vec<crate::lab::lesson::Lesson> {
+    use crate::lab::lesson::{Lesson, LessonStep, Pause};
+    let step = |caption: &str, ms: f64| LessonStep {
+        caption: caption.into(),
+        actions: Vec::new(),
+        pause: Pause::After { ms },
+    };
+    vec![Lesson {
+        id: "boundary-burst".into(),
+        title: "Twice the limit at a window boundary".into(),
+        follows: "Cloudflare, How we built rate limiting capable of scaling to millions of \
+                  domains (2017)"
+            .into(),
+        config: serde_json::json!({
+            "arrivals": {"type": "windowBoundaryBurst", "windowMs": 1000.0, "burst": 10, "spacingMs": 2.0}
+        }),
+        steps: vec![
+            step(
+                "Every limiter allows 10 requests per second. The client sends exactly 10 \
+                 per second on average — but bunched: ten in the last few milliseconds \
+                 before the window boundary at 1 s.",
+                999.0,
+            ),
+            step(
+                "And ten more just after it. The fixed window counts per calendar window, \
+                 so it admits all twenty within 40 ms: twice the limit in an instant. The \
+                 sliding log counts the last second from each request and refuses the \
+                 second ten; the sliding counter's weighted estimate refuses most of them.",
+                60.0,
+            ),
+            step(
+                "The pattern repeats every other window; compare what each algorithm \
+                 admitted in the charts and tables below.",
+                3_000.0,
+            ),
+        ],
+    }]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::bounded::{Count, Millis};
 use crate::consensus::raft::config::RaftConfig;
+use crate::consensus::raft::glance;
 use crate::consensus::raft::harness::{DRIVER_TAGS, Harness};
 use crate::consensus::raft::lab::{
     Gauges, RaftLabWorkload, TRACE_TAIL, build_harness, describe, invariant_statuses, step_harness,
@@ -30,7 +31,8 @@ use crate::lab::LabModel;
 use crate::lab::cluster::{ClusterAction, status_name};
 use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs};
 use crate::lab::view::{
-    InvariantStatus, MessageView, MetricsRecorder, NodeView, Panel, PartitionView, View,
+    InvariantStatus, MessageDetail, MessageView, MetricsRecorder, NodeGlance, NodeView, Panel,
+    PartitionView, View,
 };
 use crate::sim::{Endpoint, Fault, NetworkConfig, NodeId, Stepped};
 use crate::time::Time;
@@ -242,6 +244,47 @@ impl RejoinLab {
             }
         }
         out
+    }
+
+    /// Each run's terms and timers at a glance, numbered as in the view.
+    fn glances(&self) -> Vec<NodeGlance> {
+        let mut out = Vec::new();
+        for (i, s) in self.sides.iter().enumerate() {
+            let sim = s.h.sim();
+            let off = self.offset(i);
+            out.extend((0..sim.node_count()).filter_map(|id| glance::glance(sim, id, id + off)));
+        }
+        out
+    }
+
+    /// Labels of both runs' messages, by the ids the view gives them.
+    fn message_details(&self) -> Vec<MessageDetail> {
+        let mut out = Vec::new();
+        for (i, s) in self.sides.iter().enumerate() {
+            out.extend(
+                s.h.sim()
+                    .in_flight()
+                    .iter()
+                    .map(|m| glance::message_detail(m, m.id * 2 + i as u64)),
+            );
+        }
+        out
+    }
+
+    /// One log grid per run.
+    fn log_grids(&self) -> Vec<Panel> {
+        self.sides
+            .iter()
+            .map(|s| {
+                let sim = s.h.sim();
+                let role = |id| {
+                    sim.node(id)
+                        .map_or("down", |n| n.raft_role().name())
+                        .to_string()
+                };
+                glance::log_grid(&format!("replicated logs, {}", s.name()), sim, role)
+            })
+            .collect()
     }
 
     fn messages(&self) -> Vec<MessageView> {
@@ -479,11 +522,15 @@ impl LabModel for RejoinLab {
                 invariants.push(st);
             }
         }
+        let mut panels = self.log_grids();
+        panels.push(self.comparison());
         View {
             nodes: self.nodes(),
             messages: self.messages(),
+            glances: self.glances(),
+            message_details: self.message_details(),
             partitions: self.partitions(),
-            panels: vec![self.comparison()],
+            panels,
             metrics: self.metrics.series(),
             invariants,
             ..View::default()
@@ -549,6 +596,47 @@ impl LabModel for RejoinLab {
             }),
         ]
     }
+}
+
+/// The lesson `scenario.disruptive-rejoin` carries (Ongaro's thesis, "Consensus:
+/// Bridging Theory and Practice", Stanford 2014, §9.6), timed by the default config's
+/// isolation at 1 s and heal at 3 s.
+pub fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+    use crate::lab::lesson::{Lesson, LessonStep, Pause};
+    let step = |caption: &str, ms: f64| LessonStep {
+        caption: caption.into(),
+        actions: Vec::new(),
+        pause: Pause::After { ms },
+    };
+    vec![Lesson {
+        id: "rejoin".into(),
+        title: "A follower comes back with a higher term".into(),
+        follows: "Ongaro, Consensus: Bridging Theory and Practice (Stanford PhD thesis, \
+                  2014), §9.6"
+            .into(),
+        config: Value::Null,
+        steps: vec![
+            step(
+                "One cluster, one seed, run twice: on the left without pre-vote, on the \
+                 right with it. Both elect a leader and serve clients alike.",
+                900.0,
+            ),
+            step(
+                "A follower is cut off from everyone. Hearing no leader, its election \
+                 timer runs out again and again. On the left, each time it raises its \
+                 term (its badge climbs). On the right it first asks whether it could \
+                 win (pre-vote); nobody answers, so its term stays.",
+                2_000.0,
+            ),
+            step(
+                "The partition heals. On the left, the returning node's higher term \
+                 reaches the leader, which must step down: an election follows, and the \
+                 cluster is without a leader for a while, for no good reason. On the \
+                 right, nothing happens.",
+                1_000.0,
+            ),
+        ],
+    }]
 }
 
 #[cfg(test)]

@@ -923,6 +923,8 @@ impl LocalLab for LinearizabilityLab {
                 self.operations_table(&statuses),
             ],
             invariants: self.invariants(),
+            // The history, not the client circles, is the picture (Porcupine's).
+            stage_panel: Some(0),
             ..View::default()
         }
     }
@@ -1019,6 +1021,53 @@ impl LocalLab for LinearizabilityLab {
             },
         ]
     }
+}
+
+/// The lesson `sim.linearizability` carries: a stale read, and the checker finding it
+/// (Herlihy & Wing, "Linearizability: A Correctness Condition for Concurrent Objects",
+/// TOPLAS 1990; the search is Wing & Gong's with Lowe's memoisation, as in Porcupine).
+pub fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+    use crate::lab::lesson::{Condition, Lesson, LessonStep, Pause};
+    let step = |caption: &str, pause: Pause| LessonStep {
+        caption: caption.into(),
+        actions: Vec::new(),
+        pause,
+    };
+    vec![Lesson {
+        id: "stale-read".into(),
+        title: "A stale read, found by the checker".into(),
+        follows: "Herlihy & Wing, Linearizability: A Correctness Condition for Concurrent \
+                  Objects (ACM TOPLAS 1990)"
+            .into(),
+        config: serde_json::Value::Null,
+        steps: vec![
+            step(
+                "Five clients read and write one register through a store that answers \
+                 some reads from a replica lagging behind. Each operation is a bar from \
+                 the moment it was called to the moment it returned.",
+                Pause::After { ms: 300.0 },
+            ),
+            step(
+                "The history is linearizable if one instant can be picked inside every \
+                 bar so that, read left to right, the operations make sense one at a \
+                 time. The numbers on the bars are such an order, as far as the checker \
+                 found one. Let the history grow until it cannot.",
+                Pause::When {
+                    condition: Condition::Violated {
+                        name: "history is linearizable".into(),
+                    },
+                    within_ms: 60_000.0,
+                },
+            ),
+            step(
+                "A read returned a value that had already been overwritten before the \
+                 read was called: no instant inside its bar explains it. The checker \
+                 shows the longest prefix it could place and blames the clients whose \
+                 operations cannot go next; the verdict panel says why.",
+                Pause::After { ms: 0.0 },
+            ),
+        ],
+    }]
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 
 use crate::bounded::{Count, Millis, Probability};
 use crate::consensus::raft::config::{MAX_MEMBERS, RaftConfig};
+use crate::consensus::raft::glance;
 use crate::consensus::raft::harness::{Harness, LogicalOp, Workload};
 use crate::consensus::raft::invariants::Invariant;
 use crate::consensus::raft::messages::EntryData;
@@ -24,9 +25,9 @@ use crate::error::{DistlabError, Result};
 use crate::lab::cluster::{ClusterAction, ClusterLab};
 use crate::lab::sampling::{Sampled, per_second};
 use crate::lab::settings::{ClusterSettings, cluster_lab_config};
-use crate::lab::view::{InvariantStatus, Panel};
+use crate::lab::view::{InvariantStatus, MessageDetail, NodeGlance, Panel};
 use crate::sim::history::Outcome;
-use crate::sim::{Fault, NetworkConfig, NodeId, Sim, SimConfig};
+use crate::sim::{Fault, InFlight, NetworkConfig, NodeId, Sim, SimConfig};
 use crate::time::{Duration, Time};
 
 /// The most processes a lab may grow to by adding nodes.
@@ -572,8 +573,19 @@ impl ClusterLab for RaftLab {
         }
     }
 
+    fn glance(&self, id: NodeId) -> Option<NodeGlance> {
+        glance::glance(self.h.sim(), id, id)
+    }
+
+    fn message_detail(&self, m: &InFlight) -> Option<MessageDetail> {
+        Some(glance::message_detail(m, m.id))
+    }
+
     fn panels(&self) -> Vec<Panel> {
-        vec![self.kv_panel(), self.clients_panel()]
+        let grid = glance::log_grid("replicated logs (by term)", self.h.sim(), |id| {
+            self.role(id)
+        });
+        vec![grid, self.kv_panel(), self.clients_panel()]
     }
 
     fn invariants(&self) -> Vec<InvariantStatus> {

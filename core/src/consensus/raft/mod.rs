@@ -24,7 +24,8 @@
 //! - [`harness`]: a cluster with closed-loop clients, for tests, soaks and labs.
 //! - [`manual`]: a cluster driven message by message, for replaying the paper's figures.
 //! - [`soak`]: one seed of the fault soak, as a pure function of the seed.
-//! - [`lab`], [`scenario`]: the `consensus.raft` and `scenario.disruptive-rejoin` labs.
+//! - [`lab`], [`scenario`]: the `consensus.raft` and `scenario.disruptive-rejoin` labs;
+//!   [`glance`]: what their views show without a click (terms, timers, the log grid).
 //!
 //! Cost per event: O(entries carried + voters) at a node, plus one disk append and fsync
 //! when durable state changed; a snapshot rewrites the state machine and the entries
@@ -33,9 +34,11 @@
 pub mod config;
 mod election;
 mod fingerprint;
+pub mod glance;
 pub mod harness;
 pub mod invariants;
 pub mod lab;
+pub mod lessons;
 mod log;
 pub mod manual;
 mod membership;
