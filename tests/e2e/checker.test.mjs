@@ -64,9 +64,15 @@ async function paste(page, format, text, { nilRead = "absent", initialValue = nu
   assert.equal(config.initialValue ?? null, initialValue);
 }
 
+/** The verdict text each page showed last. */
+const lastVerdict = new WeakMap();
+
 /** Reveals the whole pasted history, lets the page draw it, and returns the verdict
  * panel's text and the "history is linearizable" invariant. */
 async function verdict(page) {
+  // The previous verdict on this page stays drawn until the page redraws from the newly
+  // configured lab: wait for a different text, not merely a finished one.
+  const previous = lastVerdict.get(page) ?? null;
   await page.evaluate(() => {
     const lab = window.distlabPage.lab();
     while (lab.stepEvents(1000) > 0);
@@ -74,11 +80,14 @@ async function verdict(page) {
   });
   // The page redraws from the lab; wait for the text panel that carries the verdict on
   // the pasted history, every event of it revealed (not an earlier history's text).
-  const done = (t) => /LINEARIZABLE/.test(t) && /pasted as/.test(t) && /Revealed (\d+) of \1 events/.test(t);
+  const finished = (t) => /LINEARIZABLE/.test(t) && /pasted as/.test(t) && /Revealed (\d+) of \1 events/.test(t);
+  const done = `((t) => (${finished})(t) && t !== ${JSON.stringify(previous)})`;
   const verdictText = `[...document.querySelectorAll("#panels .panel-text pre")].map((p) => p.textContent)`;
   await page.waitForFunction(`${verdictText}.some(${done})`);
+  const text = await page.evaluate(`${verdictText}.find(${done})`);
+  lastVerdict.set(page, text);
   return {
-    text: await page.evaluate(`${verdictText}.find(${done})`),
+    text,
     invariant: await page.evaluate(() => window.distlabPage.lab().view().invariants.find((i) => i.name === "history is linearizable")),
   };
 }
