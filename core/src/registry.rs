@@ -5,7 +5,6 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::consensus::raft::lab::{RaftLab, RaftLabAction, RaftLabConfig};
-use crate::consensus::raft::scenario::{RejoinLab, RejoinLabAction, RejoinLabConfig};
 use crate::error::{DistlabError, Result};
 use crate::lab::catalog::CATALOG_ROWS;
 use crate::lab::json::{config_from_value, from_value};
@@ -15,7 +14,10 @@ use crate::ratelimit::compare_lab::{
     SlidingCounterLab, SlidingLogLab,
 };
 use crate::ratelimit::distributed::{DistributedLab, DistributedLabAction, DistributedLabConfig};
-use crate::ratelimit::lab::{TokenBucketLab, TokenBucketLabAction, TokenBucketLabConfig};
+use crate::ratelimit::token_bucket::lab::{
+    TokenBucketLab, TokenBucketLabAction, TokenBucketLabConfig,
+};
+use crate::scenario::disruptive_rejoin::{RejoinLab, RejoinLabAction, RejoinLabConfig};
 use crate::sim_labs::disk::{DiskLab, DiskLabAction, DiskLabConfig};
 use crate::sim_labs::engine::{EngineLab, EngineLabAction, EngineLabConfig};
 use crate::sim_labs::faults::{FaultsLab, FaultsLabAction, FaultsLabConfig};

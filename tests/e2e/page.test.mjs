@@ -526,3 +526,247 @@ test("labs that send no messages show no space-time lanes; labs that do keep the
   await page.close();
   noErrors();
 });
+
+test("Raft nodes show their term and timers at a glance; the log grid follows replication", async () => {
+  const page = await openPage("#lab=consensus.raft");
+  // Opening plays, without ▶.
+  assert.equal(await page.evaluate(() => window.distlabPage.playing()), true, "the lab plays when it opens");
+  const glances = () => page.evaluate(() => window.distlabPage.view().glances ?? []);
+  const g0 = await glances();
+  assert.equal(g0.length, 5, "every node has a glance");
+  await page.waitForFunction(() => window.distlabPage.view().nodes.some((n) => n.role === "leader"), null, { timeout: 20_000 });
+  const g1 = await glances();
+  assert.ok(g1.some((g) => Number(g.badge) > 0), `terms moved past 0: ${g1.map((g) => g.badge)}`);
+  assert.notDeepEqual(g1.map((g) => g.rings[0].value), g0.map((g) => g.rings[0].value), "the rings moved");
+  assert.ok(g1.some((g) => g.rings[0].name === "leader lease"), "the leader shows its lease");
+  // The rings and badges are drawn: the top of each follower's ring has its colour
+  // once its timer ran past a tenth (checked paused, on the frame drawn for this view).
+  await page.evaluate(() => window.distlabPage.pause());
+  await page.waitForTimeout(200);
+  const drawn = await page.evaluate(() => {
+    const v = window.distlabPage.view();
+    const canvas = document.getElementById("stage");
+    const dpr = canvas.width / canvas.clientWidth;
+    const ctx = canvas.getContext("2d");
+    return v.glances.map((g) => {
+      const p = window.distlabPage.nodePosition(g.node);
+      const a = -Math.PI / 2 + 0.05 * 2 * Math.PI;
+      const x = p.x + (p.r + 4) * Math.cos(a);
+      const y = p.y + (p.r + 4) * Math.sin(a);
+      const [r, gg, b] = ctx.getImageData(Math.round(x * dpr), Math.round(y * dpr), 1, 1).data;
+      return { value: g.rings[0].value, name: g.rings[0].name, rgb: [r, gg, b] };
+    });
+  });
+  for (const d of drawn) {
+    if (d.value < 0.1) continue;
+    const bright = d.rgb.reduce((s, c) => s + c, 0);
+    assert.ok(bright > 300, `a ${d.name} ring at ${d.value.toFixed(2)} is drawn: ${d.rgb}`);
+  }
+  // The log grid: the leader's entries reach the followers, the commit marker advances.
+  const grid = () => page.evaluate(() => {
+    const v = window.distlabPage.view();
+    const leader = v.nodes.find((n) => n.role === "leader")?.id;
+    return { leader, panel: v.panels.find((p) => p.type === "logGrid") };
+  });
+  const commitOf = (row) => row.markers.find((m) => m.kind === "commit").index;
+  const before = await grid();
+  assert.ok(before.panel, "consensus.raft has a log grid");
+  assert.equal(before.panel.rows.length, 5);
+  await page.evaluate(() => window.distlabPage.play());
+  await page.waitForTimeout(2000);
+  await page.evaluate(() => window.distlabPage.pause());
+  await page.waitForTimeout(100);
+  const after = await grid();
+  const lRow = after.panel.rows[after.leader];
+  assert.ok(commitOf(lRow) > commitOf(before.panel.rows[after.leader] ?? lRow) || commitOf(lRow) > commitOf(before.panel.rows[before.leader]), "the leader's commit marker advanced");
+  const term = (row, i) => row.cells.find((c) => c.index === i)?.value;
+  for (const [n, row] of after.panel.rows.entries()) {
+    if (n === after.leader) continue;
+    const committed = row.cells.filter((c) => c.committed);
+    assert.ok(committed.length > 0, `n${n} holds committed entries`);
+    for (const c of committed) assert.equal(c.value, term(lRow, c.index) ?? c.value, `n${n}[${c.index}] matches the leader's term`);
+    assert.ok(row.markers.some((m) => m.kind === "match"), `the leader's match index for n${n} is marked`);
+  }
+  // The README's picture: Raft with its grid under the stage.
+  await page.evaluate(() => document.getElementById("config-box").removeAttribute("open"));
+  await page.setViewportSize({ width: 1400, height: 1000 });
+  await page.evaluate(() => document.querySelector(".panel-logGrid").scrollIntoView({ block: "end" }));
+  await page.waitForTimeout(200);
+  await page.screenshot({ path: join(SHOTS, "page.png") });
+  const box = await page.locator(".panel-logGrid canvas").first().boundingBox();
+  assert.ok(box && box.height > 5 * 20, `the grid is drawn with a row per node (${box?.height} px)`);
+  // Clicking a message in flight shows what it carries.
+  const spot = await page.evaluate(() => {
+    const v = window.distlabPage.view();
+    for (const m of v.messages) {
+      if (m.from.type !== "node" || m.to.type !== "node" || m.progress < 0.2 || m.progress > 0.8) continue;
+      const a = window.distlabPage.nodePosition(m.from.id);
+      const b = window.distlabPage.nodePosition(m.to.id);
+      return { id: m.id, x: a.x + (b.x - a.x) * m.progress, y: a.y + (b.y - a.y) * m.progress };
+    }
+    return null;
+  });
+  if (spot) {
+    const stage = await page.locator("#stage").boundingBox();
+    await page.mouse.click(stage.x + spot.x, stage.y + spot.y);
+    await page.waitForFunction(() => /^message \d+ · /.test(document.getElementById("inspector").textContent));
+    assert.match(await page.textContent("#inspector"), /sentMs: /);
+  }
+  await page.screenshot({ path: join(SHOTS, "raft-glance-and-grid.png") });
+  await page.close();
+  noErrors();
+});
+
+test("switching labs plays them; the address follows, with back, forward and reload", async () => {
+  const page = await openPage("#lab=sim.network");
+  const opened = async (id) => {
+    await page.waitForFunction((id) => window.distlabPage.view()?.lab === id, id);
+    const s0 = await page.evaluate(() => window.distlabPage.view().step);
+    await page.waitForFunction((s0) => window.distlabPage.view().step > s0, s0, { timeout: 10_000 });
+    assert.equal(await page.evaluate(() => window.distlabPage.playing()), true, `${id} plays`);
+    assert.equal(await page.evaluate(() => location.hash), `#lab=${id}`);
+  };
+  await page.click('#catalog a[data-id="consensus.raft"]');
+  await opened("consensus.raft");
+  // Raft's first election shows within a few seconds of opening it.
+  await page.waitForFunction(() => window.distlabPage.view().nodes.some((n) => n.role === "leader"), null, { timeout: 6_000 });
+  await page.click('#catalog a[data-id="ratelimit.fixed-window"]');
+  await opened("ratelimit.fixed-window");
+  await page.goBack();
+  await opened("consensus.raft");
+  await page.goForward();
+  await opened("ratelimit.fixed-window");
+  await page.reload();
+  await page.waitForFunction(() => window.distlabPage?.ready === true && window.distlabPage.view() !== null);
+  await opened("ratelimit.fixed-window");
+  await page.close();
+  noErrors();
+});
+
+test("a lesson plays to its end; each step's link reopens that step with the same trace", async () => {
+  for (const [lab, lessonId] of [["consensus.raft", "election"], ["consensus.raft", "replication"], ["consensus.raft", "partition"], ["consensus.raft", "figure-8"], ["consensus.raft", "membership"], ["ratelimit.fixed-window", "boundary-burst"], ["scenario.disruptive-rejoin", "rejoin"], ["sim.linearizability", "stale-read"]]) {
+    const page = await openPage(`#lab=${lab}`);
+    await page.selectOption("#lesson-pick", lessonId);
+    await page.click("#lesson-start");
+    // Fast, so the test is short: the pauses do not depend on the speed.
+    await page.evaluate(() => {
+      const s = document.getElementById("speed");
+      s.value = "1"; // 10×
+      s.dispatchEvent(new Event("input"));
+    });
+    const steps = await page.evaluate(([lab, id]) => window.distlabPage.lessons(lab).find((l) => l.id === id).steps.length, [lab, lessonId]);
+    for (let i = 0; i < steps; i++) {
+      await page.waitForFunction((i) => { const l = window.distlabPage.lesson(); return l && l.index === i && l.done; }, i, { timeout: 30_000 });
+      assert.match(await page.textContent("#lesson-title"), new RegExp(`step ${i + 1} of ${steps}`));
+      const { link, hash, step } = await page.evaluate(() => ({
+        link: window.distlabPage.lessonLink(),
+        hash: JSON.parse(window.distlabPage.lab().traceJsonFrom(Number.MAX_SAFE_INTEGER, 0)).hash,
+        step: window.distlabPage.lab().steps,
+      }));
+      assert.match(link, new RegExp(`&lesson=${lessonId}&at=${i}$`));
+      await page.screenshot({ path: join(SHOTS, `lesson-${lab}-${lessonId}-${i + 1}.png`) });
+      const other = await openPage(link.slice(link.indexOf("#")));
+      await other.waitForFunction((i) => window.distlabPage.lesson()?.index === i, i);
+      const again = await other.evaluate(() => ({
+        hash: JSON.parse(window.distlabPage.lab().traceJsonFrom(Number.MAX_SAFE_INTEGER, 0)).hash,
+        step: window.distlabPage.lab().steps,
+        caption: document.getElementById("lesson-caption").textContent,
+      }));
+      assert.deepEqual({ hash: again.hash, step: again.step }, { hash, step }, `${lab}/${lessonId} step ${i + 1}: the link reopens the same run`);
+      assert.equal(again.caption, await page.textContent("#lesson-caption"));
+      await other.close();
+      await page.click("#lesson-next");
+    }
+    // Past the last step the lesson is left, and the run stays to poke.
+    await page.waitForFunction(() => window.distlabPage.lesson() === null);
+    assert.equal(await page.isVisible("#lesson"), false);
+    await page.close();
+  }
+  noErrors();
+});
+
+test("back in a lesson reopens where the previous step paused; leaving keeps the run", async () => {
+  const page = await openPage("#lab=consensus.raft");
+  await page.selectOption("#lesson-pick", "replication");
+  await page.click("#lesson-start");
+  await page.evaluate(() => {
+    const s = document.getElementById("speed");
+    s.value = "1";
+    s.dispatchEvent(new Event("input"));
+  });
+  await page.waitForFunction(() => window.distlabPage.lesson()?.done === true);
+  const first = await page.evaluate(() => window.distlabPage.lab().steps);
+  await page.click("#lesson-next");
+  await page.waitForFunction(() => { const l = window.distlabPage.lesson(); return l.index === 1 && l.done; });
+  await page.click("#lesson-back");
+  await page.waitForFunction(() => window.distlabPage.lesson()?.index === 0);
+  assert.equal(await page.evaluate(() => window.distlabPage.lab().steps), first, "back to where step 1 paused");
+  await page.click("#lesson-leave");
+  assert.equal(await page.evaluate(() => window.distlabPage.lesson()), null);
+  await page.evaluate(() => window.distlabPage.act({ type: "crash", node: 0 }));
+  await page.waitForFunction(() => window.distlabPage.view().nodes[0].status === "crashed");
+  await page.close();
+  noErrors();
+});
+
+test("sim.linearizability puts its history on the stage", async () => {
+  const page = await openPage("#lab=sim.linearizability");
+  await page.waitForSelector("#stage-panel .panel-timeline canvas");
+  const box = await page.locator("#stage-panel canvas").boundingBox();
+  assert.ok(box.height > 250, `the history fills the stage (${box.height} px)`);
+  assert.equal(await page.locator("#panels .panel-timeline").count(), 0, "not repeated below");
+  // The first operations that cannot be placed are marked once the checker finds them.
+  await page.waitForFunction(() => !window.distlabPage.playing(), null, { timeout: 60_000 });
+  const unplaceable = await page.evaluate(() => window.distlabPage.view().panels[window.distlabPage.view().stagePanel].bars.filter((b) => b.state === "unplaceable").length);
+  assert.ok(unplaceable > 0, "the operations that cannot go next are marked");
+  await page.screenshot({ path: join(SHOTS, "linearizability-stage.png") });
+  await page.close();
+  noErrors();
+});
+
+test("accessibility: no serious axe-core violations; keyboard shortcuts on ?; the stage as a table; 900 px wide", async () => {
+  const axePath = new URL("./node_modules/axe-core/axe.min.js", import.meta.url).pathname;
+  for (const hash of ["#lab=consensus.raft", "#lab=sim.linearizability", "#lab=ratelimit.fixed-window"]) {
+    const page = await openPage(hash);
+    await page.waitForTimeout(500);
+    await page.addScriptTag({ path: axePath });
+    const found = await page.evaluate(async () => {
+      const r = await window.axe.run(document, { resultTypes: ["violations"] });
+      return r.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id}: ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(" | ")}`);
+    });
+    assert.deepEqual(found, [], `${hash}: serious accessibility violations`);
+    await page.close();
+  }
+  const page = await openPage("#lab=consensus.raft");
+  // `?` lists the shortcuts; Esc closes the list.
+  await page.locator("body").press("?");
+  await page.waitForSelector("#shortcuts[open]");
+  assert.match(await page.textContent("#shortcuts"), /play \/ pause[\s\S]*next lesson step/);
+  await page.keyboard.press("Escape");
+  await page.waitForSelector("#shortcuts:not([open])", { state: "attached" });
+  // Every control is reachable by Tab: the toolbar's buttons and the stage table's.
+  const reached = new Set();
+  for (let i = 0; i < 60; i++) {
+    await page.keyboard.press("Tab");
+    reached.add(await page.evaluate(() => document.activeElement?.id || document.activeElement?.tagName));
+  }
+  for (const id of ["play", "step", "speed", "share", "lesson-start"]) assert.ok(reached.has(id), `#${id} reachable by Tab: ${[...reached]}`);
+  // The stage's text alternative: a row per node with its role and term, and a button
+  // that inspects it.
+  await page.click("#node-table-box summary");
+  const rows = await page.$$eval("#node-table tbody tr", (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+  assert.equal(rows.length, 5);
+  await page.click('#node-table button[aria-label="inspect n3"]');
+  await page.waitForFunction(() => document.getElementById("inspector").textContent.includes("n3 · "));
+  // A laptop's split screen: at 900 px the stage keeps a usable size and nothing
+  // overflows sideways.
+  await page.setViewportSize({ width: 900, height: 800 });
+  await page.waitForTimeout(300);
+  const stage = await page.locator("#stage").boundingBox();
+  assert.ok(stage.width > 500 && stage.height > 300, `stage at 900 px: ${JSON.stringify(stage)}`);
+  const overflow = await page.evaluate(() => document.querySelector("main").scrollWidth - document.querySelector("main").clientWidth);
+  assert.ok(overflow <= 1, `no sideways scroll at 900 px (${overflow} px)`);
+  await page.screenshot({ path: join(SHOTS, "narrow-900.png") });
+  await page.close();
+  noErrors();
+});

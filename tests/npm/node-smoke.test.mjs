@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { initSync, catalog, createLab, faultTypes, latencyMeanMs, networkDefaults, replayLab, TokenBucket, traceKinds, version } from "distlab";
+import { initSync, catalog, createLab, faultTypes, latencyMeanMs, networkDefaults, rateLimitHeaders, replayLab, TokenBucket, traceKinds, version } from "distlab";
 
 initSync({ module: readFileSync(new URL(import.meta.resolve("distlab/distlab_bg.wasm"))) });
 
@@ -61,6 +61,16 @@ test("the typed TokenBucket class", () => {
   assert.equal(bucket.tryAcquire(0).allowed, true);
   assert.equal(bucket.tryAcquire(0).allowed, false);
   assert.equal(bucket.tryAcquire(1000).allowed, true);
+  // As HTTP headers: the bucket grants its capacity of 2 again in 2 s, which the policy
+  // names when the window is given.
+  const denied = bucket.tryAcquire(1000);
+  assert.equal(rateLimitHeaders(denied).status, 429);
+  const policy = (h) => h.headers.find(([name]) => name === "RateLimit-Policy")[1];
+  assert.equal(policy(rateLimitHeaders(denied)), '"default";q=2');
+  assert.equal(policy(rateLimitHeaders(denied, undefined, 2000)), '"default";q=2;w=2');
+  for (const bad of [-1, 0, Number.NaN, Infinity, 1e30, "soon", {}]) {
+    assert.throws(() => rateLimitHeaders(denied, undefined, bad), /windowMs/, String(bad));
+  }
 });
 
 test("the simulator's vocabulary", () => {

@@ -385,7 +385,12 @@ fn random_configs_and_actions_never_panic() {
             let _ = lab.trace();
             let _ = lab.config_schema();
             let _ = lab.action_schema();
-            let _ = lab.step(Duration::from_secs(u64::MAX / 2_000_000));
+            // A step to the end of time stops at the per-call event limit: up to 200,000
+            // events, which in a debug build in the browser is seconds. Every tenth config
+            // takes one, so the suite stays far from Chrome's 30-second limit per test.
+            if round % 10 == 0 {
+                let _ = lab.step(Duration::from_secs(u64::MAX / 2_000_000));
+            }
         }
         assert!(errors > 0, "{id}: the fuzz never produced a bad input");
     }

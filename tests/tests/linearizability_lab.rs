@@ -252,14 +252,183 @@ fn a_bad_edn_paste_names_line_and_column() {
             && e.contains("integer"),
         "{e}"
     );
-    // A multi-register history is refused with a pointer to where it can be checked.
+    // A multi-register history is refused with the format that reads it.
     let txn = "{:process 0, :type :invoke, :f :txn, :value [[:write :x 1]]}";
     let e = pasted("edn", txn).err().unwrap().to_string();
-    assert!(e.contains("MultiRegister"), "{e}");
+    assert!(e.contains("multiRegisterEdn"), "{e}");
     // Nothing in it.
     let e = pasted("edn", "; only a comment\n")
         .err()
         .unwrap()
         .to_string();
     assert!(e.contains("no operations found"), "{e}");
+}
+
+/// The verdict panel's text.
+fn verdict_text(view: &View) -> String {
+    let Some(Panel::Text { body, .. }) = view.panels.get(1) else {
+        panic!("no verdict panel")
+    };
+    body.clone()
+}
+
+/// Knossos multi-register histories (transactions over several registers) pasted as
+/// `multiRegisterEdn` reach the verdicts reasoned out in each file's comments, with the
+/// initial value and nil-read meaning each needs; a violation names the read that tore.
+#[test]
+fn pasted_multi_register_histories_get_the_verdicts_reasoned_by_hand() {
+    for (file, initial, nil_read, expected) in [
+        ("multi-register-ok.edn", None, "absent", true),
+        ("multi-register-ok.edn", None, "unknown", true),
+        ("multi-register-torn-read-bad.edn", Some(0), "absent", false),
+        (
+            "multi-register-torn-read-bad.edn",
+            Some(0),
+            "unknown",
+            false,
+        ),
+        ("multi-register-torn-read-bad.edn", None, "unknown", false),
+        ("multi-register-nil-read.edn", None, "absent", false),
+        ("multi-register-nil-read.edn", None, "unknown", true),
+    ] {
+        let config = json!({
+            "history": {"format": "multiRegisterEdn", "text": edn_history(file)},
+            "initialValue": initial,
+            "nilRead": nil_read,
+        });
+        let name = format!("{file} (initial {initial:?}, nil {nil_read})");
+        let mut lab = create_lab(ID, &config).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(reveal_all(&name, lab.as_mut()), expected, "{name}");
+        let body = verdict_text(&lab.view());
+        assert!(
+            body.contains("A multi-register history pasted as a Knossos EDN multi-register"),
+            "{name}: {body}"
+        );
+        if file == "multi-register-torn-read-bad.edn" && initial == Some(0) {
+            assert!(
+                body.contains("its read of y returns 0, but y holds 1"),
+                "{name}: {body}"
+            );
+            let v = lab.view();
+            assert!(
+                v.invariants[0]
+                    .detail
+                    .starts_with("registers cannot be linearized"),
+                "{name}: {}",
+                v.invariants[0].detail
+            );
+        }
+    }
+}
+
+/// The transactions' labels, an edit of a transaction's answer (which repairs the torn
+/// read), and a paste into a running lab.
+#[test]
+fn a_multi_register_history_is_labelled_edited_and_pasted() {
+    let text = edn_history("multi-register-torn-read-bad.edn");
+    let mut lab = create_lab(
+        ID,
+        &json!({"history": {"format": "multiRegisterEdn", "text": text}, "initialValue": 0}),
+    )
+    .unwrap();
+    lab.step(Duration::from_secs(1_000_000)).unwrap();
+    let v = lab.view();
+    assert_eq!(verdict(&v), Some(false));
+    let ops = serde_json::to_string(&v.panels).unwrap();
+    assert!(
+        ops.contains("x:w(1) y:w(1)") && ops.contains("x:r→1 y:r→0"),
+        "{ops}"
+    );
+    // The answer is edited as the `:ok` value; it must list the same micro-operations.
+    let edit = |value: &str| {
+        json!({"type": "editOutput", "op": 1,
+        "output": {"result": "value", "value": value}})
+    };
+    let e = lab
+        .act(&edit("[[:read :x 1] [:write :y 1]]"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("output.value") && e.contains("same reads and writes"),
+        "{e}"
+    );
+    let e = lab
+        .act(&edit("[[:read :x 1] [:read :y"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("output.value") && e.contains("line 1, column"),
+        "{e}"
+    );
+    let e = lab
+        .act(&json!({"type": "editOutput", "op": 1, "output": {"result": "ok"}}))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("values it read"), "{e}");
+    lab.act(&edit("[[:read :x 1] [:read :y 1]]")).unwrap();
+    assert_eq!(verdict(&lab.view()), Some(true));
+    // Pasting into a running lab keeps its register settings: nil reads are unknown.
+    let mut lab = create_lab(ID, &json!({"nilRead": "unknown"})).unwrap();
+    lab.step_events(10).unwrap();
+    lab.act(&json!({"type": "paste", "format": "multiRegisterEdn",
+        "text": edn_history("multi-register-nil-read.edn")}))
+        .unwrap();
+    lab.step(Duration::from_secs(1_000_000)).unwrap();
+    assert_eq!(verdict(&lab.view()), Some(true));
+}
+
+#[test]
+fn a_bad_multi_register_paste_names_line_and_column() {
+    let cases = [
+        // A micro-operation that is not [f k v].
+        (
+            "{:process 0, :type :invoke, :f :txn, :value [[:write :x 1]]}\n\
+             {:process 1, :type :invoke, :f :txn, :value [[:read :x nil] :oops]}",
+            "line 2, column 61",
+            "[f k v]",
+        ),
+        // A function that is neither read nor write.
+        (
+            "{:process 0, :type :invoke, :f :txn, :value [[:append :x 1]]}",
+            "line 1, column 47",
+            ":read or :write",
+        ),
+        // A value that is not an integer.
+        (
+            "{:process 0, :type :invoke, :f :txn, :value [[:write :x \"one\"]]}",
+            "line 1, column 57",
+            "integer",
+        ),
+        // An :ok whose micro-operations differ from the invocation's.
+        (
+            "{:process 0, :type :invoke, :f :txn, :value [[:read :x nil]]}\n\
+             {:process 0, :type :ok, :f :txn, :value [[:read :y 1]]}",
+            "line 2, column 1",
+            "differ",
+        ),
+        // A plain register history is not a multi-register one.
+        (
+            "{:process 0, :type :invoke, :f :write, :value 3}",
+            "line 1, column 47",
+            "vector of [:read k v]",
+        ),
+    ];
+    for (text, place, problem) in cases {
+        let e = pasted("multiRegisterEdn", text).err().unwrap().to_string();
+        assert!(
+            e.contains("config.history.text") && e.contains(place) && e.contains(problem),
+            "{text}: {e}"
+        );
+    }
+    let e = pasted("multiRegisterEdn", "; nothing\n")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("no operations found") && e.contains(":f :txn"),
+        "{e}"
+    );
 }

@@ -5,7 +5,9 @@
 use distlab_core::lab::sampling::SampleMs;
 use distlab_core::lab::{Lab, Local, LocalLab, Runner};
 use distlab_core::ratelimit::TokenBucketConfig;
-use distlab_core::ratelimit::lab::{TokenBucketLab, TokenBucketLabAction, TokenBucketLabConfig};
+use distlab_core::ratelimit::token_bucket::lab::{
+    TokenBucketLab, TokenBucketLabAction, TokenBucketLabConfig,
+};
 use distlab_core::sim::workload::{ArrivalProcess, KeyDistribution, WorkloadConfig};
 use distlab_core::sim_labs::workload::{WorkloadLab, WorkloadLabAction, WorkloadLabConfig};
 use distlab_core::{DistlabError, Duration};

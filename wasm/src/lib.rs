@@ -5,9 +5,11 @@
 //! API: `catalog()`, `createLab(id, config)` and `replayLab(id, config, actions)` return
 //! a `Lab` (`step(ms)`, `stepEvents(n)`, `act(action)`, `view()`, `seek(k)`,
 //! `traceJson()`, `configSchema()`, ...), plus typed classes for notebook use
-//! (`TokenBucket`).
+//! (`TokenBucket`, the rate limiters; the sketches in [`sketch`]: `Bloom`,
+//! `CountingBloom`, `CountMin`, `HyperLogLog`, `Cuckoo`).
 
 mod convert;
+mod lessons;
 pub mod sim;
 pub mod sketch;
 mod types;
@@ -54,6 +56,13 @@ fn core_error(e: DistlabError) -> JsError {
 #[wasm_bindgen(unchecked_return_type = "CatalogEntry[]")]
 pub fn catalog() -> Result<JsValue, JsError> {
     to_js(&distlab_core::catalog()).map_err(js_error)
+}
+
+/// The lessons lab `id` carries (guided runs: a config, then steps each with a caption,
+/// actions and a pause), in the order to take them; an empty array for most labs.
+#[wasm_bindgen(unchecked_return_type = "Lesson[]")]
+pub fn lessons(id: &str) -> Result<JsValue, JsError> {
+    to_js(&lessons::lessons_of(id)).map_err(js_error)
 }
 
 /// Creates the lab `id` (a catalog id) from a config object (`undefined`/`null` for the
@@ -175,6 +184,24 @@ impl Lab {
     pub fn seek(&mut self, k: f64) -> Result<f64, JsError> {
         let k = whole_number("k", k)?;
         self.inner.seek(k).map(|n| n as f64).map_err(core_error)
+    }
+    /// Plays a lesson step that started at `startedMs` (the lab's clock then) for at
+    /// most `ms` of simulated time, stopping at its `pause`. Returns whether the step
+    /// reached its pause: then the lab stands exactly where every reader of the lesson
+    /// stops, however the step was sliced.
+    #[wasm_bindgen(js_name = advanceLesson)]
+    pub fn advance_lesson(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Pause")] pause: JsValue,
+        started_ms: f64,
+        ms: f64,
+    ) -> Result<bool, JsError> {
+        let pause = to_json("pause", &pause).map_err(js_error)?;
+        let pause: lessons::Pause =
+            distlab_core::lab::json::from_value("pause", &pause).map_err(core_error)?;
+        let started = Time::try_from_millis_f64("startedMs", started_ms).map_err(core_error)?;
+        let budget = Duration::try_from_millis_f64("ms", ms).map_err(core_error)?;
+        lessons::advance(self.inner.as_mut(), &pause, started, budget).map_err(core_error)
     }
     /// The trace as a JSON string `{hash, events, complete, trace}`.
     #[wasm_bindgen(js_name = traceJson)]
@@ -380,11 +407,15 @@ impl LeakyBucket {
 
 /// A decision as an HTTP response: `{status, headers: [name, value][]}` with status 429
 /// when denied, `RateLimit-Limit` / `-Remaining` / `-Reset`, `X-RateLimit-*` and
-/// `Retry-After`. With `nowUnixSecs`, `X-RateLimit-Reset` is a Unix time.
+/// `Retry-After`. With `nowUnixSecs`, `X-RateLimit-Reset` is a Unix time. With
+/// `windowMs`, the time the limiter takes to grant its whole limit again (a window's
+/// length; a bucket's capacity over its rate), `RateLimit-Policy` names the window (`w`)
+/// and a limit below 1 per window is stated per a longer one (0.5/s: `q=1;w=2`).
 #[wasm_bindgen(js_name = rateLimitHeaders, unchecked_return_type = "HttpRateLimit")]
 pub fn rate_limit_headers(
     #[wasm_bindgen(unchecked_param_type = "RateLimitDecision")] decision: JsValue,
     now_unix_secs: Option<f64>,
+    window_ms: Option<f64>,
 ) -> Result<JsValue, JsError> {
     let decision: RateLimitDecision = {
         let v = to_json("decision", &decision).map_err(js_error)?;
@@ -394,8 +425,17 @@ pub fn rate_limit_headers(
         None => None,
         Some(n) => Some(whole_number("nowUnixSecs", n)?),
     };
-    to_js(&distlab_core::ratelimit::http::render_with_clock(
-        &decision, now,
+    let window = match window_ms {
+        None => None,
+        Some(ms) if ms.is_nan() || ms <= 0.0 => {
+            return Err(js_error(format!(
+                "invalid `windowMs`: must be a number of milliseconds > 0, got {ms}"
+            )));
+        }
+        Some(ms) => Some(Duration::try_from_millis_f64("windowMs", ms).map_err(core_error)?),
+    };
+    to_js(&distlab_core::ratelimit::http::render_with_window(
+        &decision, window, now,
     ))
     .map_err(js_error)
 }

@@ -5,7 +5,7 @@
 use distlab_wasm::sim::{fault_types, latency_mean_ms, network_defaults};
 use distlab_wasm::{
     FixedWindow, Gcra, KeyedLimiter, Lab, LeakyBucket, SlidingCounter, SlidingLog, TokenBucket,
-    catalog, create_lab, rate_limit_headers,
+    catalog, create_lab, lessons, rate_limit_headers,
 };
 use js_sys::{Array, Error, JSON, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
@@ -298,8 +298,21 @@ fn rate_limiter_classes_decide_and_name_bad_fields() {
         let denied = d(0.0);
         assert_eq!(field(&denied, "allowed").as_bool(), Some(false));
         assert!(field(&denied, "retryAfter").as_f64().unwrap() > 0.0);
-        let http = rate_limit_headers(denied, None).unwrap();
+        let http = rate_limit_headers(denied.clone(), None, None).unwrap();
         assert_eq!(field(&http, "status").as_f64(), Some(429.0));
+        // With the window the limiter grants its limit in, the policy names it.
+        let http = rate_limit_headers(denied.clone(), None, Some(1000.0)).unwrap();
+        let headers = JSON::stringify(&field(&http, "headers")).unwrap();
+        assert!(
+            String::from(headers).contains(r#"["RateLimit-Policy","\"default\";q=2;w=1"]"#),
+            "{http:?}"
+        );
+        for bad in [-1.0, 0.0, f64::NAN, f64::INFINITY, 1e30] {
+            let e = rate_limit_headers(denied.clone(), None, Some(bad))
+                .err()
+                .unwrap();
+            assert!(message(e).contains("windowMs"), "windowMs {bad}");
+        }
     }
     let mut leaky = LeakyBucket::new(js(r#"{"queueSize": 2, "drainPerSec": 2}"#)).unwrap();
     leaky.try_enqueue(0.0, None).unwrap();
@@ -414,4 +427,60 @@ fn simulator_vocabulary_comes_from_the_core() {
         // The module still works after every failure.
         assert!(lab.step(10.0).is_ok());
     }
+}
+
+#[wasm_bindgen_test]
+fn a_lesson_step_plays_to_its_pause_and_a_bad_pause_names_its_field() {
+    let all: Array = lessons("consensus.raft").unwrap().dyn_into().unwrap();
+    assert!(all.length() >= 4);
+    let election = all.get(0);
+    assert_eq!(
+        Reflect::get(&election, &"id".into())
+            .unwrap()
+            .as_string()
+            .as_deref(),
+        Some("election")
+    );
+    let config = Reflect::get(&election, &"config".into()).unwrap();
+    let steps: Array = Reflect::get(&election, &"steps".into())
+        .unwrap()
+        .dyn_into()
+        .unwrap();
+    let pause = Reflect::get(&steps.get(1), &"pause".into()).unwrap();
+    let mut lab = create_lab("consensus.raft".into(), config).unwrap();
+    // "A leader exists", played in 7 ms slices: it stops exactly when one does.
+    let mut slices = 0;
+    while !lab.advance_lesson(pause.clone(), 0.0, 7.0).unwrap() {
+        slices += 1;
+        assert!(slices < 1_000, "the step never paused");
+    }
+    let view = lab.view(None).unwrap();
+    let nodes: Array = Reflect::get(&view, &"nodes".into())
+        .unwrap()
+        .dyn_into()
+        .unwrap();
+    let leaders = nodes
+        .iter()
+        .filter(|n| {
+            Reflect::get(n, &"role".into())
+                .unwrap()
+                .as_string()
+                .as_deref()
+                == Some("leader")
+        })
+        .count();
+    assert_eq!(leaders, 1);
+    let e = lab
+        .advance_lesson(js(r#"{"type": "after"}"#), 0.0, 1.0)
+        .map(|_| ())
+        .unwrap_err();
+    assert!(message(e).contains("pause"), "names the pause");
+    assert_eq!(
+        lessons("sim.network")
+            .unwrap()
+            .dyn_into::<Array>()
+            .unwrap()
+            .length(),
+        0
+    );
 }

@@ -1,7 +1,10 @@
 // The cluster renderer: nodes on a circle (a grid for big clusters) coloured by role,
 // clients beside them, messages moving along their links by progress, partitions as
 // tinted groups with cut one-way links, and the nodes an invariant blames ringed in red.
-import type { Endpoint, MessageView, NodeView, View } from "distlab";
+// What a lab shows at a glance is drawn on the nodes of a small cluster: a badge inside
+// (Raft: the term) and progress rings around (Raft: the election timer, the lease), and
+// messages carry their short labels.
+import type { Endpoint, MessageDetail, MessageView, NodeGlance, NodeView, View } from "distlab";
 import { colorFor, fitCanvas } from "./format";
 
 export interface Point { x: number; y: number }
@@ -143,6 +146,23 @@ export class ClusterRenderer {
     return best;
   }
 
+  /** Where each message was last drawn (small views only), for clicks. */
+  private messageSpots: { id: number; x: number; y: number }[] = [];
+
+  /** The message drawn under a point in CSS pixels, if any. */
+  messageAt(x: number, y: number): number | null {
+    let best: number | null = null;
+    let bestD = 8;
+    for (const m of this.messageSpots) {
+      const d = Math.hypot(m.x - x, m.y - y);
+      if (d < bestD) {
+        best = m.id;
+        bestD = d;
+      }
+    }
+    return best;
+  }
+
   /** Nodes inside the dragged rectangle. */
   nodesInDrag(): number[] {
     const d = this.drag;
@@ -160,7 +180,7 @@ export class ClusterRenderer {
     return this.drag !== null || this.vanished.length > 0;
   }
 
-  draw(view: View, selected: number | null, blamed: Set<number>, wallMs: number): void {
+  draw(view: View, selected: number | null, blamed: Set<number>, wallMs: number, selectedMessage: number | null = null): void {
     const ctx = fitCanvas(this.canvas);
     const w = this.canvas.clientWidth;
     const h = this.canvas.clientHeight;
@@ -202,7 +222,7 @@ export class ClusterRenderer {
     }
     ctx.setLineDash([]);
 
-    this.drawMessages(ctx, view);
+    this.drawMessages(ctx, view, selectedMessage);
     this.noteVanished(view, wallMs);
     this.vanished = this.vanished.filter((v) => wallMs - v.born < 600).slice(-200);
     for (const v of this.vanished) {
@@ -214,7 +234,10 @@ export class ClusterRenderer {
     }
 
     if (view.nodes.length > 48) this.drawNodeLayer(ctx, view, selected, blamed, w, h);
-    else this.drawNodes(ctx, view, selected, blamed);
+    else {
+      this.drawNodes(ctx, view, selected, blamed);
+      this.drawGlances(ctx, view.glances ?? []);
+    }
     ctx.fillStyle = "#d7dde4";
     ctx.font = "600 13px system-ui";
     ctx.textAlign = "center";
@@ -235,12 +258,14 @@ export class ClusterRenderer {
     for (const n of view.nodes) roles.add(n.role);
     const kinds = new Set<string>();
     for (const m of view.messages) if (kinds.size < 8) kinds.add(m.kind);
+    const rings = new Set<string>();
+    if (view.nodes.length <= 48) for (const g of view.glances ?? []) for (const r of g.rings) rings.add(r.name);
     // The legend stops short of the clock at the top right.
     ctx.font = "12px ui-monospace, monospace";
     const room = w - 24 - ctx.measureText(clock).width;
     let lx = 8;
     ctx.font = "11px system-ui";
-    for (const [name, round] of [...[...roles].map((r) => [r, true] as const), ...[...kinds].map((k) => [k, false] as const)]) {
+    for (const [name, round] of [...[...roles].map((r) => [r, true] as const), ...[...rings].map((r) => [r, true] as const), ...[...kinds].map((k) => [k, false] as const)]) {
       if (lx + 18 + ctx.measureText(name).width > room) break;
       lx = legend(ctx, lx, 14, colorFor(name), name, round);
     }
@@ -313,9 +338,13 @@ export class ClusterRenderer {
    * and a round dot each; many are batched into one path per kind (a canvas fill per
    * message is what costs on a big cluster).
    */
-  private drawMessages(ctx: CanvasRenderingContext2D, view: View): void {
+  private drawMessages(ctx: CanvasRenderingContext2D, view: View, selectedMessage: number | null): void {
     const small = view.messages.length < 400;
+    this.messageSpots = [];
     if (small) {
+      // Labels when there are few enough to read.
+      const details = new Map<number, MessageDetail>();
+      if (view.messages.length <= 40 && this.radius >= 10) for (const d of view.messageDetails ?? []) details.set(d.id, d);
       for (const m of view.messages) {
         const a = this.at(m.from);
         const b = this.at(m.to);
@@ -326,10 +355,27 @@ export class ClusterRenderer {
         ctx.moveTo(a.x, a.y);
         ctx.lineTo(b.x, b.y);
         ctx.stroke();
+        const x = a.x + (b.x - a.x) * t;
+        const y = a.y + (b.y - a.y) * t;
+        this.messageSpots.push({ id: m.id, x, y });
         ctx.fillStyle = colorFor(m.kind);
         ctx.beginPath();
-        ctx.arc(a.x + (b.x - a.x) * t, a.y + (b.y - a.y) * t, 3.5, 0, 2 * Math.PI);
+        ctx.arc(x, y, 3.5, 0, 2 * Math.PI);
         ctx.fill();
+        if (m.id === selectedMessage) {
+          ctx.strokeStyle = "#ffffff";
+          ctx.lineWidth = 2;
+          ctx.beginPath();
+          ctx.arc(x, y, 7, 0, 2 * Math.PI);
+          ctx.stroke();
+          ctx.lineWidth = 1;
+        }
+        const label = details.get(m.id)?.label;
+        if (label) {
+          ctx.fillStyle = "#c9d1d9";
+          ctx.font = "10px system-ui";
+          ctx.fillText(label, x + 6, y - 5);
+        }
       }
       return;
     }
@@ -378,6 +424,39 @@ export class ClusterRenderer {
     }
   }
 
+  /** Badges inside the nodes and progress rings around them, innermost first. */
+  private drawGlances(ctx: CanvasRenderingContext2D, glances: NodeGlance[]): void {
+    const r = this.radius;
+    for (const g of glances) {
+      const p = this.positions.get(g.node);
+      if (!p) continue;
+      g.rings.forEach((ring, i) => {
+        const rr = r + 4 + i * 5;
+        ctx.lineWidth = 3;
+        ctx.strokeStyle = "#ffffff1a";
+        ctx.beginPath();
+        ctx.arc(p.x, p.y, rr, 0, 2 * Math.PI);
+        ctx.stroke();
+        if (ring.value > 0) {
+          ctx.strokeStyle = colorFor(ring.name);
+          ctx.beginPath();
+          ctx.arc(p.x, p.y, rr, -Math.PI / 2, -Math.PI / 2 + 2 * Math.PI * ring.value);
+          ctx.stroke();
+        }
+        ctx.lineWidth = 1;
+      });
+      if (g.badge && r >= 9) {
+        ctx.fillStyle = "#0f1419";
+        ctx.font = `600 ${Math.max(9, Math.min(15, r * 0.8))}px system-ui`;
+        ctx.textAlign = "center";
+        ctx.textBaseline = "middle";
+        ctx.fillText(g.badge, p.x, p.y + 1);
+        ctx.textAlign = "start";
+        ctx.textBaseline = "alphabetic";
+      }
+    }
+  }
+
   /**
    * Nodes. Plain running nodes of one role are batched into one path (a thousand separate
    * fills dominate a big cluster's frame); crashed, paused, selected and blamed nodes and
@@ -386,6 +465,8 @@ export class ClusterRenderer {
   private drawNodes(ctx: CanvasRenderingContext2D, view: View, selected: number | null, blamed: Set<number>): void {
     const labels = this.radius >= 9;
     const r = this.radius;
+    // Below the rings, when there are some.
+    const below = (view.glances?.length ?? 0) > 0 ? 19 : 13;
     const plain = (n: NodeView): boolean => n.status === "up" && n.id !== selected && !blamed.has(n.id);
     const roles: string[] = [];
     for (const n of view.nodes) if (plain(n) && !roles.includes(n.role)) roles.push(n.role);
@@ -409,7 +490,7 @@ export class ClusterRenderer {
         ctx.fillStyle = "#d7dde4";
         ctx.font = "11px system-ui";
         ctx.textAlign = "center";
-        ctx.fillText(node.label, p.x, p.y + r + 13);
+        ctx.fillText(node.label, p.x, p.y + r + below);
         ctx.textAlign = "start";
       }
     }

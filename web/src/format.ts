@@ -28,14 +28,33 @@ export function fmtSpeed(x: number): string {
   return `${x < 1 ? x.toPrecision(2) : x.toFixed(x < 10 ? 1 : 0)}×`;
 }
 
-/** A stable colour per name (role, message kind, state). */
+/**
+ * A stable colour per name (role, message kind, state). Roles and states that must be
+ * told apart are picked from Okabe and Ito's palette ("Color Universal Design", 2002),
+ * which people with any of the common colour-vision deficiencies can tell apart; the
+ * shapes and labels drawn with them (badges, ring order, ▲/△) carry the same meaning.
+ */
 const NAMED: Record<string, string> = {
-  leader: "#f0b429", follower: "#5aa9ff", candidate: "#c084fc", node: "#5aa9ff",
-  client: "#9aa5b1", learner: "#2dd4bf", primary: "#f0b429", replica: "#5aa9ff",
+  leader: "#f0b429", follower: "#56b4e9", candidate: "#cc79a7", node: "#56b4e9",
+  client: "#9aa5b1", learner: "#009e73", primary: "#f0b429", replica: "#56b4e9",
+  "non-member": "#9aa5b1", down: "#6e7681",
   ok: "#3fb950", allowed: "#3fb950", rejected: "#f85149", denied: "#f85149", fail: "#f85149",
   failed: "#f85149", pending: "#d29922", timeout: "#d29922", open: "#d29922", info: "#9aa5b1",
+  "election timer": "#e5e5e5", "leader lease": "#e69f00",
+  linearized: "#009e73", prefix: "#56b4e9", unplaceable: "#d55e00", omitted: "#6e7681",
+  unreached: "#6e7681", undecided: "#cc79a7",
 };
-const PALETTE = ["#5aa9ff", "#f0b429", "#3fb950", "#c084fc", "#f78166", "#2dd4bf", "#e879f9", "#a3e635"];
+const PALETTE = ["#56b4e9", "#e69f00", "#009e73", "#cc79a7", "#d55e00", "#f0e442", "#0072b2", "#a3e635"];
+
+/** Okabe and Ito's eight colours (black swapped for a light grey on the dark page),
+ * in an order where neighbours differ in lightness too: values such as terms take them
+ * in turn, so consecutive terms never share a colour. */
+const VALUE_COLOURS = ["#56b4e9", "#e69f00", "#009e73", "#f0e442", "#cc79a7", "#d55e00", "#c8c8c8", "#0072b2"];
+
+/** The colour of a value (a term) in a log grid: consecutive values differ. */
+export function valueColor(v: number): string {
+  return VALUE_COLOURS[((v % VALUE_COLOURS.length) + VALUE_COLOURS.length) % VALUE_COLOURS.length] ?? "#56b4e9";
+}
 
 export function colorFor(name: string): string {
   const known = NAMED[name.toLowerCase()];

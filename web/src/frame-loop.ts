@@ -9,13 +9,15 @@ import { guard } from "./errors";
 import { fmtTime } from "./format";
 import { recordFrame, recordInterval, timed } from "./frame-stats";
 import { showInspector } from "./inspector";
+import { showNodeTable } from "./a11y";
 import { showInvariants } from "./invariants";
 import { onLabOpened } from "./lab-lifecycle";
+import { lessonActive, lessonFrame } from "./lesson";
 import { PanelsRenderer } from "./panels";
 import { notePlayed, showLag } from "./playback";
 import { showScrubber } from "./scrubber";
 import { drawSpacetime, refreshTrace } from "./spacetime-panel";
-import { drawStage, markStageDirty, showStageHint, showStageLayout } from "./stage";
+import { belowStage, drawStage, markStageDirty, showStageHint, showStageLayout, showStagePanel } from "./stage";
 import { state } from "./state";
 
 /** Time a frame may spend simulating, ms: all of it in a frame that only steps; less
@@ -105,6 +107,8 @@ function frame(wall: number): void {
   const viewDue = state.urgent || !state.playing || wall - loop.lastViewAt >= viewInterval();
   const split = state.playing && loop.stepCost + loop.showCost > SPLIT_ABOVE_MS;
   const showNow = lab !== null && state.dirty && viewDue && (!split || loop.stepped || state.urgent);
+  // A lesson step plays itself to its pause.
+  if (lab && lessonActive() && dt > 0) timed("step", () => lessonFrame(dt));
   if (lab && state.playing && dt > 0) {
     if (split && showNow && !state.urgent) {
       loop.owedMs = Math.min(100, loop.owedMs + dt);
@@ -155,7 +159,7 @@ function frame(wall: number): void {
     if (loop.panelsDue && state.playing && wall - loop.lastPanels > 30 && (!tookView || viewInterval() === 0)) {
       loop.panelsDue = false;
       loop.lastPanels = wall;
-      timed("panels", () => panels.render(view.panels, view.metrics, 1));
+      timed("panels", () => panels.render(belowStage(view), view.metrics, 1));
     }
     timed("trace", () => refreshTrace(view, wall));
     drawSpacetime(view);
@@ -173,7 +177,9 @@ function showView(v: View): void {
   // Before the panels: a new violation pauses the run.
   showInvariants(v);
   showInspector(v);
-  if (!state.playing) timed("panels", () => panels.render(v.panels, v.metrics));
+  showNodeTable(v);
+  showStagePanel(v);
+  if (!state.playing) timed("panels", () => panels.render(belowStage(v), v.metrics));
   else loop.panelsDue = true;
   showStageHint();
 }

@@ -1,6 +1,7 @@
 // The inspector, in the side panel: the selected node's role, status and fields, with
 // buttons for the faults that apply to it (crash or restart, pause or resume) and a
-// client request, for labs that take them.
+// client request, for labs that take them; or the clicked message's kind, route and
+// fields.
 import type { LabAction, View } from "distlab";
 import { ui } from "./dom";
 import { fmtValue } from "./format";
@@ -11,7 +12,27 @@ import { state } from "./state";
  * changed (rebuilding would also drop a button under the pointer). */
 let rendered = "";
 
+/** The last fields of the selected message: it stays shown after it arrives. */
+let lastMessage = "";
+
+function showMessage(v: View, id: number): void {
+  const m = v.messages.find((x) => x.id === id);
+  const detail = v.messageDetails?.find((d) => d.id === id);
+  if (m) {
+    const end = (e: { type: string; id: number }): string => (e.type === "node" ? `n${e.id}` : `client ${e.id}`);
+    lastMessage =
+      `message ${m.id} · ${m.kind}${detail ? ` · ${detail.label}` : ""}\n` +
+      `${end(m.from)} → ${end(m.to)} · ${Math.round(m.progress * 100)} % of the way\n` +
+      Object.entries(detail?.fields ?? {}).map(([k, val]) => `${k}: ${fmtValue(val)}`).join("\n");
+  }
+  const text = m ? lastMessage : `${lastMessage}\n(delivered or dropped since)`;
+  if (text === rendered) return;
+  rendered = text;
+  ui.inspector.textContent = text;
+}
+
 export function showInspector(v: View): void {
+  if (state.selectedMessage !== null && state.selected === null) return showMessage(v, state.selectedMessage);
   const node = v.nodes.find((n) => n.id === state.selected);
   const key = node ? JSON.stringify(node) : String(v.nodes.length > 0);
   if (key === rendered) return;

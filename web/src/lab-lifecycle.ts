@@ -6,7 +6,8 @@ import { createLab, maxEventsPerCall, replayLab, type Lab, type LabAction, type 
 import { ui } from "./dom";
 import { guard, showError } from "./errors";
 import { actionTypes } from "./schema-form";
-import { updatePlay } from "./playback";
+import { paceOf, reducedMotion } from "./pace";
+import { setSpeed, updatePlay } from "./playback";
 import type { SharedRun } from "./share";
 import { state } from "./state";
 
@@ -129,8 +130,13 @@ function opened(id: string, lab: Lab, run: SharedRun | null): void {
   state.lab = lab;
   const changedLab = state.labId !== id;
   state.labId = id;
-  state.playing = false;
+  // A lab opens playing, at a pace where its first interesting event shows within a few
+  // seconds; a shared run opens paused where it was shared, and nothing moves by itself
+  // for a reader who asked for reduced motion.
+  if (changedLab) setSpeed(paceOf(id));
+  state.playing = !run && !reducedMotion();
   state.selected = null;
+  state.selectedMessage = null;
   state.blamed.clear();
   state.violated.clear();
   state.maxStep = lab.steps;
@@ -140,8 +146,14 @@ function opened(id: string, lab: Lab, run: SharedRun | null): void {
   const info: OpenedLab = { id, lab, config: lab.config() as Record<string, unknown>, changedLab };
   for (const l of openedListeners) l(info);
   updatePlay();
-  // The address names the open lab (a shared run keeps its link until the user moves on).
-  if (!run) history.replaceState(null, "", `#lab=${encodeURIComponent(id)}`);
+  // The address names the open lab (a shared run keeps its link until the user moves
+  // on): opening another lab from the page adds a history entry, so back and forward
+  // go between labs; a sidebar link already added one, by changing the hash.
+  const hash = `#lab=${encodeURIComponent(id)}`;
+  if (!run && location.hash !== hash) {
+    if (changedLab && location.hash.startsWith("#lab=")) history.pushState(null, "", hash);
+    else history.replaceState(null, "", hash);
+  }
   document.title = `${id} · distlab`;
 }
 

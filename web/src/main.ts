@@ -15,6 +15,8 @@ import { showError } from "./errors";
 import { wireFaultControls } from "./fault-controls";
 import { startFrameLoop, wireFrameLoop } from "./frame-loop";
 import { openLab } from "./lab-lifecycle";
+import { lessonKeys, openLessonLink, wireLessons } from "./lesson";
+import { wireA11y } from "./a11y";
 import { updatePlay, wirePlayback } from "./playback";
 import { wireScrubber } from "./scrubber";
 import { wireSoak } from "./soak";
@@ -39,13 +41,14 @@ async function main(): Promise<void> {
   wireFaultControls();
   wireActionForm();
   wireCatalogSidebar();
+  wireLessons();
+  wireA11y(lessonKeys);
   renderCatalog();
   // The lab the address names (a shared run replays paused, where it was shared), or
-  // the first implemented one, playing.
+  // the first implemented one; a lab opens playing.
   const { lab, run } = labInUrl();
   const first = lab ?? state.entries.find((e) => e.implemented)?.id;
-  if (first) openLab(first, run);
-  if (!run && first) state.playing = true;
+  if (first && !openLessonLink(location.hash)) openLab(first, run);
   updatePlay();
   installTestHooks();
   startFrameLoop();

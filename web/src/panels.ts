@@ -1,10 +1,10 @@
 // Generic panel renderers, chosen by each panel's `type`: tables (DOM), charts (uPlot),
-// bars, grids, strips, timelines and rings (Canvas 2D), text. The lab's metrics series become
+// bars, grids, strips, timelines, rings and log grids (Canvas 2D), text. The lab's metrics series become
 // uPlot charts, one per unit. Panels keep their DOM and chart instances between frames.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
-import type { Panel, Series, StripItem, TimelineBar, Cell, RingArc, RingPoint } from "distlab";
-import { colorFor, fitCanvas, fmtNumber, fmtValue } from "./format";
+import type { Panel, Series, StripItem, TimelineBar, Cell, RingArc, RingPoint, LogRow } from "distlab";
+import { colorFor, fitCanvas, fmtNumber, fmtValue, valueColor } from "./format";
 
 interface Slot {
   el: HTMLElement;
@@ -37,17 +37,20 @@ export class PanelsRenderer {
    * a frame never pays for all of them at once; new panels are always drawn.
    */
   render(panels: Panel[], metrics: Series[], budget = Infinity): void {
-    const items: Drawable[] = [];
+    // Log grids first, under the stage: they are the picture of a replicated log.
+    const items: Drawable[] = panels.filter((p) => p.type === "logGrid");
     // Metrics: one chart per unit, so each has a meaningful axis.
     const byUnit = new Map<string, Series[]>();
     for (const s of metrics) byUnit.set(s.unit, [...(byUnit.get(s.unit) ?? []), s]);
     for (const [unit, series] of byUnit) items.push({ type: "metrics", title: `${series.map((s) => s.name).join(", ")} (${unit})`, series });
-    items.push(...panels);
+    items.push(...panels.filter((p) => p.type !== "logGrid"));
     const live = new Set<string>();
     const n = items.length;
     const start = n === 0 ? 0 : this.cursor % n;
     items.forEach((p, i) => {
-      const key = `${i}:${p.type}:${p.title}`;
+      // A panel keeps its slot while its title changes (a history's title carries the
+      // tick): its canvas and chart stay, and only the heading is rewritten.
+      const key = `${i}:${p.type}`;
       live.add(key);
       let slot = this.slots.get(key);
       let fresh = false;
@@ -56,6 +59,8 @@ export class PanelsRenderer {
         this.slots.set(key, slot);
         fresh = true;
       }
+      const heading = slot.el.firstElementChild;
+      if (heading && heading.textContent !== p.title) heading.textContent = p.title;
       if (this.root.children[i] !== slot.el) this.root.insertBefore(slot.el, this.root.children[i] ?? null);
       const turn = (i - start + n) % n < budget;
       if (fresh || turn) this.update(slot, p);
@@ -80,8 +85,12 @@ export class PanelsRenderer {
     if (p.type === "table" || p.type === "text") {
       slot.body = document.createElement("div");
       slot.body.className = "scroll";
+      // A region that scrolls is reachable by keyboard, named by its panel.
+      slot.body.tabIndex = 0;
+      slot.body.setAttribute("role", "region");
+      slot.body.setAttribute("aria-label", p.title);
       el.append(slot.body);
-    } else if (p.type === "bars" || p.type === "grid" || p.type === "strip" || p.type === "timeline" || p.type === "ring") {
+    } else if (p.type === "bars" || p.type === "grid" || p.type === "strip" || p.type === "timeline" || p.type === "ring" || p.type === "logGrid") {
       slot.canvas = document.createElement("canvas");
       el.append(slot.canvas);
     } else {
@@ -122,6 +131,9 @@ export class PanelsRenderer {
         break;
       case "ring":
         if (slot.canvas) drawRing(slot.canvas, p.points, p.arcs);
+        break;
+      case "logGrid":
+        if (slot.canvas) drawLogGrid(slot.canvas, p.firstIndex, p.columns, p.rows);
         break;
     }
   }
@@ -261,6 +273,27 @@ function drawStrip(canvas: HTMLCanvasElement, items: StripItem[]): void {
   });
 }
 
+/**
+ * Where each ordered bar's operation takes effect: an instant inside its bar, later than
+ * the one before it in the order (the witness a checker found). Only for one order (the
+ * bars' `order`s distinct): each part of a split history has its own.
+ */
+export function linearizationPoints(bars: TimelineBar[]): Map<TimelineBar, number> {
+  const ordered = bars.filter((b) => b.order !== null).sort((a, b) => (a.order ?? 0) - (b.order ?? 0));
+  const points = new Map<TimelineBar, number>();
+  if (new Set(ordered.map((b) => b.order)).size !== ordered.length) return points;
+  let last = -Infinity;
+  for (const b of ordered) {
+    const end = b.end ?? Infinity;
+    // Just after the previous point, or the bar's start: a little inside, for the eye.
+    const at = Math.max(b.start, last);
+    if (at > end) return new Map();
+    points.set(b, at);
+    last = at;
+  }
+  return points;
+}
+
 function drawTimeline(canvas: HTMLCanvasElement, lanes: string[], bars: TimelineBar[]): void {
   const ctx = fitCanvas(canvas);
   const w = canvas.clientWidth;
@@ -270,12 +303,12 @@ function drawTimeline(canvas: HTMLCanvasElement, lanes: string[], bars: Timeline
   const t0 = Math.min(...bars.map((b) => b.start));
   const t1 = Math.max(...bars.map((b) => b.end ?? b.start), t0 + 1e-9);
   const left = 60;
-  const laneH = Math.max(6, Math.min(22, (h - 16) / Math.max(lanes.length, 1)));
+  const laneH = Math.max(6, Math.min(34, (h - 30) / Math.max(lanes.length, 1)));
   const x = (t: number): number => left + ((w - left - 6) * (t - t0)) / (t1 - t0);
   ctx.font = "10px system-ui";
   lanes.forEach((l, i) => {
     ctx.fillStyle = "#8a96a3";
-    ctx.fillText(l.slice(0, 9), 2, 12 + i * laneH);
+    ctx.fillText(l.slice(0, 9), 2, 4 + i * laneH + laneH / 2 + 3);
   });
   for (const b of bars) {
     const y = 4 + b.lane * laneH;
@@ -284,11 +317,42 @@ function drawTimeline(canvas: HTMLCanvasElement, lanes: string[], bars: Timeline
     ctx.globalAlpha = b.end === null ? 0.45 : 0.9;
     ctx.fillRect(x(b.start), y, Math.max(2, xe - x(b.start)), laneH - 4);
     ctx.globalAlpha = 1;
+    if (b.state === "unplaceable") {
+      // The operations none of which can go next: outlined, and said so.
+      ctx.strokeStyle = "#ffffff";
+      ctx.lineWidth = 2;
+      ctx.strokeRect(x(b.start) - 1, y - 1, Math.max(2, xe - x(b.start)) + 2, laneH - 2);
+      ctx.lineWidth = 1;
+    }
     if (xe - x(b.start) > 30) {
       ctx.fillStyle = "#0f1419";
-      ctx.fillText(b.order === null ? b.label : `${b.label} #${b.order}`, x(b.start) + 2, y + laneH - 7);
+      const text = b.order === null ? b.label : `${b.label} #${b.order}`;
+      ctx.fillText(b.state === "unplaceable" ? `${text} ✗ cannot be placed` : text, x(b.start) + 2, y + laneH / 2 + 1);
     }
   }
+  // Linearization points: a tick where each operation of the witness takes effect,
+  // joined in order.
+  const points = linearizationPoints(bars);
+  if (points.size > 0) {
+    ctx.strokeStyle = "#ffffffaa";
+    ctx.beginPath();
+    let first = true;
+    for (const [b, t] of points) {
+      const px = x(t) + 1;
+      const py = 4 + b.lane * laneH + (laneH - 4) / 2;
+      if (first) ctx.moveTo(px, py);
+      else ctx.lineTo(px, py);
+      first = false;
+    }
+    ctx.stroke();
+    ctx.fillStyle = "#ffffff";
+    for (const [b, t] of points) {
+      const py = 4 + b.lane * laneH;
+      ctx.fillRect(x(t), py - 2, 2, laneH);
+    }
+  }
+  ctx.fillStyle = "#8a96a3";
+  ctx.fillText("bar: call → return · white tick: where it takes effect (witness order) · outlined: cannot be placed", 4, h - 4);
 }
 
 /** Where position `p` in [0, 1) lies on a circle: 0 at the top, clockwise. */
@@ -379,4 +443,97 @@ export function drawRing(canvas: HTMLCanvasElement, points: RingPoint[], arcs: R
     }
     ctx.textAlign = "start";
   }
+}
+
+/** Where the log grid's parts are, in CSS pixels: a label column, then a column per
+ * index from `first`; a header row of indices, then a row per node. */
+export function logGridGeometry(w: number, columns: number): { left: number; top: number; cell: number } {
+  const left = 52;
+  return { left, top: 16, cell: Math.max(10, Math.min(30, (w - left - 6) / Math.max(1, columns))) };
+}
+
+const MARKER_NOTE = "▏commit  ┆ snapshot  ▲ match  △ next (the leader's, per follower)  faded: not committed yet";
+
+/**
+ * Replicated logs side by side (RaftScope's picture): a row per node, a column per index,
+ * each entry coloured and labelled by its term (faded until this node knows it
+ * committed); a bar after the commit index, a dashed one at the snapshot boundary, a
+ * thin line under the applied entries, and the leader's match (▲) and next (△) index
+ * for each follower.
+ */
+export function drawLogGrid(canvas: HTMLCanvasElement, first: number, columns: number, rows: LogRow[]): void {
+  const w = canvas.clientWidth;
+  const { left, top, cell } = logGridGeometry(w, columns);
+  const rowH = cell + 8;
+  const needed = top + rows.length * rowH + 18;
+  if (canvas.style.height !== `${needed}px`) canvas.style.height = `${needed}px`;
+  const ctx = fitCanvas(canvas);
+  const h = canvas.clientHeight;
+  ctx.clearRect(0, 0, w, h);
+  const x = (index: number): number => left + (index - first) * cell;
+  ctx.font = "10px system-ui";
+  ctx.fillStyle = "#8a96a3";
+  ctx.textAlign = "center";
+  for (let c = 0; c < columns; c++) if (cell >= 18 || c % 2 === 0) ctx.fillText(String(first + c), x(first + c) + cell / 2, 11);
+  rows.forEach((row, i) => {
+    const y = top + i * rowH;
+    ctx.textAlign = "start";
+    ctx.fillStyle = colorFor(row.role);
+    ctx.beginPath();
+    ctx.arc(6, y + cell / 2, 4, 0, 2 * Math.PI);
+    ctx.fill();
+    ctx.fillStyle = "#d7dde4";
+    ctx.fillText(row.label, 14, y + cell / 2 + 4);
+    ctx.strokeStyle = "#2a323c";
+    ctx.strokeRect(left, y, columns * cell, cell);
+    ctx.textAlign = "center";
+    for (const c of row.cells) {
+      if (c.index < first || c.index >= first + columns) continue;
+      ctx.globalAlpha = c.committed ? 1 : 0.45;
+      ctx.fillStyle = valueColor(c.value);
+      ctx.fillRect(x(c.index) + 1, y + 1, cell - 2, cell - 2);
+      ctx.globalAlpha = 1;
+      if (cell >= 14) {
+        ctx.fillStyle = "#0f1419";
+        ctx.font = `600 ${Math.min(12, cell * 0.45)}px system-ui`;
+        ctx.fillText(c.label, x(c.index) + cell / 2, y + cell / 2 + 4);
+        ctx.font = "10px system-ui";
+      }
+    }
+    const inView = (index: number): boolean => index >= first - 1 && index < first + columns;
+    for (const m of row.markers) {
+      if (!inView(m.index)) continue;
+      const after = x(m.index) + cell;
+      if (m.kind === "commit") {
+        ctx.fillStyle = "#ffffff";
+        ctx.fillRect(after - 1.5, y - 3, 3, cell + 6);
+      } else if (m.kind === "snapshot") {
+        ctx.strokeStyle = "#9aa5b1";
+        ctx.setLineDash([3, 3]);
+        ctx.beginPath();
+        ctx.moveTo(after, y - 3);
+        ctx.lineTo(after, y + cell + 3);
+        ctx.stroke();
+        ctx.setLineDash([]);
+      } else if (m.kind === "applied" && m.index >= first) {
+        ctx.fillStyle = "#d7dde4";
+        ctx.fillRect(left, y + cell + 1, after - left, 1.5);
+      } else if ((m.kind === "match" || m.kind === "next") && m.index >= first) {
+        const cx = x(m.index) + cell / 2;
+        const ty = y + cell + 7;
+        ctx.beginPath();
+        ctx.moveTo(cx, ty - 5);
+        ctx.lineTo(cx - 4, ty);
+        ctx.lineTo(cx + 4, ty);
+        ctx.closePath();
+        ctx.strokeStyle = ctx.fillStyle = colorFor("leader");
+        if (m.kind === "match") ctx.fill();
+        else ctx.stroke();
+      }
+    }
+  });
+  ctx.textAlign = "start";
+  ctx.fillStyle = "#8a96a3";
+  ctx.font = "10px system-ui";
+  ctx.fillText(MARKER_NOTE, 4, h - 4);
 }

@@ -14,6 +14,15 @@ export function updatePlay(): void {
   ui.play.textContent = state.playing ? "❚❚ pause" : "▶ play";
 }
 
+/** Sets the speed (simulated ms per wall ms) and the slider showing it. */
+export function setSpeed(x: number): void {
+  state.speed = x;
+  ui.speed.value = String(Math.log10(x));
+  ui.speedOut.textContent = fmtSpeed(x);
+  played.simMs = 0;
+  played.wallMs = 0;
+}
+
 export function togglePlay(): void {
   state.playing = !state.playing;
   updatePlay();
@@ -83,7 +92,8 @@ export function wirePlayback(): void {
     const t = e.target as HTMLElement | null;
     // Keys typed into a field are the field's.
     if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT")) return;
-    if (e.key === " ") {
+    // Space on a focused button presses that button.
+    if (e.key === " " && t?.tagName !== "BUTTON" && t?.tagName !== "SUMMARY") {
       e.preventDefault();
       togglePlay();
     } else if (e.key === "ArrowRight") {

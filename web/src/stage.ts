@@ -1,9 +1,11 @@
 // The stage: the cluster canvas. It is redrawn only when there is something new to show
 // (a view, a resize, a selection, an animation under way), and it takes the pointer:
 // clicking a node inspects it, or crashes/restarts or pauses/resumes it, depending on the
-// mode picked among the fault controls; dragging a rectangle partitions its nodes off.
-import type { View } from "distlab";
+// mode picked among the fault controls; dragging a rectangle partitions its nodes off;
+// clicking a message in flight shows what it carries.
+import type { Panel, View } from "distlab";
 import { ClusterRenderer } from "./cluster";
+import { PanelsRenderer } from "./panels";
 import { ui } from "./dom";
 import { timed } from "./frame-stats";
 import { act } from "./lab-lifecycle";
@@ -26,14 +28,41 @@ export function nodePosition(id: number): { x: number; y: number; r: number } | 
 export function drawStage(view: View, wall: number): void {
   if (stageDirty || cluster.animating()) {
     stageDirty = false;
-    timed("stage", () => cluster.draw(view, state.selected, state.blamed, wall));
+    timed("stage", () => cluster.draw(view, state.selected, state.blamed, wall, state.selectedMessage));
   }
+}
+
+/** The panel a lab names as its main picture, drawn over the stage. */
+const stagePanel = new PanelsRenderer(ui.stagePanel);
+let stagePanelKey = "";
+
+/** The panels shown below the stage: all but the one on it. */
+export function belowStage(v: View): Panel[] {
+  const on = v.stagePanel;
+  return on === undefined || on === null ? v.panels : v.panels.filter((_, i) => i !== on);
+}
+
+/** Puts the panel the lab names (`view.stagePanel`) on the stage, over its cluster:
+ * sim.linearizability's history, not its client circles, is the picture. */
+export function showStagePanel(v: View): void {
+  const panel = v.stagePanel === undefined || v.stagePanel === null ? undefined : v.panels[v.stagePanel];
+  ui.stagePanel.hidden = panel === undefined;
+  ui.stageRow.classList.toggle("panel-on-stage", panel !== undefined);
+  if (!panel) {
+    if (stagePanelKey) {
+      stagePanel.clear();
+      stagePanelKey = "";
+    }
+    return;
+  }
+  stagePanelKey = panel.type;
+  stagePanel.render([panel], []);
 }
 
 /** Fits the stage to the view: a lab without a cluster (an arrival process, a history)
  * gets only a strip of stage. */
 export function showStageLayout(v: View): void {
-  const clusterless = v.nodes.length === 0;
+  const clusterless = v.nodes.length === 0 && (v.stagePanel === undefined || v.stagePanel === null);
   if (ui.stageRow.classList.contains("no-cluster") !== clusterless) {
     ui.stageRow.classList.toggle("no-cluster", clusterless);
     stageDirty = true;
@@ -72,7 +101,18 @@ export function wireStage(): void {
       return;
     }
     const id = cluster.nodeAt(e.offsetX, e.offsetY);
-    if (id === null) return;
+    if (id === null) {
+      // A message in flight: the inspector shows what it carries.
+      const message = cluster.messageAt(e.offsetX, e.offsetY);
+      if (message === null) return;
+      state.selectedMessage = message;
+      state.selected = null;
+      state.dirty = true;
+      state.urgent = true;
+      markStageDirty();
+      return;
+    }
+    state.selectedMessage = null;
     const node = state.view?.nodes.find((x) => x.id === id);
     state.selected = id;
     state.dirty = true;

@@ -15,6 +15,8 @@ export const state = {
   /** The furthest step the lab has reached: the scrubber's end, which seeking back keeps. */
   maxStep: 0,
   selected: null as number | null,
+  /** The message in flight clicked on, by id: the inspector shows its fields. */
+  selectedMessage: null as number | null,
   blamed: new Set<number>(),
   violated: new Set<string>(),
   /** The `type`s of the open lab's actions. */

@@ -1,8 +1,9 @@
 // `window.distlabPage`: what the browser e2e (tests/e2e) and the frame benchmark read and
 // drive, so they need not reach into the page's modules or scrape its DOM.
-import type { Lab, LabAction, LabConfig, Panel, View } from "distlab";
+import { lessons, type Lab, type LabAction, type LabConfig, type Lesson, type Panel, type View } from "distlab";
 import { frameStats, resetFrameStats, type FrameStats } from "./frame-stats";
 import { act, openLab } from "./lab-lifecycle";
+import { lessonStatus, stepLink } from "./lesson";
 import { PanelsRenderer, ringGeometry } from "./panels";
 import { achievedSpeed, resetAchievedSpeed, updatePlay } from "./playback";
 import { traceBuilt } from "./spacetime-panel";
@@ -28,6 +29,12 @@ declare global {
       /** The step and hash of the trace the diagram shows, and the worker's replays. */
       traceBuilt: () => { step: number; hash: string; replays: number } | null;
       frameStats: () => FrameStats;
+      /** The lesson playing, its step, and whether the step reached its pause. */
+      lesson: () => { lesson: string; index: number; done: boolean } | null;
+      /** The link that reopens the lesson step where it paused. */
+      lessonLink: () => string | null;
+      /** The lessons a lab carries (the npm package's `lessons`). */
+      lessons: (id: string) => Lesson[];
       resetFrames: () => void;
       /** Draws `panel` through the generic panel renderers, in a box of its own over the
        * page (a renderer no registered lab uses yet, the ring, is tested this way);
@@ -68,6 +75,9 @@ export function installTestHooks(): void {
     shareUrl,
     traceBuilt,
     frameStats: () => frameStats(achievedSpeed()),
+    lesson: lessonStatus,
+    lessonLink: stepLink,
+    lessons: (id) => lessons(id),
     renderPanelFixture,
     resetFrames: () => {
       resetAchievedSpeed();

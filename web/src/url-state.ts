@@ -5,6 +5,7 @@
 import { ui } from "./dom";
 import { guard } from "./errors";
 import { openLab } from "./lab-lifecycle";
+import { openLessonLink } from "./lesson";
 import { decodeHash, encodeRun, type SharedRun } from "./share";
 import { state } from "./state";
 
@@ -25,6 +26,7 @@ export function shareUrl(): string | null {
 
 export function wireUrlState(): void {
   window.addEventListener("hashchange", () => {
+    if (openLessonLink(location.hash)) return;
     const { lab, run } = labInUrl();
     // A link to the open lab (its sidebar entry) leaves it running; a shared run replays.
     if (lab && (run || lab !== state.labId)) openLab(lab, run);

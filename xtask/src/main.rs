@@ -20,12 +20,14 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("serve") => serve(),
+        Some("e2e") => web::e2e(),
         Some("soak") => soak::soak(&args[1..]),
         Some("catalog") => catalog::catalog(),
         _ => {
             eprintln!("usage: cargo xtask <test|serve|soak|catalog>");
             eprintln!("  test     format check, clippy (-D warnings), native tests, browser tests");
             eprintln!("  serve    build the page and serve it on http://127.0.0.1:8080");
+            eprintln!("  e2e      build the page and run only the browser e2e (part of test)");
             eprintln!(
                 "  soak     raft --seeds N: the long Raft fault soak, with progress and summary"
             );
@@ -225,6 +227,7 @@ fn test() -> Result {
         )?,
     )?;
     web::npm_pack_test()?;
+    web::publish_dry_runs()?;
     web::e2e()?;
     Ok(())
 }

@@ -180,26 +180,33 @@ pub fn serve() -> Result {
     let listener =
         TcpListener::bind(SERVE_ADDR).map_err(|e| format!("cannot listen on {SERVE_ADDR}: {e}"))?;
     println!("distlab: serving web/dist on http://{SERVE_ADDR}/  (Ctrl-C stops)");
-    serve_forever(listener, root().join("web/dist"));
+    serve_forever(listener, root().join("web/dist"), "/");
     Ok(())
 }
 
-fn serve_forever(listener: TcpListener, dir: PathBuf) {
+fn serve_forever(listener: TcpListener, dir: PathBuf, base: &'static str) {
     for stream in listener.incoming().map_while(std::result::Result::ok) {
         let dir = dir.clone();
         std::thread::spawn(move || {
-            let _ = handle(stream, &dir);
+            let _ = handle(stream, &dir, base);
         });
     }
 }
 
 /// Serves `dir` on a free port in a background thread; returns its URL.
 fn serve_in_background(dir: PathBuf) -> Result<String> {
+    serve_in_background_at(dir, "/")
+}
+
+/// Serves `dir` under the path `base` (starting and ending with `/`) on a free port in a
+/// background thread; returns its URL. Anything outside `base` is not found, as on
+/// GitHub Pages, which serves a project's site under `/<repo>/`.
+fn serve_in_background_at(dir: PathBuf, base: &'static str) -> Result<String> {
     let listener =
         TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot listen on a port: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    std::thread::spawn(move || serve_forever(listener, dir));
-    Ok(format!("http://{addr}/"))
+    std::thread::spawn(move || serve_forever(listener, dir, base));
+    Ok(format!("http://{addr}{base}"))
 }
 
 fn content_type(path: &Path) -> &'static str {
@@ -217,9 +224,29 @@ fn content_type(path: &Path) -> &'static str {
     }
 }
 
-/// One HTTP/1.1 request: GET or HEAD of a file under `dir` (directories serve their
-/// index.html); the connection closes after the response.
-fn handle(mut stream: TcpStream, dir: &Path) -> std::io::Result<()> {
+/// The file under `dir` that URL path `path` names when `dir` is served at `base`
+/// (directories name their index.html); none outside `base` — a file the page asked
+/// for at the server's root would be missing on GitHub Pages too.
+fn file_under(dir: &Path, base: &str, path: &str) -> Option<PathBuf> {
+    let rest = path.strip_prefix(base.trim_end_matches('/'))?;
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return None;
+    }
+    let mut file = dir.to_path_buf();
+    for c in Path::new(rest.trim_start_matches('/')).components() {
+        if let Component::Normal(p) = c {
+            file.push(p);
+        }
+    }
+    if file.is_dir() {
+        file.push("index.html");
+    }
+    Some(file)
+}
+
+/// One HTTP/1.1 request: GET or HEAD of a file under `dir`, served at the path `base`
+/// (directories serve their index.html); the connection closes after the response.
+fn handle(mut stream: TcpStream, dir: &Path, base: &str) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
@@ -233,19 +260,11 @@ fn handle(mut stream: TcpStream, dir: &Path) -> std::io::Result<()> {
     let method = parts.next().unwrap_or("");
     let target = parts.next().unwrap_or("/");
     let path = target.split(['?', '#']).next().unwrap_or("/");
-    let mut file = dir.to_path_buf();
-    for c in Path::new(path.trim_start_matches('/')).components() {
-        match c {
-            Component::Normal(p) => file.push(p),
-            _ => continue,
-        }
-    }
-    if file.is_dir() {
-        file.push("index.html");
-    }
-    let (status, body, kind) = match (method, std::fs::read(&file)) {
-        ("GET" | "HEAD", Ok(body)) => ("200 OK", body, content_type(&file)),
-        ("GET" | "HEAD", Err(_)) => (
+    let file = file_under(dir, base, path);
+    let read = file.as_ref().map(|f| (std::fs::read(f), content_type(f)));
+    let (status, body, kind) = match (method, read) {
+        ("GET" | "HEAD", Some((Ok(body), kind))) => ("200 OK", body, kind),
+        ("GET" | "HEAD", _) => (
             "404 Not Found",
             b"not found\n".to_vec(),
             "text/plain; charset=utf-8",
@@ -427,6 +446,37 @@ pub fn npm_pack_test() -> Result {
     )
 }
 
+/// The path the e2e serves the page under.
+const E2E_BASE: &str = "/distlab/";
+
+/// `npm publish --dry-run` of the package and `cargo publish --dry-run` of distlab-core:
+/// a package that would not publish (a missing file, bad metadata, a dependency not on
+/// crates.io) fails the test command, not the release.
+pub fn publish_dry_runs() -> Result {
+    build_package()?;
+    let root = root();
+    run_in(
+        &root.join("wasm/pkg"),
+        "npm publish --dry-run",
+        "npm",
+        &["publish", "--dry-run", "--loglevel=warn"],
+    )?;
+    // The working tree may hold uncommitted work while testing: the release workflow
+    // publishes from a clean tag.
+    run_in(
+        &root,
+        "cargo publish --dry-run -p distlab-core",
+        "cargo",
+        &[
+            "publish",
+            "--dry-run",
+            "--allow-dirty",
+            "-p",
+            "distlab-core",
+        ],
+    )
+}
+
 /// Browser e2e: builds the page, serves it on a free port and drives Debian's Chromium
 /// with playwright-core through every implemented lab; screenshots go to a folder it
 /// prints.
@@ -436,7 +486,8 @@ pub fn e2e() -> Result {
     let root = root();
     let e2e = root.join("tests/e2e");
     npm_ci(&e2e)?;
-    let url = serve_in_background(root.join("web/dist"))?;
+    // Under a sub-path, as GitHub Pages serves a project's site.
+    let url = serve_in_background_at(root.join("web/dist"), E2E_BASE)?;
     let shots = root.join("target/e2e-screenshots");
     let _ = std::fs::remove_dir_all(&shots);
     std::fs::create_dir_all(&shots).map_err(|e| format!("{}: {e}", shots.display()))?;
@@ -448,7 +499,12 @@ pub fn e2e() -> Result {
         "browser e2e (Chromium)",
         &e2e,
         "node",
-        &["--test", "--test-concurrency=1", "page.test.mjs"],
+        &[
+            "--test",
+            "--test-concurrency=1",
+            "page.test.mjs",
+            "checker.test.mjs",
+        ],
         &[
             ("DISTLAB_URL", url.as_str()),
             ("DISTLAB_SCREENSHOTS", path_str(&shots)?),
@@ -462,6 +518,17 @@ pub fn e2e() -> Result {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sub_path_serves_only_under_it() {
+        let dir = Path::new("/site");
+        let at = |base, path| file_under(dir, base, path).map(|f| f.display().to_string());
+        assert_eq!(at("/distlab/", "/distlab/a.js"), Some("/site/a.js".into()));
+        assert_eq!(at("/distlab/", "/a.js"), None);
+        assert_eq!(at("/distlab/", "/distlabx/a.js"), None);
+        assert_eq!(at("/distlab/", "/distlab/../x"), Some("/site/x".into()));
+        assert_eq!(at("/", "/a.js"), Some("/site/a.js".into()));
+    }
 
     #[test]
     fn plain_count_lines_are_read() {

@@ -20,11 +20,12 @@ use crate::error::Result;
 use crate::lab::json;
 use crate::lab::runner::LabModel;
 use crate::lab::sampling::{SERIES_POINTS, Sampled, Sampler};
-use crate::lab::settings::ClusterSettings;
+use crate::lab::settings::{ClusterSettings, LabSettings};
 use crate::lab::view::{
-    FieldsOf, InvariantStatus, MessageView, NodeView, Panel, PartitionView, View,
+    FieldsOf, InvariantStatus, MessageDetail, MessageView, NodeGlance, NodeView, Panel,
+    PartitionView, View,
 };
-use crate::sim::{Fault, Node, NodeId, NodeStatus, Sim};
+use crate::sim::{Fault, InFlight, Node, NodeId, NodeStatus, Sim};
 use crate::time::{Duration, Time};
 
 /// A protocol's lab over the simulator: what is particular to it, and nothing else.
@@ -75,6 +76,16 @@ pub trait ClusterLab: Sampled + Clone + 'static {
     /// Adds the lab's fields of a node to `fields`, which holds the simulator's (boots,
     /// clock, disk). One map filled in place: a big cluster's view builds thousands.
     fn node_fields(&self, id: NodeId, fields: &mut BTreeMap<String, Value>);
+    /// What node `id` shows on the stage without a click (a badge, progress rings), if
+    /// anything.
+    fn glance(&self, _id: NodeId) -> Option<NodeGlance> {
+        None
+    }
+    /// What a message in flight carries beyond its kind (a label, fields), if the lab
+    /// describes its messages.
+    fn message_detail(&self, _message: &InFlight) -> Option<MessageDetail> {
+        None
+    }
     fn panels(&self) -> Vec<Panel>;
     fn invariants(&self) -> Vec<InvariantStatus>;
     /// Typical actions: by default one of every fault.
@@ -196,11 +207,19 @@ impl<L: ClusterLab> LabModel for Cluster<L> {
 
     fn view_fields_of(&self, fields: &FieldsOf) -> View {
         let sim = self.lab.sim();
+        let in_flight = sim.in_flight();
         View {
             nodes: (0..sim.node_count())
                 .map(|n| self.node_view(n, fields.wants(n)))
                 .collect(),
-            messages: messages(sim),
+            glances: (0..sim.node_count())
+                .filter_map(|n| self.lab.glance(n))
+                .collect(),
+            message_details: in_flight
+                .iter()
+                .filter_map(|m| self.lab.message_detail(m))
+                .collect(),
+            messages: message_views(in_flight),
             partitions: partitions(sim),
             panels: self.lab.panels(),
             metrics: self.sampler.series(),
@@ -291,7 +310,11 @@ pub fn status_name(status: Option<NodeStatus>) -> &'static str {
 
 /// Messages in flight, for animation.
 pub fn messages<N: Node>(sim: &Sim<N>) -> Vec<MessageView> {
-    sim.in_flight()
+    message_views(sim.in_flight())
+}
+
+fn message_views(in_flight: Vec<InFlight>) -> Vec<MessageView> {
+    in_flight
         .into_iter()
         .map(|m| MessageView {
             id: m.id,

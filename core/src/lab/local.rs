@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::error::Result;
 use crate::lab::runner::LabModel;
 use crate::lab::sampling::{SERIES_POINTS, Sampled, Sampler};
+use crate::lab::settings::LabSettings;
 use crate::lab::view::View;
 use crate::time::{Duration, Time};
 
@@ -30,16 +31,20 @@ pub struct Moment {
 pub trait LocalLab: Sampled + Clone + 'static {
     /// The catalog id.
     const ID: &'static str;
-    type Config: Serialize + DeserializeOwned + Default + JsonSchema + Clone;
+    /// Declared with [`crate::lab::settings::local_lab_config!`], which adds the seed and
+    /// `sampleMs`.
+    type Config: Serialize + DeserializeOwned + Default + JsonSchema + Clone + LabSettings;
     type Action: Serialize + DeserializeOwned + JsonSchema + Clone;
     /// Points kept per metric series.
     const SERIES_POINTS: usize = SERIES_POINTS;
 
     /// Builds the lab at time zero, validating the config (errors name the field).
     fn new(config: &Self::Config) -> Result<Self>;
-    /// How often the metrics are sampled: most labs take their config's `sampleMs`
-    /// as a [`SampleMs`](crate::lab::sampling::SampleMs), whose type checks it.
-    fn sample_every(config: &Self::Config) -> Result<Duration>;
+    /// How often the metrics are sampled: the config's `sampleMs` unless the lab says
+    /// otherwise.
+    fn sample_every(config: &Self::Config) -> Result<Duration> {
+        Ok(config.sample_ms().duration())
+    }
     /// When the next event is due (`now` being the clock), if any.
     fn next_event_at(&self, now: Time) -> Option<Time>;
     /// Processes that event, due at `due`; `at.now` is the clock, moved up to `due`.

@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod cluster;
 pub mod json;
+pub mod lesson;
 pub mod local;
 pub mod runner;
 pub mod sampling;
@@ -24,7 +25,7 @@ pub use cluster::{Cluster, ClusterAction, ClusterLab};
 pub use local::{Local, LocalLab, Moment};
 pub use runner::{LabModel, RecordedAction, Runner};
 pub use sampling::{Sampled, Sampler};
-pub use settings::ClusterSettings;
+pub use settings::{ClusterSettings, LabSettings};
 pub use view::{FieldsOf, View};
 
 /// A running lab, as the page and the npm package see it.

@@ -1,11 +1,12 @@
-//! The settings every cluster lab shares — the seed, the network, the fault script, the
-//! sampling interval — declared once.
+//! The settings labs share, declared once: every lab's seed and sampling interval
+//! ([`LabSettings`]), and a cluster lab's network and fault script besides
+//! ([`ClusterSettings`]).
 //!
-//! A cluster lab's config is written with [`cluster_lab_config!`]: the lab lists its own
-//! fields, each with its default, and the macro adds the shared ones with their docs,
-//! defaults and bounds, the serde / JSON Schema / TypeScript derives, `Default`, and
-//! [`ClusterSettings`], through which the kit reads them (the sampling interval, the
-//! fault script with errors under `faults.`).
+//! A lab's config is written with [`local_lab_config!`] or [`cluster_lab_config!`]: the lab
+//! lists its own fields, each with its default, and the macro adds the shared ones with
+//! their docs, defaults and bounds, the serde / JSON Schema / TypeScript derives,
+//! `Default`, and the settings traits, through which the kit reads them (the sampling
+//! interval; the fault script, with errors under `faults.`).
 //!
 //! Why a macro and not a nested struct: the JSON stays flat (`{nodes: 5, network: {…}}`,
 //! as notebooks and share links already write it), and serde's `flatten` — the other way
@@ -17,16 +18,20 @@ use crate::lab::sampling::SampleMs;
 use crate::sim::workload::within;
 use crate::sim::{FaultScript, NetworkConfig, Node, Sim, SimConfig};
 
-/// What the kit reads from a cluster lab's config.
-pub trait ClusterSettings {
+/// What the kit reads from every lab's config.
+pub trait LabSettings {
     /// Seed of every random choice in the run.
     fn seed(&self) -> u64;
+    /// How often the metrics are sampled.
+    fn sample_ms(&self) -> SampleMs;
+}
+
+/// What the kit reads from a cluster lab's config, besides [`LabSettings`].
+pub trait ClusterSettings: LabSettings {
     /// Latency, loss, duplication and reordering at the start.
     fn network(&self) -> &NetworkConfig;
     /// Faults scheduled from the start.
     fn faults(&self) -> &FaultScript;
-    /// How often the metrics are sampled.
-    fn sample_ms(&self) -> SampleMs;
 
     /// A simulator config with this seed and network and `nodes` nodes; the rest is
     /// [`SimConfig::default`] for the lab to change.
@@ -89,15 +94,61 @@ macro_rules! cluster_lab_config {
             }
         }
 
-        impl $crate::lab::settings::ClusterSettings for $name {
+        impl $crate::lab::settings::LabSettings for $name {
             fn seed(&self) -> u64 {
                 self.seed
             }
+            fn sample_ms(&self) -> $crate::lab::sampling::SampleMs {
+                self.sample_ms
+            }
+        }
+
+        impl $crate::lab::settings::ClusterSettings for $name {
             fn network(&self) -> &$crate::sim::NetworkConfig {
                 &self.network
             }
             fn faults(&self) -> &$crate::sim::FaultScript {
                 &self.faults
+            }
+        }
+    };
+}
+pub(crate) use cluster_lab_config;
+
+/// Declares a local lab's config: its own fields, each `pub name: Type = default,` with
+/// its doc comment, between the `seed` and `sampleMs` every lab has.
+macro_rules! local_lab_config {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$field_meta:meta])* pub $field:ident : $ty:ty = $default:expr ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+        #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+        pub struct $name {
+            /// Seed of every random choice in the run.
+            pub seed: u64,
+            $( $(#[$field_meta])* pub $field: $ty, )*
+            /// How often the metrics are sampled, in simulated milliseconds.
+            pub sample_ms: $crate::lab::sampling::SampleMs,
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name {
+                    seed: 1,
+                    $( $field: $default, )*
+                    sample_ms: $crate::lab::sampling::DEFAULT_SAMPLE_MS,
+                }
+            }
+        }
+
+        impl $crate::lab::settings::LabSettings for $name {
+            fn seed(&self) -> u64 {
+                self.seed
             }
             fn sample_ms(&self) -> $crate::lab::sampling::SampleMs {
                 self.sample_ms
@@ -105,7 +156,7 @@ macro_rules! cluster_lab_config {
         }
     };
 }
-pub(crate) use cluster_lab_config;
+pub(crate) use local_lab_config;
 
 #[cfg(test)]
 mod tests {
@@ -126,6 +177,29 @@ mod tests {
                 faults: vec![ScheduledFault { at_us: 5, fault: Fault::Heal }],
             },
         }
+    }
+
+    local_lab_config! {
+        /// A local lab's config.
+        pub struct LocalExample {
+            /// Items per second.
+            pub rate: Count<1, 100> = Count::of(7),
+        }
+    }
+
+    #[test]
+    fn a_local_config_has_a_seed_and_a_sampling_interval() {
+        let c: LocalExample = json::from_value("config", &json!({"rate": 9})).unwrap();
+        assert_eq!((c.seed(), c.rate.get()), (1, 9));
+        assert_eq!(c.sample_ms(), crate::lab::sampling::DEFAULT_SAMPLE_MS);
+        let e = json::from_value::<LocalExample>("config", &json!({"sampleMs": 0}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("config.sampleMs"), "{e}");
+        let e = json::from_value::<LocalExample>("config", &json!({"network": {}}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `network`"), "{e}");
     }
 
     #[test]

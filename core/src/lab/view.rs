@@ -25,6 +25,74 @@ pub struct View {
     pub panels: Vec<Panel>,
     pub metrics: Vec<Series>,
     pub invariants: Vec<InvariantStatus>,
+    /// What nodes show at a glance, without a click (a badge, progress rings): only the
+    /// nodes a lab has something to show for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "tsify", tsify(optional))]
+    pub glances: Vec<NodeGlance>,
+    /// What messages in flight carry (a short label, fields to inspect), by message id:
+    /// only for labs that describe their messages.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "tsify", tsify(optional))]
+    pub message_details: Vec<MessageDetail>,
+    /// Which of `panels` (by position) is this lab's main picture, when its cluster is
+    /// not the point (a history being checked): the page puts that panel on the stage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional))]
+    pub stage_panel: Option<u32>,
+}
+
+/// What a node shows on the stage without a click: a short badge drawn on it (Raft: its
+/// term; Paxos: its ballot) and progress rings around it (Raft: the election timer, the
+/// leader's lease), innermost first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+pub struct NodeGlance {
+    pub node: NodeId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "tsify", tsify(optional))]
+    pub badge: Option<String>,
+    pub rings: Vec<ProgressRing>,
+}
+
+/// A ring around a node, filled clockwise from the top to `value` in [0, 1].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+pub struct ProgressRing {
+    /// What it measures ("election timer", "lease"): the renderer colours rings by name
+    /// and lists them in the legend.
+    pub name: String,
+    pub value: f64,
+}
+
+impl ProgressRing {
+    /// A ring named `name` at `value`, clamped to [0, 1] (a NaN is empty).
+    pub fn new(name: &str, value: f64) -> Self {
+        let value = if value.is_nan() {
+            0.0
+        } else {
+            value.clamp(0.0, 1.0)
+        };
+        ProgressRing {
+            name: name.to_string(),
+            value,
+        }
+    }
+}
+
+/// What a message in flight carries, beyond its kind: a short label drawn beside it
+/// and fields shown when it is clicked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+pub struct MessageDetail {
+    /// The message's id (as in [`MessageView::id`]).
+    pub id: u64,
+    pub label: String,
+    #[cfg_attr(feature = "tsify", tsify(type = "Record<string, unknown>"))]
+    pub fields: BTreeMap<String, Value>,
 }
 
 /// One node (or one client, or one component of a local primitive).
@@ -88,6 +156,51 @@ pub struct Series {
 pub struct Cell {
     pub value: f64,
     pub label: String,
+}
+
+/// One row of a log grid: one node's log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+pub struct LogRow {
+    /// The node's label ("n2").
+    pub label: String,
+    /// The node's role, for the row's colour mark.
+    pub role: String,
+    /// The entries it holds within the grid's columns, by index.
+    pub cells: Vec<LogCell>,
+    /// Positions marked on the row: where its commit and applied indices are, its
+    /// snapshot boundary, and (drawn on a follower's row) the leader's match and next
+    /// index for it.
+    pub markers: Vec<LogMarker>,
+}
+
+/// One entry of a log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+pub struct LogCell {
+    pub index: u64,
+    /// What colours the cell: entries with the same value share a colour (Raft: the
+    /// entry's term).
+    pub value: u64,
+    /// Written in the cell (the term).
+    pub label: String,
+    /// Shown on hover and in the text alternative (the command).
+    pub detail: String,
+    /// Whether the entry is known committed on this node.
+    pub committed: bool,
+}
+
+/// A marked position on a log row: after `index` (a commit index marks the boundary
+/// after the last committed entry).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
+pub struct LogMarker {
+    /// "commit", "applied", "snapshot", "match" or "next".
+    pub kind: String,
+    pub index: u64,
 }
 
 /// One item of a strip (a queue, a log, a window of requests).
@@ -188,6 +301,15 @@ pub enum Panel {
     Text {
         title: String,
         body: String,
+    },
+    /// Replicated logs side by side: a row per node, a column per index from
+    /// `first_index`, cells coloured by their value (a term), with markers (commit,
+    /// applied, snapshot boundary, the leader's match and next index per follower).
+    LogGrid {
+        title: String,
+        first_index: u64,
+        columns: u32,
+        rows: Vec<LogRow>,
     },
     /// Points on a circle by their position in [0, 1), with owned ranges as arcs.
     Ring {

@@ -7,11 +7,11 @@
 //! admitted in any window of length `windowMs`. The window-boundary burst makes the fixed
 //! window admit twice the limit in an instant while the others hold.
 //!
-//! One lab under six ids, each opening with its algorithm in front: `ratelimit.fixed-window`,
+//! One lab under five ids, each opening with its algorithm in front: `ratelimit.fixed-window`,
 //! `ratelimit.sliding-log`, `ratelimit.sliding-counter`, `ratelimit.leaky-bucket` (the queue,
 //! with GCRA, its meter twin, beside it) and `ratelimit.keyed`, which opens on the keyed
 //! limiters' memory and evictions with Zipf-distributed keys. (`ratelimit.token-bucket` keeps
-//! its own lab, [`crate::ratelimit::lab`].)
+//! its own lab, [`crate::ratelimit::token_bucket::lab`].)
 //!
 //! Keys: requests carry keys drawn from `keys` (one key by default; Zipf over 1 000 keys in
 //! `ratelimit.keyed`). Key 0 — the hottest under Zipf — is followed in detail by each
@@ -31,13 +31,14 @@ use std::marker::PhantomData;
 
 use crate::error::{DistlabError, Result};
 use crate::lab::local::{LocalLab, Moment};
-use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, Sampler};
+use crate::lab::sampling::{Sampled, Sampler};
+use crate::lab::settings::local_lab_config;
 use crate::lab::view::{InvariantStatus, NodeView, Panel, Series, View};
 use crate::ratelimit::fixed_window::{FixedWindowConfig, FixedWindowRule};
 use crate::ratelimit::gcra::{GcraConfig, GcraRule};
 use crate::ratelimit::http::{QuotaPolicy, render_with_policy};
 use crate::ratelimit::keyed::KeyedLimiter;
-use crate::ratelimit::lab::{
+use crate::ratelimit::lane::{
     DecisionRecord, Envelope, Lane, LimiterUnderTest, MAX_BURST_REQUESTS, RequestSource,
 };
 use crate::ratelimit::leaky_bucket::{LeakyBucket, LeakyBucketConfig, LeakyBucketRule};
@@ -141,46 +142,27 @@ front!(
 );
 front!(KeyedFront, "ratelimit.keyed", Algorithm::Gcra, true);
 
-/// Configuration of the comparison lab. JSON: `{"seed": 1, "limit": 10, "windowMs": 1000,
-/// "arrivals": {"type": "poisson", "ratePerSec": 15}, "cost": 1, "maxKeys": 100,
-/// "sampleMs": 100}`, and optionally `"keys": {"type": "zipf", "keys": 1000, "s": 1}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
-pub struct CompareLabConfig {
-    /// Seed of the arrivals and the keys.
-    pub seed: u64,
-    /// The limit of every algorithm: per window, in the log, in the bucket, in the queue.
-    pub limit: f64,
-    /// The window; the bucket algorithms refill (drain) `limit` per window.
-    pub window_ms: f64,
-    /// How requests arrive.
-    pub arrivals: ArrivalProcess,
-    /// Which keys requests come from; absent: one key (`ratelimit.keyed`: Zipf over 1 000
-    /// keys with s = 1).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "tsify", tsify(optional))]
-    pub keys: Option<KeyDistribution>,
-    /// Cost of each arriving request: at most the limit.
-    pub cost: f64,
-    /// Keys each keyed limiter holds at most (besides key 0).
-    pub max_keys: u64,
-    /// How often the charts are sampled, in milliseconds of lab time.
-    pub sample_ms: SampleMs,
-}
-
-impl Default for CompareLabConfig {
-    fn default() -> Self {
-        CompareLabConfig {
-            seed: 1,
-            limit: 10.0,
-            window_ms: 1_000.0,
-            arrivals: ArrivalProcess::Poisson { rate_per_sec: 15.0 },
-            keys: None,
-            cost: 1.0,
-            max_keys: 100,
-            sample_ms: DEFAULT_SAMPLE_MS,
-        }
+local_lab_config! {
+    /// Configuration of the comparison lab. JSON: `{"seed": 1, "limit": 10, "windowMs":
+    /// 1000, "arrivals": {"type": "poisson", "ratePerSec": 15}, "cost": 1, "maxKeys": 100,
+    /// "sampleMs": 100}`, and optionally `"keys": {"type": "zipf", "keys": 1000, "s": 1}`.
+    pub struct CompareLabConfig {
+        /// The limit of every algorithm: per window, in the log, in the bucket, in the
+        /// queue.
+        pub limit: f64 = 10.0,
+        /// The window; the bucket algorithms refill (drain) `limit` per window.
+        pub window_ms: f64 = 1_000.0,
+        /// How requests arrive.
+        pub arrivals: ArrivalProcess = ArrivalProcess::Poisson { rate_per_sec: 15.0 },
+        /// Which keys requests come from; absent: one key (`ratelimit.keyed`: Zipf over
+        /// 1 000 keys with s = 1).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "tsify", tsify(optional))]
+        pub keys: Option<KeyDistribution> = None,
+        /// Cost of each arriving request: at most the limit.
+        pub cost: f64 = 1.0,
+        /// Keys each keyed limiter holds at most (besides key 0).
+        pub max_keys: u64 = 100,
     }
 }
 
@@ -833,10 +815,6 @@ impl<F: Front> LocalLab for CompareLab<F> {
         Ok(lab)
     }
 
-    fn sample_every(c: &CompareLabConfig) -> Result<Duration> {
-        Ok(c.sample_ms.duration())
-    }
-
     fn next_event_at(&self, _now: Time) -> Option<Time> {
         Some(self.feed.next_at())
     }
@@ -999,6 +977,49 @@ pub type SlidingCounterLab = CompareLab<SlidingCounterFront>;
 pub type LeakyBucketLab = CompareLab<LeakyBucketFront>;
 /// `ratelimit.keyed`.
 pub type KeyedLab = CompareLab<KeyedFront>;
+
+/// The lesson the fixed-window comparison carries: the burst at a window boundary that
+/// a fixed window admits and a sliding log refuses (the problem Cloudflare's sliding
+/// window counter answers: "How we built rate limiting capable of scaling to millions of
+/// domains", Cloudflare blog, 2017).
+pub fn boundary_burst_lessons() -> Vec<crate::lab::lesson::Lesson> {
+    use crate::lab::lesson::{Lesson, LessonStep, Pause};
+    let step = |caption: &str, ms: f64| LessonStep {
+        caption: caption.into(),
+        actions: Vec::new(),
+        pause: Pause::After { ms },
+    };
+    vec![Lesson {
+        id: "boundary-burst".into(),
+        title: "Twice the limit at a window boundary".into(),
+        follows: "Cloudflare, How we built rate limiting capable of scaling to millions of \
+                  domains (2017)"
+            .into(),
+        config: serde_json::json!({
+            "arrivals": {"type": "windowBoundaryBurst", "windowMs": 1000.0, "burst": 10, "spacingMs": 2.0}
+        }),
+        steps: vec![
+            step(
+                "Every limiter allows 10 requests per second. The client sends exactly 10 \
+                 per second on average — but bunched: ten in the last few milliseconds \
+                 before the window boundary at 1 s.",
+                999.0,
+            ),
+            step(
+                "And ten more just after it. The fixed window counts per calendar window, \
+                 so it admits all twenty within 40 ms: twice the limit in an instant. The \
+                 sliding log counts the last second from each request and refuses the \
+                 second ten; the sliding counter's weighted estimate refuses most of them.",
+                60.0,
+            ),
+            step(
+                "The pattern repeats every other window; compare what each algorithm \
+                 admitted in the charts and tables below.",
+                3_000.0,
+            ),
+        ],
+    }]
+}
 
 #[cfg(test)]
 mod tests {

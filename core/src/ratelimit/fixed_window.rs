@@ -16,6 +16,9 @@
 //! Time going backwards: a call stamped in a window earlier than the newest one seen is
 //! counted in the newest window (the older counters are gone, and counting it there never
 //! admits more than the newest time would); waits are relative to the caller's `now`.
+//!
+//! Lab: `ratelimit.fixed-window`, the comparison lab ([`crate::ratelimit::compare_lab`]) opened
+//! with this algorithm in front.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -24,7 +27,7 @@ use std::collections::BTreeMap;
 
 use crate::error::Result;
 use crate::ratelimit::RateLimitDecision;
-use crate::ratelimit::lab::Envelope;
+use crate::ratelimit::lane::Envelope;
 use crate::ratelimit::rule::{Limiter, Rule};
 use crate::ratelimit::units::{as_tokens, check_now, cost_units, limit_units, window};
 use crate::time::{Duration, Time};

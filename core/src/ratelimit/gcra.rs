@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 
 use crate::error::Result;
 use crate::ratelimit::RateLimitDecision;
-use crate::ratelimit::lab::Envelope;
+use crate::ratelimit::lane::Envelope;
 use crate::ratelimit::rule::{Limiter, Rule};
 use crate::ratelimit::units::{
     check_now, cost_ns, cost_units, emission_interval_ns, limit_units, ns_to_us_ceil, u128_as_f64,

@@ -41,7 +41,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ratelimit::RateLimitDecision;
-use crate::ratelimit::lab::Envelope;
+use crate::ratelimit::lane::Envelope;
 use crate::time::Duration;
 
 /// Status of an admitted request.
@@ -162,10 +162,23 @@ pub fn render_with_clock(
     decision: &RateLimitDecision,
     now_unix_secs: Option<u64>,
 ) -> HttpRateLimit {
+    render_with_window(decision, None, now_unix_secs)
+}
+
+/// The response for `decision` under a policy named `default` that grants its whole
+/// limit (`decision.limit`) again in `window` (a window's length; a token bucket's
+/// capacity over its rate), if known: `RateLimit-Policy` then carries `w`, and a limit
+/// below 1 is stated per a longer window (0.5 per second: `q=1;w=2`) rather than as a
+/// quota of 1 with no window. With `now_unix_secs`, `X-RateLimit-Reset` is a Unix time.
+pub fn render_with_window(
+    decision: &RateLimitDecision,
+    window: Option<Duration>,
+    now_unix_secs: Option<u64>,
+) -> HttpRateLimit {
     let policy = QuotaPolicy {
         name: DEFAULT_POLICY.to_string(),
         limit: decision.limit,
-        window: None,
+        window,
     };
     render_with_policy(decision, &policy, now_unix_secs)
 }
@@ -318,6 +331,31 @@ mod tests {
         assert_eq!(p(2.5, 0.3), (2, Some(1)));
         assert_eq!(p(0.3, 7.0), (1, Some(24)));
         assert_eq!(p(1e15, 1e3), (MAX_SF_INTEGER, Some(1_000)));
+    }
+
+    /// The npm API's `rateLimitHeaders(decision, now, windowMs)`: the default policy with
+    /// the window given, a fractional limit stated per a longer window.
+    #[test]
+    fn a_known_window_is_named_in_the_default_policy() {
+        let d = decision(true, 4.0, 0, 6_000_000);
+        let h = render_with_window(&d, Some(Duration(60_000_000)), None);
+        assert_eq!(h.header("RateLimit-Policy"), Some(r#""default";q=10;w=60"#));
+        assert_eq!(h, {
+            let policy = QuotaPolicy {
+                name: DEFAULT_POLICY.into(),
+                limit: 10.0,
+                window: Some(Duration(60_000_000)),
+            };
+            render_with_policy(&d, &policy, None)
+        });
+        assert_eq!(
+            render_with_window(&d, None, Some(100)),
+            render_with_clock(&d, Some(100))
+        );
+        let mut half = decision(true, 0.5, 0, 0);
+        half.limit = 0.5;
+        let h = render_with_window(&half, Some(Duration(1_000_000)), None);
+        assert_eq!(h.header("RateLimit-Policy"), Some(r#""default";q=1;w=2"#));
     }
 
     #[test]

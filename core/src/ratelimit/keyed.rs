@@ -28,6 +28,9 @@
 //! the LRU order is the order of calls, whatever their times.
 //!
 //! Complexity: O(1) expected per decision; `sweep_idle` O(keys removed + 1).
+//!
+//! Lab: `ratelimit.keyed`, the comparison lab ([`crate::ratelimit::compare_lab`]) opened
+//! with this algorithm in front.
 
 use serde::Serialize;
 use std::hash::Hash;

@@ -24,6 +24,10 @@
 //! delay, never more room (see [`crate::ratelimit::units`]).
 //!
 //! Complexity: O(1) time; 16 bytes of state per client.
+//!
+//! Lab: `ratelimit.leaky-bucket`, the comparison lab ([`crate::ratelimit::compare_lab`]) opened
+//! with this algorithm in front (GCRA, its meter twin, has no id of its own and
+//! sits beside it).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -33,7 +37,7 @@ use std::collections::BTreeMap;
 use crate::error::Result;
 use crate::ratelimit::RateLimitDecision;
 use crate::ratelimit::gcra::VirtualSchedule;
-use crate::ratelimit::lab::Envelope;
+use crate::ratelimit::lane::Envelope;
 use crate::ratelimit::rule::{Limiter, Rule};
 use crate::ratelimit::units::ns_to_us_ceil;
 use crate::time::{Duration, Time};

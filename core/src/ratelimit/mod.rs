@@ -16,7 +16,7 @@ pub mod fixed_window;
 pub mod gcra;
 pub mod http;
 pub mod keyed;
-pub mod lab;
+pub mod lane;
 pub mod leaky_bucket;
 pub mod rule;
 pub mod sliding_counter;

@@ -10,7 +10,7 @@ use std::fmt::Debug;
 
 use crate::error::Result;
 use crate::ratelimit::RateLimitDecision;
-use crate::ratelimit::lab::Envelope;
+use crate::ratelimit::lane::Envelope;
 use crate::time::Time;
 
 /// A rate-limiting algorithm with its configuration; the state it decides on is kept

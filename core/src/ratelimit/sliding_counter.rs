@@ -22,6 +22,9 @@
 //! Time going backwards: a call stamped earlier than the latest time seen is evaluated at
 //! that latest time (an earlier time would weigh the previous window differently, or see a
 //! window already gone); waits are relative to the caller's `now`.
+//!
+//! Lab: `ratelimit.sliding-counter`, the comparison lab ([`crate::ratelimit::compare_lab`]) opened
+//! with this algorithm in front.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -30,7 +33,7 @@ use std::collections::BTreeMap;
 
 use crate::error::Result;
 use crate::ratelimit::RateLimitDecision;
-use crate::ratelimit::lab::Envelope;
+use crate::ratelimit::lane::Envelope;
 use crate::ratelimit::rule::{Limiter, Rule};
 use crate::ratelimit::token_bucket::first_satisfying;
 use crate::ratelimit::units::{as_tokens, check_now, cost_units, limit_units, u128_as_f64, window};

@@ -16,6 +16,9 @@
 //! Time going backwards: a call stamped earlier than the latest time seen is evaluated, and
 //! logged, at that latest time (evaluating it at its own time would ignore the newer
 //! entries and could admit more); waits are relative to the caller's `now`.
+//!
+//! Lab: `ratelimit.sliding-log`, the comparison lab ([`crate::ratelimit::compare_lab`]) opened
+//! with this algorithm in front.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -24,7 +27,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::error::Result;
 use crate::ratelimit::RateLimitDecision;
-use crate::ratelimit::lab::Envelope;
+use crate::ratelimit::lane::Envelope;
 use crate::ratelimit::rule::{Limiter, Rule};
 use crate::ratelimit::units::{as_tokens, check_now, cost_units, limit_units, window};
 use crate::time::{Duration, Time};

@@ -23,7 +23,8 @@ use std::hash::Hasher;
 use crate::bounded::{Count, Probability};
 use crate::error::{DistlabError, Result};
 use crate::lab::local::{LocalLab, Moment};
-use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, Sampler};
+use crate::lab::sampling::{Sampled, Sampler};
+use crate::lab::settings::local_lab_config;
 use crate::lab::view::{InvariantStatus, NodeView, Panel, StripItem, View};
 use crate::rng::SimRng;
 use crate::sim::disk::{Disk, DiskOp, DiskStats};
@@ -48,35 +49,18 @@ const TRACE_EVENTS: usize = 256;
 /// Bytes of a record's header: length and checksum.
 const HEADER: usize = 8;
 
-/// Configuration of the disk lab.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
-pub struct DiskLabConfig {
-    /// Seed of the writes' timing and of how a crash tears a write.
-    pub seed: u64,
-    /// When the writer appends a record.
-    pub writes: ArrivalProcess,
-    /// Payload bytes per record.
-    pub record_bytes: Count<1, { MAX_RECORD_BYTES }>,
-    /// The writer fsyncs after this many appends (0: only when asked).
-    pub fsync_every: Count<0, 1_000>,
-    /// Chance that a crash tears the oldest unsynced write (lands a prefix of it).
-    pub torn_probability: Probability,
-    /// How often the metrics are sampled, in milliseconds.
-    pub sample_ms: SampleMs,
-}
-
-impl Default for DiskLabConfig {
-    fn default() -> Self {
-        DiskLabConfig {
-            seed: 1,
-            writes: ArrivalProcess::Poisson { rate_per_sec: 20.0 },
-            record_bytes: Count::of(24),
-            fsync_every: Count::of(4),
-            torn_probability: Probability::of(0.5),
-            sample_ms: DEFAULT_SAMPLE_MS,
-        }
+local_lab_config! {
+    /// Configuration of the disk lab. The seed drives the writes' timing and how a crash
+    /// tears a write.
+    pub struct DiskLabConfig {
+        /// When the writer appends a record.
+        pub writes: ArrivalProcess = ArrivalProcess::Poisson { rate_per_sec: 20.0 },
+        /// Payload bytes per record.
+        pub record_bytes: Count<1, { MAX_RECORD_BYTES }> = Count::of(24),
+        /// The writer fsyncs after this many appends (0: only when asked).
+        pub fsync_every: Count<0, 1_000> = Count::of(4),
+        /// Chance that a crash tears the oldest unsynced write (lands a prefix of it).
+        pub torn_probability: Probability = Probability::of(0.5),
     }
 }
 
@@ -500,10 +484,6 @@ impl LocalLab for DiskLab {
             noted: 0,
             trace: VecDeque::new(),
         })
-    }
-
-    fn sample_every(c: &DiskLabConfig) -> Result<Duration> {
-        Ok(c.sample_ms.duration())
     }
 
     fn next_event_at(&self, _now: Time) -> Option<Time> {

@@ -7,8 +7,9 @@
 //! it leaves, and why none of the operations that must come next fits.
 //!
 //! Histories come from a simulated store, or are pasted as Jepsen text (an etcd log, EDN
-//! key-value lines, or a Knossos / Jepsen EDN register history). The register models start
-//! at `initialValue` and read nil as `nilRead` says. The correct store applies each operation at one instant inside its
+//! key-value lines, a Knossos / Jepsen EDN register history, or a Knossos multi-register
+//! history of transactions). The register models start at `initialValue` and read nil as
+//! `nilRead` says. The correct store applies each operation at one instant inside its
 //! interval, so its histories are linearizable by construction, which the lab checks as an
 //! invariant; the lagging replica serves some reads from a copy `lagTicks` behind and loses
 //! some acknowledged writes, so violations arise as they do in real systems, and only when
@@ -33,6 +34,7 @@
 //! - `spec`: the three models in one vocabulary (labels, explanations, output edits).
 //! - `store`: the simulated store that generates histories.
 //! - `history`: the operations, checking one part, parsing pasted text.
+//! - `multi`: multi-register histories (Knossos' transactions over several registers).
 //! - `view`: the timeline, verdict, tables and invariants.
 
 use schemars::JsonSchema;
@@ -44,7 +46,8 @@ use std::hash::Hasher;
 
 use crate::error::{DistlabError, Result, check_range};
 use crate::lab::local::{LocalLab, Moment};
-use crate::lab::sampling::{Sampled, Sampler};
+use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, Sampler};
+use crate::lab::settings::LabSettings;
 use crate::lab::view::{Panel, View};
 use crate::sim::linearizability::{NilRead, Register};
 use crate::sim::trace::StableHasher;
@@ -53,6 +56,7 @@ use history::{AnyHistory, History, HistoryOps, PartCheck, PartVerdict};
 use store::Generation;
 
 mod history;
+mod multi;
 mod spec;
 mod store;
 mod view;
@@ -140,6 +144,12 @@ pub enum HistoryFormat {
     /// happened. A compare-and-set register, starting at `initialValue`, nil reads meaning
     /// `nilRead`.
     Edn,
+    /// A Knossos EDN multi-register history: each operation a transaction of reads and
+    /// writes of several registers, `{:process 0, :type :invoke, :f :txn, :value [[:read
+    /// :x nil] [:write :y 2]]}`, its `:ok` carrying the values read (`[:r k v]` / `[:w k
+    /// v]` also read). Every register it names starts at `initialValue`; nil reads mean
+    /// `nilRead`. Checked as one part, since a transaction may span registers.
+    MultiRegisterEdn,
 }
 
 /// How the register models start and what their nil reads mean.
@@ -320,6 +330,8 @@ struct Event {
 #[derive(Debug, Clone, PartialEq)]
 struct Part {
     key: Option<String>,
+    /// What the part is called when it is the whole history (`key` is `None`).
+    whole: &'static str,
     /// Revealed operations, in order of call.
     members: Vec<u32>,
     check: PartCheck,
@@ -329,7 +341,7 @@ impl Part {
     fn name(&self) -> String {
         self.key
             .as_ref()
-            .map_or_else(|| "register".to_string(), |k| format!("key {k}"))
+            .map_or_else(|| self.whole.to_string(), |k| format!("key {k}"))
     }
 }
 
@@ -501,6 +513,7 @@ impl LinearizabilityLab {
                 None => grouped.push((key, vec![e.op])),
             }
         }
+        let whole = h.whole_part_name();
         let old = std::mem::take(&mut self.parts);
         for (key, members) in grouped {
             let kept = match &only {
@@ -515,6 +528,7 @@ impl LinearizabilityLab {
             };
             self.parts.push(Part {
                 key,
+                whole,
                 members,
                 check,
             });
@@ -532,6 +546,7 @@ impl LinearizabilityLab {
             None => {
                 self.parts.push(Part {
                     key,
+                    whole: h.whole_part_name(),
                     members: Vec::new(),
                     check: PartCheck {
                         verdict: PartVerdict::Linearizable {
@@ -704,6 +719,16 @@ pub const EXAMPLE_EDN: &str = r#"{:process 0, :type :invoke, :f :write, :value 1
 {:process 3, :type :info, :f :read, :value nil}
 "#;
 
+/// A tiny Knossos multi-register history, not linearizable with `nilRead` absent (the
+/// default): process 1 reads x = 1 and y = nil in one transaction, but process 0 wrote
+/// both atomically before that read began (a torn read). With `nilRead` unknown the nil
+/// read matches anything, and it is linearizable.
+pub const EXAMPLE_MULTI_REGISTER_EDN: &str = r#"{:process 0, :type :invoke, :f :txn, :value [[:write :x 1] [:write :y 1]]}
+{:process 0, :type :ok, :f :txn, :value [[:write :x 1] [:write :y 1]]}
+{:process 1, :type :invoke, :f :txn, :value [[:read :x nil] [:read :y nil]]}
+{:process 1, :type :ok, :f :txn, :value [[:read :x 1] [:read :y nil]]}
+"#;
+
 impl Sampled for LinearizabilityLab {
     type Totals = ();
 
@@ -725,6 +750,17 @@ impl Sampled for LinearizabilityLab {
             self.called as f64,
             (self.called - self.returned) as f64,
         ]
+    }
+}
+
+/// The lab samples once per tick of its history ([`LinearizabilityLab::sample_every`]),
+/// not every `sampleMs`: its config has no such field.
+impl LabSettings for LinearizabilityLabConfig {
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+    fn sample_ms(&self) -> SampleMs {
+        DEFAULT_SAMPLE_MS
     }
 }
 
@@ -887,6 +923,8 @@ impl LocalLab for LinearizabilityLab {
                 self.operations_table(&statuses),
             ],
             invariants: self.invariants(),
+            // The history, not the client circles, is the picture (Porcupine's).
+            stage_panel: Some(0),
             ..View::default()
         }
     }
@@ -977,8 +1015,59 @@ impl LocalLab for LinearizabilityLab {
                 format: HistoryFormat::Edn,
                 text: EXAMPLE_EDN.to_string(),
             },
+            Paste {
+                format: HistoryFormat::MultiRegisterEdn,
+                text: EXAMPLE_MULTI_REGISTER_EDN.to_string(),
+            },
         ]
     }
+}
+
+/// The lesson `sim.linearizability` carries: a stale read, and the checker finding it
+/// (Herlihy & Wing, "Linearizability: A Correctness Condition for Concurrent Objects",
+/// TOPLAS 1990; the search is Wing & Gong's with Lowe's memoisation, as in Porcupine).
+pub fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+    use crate::lab::lesson::{Condition, Lesson, LessonStep, Pause};
+    let step = |caption: &str, pause: Pause| LessonStep {
+        caption: caption.into(),
+        actions: Vec::new(),
+        pause,
+    };
+    vec![Lesson {
+        id: "stale-read".into(),
+        title: "A stale read, found by the checker".into(),
+        follows: "Herlihy & Wing, Linearizability: A Correctness Condition for Concurrent \
+                  Objects (ACM TOPLAS 1990)"
+            .into(),
+        config: serde_json::Value::Null,
+        steps: vec![
+            step(
+                "Five clients read and write one register through a store that answers \
+                 some reads from a replica lagging behind. Each operation is a bar from \
+                 the moment it was called to the moment it returned.",
+                Pause::After { ms: 300.0 },
+            ),
+            step(
+                "The history is linearizable if one instant can be picked inside every \
+                 bar so that, read left to right, the operations make sense one at a \
+                 time. The numbers on the bars are such an order, as far as the checker \
+                 found one. Let the history grow until it cannot.",
+                Pause::When {
+                    condition: Condition::Violated {
+                        name: "history is linearizable".into(),
+                    },
+                    within_ms: 60_000.0,
+                },
+            ),
+            step(
+                "A read returned a value that had already been overwritten before the \
+                 read was called: no instant inside its bar explains it. The checker \
+                 shows the longest prefix it could place and blames the clients whose \
+                 operations cannot go next; the verdict panel says why.",
+                Pause::After { ms: 0.0 },
+            ),
+        ],
+    }]
 }
 
 #[cfg(test)]

@@ -18,7 +18,8 @@ use std::hash::Hasher;
 
 use crate::error::Result;
 use crate::lab::local::{LocalLab, Moment};
-use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, Sampler};
+use crate::lab::sampling::{Sampled, Sampler};
+use crate::lab::settings::local_lab_config;
 use crate::lab::view::{InvariantStatus, Panel, Series, StripItem, View};
 use crate::rng::SimRng;
 use crate::sim::trace::StableHasher;
@@ -42,28 +43,14 @@ pub const RATE_MIN_EXPECTED: f64 = 100.0;
 /// which looks at a slowly drifting random walk, not many times that.
 pub const RATE_SIGMAS: f64 = 5.0;
 
-/// Configuration of the workload lab. JSON:
-/// `{"seed": 1, "workload": {"arrivals": {"type": "poisson", "ratePerSec": 200},
-///   "keys": {"type": "zipf", "keys": 100, "s": 1.0}, "readFraction": 0.9}, "sampleMs": 100}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
-pub struct WorkloadLabConfig {
-    /// Seed of every random draw.
-    pub seed: u64,
-    /// Arrivals, keys and the read/write mix.
-    pub workload: WorkloadConfig,
-    /// How often the charts are sampled, in milliseconds of lab time.
-    pub sample_ms: SampleMs,
-}
-
-impl Default for WorkloadLabConfig {
-    fn default() -> Self {
-        WorkloadLabConfig {
-            seed: 1,
-            workload: WorkloadConfig::default(),
-            sample_ms: DEFAULT_SAMPLE_MS,
-        }
+local_lab_config! {
+    /// Configuration of the workload lab. JSON:
+    /// `{"seed": 1, "workload": {"arrivals": {"type": "poisson", "ratePerSec": 200},
+    ///   "keys": {"type": "zipf", "keys": 100, "s": 1.0}, "readFraction": 0.9},
+    ///   "sampleMs": 100}`.
+    pub struct WorkloadLabConfig {
+        /// Arrivals, keys and the read/write mix.
+        pub workload: WorkloadConfig = WorkloadConfig::default(),
     }
 }
 
@@ -468,10 +455,6 @@ impl LocalLab for WorkloadLab {
             rate: ArrivalStats::new(Time::ZERO),
             mix: MixStats::default(),
         })
-    }
-
-    fn sample_every(c: &WorkloadLabConfig) -> Result<Duration> {
-        Ok(c.sample_ms.duration())
     }
 
     fn next_event_at(&self, _now: Time) -> Option<Time> {

@@ -13,7 +13,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use crate::bounded::{Count, Probability};
 use crate::error::{DistlabError, Result};
 use crate::lab::local::{LocalLab, Moment};
-use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, Sampler};
+use crate::lab::sampling::{Sampled, Sampler};
+use crate::lab::settings::local_lab_config;
 use crate::lab::view::{InvariantStatus, NodeView, Panel, Series, View};
 use crate::rng::SimRng;
 use crate::sim::workload::{ArrivalFeed, ArrivalProcess};
@@ -28,38 +29,20 @@ const QUERIES_KEPT: usize = 16;
 /// Keys inserted by hand remembered for the queries' truth column.
 const USER_KEYS_KEPT: usize = 1_024;
 
-/// Configuration of the Bloom filter lab.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
-pub struct BloomLabConfig {
-    /// Seed of the arrivals and of which inserted key is re-checked.
-    pub seed: u64,
-    /// When a key is inserted.
-    pub arrivals: ArrivalProcess,
-    /// Keys the filter is sized for (`n`).
-    pub expected_items: Count<1, { MAX_LAB_ITEMS }>,
-    /// False-positive rate wanted at `expectedItems` keys (`p`, strictly between 0
-    /// and 1).
-    pub false_positive_rate: Probability,
-    /// Keys never inserted that are queried after each insertion.
-    pub probes_per_insert: Count<0, 100>,
-    /// How often the metrics are sampled, in milliseconds.
-    pub sample_ms: SampleMs,
-}
-
-impl Default for BloomLabConfig {
-    fn default() -> Self {
-        BloomLabConfig {
-            seed: 1,
-            arrivals: ArrivalProcess::Constant {
-                rate_per_sec: 100.0,
-            },
-            expected_items: Count::of(1_000),
-            false_positive_rate: Probability::of(0.01),
-            probes_per_insert: Count::of(20),
-            sample_ms: DEFAULT_SAMPLE_MS,
-        }
+local_lab_config! {
+    /// Configuration of the Bloom filter lab.
+    pub struct BloomLabConfig {
+        /// When a key is inserted.
+        pub arrivals: ArrivalProcess = ArrivalProcess::Constant {
+            rate_per_sec: 100.0,
+        },
+        /// Keys the filter is sized for (`n`).
+        pub expected_items: Count<1, { MAX_LAB_ITEMS }> = Count::of(1_000),
+        /// False-positive rate wanted at `expectedItems` keys (`p`, strictly between 0
+        /// and 1).
+        pub false_positive_rate: Probability = Probability::of(0.01),
+        /// Keys never inserted that are queried after each insertion.
+        pub probes_per_insert: Count<0, 100> = Count::of(20),
     }
 }
 
@@ -287,10 +270,6 @@ impl LocalLab for BloomLab {
             false_negative: None,
             trace: SketchTrace::default(),
         })
-    }
-
-    fn sample_every(c: &BloomLabConfig) -> Result<Duration> {
-        Ok(c.sample_ms.duration())
     }
 
     fn next_event_at(&self, _now: Time) -> Option<Time> {

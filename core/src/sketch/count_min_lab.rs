@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use crate::bounded::Count;
 use crate::error::Result;
 use crate::lab::local::{LocalLab, Moment};
-use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, Sampler};
+use crate::lab::sampling::{Sampled, Sampler};
+use crate::lab::settings::local_lab_config;
 use crate::lab::view::{InvariantStatus, NodeView, Panel, View};
 use crate::rng::SimRng;
 use crate::sim::workload::{ArrivalFeed, ArrivalProcess, KeyDistribution, KeySampler, within};
@@ -27,40 +28,22 @@ pub const MAX_LAB_WIDTH: u32 = 256;
 /// Heaviest keys in the table.
 const TOP_KEYS: usize = 10;
 
-/// Configuration of the count-min lab.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
-pub struct CountMinLabConfig {
-    /// Seed of the arrivals and the keys.
-    pub seed: u64,
-    /// When a key occurs.
-    pub arrivals: ArrivalProcess,
-    /// Which key occurs.
-    pub keys: KeyDistribution,
-    /// Counters per row (`w`; `ε = e/w`).
-    pub width: Count<1, { MAX_LAB_WIDTH }>,
-    /// Rows (`d`; `δ = e^−d`).
-    pub depth: Count<1, 16>,
-    /// How often the metrics are sampled, in milliseconds.
-    pub sample_ms: SampleMs,
-}
-
-impl Default for CountMinLabConfig {
-    fn default() -> Self {
-        CountMinLabConfig {
-            seed: 1,
-            arrivals: ArrivalProcess::Constant {
-                rate_per_sec: 200.0,
-            },
-            keys: KeyDistribution::Zipf {
-                keys: 1_000,
-                s: 1.0,
-            },
-            width: Count::of(64),
-            depth: Count::of(4),
-            sample_ms: DEFAULT_SAMPLE_MS,
-        }
+local_lab_config! {
+    /// Configuration of the count-min lab.
+    pub struct CountMinLabConfig {
+        /// When a key occurs.
+        pub arrivals: ArrivalProcess = ArrivalProcess::Constant {
+            rate_per_sec: 200.0,
+        },
+        /// Which key occurs.
+        pub keys: KeyDistribution = KeyDistribution::Zipf {
+            keys: 1_000,
+            s: 1.0,
+        },
+        /// Counters per row (`w`; `ε = e/w`).
+        pub width: Count<1, { MAX_LAB_WIDTH }> = Count::of(64),
+        /// Rows (`d`; `δ = e^−d`).
+        pub depth: Count<1, 16> = Count::of(4),
     }
 }
 
@@ -243,10 +226,6 @@ impl LocalLab for CountMinLab {
             underestimate: None,
             trace: SketchTrace::default(),
         })
-    }
-
-    fn sample_every(c: &CountMinLabConfig) -> Result<Duration> {
-        Ok(c.sample_ms.duration())
     }
 
     fn next_event_at(&self, _now: Time) -> Option<Time> {

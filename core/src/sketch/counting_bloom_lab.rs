@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 use crate::bounded::{Count, Probability};
 use crate::error::Result;
 use crate::lab::local::{LocalLab, Moment};
-use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, Sampler};
+use crate::lab::sampling::{Sampled, Sampler};
+use crate::lab::settings::local_lab_config;
 use crate::lab::view::{InvariantStatus, NodeView, Panel, Series, View};
 use crate::rng::SimRng;
 use crate::sim::workload::{ArrivalFeed, ArrivalProcess};
@@ -30,38 +31,19 @@ pub const MAX_LIVE_ITEMS: u32 = 100_000;
 /// Keys never inserted queried after each event.
 const PROBES_PER_EVENT: u64 = 8;
 
-/// Configuration of the counting Bloom filter lab.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
-pub struct CountingBloomLabConfig {
-    /// Seed of the arrivals and of which keys are deleted.
-    pub seed: u64,
-    /// When a key is inserted or deleted.
-    pub arrivals: ArrivalProcess,
-    /// 4-bit counters in the filter.
-    pub counters: Count<1, { MAX_LAB_COUNTERS }>,
-    /// Counters each key probes (`k`).
-    pub hashes: Count<1, 16>,
-    /// Keys present at most: at this many, every event deletes one.
-    pub live_items: Count<1, { MAX_LIVE_ITEMS }>,
-    /// Chance that an event deletes a present key rather than inserting a new one.
-    pub delete_fraction: Probability,
-    /// How often the metrics are sampled, in milliseconds.
-    pub sample_ms: SampleMs,
-}
-
-impl Default for CountingBloomLabConfig {
-    fn default() -> Self {
-        CountingBloomLabConfig {
-            seed: 1,
-            arrivals: ArrivalProcess::Constant { rate_per_sec: 50.0 },
-            counters: Count::of(1_024),
-            hashes: Count::of(4),
-            live_items: Count::of(120),
-            delete_fraction: Probability::of(0.3),
-            sample_ms: DEFAULT_SAMPLE_MS,
-        }
+local_lab_config! {
+    /// Configuration of the counting Bloom filter lab.
+    pub struct CountingBloomLabConfig {
+        /// When a key is inserted or deleted.
+        pub arrivals: ArrivalProcess = ArrivalProcess::Constant { rate_per_sec: 50.0 },
+        /// 4-bit counters in the filter.
+        pub counters: Count<1, { MAX_LAB_COUNTERS }> = Count::of(1_024),
+        /// Counters each key probes (`k`).
+        pub hashes: Count<1, 16> = Count::of(4),
+        /// Keys present at most: at this many, every event deletes one.
+        pub live_items: Count<1, { MAX_LIVE_ITEMS }> = Count::of(120),
+        /// Chance that an event deletes a present key rather than inserting a new one.
+        pub delete_fraction: Probability = Probability::of(0.3),
     }
 }
 
@@ -230,10 +212,6 @@ impl LocalLab for CountingBloomLab {
             false_negative: None,
             trace: SketchTrace::default(),
         })
-    }
-
-    fn sample_every(c: &CountingBloomLabConfig) -> Result<Duration> {
-        Ok(c.sample_ms.duration())
     }
 
     fn next_event_at(&self, _now: Time) -> Option<Time> {

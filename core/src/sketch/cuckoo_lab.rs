@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use crate::bounded::Count;
 use crate::error::Result;
 use crate::lab::local::{LocalLab, Moment};
-use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, Sampler};
+use crate::lab::sampling::{Sampled, Sampler};
+use crate::lab::settings::local_lab_config;
 use crate::lab::view::{InvariantStatus, NodeView, Panel, View};
 use crate::rng::SimRng;
 use crate::sim::workload::{ArrivalFeed, ArrivalProcess};
@@ -26,37 +27,19 @@ use crate::time::{Duration, Time};
 pub const MAX_LAB_CAPACITY: u32 = 65_536;
 const PROBES_PER_EVENT: u64 = 4;
 
-/// Configuration of the cuckoo filter lab.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
-pub struct CuckooLabConfig {
-    /// Seed of the arrivals, the evictions and the deletions.
-    pub seed: u64,
-    /// When a key is inserted (or, once full, deleted).
-    pub arrivals: ArrivalProcess,
-    /// Keys the table is sized for (buckets of four, a power of two of them).
-    pub capacity: Count<4, { MAX_LAB_CAPACITY }>,
-    /// Bits per fingerprint.
-    pub fingerprint_bits: Count<4, 16>,
-    /// Evictions an insert may make before it gives up.
-    pub max_kicks: Count<1, 10_000>,
-    /// How often the metrics are sampled, in milliseconds.
-    pub sample_ms: SampleMs,
-}
-
-impl Default for CuckooLabConfig {
-    fn default() -> Self {
-        CuckooLabConfig {
-            seed: 1,
-            arrivals: ArrivalProcess::Constant {
-                rate_per_sec: 100.0,
-            },
-            capacity: Count::of(256),
-            fingerprint_bits: Count::of(8),
-            max_kicks: Count::of(500),
-            sample_ms: DEFAULT_SAMPLE_MS,
-        }
+local_lab_config! {
+    /// Configuration of the cuckoo filter lab.
+    pub struct CuckooLabConfig {
+        /// When a key is inserted (or, once full, deleted).
+        pub arrivals: ArrivalProcess = ArrivalProcess::Constant {
+            rate_per_sec: 100.0,
+        },
+        /// Keys the table is sized for (buckets of four, a power of two of them).
+        pub capacity: Count<4, { MAX_LAB_CAPACITY }> = Count::of(256),
+        /// Bits per fingerprint.
+        pub fingerprint_bits: Count<4, 16> = Count::of(8),
+        /// Evictions an insert may make before it gives up.
+        pub max_kicks: Count<1, 10_000> = Count::of(500),
     }
 }
 
@@ -204,10 +187,6 @@ impl LocalLab for CuckooLab {
             trace: SketchTrace::default(),
             config,
         })
-    }
-
-    fn sample_every(c: &CuckooLabConfig) -> Result<Duration> {
-        Ok(c.sample_ms.duration())
     }
 
     fn next_event_at(&self, _now: Time) -> Option<Time> {

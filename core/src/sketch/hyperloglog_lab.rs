@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::bounded::{Count, Probability};
 use crate::error::Result;
 use crate::lab::local::{LocalLab, Moment};
-use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs, Sampled, Sampler};
+use crate::lab::sampling::{Sampled, Sampler};
+use crate::lab::settings::local_lab_config;
 use crate::lab::view::{InvariantStatus, NodeView, Panel, Series, View};
 use crate::rng::SimRng;
 use crate::sim::workload::{ArrivalFeed, ArrivalProcess};
@@ -28,39 +29,21 @@ const DECODE_CHARS: usize = 600;
 /// it broken (a healthy sketch passes 6σ about once in 10^9 looks).
 const SIGMAS: f64 = 6.0;
 
-/// Configuration of the HyperLogLog lab.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
-pub struct HyperLogLogLabConfig {
-    /// Seed of the arrivals and of which elements repeat.
-    pub seed: u64,
-    /// When an element is added.
-    pub arrivals: ArrivalProcess,
-    /// `p`: `2^p` registers (Redis: 14).
-    pub precision: Count<4, 18>,
-    /// Size at which the sparse encoding turns dense, header included (Redis's
-    /// `hll-sparse-max-bytes`, 3000 by default; Redis advises at most about 16,000,
-    /// past which sparse updates, linear in the size, cost more than they save).
-    pub sparse_max_bytes: Count<0, 16_000>,
-    /// Chance that an arriving element is one already added.
-    pub repeat_fraction: Probability,
-    /// How often the metrics are sampled, in milliseconds.
-    pub sample_ms: SampleMs,
-}
-
-impl Default for HyperLogLogLabConfig {
-    fn default() -> Self {
-        HyperLogLogLabConfig {
-            seed: 1,
-            arrivals: ArrivalProcess::Constant {
-                rate_per_sec: 200.0,
-            },
-            precision: Count::of(14),
-            sparse_max_bytes: Count::of(3_000),
-            repeat_fraction: Probability::of(0.25),
-            sample_ms: DEFAULT_SAMPLE_MS,
-        }
+local_lab_config! {
+    /// Configuration of the HyperLogLog lab.
+    pub struct HyperLogLogLabConfig {
+        /// When an element is added.
+        pub arrivals: ArrivalProcess = ArrivalProcess::Constant {
+            rate_per_sec: 200.0,
+        },
+        /// `p`: `2^p` registers (Redis: 14).
+        pub precision: Count<4, 18> = Count::of(14),
+        /// Size at which the sparse encoding turns dense, header included (Redis's
+        /// `hll-sparse-max-bytes`, 3000 by default; Redis advises at most about 16,000,
+        /// past which sparse updates, linear in the size, cost more than they save).
+        pub sparse_max_bytes: Count<0, 16_000> = Count::of(3_000),
+        /// Chance that an arriving element is one already added.
+        pub repeat_fraction: Probability = Probability::of(0.25),
     }
 }
 
@@ -214,10 +197,6 @@ impl LocalLab for HyperLogLogLab {
             user_elements: BTreeSet::new(),
             trace: SketchTrace::default(),
         })
-    }
-
-    fn sample_every(c: &HyperLogLogLabConfig) -> Result<Duration> {
-        Ok(c.sample_ms.duration())
     }
 
     fn next_event_at(&self, _now: Time) -> Option<Time> {

@@ -13,20 +13,21 @@ use serde_json::{Value, json};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 
-use crate::bounded::Count;
+use crate::bounded::{Count, Millis, Probability};
 use crate::consensus::raft::config::{MAX_MEMBERS, RaftConfig};
+use crate::consensus::raft::glance;
 use crate::consensus::raft::harness::{Harness, LogicalOp, Workload};
 use crate::consensus::raft::invariants::Invariant;
 use crate::consensus::raft::messages::EntryData;
 use crate::consensus::raft::node::{RaftNode, RaftRequest, Role};
 use crate::consensus::raft::state_machine::{KvCommand, KvOp, KvResponse};
-use crate::error::{DistlabError, Result, check_probability, check_range};
+use crate::error::{DistlabError, Result};
 use crate::lab::cluster::{ClusterAction, ClusterLab};
 use crate::lab::sampling::{Sampled, per_second};
 use crate::lab::settings::{ClusterSettings, cluster_lab_config};
-use crate::lab::view::{InvariantStatus, Panel};
+use crate::lab::view::{InvariantStatus, MessageDetail, NodeGlance, Panel};
 use crate::sim::history::Outcome;
-use crate::sim::{Fault, NetworkConfig, NodeId, Sim, SimConfig};
+use crate::sim::{Fault, InFlight, NetworkConfig, NodeId, Sim, SimConfig};
 use crate::time::{Duration, Time};
 
 /// The most processes a lab may grow to by adding nodes.
@@ -45,27 +46,26 @@ pub const TRACE_TAIL: usize = 400;
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct RaftLabWorkload {
     /// Closed-loop clients, each one command at a time.
-    #[schemars(range(min = 0, max = 32))]
-    pub clients: u32,
-    #[schemars(range(min = 1, max = 1000))]
-    pub keys: u32,
-    pub read_fraction: f64,
-    pub cas_fraction: f64,
+    pub clients: Count<0, 32>,
+    pub keys: Count<1, 1_000>,
+    pub read_fraction: Probability,
+    /// At most `1 − readFraction`.
+    pub cas_fraction: Probability,
     /// Pause between an answer and the client's next command.
-    pub think_ms: f64,
+    pub think_ms: Millis<0, 600_000>,
     /// How long a client waits for an answer before retrying elsewhere.
-    pub timeout_ms: f64,
+    pub timeout_ms: Millis<1, 600_000>,
 }
 
 impl Default for RaftLabWorkload {
     fn default() -> Self {
         RaftLabWorkload {
-            clients: 2,
-            keys: 3,
-            read_fraction: 0.3,
-            cas_fraction: 0.1,
-            think_ms: 50.0,
-            timeout_ms: 500.0,
+            clients: Count::of(2),
+            keys: Count::of(3),
+            read_fraction: Probability::of(0.3),
+            cas_fraction: Probability::of(0.1),
+            think_ms: Millis::of(50),
+            timeout_ms: Millis::of(500),
         }
     }
 }
@@ -127,7 +127,7 @@ pub struct RaftLab {
 
 /// What the metrics read of a run, as of its last processed event.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub(super) struct Gauges {
+pub(crate) struct Gauges {
     pub commit: u64,
     pub delivered: u64,
     pub max_term: u64,
@@ -164,7 +164,7 @@ impl Gauges {
 
 /// Processes one event of `h` (if one is due by `deadline`); returns the gauges from
 /// before it, for the samples due before its time, and updates `gauges`.
-pub(super) fn step_harness(h: &mut Harness, deadline: Time, gauges: &mut Gauges) -> Option<Gauges> {
+pub(crate) fn step_harness(h: &mut Harness, deadline: Time, gauges: &mut Gauges) -> Option<Gauges> {
     if !h.step_until(deadline) {
         return None;
     }
@@ -174,42 +174,27 @@ pub(super) fn step_harness(h: &mut Harness, deadline: Time, gauges: &mut Gauges)
 }
 
 /// Validates a workload and turns it into the harness's.
-pub(super) fn workload(w: &RaftLabWorkload) -> Result<Workload> {
-    if w.clients > 32 {
-        return Err(DistlabError::field(
-            "workload.clients",
-            format!("must be at most 32, got {}", w.clients),
-        ));
-    }
-    if !(1..=1_000).contains(&w.keys) {
-        return Err(DistlabError::field(
-            "workload.keys",
-            format!("must be between 1 and 1000, got {}", w.keys),
-        ));
-    }
-    check_probability("workload.readFraction", w.read_fraction)?;
-    check_probability("workload.casFraction", w.cas_fraction)?;
-    if w.read_fraction + w.cas_fraction > 1.0 {
+pub(crate) fn workload(w: &RaftLabWorkload) -> Result<Workload> {
+    // Each bound is the field's type's; only the sum is checked here.
+    if w.read_fraction.get() + w.cas_fraction.get() > 1.0 {
         return Err(DistlabError::field(
             "workload.casFraction",
             "readFraction + casFraction must be at most 1",
         ));
     }
-    check_range("workload.thinkMs", w.think_ms, 0.0, 600_000.0)?;
-    check_range("workload.timeoutMs", w.timeout_ms, 1.0, 600_000.0)?;
     Ok(Workload {
-        clients: w.clients,
-        keys: w.keys,
-        read_fraction: w.read_fraction,
-        cas_fraction: w.cas_fraction,
-        think: Duration::try_from_millis_f64("workload.thinkMs", w.think_ms)?,
-        attempt_timeout: Duration::try_from_millis_f64("workload.timeoutMs", w.timeout_ms)?,
+        clients: w.clients.get(),
+        keys: w.keys.get(),
+        read_fraction: w.read_fraction.get(),
+        cas_fraction: w.cas_fraction.get(),
+        think: w.think_ms.duration(),
+        attempt_timeout: w.timeout_ms.duration(),
         ..Workload::default()
     })
 }
 
 /// Prefixes the field of a validation error.
-pub(super) fn in_field(prefix: &str, e: DistlabError) -> DistlabError {
+pub(crate) fn in_field(prefix: &str, e: DistlabError) -> DistlabError {
     match e {
         DistlabError::InvalidField { field, problem } => {
             DistlabError::field(format!("{prefix}.{field}"), problem)
@@ -219,7 +204,7 @@ pub(super) fn in_field(prefix: &str, e: DistlabError) -> DistlabError {
 }
 
 /// Builds a harness from the parts every Raft lab shares.
-pub(super) fn build_harness(
+pub(crate) fn build_harness(
     seed: u64,
     nodes: u32,
     raft: &RaftConfig,
@@ -355,7 +340,7 @@ impl RaftLab {
 }
 
 /// The five invariants' status for a harness.
-pub(super) fn invariant_statuses(h: &Harness) -> Vec<InvariantStatus> {
+pub(crate) fn invariant_statuses(h: &Harness) -> Vec<InvariantStatus> {
     Invariant::ALL
         .iter()
         .map(|&inv| match h.violation() {
@@ -588,8 +573,19 @@ impl ClusterLab for RaftLab {
         }
     }
 
+    fn glance(&self, id: NodeId) -> Option<NodeGlance> {
+        glance::glance(self.h.sim(), id, id)
+    }
+
+    fn message_detail(&self, m: &InFlight) -> Option<MessageDetail> {
+        Some(glance::message_detail(m, m.id))
+    }
+
     fn panels(&self) -> Vec<Panel> {
-        vec![self.kv_panel(), self.clients_panel()]
+        let grid = glance::log_grid("replicated logs (by term)", self.h.sim(), |id| {
+            self.role(id)
+        });
+        vec![grid, self.kv_panel(), self.clients_panel()]
     }
 
     fn invariants(&self) -> Vec<InvariantStatus> {
@@ -778,14 +774,22 @@ mod tests {
             ..RaftLabConfig::default()
         });
         assert!(e.contains("raft.heartbeatMs`"), "{e}");
+        let e = crate::lab::json::from_value::<RaftLabConfig>(
+            "config",
+            &json!({"workload": {"readFraction": 2}}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("config.workload.readFraction`"), "{e}");
         let e = bad(RaftLabConfig {
             workload: RaftLabWorkload {
-                read_fraction: 2.0,
+                read_fraction: Probability::of(0.7),
+                cas_fraction: Probability::of(0.4),
                 ..RaftLabWorkload::default()
             },
             ..RaftLabConfig::default()
         });
-        assert!(e.contains("workload.readFraction`"), "{e}");
+        assert!(e.contains("workload.casFraction`"), "{e}");
         // Election timeouts too close to the network's latency (paper §5.6).
         let e = bad(RaftLabConfig {
             network: NetworkConfig {

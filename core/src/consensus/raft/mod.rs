@@ -24,31 +24,33 @@
 //! - [`harness`]: a cluster with closed-loop clients, for tests, soaks and labs.
 //! - [`manual`]: a cluster driven message by message, for replaying the paper's figures.
 //! - [`soak`]: one seed of the fault soak, as a pure function of the seed.
-//! - [`lab`], [`scenario`]: the `consensus.raft` and `scenario.disruptive-rejoin` labs.
+//! - [`lab`], [`scenario`]: the `consensus.raft` and `scenario.disruptive-rejoin` labs;
+//!   [`glance`]: what their views show without a click (terms, timers, the log grid).
 //!
 //! Cost per event: O(entries carried + voters) at a node, plus one disk append and fsync
 //! when durable state changed; a snapshot rewrites the state machine and the entries
 //! after it.
 
 pub mod config;
-pub mod election;
-pub mod fingerprint;
+mod election;
+mod fingerprint;
+pub mod glance;
 pub mod harness;
 pub mod invariants;
 pub mod lab;
-pub mod log;
+pub mod lessons;
+mod log;
 pub mod manual;
-pub mod membership;
+mod membership;
 pub mod messages;
 pub mod node;
-pub mod reads;
-pub mod replication;
-pub mod scenario;
-pub mod snapshot;
+mod reads;
+mod replication;
+mod snapshot;
 pub mod soak;
 pub mod state_machine;
-pub mod storage;
-pub mod transfer;
+mod storage;
+mod transfer;
 
 pub use config::{RaftConfig, RaftParams, ReadMode};
 pub use invariants::{Invariant, InvariantChecker, Observation, Violation};

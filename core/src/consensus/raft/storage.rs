@@ -167,6 +167,7 @@ impl<'a> Reader<'a> {
         }
         (0..n).map(|_| self.u32()).collect()
     }
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }

@@ -17,13 +17,13 @@
 //! leased batches that are fast and approximate, and a policy for when the store cannot be
 //! reached — fail open (admit) or fail closed (refuse).
 
-pub mod envelope;
-pub mod gateway;
+mod envelope;
+mod gateway;
 pub mod lab;
 pub mod node;
 pub mod scripts;
 pub mod settings;
 pub mod store;
-pub mod store_node;
+mod store_node;
 
 pub use lab::{DistributedLab, DistributedLabAction, DistributedLabConfig};

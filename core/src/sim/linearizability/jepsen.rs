@@ -444,9 +444,16 @@ fn register_key(key: &Edn) -> std::result::Result<String, EdnError> {
 /// `[:read k v]` / `[:write k v]` (also `:r` / `:w`), or a map `{k v}` read (`:f :read`)
 /// or written (`:f :write`) key by key.
 fn micro_ops(e: &EdnEvent<'_>) -> std::result::Result<Vec<(MicroOp, Option<i64>)>, EdnError> {
-    let value = e.value()?;
+    micro_ops_of(e.value()?, e.function)
+}
+
+/// The micro-operations of a transaction's `:value`, `function` its `:f`.
+fn micro_ops_of(
+    value: &Edn,
+    function: &str,
+) -> std::result::Result<Vec<(MicroOp, Option<i64>)>, EdnError> {
     if let EdnKind::Map(entries) = &value.kind {
-        let write = match e.function {
+        let write = match function {
             "read" => false,
             "write" => true,
             other => {
@@ -552,6 +559,25 @@ pub fn parse_edn_multi_register_history(
         EventType::Fail => complete(builder, e, Completion::DidNotHappen),
         EventType::Info => complete(builder, e, Completion::Indeterminate),
     })
+}
+
+/// Parses one transaction as a multi-register history's `:ok` writes it, `[[:read :x 1]
+/// [:write :y 2]]`: its micro-operations, each with its value (the value read, or
+/// written). What the lab's edit of a transaction's answer takes. Errors name the line
+/// and column within `text`.
+pub fn parse_transaction(text: &str) -> Result<Vec<(MicroOp, Option<i64>)>> {
+    let to_error = |e: EdnError| DistlabError::parse("transaction", e.to_string());
+    let values = edn::read_all(text).map_err(to_error)?;
+    match values.as_slice() {
+        [value] => micro_ops_of(value, "txn").map_err(to_error),
+        _ => Err(DistlabError::parse(
+            "transaction",
+            format!(
+                "expected one vector like `[[:read :x 1] [:write :y 2]]`, found {} values",
+                values.len()
+            ),
+        )),
+    }
 }
 
 /// Whether an EDN history is a multi-register one: some operation is a `:txn`, or its

@@ -4,17 +4,21 @@
 
 use std::fmt::Debug;
 
+use super::multi::MultiHistory;
 use super::spec::{Op, Spec, label, output_from_edit, stale_read_hint, why_not};
 use super::store::{Generation, generate};
+use super::view::model_name;
 use super::{
     HistoryFormat, MAX_PASTED_BYTES, MAX_PASTED_OPERATIONS, ModelKind, OutputEdit, RegisterSetup,
 };
 use crate::error::{DistlabError, Result};
 use crate::sim::linearizability::jepsen::{
-    is_multi_register_history, parse_edn_register_history, parse_etcd_log, parse_kv_log,
+    is_multi_register_history, parse_edn_multi_register_history, parse_edn_register_history,
+    parse_etcd_log, parse_kv_log,
 };
 use crate::sim::linearizability::{
-    CasRegister, CheckOptions, KvModel, PartitionOutcome, Register, Response, check_with, replay,
+    CasRegister, CheckOptions, KvModel, Model, Operation, PartitionOutcome, Register, Response,
+    check_with, replay,
 };
 
 /// The operations of the lab's history. Dropped operations keep their slot, so that
@@ -88,7 +92,12 @@ pub(super) struct PartCheck {
 /// The lab's view of a history, whatever its model: what the timeline, the edits and the
 /// checks need.
 pub(super) trait HistoryOps: Debug {
-    fn model(&self) -> ModelKind;
+    /// What the history is of, for the verdict: `A register`.
+    fn model_name(&self) -> &'static str;
+    /// What its one part is called when it is not split by key.
+    fn whole_part_name(&self) -> &'static str {
+        "register"
+    }
     /// Operation slots, dropped ones included.
     fn slots(&self) -> usize;
     fn is_dropped(&self, op: u32) -> bool;
@@ -116,8 +125,8 @@ pub(super) trait HistoryOps: Debug {
 }
 
 impl<M: Spec> HistoryOps for History<M> {
-    fn model(&self) -> ModelKind {
-        M::KIND
+    fn model_name(&self) -> &'static str {
+        model_name(M::KIND)
     }
 
     fn slots(&self) -> usize {
@@ -163,141 +172,30 @@ impl<M: Spec> HistoryOps for History<M> {
         max_steps: u64,
     ) -> PartCheck {
         let model = self.model;
-        let sub: Vec<Op<M>> = members
-            .iter()
-            .filter_map(|&id| {
-                let mut op = self.op(id)?.clone();
-                if !returned(id) {
-                    op.ret = None;
-                    op.output = Response::Unknown;
-                }
-                Some(op)
-            })
-            .collect();
-        let ids = |local: &[usize]| -> Vec<u32> {
-            local
-                .iter()
-                .filter_map(|&i| members.get(i).copied())
-                .collect()
-        };
-        let options = CheckOptions {
-            max_steps: Some(max_steps),
-            check_every_part: false,
-        };
-        let undecided = |reason: String, steps| PartCheck {
-            verdict: PartVerdict::Undecided { reason },
-            steps,
-            replay_problem: None,
-            returned: 0,
-        };
-        let result = match check_with(&model, &sub, &options) {
-            Ok(result) => result,
-            Err(e) => return undecided(e.to_string(), 0),
-        };
-        // The sub-history has one key, so the model makes one part of it.
-        let outcome = match result.partitions.as_slice() {
-            [part] => &part.outcome,
-            parts => {
-                return undecided(
-                    format!("the model split one key into {} parts", parts.len()),
-                    result.steps,
-                );
-            }
-        };
-        let (verdict, replay_problem) = match outcome {
-            PartitionOutcome::Linearizable { order, omitted } => {
-                match replay(&model, &sub, order) {
-                    Ok(state) => (
-                        PartVerdict::Linearizable {
-                            order: ids(order),
-                            omitted: ids(omitted),
-                            state: model.describe_state(&state),
-                        },
-                        None,
-                    ),
-                    Err(e) => (
-                        PartVerdict::Linearizable {
-                            order: ids(order),
-                            omitted: ids(omitted),
-                            state: "?".into(),
-                        },
-                        Some(format!("the witness does not replay: {e}")),
-                    ),
-                }
-            }
-            PartitionOutcome::Violation {
-                prefix,
-                unplaceable,
-                state,
-            } => {
-                let (reasons, problem) = match replay(&model, &sub, prefix) {
-                    Ok(after) => {
-                        let problem = (model.describe_state(&after) != *state).then(|| {
-                            format!(
-                                "the prefix replays to {}, not the reported {state}",
-                                model.describe_state(&after)
-                            )
-                        });
-                        let name = |i: usize| {
-                            let id = members.get(i).copied().unwrap_or_default();
-                            sub.get(i).map_or_else(String::new, |op| {
-                                format!(
-                                    "#{id} {}",
-                                    label::<M>(&op.input, &op.output, op.ret.is_some())
-                                )
-                            })
-                        };
-                        let reasons = unplaceable
-                            .iter()
-                            .filter_map(|&i| Some((i, sub.get(i)?)))
-                            .map(|(i, op)| match model.step(&after, &op.input, &op.output) {
-                                None => {
-                                    let hint = stale_read_hint::<M>(&model, &sub, i, name)
-                                        .unwrap_or_default();
-                                    format!("{}{hint}", why_not::<M>(&after, &op.input, &op.output))
-                                }
-                                Some(next) => format!(
-                                    "it could go next (leaving the value {}), but then the \
-                                     operations left cannot all be placed",
-                                    M::show(&next)
-                                ),
-                            })
-                            .collect();
-                        (reasons, problem)
-                    }
-                    Err(e) => (Vec::new(), Some(format!("the prefix does not replay: {e}"))),
+        check_members(
+            &model,
+            &|op| self.op(op),
+            members,
+            returned,
+            max_steps,
+            &|op: &Op<M>| label::<M>(&op.input, &op.output, op.ret.is_some()),
+            &|after, sub, i, name| {
+                let Some(op) = sub.get(i) else {
+                    return String::new();
                 };
-                let deadline = sub
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| !prefix.contains(i))
-                    .filter_map(|(i, op)| Some((op.ret?, i)))
-                    .min()
-                    .and_then(|(ret, i)| Some((*members.get(i)?, ret)));
-                (
-                    PartVerdict::Violation {
-                        prefix: ids(prefix),
-                        unplaceable: ids(unplaceable),
-                        state: state.clone(),
-                        reasons,
-                        deadline,
-                    },
-                    problem,
-                )
-            }
-            PartitionOutcome::Undecided => (
-                PartVerdict::Undecided {
-                    reason: format!("not decided within {max_steps} checker steps"),
-                },
-                None,
-            ),
-        };
-        PartCheck {
-            verdict,
-            steps: result.steps,
-            replay_problem,
-            returned: 0,
-        }
+                match model.step(after, &op.input, &op.output) {
+                    None => {
+                        let hint = stale_read_hint::<M>(&model, sub, i, name).unwrap_or_default();
+                        format!("{}{hint}", why_not::<M>(after, &op.input, &op.output))
+                    }
+                    Some(next) => format!(
+                        "it could go next (leaving the value {}), but then the operations \
+                         left cannot all be placed",
+                        M::show(&next)
+                    ),
+                }
+            },
+        )
     }
 
     fn set_output(&mut self, op: u32, edit: &OutputEdit) -> Result<()> {
@@ -328,12 +226,159 @@ impl<M: Spec> HistoryOps for History<M> {
     }
 }
 
-/// A history of one of the three models.
+/// One operation of a history of model `M`.
+pub(super) type ModelOp<M> = Operation<<M as Model>::Input, <M as Model>::Output>;
+
+/// Why operation `i` of a sub-history cannot follow a prefix that leaves the state
+/// `after`: given the state, the sub-history, `i`, and a namer of its operations.
+pub(super) type Explain<'a, M> =
+    dyn Fn(&<M as Model>::State, &[ModelOp<M>], usize, &dyn Fn(usize) -> String) -> String + 'a;
+
+/// Checks the sub-history of `members` (one part; `op` looks an operation up by number)
+/// against `model`, the operations for which `returned` is false still pending, and
+/// replays the answer. `label` names an operation in the reasons, `explain` says why an
+/// unplaceable one cannot go next.
+pub(super) fn check_members<'h, M, V>(
+    model: &M,
+    op: &dyn Fn(u32) -> Option<&'h ModelOp<M>>,
+    members: &[u32],
+    returned: &dyn Fn(u32) -> bool,
+    max_steps: u64,
+    label: &dyn Fn(&ModelOp<M>) -> String,
+    explain: &Explain<'_, M>,
+) -> PartCheck
+where
+    M: Model<Output = Response<V>>,
+    M::Input: 'h,
+    V: Clone + Debug + 'h,
+{
+    let sub: Vec<ModelOp<M>> = members
+        .iter()
+        .filter_map(|&id| {
+            let mut op = op(id)?.clone();
+            if !returned(id) {
+                op.ret = None;
+                op.output = Response::Unknown;
+            }
+            Some(op)
+        })
+        .collect();
+    let ids = |local: &[usize]| -> Vec<u32> {
+        local
+            .iter()
+            .filter_map(|&i| members.get(i).copied())
+            .collect()
+    };
+    let options = CheckOptions {
+        max_steps: Some(max_steps),
+        check_every_part: false,
+    };
+    let undecided = |reason: String, steps| PartCheck {
+        verdict: PartVerdict::Undecided { reason },
+        steps,
+        replay_problem: None,
+        returned: 0,
+    };
+    let result = match check_with(model, &sub, &options) {
+        Ok(result) => result,
+        Err(e) => return undecided(e.to_string(), 0),
+    };
+    // The sub-history has one key, so the model makes one part of it.
+    let outcome = match result.partitions.as_slice() {
+        [part] => &part.outcome,
+        parts => {
+            return undecided(
+                format!("the model split one key into {} parts", parts.len()),
+                result.steps,
+            );
+        }
+    };
+    let (verdict, replay_problem) = match outcome {
+        PartitionOutcome::Linearizable { order, omitted } => match replay(model, &sub, order) {
+            Ok(state) => (
+                PartVerdict::Linearizable {
+                    order: ids(order),
+                    omitted: ids(omitted),
+                    state: model.describe_state(&state),
+                },
+                None,
+            ),
+            Err(e) => (
+                PartVerdict::Linearizable {
+                    order: ids(order),
+                    omitted: ids(omitted),
+                    state: "?".into(),
+                },
+                Some(format!("the witness does not replay: {e}")),
+            ),
+        },
+        PartitionOutcome::Violation {
+            prefix,
+            unplaceable,
+            state,
+        } => {
+            let (reasons, problem) = match replay(model, &sub, prefix) {
+                Ok(after) => {
+                    let problem = (model.describe_state(&after) != *state).then(|| {
+                        format!(
+                            "the prefix replays to {}, not the reported {state}",
+                            model.describe_state(&after)
+                        )
+                    });
+                    let name = |i: usize| {
+                        let id = members.get(i).copied().unwrap_or_default();
+                        sub.get(i)
+                            .map_or_else(String::new, |op| format!("#{id} {}", label(op)))
+                    };
+                    let reasons = unplaceable
+                        .iter()
+                        .filter(|&&i| i < sub.len())
+                        .map(|&i| explain(&after, &sub, i, &name))
+                        .collect();
+                    (reasons, problem)
+                }
+                Err(e) => (Vec::new(), Some(format!("the prefix does not replay: {e}"))),
+            };
+            let deadline = sub
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !prefix.contains(i))
+                .filter_map(|(i, op)| Some((op.ret?, i)))
+                .min()
+                .and_then(|(ret, i)| Some((*members.get(i)?, ret)));
+            (
+                PartVerdict::Violation {
+                    prefix: ids(prefix),
+                    unplaceable: ids(unplaceable),
+                    state: state.clone(),
+                    reasons,
+                    deadline,
+                },
+                problem,
+            )
+        }
+        PartitionOutcome::Undecided => (
+            PartVerdict::Undecided {
+                reason: format!("not decided within {max_steps} checker steps"),
+            },
+            None,
+        ),
+    };
+    PartCheck {
+        verdict,
+        steps: result.steps,
+        replay_problem,
+        returned: 0,
+    }
+}
+
+/// A history of one of the four models.
 #[derive(Debug, Clone)]
 pub(super) enum AnyHistory {
     Register(History<Register>),
     CasRegister(History<CasRegister>),
     Kv(History<KvModel>),
+    MultiRegister(MultiHistory),
 }
 
 impl AnyHistory {
@@ -342,6 +387,7 @@ impl AnyHistory {
             AnyHistory::Register(h) => h,
             AnyHistory::CasRegister(h) => h,
             AnyHistory::Kv(h) => h,
+            AnyHistory::MultiRegister(h) => h,
         }
     }
 
@@ -350,6 +396,7 @@ impl AnyHistory {
             AnyHistory::Register(h) => h,
             AnyHistory::CasRegister(h) => h,
             AnyHistory::Kv(h) => h,
+            AnyHistory::MultiRegister(h) => h,
         }
     }
 
@@ -417,8 +464,7 @@ impl AnyHistory {
                     return Err(DistlabError::field(
                         "text",
                         "this is a multi-register history (transactions over several keys): \
-                         the lab shows one register or a key-value store; check it with the \
-                         Rust API's MultiRegister model"
+                         paste it with the format multiRegisterEdn"
                             .to_string(),
                     ));
                 }
@@ -431,6 +477,15 @@ impl AnyHistory {
                     )),
                     count,
                     "{:process 0, :type :invoke, :f :write, :value 3}",
+                )
+            }
+            HistoryFormat::MultiRegisterEdn => {
+                let ops = parse_edn_multi_register_history(text).map_err(at_line)?;
+                let count = ops.len();
+                (
+                    AnyHistory::MultiRegister(MultiHistory::new(ops, register)),
+                    count,
+                    "{:process 0, :type :invoke, :f :txn, :value [[:r :x nil] [:w :y 2]]}",
                 )
             }
         };

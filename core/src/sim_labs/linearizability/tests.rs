@@ -87,6 +87,33 @@ fn audit_any(lab: &LinearizabilityLab) {
         AnyHistory::Register(h) => audit(lab, h),
         AnyHistory::CasRegister(h) => audit(lab, h),
         AnyHistory::Kv(h) => audit(lab, h),
+        AnyHistory::MultiRegister(h) => audit_multi(lab, h),
+    }
+}
+
+/// [`audit`] for a multi-register history: the cached verdict against a fresh check of
+/// everything revealed.
+fn audit_multi(lab: &LinearizabilityLab, h: &multi::MultiHistory) {
+    let ops: Vec<multi::TxnOp> = (0..h.ops.len() as u32)
+        .filter(|&op| lab.is_called(op))
+        .map(|op| {
+            let mut o = h.ops[op as usize].clone();
+            if !lab.is_returned(op) {
+                o.ret = None;
+                o.output = Response::Unknown;
+            }
+            o
+        })
+        .collect();
+    let fresh = check(&h.model, &ops).unwrap();
+    assert_eq!(
+        fresh.linearizable,
+        lab.violations().next().is_none(),
+        "{}",
+        lab.verdict_text(Time::MAX)
+    );
+    for part in &lab.parts {
+        assert_eq!(part.check.replay_problem, None);
     }
 }
 
@@ -335,7 +362,10 @@ fn pasted_examples_are_judged() {
         .unwrap();
     assert_eq!(l.model().revealed, 0);
     assert_eq!(l.model().origin, now);
-    assert_eq!(l.model().history.get().model(), ModelKind::CasRegister);
+    assert_eq!(
+        l.model().history.get().model_name(),
+        "A compare-and-set register"
+    );
     run_to_end(&mut l);
     assert!(has_violation(&l));
 }

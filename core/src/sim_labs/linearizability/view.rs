@@ -144,11 +144,12 @@ impl LinearizabilityLab {
             }
             Source::Pasted(format) => format!(
                 "{} history pasted as {}",
-                model_name(self.history.get().model()),
+                self.history.get().model_name(),
                 match format {
                     HistoryFormat::EtcdLog => "a Jepsen etcd log",
                     HistoryFormat::KvEdn => "Jepsen EDN key-value lines",
                     HistoryFormat::Edn => "a Knossos / Jepsen EDN register history",
+                    HistoryFormat::MultiRegisterEdn => "a Knossos EDN multi-register history",
                 }
             ),
         };
@@ -517,7 +518,7 @@ impl LinearizabilityLab {
     }
 }
 
-fn model_name(model: ModelKind) -> &'static str {
+pub(super) fn model_name(model: ModelKind) -> &'static str {
     match model {
         ModelKind::Register => "A register",
         ModelKind::CasRegister => "A compare-and-set register",

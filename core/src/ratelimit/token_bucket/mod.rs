@@ -22,6 +22,8 @@
 //! and the clock does not move back. So no ordering of calls can mint a token that the
 //! latest time seen would not already have allowed.
 
+pub mod lab;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -30,7 +32,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 use crate::ratelimit::RateLimitDecision;
-use crate::ratelimit::lab::Envelope;
+use crate::ratelimit::lane::Envelope;
 use crate::ratelimit::rule::Rule;
 use crate::ratelimit::units::{binary_parts, ceil_product, check_now};
 use crate::time::{Duration, MAX_DURATION, Time};

@@ -18,18 +18,21 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};
 
+use crate::bounded::{Count, Millis};
 use crate::consensus::raft::config::RaftConfig;
+use crate::consensus::raft::glance;
 use crate::consensus::raft::harness::{DRIVER_TAGS, Harness};
 use crate::consensus::raft::lab::{
     Gauges, RaftLabWorkload, TRACE_TAIL, build_harness, describe, invariant_statuses, step_harness,
 };
 use crate::consensus::raft::messages::Term;
-use crate::error::{DistlabError, Result, check_range};
+use crate::error::{DistlabError, Result};
 use crate::lab::LabModel;
 use crate::lab::cluster::{ClusterAction, status_name};
 use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs};
 use crate::lab::view::{
-    InvariantStatus, MessageView, MetricsRecorder, NodeView, Panel, PartitionView, View,
+    InvariantStatus, MessageDetail, MessageView, MetricsRecorder, NodeGlance, NodeView, Panel,
+    PartitionView, View,
 };
 use crate::sim::{Endpoint, Fault, NetworkConfig, NodeId, Stepped};
 use crate::time::Time;
@@ -40,11 +43,10 @@ use crate::time::Time;
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct RejoinLabConfig {
     pub seed: u64,
-    #[schemars(range(min = 3, max = 9))]
-    pub nodes: u32,
+    pub nodes: Count<3, 9>,
     /// When a follower is cut off, and when the partition heals.
-    pub isolate_at_ms: f64,
-    pub heal_at_ms: f64,
+    pub isolate_at_ms: Millis<0, 3_600_000>,
+    pub heal_at_ms: Millis<0, 3_600_000>,
     /// Raft settings for both runs; `preVote` is overridden (off in one, on in the other).
     pub raft: RaftConfig,
     pub workload: RaftLabWorkload,
@@ -56,12 +58,12 @@ impl Default for RejoinLabConfig {
     fn default() -> Self {
         RejoinLabConfig {
             seed: 1,
-            nodes: 5,
-            isolate_at_ms: 1_000.0,
-            heal_at_ms: 3_000.0,
+            nodes: Count::of(5),
+            isolate_at_ms: Millis::of(1_000),
+            heal_at_ms: Millis::of(3_000),
             raft: RaftConfig::default(),
             workload: RaftLabWorkload {
-                clients: 1,
+                clients: Count::of(1),
                 ..RaftLabWorkload::default()
             },
             network: NetworkConfig::default(),
@@ -244,6 +246,47 @@ impl RejoinLab {
         out
     }
 
+    /// Each run's terms and timers at a glance, numbered as in the view.
+    fn glances(&self) -> Vec<NodeGlance> {
+        let mut out = Vec::new();
+        for (i, s) in self.sides.iter().enumerate() {
+            let sim = s.h.sim();
+            let off = self.offset(i);
+            out.extend((0..sim.node_count()).filter_map(|id| glance::glance(sim, id, id + off)));
+        }
+        out
+    }
+
+    /// Labels of both runs' messages, by the ids the view gives them.
+    fn message_details(&self) -> Vec<MessageDetail> {
+        let mut out = Vec::new();
+        for (i, s) in self.sides.iter().enumerate() {
+            out.extend(
+                s.h.sim()
+                    .in_flight()
+                    .iter()
+                    .map(|m| glance::message_detail(m, m.id * 2 + i as u64)),
+            );
+        }
+        out
+    }
+
+    /// One log grid per run.
+    fn log_grids(&self) -> Vec<Panel> {
+        self.sides
+            .iter()
+            .map(|s| {
+                let sim = s.h.sim();
+                let role = |id| {
+                    sim.node(id)
+                        .map_or("down", |n| n.raft_role().name())
+                        .to_string()
+                };
+                glance::log_grid(&format!("replicated logs, {}", s.name()), sim, role)
+            })
+            .collect()
+    }
+
     fn messages(&self) -> Vec<MessageView> {
         let clients = self.sides[0].h.workload().clients + 1;
         let mut out = Vec::new();
@@ -341,15 +384,7 @@ impl LabModel for RejoinLab {
     type Action = ClusterAction<RejoinLabAction>;
 
     fn new(c: &RejoinLabConfig) -> Result<Self> {
-        if !(3..=9).contains(&c.nodes) {
-            return Err(DistlabError::field(
-                "nodes",
-                format!("must be between 3 and 9, got {}", c.nodes),
-            ));
-        }
-        check_range("isolateAtMs", c.isolate_at_ms, 0.0, 3_600_000.0)?;
-        check_range("healAtMs", c.heal_at_ms, 0.0, 3_600_000.0)?;
-        if c.heal_at_ms < c.isolate_at_ms {
+        if c.heal_at_ms.get() < c.isolate_at_ms.get() {
             return Err(DistlabError::field(
                 "healAtMs",
                 format!(
@@ -358,14 +393,14 @@ impl LabModel for RejoinLab {
                 ),
             ));
         }
-        let isolate_at = Time::try_from_millis_f64("isolateAtMs", c.isolate_at_ms)?;
-        let heal_at = Time::try_from_millis_f64("healAtMs", c.heal_at_ms)?;
+        let isolate_at = Time::ZERO + c.isolate_at_ms.duration();
+        let heal_at = Time::ZERO + c.heal_at_ms.duration();
         let side = |pre_vote: bool| -> Result<Side> {
             let raft = RaftConfig {
                 pre_vote,
                 ..c.raft.clone()
             };
-            let mut h = build_harness(c.seed, c.nodes, &raft, &c.workload, &c.network)?;
+            let mut h = build_harness(c.seed, c.nodes.get(), &raft, &c.workload, &c.network)?;
             // Both moments are events of each run, so seeking and replaying see them at
             // the same step as the run that recorded them.
             h.sim_mut().schedule_external(isolate_at, ISOLATE_TAG);
@@ -487,11 +522,15 @@ impl LabModel for RejoinLab {
                 invariants.push(st);
             }
         }
+        let mut panels = self.log_grids();
+        panels.push(self.comparison());
         View {
             nodes: self.nodes(),
             messages: self.messages(),
+            glances: self.glances(),
+            message_details: self.message_details(),
             partitions: self.partitions(),
-            panels: vec![self.comparison()],
+            panels,
             metrics: self.metrics.series(),
             invariants,
             ..View::default()
@@ -559,6 +598,47 @@ impl LabModel for RejoinLab {
     }
 }
 
+/// The lesson `scenario.disruptive-rejoin` carries (Ongaro's thesis, "Consensus:
+/// Bridging Theory and Practice", Stanford 2014, §9.6), timed by the default config's
+/// isolation at 1 s and heal at 3 s.
+pub fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+    use crate::lab::lesson::{Lesson, LessonStep, Pause};
+    let step = |caption: &str, ms: f64| LessonStep {
+        caption: caption.into(),
+        actions: Vec::new(),
+        pause: Pause::After { ms },
+    };
+    vec![Lesson {
+        id: "rejoin".into(),
+        title: "A follower comes back with a higher term".into(),
+        follows: "Ongaro, Consensus: Bridging Theory and Practice (Stanford PhD thesis, \
+                  2014), §9.6"
+            .into(),
+        config: Value::Null,
+        steps: vec![
+            step(
+                "One cluster, one seed, run twice: on the left without pre-vote, on the \
+                 right with it. Both elect a leader and serve clients alike.",
+                900.0,
+            ),
+            step(
+                "A follower is cut off from everyone. Hearing no leader, its election \
+                 timer runs out again and again. On the left, each time it raises its \
+                 term (its badge climbs). On the right it first asks whether it could \
+                 win (pre-vote); nobody answers, so its term stays.",
+                2_000.0,
+            ),
+            step(
+                "The partition heals. On the left, the returning node's higher term \
+                 reaches the leader, which must step down: an election follows, and the \
+                 cluster is without a leader for a while, for no good reason. On the \
+                 right, nothing happens.",
+                1_000.0,
+            ),
+        ],
+    }]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -618,7 +698,7 @@ mod tests {
     #[test]
     fn bad_configs_name_their_field() {
         let e = Runner::<RejoinLab>::new(RejoinLabConfig {
-            heal_at_ms: 10.0,
+            heal_at_ms: Millis::of(10),
             ..RejoinLabConfig::default()
         })
         .unwrap_err()

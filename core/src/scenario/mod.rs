@@ -1,0 +1,6 @@
+//! Scenarios: one famous failure, run twice side by side under one seed — once as it
+//! happens, once with the fix — so the difference is the fix's alone. Each file is one
+//! scenario's lab, named by its catalog id (`scenario.disruptive-rejoin` is
+//! [`disruptive_rejoin`]).
+
+pub mod disruptive_rejoin;

@@ -1,0 +1,32 @@
+// How fast a lab plays when it opens: simulated ms per wall ms, chosen so that its first
+// interesting event shows within a few seconds (a Raft election at 150-300 simulated ms,
+// a rate limiter's first refusal within its first 1 s window, the disruptive rejoin's
+// isolation at 1 s). The speed slider changes it; a lab not listed plays at 0.1x.
+// Under `prefers-reduced-motion`, nothing starts moving by itself.
+
+const PACE: Record<string, number> = {
+  "consensus.raft": 0.1,
+  "scenario.disruptive-rejoin": 0.4,
+  "sim.linearizability": 1,
+  "ratelimit.token-bucket": 0.5,
+  "ratelimit.fixed-window": 0.5,
+  "ratelimit.sliding-log": 0.5,
+  "ratelimit.sliding-counter": 0.5,
+  "ratelimit.leaky-bucket": 0.5,
+  "ratelimit.keyed": 0.5,
+  "ratelimit.distributed": 0.5,
+  "sim.workload": 0.5,
+  "sim.disk": 0.5,
+};
+
+export const DEFAULT_PACE = 0.1;
+
+/** The speed lab `id` opens at. */
+export function paceOf(id: string): number {
+  return PACE[id] ?? DEFAULT_PACE;
+}
+
+/** Whether the reader asked for less motion: labs then open paused. */
+export function reducedMotion(): boolean {
+  return window.matchMedia?.("(prefers-reduced-motion: reduce)").matches ?? false;
+}
