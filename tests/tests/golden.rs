@@ -18,7 +18,7 @@ use distlab_core::sim::{Fault, Sim, SimConfig};
 use distlab_core::{Duration, Time};
 use serde_json::{Value, json};
 #[cfg(target_arch = "wasm32")]
-use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+use wasm_bindgen_test::wasm_bindgen_test_configure;
 
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test_configure!(run_in_browser);
@@ -79,8 +79,7 @@ fn network_scenario() -> (String, u64, Value) {
     )
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn sim_network_golden_trace_hash() {
     let (hash, events, time_us) = network_scenario();
     assert_eq!(
@@ -132,8 +131,7 @@ fn raft_scenario() -> (u64, u64, usize) {
     (h.sim().trace().hash(), h.sim().trace().len(), h.completed())
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn raft_golden_trace_hash() {
     let (hash, events, completed) = raft_scenario();
     assert_eq!(
@@ -199,8 +197,7 @@ fn raft_lab_scenario() -> (String, u64, Value) {
     )
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn raft_lab_golden_trace_hash() {
     let (hash, events, time_us) = raft_lab_scenario();
     assert_eq!(
@@ -268,8 +265,7 @@ fn raft_fingerprint_scenario() -> (u64, u64, u64) {
     (h.sim().trace().hash(), node, message)
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn raft_golden_fingerprints() {
     let (trace, node, message) = raft_fingerprint_scenario();
     assert_eq!(

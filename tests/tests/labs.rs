@@ -9,7 +9,7 @@ use distlab_core::{Duration, catalog, create_lab};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 #[cfg(target_arch = "wasm32")]
-use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+use wasm_bindgen_test::wasm_bindgen_test_configure;
 
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test_configure!(run_in_browser);
@@ -18,8 +18,7 @@ fn lab_ids() -> Vec<&'static str> {
     registered().into_iter().map(|(id, _)| id).collect()
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn catalog_ids_are_unique_and_every_lab_is_in_it() {
     let mut seen = BTreeSet::new();
     for row in CATALOG_ROWS {
@@ -98,8 +97,7 @@ fn catalog_data_matches_catalog_md_when_present() {
     );
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn unknown_and_planned_ids_are_clear_errors() {
     let e = create_lab("no.such-lab", &Value::Null)
         .err()
@@ -145,103 +143,94 @@ fn drive(lab: &mut dyn Lab, rng: &mut SimRng, rounds: usize) {
     }
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-fn seek_equals_the_run_that_got_there() {
-    for id in lab_ids() {
-        for seed in 0..4u64 {
-            let mut rng = SimRng::new(seed);
-            let mut lab = create_lab(id, &Value::Null).unwrap();
-            let examples = lab
-                .example_actions()
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            // Step by events only, so the clock is always where the last event left it.
-            // A fingerprint (the whole view and trace as JSON) is the costly part, so one
-            // is kept at about a quarter of the stops: the 12 seeks below pick among them,
-            // and the suite stays within Chrome's 30 s per-test budget in a debug build.
-            // A step already kept is always re-taken: seek(k) restores the state after
-            // every action taken at step k, and a lab that has run out of events takes
-            // several actions at one step.
-            let mut seen = std::collections::BTreeMap::new();
-            for _ in 0..150 {
-                if rng.chance(0.2)
-                    && let Some(a) = examples.get(rng.below(examples.len() as u64) as usize)
-                {
-                    let _ = lab.act(a);
-                }
-                if rng.chance(0.25) || seen.contains_key(&lab.steps()) {
-                    seen.insert(lab.steps(), fingerprint(lab.as_ref()));
-                }
-                lab.step_events(1 + rng.below(40)).unwrap();
+#[distlab_tests::test(each = lab_ids())]
+fn seek_equals_the_run_that_got_there(id: &'static str) {
+    for seed in 0..4u64 {
+        let mut rng = SimRng::new(seed);
+        let mut lab = create_lab(id, &Value::Null).unwrap();
+        let examples = lab
+            .example_actions()
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        // Step by events only, so the clock is always where the last event left it.
+        // A fingerprint (the whole view and trace as JSON) is the costly part, so one
+        // is kept at about a quarter of the stops: the 12 seeks below pick among them,
+        // and the suite stays within Chrome's 30 s per-test budget in a debug build.
+        // A step already kept is always re-taken: seek(k) restores the state after
+        // every action taken at step k, and a lab that has run out of events takes
+        // several actions at one step.
+        let mut seen = std::collections::BTreeMap::new();
+        for _ in 0..150 {
+            if rng.chance(0.2)
+                && let Some(a) = examples.get(rng.below(examples.len() as u64) as usize)
+            {
+                let _ = lab.act(a);
             }
-            seen.insert(lab.steps(), fingerprint(lab.as_ref()));
-            let steps: Vec<u64> = seen.keys().copied().collect();
-            for _ in 0..12 {
-                let k = steps[rng.below(steps.len() as u64) as usize];
-                assert_eq!(lab.seek(k).unwrap(), k);
-                let got = fingerprint(lab.as_ref());
-                let want = &seen[&k];
-                let diff: Vec<String> = got
-                    .0
-                    .as_object()
-                    .unwrap()
-                    .iter()
-                    .filter(|(key, v)| want.0.get(key.as_str()) != Some(v))
-                    .map(|(key, v)| format!("{key}: {v} vs {}", want.0[key.as_str()]))
-                    .collect();
-                assert!(
-                    got == *want,
-                    "{id} seed {seed}: seek({k}) differs from the run: {diff:?}, hash {} vs {}",
-                    got.1,
-                    want.1
-                );
+            if rng.chance(0.25) || seen.contains_key(&lab.steps()) {
+                seen.insert(lab.steps(), fingerprint(lab.as_ref()));
             }
+            lab.step_events(1 + rng.below(40)).unwrap();
+        }
+        seen.insert(lab.steps(), fingerprint(lab.as_ref()));
+        let steps: Vec<u64> = seen.keys().copied().collect();
+        for _ in 0..12 {
+            let k = steps[rng.below(steps.len() as u64) as usize];
+            assert_eq!(lab.seek(k).unwrap(), k);
+            let got = fingerprint(lab.as_ref());
+            let want = &seen[&k];
+            let diff: Vec<String> = got
+                .0
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(key, v)| want.0.get(key.as_str()) != Some(v))
+                .map(|(key, v)| format!("{key}: {v} vs {}", want.0[key.as_str()]))
+                .collect();
+            assert!(
+                got == *want,
+                "{id} seed {seed}: seek({k}) differs from the run: {diff:?}, hash {} vs {}",
+                got.1,
+                want.1
+            );
         }
     }
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-fn a_recorded_action_script_replays_to_the_same_state() {
-    for id in lab_ids() {
-        let mut lab = create_lab(id, &Value::Null).unwrap();
-        drive(lab.as_mut(), &mut SimRng::new(3), 60);
-        lab.step_events(0).unwrap();
-        let replayed = replay_lab(id, &lab.config(), &lab.actions()).unwrap();
-        assert_eq!(
-            replayed.steps(),
-            lab.actions()
-                .as_array()
-                .unwrap()
-                .last()
-                .map_or(0, |a| a["step"].as_u64().unwrap())
-        );
-        let mut original = create_lab(id, &Value::Null).unwrap();
-        drive(original.as_mut(), &mut SimRng::new(3), 60);
-        let mut replayed = replayed;
-        let target = original.steps();
-        replayed.seek(target).unwrap();
-        original.seek(target).unwrap();
-        assert_eq!(
-            fingerprint(replayed.as_ref()),
-            fingerprint(original.as_ref()),
-            "{id}"
-        );
-    }
+#[distlab_tests::test(each = lab_ids())]
+fn a_recorded_action_script_replays_to_the_same_state(id: &'static str) {
+    let mut lab = create_lab(id, &Value::Null).unwrap();
+    drive(lab.as_mut(), &mut SimRng::new(3), 60);
+    lab.step_events(0).unwrap();
+    let replayed = replay_lab(id, &lab.config(), &lab.actions()).unwrap();
+    assert_eq!(
+        replayed.steps(),
+        lab.actions()
+            .as_array()
+            .unwrap()
+            .last()
+            .map_or(0, |a| a["step"].as_u64().unwrap())
+    );
+    let mut original = create_lab(id, &Value::Null).unwrap();
+    drive(original.as_mut(), &mut SimRng::new(3), 60);
+    let mut replayed = replayed;
+    let target = original.steps();
+    replayed.seek(target).unwrap();
+    original.seek(target).unwrap();
+    assert_eq!(
+        fingerprint(replayed.as_ref()),
+        fingerprint(original.as_ref()),
+        "{id}"
+    );
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-fn same_config_and_actions_give_the_same_view() {
-    for id in lab_ids() {
-        let mut a = create_lab(id, &Value::Null).unwrap();
-        let mut b = create_lab(id, &Value::Null).unwrap();
-        drive(a.as_mut(), &mut SimRng::new(7), 60);
-        drive(b.as_mut(), &mut SimRng::new(7), 60);
-        assert_eq!(fingerprint(a.as_ref()), fingerprint(b.as_ref()), "{id}");
-    }
+#[distlab_tests::test(each = lab_ids())]
+fn same_config_and_actions_give_the_same_view(id: &'static str) {
+    let mut a = create_lab(id, &Value::Null).unwrap();
+    let mut b = create_lab(id, &Value::Null).unwrap();
+    drive(a.as_mut(), &mut SimRng::new(7), 60);
+    drive(b.as_mut(), &mut SimRng::new(7), 60);
+    assert_eq!(fingerprint(a.as_ref()), fingerprint(b.as_ref()), "{id}");
 }
 
 /// Random JSON of every shape, biased towards the awkward values.
@@ -313,142 +302,135 @@ fn mutate(v: &mut Value, rng: &mut SimRng) {
     }
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-fn random_configs_and_actions_never_panic() {
-    for id in lab_ids() {
-        let default_config = create_lab(id, &Value::Null).unwrap().config();
-        let mut rng = SimRng::new(99);
-        let mut errors = 0;
-        for round in 0..300 {
-            let mut config = default_config.clone();
-            mutate(&mut config, &mut rng);
-            let config = if round % 3 == 0 {
-                default_config.clone()
-            } else {
-                config
-            };
-            let Ok(mut lab) = create_lab(id, &config) else {
-                errors += 1;
-                continue;
-            };
-            let examples = lab
-                .example_actions()
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            for _ in 0..20 {
-                match rng.below(7) {
-                    0 => {
-                        let _ = lab.step(Duration::from_micros(rng.below(50_000)));
-                    }
-                    1 => {
-                        let _ = lab.step_events(rng.below(200));
-                    }
-                    2 => {
-                        let _ = lab.seek(rng.below(lab.steps() + 10));
-                    }
-                    3 => {
-                        let _ = lab.act(&random_json(&mut rng, 3));
-                    }
-                    6 => {
-                        // Later actions for the run to take, possibly broken.
-                        let mut more = json!([{
-                            "step": lab.steps() + rng.below(50),
-                            "atUs": lab.now().0 + rng.below(100_000),
-                            "action": examples
-                                .get(rng.below(examples.len().max(1) as u64) as usize)
-                                .cloned()
-                                .unwrap_or(Value::Null),
-                        }]);
-                        if rng.chance(0.5) {
-                            mutate(&mut more, &mut rng);
-                        }
-                        let _ = lab.extend_actions(&more);
-                        let _ = lab.trace_from(rng.below(1_000), rng.below(100) as usize);
-                    }
-                    _ => {
-                        let mut a = examples
-                            .get(rng.below(examples.len().max(1) as u64) as usize)
-                            .cloned()
-                            .unwrap_or(Value::Null);
-                        if rng.chance(0.5) {
-                            mutate(&mut a, &mut rng);
-                        }
-                        if lab.act(&a).is_err() {
-                            errors += 1;
-                        }
-                    }
-                }
-                let _ = serde_json::to_string(&lab.view()).unwrap();
-            }
-            let _ = lab.trace();
-            let _ = lab.config_schema();
-            let _ = lab.action_schema();
-            // A step to the end of time stops at the per-call event limit: up to 200,000
-            // events, which in a debug build in the browser is seconds. Every tenth config
-            // takes one, so the suite stays far from Chrome's 30-second limit per test.
-            if round % 10 == 0 {
-                let _ = lab.step(Duration::from_secs(u64::MAX / 2_000_000));
-            }
-        }
-        assert!(errors > 0, "{id}: the fuzz never produced a bad input");
-    }
-}
-
-/// A `step(dt)` that ends exactly on an event's time, followed by an action: the replay
-/// must move the clock there too (a metric sample may fall due), or the views differ.
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-fn replay_reproduces_actions_taken_after_whole_steps() {
-    for id in lab_ids() {
-        let mut lab = create_lab(id, &Value::Null).unwrap();
+#[distlab_tests::test(each = lab_ids())]
+fn random_configs_and_actions_never_panic(id: &'static str) {
+    let default_config = create_lab(id, &Value::Null).unwrap().config();
+    let mut rng = SimRng::new(99);
+    let mut errors = 0;
+    for round in 0..300 {
+        let mut config = default_config.clone();
+        mutate(&mut config, &mut rng);
+        let config = if round % 3 == 0 {
+            default_config.clone()
+        } else {
+            config
+        };
+        let Ok(mut lab) = create_lab(id, &config) else {
+            errors += 1;
+            continue;
+        };
         let examples = lab
             .example_actions()
             .as_array()
             .cloned()
             .unwrap_or_default();
-        let mut rng = SimRng::new(11);
-        for round in 0..30u64 {
-            lab.step(Duration::from_millis(50 * (1 + round % 3)))
-                .unwrap();
-            if let Some(a) = examples.get(rng.below(examples.len().max(1) as u64) as usize) {
-                let _ = lab.act(a);
+        for _ in 0..20 {
+            match rng.below(7) {
+                0 => {
+                    let _ = lab.step(Duration::from_micros(rng.below(50_000)));
+                }
+                1 => {
+                    let _ = lab.step_events(rng.below(200));
+                }
+                2 => {
+                    let _ = lab.seek(rng.below(lab.steps() + 10));
+                }
+                3 => {
+                    let _ = lab.act(&random_json(&mut rng, 3));
+                }
+                6 => {
+                    // Later actions for the run to take, possibly broken.
+                    let mut more = json!([{
+                        "step": lab.steps() + rng.below(50),
+                        "atUs": lab.now().0 + rng.below(100_000),
+                        "action": examples
+                            .get(rng.below(examples.len().max(1) as u64) as usize)
+                            .cloned()
+                            .unwrap_or(Value::Null),
+                    }]);
+                    if rng.chance(0.5) {
+                        mutate(&mut more, &mut rng);
+                    }
+                    let _ = lab.extend_actions(&more);
+                    let _ = lab.trace_from(rng.below(1_000), rng.below(100) as usize);
+                }
+                _ => {
+                    let mut a = examples
+                        .get(rng.below(examples.len().max(1) as u64) as usize)
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                    if rng.chance(0.5) {
+                        mutate(&mut a, &mut rng);
+                    }
+                    if lab.act(&a).is_err() {
+                        errors += 1;
+                    }
+                }
             }
+            let _ = serde_json::to_string(&lab.view()).unwrap();
         }
-        let want = fingerprint(lab.as_ref());
-        let replayed = replay_lab(id, &lab.config(), &lab.actions()).unwrap();
-        if lab.actions().as_array().is_some_and(|a| !a.is_empty()) {
-            let last = &lab.actions().as_array().unwrap().last().unwrap().clone();
-            if last["step"].as_u64() == Some(lab.steps()) {
-                let got = fingerprint(replayed.as_ref());
-                let diff: Vec<String> = got
-                    .0
-                    .as_object()
-                    .unwrap()
-                    .iter()
-                    .filter(|(key, v)| want.0.get(key.as_str()) != Some(v))
-                    .map(|(key, v)| {
-                        if let (Some(a), Some(b)) = (v.as_array(), want.0[key.as_str()].as_array())
-                        {
-                            let d: Vec<String> = a
-                                .iter()
-                                .zip(b)
-                                .filter(|(x, y)| x != y)
-                                .map(|(x, y)| format!("{} {} vs {}", x["name"], x["y"], y["y"]))
-                                .collect();
-                            return format!("{key}: {d:?}");
-                        }
-                        format!("{key}: {v} vs {}", want.0[key.as_str()])
-                    })
-                    .collect();
-                assert!(
-                    got == want,
-                    "{id}: replay differs: {diff:?} hash {} vs {}",
-                    got.1,
-                    want.1
-                );
-            }
+        let _ = lab.trace();
+        let _ = lab.config_schema();
+        let _ = lab.action_schema();
+        // A step to the end of time stops at the per-call event limit: up to 200,000
+        // events, which in a debug build in the browser is seconds. Every tenth config
+        // takes one, so the suite stays far from Chrome's 30-second limit per test.
+        if round % 10 == 0 {
+            let _ = lab.step(Duration::from_secs(u64::MAX / 2_000_000));
+        }
+    }
+    assert!(errors > 0, "{id}: the fuzz never produced a bad input");
+}
+
+/// A `step(dt)` that ends exactly on an event's time, followed by an action: the replay
+/// must move the clock there too (a metric sample may fall due), or the views differ.
+#[distlab_tests::test(each = lab_ids())]
+fn replay_reproduces_actions_taken_after_whole_steps(id: &'static str) {
+    let mut lab = create_lab(id, &Value::Null).unwrap();
+    let examples = lab
+        .example_actions()
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut rng = SimRng::new(11);
+    for round in 0..30u64 {
+        lab.step(Duration::from_millis(50 * (1 + round % 3)))
+            .unwrap();
+        if let Some(a) = examples.get(rng.below(examples.len().max(1) as u64) as usize) {
+            let _ = lab.act(a);
+        }
+    }
+    let want = fingerprint(lab.as_ref());
+    let replayed = replay_lab(id, &lab.config(), &lab.actions()).unwrap();
+    if lab.actions().as_array().is_some_and(|a| !a.is_empty()) {
+        let last = &lab.actions().as_array().unwrap().last().unwrap().clone();
+        if last["step"].as_u64() == Some(lab.steps()) {
+            let got = fingerprint(replayed.as_ref());
+            let diff: Vec<String> = got
+                .0
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(key, v)| want.0.get(key.as_str()) != Some(v))
+                .map(|(key, v)| {
+                    if let (Some(a), Some(b)) = (v.as_array(), want.0[key.as_str()].as_array()) {
+                        let d: Vec<String> = a
+                            .iter()
+                            .zip(b)
+                            .filter(|(x, y)| x != y)
+                            .map(|(x, y)| format!("{} {} vs {}", x["name"], x["y"], y["y"]))
+                            .collect();
+                        return format!("{key}: {d:?}");
+                    }
+                    format!("{key}: {v} vs {}", want.0[key.as_str()])
+                })
+                .collect();
+            assert!(
+                got == want,
+                "{id}: replay differs: {diff:?} hash {} vs {}",
+                got.1,
+                want.1
+            );
         }
     }
 }
@@ -456,33 +438,30 @@ fn replay_reproduces_actions_taken_after_whole_steps() {
 /// `view_fields_of` is `view()` with the other nodes' fields emptied, whether a lab builds
 /// only the wanted fields (as `sim.network` does for the page's big clusters) or strips
 /// them afterwards (the default).
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-fn fields_of_some_nodes_is_the_view_with_the_others_emptied() {
+#[distlab_tests::test(each = lab_ids())]
+fn fields_of_some_nodes_is_the_view_with_the_others_emptied(id: &'static str) {
     use distlab_core::lab::FieldsOf;
-    for id in lab_ids() {
-        let mut rng = SimRng::new(11);
-        let mut lab = create_lab(id, &Value::Null).unwrap();
-        for _ in 0..4 {
-            drive(lab.as_mut(), &mut rng, 6);
-            let full = lab.view();
-            assert_eq!(lab.view_fields_of(&FieldsOf::All), full, "{id}: all fields");
-            let ids: Vec<_> = full.nodes.iter().map(|n| n.id).collect();
-            let wanted: BTreeSet<_> = ids.iter().copied().filter(|_| rng.chance(0.3)).collect();
-            let fields = FieldsOf::Only(wanted);
-            let mut want = full.clone();
-            fields.strip(&mut want);
-            assert_eq!(lab.view_fields_of(&fields), want, "{id}: {fields:?}");
-            assert_eq!(
-                lab.view_fields_of(&FieldsOf::Only(BTreeSet::new()))
-                    .nodes
-                    .iter()
-                    .filter(|n| !n.fields.is_empty())
-                    .count(),
-                0,
-                "{id}: no node's fields"
-            );
-        }
+    let mut rng = SimRng::new(11);
+    let mut lab = create_lab(id, &Value::Null).unwrap();
+    for _ in 0..4 {
+        drive(lab.as_mut(), &mut rng, 6);
+        let full = lab.view();
+        assert_eq!(lab.view_fields_of(&FieldsOf::All), full, "{id}: all fields");
+        let ids: Vec<_> = full.nodes.iter().map(|n| n.id).collect();
+        let wanted: BTreeSet<_> = ids.iter().copied().filter(|_| rng.chance(0.3)).collect();
+        let fields = FieldsOf::Only(wanted);
+        let mut want = full.clone();
+        fields.strip(&mut want);
+        assert_eq!(lab.view_fields_of(&fields), want, "{id}: {fields:?}");
+        assert_eq!(
+            lab.view_fields_of(&FieldsOf::Only(BTreeSet::new()))
+                .nodes
+                .iter()
+                .filter(|n| !n.fields.is_empty())
+                .count(),
+            0,
+            "{id}: no node's fields"
+        );
     }
 }
 
@@ -491,41 +470,37 @@ fn fields_of_some_nodes_is_the_view_with_the_others_emptied() {
 /// as steps (messages parked at the paused node) were still queued when the replay applied
 /// the resume. Every pair of consecutive example actions (crash then restart, pause then
 /// resume...) goes through the same sequence here.
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-fn a_replay_keeps_matching_after_its_last_action() {
-    for id in lab_ids() {
-        let examples = create_lab(id, &Value::Null)
-            .unwrap()
-            .example_actions()
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        for pair in examples.windows(2) {
-            let mut lab = create_lab(id, &Value::Null).unwrap();
-            lab.step(Duration::from_millis(1_500)).unwrap();
-            let _ = lab.act(&pair[0]);
-            lab.step(Duration::from_millis(100)).unwrap();
-            let _ = lab.act(&pair[1]);
-            lab.step(Duration::from_millis(150)).unwrap();
-            let mut replayed = replay_lab(id, &lab.config(), &lab.actions()).unwrap();
-            let at = lab.now();
-            while replayed.now() < at {
-                replayed.step(at - replayed.now()).unwrap();
-            }
-            assert_eq!(replayed.steps(), lab.steps(), "{id}: steps after {pair:?}");
-            assert!(
-                fingerprint(replayed.as_ref()) == fingerprint(lab.as_ref()),
-                "{id}: the replay drifted after {pair:?}"
-            );
+#[distlab_tests::test(each = lab_ids())]
+fn a_replay_keeps_matching_after_its_last_action(id: &'static str) {
+    let examples = create_lab(id, &Value::Null)
+        .unwrap()
+        .example_actions()
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for pair in examples.windows(2) {
+        let mut lab = create_lab(id, &Value::Null).unwrap();
+        lab.step(Duration::from_millis(1_500)).unwrap();
+        let _ = lab.act(&pair[0]);
+        lab.step(Duration::from_millis(100)).unwrap();
+        let _ = lab.act(&pair[1]);
+        lab.step(Duration::from_millis(150)).unwrap();
+        let mut replayed = replay_lab(id, &lab.config(), &lab.actions()).unwrap();
+        let at = lab.now();
+        while replayed.now() < at {
+            replayed.step(at - replayed.now()).unwrap();
         }
+        assert_eq!(replayed.steps(), lab.steps(), "{id}: steps after {pair:?}");
+        assert!(
+            fingerprint(replayed.as_ref()) == fingerprint(lab.as_ref()),
+            "{id}: the replay drifted after {pair:?}"
+        );
     }
 }
 
 /// A reader that holds the trace up to `events` and asks only for what came after (as the
 /// page's trace worker does) ends up with the same events as one that reads it whole.
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn the_trace_read_in_pieces_is_the_whole_trace() {
     let mut numbered_labs = BTreeSet::new();
     for id in lab_ids() {
@@ -571,45 +546,41 @@ fn the_trace_read_in_pieces_is_the_whole_trace() {
 /// A replica that got the first actions of a run by replay and the rest by
 /// `extend_actions` (as the page's trace worker follows the page) reaches the same state;
 /// actions from before its present are refused and change nothing.
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-fn a_replica_extended_with_later_actions_follows_the_run() {
-    for id in lab_ids() {
-        let mut lab = create_lab(id, &Value::Null).unwrap();
-        drive(lab.as_mut(), &mut SimRng::new(8), 40);
-        let all = lab.actions().as_array().cloned().unwrap_or_default();
-        let (first, rest) = all.split_at(all.len() / 2);
-        let mut replica = replay_lab(id, &lab.config(), &json!(first)).unwrap();
-        let here = replica.steps();
-        if let Some(next) = rest.first() {
-            // Stepped past the next action, the replica cannot take it any more.
-            let past = next["step"].as_u64().unwrap() + 1;
-            if replica.seek(past).unwrap() == past {
-                let e = replica
-                    .extend_actions(&json!(rest))
-                    .unwrap_err()
-                    .to_string();
-                assert!(e.contains("actions[0]"), "{id}: {e}");
-            }
-            replica.seek(here).unwrap();
+#[distlab_tests::test(each = lab_ids())]
+fn a_replica_extended_with_later_actions_follows_the_run(id: &'static str) {
+    let mut lab = create_lab(id, &Value::Null).unwrap();
+    drive(lab.as_mut(), &mut SimRng::new(8), 40);
+    let all = lab.actions().as_array().cloned().unwrap_or_default();
+    let (first, rest) = all.split_at(all.len() / 2);
+    let mut replica = replay_lab(id, &lab.config(), &json!(first)).unwrap();
+    let here = replica.steps();
+    if let Some(next) = rest.first() {
+        // Stepped past the next action, the replica cannot take it any more.
+        let past = next["step"].as_u64().unwrap() + 1;
+        if replica.seek(past).unwrap() == past {
+            let e = replica
+                .extend_actions(&json!(rest))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("actions[0]"), "{id}: {e}");
         }
-        replica.extend_actions(&json!(rest)).unwrap();
-        // Both seek to the end (the original's clock may have moved past its last event).
-        let end = lab.steps();
-        lab.seek(end).unwrap();
-        replica.seek(end).unwrap();
-        assert_eq!(replica.actions(), lab.actions(), "{id}");
-        assert!(
-            fingerprint(replica.as_ref()) == fingerprint(lab.as_ref()),
-            "{id}: the extended replica differs"
-        );
+        replica.seek(here).unwrap();
     }
+    replica.extend_actions(&json!(rest)).unwrap();
+    // Both seek to the end (the original's clock may have moved past its last event).
+    let end = lab.steps();
+    lab.seek(end).unwrap();
+    replica.seek(end).unwrap();
+    assert_eq!(replica.actions(), lab.actions(), "{id}");
+    assert!(
+        fingerprint(replica.as_ref()) == fingerprint(lab.as_ref()),
+        "{id}: the extended replica differs"
+    );
 }
 
 /// An added action that turns out not to apply when the run reaches it is an error there,
 /// and goes (with any after it): the run then goes on without it.
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn an_added_action_that_cannot_apply_is_dropped_with_an_error() {
     let mut lab = create_lab("sim.network", &Value::Null).unwrap();
     lab.step(Duration::from_millis(100)).unwrap();

@@ -11,7 +11,7 @@ use distlab_core::sim::linearizability::{
     PartitionOutcome, Verdict, check, check_with, replay,
 };
 #[cfg(target_arch = "wasm32")]
-use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+use wasm_bindgen_test::wasm_bindgen_test_configure;
 
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test_configure!(run_in_browser);
@@ -86,8 +86,7 @@ fn assert_violations_are_explained<M: Model>(
     assert_eq!(violations > 0, !result.linearizable, "{name}");
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn etcd_histories_reproduce_porcupine_verdicts() {
     let verdicts = verdicts();
     let mut checked = 0;
@@ -110,8 +109,7 @@ fn etcd_histories_reproduce_porcupine_verdicts() {
     assert_eq!(checked, 102);
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn kv_histories_reproduce_porcupine_verdicts() {
     let verdicts = verdicts();
     let mut checked = 0;
@@ -132,8 +130,7 @@ fn kv_histories_reproduce_porcupine_verdicts() {
 /// splitting them by key: the search has to find the independence of keys itself (its
 /// partial-order reduction over `Model::footprint`). Without it the 10-client histories
 /// took 1.4 M steps each; the budget here is a seventh of that.
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn kv_histories_reproduce_porcupine_verdicts_without_splitting_by_key() {
     let verdicts = verdicts();
     let options = CheckOptions {
@@ -160,8 +157,7 @@ fn kv_histories_reproduce_porcupine_verdicts_without_splitting_by_key() {
     }
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn every_verdict_names_an_existing_file() {
     for name in verdicts().keys() {
         assert!(data_file(name).is_some(), "{name}");

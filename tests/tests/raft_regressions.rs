@@ -9,7 +9,7 @@ use distlab_core::sim::history::Outcome;
 use distlab_core::sim::{Fault, Reply, SimConfig};
 use distlab_core::{Duration, Time};
 #[cfg(target_arch = "wasm32")]
-use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+use wasm_bindgen_test::wasm_bindgen_test_configure;
 
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test_configure!(run_in_browser);
@@ -117,8 +117,7 @@ fn figure_8(current_term_commit_rule: bool) -> (ManualCluster, bool) {
     (c, s1_applied)
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn figure_8_with_the_current_term_rule_loses_nothing_acknowledged() {
     let (c, s1_applied) = figure_8(true);
     assert!(c.violation().is_none(), "{:?}", c.violation());
@@ -140,8 +139,7 @@ fn figure_8_with_the_current_term_rule_loses_nothing_acknowledged() {
     }
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn figure_8_without_the_current_term_rule_loses_a_committed_entry() {
     let (c, s1_applied) = figure_8(false);
     // S1 committed and applied the put in (c)...
@@ -210,8 +208,7 @@ fn disruptive_rejoin(pre_vote: bool, seed: u64) -> Rejoin {
     }
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn disruptive_rejoin_without_pre_vote_deposes_the_leader() {
     for seed in 1..=5 {
         let r = disruptive_rejoin(false, seed);
@@ -221,8 +218,7 @@ fn disruptive_rejoin_without_pre_vote_deposes_the_leader() {
     }
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn disruptive_rejoin_with_pre_vote_leaves_the_leader_alone() {
     for seed in 1..=5 {
         let r = disruptive_rejoin(true, seed);
@@ -238,8 +234,7 @@ fn disruptive_rejoin_with_pre_vote_leaves_the_leader_alone() {
 
 /// A follower that was down while the others compacted their logs catches up through
 /// InstallSnapshot (paper §7), and ends with the same state machine.
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn snapshot_install_to_a_lagging_follower() {
     let sim = SimConfig {
         seed: 11,
@@ -321,8 +316,7 @@ fn get(session: u64, seq: u64) -> RaftRequest {
     }))
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn leader_transfer_hands_over_within_an_election_timeout() {
     for seed in 1..=5 {
         let mut h = quiet_cluster(5, seed, RaftConfig::default(), 5);
@@ -343,8 +337,7 @@ fn leader_transfer_hands_over_within_an_election_timeout() {
     }
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn membership_add_promotes_a_caught_up_learner_and_remove_steps_the_leader_down() {
     // Five processes, three of them the initial voters.
     let mut h = quiet_cluster(5, 4, RaftConfig::default(), 3);
@@ -374,8 +367,7 @@ fn membership_add_promotes_a_caught_up_learner_and_remove_steps_the_leader_down(
     assert!(!h.sim().node(leader).unwrap().is_leader());
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn leader_crash_during_a_membership_change_still_completes_it() {
     for seed in 1..=5 {
         let mut h = quiet_cluster(4, seed, RaftConfig::default(), 3);
@@ -469,8 +461,7 @@ fn stale_read_at_partitioned_leader(read_mode: ReadMode, seed: u64) -> Option<bo
     })
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn a_read_in_a_partition_is_never_stale_with_read_index_and_can_be_with_leases_under_drift() {
     let mut stale_with_lease = 0;
     for seed in 1..=10 {
@@ -602,8 +593,7 @@ fn restarted_follower_votes(seed: u64) -> (LeaseRun, Time, Time) {
     (run, restarted, lease_until)
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn lease_read_is_not_stale_when_a_restarted_follower_is_asked_to_vote_at_once() {
     for seed in 1..=6 {
         let (run, restarted, lease_until) = restarted_follower_votes(seed);
@@ -690,8 +680,7 @@ fn late_timeout_now(seed: u64) -> LeaseRun {
     }
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn lease_read_is_not_stale_after_a_late_timeout_now() {
     for seed in 1..=6 {
         let run = late_timeout_now(seed);
@@ -705,8 +694,7 @@ fn lease_read_is_not_stale_after_a_late_timeout_now() {
 /// The leader's clock steps back by a second while a transfer to a cut-off target waits:
 /// the transfer still gives up one maximum election timeout (300 ms) after it began, by
 /// the time that passed, and the leader takes writes again.
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn a_clock_step_back_during_a_transfer_does_not_stretch_its_timeout() {
     for seed in 1..=4 {
         let mut h = lease_cluster(seed);

@@ -12,7 +12,7 @@ use distlab_core::consensus::raft::soak::{
     SeedReport, SoakOptions, SoakSummary, replay_command, run_seed,
 };
 #[cfg(target_arch = "wasm32")]
-use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+use wasm_bindgen_test::wasm_bindgen_test_configure;
 
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test_configure!(run_in_browser);
@@ -81,8 +81,7 @@ fn soak(seeds: u64, opts: &SoakOptions) -> (SoakSummary, Vec<SeedReport>) {
     (summary, failures)
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn seeds_that_once_failed_pass() {
     for (seed, fault_ms, what) in FOUND {
         let opts = SoakOptions {
@@ -98,8 +97,7 @@ fn seeds_that_once_failed_pass() {
     }
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn thousands_of_seeds_under_faults_stay_safe_live_and_linearizable() {
     let seeds = std::env::var("RAFT_SOAK_SEEDS")
         .ok()

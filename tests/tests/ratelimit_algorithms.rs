@@ -16,7 +16,7 @@ use distlab_core::ratelimit::{RateLimitDecision, TokenBucketConfig};
 use distlab_core::sim::workload::ArrivalFeed;
 use distlab_core::sim::workload::ArrivalProcess;
 #[cfg(target_arch = "wasm32")]
-use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+use wasm_bindgen_test::wasm_bindgen_test_configure;
 
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test_configure!(run_in_browser);
@@ -119,8 +119,7 @@ fn compare(process: ArrivalProcess, seed: u64) -> Comparison {
     }
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn sliding_counter_error_against_the_sliding_log() {
     use ArrivalProcess::*;
     let workloads = [
@@ -205,8 +204,7 @@ fn sliding_counter_error_against_the_sliding_log() {
 
 /// Memory per key at a million keys (a hundred thousand in the browser, to keep the debug
 /// build within the page's time limit).
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn keyed_memory_per_key() {
     let keys: u64 = if cfg!(target_arch = "wasm32") {
         100_000
@@ -247,8 +245,7 @@ fn keyed_memory_per_key() {
 /// Issue 13: near the end of `Time` waits saturated and a denial could carry a wait of 0
 /// (`Retry-After: 0`). Every algorithm decides up to [`MAX_DECISION_TIME`], where a
 /// denial still waits, and refuses any later time, naming `now`, without changing a thing.
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn near_the_end_of_time_a_denial_always_waits() {
     let configs: Vec<AlgorithmConfig> = serde_json::from_str(
         r#"[

@@ -22,7 +22,7 @@ use distlab_core::sim::{
 };
 use proptest::prelude::*;
 #[cfg(target_arch = "wasm32")]
-use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+use wasm_bindgen_test::wasm_bindgen_test_configure;
 
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test_configure!(run_in_browser);
@@ -129,8 +129,7 @@ proptest! {
 
     /// Central mode, store reachable: every admission is the store's grant, and the store
     /// is one exact limiter, so no window ever holds more than the limit allows.
-    #[test]
-    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+    #[distlab_tests::test]
     fn central_mode_never_over_admits_while_the_store_is_reachable(
         shape in shape(),
         kind in 0u8..3,
@@ -145,8 +144,7 @@ proptest! {
     }
 
     /// Leasing: the gateways run ahead of the limit by at most one batch each.
-    #[test]
-    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+    #[distlab_tests::test]
     fn leasing_over_admits_at_most_the_leased_tokens(
         shape in shape(),
         kind in 0u8..3,
@@ -169,8 +167,7 @@ proptest! {
     /// closed never passes the limit by more than the leases the gateways may hold plus one
     /// full bucket per store restart (the store keeps nothing: it comes back full). Clock
     /// faults are left out: a store whose clock jumps ahead refills by the jump.
-    #[test]
-    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+    #[distlab_tests::test]
     fn failing_closed_stays_within_the_limit_under_faults(
         shape in shape(),
         leasing in any::<bool>(),
@@ -289,8 +286,7 @@ fn variants() -> Vec<(&'static str, DistributedLabConfig)> {
     ]
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn the_variants_measured() {
     let mut table = Vec::new();
     println!(
@@ -352,8 +348,7 @@ fn the_variants_measured() {
     assert!(!get("leasing, partitioned, fail-closed").breached);
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn a_store_restart_forgets_the_bucket_and_over_admits_at_most_one_capacity() {
     let capacity = 20;
     let config = DistributedLabConfig {
@@ -385,8 +380,7 @@ fn a_store_restart_forgets_the_bucket_and_over_admits_at_most_one_capacity() {
     assert!(excess > 0.0 && excess <= capacity as f64, "{excess}");
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn the_sliding_window_limit_is_exact_in_central_mode() {
     let config = DistributedLabConfig {
         limit: GlobalLimit::SlidingWindow {
@@ -407,8 +401,7 @@ fn the_sliding_window_limit_is_exact_in_central_mode() {
     );
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn a_run_is_a_function_of_its_config() {
     for (_, config) in variants() {
         let a = run(&config, 30);
@@ -423,8 +416,7 @@ fn a_run_is_a_function_of_its_config() {
 /// both targets are shown to run the lab bit for bit the same (as tests/tests/golden.rs does
 /// for the simulator). A changed constant means the lab's simulation changed: update it in
 /// the same commit and say why.
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn golden_partitioned_leasing_run() {
     let (_, config) = variants()
         .into_iter()

@@ -12,7 +12,7 @@ use distlab_core::sim::{
 use distlab_core::{Duration, Time};
 use proptest::prelude::*;
 #[cfg(target_arch = "wasm32")]
-use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+use wasm_bindgen_test::wasm_bindgen_test_configure;
 
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test_configure!(run_in_browser);
@@ -55,9 +55,7 @@ fn run_with_script(seed: u64, script: &FaultScript, until_ms: u64) -> Sim<PingNo
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
-    #[test]
-
-    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+    #[distlab_tests::test]
     fn same_seed_and_script_give_the_same_trace(seed in any::<u64>(), nemesis_seed in any::<u64>()) {
         let nemesis = NemesisConfig { intensity: Probability::of(1.0), duration_ms: 2_000.0, mean_episode_ms: Millis::of(200), ..NemesisConfig::default() };
         let script = nemesis.generate(5, &mut SimRng::new(nemesis_seed)).unwrap();
@@ -69,9 +67,7 @@ proptest! {
         prop_assert_ne!(a.trace().hash(), c.trace().hash());
     }
 
-    #[test]
-
-    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+    #[distlab_tests::test]
     fn a_partitioned_link_delivers_nothing_and_a_healed_one_delivers(seed in any::<u64>(), cut in 0u32..5) {
         let mut sim = ping_sim(seed, 5, jittery());
         sim.run_until(Time::from_millis(100), |_, _| {});
@@ -92,9 +88,7 @@ proptest! {
         prop_assert!(delivered_across > 0);
     }
 
-    #[test]
-
-    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+    #[distlab_tests::test]
     fn duplication_and_reordering_happen_only_when_enabled(seed in any::<u64>(), dup in 0.05f64..0.5, reorder in 0.05f64..0.5) {
         let quiet = ping_sim(seed, 4, jittery());
         let mut sim = quiet.clone();
@@ -112,8 +106,7 @@ proptest! {
     }
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn loss_drops_about_the_configured_fraction() {
     let mut sim = ping_sim(
         3,
@@ -139,8 +132,7 @@ fn loss_drops_about_the_configured_fraction() {
     assert!((f - 0.2).abs() < 0.02, "lost {f}");
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn crash_loses_volatile_state_and_restart_reads_the_disk() {
     let mut sim = ping_sim(1, 3, jittery());
     sim.run_until(Time::from_millis(200), |_, _| {});
@@ -165,8 +157,7 @@ fn crash_loses_volatile_state_and_restart_reads_the_disk() {
     assert_eq!(n.totals().pongs_received, 0, "volatile counters are gone");
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn a_crash_between_write_and_fsync_loses_the_write() {
     let config = SimConfig {
         nodes: 3,
@@ -196,8 +187,7 @@ fn a_crash_between_write_and_fsync_loses_the_write() {
     assert_eq!(sim.disk(2).unwrap().stats().lost_writes, 1);
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn a_paused_node_handles_nothing_until_resumed() {
     let mut sim = ping_sim(2, 3, jittery());
     sim.run_until(Time::from_millis(100), |_, _| {});
@@ -212,8 +202,7 @@ fn a_paused_node_handles_nothing_until_resumed() {
     assert_eq!(sim.parked(0), 0);
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn clock_drift_changes_the_timer_rate() {
     let mut fast = ping_sim(5, 2, jittery());
     fast.apply_fault(&Fault::ClockDrift {
@@ -228,8 +217,7 @@ fn clock_drift_changes_the_timer_rate() {
     assert!((n0 as f64 / n1 as f64 - 1.5).abs() < 0.05, "{n0} vs {n1}");
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn clients_record_ok_and_timeout() {
     let mut sim = ping_sim(1, 3, jittery());
     sim.run_until(Time::from_millis(50), |_, _| {});
@@ -259,8 +247,7 @@ fn clients_record_ok_and_timeout() {
     );
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn in_flight_messages_report_progress() {
     let mut sim = ping_sim(
         1,
@@ -383,8 +370,7 @@ fn at(ms: u64, fault: Fault) -> distlab_core::sim::ScheduledFault {
 /// Issue 13 §7: a pause from 12 ms to 55 ms parks messages 0–3 (due at 15, 25, 35,
 /// 45 ms); message 4 is due at exactly 55 ms, the resume instant. It must not overtake
 /// them: a FIFO link stays FIFO across a pause.
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn a_resume_keeps_the_parked_inbox_ahead_of_what_is_due_at_that_instant() {
     let mut sim = sender_sim(constant_5ms());
     sim.load_script(&FaultScript {
@@ -405,8 +391,7 @@ fn a_resume_keeps_the_parked_inbox_ahead_of_what_is_due_at_that_instant() {
 
 /// Issue 13 §7: a 100 ms timer armed at 1 ms whose node's drift becomes −50 % at 11 ms
 /// fires when the node's own clock has advanced 100 ms, not 55.
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn a_drift_change_never_fires_a_pending_timer_early_by_the_nodes_clock() {
     let mut sim = sender_sim(constant_5ms());
     sim.load_script(&FaultScript {
@@ -442,8 +427,7 @@ fn a_drift_change_never_fires_a_pending_timer_early_by_the_nodes_clock() {
 
 /// Issue 13 §7: with a constant 5 ms and no reordering, a duplicate's copy arrives after
 /// exactly 5 ms too: it draws its own latency from the model, nothing more.
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn a_duplicate_copy_takes_the_models_latency_and_no_more() {
     let network = NetworkConfig {
         duplicate: Probability::of(0.5),

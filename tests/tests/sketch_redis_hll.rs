@@ -16,93 +16,12 @@
 use distlab_core::rng::SimRng;
 use distlab_core::sketch::hyperloglog::{Encoding, HyperLogLog, REDIS_PRECISION};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+mod common;
 
-const PORT_VAR: &str = "DISTLAB_REDIS_PORT";
+use common::resp::{Redis, Resp};
+
 const SEQUENCES: u64 = 150;
 const COMMANDS_PER_SEQUENCE: u64 = 40;
-
-/// A RESP2 reply.
-#[derive(Debug, Clone, PartialEq)]
-enum Resp {
-    Simple(String),
-    Error(String),
-    Int(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Option<Vec<Resp>>),
-}
-
-/// One connection, one command at a time, binary-safe arguments.
-struct Redis {
-    writer: TcpStream,
-    reader: BufReader<TcpStream>,
-}
-
-impl Redis {
-    fn connect() -> Redis {
-        let how = "start one with `cargo xtask test` (it starts a private redis-server and \
-                   stops it afterwards), or run `redis-server --port 6390 --save '' \
-                   --appendonly no` and set DISTLAB_REDIS_PORT=6390";
-        let port = std::env::var(PORT_VAR).unwrap_or_else(|_| {
-            panic!(
-                "{PORT_VAR} is not set: this test compares the HyperLogLog with a real Redis; {how}"
-            )
-        });
-        let addr = format!("127.0.0.1:{port}");
-        let stream = TcpStream::connect(&addr)
-            .unwrap_or_else(|e| panic!("no Redis answers on {addr} ({e}); {how}"));
-        let mut r = Redis {
-            reader: BufReader::new(stream.try_clone().expect("clone the socket")),
-            writer: stream,
-        };
-        assert_eq!(r.call(&[b"PING".as_slice()]), Resp::Simple("PONG".into()));
-        r
-    }
-
-    fn call<S: AsRef<[u8]>>(&mut self, args: &[S]) -> Resp {
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            let a = a.as_ref();
-            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            out.extend_from_slice(a);
-            out.extend_from_slice(b"\r\n");
-        }
-        self.writer.write_all(&out).expect("send to Redis");
-        self.read()
-    }
-
-    fn line(&mut self) -> String {
-        let mut l = String::new();
-        self.reader.read_line(&mut l).expect("read from Redis");
-        assert!(l.ends_with("\r\n"), "truncated reply line {l:?}");
-        l.truncate(l.len() - 2);
-        l
-    }
-
-    fn read(&mut self) -> Resp {
-        let line = self.line();
-        let (kind, rest) = line.split_at(1);
-        let n = || rest.parse::<i64>().expect("a length");
-        match kind {
-            "+" => Resp::Simple(rest.to_string()),
-            "-" => Resp::Error(rest.to_string()),
-            ":" => Resp::Int(n()),
-            "$" if n() < 0 => Resp::Bulk(None),
-            "$" => {
-                let mut buf = vec![0; n() as usize + 2];
-                self.reader
-                    .read_exact(&mut buf)
-                    .expect("read a bulk string");
-                buf.truncate(buf.len() - 2);
-                Resp::Bulk(Some(buf))
-            }
-            "*" if n() < 0 => Resp::Array(None),
-            "*" => Resp::Array(Some((0..n()).map(|_| self.read()).collect())),
-            _ => panic!("not a RESP reply: {line:?}"),
-        }
-    }
-}
 
 /// Redis's keys as the model holds them.
 #[derive(Default)]
@@ -189,7 +108,7 @@ fn compare_strings(redis: &mut Redis, model: &Model, keys: &[Vec<u8>], context: 
 
 #[test]
 fn pfadd_pfcount_pfmerge_and_the_stored_bytes_equal_redis() {
-    let mut redis = Redis::connect();
+    let mut redis = Redis::connect("the HyperLogLog");
     let pid = std::process::id();
     // What the comparisons covered: keys seen sparse with values, and dense.
     let (mut sparse_seen, mut dense_seen) = (0u64, 0u64);
@@ -292,7 +211,7 @@ fn pfadd_pfcount_pfmerge_and_the_stored_bytes_equal_redis() {
 
 #[test]
 fn pfcount_equals_redis_up_to_two_hundred_thousand() {
-    let mut redis = Redis::connect();
+    let mut redis = Redis::connect("the HyperLogLog");
     let key = format!("distlab-test:{}:hll:large", std::process::id()).into_bytes();
     redis.call(&[b"DEL".as_slice(), &key]);
     let mut ours = HyperLogLog::redis();

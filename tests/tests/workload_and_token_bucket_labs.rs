@@ -13,7 +13,7 @@ use distlab_core::sim_labs::workload::{WorkloadLab, WorkloadLabAction, WorkloadL
 use distlab_core::{DistlabError, Duration};
 use proptest::prelude::*;
 #[cfg(target_arch = "wasm32")]
-use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+use wasm_bindgen_test::wasm_bindgen_test_configure;
 
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test_configure!(run_in_browser);
@@ -139,8 +139,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
 
     /// Any numbers in the config: a lab, or an error naming one of the config's fields.
-    #[test]
-    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+    #[distlab_tests::test]
     fn token_bucket_configs_never_panic(
         capacity in any_number(),
         rate in any_number(),
@@ -177,8 +176,7 @@ proptest! {
 
     /// Any actions with any numbers on a valid lab: applied or refused with a field error,
     /// and the invariants hold throughout.
-    #[test]
-    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+    #[distlab_tests::test]
     fn token_bucket_invariants_hold_under_any_actions(
         capacity in 0.5f64..50.0,
         rate in 0.1f64..200.0,
@@ -225,9 +223,7 @@ proptest! {
         }
     }
 
-    #[test]
-
-    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+    #[distlab_tests::test]
     fn workload_configs_and_actions_never_panic(
         arrivals in any_process(),
         keys in prop_oneof![any::<u64>(), 0u64..200],
@@ -272,8 +268,7 @@ proptest! {
 
     /// The rate invariant is statistical (5 σ plus a cycle), so it must hold for every
     /// valid process, seed and sequence of changes.
-    #[test]
-    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+    #[distlab_tests::test]
     fn workload_invariants_hold_for_valid_processes(
         first in sane_process(),
         changes in proptest::collection::vec(sane_process(), 3),
@@ -298,8 +293,7 @@ proptest! {
     }
 }
 
-#[test]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[distlab_tests::test]
 fn both_labs_are_registered_with_their_ids() {
     for id in [WorkloadLab::ID, TokenBucketLab::ID] {
         let lab = distlab_core::create_lab(id, &serde_json::Value::Null).unwrap();

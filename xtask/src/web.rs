@@ -53,6 +53,9 @@ pub fn expect_browser_tests(crate_dir: &str, passed: u64) -> Result {
         for line in text.lines().map(str::trim) {
             if line == "#[test]" {
                 native += 1;
+            } else if line.starts_with("#[distlab_tests::test") {
+                native += 1;
+                browser += 1;
             } else if line == "#[wasm_bindgen_test]"
                 || line == r#"#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]"#
             {
