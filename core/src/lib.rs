@@ -20,5 +20,6 @@ pub mod registry;
 pub mod scenario;
 pub mod sim;
 pub mod sim_labs;
+pub mod sketch;
 
 pub use registry::{catalog, create_lab};

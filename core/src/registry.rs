@@ -27,6 +27,13 @@ use crate::sim_labs::linearizability::{
 use crate::sim_labs::network::{NetworkLab, NetworkLabAction, NetworkLabConfig};
 use crate::sim_labs::trace::{TraceLab, TraceLabAction, TraceLabConfig};
 use crate::sim_labs::workload::{WorkloadLab, WorkloadLabAction, WorkloadLabConfig};
+use crate::sketch::bloom_lab::{BloomLab, BloomLabAction, BloomLabConfig};
+use crate::sketch::count_min_lab::{CountMinLab, CountMinLabAction, CountMinLabConfig};
+use crate::sketch::counting_bloom_lab::{
+    CountingBloomLab, CountingBloomLabAction, CountingBloomLabConfig,
+};
+use crate::sketch::cuckoo_lab::{CuckooLab, CuckooLabAction, CuckooLabConfig};
+use crate::sketch::hyperloglog_lab::{HyperLogLogLab, HyperLogLogLabAction, HyperLogLogLabConfig};
 use std::marker::PhantomData;
 
 /// Builds a lab from a JSON config and, optionally, a recorded action script to replay.
@@ -127,6 +134,21 @@ labs! {
     }
     "ratelimit.keyed" => Local<KeyedLab> {
         config: CompareLabConfig, action: CompareLabAction
+    }
+    "sketch.bloom" => Local<BloomLab> {
+        config: BloomLabConfig, action: BloomLabAction
+    }
+    "sketch.counting-bloom" => Local<CountingBloomLab> {
+        config: CountingBloomLabConfig, action: CountingBloomLabAction
+    }
+    "sketch.count-min" => Local<CountMinLab> {
+        config: CountMinLabConfig, action: CountMinLabAction
+    }
+    "sketch.cuckoo" => Local<CuckooLab> {
+        config: CuckooLabConfig, action: CuckooLabAction
+    }
+    "sketch.hyperloglog" => Local<HyperLogLogLab> {
+        config: HyperLogLogLabConfig, action: HyperLogLogLabAction
     }
 }
 

@@ -25,92 +25,13 @@ use distlab_core::ratelimit::distributed::scripts::{
 };
 use distlab_core::ratelimit::distributed::store::{RedisStore, Value};
 use distlab_core::rng::SimRng;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+mod common;
 
-const PORT_VAR: &str = "DISTLAB_REDIS_PORT";
+use common::resp::{Redis, Resp};
+
 const SEQUENCES: u64 = 300;
 
-/// A RESP2 reply.
-#[derive(Debug, Clone, PartialEq)]
-enum Resp {
-    Simple(String),
-    Error(String),
-    Int(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Option<Vec<Resp>>),
-}
-
-/// The smallest Redis client that serves: one connection, one command at a time.
-struct Redis {
-    writer: TcpStream,
-    reader: BufReader<TcpStream>,
-}
-
 impl Redis {
-    fn connect() -> Redis {
-        let how = "start one with `cargo xtask test` (it installs Debian's redis-server \
-                   when missing and run as root, starts it on a free port and stops it \
-                   afterwards), or run `apt-get install redis-server`, start \
-                   `redis-server --port 6390 --save '' --appendonly no` and set \
-                   DISTLAB_REDIS_PORT=6390";
-        let port = std::env::var(PORT_VAR).unwrap_or_else(|_| {
-            panic!("{PORT_VAR} is not set: this test compares the scripts with a real Redis; {how}")
-        });
-        let addr = format!("127.0.0.1:{port}");
-        let stream = TcpStream::connect(&addr)
-            .unwrap_or_else(|e| panic!("no Redis answers on {addr} ({e}); {how}"));
-        let mut r = Redis {
-            reader: BufReader::new(stream.try_clone().expect("clone the socket")),
-            writer: stream,
-        };
-        assert_eq!(r.call(&["PING"]), Resp::Simple("PONG".into()));
-        r
-    }
-
-    fn call<S: AsRef<[u8]>>(&mut self, args: &[S]) -> Resp {
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            let a = a.as_ref();
-            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            out.extend_from_slice(a);
-            out.extend_from_slice(b"\r\n");
-        }
-        self.writer.write_all(&out).expect("send to Redis");
-        self.read()
-    }
-
-    fn line(&mut self) -> String {
-        let mut l = String::new();
-        self.reader.read_line(&mut l).expect("read from Redis");
-        assert!(l.ends_with("\r\n"), "truncated reply line {l:?}");
-        l.truncate(l.len() - 2);
-        l
-    }
-
-    fn read(&mut self) -> Resp {
-        let line = self.line();
-        let (kind, rest) = line.split_at(1);
-        let n = || rest.parse::<i64>().expect("a length");
-        match kind {
-            "+" => Resp::Simple(rest.to_string()),
-            "-" => Resp::Error(rest.to_string()),
-            ":" => Resp::Int(n()),
-            "$" if n() < 0 => Resp::Bulk(None),
-            "$" => {
-                let mut buf = vec![0; n() as usize + 2];
-                self.reader
-                    .read_exact(&mut buf)
-                    .expect("read a bulk string");
-                buf.truncate(buf.len() - 2);
-                Resp::Bulk(Some(buf))
-            }
-            "*" if n() < 0 => Resp::Array(None),
-            "*" => Resp::Array(Some((0..n()).map(|_| self.read()).collect())),
-            _ => panic!("not a RESP reply: {line:?}"),
-        }
-    }
-
     fn script_load(&mut self, lua: &str) -> String {
         match self.call(&["SCRIPT", "LOAD", lua]) {
             Resp::Bulk(Some(sha)) => String::from_utf8(sha).expect("a hex sha"),
@@ -286,7 +207,7 @@ fn tokens(rng: &mut SimRng, small: u64) -> u64 {
 /// TTL from `capacity − tokens`, Redis deleted the key and the bucket came back full.
 #[test]
 fn a_lowered_capacity_caps_the_tokens_in_redis_as_natively() {
-    let mut redis = Redis::connect();
+    let mut redis = Redis::connect("the scripts");
     let sha = redis.script_load(TOKEN_BUCKET_LUA);
     let key = key("tb-lowered", 0);
     redis.call(&["DEL", &key]);
@@ -316,7 +237,7 @@ fn a_lowered_capacity_caps_the_tokens_in_redis_as_natively() {
 
 #[test]
 fn the_token_bucket_script_agrees_with_redis_on_every_request() {
-    let mut redis = Redis::connect();
+    let mut redis = Redis::connect("the scripts");
     let sha = redis.script_load(TOKEN_BUCKET_LUA);
     let (mut compared, mut refused, mut changes) = (0, 0, 0);
     for seq in 0..SEQUENCES {
@@ -396,7 +317,7 @@ fn the_token_bucket_script_agrees_with_redis_on_every_request() {
 
 #[test]
 fn the_sliding_window_script_agrees_with_redis_on_every_request() {
-    let mut redis = Redis::connect();
+    let mut redis = Redis::connect("the scripts");
     let sha = redis.script_load(SLIDING_WINDOW_LUA);
     let (mut compared, mut refused) = (0, 0);
     for seq in 0..SEQUENCES {
@@ -490,7 +411,7 @@ fn the_sliding_window_script_agrees_with_redis_on_every_request() {
 /// A wrong number of keys or arguments is refused by both, before anything is read.
 #[test]
 fn a_wrong_number_of_keys_or_arguments_is_refused_alike() {
-    let mut redis = Redis::connect();
+    let mut redis = Redis::connect("the scripts");
     for (lua, argc) in [(TOKEN_BUCKET_LUA, 5), (SLIDING_WINDOW_LUA, 4)] {
         let sha = redis.script_load(lua);
         let key = key("arity", argc);

@@ -5,11 +5,13 @@
 //! API: `catalog()`, `createLab(id, config)` and `replayLab(id, config, actions)` return
 //! a `Lab` (`step(ms)`, `stepEvents(n)`, `act(action)`, `view()`, `seek(k)`,
 //! `traceJson()`, `configSchema()`, ...), plus typed classes for notebook use
-//! (`TokenBucket`).
+//! (`TokenBucket`, the rate limiters; the sketches in [`sketch`]: `Bloom`,
+//! `CountingBloom`, `CountMin`, `HyperLogLog`, `Cuckoo`).
 
 mod convert;
 mod lessons;
 pub mod sim;
+pub mod sketch;
 mod types;
 mod view_options;
 

@@ -1,0 +1,3 @@
+//! Helpers shared by the suites that include `mod common;`.
+
+pub mod resp;
