@@ -5,6 +5,7 @@
 //! Time and randomness are inputs ([`time::Time`], [`rng::SimRng`]); outputs are values.
 //! Nothing here touches a clock, a file, a socket or the OS: `core/clippy.toml` forbids it.
 
+pub(crate) mod alloc;
 pub mod bounded;
 pub mod error;
 pub mod rng;

@@ -9,6 +9,7 @@
 //!
 //! Insert and query are O(k); union of two filters of one shape is an OR of their bits.
 
+use crate::alloc;
 use crate::error::{DistlabError, Result};
 use crate::sketch::hash::DoubleHash;
 
@@ -100,7 +101,7 @@ impl Bloom {
     pub fn new(bits: u64, hashes: u32) -> Result<Self> {
         check_shape(bits, hashes, MAX_BITS)?;
         Ok(Bloom {
-            words: vec![0; bits.div_ceil(64) as usize],
+            words: alloc::filled(bits.div_ceil(64) as usize, 0, "bits")?,
             bits,
             hashes,
             inserted: 0,

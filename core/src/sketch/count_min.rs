@@ -12,6 +12,7 @@
 //!
 //! Add and query are O(d).
 
+use crate::alloc;
 use crate::error::{DistlabError, Result};
 use crate::sketch::hash::DoubleHash;
 
@@ -50,7 +51,7 @@ impl CountMin {
         Ok(CountMin {
             width,
             depth,
-            cells: vec![0; (width * u64::from(depth)) as usize],
+            cells: alloc::filled((width * u64::from(depth)) as usize, 0, "width")?,
             total: 0,
             conservative,
         })

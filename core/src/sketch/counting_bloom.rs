@@ -7,6 +7,7 @@
 //!
 //! Insert, delete and query are O(k); counters are packed two per byte.
 
+use crate::alloc;
 use crate::error::Result;
 use crate::sketch::bloom::{check_shape, optimal_bits, optimal_hashes};
 use crate::sketch::hash::DoubleHash;
@@ -35,7 +36,7 @@ impl CountingBloom {
     pub fn new(counters: u64, hashes: u32) -> Result<Self> {
         check_shape(counters, hashes, MAX_COUNTERS)?;
         Ok(CountingBloom {
-            nibbles: vec![0; counters.div_ceil(2) as usize],
+            nibbles: alloc::filled(counters.div_ceil(2) as usize, 0, "counters")?,
             counters,
             hashes,
             items: 0,

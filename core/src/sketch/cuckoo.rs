@@ -13,6 +13,7 @@
 //!
 //! Insert is O(1) amortised (O(maxKicks) at worst), query and delete O(1).
 
+use crate::alloc;
 use crate::error::{DistlabError, Result};
 use crate::rng::SimRng;
 use crate::sketch::hash::{SKETCH_SEED, mix64, murmur64a};
@@ -81,7 +82,7 @@ impl Cuckoo {
             ));
         }
         Ok(Cuckoo {
-            buckets: vec![[0; BUCKET_SIZE]; buckets as usize],
+            buckets: alloc::filled(buckets as usize, [0; BUCKET_SIZE], "capacity")?,
             fingerprint_bits,
             max_kicks,
             items: 0,
