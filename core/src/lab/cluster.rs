@@ -82,8 +82,12 @@ pub trait ClusterLab: Sampled + Clone + 'static {
         None
     }
     /// What a message in flight carries beyond its kind (a label, fields), if the lab
-    /// describes its messages.
-    fn message_detail(&self, _message: &InFlight) -> Option<MessageDetail> {
+    /// describes its messages; `payload` is the peer message (`None` for a client's).
+    fn message_detail(
+        &self,
+        _message: &InFlight,
+        _payload: Option<&<Self::Node as Node>::Message>,
+    ) -> Option<MessageDetail> {
         None
     }
     fn panels(&self) -> Vec<Panel>;
@@ -207,7 +211,7 @@ impl<L: ClusterLab> LabModel for Cluster<L> {
 
     fn view_fields_of(&self, fields: &FieldsOf) -> View {
         let sim = self.lab.sim();
-        let in_flight = sim.in_flight();
+        let in_flight = sim.in_flight_with_messages();
         View {
             nodes: (0..sim.node_count())
                 .map(|n| self.node_view(n, fields.wants(n)))
@@ -217,9 +221,9 @@ impl<L: ClusterLab> LabModel for Cluster<L> {
                 .collect(),
             message_details: in_flight
                 .iter()
-                .filter_map(|m| self.lab.message_detail(m))
+                .filter_map(|(m, payload)| self.lab.message_detail(m, *payload))
                 .collect(),
-            messages: message_views(in_flight),
+            messages: message_views(in_flight.into_iter().map(|(m, _)| m).collect()),
             partitions: partitions(sim),
             panels: self.lab.panels(),
             metrics: self.sampler.series(),

@@ -263,9 +263,9 @@ impl RejoinLab {
         for (i, s) in self.sides.iter().enumerate() {
             out.extend(
                 s.h.sim()
-                    .in_flight()
+                    .in_flight_with_messages()
                     .iter()
-                    .map(|m| glance::message_detail(m, m.id * 2 + i as u64)),
+                    .map(|(m, payload)| glance::message_detail(m, *payload, m.id * 2 + i as u64)),
             );
         }
         out

@@ -477,7 +477,16 @@ impl<N: Node> Sim<N> {
 
     /// Messages in flight with their progress at the current time, ordered by arrival.
     pub fn in_flight(&self) -> Vec<InFlight> {
-        let mut v: Vec<(u64, InFlight)> = self
+        self.in_flight_with_messages()
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect()
+    }
+
+    /// [`in_flight`](Self::in_flight), each with the peer message it carries (`None` for
+    /// a client's request or reply), for a lab that shows what a message says.
+    pub fn in_flight_with_messages(&self) -> Vec<(InFlight, Option<&N::Message>)> {
+        let mut v: Vec<(u64, InFlight, Option<&N::Message>)> = self
             .queue
             .iter()
             .chain(&self.resumed)
@@ -507,13 +516,17 @@ impl<N: Node> Sim<N> {
                             arrives: e.at,
                             progress,
                         },
+                        match payload {
+                            Payload::Peer(m) => Some(m),
+                            _ => None,
+                        },
                     ))
                 }
                 _ => None,
             })
             .collect();
-        v.sort_by_key(|(seq, m)| (m.arrives, *seq));
-        v.into_iter().map(|(_, m)| m).collect()
+        v.sort_by_key(|(seq, m, _)| (m.arrives, *seq));
+        v.into_iter().map(|(_, m, payload)| (m, payload)).collect()
     }
 
     // ---- driving ----

@@ -10,6 +10,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 
 use crate::consensus::raft::lab::describe;
+use crate::consensus::raft::messages::Message;
 use crate::consensus::raft::node::RaftNode;
 use crate::lab::view::{
     LogCell, LogMarker, LogRow, MessageDetail, NodeGlance, Panel, ProgressRing,
@@ -46,10 +47,11 @@ pub fn glance(sim: &Sim<RaftNode>, id: NodeId, shown_as: NodeId) -> Option<NodeG
 }
 
 /// A message's short label (drawn beside it) and its fields (shown on a click), `id`
-/// being the id the view gives it. The simulator hands the lab a message's kind and
-/// route, not its contents, so the fields are those.
-pub fn message_detail(m: &InFlight, id: u64) -> MessageDetail {
-    let label = match m.kind {
+/// being the id the view gives it: its route and timing, and from `payload` (the Raft
+/// message; `None` for a client's) what RaftScope shows — the term, and for an append
+/// its entries, the log position it follows and the leader's commit index.
+pub fn message_detail(m: &InFlight, payload: Option<&Message>, id: u64) -> MessageDetail {
+    let kind_label = match m.kind {
         "PreVote" => "pre-vote?",
         "PreVoteResponse" => "pre-vote reply",
         "RequestVote" => "vote?",
@@ -72,11 +74,48 @@ pub fn message_detail(m: &InFlight, id: u64) -> MessageDetail {
     fields.insert("to".into(), json!(end(m.to)));
     fields.insert("sentMs".into(), json!(m.sent.as_millis_f64()));
     fields.insert("arrivesMs".into(), json!(m.arrives.as_millis_f64()));
-    MessageDetail {
-        id,
-        label: label.to_string(),
-        fields,
+    let mut label = kind_label.to_string();
+    if let Some(msg) = payload {
+        fields.insert("term".into(), json!(msg.term()));
+        match msg {
+            Message::Vote(v) => {
+                fields.insert("lastLogIndex".into(), json!(v.last_log_index));
+                fields.insert("lastLogTerm".into(), json!(v.last_log_term));
+                if v.transfer {
+                    fields.insert("transfer".into(), json!(true));
+                }
+            }
+            Message::VoteReply(v) => {
+                fields.insert("granted".into(), json!(v.granted));
+                label = format!("{kind_label} {}", if v.granted { "✓" } else { "✗" });
+            }
+            Message::Append(a) => {
+                fields.insert("prevLogIndex".into(), json!(a.prev_log_index));
+                fields.insert("prevLogTerm".into(), json!(a.prev_log_term));
+                fields.insert("entries".into(), json!(a.entries.len()));
+                fields.insert("leaderCommit".into(), json!(a.leader_commit));
+                if !a.entries.is_empty() {
+                    label = format!("{kind_label} ×{}", a.entries.len());
+                }
+            }
+            Message::AppendReply(a) => {
+                fields.insert("success".into(), json!(a.success));
+                fields.insert("index".into(), json!(a.index));
+                if !a.success {
+                    label = format!("{kind_label} ✗");
+                }
+            }
+            Message::InstallSnapshot(s) => {
+                fields.insert("lastIncludedIndex".into(), json!(s.snapshot.index));
+                fields.insert("lastIncludedTerm".into(), json!(s.snapshot.term));
+            }
+            Message::SnapshotReply(s) => {
+                fields.insert("index".into(), json!(s.index));
+            }
+            Message::TimeoutNow { .. } => {}
+        }
     }
+    MessageDetail { id, label, fields }
 }
 
 /// The log grid of one cluster: a row per node, the newest [`GRID_COLUMNS`] indices.
@@ -193,5 +232,34 @@ mod tests {
         // Every message in flight has a label.
         assert_eq!(v.message_details.len(), v.messages.len());
         assert!(v.message_details.iter().all(|d| !d.label.is_empty()));
+        // A Raft message shows what it says: its term, and an append its entries and
+        // the commit index it carries. Watched a millisecond at a time until appends
+        // with entries have been seen in flight.
+        let mut appends = 0;
+        for _ in 0..2_000 {
+            lab.step(Duration::from_millis(1)).unwrap();
+            let v = lab.view();
+            for d in &v.message_details {
+                let kind = d.fields["kind"].as_str().unwrap();
+                if kind == "request" || kind == "reply" {
+                    continue;
+                }
+                assert!(d.fields.contains_key("term"), "{d:?}");
+                if kind == "AppendEntries" {
+                    let n = d.fields["entries"].as_u64().unwrap();
+                    assert!(n > 0);
+                    assert_eq!(d.label, format!("append ×{n}"));
+                    assert!(d.fields.contains_key("leaderCommit"));
+                    appends += 1;
+                }
+            }
+            if appends >= 3 {
+                break;
+            }
+        }
+        assert!(
+            appends >= 3,
+            "{appends} appends with entries seen in flight"
+        );
     }
 }

@@ -18,7 +18,7 @@ use crate::consensus::raft::config::{MAX_MEMBERS, RaftConfig};
 use crate::consensus::raft::glance;
 use crate::consensus::raft::harness::{Harness, LogicalOp, Workload};
 use crate::consensus::raft::invariants::Invariant;
-use crate::consensus::raft::messages::EntryData;
+use crate::consensus::raft::messages::{EntryData, Message};
 use crate::consensus::raft::node::{RaftNode, RaftRequest, Role};
 use crate::consensus::raft::state_machine::{KvCommand, KvOp, KvResponse};
 use crate::error::{DistlabError, Result};
@@ -577,8 +577,8 @@ impl ClusterLab for RaftLab {
         glance::glance(self.h.sim(), id, id)
     }
 
-    fn message_detail(&self, m: &InFlight) -> Option<MessageDetail> {
-        Some(glance::message_detail(m, m.id))
+    fn message_detail(&self, m: &InFlight, payload: Option<&Message>) -> Option<MessageDetail> {
+        Some(glance::message_detail(m, payload, m.id))
     }
 
     fn panels(&self) -> Vec<Panel> {
