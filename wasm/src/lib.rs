@@ -62,7 +62,7 @@ pub fn catalog() -> Result<JsValue, JsError> {
 /// actions and a pause), in the order to take them; an empty array for most labs.
 #[wasm_bindgen(unchecked_return_type = "Lesson[]")]
 pub fn lessons(id: &str) -> Result<JsValue, JsError> {
-    to_js(&lessons::lessons_of(id)).map_err(js_error)
+    to_js(&distlab_core::registry::lessons(id)).map_err(js_error)
 }
 
 /// Creates the lab `id` (a catalog id) from a config object (`undefined`/`null` for the

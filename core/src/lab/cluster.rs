@@ -99,6 +99,10 @@ pub trait ClusterLab: Sampled + Clone + 'static {
             .map(ClusterAction::Fault)
             .collect()
     }
+    /// The guided lessons the lab carries, in the order to take them (none for most).
+    fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+        Vec::new()
+    }
 }
 
 /// A [`ClusterLab`] with its sampler: a [`LabModel`].
@@ -242,6 +246,10 @@ impl<L: ClusterLab> LabModel for Cluster<L> {
 
     fn example_actions() -> Vec<Self::Action> {
         L::example_actions()
+    }
+
+    fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+        L::lessons()
     }
 }
 

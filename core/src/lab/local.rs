@@ -60,6 +60,10 @@ pub trait LocalLab: Sampled + Clone + 'static {
     fn example_actions() -> Vec<Self::Action> {
         Vec::new()
     }
+    /// The guided lessons the lab carries, in the order to take them (none for most).
+    fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+        Vec::new()
+    }
 }
 
 /// A [`LocalLab`] with its clock, steps and sampler: a [`LabModel`].
@@ -164,5 +168,9 @@ impl<L: LocalLab> LabModel for Local<L> {
 
     fn example_actions() -> Vec<L::Action> {
         L::example_actions()
+    }
+
+    fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+        L::lessons()
     }
 }

@@ -67,6 +67,10 @@ pub trait LabModel: Clone + 'static {
     fn example_actions() -> Vec<Self::Action> {
         Vec::new()
     }
+    /// The guided lessons the lab carries, in the order to take them (none for most).
+    fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+        Vec::new()
+    }
 }
 
 /// An action as it was applied: after `step` events, at time `atUs`.

@@ -101,10 +101,14 @@ pub trait Front: Clone + Debug + 'static {
     const FRONT: Algorithm;
     /// Whether the keyed limiters' memory opens the view, and keys default to Zipf.
     const KEYED: bool = false;
+    /// The lessons this id carries.
+    fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+        Vec::new()
+    }
 }
 
 macro_rules! front {
-    ($name:ident, $id:literal, $front:expr, $keyed:literal) => {
+    ($name:ident, $id:literal, $front:expr, $keyed:literal $(, lessons: $lessons:path)?) => {
         #[doc = concat!("The comparison lab as `", $id, "`.")]
         #[derive(Debug, Clone)]
         pub struct $name;
@@ -112,6 +116,11 @@ macro_rules! front {
             const ID: &'static str = $id;
             const FRONT: Algorithm = $front;
             const KEYED: bool = $keyed;
+            $(
+                fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+                    $lessons()
+                }
+            )?
         }
     };
 }
@@ -120,7 +129,8 @@ front!(
     FixedWindowFront,
     "ratelimit.fixed-window",
     Algorithm::FixedWindow,
-    false
+    false,
+    lessons: boundary_burst_lessons
 );
 front!(
     SlidingLogFront,
@@ -925,6 +935,10 @@ impl<F: Front> LocalLab for CompareLab<F> {
             "trace": front["trace"].take(),
             "laneHashes": hashes,
         })
+    }
+
+    fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+        F::lessons()
     }
 
     fn example_actions() -> Vec<CompareLabAction> {

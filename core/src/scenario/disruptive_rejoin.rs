@@ -585,6 +585,10 @@ impl LabModel for RejoinLab {
         })
     }
 
+    fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+        self::lessons()
+    }
+
     fn example_actions() -> Vec<Self::Action> {
         vec![
             ClusterAction::Lab(RejoinLabAction::IsolateFollower {}),

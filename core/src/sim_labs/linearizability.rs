@@ -959,6 +959,10 @@ impl LocalLab for LinearizabilityLab {
         })
     }
 
+    fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+        self::lessons()
+    }
+
     fn example_actions() -> Vec<LinearizabilityLabAction> {
         use LinearizabilityLabAction::*;
         vec![

@@ -645,6 +645,10 @@ impl ClusterLab for RaftLab {
         Ok(())
     }
 
+    fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+        crate::consensus::raft::lessons::lessons()
+    }
+
     fn example_actions() -> Vec<ClusterAction<RaftLabAction>> {
         // The simulator's faults, and a clock running 30 % slow on node 0: the drift
         // under which a lease read can return stale data.
