@@ -1,7 +1,7 @@
 // Turns wasm-pack's output (wasm/pkg) into the npm package `distlab`: the name, the
 // `exports` map (the module, its types, and the .wasm for Node/Deno `initSync`), the
 // Node version it supports, and a README. Run by `cargo xtask` after `wasm-pack build`.
-import { readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -19,7 +19,14 @@ pkg.exports = {
   "./package.json": "./package.json",
 };
 pkg.engines = { node: ">=20" };
-pkg.files = [...new Set([...(pkg.files ?? []), "distlab_bg.wasm.d.ts", "README.md"])];
+// Both licences the crates are under ("MIT OR Apache-2.0"), from the repository root.
+const licences = ["LICENSE-MIT", "LICENSE-APACHE"];
+for (const l of licences) {
+  copyFileSync(join(dirname(fileURLToPath(import.meta.url)), "..", l), join(pkgDir, l));
+}
+pkg.files = [
+  ...new Set([...(pkg.files ?? []), "distlab_bg.wasm.d.ts", "README.md", ...licences]),
+];
 delete pkg.sideEffects;
 writeFileSync(file, JSON.stringify(pkg, null, 2) + "\n");
 

@@ -14,6 +14,15 @@ test("the package loads and lists the catalog", () => {
   assert.ok(entries.some((e) => e.id === "sim.network" && e.implemented));
 });
 
+test("the tarball carries the README and both licences", () => {
+  const dir = new URL(".", import.meta.resolve("distlab/package.json"));
+  const pkg = JSON.parse(readFileSync(new URL("package.json", dir), "utf8"));
+  assert.equal(pkg.license, "MIT OR Apache-2.0");
+  assert.match(readFileSync(new URL("LICENSE-MIT", dir), "utf8"), /^MIT License/);
+  assert.match(readFileSync(new URL("LICENSE-APACHE", dir), "utf8"), /Apache License\s+Version 2\.0/);
+  assert.match(readFileSync(new URL("README.md", dir), "utf8"), /^# distlab/);
+});
+
 test("a lab runs, takes faults and replays", () => {
   const lab = createLab("sim.network", { nodes: 5, seed: 7 });
   // A whole step: its deadline lands exactly on an event's time (the pings run every
