@@ -214,13 +214,29 @@ impl List {
         self.len = self.len.saturating_sub(1);
     }
 
-    /// Moves `idx` (in this list) to the front.
+    /// Moves `idx` (in this list) to the front. The hot path of every cache hit, so it
+    /// reads the node once and touches each neighbour once.
     #[inline]
     pub fn move_to_front<T>(&mut self, slab: &mut Slab<T>, idx: u32) {
-        if self.head != idx {
-            self.unlink(slab, idx);
-            self.push_front(slab, idx);
+        if self.head == idx {
+            return;
         }
+        let old_head = self.head;
+        let Some(node) = slab.nodes.get_mut(idx as usize) else {
+            return;
+        };
+        let (prev, next) = (node.prev, node.next);
+        node.prev = NIL;
+        node.next = old_head;
+        // Not the head, so it has a predecessor.
+        slab.set_next(prev, next);
+        if next != NIL {
+            slab.set_prev(next, prev);
+        } else {
+            self.tail = prev;
+        }
+        slab.set_prev(old_head, idx);
+        self.head = idx;
     }
 
     /// The slot after `idx` towards the back.
