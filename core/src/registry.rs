@@ -4,6 +4,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::cache::lab::{CacheLabAction, CacheLabConfig, LfuLab, LruLab, TinyLfuLab};
+use crate::cache::ttl_lab::{TtlLab, TtlLabAction, TtlLabConfig};
 use crate::consensus::raft::lab::{RaftLab, RaftLabAction, RaftLabConfig};
 use crate::error::{DistlabError, Result};
 use crate::lab::catalog::CATALOG_ROWS;
@@ -127,6 +129,18 @@ labs! {
     }
     "ratelimit.keyed" => Local<KeyedLab> {
         config: CompareLabConfig, action: CompareLabAction
+    }
+    "cache.lru" => Local<LruLab> {
+        config: CacheLabConfig, action: CacheLabAction
+    }
+    "cache.lfu" => Local<LfuLab> {
+        config: CacheLabConfig, action: CacheLabAction
+    }
+    "cache.tinylfu" => Local<TinyLfuLab> {
+        config: CacheLabConfig, action: CacheLabAction
+    }
+    "cache.ttl" => Local<TtlLab> {
+        config: TtlLabConfig, action: TtlLabAction
     }
 }
 

@@ -8,11 +8,13 @@
 //! platform.
 
 pub mod frequency_sketch;
+pub mod lab;
 pub mod lfu;
 pub mod lru;
 pub mod slab;
 pub mod tinylfu;
 pub mod ttl;
+pub mod ttl_lab;
 
 pub use lfu::Lfu;
 pub use lru::Lru;
