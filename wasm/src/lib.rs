@@ -5,8 +5,9 @@
 //! API: `catalog()`, `createLab(id, config)` and `replayLab(id, config, actions)` return
 //! a `Lab` (`step(ms)`, `stepEvents(n)`, `act(action)`, `view()`, `seek(k)`,
 //! `traceJson()`, `configSchema()`, ...), plus typed classes for notebook use
-//! (`TokenBucket`).
+//! (`TokenBucket`; the caches `Lru`, `Lfu`, `TtlCache`, `TinyLfu`).
 
+pub mod cache;
 mod convert;
 mod lessons;
 pub mod sim;
