@@ -22,7 +22,6 @@ use crate::error::{DistlabError, Result};
 struct Entry<K, V> {
     key: K,
     value: V,
-    weight: u64,
 }
 
 /// An LRU cache of at most `max_entries` entries weighing at most `max_weight` together.
@@ -30,6 +29,9 @@ struct Entry<K, V> {
 pub struct Lru<K, V> {
     map: FxHashMap<K, u32>,
     slab: Slab<Entry<K, V>>,
+    /// Each slot's weight, beside the slab rather than in it: a hit touches only its node,
+    /// which stays 32 bytes for 8-byte keys and values (one cache line holds two).
+    weights: Vec<u64>,
     /// Front: most recently used.
     order: List,
     max_entries: usize,
@@ -56,6 +58,7 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
         Ok(Lru {
             map: FxHashMap::default(),
             slab: Slab::default(),
+            weights: Vec::new(),
             order: List::default(),
             max_entries,
             max_weight,
@@ -147,8 +150,10 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
         if let Some(&idx) = self.map.get(&key) {
             if let Some(e) = self.slab.get_mut(idx) {
                 let old = std::mem::replace(&mut e.value, value);
-                self.weight = self.weight - e.weight + weight;
-                e.weight = weight;
+                if let Some(w) = self.weights.get_mut(idx as usize) {
+                    self.weight = self.weight - *w + weight;
+                    *w = weight;
+                }
                 out.push(key, old, EvictionCause::Replaced);
             }
             self.order.move_to_front(&mut self.slab, idx);
@@ -164,10 +169,15 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
             let Some(idx) = self.slab.insert(Entry {
                 key: key.clone(),
                 value,
-                weight,
             }) else {
                 return;
             };
+            if self.weights.len() <= idx as usize {
+                self.weights.resize(idx as usize + 1, 0);
+            }
+            if let Some(w) = self.weights.get_mut(idx as usize) {
+                *w = weight;
+            }
             self.order.push_front(&mut self.slab, idx);
             self.map.insert(key, idx);
             self.weight += weight;
@@ -190,7 +200,7 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
             return false;
         };
         self.map.remove(&e.key);
-        self.weight -= e.weight;
+        self.weight -= self.weights.get(idx as usize).copied().unwrap_or(0);
         out.push(e.key, e.value, EvictionCause::Capacity);
         true
     }
@@ -200,7 +210,7 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
         let idx = self.map.remove(key)?;
         self.order.unlink(&mut self.slab, idx);
         let e = self.slab.remove(idx)?;
-        self.weight -= e.weight;
+        self.weight -= self.weights.get(idx as usize).copied().unwrap_or(0);
         Some(e.value)
     }
 

@@ -43,7 +43,8 @@ pub enum Segment {
 struct Entry<K, V> {
     key: K,
     value: V,
-    hash: u64,
+    /// No stored hash: recomputing it costs less than the cache line a larger node
+    /// would take on every hit.
     segment: Segment,
 }
 
@@ -168,12 +169,10 @@ impl<K: Hash + Eq + Clone, V> TinyLfu<K, V> {
             self.on_access(idx);
             return out;
         }
-        let hash = key_hash(&key);
-        self.sketch.increment(hash);
+        self.sketch.increment(key_hash(&key));
         let Some(idx) = self.slab.insert(Entry {
             key: key.clone(),
             value,
-            hash,
             segment: Segment::Window,
         }) else {
             return out;
@@ -223,7 +222,8 @@ impl<K: Hash + Eq + Clone, V> TinyLfu<K, V> {
     }
 
     fn on_access(&mut self, idx: u32) {
-        let Some((segment, hash)) = self.slab.get(idx).map(|e| (e.segment, e.hash)) else {
+        let Some((segment, hash)) = self.slab.get(idx).map(|e| (e.segment, key_hash(&e.key)))
+        else {
             return;
         };
         self.sketch.increment(hash);
@@ -269,7 +269,7 @@ impl<K: Hash + Eq + Clone, V> TinyLfu<K, V> {
         let freq = |i: u32| {
             self.slab
                 .get(i)
-                .map_or(0, |e| self.sketch.frequency(e.hash))
+                .map_or(0, |e| self.sketch.frequency(key_hash(&e.key)))
         };
         if freq(candidate) > freq(victim) {
             self.stats.admitted += 1;
