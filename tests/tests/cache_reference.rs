@@ -94,7 +94,7 @@ fn zipf(s: f64, seed: u64) -> Trace {
     }
 }
 
-/// Zipf (s = 1) traffic with a scan of never-repeated keys, as long as the largest cache,
+/// Zipf (s = 1) traffic with a scan of never-repeated keys, 2.5 times the largest cache,
 /// after every 5 000 requests: a third of the requests are one-hit wonders arriving in
 /// runs, the pollution LRU cannot resist (a backup or a report reading every row).
 fn scan_polluted(seed: u64) -> Trace {
