@@ -206,8 +206,12 @@ impl TtlLab {
             .iter()
             .filter_map(|(k, _, t)| t.map(|t| (t, *k)))
             .collect();
+        // The soonest SHOWN_KEYS without sorting them all (a view is built every frame).
+        if with_ttl.len() > SHOWN_KEYS {
+            with_ttl.select_nth_unstable(SHOWN_KEYS);
+            with_ttl.truncate(SHOWN_KEYS);
+        }
         with_ttl.sort_unstable();
-        with_ttl.truncate(SHOWN_KEYS);
         let now_ms = now.as_millis_f64();
         let bars = with_ttl
             .iter()
