@@ -14,6 +14,7 @@ pub mod time;
 pub use error::{DistlabError, Result};
 pub use time::{Duration, Time};
 
+pub mod cache;
 pub mod consensus;
 pub mod lab;
 pub mod ratelimit;

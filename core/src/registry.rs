@@ -4,6 +4,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::cache::lab::{CacheLabAction, CacheLabConfig, LfuLab, LruLab, TinyLfuLab};
+use crate::cache::ttl_lab::{TtlLab, TtlLabAction, TtlLabConfig};
 use crate::consensus::raft::lab::{RaftLab, RaftLabAction, RaftLabConfig};
 use crate::error::{DistlabError, Result};
 use crate::lab::catalog::CATALOG_ROWS;
@@ -158,6 +160,18 @@ labs! {
     }
     "sketch.hyperloglog" => Local<HyperLogLogLab> {
         config: HyperLogLogLabConfig, action: HyperLogLogLabAction
+    }
+    "cache.lru" => Local<LruLab> {
+        config: CacheLabConfig, action: CacheLabAction
+    }
+    "cache.lfu" => Local<LfuLab> {
+        config: CacheLabConfig, action: CacheLabAction
+    }
+    "cache.tinylfu" => Local<TinyLfuLab> {
+        config: CacheLabConfig, action: CacheLabAction
+    }
+    "cache.ttl" => Local<TtlLab> {
+        config: TtlLabConfig, action: TtlLabAction
     }
 }
 

@@ -6,8 +6,10 @@
 //! a `Lab` (`step(ms)`, `stepEvents(n)`, `act(action)`, `view()`, `seek(k)`,
 //! `traceJson()`, `configSchema()`, ...), plus typed classes for notebook use
 //! (`TokenBucket`, the rate limiters; the sketches in [`sketch`]: `Bloom`,
-//! `CountingBloom`, `CountMin`, `HyperLogLog`, `Cuckoo`).
+//! `CountingBloom`, `CountMin`, `HyperLogLog`, `Cuckoo`; the caches in [`cache`]: `Lru`,
+//! `Lfu`, `TtlCache`, `TinyLfu`).
 
+pub mod cache;
 mod convert;
 mod lessons;
 pub mod sim;
