@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod circuit_breaker;
 pub mod retry;
+pub mod timeout;
 
 /// Why a call failed, as the caller classifies it: a retry policy retries some kinds, a
 /// circuit breaker may ignore some (neither success nor failure). The names follow the
