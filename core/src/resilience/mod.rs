@@ -18,6 +18,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub mod bulkhead;
 pub mod circuit_breaker;
 pub mod retry;
 pub mod timeout;
