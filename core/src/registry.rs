@@ -17,6 +17,7 @@ use crate::ratelimit::distributed::{DistributedLab, DistributedLabAction, Distri
 use crate::ratelimit::token_bucket::lab::{
     TokenBucketLab, TokenBucketLabAction, TokenBucketLabConfig,
 };
+use crate::resilience::circuit_breaker::lab::{BreakerLab, BreakerLabAction, BreakerLabConfig};
 use crate::scenario::disruptive_rejoin::{RejoinLab, RejoinLabAction, RejoinLabConfig};
 use crate::sim_labs::disk::{DiskLab, DiskLabAction, DiskLabConfig};
 use crate::sim_labs::engine::{EngineLab, EngineLabAction, EngineLabConfig};
@@ -127,6 +128,9 @@ labs! {
     }
     "ratelimit.keyed" => Local<KeyedLab> {
         config: CompareLabConfig, action: CompareLabAction
+    }
+    "resilience.circuit-breaker" => Local<BreakerLab> {
+        config: BreakerLabConfig, action: BreakerLabAction
     }
 }
 

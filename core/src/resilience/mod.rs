@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod bulkhead;
 pub mod circuit_breaker;
+pub mod dependency;
 pub mod retry;
 pub mod timeout;
 

@@ -51,6 +51,8 @@ use crate::error::{DistlabError, Result};
 use crate::resilience::{ErrorKind, ErrorKinds};
 use crate::time::{Duration, Time};
 
+pub mod lab;
+
 /// The largest sliding window, in calls or seconds.
 pub const MAX_SLIDING_WINDOW: u32 = 10_000;
 /// The most calls half-open may permit.
