@@ -17,6 +17,7 @@ use crate::ratelimit::distributed::{DistributedLab, DistributedLabAction, Distri
 use crate::ratelimit::token_bucket::lab::{
     TokenBucketLab, TokenBucketLabAction, TokenBucketLabConfig,
 };
+use crate::resilience::bulkhead::lab::{BulkheadLab, BulkheadLabAction, BulkheadLabConfig};
 use crate::resilience::circuit_breaker::lab::{BreakerLab, BreakerLabAction, BreakerLabConfig};
 use crate::scenario::disruptive_rejoin::{RejoinLab, RejoinLabAction, RejoinLabConfig};
 use crate::sim_labs::disk::{DiskLab, DiskLabAction, DiskLabConfig};
@@ -131,6 +132,9 @@ labs! {
     }
     "resilience.circuit-breaker" => Local<BreakerLab> {
         config: BreakerLabConfig, action: BreakerLabAction
+    }
+    "resilience.bulkhead" => Local<BulkheadLab> {
+        config: BulkheadLabConfig, action: BulkheadLabAction
     }
 }
 

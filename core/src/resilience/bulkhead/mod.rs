@@ -25,6 +25,8 @@ use crate::bounded::{Count, Millis};
 use crate::error::{DistlabError, Result};
 use crate::time::{Duration, Time};
 
+pub mod lab;
+
 /// The most concurrent calls a bulkhead may allow.
 pub const MAX_CONCURRENT_CALLS: u32 = 100_000;
 /// The longest wait queue.
