@@ -19,6 +19,7 @@ use crate::ratelimit::token_bucket::lab::{
 };
 use crate::resilience::bulkhead::lab::{BulkheadLab, BulkheadLabAction, BulkheadLabConfig};
 use crate::resilience::circuit_breaker::lab::{BreakerLab, BreakerLabAction, BreakerLabConfig};
+use crate::resilience::retry::lab::{RetryLab, RetryLabAction, RetryLabConfig};
 use crate::scenario::disruptive_rejoin::{RejoinLab, RejoinLabAction, RejoinLabConfig};
 use crate::sim_labs::disk::{DiskLab, DiskLabAction, DiskLabConfig};
 use crate::sim_labs::engine::{EngineLab, EngineLabAction, EngineLabConfig};
@@ -135,6 +136,9 @@ labs! {
     }
     "resilience.bulkhead" => Local<BulkheadLab> {
         config: BulkheadLabConfig, action: BulkheadLabAction
+    }
+    "resilience.retry" => Local<RetryLab> {
+        config: RetryLabConfig, action: RetryLabAction
     }
 }
 

@@ -32,6 +32,8 @@ use crate::resilience::{ErrorKind, ErrorKinds};
 use crate::rng::SimRng;
 use crate::time::{Duration, Time};
 
+pub mod lab;
+
 /// The most attempts a call may make, the first included.
 pub const MAX_ATTEMPTS: u32 = 100;
 /// The longest backoff option: an hour, in ms.
