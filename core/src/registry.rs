@@ -20,6 +20,7 @@ use crate::ratelimit::token_bucket::lab::{
 use crate::resilience::bulkhead::lab::{BulkheadLab, BulkheadLabAction, BulkheadLabConfig};
 use crate::resilience::circuit_breaker::lab::{BreakerLab, BreakerLabAction, BreakerLabConfig};
 use crate::resilience::retry::lab::{RetryLab, RetryLabAction, RetryLabConfig};
+use crate::resilience::timeout::lab::{TimeoutLab, TimeoutLabAction, TimeoutLabConfig};
 use crate::scenario::disruptive_rejoin::{RejoinLab, RejoinLabAction, RejoinLabConfig};
 use crate::sim_labs::disk::{DiskLab, DiskLabAction, DiskLabConfig};
 use crate::sim_labs::engine::{EngineLab, EngineLabAction, EngineLabConfig};
@@ -139,6 +140,9 @@ labs! {
     }
     "resilience.retry" => Local<RetryLab> {
         config: RetryLabConfig, action: RetryLabAction
+    }
+    "resilience.timeout" => Local<TimeoutLab> {
+        config: TimeoutLabConfig, action: TimeoutLabAction
     }
 }
 

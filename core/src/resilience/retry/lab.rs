@@ -615,9 +615,14 @@ mod tests {
             assert!(succeeded >= t[j.name()][2], "{j:?}: {t:?}");
         }
         let [calls, attempts, succeeded, _] = t["decorrelated"];
-        assert!(succeeded * 10 < calls && attempts > 4 * calls, "the storm: {t:?}");
+        assert!(
+            succeeded * 10 < calls && attempts > 4 * calls,
+            "the storm: {t:?}"
+        );
         let v = l.view();
-        let Panel::Table { rows, .. } = &v.panels[2] else { panic!() };
+        let Panel::Table { rows, .. } = &v.panels[2] else {
+            panic!()
+        };
         assert_eq!(rows[4][8], json!(10.0), "full again: {:?}", rows[4]);
     }
 

@@ -31,6 +31,8 @@ use crate::bounded::Millis;
 use crate::error::{DistlabError, Result};
 use crate::time::{Duration, Time};
 
+pub mod lab;
+
 /// The longest timeout option: a day, in ms.
 pub const MAX_TIMEOUT_MS: u32 = 86_400_000;
 
