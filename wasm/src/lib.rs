@@ -5,10 +5,12 @@
 //! API: `catalog()`, `createLab(id, config)` and `replayLab(id, config, actions)` return
 //! a `Lab` (`step(ms)`, `stepEvents(n)`, `act(action)`, `view()`, `seek(k)`,
 //! `traceJson()`, `configSchema()`, ...), plus typed classes for notebook use
-//! (`TokenBucket`).
+//! (`TokenBucket`; the resilience primitives `CircuitBreaker`, `Retry`, `RetryBudget`,
+//! `Bulkhead`, `Deadline`).
 
 mod convert;
 mod lessons;
+pub mod resilience;
 pub mod sim;
 mod types;
 mod view_options;
