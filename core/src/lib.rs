@@ -19,6 +19,7 @@ pub mod consensus;
 pub mod lab;
 pub mod ratelimit;
 pub mod registry;
+pub mod resilience;
 pub mod scenario;
 pub mod sim;
 pub mod sim_labs;

@@ -19,6 +19,10 @@ use crate::ratelimit::distributed::{DistributedLab, DistributedLabAction, Distri
 use crate::ratelimit::token_bucket::lab::{
     TokenBucketLab, TokenBucketLabAction, TokenBucketLabConfig,
 };
+use crate::resilience::bulkhead::lab::{BulkheadLab, BulkheadLabAction, BulkheadLabConfig};
+use crate::resilience::circuit_breaker::lab::{BreakerLab, BreakerLabAction, BreakerLabConfig};
+use crate::resilience::retry::lab::{RetryLab, RetryLabAction, RetryLabConfig};
+use crate::resilience::timeout::lab::{TimeoutLab, TimeoutLabAction, TimeoutLabConfig};
 use crate::scenario::disruptive_rejoin::{RejoinLab, RejoinLabAction, RejoinLabConfig};
 use crate::sim_labs::disk::{DiskLab, DiskLabAction, DiskLabConfig};
 use crate::sim_labs::engine::{EngineLab, EngineLabAction, EngineLabConfig};
@@ -172,6 +176,18 @@ labs! {
     }
     "cache.ttl" => Local<TtlLab> {
         config: TtlLabConfig, action: TtlLabAction
+    }
+    "resilience.circuit-breaker" => Local<BreakerLab> {
+        config: BreakerLabConfig, action: BreakerLabAction
+    }
+    "resilience.bulkhead" => Local<BulkheadLab> {
+        config: BulkheadLabConfig, action: BulkheadLabAction
+    }
+    "resilience.retry" => Local<RetryLab> {
+        config: RetryLabConfig, action: RetryLabAction
+    }
+    "resilience.timeout" => Local<TimeoutLab> {
+        config: TimeoutLabConfig, action: TimeoutLabAction
     }
 }
 

@@ -7,11 +7,13 @@
 //! `traceJson()`, `configSchema()`, ...), plus typed classes for notebook use
 //! (`TokenBucket`, the rate limiters; the sketches in [`sketch`]: `Bloom`,
 //! `CountingBloom`, `CountMin`, `HyperLogLog`, `Cuckoo`; the caches in [`cache`]: `Lru`,
-//! `Lfu`, `TtlCache`, `TinyLfu`).
+//! `Lfu`, `TtlCache`, `TinyLfu`; the resilience primitives in [`resilience`]:
+//! `CircuitBreaker`, `Retry`, `RetryBudget`, `Bulkhead`, `Deadline`).
 
 pub mod cache;
 mod convert;
 mod lessons;
+pub mod resilience;
 pub mod sim;
 pub mod sketch;
 mod types;

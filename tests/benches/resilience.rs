@@ -1,0 +1,126 @@
+//! Decision overhead per call of the resilience primitives: what wrapping a call costs
+//! when the dependency is fine, and when the primitive says no.
+//! `cargo bench -p distlab-tests --bench resilience -- --measurement-time 2 --warm-up-time 1`
+
+use criterion::{Criterion, black_box, criterion_group, criterion_main};
+use distlab_core::Time;
+use distlab_core::bounded::Count;
+use distlab_core::resilience::ErrorKind;
+use distlab_core::resilience::bulkhead::{Bulkhead, BulkheadConfig};
+use distlab_core::resilience::circuit_breaker::{
+    CircuitBreaker, CircuitBreakerConfig, SlidingWindowType,
+};
+use distlab_core::resilience::retry::{
+    Jitter, RetryBudget, RetryBudgetConfig, RetryConfig, RetryPolicy, RetryState,
+};
+use distlab_core::rng::SimRng;
+
+fn breaker(c: &mut Criterion) {
+    let mut g = c.benchmark_group("breaker");
+    for (name, kind) in [
+        ("closed_count_window_100", SlidingWindowType::CountBased),
+        ("closed_time_window_100s", SlidingWindowType::TimeBased),
+    ] {
+        let mut b = CircuitBreaker::new(CircuitBreakerConfig {
+            sliding_window_type: kind,
+            ..CircuitBreakerConfig::default()
+        })
+        .unwrap();
+        let mut t = 0u64;
+        // One call: a permit and its (successful) result.
+        g.bench_function(name, |bench| {
+            bench.iter(|| {
+                t += 1_000;
+                let now = Time(t);
+                if let Some(p) = b.try_acquire(now).permit() {
+                    b.on_success(now, p).unwrap();
+                }
+            })
+        });
+    }
+    let mut b = CircuitBreaker::new(CircuitBreakerConfig {
+        sliding_window_size: Count::of(10),
+        minimum_number_of_calls: Count::of(10),
+        ..CircuitBreakerConfig::default()
+    })
+    .unwrap();
+    for _ in 0..10 {
+        let p = b.try_acquire(Time::ZERO).permit().unwrap();
+        b.on_error(Time::ZERO, p, ErrorKind::Unavailable).unwrap();
+    }
+    g.bench_function("open_rejects", |bench| {
+        bench.iter(|| black_box(b.try_acquire(black_box(Time(1_000)))))
+    });
+    g.finish();
+}
+
+fn retry(c: &mut Criterion) {
+    let mut g = c.benchmark_group("retry");
+    for jitter in Jitter::ALL {
+        let mut config = RetryConfig {
+            max_attempts: Count::of(100),
+            ..RetryConfig::default()
+        };
+        config.backoff.jitter = jitter;
+        let policy = RetryPolicy::new(&config).unwrap();
+        let mut rng = SimRng::new(1);
+        let mut state = RetryState::first_attempt();
+        g.bench_function(format!("on_failure_{}", jitter.name()), |bench| {
+            bench.iter(|| {
+                if state.attempts >= 50 {
+                    state = RetryState::first_attempt();
+                }
+                black_box(policy.on_failure(
+                    &mut state,
+                    Time::ZERO,
+                    ErrorKind::Unavailable,
+                    &mut rng,
+                    None,
+                ))
+            })
+        });
+    }
+    let policy = RetryPolicy::new(&RetryConfig::default()).unwrap();
+    let mut rng = SimRng::new(1);
+    let mut budget = RetryBudget::new(&RetryBudgetConfig::default()).unwrap();
+    g.bench_function("on_failure_full_with_budget", |bench| {
+        bench.iter(|| {
+            let mut state = RetryState::first_attempt();
+            let d = policy.on_failure(
+                &mut state,
+                Time::ZERO,
+                ErrorKind::Unavailable,
+                &mut rng,
+                Some(&mut budget),
+            );
+            policy.on_success(Some(&mut budget));
+            black_box(d)
+        })
+    });
+    g.finish();
+}
+
+fn bulkhead(c: &mut Criterion) {
+    let mut g = c.benchmark_group("bulkhead");
+    let mut b = Bulkhead::new(BulkheadConfig::default());
+    let mut id = 0u64;
+    g.bench_function("enter_and_release", |bench| {
+        bench.iter(|| {
+            id += 1;
+            let (entry, _) = b.try_enter(Time::ZERO, id).unwrap();
+            b.release(Time::ZERO, id).unwrap();
+            black_box(entry)
+        })
+    });
+    let mut full = Bulkhead::new(BulkheadConfig::default());
+    for i in 0..25 {
+        full.try_enter(Time::ZERO, i).unwrap();
+    }
+    g.bench_function("full_rejects", |bench| {
+        bench.iter(|| black_box(full.try_enter(Time::ZERO, black_box(1_000)).unwrap()))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, breaker, retry, bulkhead);
+criterion_main!(benches);

@@ -1,0 +1,432 @@
+//! Typed classes for the resilience primitives, for direct use in notebooks: times are
+//! milliseconds (`nowMs`), durations in results are µs as everywhere in the package, and
+//! every bad argument is a JS `Error` naming it.
+//!
+//! `CircuitBreaker`, `Retry` (a policy with its own seeded random stream and one call's
+//! progress), `RetryBudget` (gRPC retry throttling), `Bulkhead` and `Deadline`.
+
+use distlab_core::resilience::ErrorKind;
+use distlab_core::resilience::bulkhead::{Bulkhead as CoreBulkhead, BulkheadConfig};
+use distlab_core::resilience::circuit_breaker::{
+    CircuitBreaker as CoreBreaker, CircuitBreakerConfig, Permit,
+};
+use distlab_core::resilience::retry::{
+    RetryBudget as CoreBudget, RetryBudgetConfig, RetryConfig, RetryPolicy, RetryState,
+};
+use distlab_core::resilience::timeout::Deadline as CoreDeadline;
+use distlab_core::rng::SimRng;
+use distlab_core::{Duration, Time};
+use serde::de::DeserializeOwned;
+use wasm_bindgen::prelude::*;
+
+use crate::convert::{to_js, to_json};
+use crate::{core_error, js_error, typed_config, whole_number};
+
+fn now(now_ms: f64) -> Result<Time, JsError> {
+    Time::try_from_millis_f64("nowMs", now_ms).map_err(core_error)
+}
+
+fn millis(field: &str, ms: f64) -> Result<Duration, JsError> {
+    Duration::try_from_millis_f64(field, ms)
+        .and_then(|d| d.check(field))
+        .map_err(core_error)
+}
+
+/// A JSON-shaped argument, naming `what` on error.
+fn argument<T: DeserializeOwned + serde::Serialize>(what: &str, v: &JsValue) -> Result<T, JsError> {
+    let json = to_json(what, v).map_err(js_error)?;
+    distlab_core::lab::json::from_value(what, &json).map_err(core_error)
+}
+
+fn kind(v: &JsValue) -> Result<ErrorKind, JsError> {
+    argument("kind", v)
+}
+
+/// A circuit breaker (Resilience4j's options and defaults):
+/// `new CircuitBreaker({slidingWindowSize: 20, minimumNumberOfCalls: 10})`.
+#[wasm_bindgen]
+pub struct CircuitBreaker {
+    inner: CoreBreaker,
+}
+
+#[wasm_bindgen]
+impl CircuitBreaker {
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "CircuitBreakerConfig | undefined")] config: JsValue,
+    ) -> Result<CircuitBreaker, JsError> {
+        let config: CircuitBreakerConfig = if config.is_undefined() || config.is_null() {
+            CircuitBreakerConfig::default()
+        } else {
+            typed_config(&config)?
+        };
+        let inner = CoreBreaker::new(config).map_err(core_error)?;
+        Ok(CircuitBreaker { inner })
+    }
+
+    /// Asks to make a call at `nowMs`: `{type: "permitted", permit}` or `{type:
+    /// "rejected", state, retryAfter}` (µs, `null` in half-open).
+    #[wasm_bindgen(js_name = tryAcquire, unchecked_return_type = "Admission")]
+    pub fn try_acquire(&mut self, now_ms: f64) -> Result<JsValue, JsError> {
+        let admission = self.inner.try_acquire(now(now_ms)?);
+        to_js(&admission).map_err(js_error)
+    }
+
+    /// Reports that the call of `permit` succeeded at `nowMs`.
+    #[wasm_bindgen(js_name = onSuccess)]
+    pub fn on_success(
+        &mut self,
+        now_ms: f64,
+        #[wasm_bindgen(unchecked_param_type = "Permit")] permit: JsValue,
+    ) -> Result<(), JsError> {
+        let permit: Permit = argument("permit", &permit)?;
+        self.inner
+            .on_success(now(now_ms)?, permit)
+            .map_err(core_error)
+    }
+
+    /// Reports that the call of `permit` failed at `nowMs` with `kind` (`"unavailable"`,
+    /// `"timeout"`...).
+    #[wasm_bindgen(js_name = onError)]
+    pub fn on_error(
+        &mut self,
+        now_ms: f64,
+        #[wasm_bindgen(unchecked_param_type = "Permit")] permit: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "ErrorKind")] kind: JsValue,
+    ) -> Result<(), JsError> {
+        let permit: Permit = argument("permit", &permit)?;
+        let kind = self::kind(&kind)?;
+        self.inner
+            .on_error(now(now_ms)?, permit, kind)
+            .map_err(core_error)
+    }
+
+    /// Gives back a permit whose call was never made.
+    pub fn release(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Permit")] permit: JsValue,
+    ) -> Result<(), JsError> {
+        let permit: Permit = argument("permit", &permit)?;
+        self.inner.release(permit).map_err(core_error)
+    }
+
+    /// `"closed"`, `"open"` or `"halfOpen"`.
+    #[wasm_bindgen(getter)]
+    pub fn state(&self) -> String {
+        self.inner.state().name().to_string()
+    }
+
+    /// The counts the state is judged on: `{calls, failures, slow}`.
+    #[wasm_bindgen(unchecked_return_type = "WindowCounts")]
+    pub fn counts(&self) -> Result<JsValue, JsError> {
+        to_js(&self.inner.counts()).map_err(js_error)
+    }
+
+    #[wasm_bindgen(unchecked_return_type = "BreakerStats")]
+    pub fn stats(&self) -> Result<JsValue, JsError> {
+        to_js(&self.inner.stats()).map_err(js_error)
+    }
+
+    /// The state transitions since the last call, oldest first.
+    #[wasm_bindgen(js_name = takeEvents, unchecked_return_type = "BreakerEvent[]")]
+    pub fn take_events(&mut self) -> Result<JsValue, JsError> {
+        to_js(&self.inner.take_events()).map_err(js_error)
+    }
+
+    /// When a timer should call `handleTimeout` (ms), if ever.
+    #[wasm_bindgen(js_name = pollTimeoutMs)]
+    pub fn poll_timeout_ms(&self) -> Option<f64> {
+        self.inner.poll_timeout().map(Time::as_millis_f64)
+    }
+
+    /// Applies the transitions due at `nowMs` on time alone.
+    #[wasm_bindgen(js_name = handleTimeout)]
+    pub fn handle_timeout(&mut self, now_ms: f64) -> Result<(), JsError> {
+        self.inner.handle_timeout(now(now_ms)?);
+        Ok(())
+    }
+}
+
+/// A retry policy for one call at a time, with its own random stream:
+/// `new Retry({maxAttempts: 4, backoff: {initialBackoffMs: 100, jitter: "full"}}, seed)`.
+#[wasm_bindgen]
+pub struct Retry {
+    policy: RetryPolicy,
+    rng: SimRng,
+    seed: u64,
+    state: RetryState,
+}
+
+#[wasm_bindgen]
+impl Retry {
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "RetryConfig | undefined")] config: JsValue,
+        seed: Option<f64>,
+    ) -> Result<Retry, JsError> {
+        let config: RetryConfig = if config.is_undefined() || config.is_null() {
+            RetryConfig::default()
+        } else {
+            typed_config(&config)?
+        };
+        let policy = RetryPolicy::new(&config).map_err(|e| core_error(prefix("config", e)))?;
+        let seed = whole_number("seed", seed.unwrap_or(1.0))?;
+        Ok(Retry {
+            policy,
+            rng: SimRng::new(seed),
+            seed,
+            state: RetryState::first_attempt(),
+        })
+    }
+
+    /// A new call: its first attempt is about to go.
+    pub fn start(&mut self) {
+        self.state = RetryState::first_attempt();
+    }
+
+    /// Attempts made by the current call, the one in flight included.
+    #[wasm_bindgen(getter)]
+    pub fn attempts(&self) -> u32 {
+        self.state.attempts
+    }
+
+    /// The attempt in flight failed at `nowMs` with `kind`: `{type: "retry", attempt,
+    /// delay, at}` (µs) or `{type: "giveUp", reason}`.
+    #[wasm_bindgen(js_name = onFailure, unchecked_return_type = "RetryDecision")]
+    pub fn on_failure(
+        &mut self,
+        now_ms: f64,
+        #[wasm_bindgen(unchecked_param_type = "ErrorKind")] kind: JsValue,
+    ) -> Result<JsValue, JsError> {
+        let kind = self::kind(&kind)?;
+        let d = self
+            .policy
+            .on_failure(&mut self.state, now(now_ms)?, kind, &mut self.rng, None);
+        to_js(&d).map_err(js_error)
+    }
+
+    /// As `onFailure`, charging the failure to `budget`, which also decides whether a
+    /// retry may go.
+    #[wasm_bindgen(js_name = onFailureWithBudget, unchecked_return_type = "RetryDecision")]
+    pub fn on_failure_with_budget(
+        &mut self,
+        now_ms: f64,
+        #[wasm_bindgen(unchecked_param_type = "ErrorKind")] kind: JsValue,
+        budget: &mut RetryBudget,
+    ) -> Result<JsValue, JsError> {
+        let kind = self::kind(&kind)?;
+        let d = self.policy.on_failure(
+            &mut self.state,
+            now(now_ms)?,
+            kind,
+            &mut self.rng,
+            Some(&mut budget.inner),
+        );
+        to_js(&d).map_err(js_error)
+    }
+
+    /// The delays (ms) this policy's jitter gives retries 1 to `count` of one call,
+    /// drawn from a fresh stream of the seed (the call in progress is not touched).
+    pub fn delays(&self, count: f64) -> Result<Vec<f64>, JsError> {
+        let count = whole_number("count", count)?;
+        if count > 10_000 {
+            return Err(js_error(format!(
+                "invalid `count`: must be at most 10000, got {count}"
+            )));
+        }
+        let mut rng = SimRng::new(self.seed);
+        let mut previous = None;
+        Ok((0..count as u32)
+            .map(|n| {
+                let d = self.policy.backoff().delay(n, previous, &mut rng);
+                previous = Some(d);
+                d.as_millis_f64()
+            })
+            .collect())
+    }
+}
+
+fn prefix(parent: &str, e: distlab_core::DistlabError) -> distlab_core::DistlabError {
+    match e {
+        distlab_core::DistlabError::InvalidField { field, problem } => {
+            distlab_core::DistlabError::field(format!("{parent}.{field}"), problem)
+        }
+        other => other,
+    }
+}
+
+/// gRPC retry throttling, shared by the calls to one dependency:
+/// `new RetryBudget({maxTokens: 10, tokenRatio: 0.1})`.
+#[wasm_bindgen]
+pub struct RetryBudget {
+    inner: CoreBudget,
+}
+
+#[wasm_bindgen]
+impl RetryBudget {
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "RetryBudgetConfig | undefined")] config: JsValue,
+    ) -> Result<RetryBudget, JsError> {
+        let config: RetryBudgetConfig = if config.is_undefined() || config.is_null() {
+            RetryBudgetConfig::default()
+        } else {
+            typed_config(&config)?
+        };
+        let inner = CoreBudget::new(&config).map_err(|e| core_error(prefix("config", e)))?;
+        Ok(RetryBudget { inner })
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn tokens(&self) -> f64 {
+        self.inner.tokens()
+    }
+
+    #[wasm_bindgen(js_name = onSuccess)]
+    pub fn on_success(&mut self) {
+        self.inner.on_success();
+    }
+
+    #[wasm_bindgen(js_name = onFailure)]
+    pub fn on_failure(&mut self) {
+        self.inner.on_failure();
+    }
+
+    /// Whether a retry may go now (more than half the tokens left).
+    #[wasm_bindgen(js_name = allowsRetry)]
+    pub fn allows_retry(&mut self) -> bool {
+        self.inner.allows_retry()
+    }
+
+    #[wasm_bindgen(unchecked_return_type = "BudgetStats")]
+    pub fn stats(&self) -> Result<JsValue, JsError> {
+        to_js(&self.inner.stats()).map_err(js_error)
+    }
+}
+
+/// A bulkhead: `new Bulkhead({maxConcurrentCalls: 10, maxQueue: 20, maxWaitMs: 500})`.
+/// Callers are named by whole-number ids of the caller's choosing.
+#[wasm_bindgen]
+pub struct Bulkhead {
+    inner: CoreBulkhead,
+}
+
+#[wasm_bindgen]
+impl Bulkhead {
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "BulkheadConfig | undefined")] config: JsValue,
+    ) -> Result<Bulkhead, JsError> {
+        let config: BulkheadConfig = if config.is_undefined() || config.is_null() {
+            BulkheadConfig::default()
+        } else {
+            typed_config(&config)?
+        };
+        Ok(Bulkhead {
+            inner: CoreBulkhead::new(config),
+        })
+    }
+
+    /// Caller `id` asks for a slot at `nowMs`: `{entry, events}`, `entry` being `{type:
+    /// "admitted"}`, `{type: "queued", position, expiresAt}` or `{type: "rejected"}`, and
+    /// `events` what happened to waiters meanwhile.
+    #[wasm_bindgen(js_name = tryEnter)]
+    pub fn try_enter(&mut self, now_ms: f64, id: f64) -> Result<JsValue, JsError> {
+        let id = whole_number("id", id)?;
+        let (entry, events) = self.inner.try_enter(now(now_ms)?, id).map_err(core_error)?;
+        to_js(&serde_json::json!({"entry": entry, "events": events})).map_err(js_error)
+    }
+
+    /// Caller `id` is done at `nowMs`; returns what happened to waiters (`{type:
+    /// "admitted", id, waited}` or `{type: "timedOut", id}`).
+    #[wasm_bindgen(unchecked_return_type = "WaiterEvent[]")]
+    pub fn release(&mut self, now_ms: f64, id: f64) -> Result<JsValue, JsError> {
+        let id = whole_number("id", id)?;
+        let events = self.inner.release(now(now_ms)?, id).map_err(core_error)?;
+        to_js(&events).map_err(js_error)
+    }
+
+    /// Waiter `id` gives up.
+    pub fn cancel(&mut self, id: f64) -> Result<(), JsError> {
+        let id = whole_number("id", id)?;
+        self.inner.cancel(id).map_err(core_error)
+    }
+
+    /// Removes the waiters whose wait ran out by `nowMs`.
+    #[wasm_bindgen(js_name = handleTimeout, unchecked_return_type = "WaiterEvent[]")]
+    pub fn handle_timeout(&mut self, now_ms: f64) -> Result<JsValue, JsError> {
+        let events = self.inner.handle_timeout(now(now_ms)?);
+        to_js(&events).map_err(js_error)
+    }
+
+    /// When the oldest waiter times out (ms), if anyone waits.
+    #[wasm_bindgen(js_name = pollTimeoutMs)]
+    pub fn poll_timeout_ms(&self) -> Option<f64> {
+        self.inner.poll_timeout().map(Time::as_millis_f64)
+    }
+
+    #[wasm_bindgen(getter, js_name = inUse)]
+    pub fn in_use(&self) -> u32 {
+        self.inner.in_use()
+    }
+
+    #[wasm_bindgen(getter, js_name = queueLength)]
+    pub fn queue_length(&self) -> u32 {
+        self.inner.queue_len()
+    }
+
+    #[wasm_bindgen(unchecked_return_type = "BulkheadStats")]
+    pub fn stats(&self) -> Result<JsValue, JsError> {
+        to_js(&self.inner.stats()).map_err(js_error)
+    }
+}
+
+/// A deadline: `new Deadline(nowMs, budgetMs)`; `forDownstream` gives the next hop the
+/// remaining time less a margin, never more.
+#[wasm_bindgen]
+pub struct Deadline {
+    inner: CoreDeadline,
+}
+
+#[wasm_bindgen]
+impl Deadline {
+    #[wasm_bindgen(constructor)]
+    pub fn new(now_ms: f64, budget_ms: f64) -> Result<Deadline, JsError> {
+        let inner = CoreDeadline::after(now(now_ms)?, millis("budgetMs", budget_ms)?);
+        Ok(Deadline { inner })
+    }
+
+    /// The deadline, in ms.
+    #[wasm_bindgen(getter, js_name = atMs)]
+    pub fn at_ms(&self) -> f64 {
+        self.inner.at().as_millis_f64()
+    }
+
+    /// Time left at `nowMs`, in ms (0 once passed): the `grpc-timeout` to send.
+    #[wasm_bindgen(js_name = remainingMs)]
+    pub fn remaining_ms(&self, now_ms: f64) -> Result<f64, JsError> {
+        Ok(self.inner.remaining(now(now_ms)?).as_millis_f64())
+    }
+
+    #[wasm_bindgen(js_name = isExpired)]
+    pub fn is_expired(&self, now_ms: f64) -> Result<bool, JsError> {
+        Ok(self.inner.is_expired(now(now_ms)?))
+    }
+
+    /// The deadline of a call made at `nowMs` to the next hop: the remaining time less
+    /// `marginMs`, cut to `capMs` if given; `undefined` when nothing would be left.
+    #[wasm_bindgen(js_name = forDownstream)]
+    pub fn for_downstream(
+        &self,
+        now_ms: f64,
+        margin_ms: f64,
+        cap_ms: Option<f64>,
+    ) -> Result<Option<Deadline>, JsError> {
+        let margin = millis("marginMs", margin_ms)?;
+        let cap = cap_ms.map(|c| millis("capMs", c)).transpose()?;
+        Ok(self
+            .inner
+            .for_downstream(now(now_ms)?, margin, cap)
+            .map(|inner| Deadline { inner }))
+    }
+}

@@ -1,0 +1,178 @@
+//! The resilience classes as a browser sees them: `wasm-pack test --headless --chrome wasm
+//! --test resilience`. Bad arguments are JS `Error`s naming the argument; nothing aborts.
+
+use distlab_wasm::resilience::{Bulkhead, CircuitBreaker, Deadline, Retry, RetryBudget};
+use js_sys::{Error, JSON, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn js(text: &str) -> JsValue {
+    JSON::parse(text).expect("test JSON")
+}
+
+fn message(e: wasm_bindgen::JsError) -> String {
+    let v: JsValue = e.into();
+    let err: &Error = v.dyn_ref().expect("a JS Error");
+    err.message().into()
+}
+
+fn get(v: &JsValue, key: &str) -> JsValue {
+    Reflect::get(v, &key.into()).unwrap()
+}
+
+#[wasm_bindgen_test]
+fn a_breaker_opens_on_failures_and_probes_after_its_wait() {
+    let mut b = CircuitBreaker::new(js(
+        r#"{"slidingWindowSize": 4, "minimumNumberOfCalls": 4, "waitDurationInOpenStateMs": 1000,
+            "permittedNumberOfCallsInHalfOpenState": 2}"#,
+    ))
+    .unwrap();
+    for i in 0..4 {
+        let a = b.try_acquire(f64::from(i)).unwrap();
+        assert_eq!(get(&a, "type").as_string().unwrap(), "permitted");
+        b.on_error(f64::from(i), get(&a, "permit"), "unavailable".into())
+            .unwrap();
+    }
+    assert_eq!(b.state(), "open");
+    let refused = b.try_acquire(500.0).unwrap();
+    assert_eq!(get(&refused, "type").as_string().unwrap(), "rejected");
+    assert_eq!(get(&refused, "retryAfter").as_f64(), Some(503_001.0));
+    let probe = b.try_acquire(1_004.0).unwrap();
+    let second = b.try_acquire(1_004.0).unwrap();
+    assert_eq!(b.state(), "halfOpen");
+    b.on_success(1_010.0, get(&probe, "permit")).unwrap();
+    // Reported twice, a bad kind, a bad time, a bad config: errors naming the argument.
+    let e = message(b.on_success(1_011.0, get(&probe, "permit")).unwrap_err());
+    assert!(e.contains("permit") && e.contains("already"), "{e}");
+    b.on_success(1_012.0, get(&second, "permit")).unwrap();
+    assert_eq!(b.state(), "closed");
+    let events = b.take_events().unwrap();
+    assert_eq!(js_sys::Array::from(&events).length(), 3);
+    let a = b.try_acquire(1_020.0).unwrap();
+    let e = message(
+        b.on_error(1_020.0, get(&a, "permit"), "teapot".into())
+            .unwrap_err(),
+    );
+    assert!(e.contains("kind"), "{e}");
+    let e = message(b.try_acquire(f64::NAN).unwrap_err());
+    assert!(e.contains("nowMs"), "{e}");
+    let e = message(b.on_success(1.0, js(r#"{"id": 1}"#)).unwrap_err());
+    assert!(e.contains("permit"), "{e}");
+    let e = message(
+        CircuitBreaker::new(js(r#"{"failureRateThreshold": 0}"#))
+            .err()
+            .unwrap(),
+    );
+    assert!(e.contains("failureRateThreshold"), "{e}");
+    let e = message(
+        CircuitBreaker::new(js(r#"{"slidingWindowSize": -1}"#))
+            .err()
+            .unwrap(),
+    );
+    assert!(e.contains("config.slidingWindowSize"), "{e}");
+}
+
+#[wasm_bindgen_test]
+fn retry_draws_its_jitter_and_stops_at_the_budget() {
+    let mut r = Retry::new(
+        js(r#"{"maxAttempts": 10, "backoff": {"initialBackoffMs": 100, "maxBackoffMs": 1000, "jitter": "none"}}"#),
+        Some(7.0),
+    )
+    .unwrap();
+    assert_eq!(
+        r.delays(5.0).unwrap(),
+        vec![100.0, 200.0, 400.0, 800.0, 1000.0]
+    );
+    let full = Retry::new(
+        js(r#"{"backoff": {"jitter": "full", "maxBackoffMs": 1000}}"#),
+        Some(7.0),
+    )
+    .unwrap();
+    let drawn = full.delays(200.0).unwrap();
+    assert!(drawn.iter().all(|d| (0.0..=1000.0).contains(d)));
+    assert_eq!(drawn, full.delays(200.0).unwrap(), "same seed, same delays");
+    let mut budget = RetryBudget::new(js(r#"{"maxTokens": 4, "tokenRatio": 0.5}"#)).unwrap();
+    let d = r
+        .on_failure_with_budget(0.0, "unavailable".into(), &mut budget)
+        .unwrap();
+    assert_eq!(get(&d, "type").as_string().unwrap(), "retry");
+    assert_eq!(get(&d, "delay").as_f64(), Some(100_000.0));
+    let d = r
+        .on_failure_with_budget(100.0, "unavailable".into(), &mut budget)
+        .unwrap();
+    assert_eq!(get(&d, "reason").as_string().unwrap(), "budgetExhausted");
+    assert_eq!(budget.tokens(), 2.0);
+    budget.on_success();
+    assert!(budget.allows_retry());
+    r.start();
+    let d = r.on_failure(0.0, "invalidArgument".into()).unwrap();
+    assert_eq!(get(&d, "reason").as_string().unwrap(), "notRetryable");
+    let e = message(r.delays(1.5).unwrap_err());
+    assert!(e.contains("count"), "{e}");
+    let e = message(Retry::new(JsValue::UNDEFINED, Some(-1.0)).err().unwrap());
+    assert!(e.contains("seed"), "{e}");
+    let e = message(
+        Retry::new(js(r#"{"backoff": {"backoffMultiplier": 0}}"#), None)
+            .err()
+            .unwrap(),
+    );
+    assert!(e.contains("config.backoff.backoffMultiplier"), "{e}");
+    let e = message(RetryBudget::new(js(r#"{"tokenRatio": 0}"#)).err().unwrap());
+    assert!(e.contains("config.tokenRatio"), "{e}");
+}
+
+#[wasm_bindgen_test]
+fn a_bulkhead_queues_then_fails_fast() {
+    let mut b = Bulkhead::new(js(
+        r#"{"maxConcurrentCalls": 1, "maxQueue": 1, "maxWaitMs": 50}"#,
+    ))
+    .unwrap();
+    let first = b.try_enter(0.0, 1.0).unwrap();
+    assert_eq!(
+        get(&get(&first, "entry"), "type").as_string().unwrap(),
+        "admitted"
+    );
+    let second = b.try_enter(0.0, 2.0).unwrap();
+    assert_eq!(
+        get(&get(&second, "entry"), "type").as_string().unwrap(),
+        "queued"
+    );
+    let third = b.try_enter(0.0, 3.0).unwrap();
+    assert_eq!(
+        get(&get(&third, "entry"), "type").as_string().unwrap(),
+        "rejected"
+    );
+    assert_eq!(b.poll_timeout_ms(), Some(50.0));
+    let events = js_sys::Array::from(&b.release(10.0, 1.0).unwrap());
+    assert_eq!(get(&events.get(0), "id").as_f64(), Some(2.0));
+    assert_eq!((b.in_use(), b.queue_length()), (1, 0));
+    for e in [
+        message(b.try_enter(0.0, 1.5).unwrap_err()),
+        message(b.release(10.0, 9.0).unwrap_err()),
+        message(b.cancel(-1.0).unwrap_err()),
+    ] {
+        assert!(e.contains("`id`"), "{e}");
+    }
+}
+
+#[wasm_bindgen_test]
+fn deadlines_shrink_down_the_hops() {
+    let d = Deadline::new(0.0, 100.0).unwrap();
+    assert_eq!(d.at_ms(), 100.0);
+    let child = d.for_downstream(30.0, 5.0, None).unwrap().unwrap();
+    assert_eq!(child.at_ms(), 95.0);
+    assert_eq!(child.remaining_ms(45.0).unwrap(), 50.0);
+    let capped = child
+        .for_downstream(45.0, 5.0, Some(10.0))
+        .unwrap()
+        .unwrap();
+    assert_eq!(capped.at_ms(), 55.0);
+    assert!(capped.for_downstream(51.0, 5.0, None).unwrap().is_none());
+    assert!(capped.is_expired(55.0).unwrap());
+    let e = message(Deadline::new(0.0, -3.0).err().unwrap());
+    assert!(e.contains("budgetMs"), "{e}");
+    let e = message(d.for_downstream(0.0, f64::INFINITY, None).err().unwrap());
+    assert!(e.contains("marginMs"), "{e}");
+}
