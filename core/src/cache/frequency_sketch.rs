@@ -11,8 +11,15 @@
 //! needs only to compare small frequencies, and that is what makes it 8 bytes per 16
 //! counters. No doorkeeper: Caffeine has none either; the window absorbs one-hit wonders.
 
+use crate::alloc;
+use crate::error::{DistlabError, Result};
+
 /// Counters per key.
 const ROWS: usize = 4;
+/// The largest capacity sketched: its table is 2 GiB (8 bytes an entry, rounded up to a
+/// power of two). Below it the table may still not fit — a wasm32 page has at most
+/// 4 GiB — and then the allocation fails with an error, never an abort.
+pub const MAX_CAPACITY: usize = 1 << 28;
 /// A counter's largest value.
 const MAX_COUNT: u64 = 15;
 /// Increments between resets, per entry of capacity (the paper's W / C).
@@ -38,23 +45,31 @@ pub struct FrequencySketch {
 }
 
 impl FrequencySketch {
-    /// A sketch for a cache of `capacity` entries (≥ 1).
-    pub fn new(capacity: usize) -> Self {
+    /// A sketch for a cache of `capacity` entries (≥ 1). The table is allocated up
+    /// front, so a capacity the memory cannot hold is an error under `capacity` rather
+    /// than an abort (in the browser, of the whole module).
+    pub fn new(capacity: usize) -> Result<Self> {
         // Four counters per entry per row, as Caffeine sizes its table (one 64-bit word
         // per entry): 8 bytes per entry in all, and at least one word per row.
-        let width = (capacity.max(4) as u64)
-            .next_power_of_two()
-            .saturating_mul(4)
-            .min(1 << 40);
+        if capacity > MAX_CAPACITY {
+            return Err(DistlabError::field(
+                "capacity",
+                format!(
+                    "W-TinyLFU sketches at most {MAX_CAPACITY} entries (a 2 GiB table), \
+                     got {capacity}"
+                ),
+            ));
+        }
+        let width = (capacity.max(4) as u64).next_power_of_two() * 4;
         let words_per_row = (width / 16) as usize;
-        FrequencySketch {
-            table: vec![0; words_per_row * ROWS],
+        Ok(FrequencySketch {
+            table: alloc::filled(words_per_row * ROWS, 0, "capacity")?,
             width_mask: width - 1,
             words_per_row,
             additions: 0,
             sample_size: (capacity as u64).saturating_mul(SAMPLE_FACTOR).max(1),
             resets: 0,
-        }
+        })
     }
 
     /// Counters per row.
@@ -141,7 +156,7 @@ mod tests {
 
     #[test]
     fn counts_saturate_at_15_and_never_undercount_before_a_reset() {
-        let mut s = FrequencySketch::new(1_000);
+        let mut s = FrequencySketch::new(1_000).unwrap();
         for k in 0..200u64 {
             for _ in 0..(k % 20) {
                 s.increment(key_hash(&k));
@@ -156,8 +171,17 @@ mod tests {
     }
 
     #[test]
+    fn a_capacity_past_the_largest_sketch_is_an_error_naming_it() {
+        let e = FrequencySketch::new(MAX_CAPACITY + 1)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("capacity"), "{e}");
+    }
+
+    #[test]
     fn halving_after_ten_times_capacity_samples() {
-        let mut s = FrequencySketch::new(16);
+        let mut s = FrequencySketch::new(16).unwrap();
         assert_eq!(s.sample_size(), 160);
         let hot = key_hash(&"hot");
         for _ in 0..12 {

@@ -106,7 +106,7 @@ impl<K: Hash + Eq + Clone, V> TinyLfu<K, V> {
             protected: List::default(),
             sizes: Sizes::of(capacity),
             capacity,
-            sketch: FrequencySketch::new(capacity),
+            sketch: FrequencySketch::new(capacity)?,
             stats: AdmissionStats::default(),
         })
     }
