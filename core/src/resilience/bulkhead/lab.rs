@@ -16,7 +16,7 @@ use crate::lab::local::{LocalLab, Moment};
 use crate::lab::sampling::{Sampled, Sampler};
 use crate::lab::settings::local_lab_config;
 use crate::lab::view::{InvariantStatus, NodeView, Panel, StripItem, View};
-use crate::resilience::bulkhead::{Bulkhead, BulkheadConfig, Entry, WaiterEvent};
+use crate::resilience::bulkhead::{Bulkhead, BulkheadConfig, BulkheadEntry, WaiterEvent};
 use crate::resilience::dependency::{DependencyConfig, LabTrace};
 use crate::rng::SimRng;
 use crate::sim::workload::{ArrivalFeed, ArrivalProcess};
@@ -125,12 +125,12 @@ impl BulkheadLab {
         };
         self.waiter_events(at, events);
         let kind = match entry {
-            Entry::Admitted => {
+            BulkheadEntry::Admitted => {
                 self.start(at.now, id);
                 "admitted"
             }
-            Entry::Queued { .. } => "queued",
-            Entry::Rejected => "rejected",
+            BulkheadEntry::Queued { .. } => "queued",
+            BulkheadEntry::Rejected => "rejected",
         };
         self.trace.push(at.step, at.now, kind, &[("id", id)]);
     }

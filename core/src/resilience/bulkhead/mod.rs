@@ -64,7 +64,7 @@ impl Default for BulkheadConfig {
     rename_all_fields = "camelCase"
 )]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
-pub enum Entry {
+pub enum BulkheadEntry {
     /// A slot is the caller's: call [`Bulkhead::release`] when done.
     Admitted,
     /// Waiting at `position` (0: next) until `expiresAt` µs.
@@ -187,7 +187,7 @@ impl Bulkhead {
     /// Caller `id` asks for a slot at `now`. Waiters whose wait ran out by `now` leave
     /// first; their events come back beside the entry. Error: `id` already holds a slot
     /// or waits.
-    pub fn try_enter(&mut self, now: Time, id: u64) -> Result<(Entry, Vec<WaiterEvent>)> {
+    pub fn try_enter(&mut self, now: Time, id: u64) -> Result<(BulkheadEntry, Vec<WaiterEvent>)> {
         let expired = self.handle_timeout(now);
         if self.known(id) {
             return Err(DistlabError::field(
@@ -199,7 +199,7 @@ impl Bulkhead {
             self.in_use.insert(id);
             self.stats.admitted_at_once += 1;
             self.stats.peak_in_use = self.stats.peak_in_use.max(self.in_use());
-            Entry::Admitted
+            BulkheadEntry::Admitted
         } else if self.max_wait > Duration::ZERO && self.queue_len() < self.max_queue {
             let expires_at = now.saturating_add(self.max_wait);
             self.queue.push_back(Waiter {
@@ -209,13 +209,13 @@ impl Bulkhead {
             });
             self.stats.queued += 1;
             self.stats.peak_queue = self.stats.peak_queue.max(self.queue_len());
-            Entry::Queued {
+            BulkheadEntry::Queued {
                 position: self.queue_len() - 1,
                 expires_at,
             }
         } else {
             self.stats.rejected += 1;
-            Entry::Rejected
+            BulkheadEntry::Rejected
         };
         Ok((entry, expired))
     }

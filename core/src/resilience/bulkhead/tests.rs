@@ -16,7 +16,7 @@ fn bulkhead(v: serde_json::Value) -> Bulkhead {
     Bulkhead::new(from_value("config", &v).unwrap())
 }
 
-fn enter(b: &mut Bulkhead, at: Time, id: u64) -> Entry {
+fn enter(b: &mut Bulkhead, at: Time, id: u64) -> BulkheadEntry {
     b.try_enter(at, id).unwrap().0
 }
 
@@ -24,28 +24,28 @@ fn enter(b: &mut Bulkhead, at: Time, id: u64) -> Entry {
 fn the_defaults_are_resilience4js_fail_fast_semaphore() {
     let mut b = Bulkhead::new(BulkheadConfig::default());
     for id in 0..25 {
-        assert_eq!(enter(&mut b, ms(0), id), Entry::Admitted);
+        assert_eq!(enter(&mut b, ms(0), id), BulkheadEntry::Admitted);
     }
-    assert_eq!(enter(&mut b, ms(0), 25), Entry::Rejected);
+    assert_eq!(enter(&mut b, ms(0), 25), BulkheadEntry::Rejected);
 }
 
 #[test]
 fn slots_then_a_fifo_queue_then_fail_fast() {
     let mut b = bulkhead(json!({"maxConcurrentCalls": 2, "maxQueue": 2, "maxWaitMs": 100}));
-    assert_eq!(enter(&mut b, ms(0), 1), Entry::Admitted);
-    assert_eq!(enter(&mut b, ms(0), 2), Entry::Admitted);
+    assert_eq!(enter(&mut b, ms(0), 1), BulkheadEntry::Admitted);
+    assert_eq!(enter(&mut b, ms(0), 2), BulkheadEntry::Admitted);
     assert_eq!(
         enter(&mut b, ms(10), 3),
-        Entry::Queued {
+        BulkheadEntry::Queued {
             position: 0,
             expires_at: ms(110)
         }
     );
     assert!(matches!(
         enter(&mut b, ms(20), 4),
-        Entry::Queued { position: 1, .. }
+        BulkheadEntry::Queued { position: 1, .. }
     ));
-    assert_eq!(enter(&mut b, ms(20), 5), Entry::Rejected);
+    assert_eq!(enter(&mut b, ms(20), 5), BulkheadEntry::Rejected);
     let events = b.release(ms(50), 2).unwrap();
     assert_eq!(
         events,
@@ -62,7 +62,7 @@ fn slots_then_a_fifo_queue_then_fail_fast() {
 fn a_wait_of_zero_means_no_queue() {
     let mut b = bulkhead(json!({"maxConcurrentCalls": 1, "maxQueue": 10, "maxWaitMs": 0}));
     enter(&mut b, ms(0), 1);
-    assert_eq!(enter(&mut b, ms(0), 2), Entry::Rejected);
+    assert_eq!(enter(&mut b, ms(0), 2), BulkheadEntry::Rejected);
 }
 
 /// A dangerous schedule: a slot frees at the exact instant the oldest waiter's wait runs
@@ -100,7 +100,7 @@ fn waiters_time_out_by_the_timer_or_the_next_arrival() {
     assert_eq!(b.handle_timeout(ms(100)), [WaiterEvent::TimedOut { id: 2 }]);
     let (entry, events) = b.try_enter(ms(150), 4).unwrap();
     assert_eq!(events, [WaiterEvent::TimedOut { id: 3 }]);
-    assert!(matches!(entry, Entry::Queued { position: 0, .. }));
+    assert!(matches!(entry, BulkheadEntry::Queued { position: 0, .. }));
 }
 
 #[test]
@@ -204,9 +204,9 @@ proptest! {
                     let (entry, events) = b.try_enter(now, next).unwrap();
                     apply(&mut fate, events);
                     fate.insert(next, match entry {
-                        Entry::Admitted => Fate::Holding,
-                        Entry::Queued { .. } => Fate::Waiting,
-                        Entry::Rejected => Fate::Rejected,
+                        BulkheadEntry::Admitted => Fate::Holding,
+                        BulkheadEntry::Queued { .. } => Fate::Waiting,
+                        BulkheadEntry::Rejected => Fate::Rejected,
                     });
                     next += 1;
                 }

@@ -389,7 +389,7 @@ impl LocalLab for BreakerLab {
         Ok(())
     }
 
-    fn view(&self, at: Moment, samples: &Sampler<(u64, u64)>) -> View {
+    fn view(&self, _at: Moment, samples: &Sampler<(u64, u64)>) -> View {
         let b = &self.breaker;
         let c = b.counts();
         let s = b.stats();
@@ -495,7 +495,6 @@ impl LocalLab for BreakerLab {
                 vec![0],
             ),
         };
-        let _ = at;
         View {
             nodes,
             panels: vec![

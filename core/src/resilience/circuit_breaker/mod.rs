@@ -267,7 +267,7 @@ pub struct BreakerStats {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
-pub struct Outcome {
+pub struct RecordedOutcome {
     pub failure: bool,
     pub slow: bool,
 }
@@ -283,13 +283,13 @@ pub struct WindowCounts {
 }
 
 impl WindowCounts {
-    fn add(&mut self, o: Outcome) {
+    fn add(&mut self, o: RecordedOutcome) {
         self.calls += 1;
         self.failures += u32::from(o.failure);
         self.slow += u32::from(o.slow);
     }
 
-    fn remove(&mut self, o: Outcome) {
+    fn remove(&mut self, o: RecordedOutcome) {
         self.calls = self.calls.saturating_sub(1);
         self.failures = self.failures.saturating_sub(u32::from(o.failure));
         self.slow = self.slow.saturating_sub(u32::from(o.slow));
@@ -326,7 +326,7 @@ pub enum SlidingWindow {
     /// The last `size` outcomes, oldest first.
     Count {
         size: usize,
-        outcomes: VecDeque<Outcome>,
+        outcomes: VecDeque<RecordedOutcome>,
         totals: WindowCounts,
     },
     /// One bucket per second for the last `buckets.len()` seconds; `newest` is the epoch
@@ -380,7 +380,7 @@ impl SlidingWindow {
         }
     }
 
-    fn record(&mut self, now: Time, o: Outcome) {
+    fn record(&mut self, now: Time, o: RecordedOutcome) {
         self.advance(now);
         match self {
             SlidingWindow::Count {
@@ -687,7 +687,7 @@ impl CircuitBreaker {
             self.stats.stale_results += 1;
             return Ok(());
         }
-        let outcome = Outcome {
+        let outcome = RecordedOutcome {
             failure: matches!(result, CallResult::Failure { .. }),
             slow: now.saturating_since(permit.acquired_at)
                 > self.config.slow_call_duration_threshold_ms.duration(),

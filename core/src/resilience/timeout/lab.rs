@@ -548,7 +548,7 @@ impl LocalLab for TimeoutLab {
         Ok(())
     }
 
-    fn view(&self, at: Moment, samples: &Sampler<(u64, u64, u64)>) -> View {
+    fn view(&self, _at: Moment, samples: &Sampler<(u64, u64, u64)>) -> View {
         let hops = self.config.hops.get();
         let nodes = (0..=hops)
             .map(|i| {
@@ -611,7 +611,6 @@ impl LocalLab for TimeoutLab {
                 vec![hop as u32],
             ),
         };
-        let _ = at;
         View {
             nodes,
             panels: vec![self.timeline(), table, chart],

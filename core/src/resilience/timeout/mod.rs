@@ -39,7 +39,6 @@ pub const MAX_TIMEOUT_MS: u32 = 86_400_000;
 /// A point in time by which work must be done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-#[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
 pub struct Deadline(pub Time);
 
 impl Deadline {
