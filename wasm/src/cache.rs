@@ -66,16 +66,6 @@ fn keys(keys: Vec<String>) -> Array {
     keys.iter().map(|k| JsValue::from_str(k)).collect()
 }
 
-/// A whole number from 0 to 2^53 given as a JS number, naming `field` if not.
-fn whole(field: &str, v: f64) -> Result<u64, JsError> {
-    if !v.is_finite() || v < 0.0 || v.fract() != 0.0 || v > 9_007_199_254_740_992.0 {
-        return Err(js_error(format!(
-            "invalid `{field}`: must be a whole number from 0 to 2^53, got {v}"
-        )));
-    }
-    Ok(v as u64)
-}
-
 fn now(now_ms: f64) -> Result<Time, JsError> {
     Time::try_from_millis_f64("nowMs", now_ms).map_err(core_error)
 }
@@ -139,7 +129,7 @@ impl Lru {
         weight: Option<f64>,
     ) -> Result<Array, JsError> {
         let key = self::key(&key)?;
-        let weight = whole("weight", weight.unwrap_or(1.0))?;
+        let weight = crate::whole_number("weight", weight.unwrap_or(1.0))?;
         report(
             self.inner
                 .put_weighted(key, value, weight)
