@@ -10,7 +10,7 @@ use crate::consensus::raft::lab::{RaftLab, RaftLabAction, RaftLabConfig};
 use crate::error::{DistlabError, Result};
 use crate::lab::catalog::CATALOG_ROWS;
 use crate::lab::json::{config_from_value, from_value};
-use crate::lab::{Cluster, ClusterAction, Lab, LabModel, Local, Runner};
+use crate::lab::{Cluster, ClusterAction, Driven, DrivenAction, Lab, LabModel, Local, Runner};
 use crate::ratelimit::compare_lab::{
     CompareLabAction, CompareLabConfig, FixedWindowLab, KeyedLab, LeakyBucketLab,
     SlidingCounterLab, SlidingLogLab,
@@ -150,20 +150,20 @@ labs! {
     "ratelimit.keyed" => Local<KeyedLab> {
         config: CompareLabConfig, action: CompareLabAction
     }
-    "sketch.bloom" => Local<BloomLab> {
-        config: BloomLabConfig, action: BloomLabAction
+    "sketch.bloom" => Driven<BloomLab> {
+        config: BloomLabConfig, action: DrivenAction<BloomLabAction>
     }
-    "sketch.counting-bloom" => Local<CountingBloomLab> {
-        config: CountingBloomLabConfig, action: CountingBloomLabAction
+    "sketch.counting-bloom" => Driven<CountingBloomLab> {
+        config: CountingBloomLabConfig, action: DrivenAction<CountingBloomLabAction>
     }
-    "sketch.count-min" => Local<CountMinLab> {
-        config: CountMinLabConfig, action: CountMinLabAction
+    "sketch.count-min" => Driven<CountMinLab> {
+        config: CountMinLabConfig, action: DrivenAction<CountMinLabAction>
     }
-    "sketch.cuckoo" => Local<CuckooLab> {
-        config: CuckooLabConfig, action: CuckooLabAction
+    "sketch.cuckoo" => Driven<CuckooLab> {
+        config: CuckooLabConfig, action: DrivenAction<CuckooLabAction>
     }
-    "sketch.hyperloglog" => Local<HyperLogLogLab> {
-        config: HyperLogLogLabConfig, action: HyperLogLogLabAction
+    "sketch.hyperloglog" => Driven<HyperLogLogLab> {
+        config: HyperLogLogLabConfig, action: DrivenAction<HyperLogLogLabAction>
     }
     "cache.lru" => Local<LruLab> {
         config: CacheLabConfig, action: CacheLabAction
@@ -174,20 +174,20 @@ labs! {
     "cache.tinylfu" => Local<TinyLfuLab> {
         config: CacheLabConfig, action: CacheLabAction
     }
-    "cache.ttl" => Local<TtlLab> {
-        config: TtlLabConfig, action: TtlLabAction
+    "cache.ttl" => Driven<TtlLab> {
+        config: TtlLabConfig, action: DrivenAction<TtlLabAction>
     }
-    "resilience.circuit-breaker" => Local<BreakerLab> {
-        config: BreakerLabConfig, action: BreakerLabAction
+    "resilience.circuit-breaker" => Driven<BreakerLab> {
+        config: BreakerLabConfig, action: DrivenAction<BreakerLabAction>
     }
-    "resilience.bulkhead" => Local<BulkheadLab> {
-        config: BulkheadLabConfig, action: BulkheadLabAction
+    "resilience.bulkhead" => Driven<BulkheadLab> {
+        config: BulkheadLabConfig, action: DrivenAction<BulkheadLabAction>
     }
-    "resilience.retry" => Local<RetryLab> {
-        config: RetryLabConfig, action: RetryLabAction
+    "resilience.retry" => Driven<RetryLab> {
+        config: RetryLabConfig, action: DrivenAction<RetryLabAction>
     }
-    "resilience.timeout" => Local<TimeoutLab> {
-        config: TimeoutLabConfig, action: TimeoutLabAction
+    "resilience.timeout" => Driven<TimeoutLab> {
+        config: TimeoutLabConfig, action: DrivenAction<TimeoutLabAction>
     }
 }
 

@@ -17,13 +17,13 @@ use std::hash::Hasher;
 use super::ttl::{ActiveExpiry, TtlCache};
 use crate::bounded::{Count, Millis, Probability};
 use crate::error::Result;
-use crate::lab::local::{LocalLab, Moment};
+use crate::lab::local::{DrivenLab, LocalLab, Moment};
 use crate::lab::sampling::{Sampled, Sampler};
 use crate::lab::settings::local_lab_config;
 use crate::lab::view::{InvariantStatus, NodeView, Panel, StripItem, TimelineBar, View};
 use crate::rng::SimRng;
 use crate::sim::trace::StableHasher;
-use crate::sim::workload::{ArrivalFeed, ArrivalProcess, KeyDistribution, KeySampler, within};
+use crate::sim::workload::{ArrivalProcess, KeyDistribution, KeySampler, within};
 use crate::time::{Duration, Time};
 
 /// Largest capacity in the lab.
@@ -116,9 +116,6 @@ pub enum TtlLabAction {
         #[cfg_attr(feature = "tsify", tsify(optional))]
         ttl_ms: Option<Millis<1, { MAX_TTL_MS }>>,
     },
-    SetArrivals {
-        arrivals: ArrivalProcess,
-    },
 }
 
 /// One active cycle as the strip shows it.
@@ -134,7 +131,6 @@ struct CycleRecord {
 #[derive(Debug, Clone)]
 pub struct TtlLab {
     cache: TtlCache<u64, u64>,
-    feed: ArrivalFeed,
     rng: SimRng,
     expiry_rng: SimRng,
     keys: KeyDistribution,
@@ -294,7 +290,6 @@ impl LocalLab for TtlLab {
         let cycle_every = Duration(1_000_000 / u64::from(c.hz.get()));
         Ok(TtlLab {
             cache: TtlCache::new(c.capacity.get() as usize, expiry)?,
-            feed: ArrivalFeed::new(c.seed, &c.arrivals, Time::ZERO)?,
             rng: SimRng::derive(c.seed, 1),
             expiry_rng: SimRng::derive(c.seed, 2),
             keys: c.keys,
@@ -316,28 +311,13 @@ impl LocalLab for TtlLab {
     }
 
     fn next_event_at(&self, _now: Time) -> Option<Time> {
-        let arrival = self.feed.next_at();
-        Some(if self.active {
-            arrival.min(self.next_cycle_at)
-        } else {
-            arrival
-        })
+        self.active.then_some(self.next_cycle_at)
     }
 
     fn on_event(&mut self, due: Time, at: Moment) {
-        if self.active && due == self.next_cycle_at && due <= self.feed.next_at() {
+        if self.active && due == self.next_cycle_at {
             self.cycle(at.now);
             self.next_cycle_at = self.next_cycle_at.saturating_add(self.cycle_every);
-            return;
-        }
-        self.feed.take();
-        let key = self.key_sampler.sample(&mut self.rng);
-        if self.rng.chance(self.write_probability.get()) {
-            let ttl = (!self.rng.chance(self.persistent_probability.get())).then_some(self.ttl);
-            // The TTL is positive by its type, so the put cannot fail.
-            let _ = self.write(at.now, key, ttl);
-        } else {
-            self.read(at.now, key);
         }
     }
 
@@ -377,7 +357,6 @@ impl LocalLab for TtlLab {
                     self.ttl = t.duration();
                 }
             }
-            TtlLabAction::SetArrivals { arrivals } => self.feed.set_process(arrivals, at.now)?,
         }
         Ok(())
     }
@@ -443,7 +422,6 @@ impl LocalLab for TtlLab {
                 title: "workload".into(),
                 columns: vec!["knob".into(), "value".into()],
                 rows: vec![
-                    vec![json!("arrivals"), json!(self.feed.process())],
                     vec![json!("keys"), json!(self.keys)],
                     vec![json!("write probability"), json!(self.write_probability)],
                     vec![json!("ttl ms"), json!(self.ttl.as_millis_f64())],
@@ -495,16 +473,33 @@ impl LocalLab for TtlLab {
     }
 }
 
+impl DrivenLab for TtlLab {
+    fn arrivals(c: &TtlLabConfig) -> &ArrivalProcess {
+        &c.arrivals
+    }
+
+    fn on_arrival(&mut self, at: Moment) {
+        let key = self.key_sampler.sample(&mut self.rng);
+        if self.rng.chance(self.write_probability.get()) {
+            let ttl = (!self.rng.chance(self.persistent_probability.get())).then_some(self.ttl);
+            // The TTL is positive by its type, so the put cannot fail.
+            let _ = self.write(at.now, key, ttl);
+        } else {
+            self.read(at.now, key);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::{Lab, Local, Runner};
+    use crate::lab::{Driven, Lab, Runner};
 
-    fn lab(config: Value) -> Runner<Local<TtlLab>> {
+    fn lab(config: Value) -> Runner<Driven<TtlLab>> {
         Runner::from_json(&config).unwrap()
     }
 
-    fn field(l: &Runner<Local<TtlLab>>, f: &str) -> u64 {
+    fn field(l: &Runner<Driven<TtlLab>>, f: &str) -> u64 {
         l.view().nodes[0].fields[f].as_u64().unwrap()
     }
 
@@ -567,7 +562,7 @@ mod tests {
                 "config.keys.keys",
             ),
         ] {
-            let e = Runner::<Local<TtlLab>>::from_json(&config).err().unwrap();
+            let e = Runner::<Driven<TtlLab>>::from_json(&config).err().unwrap();
             assert!(
                 e.to_string().contains(&format!("`{field}`")),
                 "{config}: {e}"

@@ -10,7 +10,7 @@
 //! `Cluster<MyLab>` in [`crate::registry`].
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::de::{DeserializeOwned, Error as _};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 use std::borrow::Cow;
@@ -287,15 +287,10 @@ impl<'de, A: DeserializeOwned + Serialize> Deserialize<'de> for ClusterAction<A>
             .get("type")
             .and_then(Value::as_str)
             .is_some_and(|t| Fault::TYPES.contains(&t));
-        // Errors keep the path of the bad field ("groups[1][0]: invalid type...").
-        let with_path = |(path, problem): (String, String)| match path.as_str() {
-            "" => D::Error::custom(problem),
-            _ => D::Error::custom(format!("{path}: {problem}")),
-        };
         if is_fault {
-            json::parse(&v).map(ClusterAction::Fault).map_err(with_path)
+            json::parse_within(&v).map(ClusterAction::Fault)
         } else {
-            json::parse(&v).map(ClusterAction::Lab).map_err(with_path)
+            json::parse_within(&v).map(ClusterAction::Lab)
         }
     }
 }

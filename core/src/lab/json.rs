@@ -45,6 +45,18 @@ pub fn parse<T: DeserializeOwned + Serialize>(
     Ok(parsed)
 }
 
+/// [`parse`] inside a `Deserialize` impl that picks one of several types by the value's
+/// `type` (a kit action or the lab's own): the error keeps the bad field's path as a
+/// prefix ("groups[1][0]: invalid type..."), which [`from_value`]'s caller reads back.
+pub fn parse_within<T: DeserializeOwned + Serialize, E: serde::de::Error>(
+    value: &Value,
+) -> std::result::Result<T, E> {
+    parse(value).map_err(|(path, problem)| match path.as_str() {
+        "" => E::custom(problem),
+        _ => E::custom(format!("{path}: {problem}")),
+    })
+}
+
 /// The path of the first key of `input` that `back` (the parsed value written back) does
 /// not have. A key given as `null` may be missing from `back`: an optional field that is
 /// not written when empty.

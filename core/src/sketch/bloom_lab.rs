@@ -12,12 +12,12 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::bounded::{Count, Probability};
 use crate::error::{DistlabError, Result};
-use crate::lab::local::{LocalLab, Moment};
+use crate::lab::local::{DrivenLab, LocalLab, Moment};
 use crate::lab::sampling::{Sampled, Sampler};
 use crate::lab::settings::local_lab_config;
 use crate::lab::view::{InvariantStatus, NodeView, Panel, Series, View};
 use crate::rng::SimRng;
-use crate::sim::workload::{ArrivalFeed, ArrivalProcess};
+use crate::sim::workload::ArrivalProcess;
 use crate::sketch::bloom::Bloom;
 use crate::sketch::lab_support::{SketchTrace, check_key, grid, item_key, probe_key};
 use crate::time::{Duration, Time};
@@ -47,8 +47,7 @@ local_lab_config! {
 }
 
 /// What can be done to the filter. JSON: `{"type": "insert", "key": "alice"}`,
-/// `{"type": "query", "key": "bob"}`, `{"type": "clear"}`,
-/// `{"type": "setArrivals", "arrivals": {"type": "poisson", "ratePerSec": 500}}`.
+/// `{"type": "query", "key": "bob"}`, `{"type": "clear"}` (and the kit's `setArrivals`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(
     tag = "type",
@@ -64,8 +63,6 @@ pub enum BloomLabAction {
     Query { key: String },
     /// Empty the filter (the workload starts again from `item-0`).
     Clear {},
-    /// Keys arrive following `arrivals` from now on.
-    SetArrivals { arrivals: ArrivalProcess },
 }
 
 /// Running totals for the charts.
@@ -88,7 +85,6 @@ struct QueryRow {
 #[derive(Debug, Clone)]
 pub struct BloomLab {
     filter: Bloom,
-    feed: ArrivalFeed,
     rng: SimRng,
     probes_per_insert: u32,
     /// The workload's next key number; `item-0` up to this were inserted since the clear.
@@ -257,7 +253,6 @@ impl LocalLab for BloomLab {
         }
         Ok(BloomLab {
             filter: Bloom::with_rate(u64::from(c.expected_items.get()), p)?,
-            feed: ArrivalFeed::new(c.seed, &c.arrivals, Time::ZERO)?,
             rng: SimRng::derive(c.seed, 2),
             probes_per_insert: c.probes_per_insert.get(),
             next_item: 0,
@@ -270,26 +265,6 @@ impl LocalLab for BloomLab {
             false_negative: None,
             trace: SketchTrace::default(),
         })
-    }
-
-    fn next_event_at(&self, _now: Time) -> Option<Time> {
-        Some(self.feed.next_at())
-    }
-
-    fn on_event(&mut self, _due: Time, at: Moment) {
-        self.feed.take();
-        let key = item_key(self.next_item);
-        self.next_item += 1;
-        self.insert(at, &key);
-        for _ in 0..self.probes_per_insert {
-            let probe = probe_key(self.next_probe);
-            self.next_probe += 1;
-            self.totals.probes += 1;
-            if self.filter.contains(probe.as_bytes()) {
-                self.totals.false_positives += 1;
-            }
-        }
-        self.check_no_false_negative(at);
     }
 
     fn act(&mut self, at: Moment, action: &BloomLabAction) -> Result<()> {
@@ -333,9 +308,6 @@ impl LocalLab for BloomLab {
                 self.user_order.clear();
                 self.last_positions.clear();
                 self.trace.note(at, "clear", "", 0);
-            }
-            BloomLabAction::SetArrivals { arrivals } => {
-                self.feed.set_process(arrivals, at.now)?;
             }
         }
         Ok(())
@@ -391,21 +363,37 @@ impl LocalLab for BloomLab {
             },
             BloomLabAction::Query { key: "bob".into() },
             BloomLabAction::Clear {},
-            BloomLabAction::SetArrivals {
-                arrivals: ArrivalProcess::Poisson {
-                    rate_per_sec: 500.0,
-                },
-            },
         ]
+    }
+}
+
+impl DrivenLab for BloomLab {
+    fn arrivals(c: &BloomLabConfig) -> &ArrivalProcess {
+        &c.arrivals
+    }
+
+    fn on_arrival(&mut self, at: Moment) {
+        let key = item_key(self.next_item);
+        self.next_item += 1;
+        self.insert(at, &key);
+        for _ in 0..self.probes_per_insert {
+            let probe = probe_key(self.next_probe);
+            self.next_probe += 1;
+            self.totals.probes += 1;
+            if self.filter.contains(probe.as_bytes()) {
+                self.totals.false_positives += 1;
+            }
+        }
+        self.check_no_false_negative(at);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::{Lab, LabModel, Local, Runner};
+    use crate::lab::{Driven, DrivenAction, Lab, LabModel, Runner};
 
-    fn lab(config: Value) -> Runner<Local<BloomLab>> {
+    fn lab(config: Value) -> Runner<Driven<BloomLab>> {
         Runner::from_json(&config).unwrap()
     }
 
@@ -437,12 +425,12 @@ mod tests {
         // A filter that lost its bits answers "no" for an inserted key: the invariant
         // says so.
         l.step(Duration::from_millis(500)).unwrap();
-        let mut m = Local::<BloomLab>::new(&BloomLabConfig::default()).unwrap();
+        let mut m = Driven::<BloomLab>::new(&BloomLabConfig::default()).unwrap();
         while m.step_until(Time::from_millis(200)) {}
         m.filter.clear();
-        m.act(&BloomLabAction::Query {
+        m.act(&DrivenAction::Lab(BloomLabAction::Query {
             key: "item-3".into(),
-        })
+        }))
         .unwrap();
         assert!(!m.view().invariants[0].ok);
     }
@@ -455,7 +443,7 @@ mod tests {
             (json!({"expectedItems": 0}), "config.expectedItems"),
             (json!({"probesPerInsert": 101}), "config.probesPerInsert"),
         ] {
-            let e = Runner::<Local<BloomLab>>::from_json(&config)
+            let e = Runner::<Driven<BloomLab>>::from_json(&config)
                 .err()
                 .unwrap()
                 .to_string();

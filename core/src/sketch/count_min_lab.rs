@@ -13,12 +13,12 @@ use std::collections::BTreeMap;
 
 use crate::bounded::Count;
 use crate::error::Result;
-use crate::lab::local::{LocalLab, Moment};
+use crate::lab::local::{DrivenLab, LocalLab, Moment};
 use crate::lab::sampling::{Sampled, Sampler};
 use crate::lab::settings::local_lab_config;
 use crate::lab::view::{InvariantStatus, NodeView, Panel, View};
 use crate::rng::SimRng;
-use crate::sim::workload::{ArrivalFeed, ArrivalProcess, KeyDistribution, KeySampler, within};
+use crate::sim::workload::{ArrivalProcess, KeyDistribution, KeySampler, within};
 use crate::sketch::count_min::CountMin;
 use crate::sketch::lab_support::{SketchTrace, check_key};
 use crate::time::{Duration, Time};
@@ -89,7 +89,6 @@ pub struct CountMinLab {
     conservative: CountMin,
     plain: CountMin,
     exact: BTreeMap<String, u64>,
-    feed: ArrivalFeed,
     keys: KeySampler,
     rng: SimRng,
     totals: CountMinTotals,
@@ -218,7 +217,6 @@ impl LocalLab for CountMinLab {
             conservative: CountMin::new(w, d, true)?,
             plain: CountMin::new(w, d, false)?,
             exact: BTreeMap::new(),
-            feed: ArrivalFeed::new(c.seed, &c.arrivals, Time::ZERO)?,
             keys: KeySampler::new(&c.keys).map_err(|e| within("keys", e))?,
             rng: SimRng::derive(c.seed, 2),
             totals: CountMinTotals::default(),
@@ -226,16 +224,6 @@ impl LocalLab for CountMinLab {
             underestimate: None,
             trace: SketchTrace::default(),
         })
-    }
-
-    fn next_event_at(&self, _now: Time) -> Option<Time> {
-        Some(self.feed.next_at())
-    }
-
-    fn on_event(&mut self, _due: Time, at: Moment) {
-        self.feed.take();
-        let key = self.keys.sample(&mut self.rng).to_string();
-        self.add(at, &key, 1);
     }
 
     fn act(&mut self, at: Moment, action: &CountMinLabAction) -> Result<()> {
@@ -349,14 +337,25 @@ impl LocalLab for CountMinLab {
     }
 }
 
+impl DrivenLab for CountMinLab {
+    fn arrivals(c: &CountMinLabConfig) -> &ArrivalProcess {
+        &c.arrivals
+    }
+
+    fn on_arrival(&mut self, at: Moment) {
+        let key = self.keys.sample(&mut self.rng).to_string();
+        self.add(at, &key, 1);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::{Lab, LabModel, Local, Runner};
+    use crate::lab::{Driven, DrivenAction, Lab, LabModel, Runner};
 
     #[test]
     fn the_bound_holds_for_most_queries_and_conservative_is_tighter() {
-        let mut l: Runner<Local<CountMinLab>> = Runner::from_json(&json!({
+        let mut l: Runner<Driven<CountMinLab>> = Runner::from_json(&json!({
             "arrivals": {"type": "constant", "ratePerSec": 2000}, "width": 32, "depth": 3}))
         .unwrap();
         l.step(Duration::from_micros(4_999_500)).unwrap();
@@ -370,18 +369,18 @@ mod tests {
 
     #[test]
     fn an_underestimate_would_be_caught() {
-        let mut m = Local::<CountMinLab>::new(&CountMinLabConfig::default()).unwrap();
+        let mut m = Driven::<CountMinLab>::new(&CountMinLabConfig::default()).unwrap();
         while m.step_until(Time::from_millis(200)) {}
         assert!(m.view().invariants[0].ok);
         // A sketch that lost its counters.
         m.conservative = CountMin::new(64, 4, true).unwrap();
-        m.act(&CountMinLabAction::Add {
+        m.act(&DrivenAction::Lab(CountMinLabAction::Add {
             key: "0".into(),
             count: Count::of(1),
-        })
+        }))
         .unwrap();
         assert!(!m.view().invariants[0].ok);
-        let e = Runner::<Local<CountMinLab>>::from_json(
+        let e = Runner::<Driven<CountMinLab>>::from_json(
             &json!({"keys": {"type": "uniform", "keys": 0}}),
         )
         .err()

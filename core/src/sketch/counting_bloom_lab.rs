@@ -14,12 +14,12 @@ use std::collections::BTreeMap;
 
 use crate::bounded::{Count, Probability};
 use crate::error::Result;
-use crate::lab::local::{LocalLab, Moment};
+use crate::lab::local::{DrivenLab, LocalLab, Moment};
 use crate::lab::sampling::{Sampled, Sampler};
 use crate::lab::settings::local_lab_config;
 use crate::lab::view::{InvariantStatus, NodeView, Panel, Series, View};
 use crate::rng::SimRng;
-use crate::sim::workload::{ArrivalFeed, ArrivalProcess};
+use crate::sim::workload::ArrivalProcess;
 use crate::sketch::counting_bloom::{COUNTER_MAX, CountingBloom};
 use crate::sketch::lab_support::{SketchTrace, check_key, grid, item_key, probe_key};
 use crate::time::{Duration, Time};
@@ -92,7 +92,6 @@ pub struct CountingBloomTotals {
 #[derive(Debug, Clone)]
 pub struct CountingBloomLab {
     filter: CountingBloom,
-    feed: ArrivalFeed,
     rng: SimRng,
     live_items: usize,
     delete_fraction: f64,
@@ -200,7 +199,6 @@ impl LocalLab for CountingBloomLab {
     fn new(c: &CountingBloomLabConfig) -> Result<Self> {
         Ok(CountingBloomLab {
             filter: CountingBloom::new(u64::from(c.counters.get()), c.hashes.get())?,
-            feed: ArrivalFeed::new(c.seed, &c.arrivals, Time::ZERO)?,
             rng: SimRng::derive(c.seed, 2),
             live_items: c.live_items.get() as usize,
             delete_fraction: c.delete_fraction.get(),
@@ -212,39 +210,6 @@ impl LocalLab for CountingBloomLab {
             false_negative: None,
             trace: SketchTrace::default(),
         })
-    }
-
-    fn next_event_at(&self, _now: Time) -> Option<Time> {
-        Some(self.feed.next_at())
-    }
-
-    fn on_event(&mut self, _due: Time, at: Moment) {
-        self.feed.take();
-        let delete = !self.live.is_empty()
-            && (self.live.len() >= self.live_items || self.rng.chance(self.delete_fraction));
-        if delete {
-            let i = self.rng.below(self.live.len() as u64) as usize;
-            let key = item_key(self.live.swap_remove(i));
-            let removed = self.filter.remove(key.as_bytes());
-            self.totals.removes += 1;
-            self.trace.note(at, "remove", &key, u64::from(removed));
-        } else {
-            let key = item_key(self.next_item);
-            self.live.push(self.next_item);
-            self.next_item += 1;
-            self.filter.insert(key.as_bytes());
-            self.totals.inserts += 1;
-            self.trace.note(at, "insert", &key, 1);
-        }
-        for _ in 0..PROBES_PER_EVENT {
-            let probe = probe_key(self.next_probe);
-            self.next_probe += 1;
-            self.totals.probes += 1;
-            if self.filter.contains(probe.as_bytes()) {
-                self.totals.false_positives += 1;
-            }
-        }
-        self.check_a_live_key(at);
     }
 
     fn act(&mut self, at: Moment, action: &CountingBloomLabAction) -> Result<()> {
@@ -345,14 +310,48 @@ impl LocalLab for CountingBloomLab {
     }
 }
 
+impl DrivenLab for CountingBloomLab {
+    fn arrivals(c: &CountingBloomLabConfig) -> &ArrivalProcess {
+        &c.arrivals
+    }
+
+    fn on_arrival(&mut self, at: Moment) {
+        let delete = !self.live.is_empty()
+            && (self.live.len() >= self.live_items || self.rng.chance(self.delete_fraction));
+        if delete {
+            let i = self.rng.below(self.live.len() as u64) as usize;
+            let key = item_key(self.live.swap_remove(i));
+            let removed = self.filter.remove(key.as_bytes());
+            self.totals.removes += 1;
+            self.trace.note(at, "remove", &key, u64::from(removed));
+        } else {
+            let key = item_key(self.next_item);
+            self.live.push(self.next_item);
+            self.next_item += 1;
+            self.filter.insert(key.as_bytes());
+            self.totals.inserts += 1;
+            self.trace.note(at, "insert", &key, 1);
+        }
+        for _ in 0..PROBES_PER_EVENT {
+            let probe = probe_key(self.next_probe);
+            self.next_probe += 1;
+            self.totals.probes += 1;
+            if self.filter.contains(probe.as_bytes()) {
+                self.totals.false_positives += 1;
+            }
+        }
+        self.check_a_live_key(at);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::{Lab, LabModel, Local, Runner};
+    use crate::lab::{Driven, DrivenAction, Lab, LabModel, Runner};
 
     #[test]
     fn churn_holds_a_steady_population_without_false_negatives() {
-        let mut l: Runner<Local<CountingBloomLab>> = Runner::from_json(
+        let mut l: Runner<Driven<CountingBloomLab>> = Runner::from_json(
             &json!({"arrivals": {"type": "constant", "ratePerSec": 1000}, "liveItems": 100}),
         )
         .unwrap();
@@ -365,11 +364,11 @@ mod tests {
 
     #[test]
     fn hammering_saturates_and_the_invariant_can_fail() {
-        let mut m = Local::<CountingBloomLab>::new(&CountingBloomLabConfig::default()).unwrap();
-        m.act(&CountingBloomLabAction::Hammer {
+        let mut m = Driven::<CountingBloomLab>::new(&CountingBloomLabConfig::default()).unwrap();
+        m.act(&DrivenAction::Lab(CountingBloomLabAction::Hammer {
             key: "hot".into(),
             times: Count::of(20),
-        })
+        }))
         .unwrap();
         assert!(m.filter().saturations() >= 5);
         while m.step_until(Time::from_millis(300)) {}

@@ -13,12 +13,12 @@ use std::collections::BTreeMap;
 
 use crate::bounded::Count;
 use crate::error::Result;
-use crate::lab::local::{LocalLab, Moment};
+use crate::lab::local::{DrivenLab, LocalLab, Moment};
 use crate::lab::sampling::{Sampled, Sampler};
 use crate::lab::settings::local_lab_config;
 use crate::lab::view::{InvariantStatus, NodeView, Panel, View};
 use crate::rng::SimRng;
-use crate::sim::workload::{ArrivalFeed, ArrivalProcess};
+use crate::sim::workload::ArrivalProcess;
 use crate::sketch::cuckoo::{BUCKET_SIZE, Cuckoo};
 use crate::sketch::lab_support::{SketchTrace, check_key, grid, item_key, probe_key};
 use crate::time::{Duration, Time};
@@ -80,7 +80,6 @@ pub struct CuckooTotals {
 #[derive(Debug, Clone)]
 pub struct CuckooLab {
     filter: Cuckoo,
-    feed: ArrivalFeed,
     rng: SimRng,
     live: Vec<u64>,
     next_item: u64,
@@ -176,7 +175,6 @@ impl LocalLab for CuckooLab {
         );
         Ok(CuckooLab {
             filter: Cuckoo::new(config.0, config.1, config.2, config.3)?,
-            feed: ArrivalFeed::new(c.seed, &c.arrivals, Time::ZERO)?,
             rng: SimRng::derive(c.seed, 2),
             live: Vec::new(),
             next_item: 0,
@@ -187,46 +185,6 @@ impl LocalLab for CuckooLab {
             trace: SketchTrace::default(),
             config,
         })
-    }
-
-    fn next_event_at(&self, _now: Time) -> Option<Time> {
-        Some(self.feed.next_at())
-    }
-
-    fn on_event(&mut self, _due: Time, at: Moment) {
-        self.feed.take();
-        if self.filter.is_full() && !self.live.is_empty() {
-            let i = self.rng.below(self.live.len() as u64) as usize;
-            let key = item_key(self.live.swap_remove(i));
-            let removed = self.filter.remove(key.as_bytes());
-            self.trace.note(at, "remove", &key, u64::from(removed));
-        } else {
-            let key = item_key(self.next_item);
-            if self.filter.insert(key.as_bytes()) {
-                self.live.push(self.next_item);
-                self.next_item += 1;
-                self.totals.kicks += self.filter.last_kicks().len() as u64;
-                self.trace
-                    .note(at, "insert", &key, self.filter.last_kicks().len() as u64);
-            }
-        }
-        for _ in 0..PROBES_PER_EVENT {
-            let probe = probe_key(self.next_probe);
-            self.next_probe += 1;
-            self.totals.probes += 1;
-            if self.filter.contains(probe.as_bytes()) {
-                self.totals.false_positives += 1;
-            }
-        }
-        if !self.live.is_empty() && self.false_negative.is_none() {
-            let key = item_key(self.live[self.rng.below(self.live.len() as u64) as usize]);
-            if !self.filter.contains(key.as_bytes()) {
-                self.false_negative = Some(format!(
-                    "at {} the filter said {key}, inserted and not deleted, is absent",
-                    at.now
-                ));
-            }
-        }
     }
 
     fn act(&mut self, at: Moment, action: &CuckooLabAction) -> Result<()> {
@@ -325,14 +283,55 @@ impl LocalLab for CuckooLab {
     }
 }
 
+impl DrivenLab for CuckooLab {
+    fn arrivals(c: &CuckooLabConfig) -> &ArrivalProcess {
+        &c.arrivals
+    }
+
+    fn on_arrival(&mut self, at: Moment) {
+        if self.filter.is_full() && !self.live.is_empty() {
+            let i = self.rng.below(self.live.len() as u64) as usize;
+            let key = item_key(self.live.swap_remove(i));
+            let removed = self.filter.remove(key.as_bytes());
+            self.trace.note(at, "remove", &key, u64::from(removed));
+        } else {
+            let key = item_key(self.next_item);
+            if self.filter.insert(key.as_bytes()) {
+                self.live.push(self.next_item);
+                self.next_item += 1;
+                self.totals.kicks += self.filter.last_kicks().len() as u64;
+                self.trace
+                    .note(at, "insert", &key, self.filter.last_kicks().len() as u64);
+            }
+        }
+        for _ in 0..PROBES_PER_EVENT {
+            let probe = probe_key(self.next_probe);
+            self.next_probe += 1;
+            self.totals.probes += 1;
+            if self.filter.contains(probe.as_bytes()) {
+                self.totals.false_positives += 1;
+            }
+        }
+        if !self.live.is_empty() && self.false_negative.is_none() {
+            let key = item_key(self.live[self.rng.below(self.live.len() as u64) as usize]);
+            if !self.filter.contains(key.as_bytes()) {
+                self.false_negative = Some(format!(
+                    "at {} the filter said {key}, inserted and not deleted, is absent",
+                    at.now
+                ));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::{Lab, LabModel, Local, Runner};
+    use crate::lab::{Driven, Lab, LabModel, Runner};
 
     #[test]
     fn fills_to_its_first_failure_then_stays_full_without_false_negatives() {
-        let mut l: Runner<Local<CuckooLab>> = Runner::from_json(&json!({
+        let mut l: Runner<Driven<CuckooLab>> = Runner::from_json(&json!({
             "arrivals": {"type": "constant", "ratePerSec": 1000}, "capacity": 1024}))
         .unwrap();
         l.step(Duration::from_secs(3)).unwrap();
@@ -345,7 +344,7 @@ mod tests {
 
     #[test]
     fn a_lost_entry_is_flagged() {
-        let mut m = Local::<CuckooLab>::new(&CuckooLabConfig::default()).unwrap();
+        let mut m = Driven::<CuckooLab>::new(&CuckooLabConfig::default()).unwrap();
         while m.step_until(Time::from_millis(300)) {}
         m.filter = Cuckoo::new(256, 8, 500, 1).unwrap();
         while m.step_until(Time::from_millis(400)) {}

@@ -13,12 +13,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::bounded::{Count, Probability};
 use crate::error::Result;
-use crate::lab::local::{LocalLab, Moment};
+use crate::lab::local::{DrivenLab, LocalLab, Moment};
 use crate::lab::sampling::{Sampled, Sampler};
 use crate::lab::settings::local_lab_config;
 use crate::lab::view::{InvariantStatus, NodeView, Panel, Series, View};
 use crate::rng::SimRng;
-use crate::sim::workload::{ArrivalFeed, ArrivalProcess};
+use crate::sim::workload::ArrivalProcess;
 use crate::sketch::hyperloglog::{Encoding, HyperLogLog};
 use crate::sketch::lab_support::{SketchTrace, check_key, grid, item_key};
 use crate::time::{Duration, Time};
@@ -74,7 +74,6 @@ pub enum HyperLogLogLabAction {
 #[derive(Debug, Clone)]
 pub struct HyperLogLogLab {
     hll: HyperLogLog,
-    feed: ArrivalFeed,
     rng: SimRng,
     repeat_fraction: f64,
     /// The workload's elements `item-0` up to this were added.
@@ -190,28 +189,12 @@ impl LocalLab for HyperLogLogLab {
                 c.precision.get() as u8,
                 c.sparse_max_bytes.get() as usize,
             )?,
-            feed: ArrivalFeed::new(c.seed, &c.arrivals, Time::ZERO)?,
             rng: SimRng::derive(c.seed, 2),
             repeat_fraction: c.repeat_fraction.get(),
             next_item: 0,
             user_elements: BTreeSet::new(),
             trace: SketchTrace::default(),
         })
-    }
-
-    fn next_event_at(&self, _now: Time) -> Option<Time> {
-        Some(self.feed.next_at())
-    }
-
-    fn on_event(&mut self, _due: Time, at: Moment) {
-        self.feed.take();
-        if self.next_item > 0 && self.rng.chance(self.repeat_fraction) {
-            let e = item_key(self.rng.below(self.next_item));
-            let changed = self.hll.add(e.as_bytes());
-            self.trace.note(at, "pfadd", &e, u64::from(changed));
-        } else {
-            self.add_new(at);
-        }
     }
 
     fn act(&mut self, at: Moment, action: &HyperLogLogLabAction) -> Result<()> {
@@ -335,14 +318,30 @@ impl LocalLab for HyperLogLogLab {
     }
 }
 
+impl DrivenLab for HyperLogLogLab {
+    fn arrivals(c: &HyperLogLogLabConfig) -> &ArrivalProcess {
+        &c.arrivals
+    }
+
+    fn on_arrival(&mut self, at: Moment) {
+        if self.next_item > 0 && self.rng.chance(self.repeat_fraction) {
+            let e = item_key(self.rng.below(self.next_item));
+            let changed = self.hll.add(e.as_bytes());
+            self.trace.note(at, "pfadd", &e, u64::from(changed));
+        } else {
+            self.add_new(at);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::{Lab, LabModel, Local, Runner};
+    use crate::lab::{Driven, DrivenAction, Lab, LabModel, Runner};
 
     #[test]
     fn the_estimate_follows_the_truth_and_the_sketch_turns_dense() {
-        let mut l: Runner<Local<HyperLogLogLab>> = Runner::from_json(&json!({
+        let mut l: Runner<Driven<HyperLogLogLab>> = Runner::from_json(&json!({
             "arrivals": {"type": "constant", "ratePerSec": 1000}}))
         .unwrap();
         l.step(Duration::from_millis(999)).unwrap();
@@ -358,7 +357,7 @@ mod tests {
 
     #[test]
     fn an_estimate_far_from_the_truth_is_flagged() {
-        let mut m = Local::<HyperLogLogLab>::new(&HyperLogLogLabConfig::default()).unwrap();
+        let mut m = Driven::<HyperLogLogLab>::new(&HyperLogLogLabConfig::default()).unwrap();
         while m.step_until(Time::from_millis(500)) {}
         assert!(m.view().invariants[0].ok);
         // Elements counted by the sketch behind the truth's back.
@@ -367,9 +366,9 @@ mod tests {
         }
         assert!(!m.view().invariants[0].ok);
         let e = m
-            .act(&HyperLogLogLabAction::Add {
+            .act(&DrivenAction::Lab(HyperLogLogLabAction::Add {
                 element: String::new(),
-            })
+            }))
             .unwrap_err();
         assert!(e.to_string().contains("`element`"), "{e}");
     }

@@ -12,14 +12,14 @@ use serde_json::{Value, json};
 
 use crate::bounded::{Count, Millis};
 use crate::error::Result;
-use crate::lab::local::{LocalLab, Moment};
+use crate::lab::local::{DrivenLab, LocalLab, Moment};
 use crate::lab::sampling::{Sampled, Sampler};
 use crate::lab::settings::local_lab_config;
 use crate::lab::view::{InvariantStatus, NodeView, Panel, StripItem, View};
 use crate::resilience::bulkhead::{Bulkhead, BulkheadConfig, BulkheadEntry, WaiterEvent};
 use crate::resilience::dependency::{DependencyConfig, LabTrace};
 use crate::rng::SimRng;
-use crate::sim::workload::{ArrivalFeed, ArrivalProcess};
+use crate::sim::workload::ArrivalProcess;
 use crate::time::{Duration, Time};
 
 /// Calls a burst action may make at once.
@@ -70,15 +70,12 @@ pub enum BulkheadLabAction {
     SetDependency { dependency: DependencyConfig },
     /// `count` calls now.
     Burst { count: Count<1, { MAX_BURST }> },
-    /// Arrivals follow `arrivals` from now on.
-    SetArrivals { arrivals: ArrivalProcess },
 }
 
 /// The bulkhead lab.
 #[derive(Debug, Clone)]
 pub struct BulkheadLab {
     bulkhead: Bulkhead,
-    feed: ArrivalFeed,
     rng: SimRng,
     dependency: DependencyConfig,
     /// Calls holding a slot, by when they finish.
@@ -235,7 +232,6 @@ impl LocalLab for BulkheadLab {
     fn new(c: &BulkheadLabConfig) -> Result<Self> {
         Ok(BulkheadLab {
             bulkhead: Bulkhead::new(c.bulkhead),
-            feed: ArrivalFeed::new(c.seed, &c.arrivals, Time::ZERO)?,
             rng: SimRng::derive(c.seed, 1),
             dependency: c.dependency,
             running: BTreeMap::new(),
@@ -246,14 +242,10 @@ impl LocalLab for BulkheadLab {
 
     fn next_event_at(&self, _now: Time) -> Option<Time> {
         let done = self.running.keys().next().map(|(t, _)| *t);
-        [
-            Some(self.feed.next_at()),
-            done,
-            self.bulkhead.poll_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [done, self.bulkhead.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn on_event(&mut self, due: Time, at: Moment) {
@@ -269,9 +261,6 @@ impl LocalLab for BulkheadLab {
         } else if self.bulkhead.poll_timeout().is_some_and(|t| t <= due) {
             let events = self.bulkhead.handle_timeout(at.now);
             self.waiter_events(at, events);
-        } else {
-            self.feed.take();
-            self.arrive(at);
         }
     }
 
@@ -282,9 +271,6 @@ impl LocalLab for BulkheadLab {
                 for _ in 0..count.get() {
                     self.arrive(at);
                 }
-            }
-            BulkheadLabAction::SetArrivals { arrivals } => {
-                self.feed.set_process(arrivals, at.now)?
             }
         }
         Ok(())
@@ -388,24 +374,26 @@ impl LocalLab for BulkheadLab {
             BulkheadLabAction::Burst {
                 count: Count::of(30),
             },
-            BulkheadLabAction::SetArrivals {
-                arrivals: ArrivalProcess::Poisson {
-                    rate_per_sec: 100.0,
-                },
-            },
-            BulkheadLabAction::SetArrivals {
-                arrivals: ArrivalProcess::Poisson { rate_per_sec: 20.0 },
-            },
         ]
+    }
+}
+
+impl DrivenLab for BulkheadLab {
+    fn arrivals(c: &BulkheadLabConfig) -> &ArrivalProcess {
+        &c.arrivals
+    }
+
+    fn on_arrival(&mut self, at: Moment) {
+        self.arrive(at);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::{Lab, LabModel, Local, Runner};
+    use crate::lab::{Driven, Lab, LabModel, Runner};
 
-    fn lab(config: Value) -> Runner<Local<BulkheadLab>> {
+    fn lab(config: Value) -> Runner<Driven<BulkheadLab>> {
         Runner::from_json(&config).unwrap()
     }
 
@@ -434,7 +422,7 @@ mod tests {
 
     #[test]
     fn every_invariant_can_fail() {
-        let mut m = Local::<BulkheadLab>::new(&BulkheadLabConfig::default()).unwrap();
+        let mut m = Driven::<BulkheadLab>::new(&BulkheadLabConfig::default()).unwrap();
         while m.step_until(Time::from_millis(2_000)) {}
         let b = m.bulkhead();
         let good = Observed {
@@ -484,7 +472,7 @@ mod tests {
 
     #[test]
     fn bad_configs_name_their_field() {
-        let e = Runner::<Local<BulkheadLab>>::from_json(&json!({"bulkhead": {"maxQueue": -1}}))
+        let e = Runner::<Driven<BulkheadLab>>::from_json(&json!({"bulkhead": {"maxQueue": -1}}))
             .err()
             .unwrap()
             .to_string();

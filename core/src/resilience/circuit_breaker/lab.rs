@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::bounded::{Count, Millis, Probability};
 use crate::error::Result;
-use crate::lab::local::{LocalLab, Moment};
+use crate::lab::local::{DrivenLab, LocalLab, Moment};
 use crate::lab::sampling::{Sampled, Sampler};
 use crate::lab::settings::local_lab_config;
 use crate::lab::view::{InvariantStatus, NodeView, Panel, StripItem, View};
@@ -22,7 +22,7 @@ use crate::resilience::circuit_breaker::{
 };
 use crate::resilience::dependency::{DependencyConfig, LabTrace};
 use crate::rng::SimRng;
-use crate::sim::workload::{ArrivalFeed, ArrivalProcess, within};
+use crate::sim::workload::{ArrivalProcess, within};
 use crate::time::{Duration, Time};
 
 /// Calls a burst action may make at once.
@@ -74,8 +74,6 @@ pub enum BreakerLabAction {
     SetDependency { dependency: DependencyConfig },
     /// `count` calls now.
     Burst { count: Count<1, { MAX_BURST }> },
-    /// Arrivals follow `arrivals` from now on.
-    SetArrivals { arrivals: ArrivalProcess },
 }
 
 /// A call in flight: its permit and how it will end.
@@ -89,7 +87,6 @@ struct InFlight {
 #[derive(Debug, Clone)]
 pub struct BreakerLab {
     breaker: CircuitBreaker,
-    feed: ArrivalFeed,
     rng: SimRng,
     dependency: DependencyConfig,
     in_flight: BTreeMap<(Time, u64), InFlight>,
@@ -315,7 +312,6 @@ impl LocalLab for BreakerLab {
         let breaker = CircuitBreaker::new(c.breaker.clone()).map_err(|e| within("breaker", e))?;
         Ok(BreakerLab {
             breaker,
-            feed: ArrivalFeed::new(c.seed, &c.arrivals, Time::ZERO)?,
             rng: SimRng::derive(c.seed, 1),
             dependency: c.dependency,
             in_flight: BTreeMap::new(),
@@ -331,7 +327,7 @@ impl LocalLab for BreakerLab {
 
     fn next_event_at(&self, _now: Time) -> Option<Time> {
         let done = self.in_flight.keys().next().map(|(t, _)| *t);
-        [Some(self.feed.next_at()), done, self.breaker.poll_timeout()]
+        [done, self.breaker.poll_timeout()]
             .into_iter()
             .flatten()
             .min()
@@ -368,9 +364,6 @@ impl LocalLab for BreakerLab {
             self.breaker.handle_timeout(at.now);
             self.trace.push(at.step, at.now, "timer", &[]);
             self.collect_transitions();
-        } else {
-            self.feed.take();
-            self.call(at);
         }
     }
 
@@ -381,9 +374,6 @@ impl LocalLab for BreakerLab {
                 for _ in 0..count.get() {
                     self.call(at);
                 }
-            }
-            BreakerLabAction::SetArrivals { arrivals } => {
-                self.feed.set_process(arrivals, at.now)?
             }
         }
         Ok(())
@@ -528,25 +518,30 @@ impl LocalLab for BreakerLab {
             BreakerLabAction::Burst {
                 count: Count::of(20),
             },
-            BreakerLabAction::SetArrivals {
-                arrivals: ArrivalProcess::Poisson {
-                    rate_per_sec: 100.0,
-                },
-            },
         ]
+    }
+}
+
+impl DrivenLab for BreakerLab {
+    fn arrivals(c: &BreakerLabConfig) -> &ArrivalProcess {
+        &c.arrivals
+    }
+
+    fn on_arrival(&mut self, at: Moment) {
+        self.call(at);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::{Lab, Local, Runner};
+    use crate::lab::{Driven, Lab, Runner};
 
-    fn lab(config: Value) -> Runner<Local<BreakerLab>> {
+    fn lab(config: Value) -> Runner<Driven<BreakerLab>> {
         Runner::from_json(&config).unwrap()
     }
 
-    fn act(l: &mut Runner<Local<BreakerLab>>, a: Value) {
+    fn act(l: &mut Runner<Driven<BreakerLab>>, a: Value) {
         l.act(&a).unwrap();
     }
 
@@ -599,7 +594,7 @@ mod tests {
     #[test]
     fn both_invariants_can_fail() {
         use crate::lab::LabModel;
-        let mut m = Local::<BreakerLab>::new(&BreakerLabConfig::default()).unwrap();
+        let mut m = Driven::<BreakerLab>::new(&BreakerLabConfig::default()).unwrap();
         while m.step_until(Time::from_millis(500)) {}
         m.early_exit = Some((Time::ZERO, Time(1)));
         let v = m.view();
@@ -614,7 +609,7 @@ mod tests {
         config.breaker.minimum_number_of_calls = Count::of(2);
         config.breaker.wait_duration_in_open_state_ms = Millis::of(1);
         config.dependency.failure_rate = Probability::of(1.0);
-        let mut m = Local::<BreakerLab>::new(&config).unwrap();
+        let mut m = Driven::<BreakerLab>::new(&config).unwrap();
         while m.breaker.state() != BreakerState::HalfOpen {
             assert!(m.step_until(Time::from_millis(60_000)));
         }
@@ -625,7 +620,7 @@ mod tests {
 
     #[test]
     fn bad_configs_and_actions_name_their_field() {
-        let e = Runner::<Local<BreakerLab>>::from_json(
+        let e = Runner::<Driven<BreakerLab>>::from_json(
             &json!({"breaker": {"failureRateThreshold": 0}}),
         )
         .err()

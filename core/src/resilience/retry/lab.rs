@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::bounded::{Count, Millis};
 use crate::error::Result;
-use crate::lab::local::{LocalLab, Moment};
+use crate::lab::local::{DrivenLab, LocalLab, Moment};
 use crate::lab::sampling::{Sampled, Sampler};
 use crate::lab::settings::local_lab_config;
 use crate::lab::view::{InvariantStatus, NodeView, Panel, Series, View};
@@ -26,7 +26,7 @@ use crate::resilience::retry::{
     RetryDecision, RetryPolicy, RetryState,
 };
 use crate::rng::SimRng;
-use crate::sim::workload::{ArrivalFeed, ArrivalProcess, within};
+use crate::sim::workload::{ArrivalProcess, within};
 use crate::time::{Duration, Time};
 
 /// The most attempts per second a dependency may be given.
@@ -90,8 +90,6 @@ pub enum RetryLabAction {
     },
     /// The dependency's capacity from now on.
     SetCapacity { per_sec: Count<1, { MAX_CAPACITY }> },
-    /// Arrivals follow `arrivals` from now on.
-    SetArrivals { arrivals: ArrivalProcess },
 }
 
 /// Attempts on the dependency over the last second, in [`LOAD_BUCKETS`] buckets.
@@ -191,7 +189,6 @@ enum Due {
 /// The retry lab.
 #[derive(Debug, Clone)]
 pub struct RetryLab {
-    feed: ArrivalFeed,
     lanes: Vec<Lane>,
     queue: BTreeMap<(Time, u64), Due>,
     seq: u64,
@@ -374,7 +371,6 @@ impl LocalLab for RetryLab {
             }
         }
         Ok(RetryLab {
-            feed: ArrivalFeed::new(c.seed, &c.arrivals, Time::ZERO)?,
             lanes,
             queue: BTreeMap::new(),
             seq: 0,
@@ -389,8 +385,7 @@ impl LocalLab for RetryLab {
     }
 
     fn next_event_at(&self, _now: Time) -> Option<Time> {
-        let queued = self.queue.keys().next().map(|(t, _)| *t);
-        Some(queued.map_or(self.feed.next_at(), |q| q.min(self.feed.next_at())))
+        self.queue.keys().next().map(|(t, _)| *t)
     }
 
     fn on_event(&mut self, due: Time, at: Moment) {
@@ -401,14 +396,6 @@ impl LocalLab for RetryLab {
                 Due::Attempt { lane, state } => self.attempt(at.now, at.step, lane, state),
                 Due::Answer { lane, state, error } => self.answer(at.now, lane, state, error),
             }
-        } else {
-            self.feed.take();
-            for lane in 0..self.lanes.len() {
-                if let Some(l) = self.lanes.get_mut(lane) {
-                    l.stats.calls += 1;
-                }
-                self.attempt(at.now, at.step, lane, RetryState::first_attempt());
-            }
         }
     }
 
@@ -418,7 +405,6 @@ impl LocalLab for RetryLab {
                 self.down_until = at.now.saturating_add(for_ms.duration())
             }
             RetryLabAction::SetCapacity { per_sec } => self.capacity = u64::from(per_sec.get()),
-            RetryLabAction::SetArrivals { arrivals } => self.feed.set_process(arrivals, at.now)?,
         }
         Ok(())
     }
@@ -561,23 +547,35 @@ impl LocalLab for RetryLab {
             RetryLabAction::SetCapacity {
                 per_sec: Count::of(40),
             },
-            RetryLabAction::SetArrivals {
-                arrivals: ArrivalProcess::Poisson { rate_per_sec: 70.0 },
-            },
         ]
+    }
+}
+
+impl DrivenLab for RetryLab {
+    fn arrivals(c: &RetryLabConfig) -> &ArrivalProcess {
+        &c.arrivals
+    }
+
+    fn on_arrival(&mut self, at: Moment) {
+        for lane in 0..self.lanes.len() {
+            if let Some(l) = self.lanes.get_mut(lane) {
+                l.stats.calls += 1;
+            }
+            self.attempt(at.now, at.step, lane, RetryState::first_attempt());
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::{Lab, LabModel, Local, Runner};
+    use crate::lab::{Driven, Lab, LabModel, Runner};
 
-    fn lab(config: Value) -> Runner<Local<RetryLab>> {
+    fn lab(config: Value) -> Runner<Driven<RetryLab>> {
         Runner::from_json(&config).unwrap()
     }
 
-    fn totals(l: &Runner<Local<RetryLab>>) -> BTreeMap<String, [u64; 4]> {
+    fn totals(l: &Runner<Driven<RetryLab>>) -> BTreeMap<String, [u64; 4]> {
         l.model().lane_totals().into_iter().collect()
     }
 
@@ -644,7 +642,7 @@ mod tests {
 
     #[test]
     fn both_invariants_can_fail() {
-        let mut m = Local::<RetryLab>::new(&RetryLabConfig::default()).unwrap();
+        let mut m = Driven::<RetryLab>::new(&RetryLabConfig::default()).unwrap();
         while m.step_until(Time::from_millis(500)) {}
         m.lanes[1].stats.max_delay_us = 5_000_001;
         m.lanes[5].budget_breach = Some(Time(7));
@@ -662,7 +660,7 @@ mod tests {
             (json!({"budget": {"tokenRatio": 0}}), "budget.tokenRatio"),
             (json!({"capacityPerSec": 0}), "config.capacityPerSec"),
         ] {
-            let e = Runner::<Local<RetryLab>>::from_json(&v)
+            let e = Runner::<Driven<RetryLab>>::from_json(&v)
                 .err()
                 .unwrap()
                 .to_string();

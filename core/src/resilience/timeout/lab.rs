@@ -16,14 +16,14 @@ use serde_json::{Value, json};
 
 use crate::bounded::{Count, Millis};
 use crate::error::Result;
-use crate::lab::local::{LocalLab, Moment};
+use crate::lab::local::{DrivenLab, LocalLab, Moment};
 use crate::lab::sampling::{Sampled, Sampler};
 use crate::lab::settings::local_lab_config;
 use crate::lab::view::{InvariantStatus, NodeView, Panel, TimelineBar, View};
 use crate::resilience::dependency::LabTrace;
 use crate::resilience::timeout::{CallTimeout, Completion, Deadline, TimeoutConfig};
 use crate::rng::SimRng;
-use crate::sim::workload::{ArrivalFeed, ArrivalProcess};
+use crate::sim::workload::ArrivalProcess;
 use crate::time::{Duration, Time};
 
 /// The most hops in the chain.
@@ -75,8 +75,6 @@ pub enum TimeoutLabAction {
     SetPropagation { propagate: bool },
     /// Typical work per hop from now on.
     SetWork { work_ms: Millis<0, 60_000> },
-    /// Arrivals follow `arrivals` from now on.
-    SetArrivals { arrivals: ArrivalProcess },
 }
 
 /// Where one hop is with one call.
@@ -173,7 +171,6 @@ struct Totals {
 #[derive(Debug, Clone)]
 pub struct TimeoutLab {
     config: TimeoutLabConfig,
-    feed: ArrivalFeed,
     rng: SimRng,
     propagate: bool,
     work: Duration,
@@ -480,7 +477,6 @@ impl LocalLab for TimeoutLab {
     fn new(c: &TimeoutLabConfig) -> Result<Self> {
         Ok(TimeoutLab {
             config: c.clone(),
-            feed: ArrivalFeed::new(c.seed, &c.arrivals, Time::ZERO)?,
             rng: SimRng::derive(c.seed, 1),
             propagate: c.propagate,
             work: c.work_ms.duration(),
@@ -496,8 +492,7 @@ impl LocalLab for TimeoutLab {
     }
 
     fn next_event_at(&self, _now: Time) -> Option<Time> {
-        let queued = self.queue.keys().next().map(|(t, _)| *t);
-        Some(queued.map_or(self.feed.next_at(), |q| q.min(self.feed.next_at())))
+        self.queue.keys().next().map(|(t, _)| *t)
     }
 
     fn on_event(&mut self, due: Time, at: Moment) {
@@ -518,32 +513,13 @@ impl LocalLab for TimeoutLab {
                 Due::Reply { call, hop, ok } => self.reply(at.now, call, hop, ok),
                 Due::Expire { call, hop } => self.expire(at.now, at.step, call, hop),
             }
-        } else {
-            self.feed.take();
-            let id = self.next_call;
-            self.next_call += 1;
-            self.totals.calls += 1;
-            self.calls.insert(
-                id,
-                Call {
-                    id,
-                    propagate: self.propagate,
-                    hops: Vec::new(),
-                    gave_up: None,
-                },
-            );
-            self.trace.push(at.step, at.now, "call", &[("call", id)]);
-            self.arrive(at.now, id, 0, None);
         }
     }
 
-    fn act(&mut self, at: Moment, action: &TimeoutLabAction) -> Result<()> {
+    fn act(&mut self, _at: Moment, action: &TimeoutLabAction) -> Result<()> {
         match action {
             TimeoutLabAction::SetPropagation { propagate } => self.propagate = *propagate,
             TimeoutLabAction::SetWork { work_ms } => self.work = work_ms.duration(),
-            TimeoutLabAction::SetArrivals { arrivals } => {
-                self.feed.set_process(arrivals, at.now)?
-            }
         }
         Ok(())
     }
@@ -630,19 +606,39 @@ impl LocalLab for TimeoutLab {
             TimeoutLabAction::SetWork {
                 work_ms: Millis::of(150),
             },
-            TimeoutLabAction::SetArrivals {
-                arrivals: ArrivalProcess::Poisson { rate_per_sec: 20.0 },
-            },
         ]
+    }
+}
+
+impl DrivenLab for TimeoutLab {
+    fn arrivals(c: &TimeoutLabConfig) -> &ArrivalProcess {
+        &c.arrivals
+    }
+
+    fn on_arrival(&mut self, at: Moment) {
+        let id = self.next_call;
+        self.next_call += 1;
+        self.totals.calls += 1;
+        self.calls.insert(
+            id,
+            Call {
+                id,
+                propagate: self.propagate,
+                hops: Vec::new(),
+                gave_up: None,
+            },
+        );
+        self.trace.push(at.step, at.now, "call", &[("call", id)]);
+        self.arrive(at.now, id, 0, None);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::{Lab, Local, Runner};
+    use crate::lab::{Driven, Lab, Runner};
 
-    fn lab(config: Value) -> Runner<Local<TimeoutLab>> {
+    fn lab(config: Value) -> Runner<Driven<TimeoutLab>> {
         Runner::from_json(&config).unwrap()
     }
 
@@ -699,7 +695,7 @@ mod tests {
 
     #[test]
     fn bad_configs_name_their_field() {
-        let e = Runner::<Local<TimeoutLab>>::from_json(&json!({"hops": 9}))
+        let e = Runner::<Driven<TimeoutLab>>::from_json(&json!({"hops": 9}))
             .err()
             .unwrap()
             .to_string();
