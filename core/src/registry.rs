@@ -129,8 +129,8 @@ labs! {
     "sim.linearizability" => Local<LinearizabilityLab> {
         config: LinearizabilityLabConfig, action: LinearizabilityLabAction
     }
-    "ratelimit.token-bucket" => Local<TokenBucketLab> {
-        config: TokenBucketLabConfig, action: TokenBucketLabAction
+    "ratelimit.token-bucket" => Driven<TokenBucketLab> {
+        config: TokenBucketLabConfig, action: DrivenAction<TokenBucketLabAction>
     }
     "ratelimit.distributed" => Cluster<DistributedLab> {
         config: DistributedLabConfig, action: ClusterAction<DistributedLabAction>

@@ -3,7 +3,9 @@
 //! huge, negative) makes them panic; bad ones are errors naming the field.
 
 use distlab_core::lab::sampling::SampleMs;
-use distlab_core::lab::{Lab, Local, LocalLab, Runner};
+use distlab_core::lab::{
+    ArrivalsAction, Driven, DrivenAction, Lab, Local, LocalLab, Runner,
+};
 use distlab_core::ratelimit::TokenBucketConfig;
 use distlab_core::ratelimit::token_bucket::lab::{
     TokenBucketLab, TokenBucketLabAction, TokenBucketLabConfig,
@@ -97,7 +99,7 @@ fn amount() -> impl Strategy<Value = f64> {
     prop_oneof![0.1f64..60.0, any_number()]
 }
 
-fn tb_action() -> impl Strategy<Value = TokenBucketLabAction> {
+fn tb_action() -> impl Strategy<Value = DrivenAction<TokenBucketLabAction>> {
     prop_oneof![
         proptest::option::of(amount()).prop_map(|cost| TokenBucketLabAction::Request { cost }),
         (
@@ -111,8 +113,14 @@ fn tb_action() -> impl Strategy<Value = TokenBucketLabAction> {
                 refill_per_sec,
             }
         }),
-        any_process().prop_map(|arrivals| TokenBucketLabAction::SetArrivals { arrivals }),
     ]
+    .prop_map(DrivenAction::Lab)
+    .boxed()
+    .prop_union(
+        any_process()
+            .prop_map(|arrivals| DrivenAction::Arrivals(ArrivalsAction::SetArrivals { arrivals }))
+            .boxed(),
+    )
 }
 
 fn workload_action() -> impl Strategy<Value = WorkloadLabAction> {
@@ -156,7 +164,7 @@ proptest! {
             cost,
             sample_ms,
         };
-        match Runner::<Local<TokenBucketLab>>::new(config) {
+        match Runner::<Driven<TokenBucketLab>>::new(config) {
             Ok(mut lab) => {
                 lab.step(Duration::from_millis(200)).unwrap();
                 lab.step_events(50).unwrap();
@@ -193,7 +201,7 @@ proptest! {
             cost: capacity * cost_fraction,
             sample_ms: SampleMs::of(50),
         };
-        let mut lab = Runner::<Local<TokenBucketLab>>::new(config).unwrap();
+        let mut lab = Runner::<Driven<TokenBucketLab>>::new(config).unwrap();
         let mut actions = actions.into_iter().cycle();
         for (kind, amount) in plan {
             match kind {

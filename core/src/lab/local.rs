@@ -217,6 +217,12 @@ pub trait DrivenLab: LocalLab {
     fn arrivals(config: &Self::Config) -> &ArrivalProcess;
     /// One arrival, at `at.now`.
     fn on_arrival(&mut self, at: Moment);
+    /// Arrival processes worth trying, for the page's `setArrivals` buttons.
+    fn example_arrivals() -> Vec<ArrivalProcess> {
+        vec![ArrivalProcess::Poisson {
+            rate_per_sec: 500.0,
+        }]
+    }
 }
 
 /// A [`DrivenLab`] with the kit's clock, steps, sampler and arrival feed: a [`LabModel`]
@@ -348,16 +354,11 @@ impl<L: DrivenLab> LabModel for Driven<L> {
     }
 
     fn example_actions() -> Vec<Self::Action> {
-        let mut actions: Vec<_> = L::example_actions()
+        let own = L::example_actions().into_iter().map(DrivenAction::Lab);
+        let arrivals = L::example_arrivals()
             .into_iter()
-            .map(DrivenAction::Lab)
-            .collect();
-        actions.push(DrivenAction::Arrivals(ArrivalsAction::SetArrivals {
-            arrivals: ArrivalProcess::Poisson {
-                rate_per_sec: 500.0,
-            },
-        }));
-        actions
+            .map(|arrivals| DrivenAction::Arrivals(ArrivalsAction::SetArrivals { arrivals }));
+        own.chain(arrivals).collect()
     }
 
     fn lessons() -> Vec<crate::lab::lesson::Lesson> {

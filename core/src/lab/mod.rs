@@ -22,7 +22,7 @@ use crate::error::Result;
 pub use crate::registry::{CatalogEntry, catalog, create_lab};
 use crate::time::{Duration, Time};
 pub use cluster::{Cluster, ClusterAction, ClusterLab};
-pub use local::{Driven, DrivenAction, DrivenLab, Local, LocalLab, Moment};
+pub use local::{ArrivalsAction, Driven, DrivenAction, DrivenLab, Local, LocalLab, Moment};
 pub use runner::{LabModel, RecordedAction, Runner};
 pub use sampling::{Sampled, Sampler};
 pub use settings::{ClusterSettings, LabSettings};

@@ -17,13 +17,13 @@ use serde_json::{Value, json};
 use std::fmt::Debug;
 
 use crate::error::{DistlabError, Result};
-use crate::lab::local::{LocalLab, Moment};
+use crate::lab::local::{DrivenLab, LocalLab, Moment};
 use crate::lab::sampling::{Sampled, Sampler};
 use crate::lab::settings::local_lab_config;
 use crate::lab::view::{Panel, View};
 use crate::ratelimit::lane::{Lane, LimiterUnderTest, MAX_BURST_REQUESTS, RequestSource};
 use crate::ratelimit::{TokenBucket, TokenBucketConfig};
-use crate::sim::workload::{ArrivalFeed, ArrivalProcess, within};
+use crate::sim::workload::{ArrivalProcess, within};
 use crate::time::{Duration, Time};
 
 local_lab_config! {
@@ -41,8 +41,7 @@ local_lab_config! {
 
 /// What can be done to the bucket. JSON: `{"type": "request", "cost": 3}`,
 /// `{"type": "burst", "count": 20}`, `{"type": "reconfigure", "capacity": 20,
-/// "refillPerSec": 2}`, `{"type": "setArrivals", "arrivals": {"type": "constant",
-/// "ratePerSec": 4}}`.
+/// "refillPerSec": 2}` (and the kit's `setArrivals`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(
     tag = "type",
@@ -67,14 +66,11 @@ pub enum TokenBucketLabAction {
     /// New capacity and refill rate from now on. The tokens present are kept, cut down to
     /// the new capacity; the capacity must be at least the configured cost.
     Reconfigure { capacity: f64, refill_per_sec: f64 },
-    /// Arrivals follow `arrivals` from now on (the pending arrival is dropped).
-    SetArrivals { arrivals: ArrivalProcess },
 }
 
 /// The token-bucket lab.
 #[derive(Debug, Clone)]
 pub struct TokenBucketLab {
-    feed: ArrivalFeed,
     cost: f64,
     lane: Lane<TokenBucket>,
 }
@@ -116,7 +112,6 @@ impl LocalLab for TokenBucketLab {
 
     fn new(c: &TokenBucketLabConfig) -> Result<Self> {
         let bucket = TokenBucket::new(c.bucket).map_err(|e| within("bucket", e))?;
-        let feed = ArrivalFeed::new(c.seed, &c.arrivals, Time::ZERO)?;
         let lane = Lane::new(bucket, Time::ZERO);
         let cost = lane.check_cost(c.cost).map_err(|e| match e {
             DistlabError::InvalidField { problem, .. } => DistlabError::field(
@@ -125,20 +120,7 @@ impl LocalLab for TokenBucketLab {
             ),
             other => other,
         })?;
-        Ok(TokenBucketLab { feed, cost, lane })
-    }
-
-    fn next_event_at(&self, _now: Time) -> Option<Time> {
-        Some(self.feed.next_at())
-    }
-
-    fn on_event(&mut self, _due: Time, at: Moment) {
-        self.feed.take();
-        // Cannot fail: the cost is positive and at most the capacity, which every
-        // reconfiguration keeps.
-        let _ = self
-            .lane
-            .decide(at.step, at.now, self.cost, RequestSource::Arrival);
+        Ok(TokenBucketLab { cost, lane })
     }
 
     fn act(&mut self, at: Moment, action: &TokenBucketLabAction) -> Result<()> {
@@ -180,9 +162,6 @@ impl LocalLab for TokenBucketLab {
                 self.lane
                     .reconfigure(now, |b| b.reconfigure(now, capacity, refill_per_sec))?;
             }
-            TokenBucketLabAction::SetArrivals { arrivals } => {
-                self.feed.set_process(&arrivals, at.now)?;
-            }
         }
         Ok(())
     }
@@ -201,9 +180,7 @@ impl LocalLab for TokenBucketLab {
             title: "workload".into(),
             columns: vec!["knob".into(), "value".into()],
             rows: vec![
-                vec![json!("arrivals"), json!(self.feed.process())],
                 vec![json!("cost per request"), json!(self.cost)],
-                vec![json!("next arrival µs"), json!(self.feed.next_at())],
                 vec![json!("envelope"), json!(self.lane.limiter().envelope())],
             ],
         };
@@ -226,7 +203,6 @@ impl LocalLab for TokenBucketLab {
     }
 
     fn example_actions() -> Vec<TokenBucketLabAction> {
-        use ArrivalProcess::*;
         vec![
             TokenBucketLabAction::Request { cost: None },
             TokenBucketLabAction::Request { cost: Some(5.0) },
@@ -242,23 +218,39 @@ impl LocalLab for TokenBucketLab {
                 capacity: 5.0,
                 refill_per_sec: 20.0,
             },
-            TokenBucketLabAction::SetArrivals {
-                arrivals: Constant { rate_per_sec: 4.0 },
+        ]
+    }
+}
+
+impl DrivenLab for TokenBucketLab {
+    fn arrivals(c: &TokenBucketLabConfig) -> &ArrivalProcess {
+        &c.arrivals
+    }
+
+    fn on_arrival(&mut self, at: Moment) {
+        // Cannot fail: the cost is positive and at most the capacity, which every
+        // reconfiguration keeps.
+        let _ = self
+            .lane
+            .decide(at.step, at.now, self.cost, RequestSource::Arrival);
+    }
+
+    /// A steady trickle, on-off bursts, and the burst at a window boundary that a fixed
+    /// window admits twice over and a token bucket does not.
+    fn example_arrivals() -> Vec<ArrivalProcess> {
+        use ArrivalProcess::*;
+        vec![
+            Constant { rate_per_sec: 4.0 },
+            OnOff {
+                rate_per_sec: 100.0,
+                on_ms: 200.0,
+                off_ms: 800.0,
             },
-            TokenBucketLabAction::SetArrivals {
-                arrivals: OnOff {
-                    rate_per_sec: 100.0,
-                    on_ms: 200.0,
-                    off_ms: 800.0,
-                },
-            },
-            TokenBucketLabAction::SetArrivals {
-                arrivals: WindowBoundaryBurst {
-                    window_ms: 1_000.0,
-                    burst: 10,
-                    spacing_ms: 0.0,
-                    every_windows: 2,
-                },
+            WindowBoundaryBurst {
+                window_ms: 1_000.0,
+                burst: 10,
+                spacing_ms: 0.0,
+                every_windows: 2,
             },
         ]
     }
@@ -267,7 +259,7 @@ impl LocalLab for TokenBucketLab {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::{Lab, LabModel, Local, Runner};
+    use crate::lab::{Driven, Lab, LabModel, Runner};
     use crate::ratelimit::RateLimitDecision;
     use crate::ratelimit::lane::{
         ENVELOPE_ADMISSIONS, Envelope, RECENT_DECISIONS, SERIES_POINTS, STRIP_DECISIONS,
@@ -275,7 +267,7 @@ mod tests {
     use serde_json::json;
     use std::collections::BTreeMap;
 
-    fn lab(config: Value) -> Runner<Local<TokenBucketLab>> {
+    fn lab(config: Value) -> Runner<Driven<TokenBucketLab>> {
         Runner::from_json(&config).unwrap()
     }
 
@@ -548,7 +540,7 @@ mod tests {
         // when the lab is built. Either way the error names the field.
         for (config, field) in config_cases {
             let e = match crate::lab::json::from_value::<TokenBucketLabConfig>("config", &config) {
-                Ok(config) => Local::<TokenBucketLab>::new(&config).err().unwrap(),
+                Ok(config) => Driven::<TokenBucketLab>::new(&config).err().unwrap(),
                 Err(e) => e,
             };
             assert_eq!(field_of(e).trim_start_matches("config."), field);
