@@ -16,6 +16,8 @@ pub use time::{Duration, Time};
 
 pub mod cache;
 pub mod consensus;
+pub mod consistency;
+pub mod crdt;
 pub mod lab;
 pub mod ratelimit;
 pub mod registry;

@@ -7,6 +7,10 @@ use serde_json::Value;
 use crate::cache::lab::{CacheLabAction, CacheLabConfig, LfuLab, LruLab, TinyLfuLab};
 use crate::cache::ttl_lab::{TtlLab, TtlLabAction, TtlLabConfig};
 use crate::consensus::raft::lab::{RaftLab, RaftLabAction, RaftLabConfig};
+use crate::crdt::lab::{
+    CrdtLabAction, CrdtLabConfig, GCounterLab, GSetLab, LwwMapLab, LwwRegisterLab, MvRegisterLab,
+    OrSetLab, PnCounterLab, RgaLab, TwoPSetLab,
+};
 use crate::error::{DistlabError, Result};
 use crate::lab::catalog::CATALOG_ROWS;
 use crate::lab::json::{config_from_value, from_value};
@@ -188,6 +192,33 @@ labs! {
     }
     "resilience.timeout" => Driven<TimeoutLab> {
         config: TimeoutLabConfig, action: DrivenAction<TimeoutLabAction>
+    }
+    "crdt.g-counter" => Cluster<GCounterLab> {
+        config: CrdtLabConfig, action: ClusterAction<CrdtLabAction>
+    }
+    "crdt.pn-counter" => Cluster<PnCounterLab> {
+        config: CrdtLabConfig, action: ClusterAction<CrdtLabAction>
+    }
+    "crdt.g-set" => Cluster<GSetLab> {
+        config: CrdtLabConfig, action: ClusterAction<CrdtLabAction>
+    }
+    "crdt.2p-set" => Cluster<TwoPSetLab> {
+        config: CrdtLabConfig, action: ClusterAction<CrdtLabAction>
+    }
+    "crdt.or-set" => Cluster<OrSetLab> {
+        config: CrdtLabConfig, action: ClusterAction<CrdtLabAction>
+    }
+    "crdt.lww-register" => Cluster<LwwRegisterLab> {
+        config: CrdtLabConfig, action: ClusterAction<CrdtLabAction>
+    }
+    "crdt.mv-register" => Cluster<MvRegisterLab> {
+        config: CrdtLabConfig, action: ClusterAction<CrdtLabAction>
+    }
+    "crdt.lww-map" => Cluster<LwwMapLab> {
+        config: CrdtLabConfig, action: ClusterAction<CrdtLabAction>
+    }
+    "crdt.rga" => Cluster<RgaLab> {
+        config: CrdtLabConfig, action: ClusterAction<CrdtLabAction>
     }
 }
 

@@ -8,10 +8,13 @@
 //! (`TokenBucket`, the rate limiters; the sketches in [`sketch`]: `Bloom`,
 //! `CountingBloom`, `CountMin`, `HyperLogLog`, `Cuckoo`; the caches in [`cache`]: `Lru`,
 //! `Lfu`, `TtlCache`, `TinyLfu`; the resilience primitives in [`resilience`]:
-//! `CircuitBreaker`, `Retry`, `RetryBudget`, `Bulkhead`, `Deadline`).
+//! `CircuitBreaker`, `Retry`, `RetryBudget`, `Bulkhead`, `Deadline`; the CRDTs in [`crdt`]:
+//! `GCounter`, `PnCounter`, `GSet`, `TwoPSet`, `OrSet`, `LwwRegister`, `MvRegister`,
+//! `LwwMap`, `Rga`).
 
 pub mod cache;
 mod convert;
+pub mod crdt;
 mod lessons;
 pub mod resilience;
 pub mod sim;

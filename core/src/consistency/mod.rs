@@ -1,0 +1,14 @@
+//! Consistency: logical clocks and the orders they give to events.
+//!
+//! - [`lamport`]: Lamport clocks (Lamport 1978).
+//! - [`hlc`]: hybrid logical clocks (Kulkarni et al. 2014), exactly the paper's algorithm.
+//! - [`vector_clock`]: vector clocks (Fidge 1988, Mattern 1989): compare as before / after /
+//!   equal / concurrent, and merge. The multi-value register of [`crate::crdt`] versions its
+//!   values with them.
+
+pub mod hlc;
+pub mod lamport;
+pub mod vector_clock;
+
+#[cfg(test)]
+mod laws;
