@@ -16,6 +16,7 @@ pub use time::{Duration, Time};
 
 pub mod cache;
 pub mod consensus;
+pub mod coordination;
 pub mod lab;
 pub mod ratelimit;
 pub mod registry;

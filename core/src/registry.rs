@@ -7,6 +7,9 @@ use serde_json::Value;
 use crate::cache::lab::{CacheLabAction, CacheLabConfig, LfuLab, LruLab, TinyLfuLab};
 use crate::cache::ttl_lab::{TtlLab, TtlLabAction, TtlLabConfig};
 use crate::consensus::raft::lab::{RaftLab, RaftLabAction, RaftLabConfig};
+use crate::coordination::failure_detector::lab::{
+    FailureDetectorLab, FailureDetectorLabAction, FailureDetectorLabConfig,
+};
 use crate::error::{DistlabError, Result};
 use crate::lab::catalog::CATALOG_ROWS;
 use crate::lab::json::{config_from_value, from_value};
@@ -188,6 +191,9 @@ labs! {
     }
     "resilience.timeout" => Local<TimeoutLab> {
         config: TimeoutLabConfig, action: TimeoutLabAction
+    }
+    "coordination.failure-detector" => Cluster<FailureDetectorLab> {
+        config: FailureDetectorLabConfig, action: ClusterAction<FailureDetectorLabAction>
     }
 }
 
