@@ -10,6 +10,7 @@ use crate::consensus::raft::lab::{RaftLab, RaftLabAction, RaftLabConfig};
 use crate::coordination::failure_detector::lab::{
     FailureDetectorLab, FailureDetectorLabAction, FailureDetectorLabConfig,
 };
+use crate::coordination::lock::lab::{LockLab, LockLabAction, LockLabConfig};
 use crate::error::{DistlabError, Result};
 use crate::lab::catalog::CATALOG_ROWS;
 use crate::lab::json::{config_from_value, from_value};
@@ -194,6 +195,9 @@ labs! {
     }
     "coordination.failure-detector" => Cluster<FailureDetectorLab> {
         config: FailureDetectorLabConfig, action: ClusterAction<FailureDetectorLabAction>
+    }
+    "coordination.lock" => Cluster<LockLab> {
+        config: LockLabConfig, action: ClusterAction<LockLabAction>
     }
 }
 

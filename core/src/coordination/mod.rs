@@ -3,3 +3,4 @@
 //! gossip and SWIM membership. Each primitive is sans-I/O: time comes in as `now`.
 
 pub mod failure_detector;
+pub mod lock;
