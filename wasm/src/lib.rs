@@ -8,10 +8,12 @@
 //! (`TokenBucket`, the rate limiters; the sketches in [`sketch`]: `Bloom`,
 //! `CountingBloom`, `CountMin`, `HyperLogLog`, `Cuckoo`; the caches in [`cache`]: `Lru`,
 //! `Lfu`, `TtlCache`, `TinyLfu`; the resilience primitives in [`resilience`]:
-//! `CircuitBreaker`, `Retry`, `RetryBudget`, `Bulkhead`, `Deadline`).
+//! `CircuitBreaker`, `Retry`, `RetryBudget`, `Bulkhead`, `Deadline`; the failure detectors
+//! in [`coordination`]: `PhiAccrual`, `FixedTimeoutDetector`).
 
 pub mod cache;
 mod convert;
+pub mod coordination;
 mod lessons;
 pub mod resilience;
 pub mod sim;
