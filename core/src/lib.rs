@@ -17,6 +17,7 @@ pub use time::{Duration, Time};
 pub mod cache;
 pub mod consensus;
 pub mod consistency;
+pub mod coordination;
 pub mod crdt;
 pub mod lab;
 pub mod ratelimit;

@@ -7,6 +7,10 @@ use serde_json::Value;
 use crate::cache::lab::{CacheLabAction, CacheLabConfig, LfuLab, LruLab, TinyLfuLab};
 use crate::cache::ttl_lab::{TtlLab, TtlLabAction, TtlLabConfig};
 use crate::consensus::raft::lab::{RaftLab, RaftLabAction, RaftLabConfig};
+use crate::coordination::failure_detector::lab::{
+    FailureDetectorLab, FailureDetectorLabAction, FailureDetectorLabConfig,
+};
+use crate::coordination::lock::lab::{LockLab, LockLabAction, LockLabConfig};
 use crate::crdt::lab::{
     CrdtLabAction, CrdtLabConfig, GCounterLab, GSetLab, LwwMapLab, LwwRegisterLab, MvRegisterLab,
     OrSetLab, PnCounterLab, RgaLab, TwoPSetLab,
@@ -219,6 +223,12 @@ labs! {
     }
     "crdt.rga" => Cluster<RgaLab> {
         config: CrdtLabConfig, action: ClusterAction<CrdtLabAction>
+    }
+    "coordination.failure-detector" => Cluster<FailureDetectorLab> {
+        config: FailureDetectorLabConfig, action: ClusterAction<FailureDetectorLabAction>
+    }
+    "coordination.lock" => Cluster<LockLab> {
+        config: LockLabConfig, action: ClusterAction<LockLabAction>
     }
 }
 

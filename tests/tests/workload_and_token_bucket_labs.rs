@@ -3,9 +3,7 @@
 //! huge, negative) makes them panic; bad ones are errors naming the field.
 
 use distlab_core::lab::sampling::SampleMs;
-use distlab_core::lab::{
-    ArrivalsAction, Driven, DrivenAction, Lab, Local, LocalLab, Runner,
-};
+use distlab_core::lab::{ArrivalsAction, Driven, DrivenAction, Lab, Local, LocalLab, Runner};
 use distlab_core::ratelimit::TokenBucketConfig;
 use distlab_core::ratelimit::token_bucket::lab::{
     TokenBucketLab, TokenBucketLabAction, TokenBucketLabConfig,

@@ -10,10 +10,12 @@
 //! `Lfu`, `TtlCache`, `TinyLfu`; the resilience primitives in [`resilience`]:
 //! `CircuitBreaker`, `Retry`, `RetryBudget`, `Bulkhead`, `Deadline`; the CRDTs in [`crdt`]:
 //! `GCounter`, `PnCounter`, `GSet`, `TwoPSet`, `OrSet`, `LwwRegister`, `MvRegister`,
-//! `LwwMap`, `Rga`).
+//! `LwwMap`, `Rga`; the failure detectors in [`coordination`]: `PhiAccrual`,
+//! `FixedTimeoutDetector`).
 
 pub mod cache;
 mod convert;
+pub mod coordination;
 pub mod crdt;
 mod lessons;
 pub mod resilience;

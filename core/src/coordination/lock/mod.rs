@@ -1,0 +1,539 @@
+//! A lease-based lock service with fencing tokens (catalog id `coordination.lock`),
+//! after Martin Kleppmann, "How to do distributed locking" (2016).
+//!
+//! Node 0 is the lock server, node 1 the storage the lock protects, every other node a
+//! client. A client asks for the lock; the server grants it with a lease and a *fencing
+//! token* that grows with every grant. The client counts the lease on its own clock from
+//! the moment it asked (so the network's delay only shortens it), renews it while it
+//! works, checks it before each write — and then, as real code does, takes a moment to
+//! prepare the write before sending it. A process pause (GC) or a slow clock in that
+//! moment lets the write go out after the lease ran out and another client got the lock:
+//! the lease alone cannot stop it. With fencing on, every write carries its token and the
+//! storage rejects a token older than the newest it has seen, so the stale write is
+//! refused; with fencing off it lands over the newer holder's write.
+//!
+//! The server and storage keep their state in memory: the lab's faults pause, skew and
+//! drift clients and lose messages; a crashed server would start its tokens again from
+//! 1 (a durable token counter is left for later).
+
+pub mod lab;
+
+use std::hash::Hash;
+
+use crate::sim::disk::Disk;
+use crate::sim::node::{ClientRequest, Ctx, Fingerprint, Node, NodeId, Reply, TimerId};
+use crate::sim::trace::StableHasher;
+use crate::time::{Duration, Time};
+
+pub const SERVER: NodeId = 0;
+pub const STORAGE: NodeId = 1;
+/// The first client's id.
+pub const FIRST_CLIENT: NodeId = 2;
+
+/// Idle between holds, or waiting for an answer to `Acquire` (resent on expiry).
+const ACQUIRE_TIMER: TimerId = 0;
+/// Check the lease, then prepare a write.
+const WORK_TIMER: TimerId = 1;
+/// Send the prepared write (no second look at the lease).
+const SEND_TIMER: TimerId = 2;
+const RENEW_TIMER: TimerId = 3;
+/// Accepted writes the storage keeps for the view.
+pub const LOG_KEPT: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LockMessage {
+    Acquire {
+        req: u64,
+    },
+    Granted {
+        req: u64,
+        token: u64,
+        lease_us: u64,
+    },
+    Busy {
+        req: u64,
+    },
+    Renew {
+        token: u64,
+    },
+    Renewed {
+        token: u64,
+    },
+    Lost {
+        token: u64,
+    },
+    Release {
+        token: u64,
+    },
+    Write {
+        token: u64,
+        seq: u64,
+    },
+    WriteAck {
+        token: u64,
+        seq: u64,
+        accepted: bool,
+    },
+}
+
+impl Fingerprint for LockMessage {
+    fn fingerprint_into(&self, h: &mut StableHasher) {
+        self.hash(h);
+    }
+}
+
+/// Cluster-wide settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockConfig {
+    pub lease: Duration,
+    /// From the lease check to the write leaving (building the request, say).
+    pub prepare: Duration,
+    /// Between two writes of one hold.
+    pub work: Duration,
+    pub writes_per_hold: u32,
+    /// Between a release (or a lost lock) and the next request; also the resend period
+    /// of an unanswered request.
+    pub think: Duration,
+    pub renew: bool,
+    pub fencing: bool,
+}
+
+/// The lock server's state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ServerState {
+    /// Tokens granted so far; the next is one more.
+    pub last_token: u64,
+    /// Holder, its token, and when the lease ends on the server's clock.
+    pub holder: Option<(NodeId, u64, Time)>,
+    pub grants: u64,
+}
+
+/// One write the storage accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AcceptedWrite {
+    pub client: NodeId,
+    pub token: u64,
+    pub seq: u64,
+    pub at: Time,
+}
+
+/// The storage's state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct StorageState {
+    /// The newest token seen on a write.
+    pub max_token: u64,
+    /// Writes accepted so far; the newest [`LOG_KEPT`] are in `log`.
+    pub accepted: u64,
+    pub rejected: u64,
+    pub log: std::collections::VecDeque<AcceptedWrite>,
+}
+
+/// Where a client is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientPhase {
+    /// Between holds, or asking (the request's number and when it was sent).
+    Idle { asked: Option<(u64, Time)> },
+    /// Holding `token` until `until` on its own clock, `writes_left` to go; `preparing`
+    /// while a write is between its lease check and its sending.
+    Holding {
+        token: u64,
+        until: Time,
+        writes_left: u32,
+        preparing: bool,
+        renew_sent_at: Option<Time>,
+    },
+}
+
+/// A client's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientState {
+    pub phase: ClientPhase,
+    /// Requests sent so far (the newest one's number).
+    pub requests: u64,
+    pub next_seq: u64,
+    pub holds: u64,
+    pub writes_fenced: u64,
+    /// Holds given up because the lease had run out at a check.
+    pub leases_expired: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LockRole {
+    Server(ServerState),
+    Storage(StorageState),
+    Client(ClientState),
+}
+
+/// A node of the lock service.
+#[derive(Debug, Clone)]
+pub struct LockNode {
+    id: NodeId,
+    config: LockConfig,
+    role: LockRole,
+}
+
+impl Fingerprint for LockNode {
+    fn fingerprint_into(&self, h: &mut StableHasher) {
+        let LockNode { id, config, role } = self;
+        id.hash(h);
+        let LockConfig {
+            lease,
+            prepare,
+            work,
+            writes_per_hold,
+            think,
+            renew,
+            fencing,
+        } = config;
+        (lease, prepare, work, writes_per_hold, think, renew, fencing).hash(h);
+        role.hash(h);
+    }
+}
+
+impl LockNode {
+    pub fn role_state(&self) -> &LockRole {
+        &self.role
+    }
+
+    pub fn server(&self) -> Option<&ServerState> {
+        match &self.role {
+            LockRole::Server(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn storage(&self) -> Option<&StorageState> {
+        match &self.role {
+            LockRole::Storage(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn client(&self) -> Option<&ClientState> {
+        match &self.role {
+            LockRole::Client(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn ask(c: &mut ClientState, config: &LockConfig, ctx: &mut Ctx<'_, Self>) {
+        if let ClientPhase::Idle { .. } = c.phase {
+            c.requests += 1;
+            c.phase = ClientPhase::Idle {
+                asked: Some((c.requests, ctx.now())),
+            };
+            ctx.send(SERVER, LockMessage::Acquire { req: c.requests });
+            ctx.set_timer(ACQUIRE_TIMER, config.think);
+        }
+    }
+
+    fn give_up(c: &mut ClientState, config: &LockConfig, ctx: &mut Ctx<'_, Self>) {
+        if let ClientPhase::Holding { .. } = c.phase {
+            ctx.cancel_timer(WORK_TIMER);
+            ctx.cancel_timer(SEND_TIMER);
+            ctx.cancel_timer(RENEW_TIMER);
+        }
+        c.phase = ClientPhase::Idle { asked: None };
+        ctx.set_timer(ACQUIRE_TIMER, config.think);
+    }
+
+    fn server_message(
+        s: &mut ServerState,
+        config: &LockConfig,
+        from: NodeId,
+        msg: LockMessage,
+        ctx: &mut Ctx<'_, Self>,
+    ) {
+        let now = ctx.now();
+        let live = |s: &ServerState| s.holder.filter(|h| now < h.2);
+        match msg {
+            LockMessage::Acquire { req } => match live(s) {
+                Some((holder, token, _)) if holder == from => {
+                    s.holder = Some((from, token, now + config.lease));
+                    ctx.send(from, granted(req, token, config));
+                }
+                Some(_) => ctx.send(from, LockMessage::Busy { req }),
+                None => {
+                    s.last_token += 1;
+                    s.grants += 1;
+                    s.holder = Some((from, s.last_token, now + config.lease));
+                    ctx.state_change(format!("n{from} holds the lock, token {}", s.last_token));
+                    ctx.send(from, granted(req, s.last_token, config));
+                }
+            },
+            LockMessage::Renew { token } => match live(s) {
+                Some((holder, t, _)) if holder == from && t == token => {
+                    s.holder = Some((from, token, now + config.lease));
+                    ctx.send(from, LockMessage::Renewed { token });
+                }
+                _ => ctx.send(from, LockMessage::Lost { token }),
+            },
+            LockMessage::Release { token }
+                if s.holder.is_some_and(|h| h.0 == from && h.1 == token) =>
+            {
+                s.holder = None;
+            }
+            _ => {}
+        }
+    }
+
+    fn storage_message(
+        s: &mut StorageState,
+        fencing: bool,
+        from: NodeId,
+        msg: LockMessage,
+        ctx: &mut Ctx<'_, Self>,
+    ) {
+        let LockMessage::Write { token, seq } = msg else {
+            return;
+        };
+        let accepted = !fencing || token >= s.max_token;
+        if accepted {
+            s.max_token = s.max_token.max(token);
+            s.accepted += 1;
+            if s.log.len() >= LOG_KEPT {
+                s.log.pop_front();
+            }
+            s.log.push_back(AcceptedWrite {
+                client: from,
+                token,
+                seq,
+                at: ctx.now(),
+            });
+        } else {
+            s.rejected += 1;
+            ctx.state_change(format!(
+                "storage fenced off n{from}'s write: token {token} < {}",
+                s.max_token
+            ));
+        }
+        ctx.send(
+            from,
+            LockMessage::WriteAck {
+                token,
+                seq,
+                accepted,
+            },
+        );
+    }
+
+    fn client_message(
+        c: &mut ClientState,
+        config: &LockConfig,
+        msg: LockMessage,
+        ctx: &mut Ctx<'_, Self>,
+    ) {
+        match (msg, c.phase) {
+            (
+                LockMessage::Granted {
+                    req,
+                    token,
+                    lease_us,
+                },
+                ClientPhase::Idle {
+                    asked: Some((asked, at)),
+                },
+            ) if req == asked => {
+                ctx.cancel_timer(ACQUIRE_TIMER);
+                c.holds += 1;
+                c.phase = ClientPhase::Holding {
+                    token,
+                    until: at + Duration(lease_us),
+                    writes_left: config.writes_per_hold,
+                    preparing: false,
+                    renew_sent_at: None,
+                };
+                ctx.set_timer(WORK_TIMER, config.work);
+                if config.renew {
+                    ctx.set_timer(RENEW_TIMER, Duration(config.lease.0 / 3));
+                }
+            }
+            (
+                LockMessage::Renewed { token },
+                ClientPhase::Holding {
+                    token: held,
+                    renew_sent_at: Some(at),
+                    ..
+                },
+            ) if token == held => {
+                if let ClientPhase::Holding { until, .. } = &mut c.phase {
+                    *until = (*until).max(at + config.lease);
+                }
+            }
+            (LockMessage::Lost { token }, ClientPhase::Holding { token: held, .. })
+                if token == held =>
+            {
+                Self::give_up(c, config, ctx);
+            }
+            (
+                LockMessage::WriteAck {
+                    token,
+                    accepted: false,
+                    ..
+                },
+                phase,
+            ) => {
+                c.writes_fenced += 1;
+                if matches!(phase, ClientPhase::Holding { token: held, .. } if held == token) {
+                    Self::give_up(c, config, ctx);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn client_timer(
+        c: &mut ClientState,
+        config: &LockConfig,
+        timer: TimerId,
+        ctx: &mut Ctx<'_, Self>,
+    ) {
+        let now = ctx.now();
+        match (timer, c.phase) {
+            (ACQUIRE_TIMER, ClientPhase::Idle { .. }) => Self::ask(c, config, ctx),
+            (WORK_TIMER, ClientPhase::Holding { until, .. }) => {
+                if now < until {
+                    if let ClientPhase::Holding { preparing, .. } = &mut c.phase {
+                        *preparing = true;
+                    }
+                    ctx.set_timer(SEND_TIMER, config.prepare);
+                } else {
+                    c.leases_expired += 1;
+                    Self::give_up(c, config, ctx);
+                }
+            }
+            (
+                SEND_TIMER,
+                ClientPhase::Holding {
+                    token, writes_left, ..
+                },
+            ) => {
+                // Kleppmann's point: the lease was checked `prepare` ago, not now.
+                ctx.send(
+                    STORAGE,
+                    LockMessage::Write {
+                        token,
+                        seq: c.next_seq,
+                    },
+                );
+                c.next_seq += 1;
+                let left = writes_left.saturating_sub(1);
+                if left == 0 {
+                    ctx.send(SERVER, LockMessage::Release { token });
+                    Self::give_up(c, config, ctx);
+                } else {
+                    if let ClientPhase::Holding {
+                        writes_left,
+                        preparing,
+                        ..
+                    } = &mut c.phase
+                    {
+                        *writes_left = left;
+                        *preparing = false;
+                    }
+                    ctx.set_timer(WORK_TIMER, config.work);
+                }
+            }
+            (RENEW_TIMER, ClientPhase::Holding { token, .. }) => {
+                if let ClientPhase::Holding { renew_sent_at, .. } = &mut c.phase {
+                    *renew_sent_at = Some(now);
+                }
+                ctx.send(SERVER, LockMessage::Renew { token });
+                ctx.set_timer(RENEW_TIMER, Duration(config.lease.0 / 3));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn granted(req: u64, token: u64, config: &LockConfig) -> LockMessage {
+    LockMessage::Granted {
+        req,
+        token,
+        lease_us: config.lease.0,
+    }
+}
+
+impl Node for LockNode {
+    type Message = LockMessage;
+    type Request = ();
+    type Response = ();
+    type Config = LockConfig;
+
+    fn recover(id: NodeId, config: &LockConfig, _disk: &Disk) -> Self {
+        let role = match id {
+            SERVER => LockRole::Server(ServerState::default()),
+            STORAGE => LockRole::Storage(StorageState::default()),
+            _ => LockRole::Client(ClientState {
+                phase: ClientPhase::Idle { asked: None },
+                requests: 0,
+                next_seq: 0,
+                holds: 0,
+                writes_fenced: 0,
+                leases_expired: 0,
+            }),
+        };
+        LockNode {
+            id,
+            config: *config,
+            role,
+        }
+    }
+
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
+        if let LockRole::Client(_) = self.role {
+            // Clients start one after another, a think time apart at most.
+            let offset = ctx.rng().below(self.config.think.0.max(1));
+            ctx.set_timer(ACQUIRE_TIMER, Duration(offset));
+        }
+    }
+
+    fn on_message(&mut self, from: NodeId, msg: LockMessage, ctx: &mut Ctx<'_, Self>) {
+        let config = self.config;
+        match &mut self.role {
+            LockRole::Server(s) => Self::server_message(s, &config, from, msg, ctx),
+            LockRole::Storage(s) => Self::storage_message(s, config.fencing, from, msg, ctx),
+            LockRole::Client(c) => Self::client_message(c, &config, msg, ctx),
+        }
+    }
+
+    fn on_timer(&mut self, timer: TimerId, ctx: &mut Ctx<'_, Self>) {
+        let config = self.config;
+        if let LockRole::Client(c) = &mut self.role {
+            Self::client_timer(c, &config, timer, ctx);
+        }
+    }
+
+    fn on_request(&mut self, request: ClientRequest<()>, ctx: &mut Ctx<'_, Self>) {
+        ctx.reply(
+            request.client,
+            request.id,
+            Reply::Fail("the lock service takes requests from its client nodes".into()),
+        );
+    }
+
+    fn message_kind(msg: &LockMessage) -> &'static str {
+        match msg {
+            LockMessage::Acquire { .. } => "acquire",
+            LockMessage::Granted { .. } => "granted",
+            LockMessage::Busy { .. } => "busy",
+            LockMessage::Renew { .. } => "renew",
+            LockMessage::Renewed { .. } => "renewed",
+            LockMessage::Lost { .. } => "lost",
+            LockMessage::Release { .. } => "release",
+            LockMessage::Write { .. } => "write",
+            LockMessage::WriteAck { .. } => "writeAck",
+        }
+    }
+
+    fn role(&self) -> &'static str {
+        match &self.role {
+            LockRole::Server(_) => "lock server",
+            LockRole::Storage(_) => "storage",
+            LockRole::Client(c) => match c.phase {
+                ClientPhase::Holding { .. } => "holder",
+                ClientPhase::Idle { .. } => "client",
+            },
+        }
+    }
+}
