@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::cache::lab::{CacheLabAction, CacheLabConfig, LfuLab, LruLab, TinyLfuLab};
 use crate::cache::ttl_lab::{TtlLab, TtlLabAction, TtlLabConfig};
 use crate::consensus::raft::lab::{RaftLab, RaftLabAction, RaftLabConfig};
+use crate::consensus::twopc::lab::{TwoPcLab, TwoPcLabAction, TwoPcLabConfig};
 use crate::error::{DistlabError, Result};
 use crate::lab::catalog::CATALOG_ROWS;
 use crate::lab::json::{config_from_value, from_value};
@@ -107,6 +108,9 @@ labs! {
     }
     "consensus.raft" => Cluster<RaftLab> {
         config: RaftLabConfig, action: ClusterAction<RaftLabAction>
+    }
+    "consensus.2pc" => Cluster<TwoPcLab> {
+        config: TwoPcLabConfig, action: ClusterAction<TwoPcLabAction>
     }
     "scenario.disruptive-rejoin" => RejoinLab {
         config: RejoinLabConfig, action: ClusterAction<RejoinLabAction>
