@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::cache::lab::{CacheLabAction, CacheLabConfig, LfuLab, LruLab, TinyLfuLab};
 use crate::cache::ttl_lab::{TtlLab, TtlLabAction, TtlLabConfig};
 use crate::consensus::raft::lab::{RaftLab, RaftLabAction, RaftLabConfig};
+use crate::consensus::twopc::lab::{TwoPcLab, TwoPcLabAction, TwoPcLabConfig};
 use crate::coordination::failure_detector::lab::{
     FailureDetectorLab, FailureDetectorLabAction, FailureDetectorLabConfig,
 };
@@ -115,6 +116,9 @@ labs! {
     }
     "consensus.raft" => Cluster<RaftLab> {
         config: RaftLabConfig, action: ClusterAction<RaftLabAction>
+    }
+    "consensus.2pc" => Cluster<TwoPcLab> {
+        config: TwoPcLabConfig, action: ClusterAction<TwoPcLabAction>
     }
     "scenario.disruptive-rejoin" => RejoinLab {
         config: RejoinLabConfig, action: ClusterAction<RejoinLabAction>

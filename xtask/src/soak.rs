@@ -1,28 +1,35 @@
-//! `cargo xtask soak raft [--seeds N] [...]`: the long Raft soak, built in release and run
-//! on every core by the `raft-soak` driver (tests/src/bin/raft_soak.rs), which draws the
-//! progress bar, prints the summary and the replay command of every failing seed.
+//! `cargo xtask soak <id> [--seeds N] [...]`: the long fault soak of protocol `<id>`
+//! (`raft` or `2pc`), built in release and run on every core by the one soak driver
+//! (tests/src/bin/raft_soak.rs), which draws the progress bar, prints the summary and the
+//! replay command of every failing seed.
 
 use crate::Result;
 
+/// The protocols the driver has a soak for.
+const KNOWN: &[&str] = &["raft", "2pc"];
+
 pub fn soak(args: &[String]) -> Result {
-    let (target, rest) = args
-        .split_first()
-        .ok_or("usage: cargo xtask soak raft [--seeds N] [--start S] [--shard i/n] [--threads T] [--fault-ms MS] | --seed S")?;
-    match target.as_str() {
-        "raft" => {
-            let mut argv = vec![
-                "run",
-                "--release",
-                "-q",
-                "-p",
-                "distlab-tests",
-                "--bin",
-                "raft-soak",
-                "--",
-            ];
-            argv.extend(rest.iter().map(String::as_str));
-            crate::run("raft soak", "cargo", &argv)
-        }
-        other => Err(format!("no soak named `{other}` (known: raft)")),
+    let (target, rest) = args.split_first().ok_or(
+        "usage: cargo xtask soak <raft|2pc> [--seeds N] [--start S] [--shard i/n] [--threads T] \
+         [--fault-ms MS] | --seed S",
+    )?;
+    if !KNOWN.contains(&target.as_str()) {
+        return Err(format!(
+            "no soak named `{target}` (known: {})",
+            KNOWN.join(", ")
+        ));
     }
+    let mut argv = vec![
+        "run",
+        "--release",
+        "-q",
+        "-p",
+        "distlab-tests",
+        "--bin",
+        "raft-soak",
+        "--",
+        target.as_str(),
+    ];
+    argv.extend(rest.iter().map(String::as_str));
+    crate::run(&format!("{target} soak"), "cargo", &argv)
 }

@@ -5,5 +5,8 @@
 //! - [`raft`]: Raft (Ongaro & Ousterhout, USENIX ATC 2014; Ongaro's PhD thesis, Stanford
 //!   2014), with pre-vote, check-quorum, durable state on the simulated disk and a
 //!   replicated key-value store with client sessions.
+//! - [`twopc`]: two-phase commit (Gray 1978; Bernstein, Hadzilacos & Goodman 1987), with
+//!   durable prepared state and decisions and cooperative termination.
 
 pub mod raft;
+pub mod twopc;
