@@ -12,7 +12,7 @@ use distlab_core::Duration;
 use distlab_core::coordination::lock::lab::LockLab;
 use distlab_core::coordination::lock::{ClientPhase, FIRST_CLIENT};
 use distlab_core::lab::{Cluster, ClusterLab, Lab, Runner};
-use serde_json::{Value, json};
+use serde_json::json;
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test_configure;
 
@@ -79,7 +79,7 @@ fn regression_a_holder_paused_past_its_lease_then_writes() {
 /// A seeded schedule of GC pauses (100–1,500 ms, about one a second per client), slow
 /// client clocks (up to 30 % slow) and 2 % loss, over 8 simulated seconds.
 #[cfg(not(target_arch = "wasm32"))]
-fn soak_config(seed: u64, fencing: bool) -> Value {
+fn soak_config(seed: u64, fencing: bool) -> serde_json::Value {
     use distlab_core::rng::SimRng;
     const CLIENTS: u64 = 3;
     let mut rng = SimRng::derive(seed, 77);
