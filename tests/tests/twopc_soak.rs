@@ -43,6 +43,19 @@ const FOUND: &[(u64, &str)] = &[
     ),
 ];
 
+/// The longest blocking the native soak finds (2,061 ms with participants uncertain and
+/// their locks held while the coordinator was down): a browser runs too few seeds to come
+/// upon one this long, so it checks this seed does it there too.
+const LONGEST_BLOCKING_SEED: u64 = 12_329;
+
+#[distlab_tests::test]
+fn the_known_blocking_seed_blocks_for_seconds() {
+    let r = run_seed(LONGEST_BLOCKING_SEED, &SoakOptions::default());
+    assert!(r.failure.is_none(), "{:?}", r.failure);
+    let lasted = r.blocking.map_or(0, |b| b.lasted.0);
+    assert!(lasted >= 2_000_000, "blocked for only {lasted} µs");
+}
+
 #[distlab_tests::test]
 fn seeds_that_once_failed_pass() {
     for (seed, what) in FOUND {
@@ -129,10 +142,16 @@ fn thousands_of_seeds_stay_atomic_and_find_the_blocking() {
     assert_eq!(summary.seeds, seeds);
     assert!(summary.committed > seeds, "{summary}");
     // The known failure, found: participants blocked for more than a few decision
-    // timeouts (asking, unanswered) while the coordinator was down.
+    // timeouts (asking, unanswered) while the coordinator was down. The browser's few
+    // seeds block too, but briefly (the_known_blocking_seed_blocks_for_seconds).
     let seed = summary.longest_blocking_seed.expect("no seed blocked");
+    let found = if cfg!(target_arch = "wasm32") {
+        100_000
+    } else {
+        500_000
+    };
     assert!(
-        summary.longest_blocking_us >= 500_000,
+        summary.longest_blocking_us >= found,
         "the longest blocking (seed {seed}) lasted only {} µs",
         summary.longest_blocking_us
     );
