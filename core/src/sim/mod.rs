@@ -11,6 +11,7 @@ pub mod linearizability;
 pub mod network;
 pub mod node;
 pub mod pingpong;
+pub mod records;
 pub mod trace;
 pub mod workload;
 

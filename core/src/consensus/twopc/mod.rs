@@ -5,8 +5,8 @@
 //! termination — and the invariant of TLA+ TCommit (Lamport & Gray, "Consensus on
 //! Transaction Commit", 2006).
 //!
-//! - [`node`]: the coordinator and participants as simulator nodes, durable on its disk.
-//! - [`records`]: the checksummed record log they keep on the disk.
+//! - [`node`]: the coordinator and participants as simulator nodes, durable on its disk
+//!   (a [`crate::sim::records`] log).
 //! - [`harness`]: a cluster with a client, the atomicity checker, the blocking detector.
 //! - [`soak`]: one seed of the fault soak, as a pure function of the seed.
 //! - [`lab`]: the `consensus.2pc` lab.
@@ -16,9 +16,7 @@
 
 pub mod harness;
 pub mod lab;
-
 pub mod node;
-pub mod records;
 pub mod soak;
 
 pub use harness::{AtomicityChecker, AtomicityViolation, Blocking, Harness, Workload};

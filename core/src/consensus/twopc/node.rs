@@ -24,11 +24,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::Hash;
 
-use crate::consensus::twopc::records;
 use crate::sim::disk::{Disk, DiskOp};
 use crate::sim::node::{
     ClientId, ClientRequest, Ctx, Fingerprint, Node, NodeId, Reply, RequestId, TimerId,
 };
+use crate::sim::records;
 use crate::sim::trace::StableHasher;
 use crate::time::{Duration, Time};
 

@@ -3,7 +3,9 @@
 //! pause, the `pauseHolder` action — or let its clock run slow, and with fencing off its
 //! late write lands over the next holder's; with fencing on the storage refuses it. The
 //! accepted writes are listed with their tokens; the invariant is Kleppmann's: no write
-//! from a holder whose token was superseded lands after the newer holder's.
+//! from a holder whose token was superseded lands after the newer holder's. Crash the
+//! server or the storage (torn writes and all): both come back from their disks, and two
+//! more invariants check that tokens never go back and no acknowledged write is lost.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -92,9 +94,13 @@ pub struct LockLab {
     /// Every accepted write whose token was older than one accepted before it.
     stale_writes: u64,
     first_stale: Option<(String, NodeId)>,
-    /// The server's newest token as last seen, and its boots then.
-    last_token: (u64, u32),
+    /// The server's newest token as last seen (across its restarts: the counter is
+    /// durable).
+    last_token: u64,
     token_went_back: Option<String>,
+    /// Set when the storage came back from a crash with fewer writes than it had
+    /// acknowledged.
+    writes_lost: Option<String>,
 }
 
 impl LockLab {
@@ -196,7 +202,7 @@ impl Sampled for LockLab {
     fn sample(&self, _at: Time, _interval: Duration, _since: &LockTotals) -> Vec<f64> {
         let t = self.totals();
         vec![
-            self.last_token.0 as f64,
+            self.last_token as f64,
             t.accepted as f64,
             t.rejected as f64,
             self.stale_writes as f64,
@@ -224,7 +230,8 @@ impl ClusterLab for LockLab {
         let mut sim = Sim::new(c.sim_config(FIRST_CLIENT + c.clients.get()), config)?;
         c.load_faults(&mut sim)?;
         let mut lab = LockLab {
-            last_token: (0, sim.boots(SERVER)),
+            last_token: 0,
+            writes_lost: None,
             sim,
             checked: 0,
             max_accepted_token: 0,
@@ -253,31 +260,29 @@ impl ClusterLab for LockLab {
             }
             None => (self.checked, Vec::new()),
         };
-        if accepted < self.checked {
-            // The storage restarted empty: what it holds now starts again.
-            self.max_accepted_token = 0;
+        if accepted < self.checked && self.writes_lost.is_none() {
+            self.writes_lost = Some(format!(
+                "the storage came back with {accepted} accepted writes after acknowledging {}",
+                self.checked
+            ));
         }
-        self.checked = accepted;
+        self.checked = self.checked.max(accepted);
         for w in &new {
             self.check_write(w);
         }
-        let boots = self.sim.boots(SERVER);
         if let Some(token) = self
             .sim
             .node(SERVER)
             .and_then(|n| n.server())
             .map(|s| s.last_token)
         {
-            if token < self.last_token.0
-                && boots == self.last_token.1
-                && self.token_went_back.is_none()
-            {
+            if token < self.last_token && self.token_went_back.is_none() {
                 self.token_went_back = Some(format!(
                     "the server's newest token went from {} back to {token}",
-                    self.last_token.0
+                    self.last_token
                 ));
             }
-            self.last_token = (token, boots);
+            self.last_token = self.last_token.max(token);
         }
     }
 
@@ -357,6 +362,7 @@ impl ClusterLab for LockLab {
     fn invariants(&self) -> Vec<InvariantStatus> {
         const STALE: &str = "no superseded holder's write lands";
         const TOKENS: &str = "fencing tokens only grow";
+        const DURABLE: &str = "acknowledged writes survive a storage crash";
         vec![
             match &self.first_stale {
                 Some((d, n)) => InvariantStatus::violated(STALE, d.clone(), vec![STORAGE, *n]),
@@ -367,7 +373,14 @@ impl ClusterLab for LockLab {
             },
             match &self.token_went_back {
                 Some(d) => InvariantStatus::violated(TOKENS, d.clone(), vec![SERVER]),
-                None => InvariantStatus::holds(TOKENS, "each grant's token exceeds the last"),
+                None => InvariantStatus::holds(
+                    TOKENS,
+                    "each grant's token exceeds the last, across server restarts",
+                ),
+            },
+            match &self.writes_lost {
+                Some(d) => InvariantStatus::violated(DURABLE, d.clone(), vec![STORAGE]),
+                None => InvariantStatus::holds(DURABLE, "the storage logs a write before its ack"),
             },
         ]
     }
@@ -405,9 +418,13 @@ mod tests {
         assert!(!stale.invariants()[0].ok);
         assert_eq!(stale.stale_writes(), 1);
         let mut back = lab.lab().clone();
-        back.last_token.0 += 5;
+        back.last_token += 5;
         back.observe();
         assert!(!back.invariants()[1].ok);
+        let mut lost = lab.lab().clone();
+        lost.checked += 1;
+        lost.observe();
+        assert!(!lost.invariants()[2].ok);
     }
 
     #[test]

@@ -12,16 +12,25 @@
 //! storage rejects a token older than the newest it has seen, so the stale write is
 //! refused; with fencing off it lands over the newer holder's write.
 //!
-//! The server and storage keep their state in memory: the lab's faults pause, skew and
-//! drift clients and lose messages; a crashed server would start its tokens again from
-//! 1 (a durable token counter is left for later).
+//! The server and the storage are durable on their simulated disks (a
+//! [`crate::sim::records`] log, fsynced before the answer leaves): the server logs each
+//! grant's token, the storage each write it accepts. A crashed server comes back with its
+//! newest token, so tokens keep growing across restarts; it does not know who held the
+//! lock, so it grants nothing for one lease after it restarts (the holder it forgot may
+//! still be inside its lease — Chubby's grace period after a master failover, Burrows,
+//! OSDI 2006, §2.8). A crashed storage comes back with every write it acknowledged and so
+//! with the newest token it has seen: without that, a stale holder's write would pass the
+//! fence after a storage restart. Its count of refused writes is a statistic and starts
+//! again from zero.
 
 pub mod lab;
 
+use serde::{Deserialize, Serialize};
 use std::hash::Hash;
 
-use crate::sim::disk::Disk;
+use crate::sim::disk::{Disk, DiskOp};
 use crate::sim::node::{ClientRequest, Ctx, Fingerprint, Node, NodeId, Reply, TimerId};
+use crate::sim::records;
 use crate::sim::trace::StableHasher;
 use crate::time::{Duration, Time};
 
@@ -39,6 +48,22 @@ const SEND_TIMER: TimerId = 2;
 const RENEW_TIMER: TimerId = 3;
 /// Accepted writes the storage keeps for the view.
 pub const LOG_KEPT: usize = 64;
+/// The server's and the storage's log on their disks.
+const LOG: &str = "lock.log";
+
+/// What the server and the storage log, each fsynced before it is acted on.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+enum LockRecord {
+    /// The server granted `token` (a renewal of the same token logs nothing).
+    Granted { token: u64 },
+    /// The storage accepted a write.
+    Accepted {
+        client: NodeId,
+        token: u64,
+        seq: u64,
+        at_us: u64,
+    },
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LockMessage {
@@ -106,6 +131,9 @@ pub struct ServerState {
     /// Holder, its token, and when the lease ends on the server's clock.
     pub holder: Option<(NodeId, u64, Time)>,
     pub grants: u64,
+    /// After a restart, no grant before this time on the server's clock: one lease, so
+    /// that the holder it forgot has run out of its lease.
+    pub granting_from: Time,
 }
 
 /// One write the storage accepted.
@@ -170,12 +198,21 @@ pub struct LockNode {
     id: NodeId,
     config: LockConfig,
     role: LockRole,
+    /// Where the intact part of the log ends when recovery found a torn tail after it:
+    /// cut at start, before anything is appended.
+    torn_tail: Option<usize>,
 }
 
 impl Fingerprint for LockNode {
     fn fingerprint_into(&self, h: &mut StableHasher) {
-        let LockNode { id, config, role } = self;
+        let LockNode {
+            id,
+            config,
+            role,
+            torn_tail,
+        } = self;
         id.hash(h);
+        torn_tail.hash(h);
         let LockConfig {
             lease,
             prepare,
@@ -253,10 +290,17 @@ impl LockNode {
                     ctx.send(from, granted(req, token, config));
                 }
                 Some(_) => ctx.send(from, LockMessage::Busy { req }),
+                None if now < s.granting_from => ctx.send(from, LockMessage::Busy { req }),
                 None => {
                     s.last_token += 1;
                     s.grants += 1;
                     s.holder = Some((from, s.last_token, now + config.lease));
+                    persist(
+                        LockRecord::Granted {
+                            token: s.last_token,
+                        },
+                        ctx,
+                    );
                     ctx.state_change(format!("n{from} holds the lock, token {}", s.last_token));
                     ctx.send(from, granted(req, s.last_token, config));
                 }
@@ -289,16 +333,21 @@ impl LockNode {
         };
         let accepted = !fencing || token >= s.max_token;
         if accepted {
-            s.max_token = s.max_token.max(token);
-            s.accepted += 1;
-            if s.log.len() >= LOG_KEPT {
-                s.log.pop_front();
-            }
-            s.log.push_back(AcceptedWrite {
+            let at = ctx.now();
+            persist(
+                LockRecord::Accepted {
+                    client: from,
+                    token,
+                    seq,
+                    at_us: at.0,
+                },
+                ctx,
+            );
+            s.remember(AcceptedWrite {
                 client: from,
                 token,
                 seq,
-                at: ctx.now(),
+                at,
             });
         } else {
             s.rejected += 1;
@@ -446,6 +495,24 @@ impl LockNode {
     }
 }
 
+impl StorageState {
+    fn remember(&mut self, w: AcceptedWrite) {
+        self.max_token = self.max_token.max(w.token);
+        self.accepted += 1;
+        if self.log.len() >= LOG_KEPT {
+            self.log.pop_front();
+        }
+        self.log.push_back(w);
+    }
+}
+
+/// Appends `record` and fsyncs it: the answer sent after it in this event leaves only
+/// once it is durable.
+fn persist(record: LockRecord, ctx: &mut Ctx<'_, LockNode>) {
+    ctx.disk(records::append(LOG, &record));
+    ctx.disk(DiskOp::Fsync);
+}
+
 fn granted(req: u64, token: u64, config: &LockConfig) -> LockMessage {
     LockMessage::Granted {
         req,
@@ -460,10 +527,39 @@ impl Node for LockNode {
     type Response = ();
     type Config = LockConfig;
 
-    fn recover(id: NodeId, config: &LockConfig, _disk: &Disk) -> Self {
+    fn recover(id: NodeId, config: &LockConfig, disk: &Disk) -> Self {
+        let (log, torn_tail) = records::read_with_tail::<LockRecord>(disk, LOG);
         let role = match id {
-            SERVER => LockRole::Server(ServerState::default()),
-            STORAGE => LockRole::Storage(StorageState::default()),
+            SERVER => {
+                let mut s = ServerState::default();
+                for r in log {
+                    if let LockRecord::Granted { token } = r {
+                        s.last_token = s.last_token.max(token);
+                        s.grants += 1;
+                    }
+                }
+                LockRole::Server(s)
+            }
+            STORAGE => {
+                let mut s = StorageState::default();
+                for r in log {
+                    if let LockRecord::Accepted {
+                        client,
+                        token,
+                        seq,
+                        at_us,
+                    } = r
+                    {
+                        s.remember(AcceptedWrite {
+                            client,
+                            token,
+                            seq,
+                            at: Time(at_us),
+                        });
+                    }
+                }
+                LockRole::Storage(s)
+            }
             _ => LockRole::Client(ClientState {
                 phase: ClientPhase::Idle { asked: None },
                 requests: 0,
@@ -477,14 +573,30 @@ impl Node for LockNode {
             id,
             config: *config,
             role,
+            torn_tail,
         }
     }
 
     fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
-        if let LockRole::Client(_) = self.role {
-            // Clients start one after another, a think time apart at most.
-            let offset = ctx.rng().below(self.config.think.0.max(1));
-            ctx.set_timer(ACQUIRE_TIMER, Duration(offset));
+        if let Some(len) = self.torn_tail.take() {
+            for op in records::cut_torn_tail(LOG, len) {
+                ctx.disk(op);
+            }
+        }
+        match &mut self.role {
+            LockRole::Client(_) => {
+                // Clients start one after another, a think time apart at most.
+                let offset = ctx.rng().below(self.config.think.0.max(1));
+                ctx.set_timer(ACQUIRE_TIMER, Duration(offset));
+            }
+            LockRole::Server(s) if s.grants > 0 => {
+                s.granting_from = ctx.now() + self.config.lease;
+                ctx.state_change(format!(
+                    "the lock server restarted at token {}: no grant for one lease",
+                    s.last_token
+                ));
+            }
+            _ => {}
         }
     }
 

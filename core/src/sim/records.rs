@@ -3,8 +3,9 @@
 //! stops at a torn or missing tail (the failure model of [`crate::sim::disk`]). The payload
 //! is a record value as JSON: the simulator's disk is about durability, not about bytes.
 //!
-//! A record is durable only once an fsync follows it; the protocols here append, fsync,
-//! then act on what they wrote (send a vote, a decision, a promise).
+//! A record is durable only once an fsync follows it; the protocols that keep one (2PC,
+//! the lock service) append, fsync, then act on what they wrote (send a vote, a
+//! decision, a grant).
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
