@@ -4,6 +4,8 @@
 /// why the browser side yields first.
 pub use distlab_test_macros::test;
 
+pub mod soak;
+
 /// Lets the browser page run its event loop (and answer chromedriver) before the caller
 /// goes on: a `setTimeout(0)` is a new task, where a resolved promise would be a microtask
 /// of the same one.

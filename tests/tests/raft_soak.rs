@@ -8,9 +8,8 @@
 //! (see `distlab_core::consensus::raft::soak`). A failing seed prints the command that
 //! replays it. `RAFT_SOAK_SEEDS=n` changes the number of seeds.
 
-use distlab_core::consensus::raft::soak::{
-    SeedReport, SoakOptions, SoakSummary, replay_command, run_seed,
-};
+use distlab_core::consensus::raft::soak::{SoakOptions, run_seed};
+use distlab_tests::soak::{failure_lines, run_seeds, seed_count};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test_configure;
 
@@ -33,54 +32,6 @@ const FOUND: &[(u64, u64, &str)] = &[(
      server removed by an uncommitted entry still campaigns, thesis 4.2.2)",
 )];
 
-/// Runs seeds `0..seeds` on every core; returns the summary and the failing reports.
-#[cfg(not(target_arch = "wasm32"))]
-fn soak(seeds: u64, opts: &SoakOptions) -> (SoakSummary, Vec<SeedReport>) {
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    let next = AtomicU64::new(0);
-    let summary = Mutex::new(SoakSummary::default());
-    let failures = Mutex::new(Vec::new());
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                let mut local = SoakSummary::default();
-                loop {
-                    let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= seeds {
-                        break;
-                    }
-                    let r = run_seed(seed, opts);
-                    local.add(&r);
-                    if r.failure.is_some() {
-                        failures.lock().unwrap().push(r);
-                    }
-                }
-                summary.lock().unwrap().merge(&local);
-            });
-        }
-    });
-    let mut failures = failures.into_inner().unwrap();
-    failures.sort_by_key(|r| r.seed);
-    (summary.into_inner().unwrap(), failures)
-}
-
-/// Runs seeds `0..seeds` one after another: a browser page has one thread.
-#[cfg(target_arch = "wasm32")]
-fn soak(seeds: u64, opts: &SoakOptions) -> (SoakSummary, Vec<SeedReport>) {
-    let mut summary = SoakSummary::default();
-    let mut failures = Vec::new();
-    for seed in 0..seeds {
-        let r = run_seed(seed, opts);
-        summary.add(&r);
-        if r.failure.is_some() {
-            failures.push(r);
-        }
-    }
-    (summary, failures)
-}
-
 #[distlab_tests::test]
 fn seeds_that_once_failed_pass() {
     for (seed, fault_ms, what) in FOUND {
@@ -99,35 +50,18 @@ fn seeds_that_once_failed_pass() {
 
 #[distlab_tests::test]
 fn thousands_of_seeds_under_faults_stay_safe_live_and_linearizable() {
-    let seeds = std::env::var("RAFT_SOAK_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(DEFAULT_SEEDS);
+    let seeds: Vec<u64> = (0..seed_count("RAFT_SOAK_SEEDS", DEFAULT_SEEDS)).collect();
     // No clock in a wasm32-unknown-unknown test: std::time::Instant panics there.
     #[cfg(not(target_arch = "wasm32"))]
     let started = std::time::Instant::now();
     let opts = SoakOptions::default();
-    let (summary, failures) = soak(seeds, &opts);
+    let (summary, failures) = run_seeds(&opts, &seeds);
     #[cfg(not(target_arch = "wasm32"))]
     let seconds = started.elapsed().as_secs_f64();
     #[cfg(target_arch = "wasm32")]
     let seconds = f64::NAN;
     eprintln!("raft soak: {summary}, {seconds:.1} s");
-    let lines: Vec<String> = failures
-        .iter()
-        .map(|r| {
-            format!(
-                "seed {} ({} nodes): {} — replay: {}",
-                r.seed,
-                r.nodes,
-                r.failure
-                    .as_ref()
-                    .map(|f| f.to_string())
-                    .unwrap_or_default(),
-                replay_command(r.seed, &opts)
-            )
-        })
-        .collect();
+    let lines = failure_lines(&opts, &failures);
     assert!(lines.is_empty(), "{}", lines.join("\n"));
-    assert_eq!(summary.seeds, seeds);
+    assert_eq!(summary.seeds, seeds.len() as u64);
 }

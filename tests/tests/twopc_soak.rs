@@ -6,9 +6,9 @@
 //! uncertain, locks held — and print the seed that shows it longest. `TWOPC_SOAK_SEEDS=n`
 //! changes the number of seeds.
 
-use distlab_core::consensus::twopc::soak::{
-    SeedReport, SoakOptions, SoakSummary, replay_command, run_seed,
-};
+use distlab_core::consensus::twopc::soak::{SoakOptions, run_seed};
+use distlab_core::sim::soak::Soak;
+use distlab_tests::soak::{failure_lines, run_seeds, seed_count};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test_configure;
 
@@ -68,79 +68,16 @@ fn seeds_that_once_failed_pass() {
     }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
-fn soak(seeds: u64, opts: &SoakOptions) -> (SoakSummary, Vec<SeedReport>) {
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    let next = AtomicU64::new(0);
-    let summary = Mutex::new(SoakSummary::default());
-    let failures = Mutex::new(Vec::new());
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                let mut local = SoakSummary::default();
-                loop {
-                    let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= seeds {
-                        break;
-                    }
-                    let r = run_seed(seed, opts);
-                    local.add(&r);
-                    if r.failure.is_some() {
-                        failures.lock().unwrap().push(r);
-                    }
-                }
-                summary.lock().unwrap().merge(&local);
-            });
-        }
-    });
-    let mut failures = failures.into_inner().unwrap();
-    failures.sort_by_key(|r| r.seed);
-    (summary.into_inner().unwrap(), failures)
-}
-
-#[cfg(target_arch = "wasm32")]
-fn soak(seeds: u64, opts: &SoakOptions) -> (SoakSummary, Vec<SeedReport>) {
-    let mut summary = SoakSummary::default();
-    let mut failures = Vec::new();
-    for seed in 0..seeds {
-        let r = run_seed(seed, opts);
-        summary.add(&r);
-        if r.failure.is_some() {
-            failures.push(r);
-        }
-    }
-    (summary, failures)
-}
-
 #[distlab_tests::test]
 fn thousands_of_seeds_stay_atomic_and_find_the_blocking() {
-    let seeds = std::env::var("TWOPC_SOAK_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(DEFAULT_SEEDS);
+    let seeds: Vec<u64> = (0..seed_count("TWOPC_SOAK_SEEDS", DEFAULT_SEEDS)).collect();
     let opts = SoakOptions::default();
-    let (summary, failures) = soak(seeds, &opts);
+    let (summary, failures) = run_seeds(&opts, &seeds);
     eprintln!("2pc soak: {summary}");
-    let lines: Vec<String> = failures
-        .iter()
-        .map(|r| {
-            format!(
-                "seed {} ({} nodes): {} — replay: {}",
-                r.seed,
-                r.nodes,
-                r.failure
-                    .as_ref()
-                    .map(|f| f.to_string())
-                    .unwrap_or_default(),
-                replay_command(r.seed, &opts)
-            )
-        })
-        .collect();
+    let lines = failure_lines(&opts, &failures);
     assert!(lines.is_empty(), "{}", lines.join("\n"));
-    assert_eq!(summary.seeds, seeds);
-    assert!(summary.committed > seeds, "{summary}");
+    assert_eq!(summary.seeds, seeds.len() as u64);
+    assert!(summary.committed > summary.seeds, "{summary}");
     // The known failure, found: participants blocked for more than a few decision
     // timeouts (asking, unanswered) while the coordinator was down. The browser's few
     // seeds block too, but briefly (the_known_blocking_seed_blocks_for_seconds).
@@ -157,6 +94,6 @@ fn thousands_of_seeds_stay_atomic_and_find_the_blocking() {
     );
     eprintln!(
         "2pc soak: the longest blocking is seed {seed}: {}",
-        replay_command(seed, &opts)
+        opts.replay_command(seed)
     );
 }

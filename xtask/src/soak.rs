@@ -1,6 +1,6 @@
 //! `cargo xtask soak <id> [--seeds N] [...]`: the long fault soak of protocol `<id>`
 //! (`raft` or `2pc`), built in release and run on every core by the one soak driver
-//! (tests/src/bin/raft_soak.rs), which draws the progress bar, prints the summary and the
+//! (tests/src/bin/soak.rs), which draws the progress bar, prints the summary and the
 //! replay command of every failing seed.
 
 use crate::Result;
@@ -26,7 +26,7 @@ pub fn soak(args: &[String]) -> Result {
         "-p",
         "distlab-tests",
         "--bin",
-        "raft-soak",
+        "soak",
         "--",
         target.as_str(),
     ];

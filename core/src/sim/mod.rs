@@ -12,6 +12,7 @@ pub mod network;
 pub mod node;
 pub mod pingpong;
 pub mod records;
+pub mod soak;
 pub mod trace;
 pub mod workload;
 

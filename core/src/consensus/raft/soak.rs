@@ -33,6 +33,7 @@ use crate::consensus::raft::node::RaftRequest;
 use crate::consensus::raft::state_machine::{KvOp, KvResponse, KvStore};
 use crate::rng::SimRng;
 use crate::sim::linearizability::{KvInput, KvModel, KvOutput, Operation, Response, check};
+use crate::sim::soak::{SeedOutcome, Soak, SoakTotals};
 use crate::sim::{Fault, NemesisConfig, NodeStatus, ScheduledFault, SimConfig};
 use crate::time::{Duration, Time};
 
@@ -123,9 +124,16 @@ pub struct SeedReport {
     pub failure: Option<SoakFailure>,
 }
 
-impl SeedReport {
-    /// The report as pretty JSON (for the soak driver, which has no JSON crate of its own).
-    pub fn to_json(&self) -> String {
+impl SeedOutcome for SeedReport {
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure.as_ref().map(|f| f.to_string())
+    }
+
+    fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| e.to_string())
     }
 }
@@ -151,8 +159,10 @@ pub struct SoakSummary {
     pub failed_seeds: Vec<u64>,
 }
 
-impl SoakSummary {
-    pub fn add(&mut self, r: &SeedReport) {
+impl SoakTotals for SoakSummary {
+    type Report = SeedReport;
+
+    fn add(&mut self, r: &SeedReport) {
         self.seeds += 1;
         self.events += r.events;
         self.commands += r.completed as u64;
@@ -173,7 +183,7 @@ impl SoakSummary {
         }
     }
 
-    pub fn merge(&mut self, other: &SoakSummary) {
+    fn merge(&mut self, other: &Self) {
         self.seeds += other.seeds;
         self.events += other.events;
         self.commands += other.commands;
@@ -188,17 +198,20 @@ impl SoakSummary {
         self.failed_seeds.extend_from_slice(&other.failed_seeds);
     }
 
-    /// The summary as one line of JSON, for merging shards.
-    pub fn to_json(&self) -> String {
+    fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|e| e.to_string())
     }
 
-    pub fn failures(&self) -> u64 {
+    fn failures(&self) -> u64 {
         self.violations
             + self.liveness_failures
             + self.linearizability_failures
             + self.exactly_once_failures
             + self.other_failures
+    }
+
+    fn seeds(&self) -> u64 {
+        self.seeds
     }
 }
 
@@ -561,13 +574,21 @@ pub fn history(ops: &[LogicalOp]) -> Vec<Operation<KvInput, KvOutput>> {
         .collect()
 }
 
-/// The command that replays one seed and prints its report.
-pub fn replay_command(seed: u64, opts: &SoakOptions) -> String {
-    let mut cmd = format!("cargo run --release -p distlab-tests --bin raft-soak -- --seed {seed}");
-    if opts.fault_ms != SoakOptions::default().fault_ms {
-        cmd.push_str(&format!(" --fault-ms {}", opts.fault_ms));
+impl Soak for SoakOptions {
+    const ID: &'static str = "raft";
+    type Summary = SoakSummary;
+
+    fn run_seed(&self, seed: u64) -> SeedReport {
+        run_seed(seed, self)
     }
-    cmd
+
+    fn replay_command(&self, seed: u64) -> String {
+        let mut cmd = format!("cargo xtask soak raft --seed {seed}");
+        if self.fault_ms != SoakOptions::default().fault_ms {
+            cmd.push_str(&format!(" --fault-ms {}", self.fault_ms));
+        }
+        cmd
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use std::fmt;
 use crate::consensus::twopc::harness::{AtomicityViolation, Blocking, Harness, Workload};
 use crate::consensus::twopc::node::{COORDINATOR, TwoPcParams};
 use crate::rng::SimRng;
+use crate::sim::soak::{SeedOutcome, Soak, SoakTotals};
 use crate::sim::{Fault, NemesisConfig, NodeStatus, ScheduledFault, SimConfig};
 use crate::time::{Duration, Time};
 
@@ -88,8 +89,16 @@ pub struct SeedReport {
     pub failure: Option<SoakFailure>,
 }
 
-impl SeedReport {
-    pub fn to_json(&self) -> String {
+impl SeedOutcome for SeedReport {
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure.as_ref().map(|f| f.to_string())
+    }
+
+    fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| e.to_string())
     }
 }
@@ -114,8 +123,10 @@ pub struct SoakSummary {
     pub failed_seeds: Vec<u64>,
 }
 
-impl SoakSummary {
-    pub fn add(&mut self, r: &SeedReport) {
+impl SoakTotals for SoakSummary {
+    type Report = SeedReport;
+
+    fn add(&mut self, r: &SeedReport) {
         self.seeds += 1;
         self.events += r.events;
         self.transactions += r.transactions as u64;
@@ -141,7 +152,7 @@ impl SoakSummary {
         }
     }
 
-    pub fn merge(&mut self, o: &SoakSummary) {
+    fn merge(&mut self, o: &Self) {
         self.seeds += o.seeds;
         self.events += o.events;
         self.transactions += o.transactions;
@@ -162,12 +173,16 @@ impl SoakSummary {
         self.failed_seeds.extend_from_slice(&o.failed_seeds);
     }
 
-    pub fn failures(&self) -> u64 {
+    fn failures(&self) -> u64 {
         self.atomicity_violations + self.liveness_failures + self.other_failures
     }
 
-    pub fn to_json(&self) -> String {
+    fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|e| e.to_string())
+    }
+
+    fn seeds(&self) -> u64 {
+        self.seeds
     }
 }
 
@@ -340,13 +355,21 @@ pub fn run_seed(seed: u64, opts: &SoakOptions) -> SeedReport {
     report
 }
 
-/// The command that replays one seed and prints its report.
-pub fn replay_command(seed: u64, opts: &SoakOptions) -> String {
-    let mut cmd = format!("cargo xtask soak 2pc --seed {seed}");
-    if opts.fault_ms != SoakOptions::default().fault_ms {
-        cmd.push_str(&format!(" --fault-ms {}", opts.fault_ms));
+impl Soak for SoakOptions {
+    const ID: &'static str = "2pc";
+    type Summary = SoakSummary;
+
+    fn run_seed(&self, seed: u64) -> SeedReport {
+        run_seed(seed, self)
     }
-    cmd
+
+    fn replay_command(&self, seed: u64) -> String {
+        let mut cmd = format!("cargo xtask soak 2pc --seed {seed}");
+        if self.fault_ms != SoakOptions::default().fault_ms {
+            cmd.push_str(&format!(" --fault-ms {}", self.fault_ms));
+        }
+        cmd
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,37 @@
+//! What a protocol's fault soak offers the one soak driver (the `soak` binary and the
+//! suites in tests/, through `distlab_tests::soak`): a report per seed, totals that add
+//! up across threads and shards, and the command that replays a seed. A protocol's soak
+//! module implements these three traits on its own report, summary and options; the
+//! seed loop, its threads, progress and failure listing are written once, in the driver.
+
+use std::fmt::Display;
+
+/// What one seed of a soak did.
+pub trait SeedOutcome: Send {
+    fn seed(&self) -> u64;
+    /// Why the seed failed, if it did.
+    fn failure(&self) -> Option<String>;
+    /// The report as pretty JSON (what `--seed S` prints).
+    fn to_json(&self) -> String;
+}
+
+/// Totals over many seeds; they merge by addition, so shards and threads add up.
+pub trait SoakTotals: Default + Display + Send {
+    type Report: SeedOutcome;
+    fn add(&mut self, report: &Self::Report);
+    fn merge(&mut self, other: &Self);
+    fn seeds(&self) -> u64;
+    fn failures(&self) -> u64;
+    /// The totals as one line of JSON, for merging shards.
+    fn to_json(&self) -> String;
+}
+
+/// A protocol's soak: its options run a seed and say how to replay one.
+pub trait Soak: Sync {
+    /// The protocol's id on the driver's command line (`raft`, `2pc`...).
+    const ID: &'static str;
+    type Summary: SoakTotals;
+    fn run_seed(&self, seed: u64) -> <Self::Summary as SoakTotals>::Report;
+    /// The command that replays `seed` with these options and prints its report.
+    fn replay_command(&self, seed: u64) -> String;
+}

@@ -1,0 +1,169 @@
+//! The long fault soak, one driver for every protocol that has a soak:
+//! `soak <id> --seeds N [--shard i/n] [--start S] [--fault-ms MS] [--threads T]`
+//! runs seeds of protocol `<id>` (`raft` or `2pc`) on every core with a progress line,
+//! and prints a summary (seeds, events, the protocol's own counts, failures, wall time)
+//! that merges by addition across shards; it exits non-zero if any seed failed, listing
+//! the replay command of each. `soak <id> --seed S` replays one seed and prints its
+//! report as JSON. `cargo xtask soak <id> ...` builds and runs it.
+//!
+//! Each seed is the protocol's `soak::run_seed` in distlab-core: the same function the
+//! test suite runs, so a seed behaves identically here, in `cargo test` and in a browser.
+//! A protocol joins by implementing `distlab_core::sim::soak::Soak` on its soak options
+//! and by a line in [`main`].
+
+use distlab_core::consensus::{raft, twopc};
+use distlab_core::sim::soak::{SeedOutcome, Soak, SoakTotals};
+use distlab_tests::soak::{failure_lines, run_seeds_with};
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// The protocols the driver knows, for messages.
+const KNOWN: &str = "raft, 2pc";
+const USAGE: &str = "usage: soak <raft|2pc> [--seeds N] [--start S] [--shard i/n] \
+                     [--threads T] [--fault-ms MS] | <raft|2pc> --seed S";
+
+struct Args {
+    protocol: String,
+    seeds: u64,
+    start: u64,
+    shard: (u64, u64),
+    one: Option<u64>,
+    threads: usize,
+    fault_ms: Option<u64>,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        protocol: String::new(),
+        seeds: 100_000,
+        start: 0,
+        shard: (0, 1),
+        one: None,
+        threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        fault_ms: None,
+    };
+    let mut it = std::env::args().skip(1);
+    // The protocol id comes first.
+    match it.next() {
+        Some(id) if !id.starts_with('-') => a.protocol = id,
+        _ => return Err(USAGE.into()),
+    }
+    while let Some(flag) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        let num = |s: String, name: &str| {
+            s.replace('_', "")
+                .parse::<u64>()
+                .map_err(|e| format!("{name}: {e}"))
+        };
+        match flag.as_str() {
+            "--seeds" => a.seeds = num(value("--seeds")?, "--seeds")?,
+            "--start" => a.start = num(value("--start")?, "--start")?,
+            "--seed" => a.one = Some(num(value("--seed")?, "--seed")?),
+            "--threads" => a.threads = num(value("--threads")?, "--threads")?.max(1) as usize,
+            "--fault-ms" => a.fault_ms = Some(num(value("--fault-ms")?, "--fault-ms")?),
+            "--shard" => {
+                let v = value("--shard")?;
+                let (i, n) = v.split_once('/').ok_or("--shard takes i/n")?;
+                let (i, n) = (num(i.into(), "--shard")?, num(n.into(), "--shard")?);
+                if n == 0 || i >= n {
+                    return Err(format!("--shard {v}: need 0 <= i < n"));
+                }
+                a.shard = (i, n);
+            }
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+        }
+    }
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match args.protocol.as_str() {
+        "raft" => {
+            let mut opts = raft::soak::SoakOptions::default();
+            if let Some(ms) = args.fault_ms {
+                opts.fault_ms = ms;
+            }
+            drive(&opts, &args)
+        }
+        "2pc" => {
+            let mut opts = twopc::soak::SoakOptions::default();
+            if let Some(ms) = args.fault_ms {
+                opts.fault_ms = ms;
+            }
+            drive(&opts, &args)
+        }
+        other => {
+            eprintln!("no soak named `{other}` (known: {KNOWN})");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn drive<S: Soak>(soak: &S, args: &Args) -> ExitCode {
+    if let Some(seed) = args.one {
+        let r = soak.run_seed(seed);
+        println!("{}", r.to_json());
+        return if r.failure().is_none() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    let (shard, shards) = args.shard;
+    let seeds: Vec<u64> = (args.start..args.start + args.seeds)
+        .filter(|s| s % shards == shard)
+        .collect();
+    let total = seeds.len() as u64;
+    let done = AtomicU64::new(0);
+    let started = Instant::now();
+    let (summary, failures) = std::thread::scope(|s| {
+        // Progress on stderr, about twice a second.
+        s.spawn(|| {
+            loop {
+                let d = done.load(Ordering::Relaxed);
+                let secs = started.elapsed().as_secs_f64();
+                let width = 30;
+                let filled = (d * width / total.max(1)) as usize;
+                eprint!(
+                    "\r[{}{}] {d}/{total} seeds, {:.0}/s, {:.0} s ",
+                    "#".repeat(filled),
+                    " ".repeat(width as usize - filled),
+                    d as f64 / secs.max(1e-9),
+                    secs
+                );
+                let _ = std::io::stderr().flush();
+                if d >= total {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            eprintln!();
+        });
+        run_seeds_with(soak, &seeds, args.threads, &done)
+    });
+    let wall = started.elapsed().as_secs_f64();
+    println!(
+        "{} soak shard {shard}/{shards}: {summary}, wall time {wall:.1} s ({:.0} seeds/s)",
+        S::ID,
+        summary.seeds() as f64 / wall.max(1e-9),
+    );
+    println!("summary: {}", summary.to_json());
+    for line in failure_lines(soak, &failures) {
+        println!("FAIL {line}");
+    }
+    if summary.failures() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
