@@ -1,17 +1,18 @@
 //! `cargo xtask soak <id> [--seeds N] [...]`: the long fault soak of protocol `<id>`
 //! (`raft` or `2pc`), built in release and run on every core by the one soak driver
 //! (tests/src/bin/soak.rs), which draws the progress bar, prints the summary and the
-//! replay command of every failing seed.
+//! replay command of every failing seed. `cargo xtask soak merge FILE...` adds up the
+//! summaries that shards wrote with `--summary-out FILE`.
 
 use crate::Result;
 
-/// The protocols the driver has a soak for.
-const KNOWN: &[&str] = &["raft", "2pc"];
+/// The protocols the driver has a soak for, and its `merge` command.
+const KNOWN: &[&str] = &["raft", "2pc", "merge"];
 
 pub fn soak(args: &[String]) -> Result {
     let (target, rest) = args.split_first().ok_or(
         "usage: cargo xtask soak <raft|2pc> [--seeds N] [--start S] [--shard i/n] [--threads T] \
-         [--fault-ms MS] | --seed S",
+         [--fault-ms MS] [--summary-out FILE] | --seed S | cargo xtask soak merge FILE...",
     )?;
     if !KNOWN.contains(&target.as_str()) {
         return Err(format!(

@@ -4,26 +4,41 @@
 //! module implements these three traits on its own report, summary and options; the
 //! seed loop, its threads, progress and failure listing are written once, in the driver.
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::fmt::Display;
 
+use crate::error::{DistlabError, Result};
+
 /// What one seed of a soak did.
-pub trait SeedOutcome: Send {
+pub trait SeedOutcome: Serialize + Send {
     fn seed(&self) -> u64;
     /// Why the seed failed, if it did.
     fn failure(&self) -> Option<String>;
     /// The report as pretty JSON (what `--seed S` prints).
-    fn to_json(&self) -> String;
+    fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| e.to_string())
+    }
 }
 
-/// Totals over many seeds; they merge by addition, so shards and threads add up.
-pub trait SoakTotals: Default + Display + Send {
+/// Totals over many seeds; they merge by addition, so shards and threads add up, and
+/// they travel between machines as JSON.
+pub trait SoakTotals: Default + Display + Send + Serialize + DeserializeOwned {
     type Report: SeedOutcome;
     fn add(&mut self, report: &Self::Report);
     fn merge(&mut self, other: &Self);
     fn seeds(&self) -> u64;
     fn failures(&self) -> u64;
+    /// The seeds that failed, in the order they were added.
+    fn failed_seeds(&self) -> &[u64];
     /// The totals as one line of JSON, for merging shards.
-    fn to_json(&self) -> String;
+    fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| e.to_string())
+    }
+    /// Totals written by [`to_json`](Self::to_json), on this or another machine.
+    fn from_json(json: &str) -> Result<Self> {
+        serde_json::from_str(json).map_err(|e| DistlabError::field("summary", e.to_string()))
+    }
 }
 
 /// A protocol's soak: its options run a seed and say how to replay one.

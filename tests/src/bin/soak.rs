@@ -6,6 +6,13 @@
 //! the replay command of each. `soak <id> --seed S` replays one seed and prints its
 //! report as JSON. `cargo xtask soak <id> ...` builds and runs it.
 //!
+//! Past one machine: `--summary-out FILE` writes the shard's summary as JSON (protocol,
+//! shard, seeds, totals, failing seeds with their replay commands), and
+//! `soak merge FILE...` adds up the summaries of every shard of one run — refusing a set
+//! with a shard missing or twice — and prints the totals and every failure, exiting
+//! non-zero if any seed failed. .github/workflows/soak.yml runs the shards as a matrix
+//! and merges them this way.
+//!
 //! Each seed is the protocol's `soak::run_seed` in distlab-core: the same function the
 //! test suite runs, so a seed behaves identically here, in `cargo test` and in a browser.
 //! A protocol joins by implementing `distlab_core::sim::soak::Soak` on its soak options
@@ -22,7 +29,8 @@ use std::time::Instant;
 /// The protocols the driver knows, for messages.
 const KNOWN: &str = "raft, 2pc";
 const USAGE: &str = "usage: soak <raft|2pc> [--seeds N] [--start S] [--shard i/n] \
-                     [--threads T] [--fault-ms MS] | <raft|2pc> --seed S";
+                     [--threads T] [--fault-ms MS] [--summary-out FILE] | <raft|2pc> --seed S \
+                     | merge FILE...";
 
 struct Args {
     protocol: String,
@@ -32,6 +40,7 @@ struct Args {
     one: Option<u64>,
     threads: usize,
     fault_ms: Option<u64>,
+    summary_out: Option<String>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -43,6 +52,7 @@ fn parse() -> Result<Args, String> {
         one: None,
         threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         fault_ms: None,
+        summary_out: None,
     };
     let mut it = std::env::args().skip(1);
     // The protocol id comes first.
@@ -63,6 +73,7 @@ fn parse() -> Result<Args, String> {
             "--seed" => a.one = Some(num(value("--seed")?, "--seed")?),
             "--threads" => a.threads = num(value("--threads")?, "--threads")?.max(1) as usize,
             "--fault-ms" => a.fault_ms = Some(num(value("--fault-ms")?, "--fault-ms")?),
+            "--summary-out" => a.summary_out = Some(value("--summary-out")?),
             "--shard" => {
                 let v = value("--shard")?;
                 let (i, n) = v.split_once('/').ok_or("--shard takes i/n")?;
@@ -80,6 +91,16 @@ fn parse() -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("merge") {
+        return match merge(argv.get(1..).unwrap_or_default()) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("soak merge: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let args = match parse() {
         Ok(a) => a,
         Err(e) => {
@@ -158,12 +179,125 @@ fn drive<S: Soak>(soak: &S, args: &Args) -> ExitCode {
         summary.seeds() as f64 / wall.max(1e-9),
     );
     println!("summary: {}", summary.to_json());
-    for line in failure_lines(soak, &failures) {
+    let lines = failure_lines(soak, &failures);
+    for line in &lines {
         println!("FAIL {line}");
+    }
+    if let Some(path) = &args.summary_out {
+        let doc = serde_json::json!({
+            "protocol": S::ID,
+            "shard": [shard, shards],
+            "seeds": {"start": args.start, "count": args.seeds},
+            "summary": serde_json::to_value(&summary).unwrap_or_default(),
+            "failures": lines,
+        });
+        if let Err(e) = std::fs::write(path, format!("{doc:#}\n")) {
+            eprintln!("cannot write {path}: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     if summary.failures() == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// One shard's summary file, as `--summary-out` wrote it.
+struct ShardFile {
+    path: String,
+    protocol: String,
+    shard: (u64, u64),
+    seeds: serde_json::Value,
+    summary: String,
+    failures: Vec<String>,
+}
+
+fn read_shard(path: &str) -> Result<ShardFile, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+    let field = |name: &str| {
+        doc.get(name)
+            .ok_or_else(|| format!("{path}: no `{name}` (not a soak summary?)"))
+    };
+    let shard = field("shard")?;
+    let index = |i: usize| shard.get(i).and_then(serde_json::Value::as_u64);
+    let (Some(i), Some(n)) = (index(0), index(1)) else {
+        return Err(format!("{path}: `shard` must be [i, n]"));
+    };
+    Ok(ShardFile {
+        path: path.into(),
+        protocol: field("protocol")?.as_str().unwrap_or_default().into(),
+        shard: (i, n),
+        seeds: field("seeds")?.clone(),
+        summary: field("summary")?.to_string(),
+        failures: field("failures")?
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|l| l.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
+}
+
+/// Adds up the summaries of every shard of one run.
+fn merge(paths: &[String]) -> Result<ExitCode, String> {
+    if paths.is_empty() {
+        return Err("name the shards' summary files".into());
+    }
+    let shards = paths
+        .iter()
+        .map(|p| read_shard(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some(first) = shards.first() else {
+        return Err("no shards".into());
+    };
+    let n = first.shard.1;
+    let mut seen = vec![false; n as usize];
+    for s in &shards {
+        if (&s.protocol, s.shard.1, &s.seeds) != (&first.protocol, n, &first.seeds) {
+            return Err(format!(
+                "{} is from another run than {} (protocol, shard count or seeds differ)",
+                s.path, first.path
+            ));
+        }
+        match seen.get_mut(s.shard.0 as usize) {
+            Some(slot) if !*slot => *slot = true,
+            Some(_) => return Err(format!("shard {}/{n} given twice", s.shard.0)),
+            None => {
+                return Err(format!(
+                    "{}: shard {}/{n} is out of range",
+                    s.path, s.shard.0
+                ));
+            }
+        }
+    }
+    if let Some(missing) = seen.iter().position(|s| !s) {
+        return Err(format!("shard {missing}/{n} is missing"));
+    }
+    match first.protocol.as_str() {
+        "raft" => merge_as::<raft::soak::SoakOptions>(&shards),
+        "2pc" => merge_as::<twopc::soak::SoakOptions>(&shards),
+        other => Err(format!("no soak named `{other}` (known: {KNOWN})")),
+    }
+}
+
+fn merge_as<S: Soak>(shards: &[ShardFile]) -> Result<ExitCode, String> {
+    let mut total = S::Summary::default();
+    for s in shards {
+        let summary = S::Summary::from_json(&s.summary).map_err(|e| format!("{}: {e}", s.path))?;
+        total.merge(&summary);
+    }
+    println!("{} soak, {} shards merged: {total}", S::ID, shards.len());
+    println!("summary: {}", total.to_json());
+    for line in shards.iter().flat_map(|s| &s.failures) {
+        println!("FAIL {line}");
+    }
+    Ok(if total.failures() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

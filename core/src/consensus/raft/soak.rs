@@ -22,7 +22,7 @@
 //! driver, on any shard of a batch job and in a browser worker; a failure is replayed by
 //! running its seed again. Summaries merge by addition, so shards combine.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -132,14 +132,10 @@ impl SeedOutcome for SeedReport {
     fn failure(&self) -> Option<String> {
         self.failure.as_ref().map(|f| f.to_string())
     }
-
-    fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| e.to_string())
-    }
 }
 
 /// Totals over many seeds; merges by addition.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SoakSummary {
     pub seeds: u64,
@@ -198,10 +194,6 @@ impl SoakTotals for SoakSummary {
         self.failed_seeds.extend_from_slice(&other.failed_seeds);
     }
 
-    fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| e.to_string())
-    }
-
     fn failures(&self) -> u64 {
         self.violations
             + self.liveness_failures
@@ -212,6 +204,10 @@ impl SoakTotals for SoakSummary {
 
     fn seeds(&self) -> u64 {
         self.seeds
+    }
+
+    fn failed_seeds(&self) -> &[u64] {
+        &self.failed_seeds
     }
 }
 

@@ -10,7 +10,7 @@
 //! was down and every live participant was uncertain about one transaction — the blocking
 //! two-phase commit is known for, which the soak in the test run must find.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use crate::consensus::twopc::harness::{AtomicityViolation, Blocking, Harness, Workload};
@@ -97,14 +97,10 @@ impl SeedOutcome for SeedReport {
     fn failure(&self) -> Option<String> {
         self.failure.as_ref().map(|f| f.to_string())
     }
-
-    fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| e.to_string())
-    }
 }
 
 /// Totals over many seeds; merges by addition.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SoakSummary {
     pub seeds: u64,
@@ -177,12 +173,12 @@ impl SoakTotals for SoakSummary {
         self.atomicity_violations + self.liveness_failures + self.other_failures
     }
 
-    fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| e.to_string())
-    }
-
     fn seeds(&self) -> u64 {
         self.seeds
+    }
+
+    fn failed_seeds(&self) -> &[u64] {
+        &self.failed_seeds
     }
 }
 
