@@ -11,6 +11,7 @@ use crate::consensus::twopc::lab::{TwoPcLab, TwoPcLabAction, TwoPcLabConfig};
 use crate::coordination::failure_detector::lab::{
     FailureDetectorLab, FailureDetectorLabAction, FailureDetectorLabConfig,
 };
+use crate::coordination::gossip::lab::{GossipLab, GossipLabAction, GossipLabConfig};
 use crate::coordination::lock::lab::{LockLab, LockLabAction, LockLabConfig};
 use crate::crdt::lab::{
     CrdtLabAction, CrdtLabConfig, GCounterLab, GSetLab, LwwMapLab, LwwRegisterLab, MvRegisterLab,
@@ -233,6 +234,9 @@ labs! {
     }
     "coordination.lock" => Cluster<LockLab> {
         config: LockLabConfig, action: ClusterAction<LockLabAction>
+    }
+    "coordination.gossip" => Cluster<GossipLab> {
+        config: GossipLabConfig, action: ClusterAction<GossipLabAction>
     }
 }
 
