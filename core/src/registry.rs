@@ -13,6 +13,7 @@ use crate::coordination::failure_detector::lab::{
 };
 use crate::coordination::gossip::lab::{GossipLab, GossipLabAction, GossipLabConfig};
 use crate::coordination::lock::lab::{LockLab, LockLabAction, LockLabConfig};
+use crate::coordination::swim::lab::{SwimLab, SwimLabAction, SwimLabConfig};
 use crate::crdt::lab::{
     CrdtLabAction, CrdtLabConfig, GCounterLab, GSetLab, LwwMapLab, LwwRegisterLab, MvRegisterLab,
     OrSetLab, PnCounterLab, RgaLab, TwoPSetLab,
@@ -237,6 +238,9 @@ labs! {
     }
     "coordination.gossip" => Cluster<GossipLab> {
         config: GossipLabConfig, action: ClusterAction<GossipLabAction>
+    }
+    "coordination.swim" => Cluster<SwimLab> {
+        config: SwimLabConfig, action: ClusterAction<SwimLabAction>
     }
 }
 

@@ -5,3 +5,4 @@
 pub mod failure_detector;
 pub mod gossip;
 pub mod lock;
+pub mod swim;
