@@ -11,7 +11,9 @@ use crate::consensus::twopc::lab::{TwoPcLab, TwoPcLabAction, TwoPcLabConfig};
 use crate::coordination::failure_detector::lab::{
     FailureDetectorLab, FailureDetectorLabAction, FailureDetectorLabConfig,
 };
+use crate::coordination::gossip::lab::{GossipLab, GossipLabAction, GossipLabConfig};
 use crate::coordination::lock::lab::{LockLab, LockLabAction, LockLabConfig};
+use crate::coordination::swim::lab::{SwimLab, SwimLabAction, SwimLabConfig};
 use crate::crdt::lab::{
     CrdtLabAction, CrdtLabConfig, GCounterLab, GSetLab, LwwMapLab, LwwRegisterLab, MvRegisterLab,
     OrSetLab, PnCounterLab, RgaLab, TwoPSetLab,
@@ -233,6 +235,12 @@ labs! {
     }
     "coordination.lock" => Cluster<LockLab> {
         config: LockLabConfig, action: ClusterAction<LockLabAction>
+    }
+    "coordination.gossip" => Cluster<GossipLab> {
+        config: GossipLabConfig, action: ClusterAction<GossipLabAction>
+    }
+    "coordination.swim" => Cluster<SwimLab> {
+        config: SwimLabConfig, action: ClusterAction<SwimLabAction>
     }
 }
 

@@ -3,4 +3,6 @@
 //! gossip and SWIM membership. Each primitive is sans-I/O: time comes in as `now`.
 
 pub mod failure_detector;
+pub mod gossip;
 pub mod lock;
+pub mod swim;
