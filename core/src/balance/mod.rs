@@ -2,5 +2,6 @@
 //! ([`consistent_hash`]) is the ring the distributed cache stands on.
 
 pub mod consistent_hash;
+pub mod consistent_hash_lab;
 
 pub use consistent_hash::HashRing;
