@@ -14,6 +14,7 @@ pub mod time;
 pub use error::{DistlabError, Result};
 pub use time::{Duration, Time};
 
+pub mod balance;
 pub mod cache;
 pub mod consensus;
 pub mod consistency;

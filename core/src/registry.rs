@@ -4,6 +4,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::balance::consistent_hash_lab::{RingLab, RingLabAction, RingLabConfig};
 use crate::cache::lab::{CacheLabAction, CacheLabConfig, LfuLab, LruLab, TinyLfuLab};
 use crate::cache::ttl_lab::{TtlLab, TtlLabAction, TtlLabConfig};
 use crate::consensus::raft::lab::{RaftLab, RaftLabAction, RaftLabConfig};
@@ -190,6 +191,9 @@ labs! {
     }
     "cache.ttl" => Driven<TtlLab> {
         config: TtlLabConfig, action: DrivenAction<TtlLabAction>
+    }
+    "balance.consistent-hash" => Driven<RingLab> {
+        config: RingLabConfig, action: DrivenAction<RingLabAction>
     }
     "resilience.circuit-breaker" => Driven<BreakerLab> {
         config: BreakerLabConfig, action: DrivenAction<BreakerLabAction>

@@ -11,8 +11,9 @@
 //! `CircuitBreaker`, `Retry`, `RetryBudget`, `Bulkhead`, `Deadline`; the CRDTs in [`crdt`]:
 //! `GCounter`, `PnCounter`, `GSet`, `TwoPSet`, `OrSet`, `LwwRegister`, `MvRegister`,
 //! `LwwMap`, `Rga`; the failure detectors in [`coordination`]: `PhiAccrual`,
-//! `FixedTimeoutDetector`).
+//! `FixedTimeoutDetector`; the ring in [`balance`]: `ConsistentHashRing`).
 
+pub mod balance;
 pub mod cache;
 mod convert;
 pub mod coordination;
