@@ -1,16 +1,16 @@
 //! `cargo xtask soak <id> [--seeds N] [...]`: the long fault soak of protocol `<id>`
-//! (`raft` or `2pc`), built in release and run on every core by the one soak driver
+//! (`raft`, `2pc` or `paxos`), built in release and run on every core by the one soak driver
 //! (tests/src/bin/raft_soak.rs), which draws the progress bar, prints the summary and the
 //! replay command of every failing seed.
 
 use crate::Result;
 
 /// The protocols the driver has a soak for.
-const KNOWN: &[&str] = &["raft", "2pc"];
+const KNOWN: &[&str] = &["raft", "2pc", "paxos"];
 
 pub fn soak(args: &[String]) -> Result {
     let (target, rest) = args.split_first().ok_or(
-        "usage: cargo xtask soak <raft|2pc> [--seeds N] [--start S] [--shard i/n] [--threads T] \
+        "usage: cargo xtask soak <raft|2pc|paxos> [--seeds N] [--start S] [--shard i/n] [--threads T] \
          [--fault-ms MS] | --seed S",
     )?;
     if !KNOWN.contains(&target.as_str()) {

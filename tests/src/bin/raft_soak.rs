@@ -1,6 +1,6 @@
 //! The long fault soak, one driver for every protocol that has a soak:
 //! `raft-soak [<id>] --seeds N [--shard i/n] [--start S] [--fault-ms MS] [--threads T]`
-//! runs seeds of protocol `<id>` (`raft`, the default, or `2pc`) on every core with a
+//! runs seeds of protocol `<id>` (`raft`, the default, `2pc` or `paxos`) on every core with a
 //! progress line, and prints a summary (seeds, events, the protocol's own counts, failures,
 //! wall time) that merges by addition across shards; it exits non-zero if any seed
 //! failed, listing the replay command of each. `raft-soak [<id>] --seed S` replays one
@@ -11,7 +11,7 @@
 //! A protocol joins by implementing [`Protocol`] below: a report per seed, a summary that
 //! merges, a replay command.
 
-use distlab_core::consensus::{raft, twopc};
+use distlab_core::consensus::{paxos, raft, twopc};
 use std::fmt::Display;
 use std::io::Write;
 use std::process::ExitCode;
@@ -114,10 +114,48 @@ impl Protocol for TwoPc {
     }
 }
 
+struct Paxos(paxos::soak::SoakOptions);
+
+impl Protocol for Paxos {
+    type Report = paxos::soak::SeedReport;
+    type Summary = paxos::soak::SoakSummary;
+    const ID: &'static str = "paxos";
+    fn run(&self, seed: u64) -> Self::Report {
+        paxos::soak::run_seed(seed, &self.0)
+    }
+    fn seed(r: &Self::Report) -> u64 {
+        r.seed
+    }
+    fn failure(r: &Self::Report) -> Option<String> {
+        r.failure.as_ref().map(|f| f.to_string())
+    }
+    fn report_json(r: &Self::Report) -> String {
+        r.to_json()
+    }
+    fn add(s: &mut Self::Summary, r: &Self::Report) {
+        s.add(r);
+    }
+    fn merge(s: &mut Self::Summary, other: &Self::Summary) {
+        s.merge(other);
+    }
+    fn failures(s: &Self::Summary) -> u64 {
+        s.failures()
+    }
+    fn seeds(s: &Self::Summary) -> u64 {
+        s.seeds
+    }
+    fn summary_json(s: &Self::Summary) -> String {
+        s.to_json()
+    }
+    fn replay(&self, seed: u64) -> String {
+        paxos::soak::replay_command(seed, &self.0)
+    }
+}
+
 /// The protocols the driver knows, for messages.
-const KNOWN: &str = "raft, 2pc";
-const USAGE: &str = "usage: raft-soak [raft|2pc] [--seeds N] [--start S] [--shard i/n] \
-                     [--threads T] [--fault-ms MS] | [raft|2pc] --seed S";
+const KNOWN: &str = "raft, 2pc, paxos";
+const USAGE: &str = "usage: raft-soak [raft|2pc|paxos] [--seeds N] [--start S] [--shard i/n] \
+                     [--threads T] [--fault-ms MS] | [raft|2pc|paxos] --seed S";
 
 struct Args {
     protocol: String,
@@ -197,6 +235,13 @@ fn main() -> ExitCode {
                 opts.fault_ms = ms;
             }
             drive(&TwoPc(opts), &args)
+        }
+        "paxos" => {
+            let mut opts = paxos::soak::SoakOptions::default();
+            if let Some(ms) = args.fault_ms {
+                opts.fault_ms = ms;
+            }
+            drive(&Paxos(opts), &args)
         }
         other => {
             eprintln!("no soak named `{other}` (known: {KNOWN})");
