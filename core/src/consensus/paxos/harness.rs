@@ -119,8 +119,18 @@ impl Harness {
         self.ops.iter().filter(|o| o.result.is_some()).count()
     }
 
-    /// Processes one event due by `deadline`; false if none is.
+    /// Processes one event due by `deadline` and checks the invariants; false if none is.
     pub fn step_until(&mut self, deadline: Time) -> bool {
+        if !self.step(deadline) {
+            return false;
+        }
+        self.observe();
+        true
+    }
+
+    /// Processes one event due by `deadline` (a client's turn included), without the
+    /// check; false if none is.
+    pub fn step(&mut self, deadline: Time) -> bool {
         let Some(stepped) = self.sim.step_until(deadline) else {
             return false;
         };
@@ -131,8 +141,17 @@ impl Harness {
             self.polled_at = self.sim.ended_ops();
             self.poll_clients();
         }
-        self.checker.observe(&self.sim);
         true
+    }
+
+    /// Checks the invariants against every node that changed.
+    pub fn observe(&mut self) {
+        self.checker.observe(&self.sim);
+    }
+
+    /// Clients start no new command from now on (the ones under way go on).
+    pub fn stop_clients(&mut self) {
+        self.workload.stop_at = self.sim.now();
     }
 
     /// Runs until `until` holds (checked after every event), time `t`, or a violation.

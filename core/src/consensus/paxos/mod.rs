@@ -6,6 +6,7 @@
 //! - [`node`]: acceptor, learner and proposer (single-decree or Multi-Paxos).
 //! - [`invariants`]: Inv1, one value per ballot, agreement and validity.
 //! - [`harness`]: a cluster with closed-loop session clients and the checker.
+//! - [`lab`]: the lab `consensus.paxos`, the duelling proposers' switch included.
 //! - [`manual`]: a cluster driven by hand, message by message, for named schedules.
 //! - [`soak`]: one seed of the fault soak, linearizability included.
 //!
@@ -15,6 +16,7 @@
 
 pub mod harness;
 pub mod invariants;
+pub mod lab;
 pub mod manual;
 pub mod node;
 pub mod soak;
