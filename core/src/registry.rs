@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::balance::consistent_hash_lab::{RingLab, RingLabAction, RingLabConfig};
 use crate::cache::lab::{CacheLabAction, CacheLabConfig, LfuLab, LruLab, TinyLfuLab};
 use crate::cache::ttl_lab::{TtlLab, TtlLabAction, TtlLabConfig};
+use crate::consensus::paxos::lab::{PaxosLab, PaxosLabAction, PaxosLabConfig};
 use crate::consensus::raft::lab::{RaftLab, RaftLabAction, RaftLabConfig};
 use crate::consensus::twopc::lab::{TwoPcLab, TwoPcLabAction, TwoPcLabConfig};
 use crate::coordination::failure_detector::lab::{
@@ -122,6 +123,9 @@ labs! {
     }
     "consensus.2pc" => Cluster<TwoPcLab> {
         config: TwoPcLabConfig, action: ClusterAction<TwoPcLabAction>
+    }
+    "consensus.paxos" => Cluster<PaxosLab> {
+        config: PaxosLabConfig, action: ClusterAction<PaxosLabAction>
     }
     "scenario.disruptive-rejoin" => RejoinLab {
         config: RejoinLabConfig, action: ClusterAction<RejoinLabAction>

@@ -43,6 +43,9 @@ const NAMED: Record<string, string> = {
   "election timer": "#e5e5e5", "leader lease": "#e69f00",
   linearized: "#009e73", prefix: "#56b4e9", unplaceable: "#d55e00", omitted: "#6e7681",
   unreached: "#6e7681", undecided: "#cc79a7",
+  // Epidemics (gossip) and membership (SWIM): what a node is, as the others see it.
+  susceptible: "#56b4e9", infective: "#d55e00", removed: "#009e73",
+  alive: "#3fb950", suspect: "#d29922", dead: "#6e7681",
 };
 const PALETTE = ["#56b4e9", "#e69f00", "#009e73", "#cc79a7", "#d55e00", "#f0e442", "#0072b2", "#a3e635"];
 

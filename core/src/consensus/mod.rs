@@ -7,6 +7,9 @@
 //!   replicated key-value store with client sessions.
 //! - [`twopc`]: two-phase commit (Gray 1978; Bernstein, Hadzilacos & Goodman 1987), with
 //!   durable prepared state and decisions and cooperative termination.
+//! - [`paxos`]: single-decree Paxos (Lamport, "Paxos Made Simple", 2001) and Multi-Paxos
+//!   with a stable leader, slots and the replicated key-value store.
 
+pub mod paxos;
 pub mod raft;
 pub mod twopc;

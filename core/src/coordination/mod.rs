@@ -1,6 +1,10 @@
 //! Coordination (catalog section `coordination`): the pieces a cluster uses to agree on
-//! who is alive and who holds what — failure detectors, and (to come) fenced locks,
-//! gossip and SWIM membership. Each primitive is sans-I/O: time comes in as `now`.
+//! who is alive and who holds what. Each primitive is sans-I/O: time comes in as `now`.
+//!
+//! - [`failure_detector`]: fixed-timeout heartbeats and the phi-accrual detector.
+//! - [`lock`]: a lease lock with fencing tokens (Kleppmann 2016).
+//! - [`gossip`]: anti-entropy and rumor mongering (Demers et al. 1987).
+//! - [`swim`]: SWIM membership (Das, Gupta & Motivala 2002) with Lifeguard's refinements.
 
 pub mod failure_detector;
 pub mod gossip;
