@@ -11,9 +11,10 @@
 //! `CircuitBreaker`, `Retry`, `RetryBudget`, `Bulkhead`, `Deadline`; the CRDTs in [`crdt`]:
 //! `GCounter`, `PnCounter`, `GSet`, `TwoPSet`, `OrSet`, `LwwRegister`, `MvRegister`,
 //! `LwwMap`, `Rga`; the failure detectors in [`coordination`]: `PhiAccrual`,
-//! `FixedTimeoutDetector`).
+//! `FixedTimeoutDetector`; the clocks in [`clocks`]: `VectorClock`, `LamportClock`, `Hlc`).
 
 pub mod cache;
+pub mod clocks;
 mod convert;
 pub mod coordination;
 pub mod crdt;
