@@ -5,10 +5,13 @@
 //! - [`vector_clock`]: vector clocks (Fidge 1988, Mattern 1989): compare as before / after /
 //!   equal / concurrent, and merge. The multi-value register of [`crate::crdt`] versions its
 //!   values with them.
+//! - [`version_vector`]: dotted version vectors (Preguiça et al. 2010/2012) for a
+//!   Dynamo-style store: siblings, and their reconciliation.
 
 pub mod hlc;
 pub mod lamport;
 pub mod vector_clock;
+pub mod version_vector;
 
 #[cfg(test)]
 mod laws;
