@@ -4,7 +4,8 @@
 //! `"concurrent"`, `toJSON` / `VectorClock.fromJSON`), `new LamportClock()` (`tick`,
 //! `receive`) and `new Hlc(maxOffsetMs)` (`now`, `send`, `receive` on timestamps
 //! `{ l, c }`, with the bound `l − pt ≤ maxOffsetMs` exposed as `maxOffsetMs` and
-//! `divergenceMs(physicalMs)`). Counters are doubles in JS: exact up to 2^53. Errors are
+//! `divergenceMs(physicalMs)`), and `new Snowflake({ nodeId, epochMs, onClockBackwards })`
+//! (`nextId(nowMs)`, `Snowflake.decode(id, epochMs)`; ids are `BigInt`s). Counters are doubles in JS: exact up to 2^53. Errors are
 //! JS `Error`s naming the argument; a counter that would overflow is an error, not a crash.
 
 use distlab_core::consistency::hlc::{Hlc as CoreHlc, HlcTimestamp};
@@ -242,5 +243,98 @@ impl Hlc {
         let a: HlcTimestamp = from_js("a", &a)?;
         let b: HlcTimestamp = from_js("b", &b)?;
         Ok(a.cmp(&b) as i32)
+    }
+}
+
+/// A Snowflake id generator (Twitter 2010; Discord's layout):
+/// `new Snowflake({ nodeId, epochMs?, onClockBackwards? })`, `onClockBackwards` one of
+/// `"naive"`, `"refuse"` (the default), `"wait"`, `"borrow"`. Ids are `BigInt`s: 64 bits
+/// do not fit a double.
+#[wasm_bindgen]
+#[derive(Clone)]
+pub struct Snowflake {
+    inner: CoreSnowflake,
+}
+
+#[wasm_bindgen]
+impl Snowflake {
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(
+            unchecked_param_type = "{ nodeId: number; epochMs?: number; onClockBackwards?: \"naive\" | \"refuse\" | \"wait\" | \"borrow\" }"
+        )]
+        config: JsValue,
+    ) -> Result<Snowflake, JsError> {
+        let config: SnowflakeConfig = from_js("config", &config)?;
+        Ok(Snowflake {
+            inner: CoreSnowflake::new(config).map_err(core_error)?,
+        })
+    }
+    /// An id at clock reading `nowMs` (Unix ms): `{ id }` (a `BigInt`), or
+    /// `{ waitUntilMs }` when the generator must wait for the clock (the sequence of this
+    /// ms is spent, or under `"wait"` the clock is behind the last id). Throws under
+    /// `"refuse"` when the clock has moved backwards, and for a time before the epoch.
+    #[wasm_bindgen(js_name = nextId, unchecked_return_type = "{ id: bigint } | { waitUntilMs: number }")]
+    pub fn next_id(
+        &mut self,
+        #[wasm_bindgen(js_name = nowMs)] now_ms: f64,
+    ) -> Result<JsValue, JsError> {
+        let now = millis("nowMs", now_ms)?;
+        let out = js_sys::Object::new();
+        let (key, value): (&str, JsValue) = match self.inner.next_id(now).map_err(core_error)? {
+            Issued::Id(id) => ("id", js_sys::BigInt::from(id).into()),
+            Issued::WaitUntil(t) => ("waitUntilMs", JsValue::from_f64(t as f64)),
+        };
+        js_sys::Reflect::set(&out, &JsValue::from_str(key), &value)
+            .map_err(|_| js_error("cannot build the result"))?;
+        Ok(out.into())
+    }
+    /// The last id's timestamp, Unix ms (`undefined` before the first id).
+    #[wasm_bindgen(getter, js_name = lastUnixMs)]
+    pub fn last_unix_ms(&self) -> Option<f64> {
+        self.inner.last_unix_ms().map(|t| t as f64)
+    }
+    /// How far the generator's time runs ahead of a clock reading `nowMs` (what
+    /// `"borrow"` has borrowed).
+    #[wasm_bindgen(js_name = aheadOfClockMs)]
+    pub fn ahead_of_clock_ms(
+        &self,
+        #[wasm_bindgen(js_name = nowMs)] now_ms: f64,
+    ) -> Result<f64, JsError> {
+        Ok(self.inner.ahead_of_clock_ms(millis("nowMs", now_ms)?) as f64)
+    }
+    /// Takes an id (a `BigInt` or a decimal string) apart, its time counted from
+    /// `epochMs` (Unix ms): `{ unixMs, nodeId, datacenterId, workerId, sequence }`, the
+    /// node id's halves in Twitter's naming (Discord's internal worker and process).
+    #[wasm_bindgen(
+        unchecked_return_type = "{ unixMs: number; nodeId: number; datacenterId: number; workerId: number; sequence: number }"
+    )]
+    pub fn decode(
+        #[wasm_bindgen(unchecked_param_type = "bigint | string")] id: JsValue,
+        #[wasm_bindgen(js_name = epochMs)] epoch_ms: f64,
+    ) -> Result<JsValue, JsError> {
+        let id: u64 = match id.as_string() {
+            Some(text) => text.trim().parse().map_err(|_| {
+                js_error(format!(
+                    "invalid `id`: {text:?} is not a whole number below 2^64"
+                ))
+            })?,
+            None if id.is_bigint() => from_js("id", &id)?,
+            None => {
+                return Err(js_error(
+                    "invalid `id`: must be a BigInt or a decimal string",
+                ));
+            }
+        };
+        let d = decode(id, whole_number("epochMs", epoch_ms)?).map_err(core_error)?;
+        let (datacenter_id, worker_id) = d.node_halves();
+        to_js(&serde_json::json!({
+            "unixMs": d.unix_ms,
+            "nodeId": d.node_id,
+            "datacenterId": datacenter_id,
+            "workerId": worker_id,
+            "sequence": d.sequence,
+        }))
+        .map_err(js_error)
     }
 }

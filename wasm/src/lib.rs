@@ -11,7 +11,8 @@
 //! `CircuitBreaker`, `Retry`, `RetryBudget`, `Bulkhead`, `Deadline`; the CRDTs in [`crdt`]:
 //! `GCounter`, `PnCounter`, `GSet`, `TwoPSet`, `OrSet`, `LwwRegister`, `MvRegister`,
 //! `LwwMap`, `Rga`; the failure detectors in [`coordination`]: `PhiAccrual`,
-//! `FixedTimeoutDetector`; the clocks in [`clocks`]: `VectorClock`, `LamportClock`, `Hlc`).
+//! `FixedTimeoutDetector`; the clocks in [`clocks`]: `VectorClock`, `LamportClock`, `Hlc`,
+//! `Snowflake`).
 
 pub mod cache;
 pub mod clocks;

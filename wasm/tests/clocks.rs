@@ -1,8 +1,9 @@
 //! The clock classes as a browser sees them: `wasm-pack test --headless --chrome wasm --test
-//! clocks`. Events stamped by hand order as happened-before says; bad arguments are JS
+//! clocks`. Events stamped by hand order as happened-before says; Snowflake ids increase
+//! and decode to Discord's published values; bad arguments are JS
 //! `Error`s naming the argument and never abort the module.
 
-use distlab_wasm::clocks::{Hlc, LamportClock, VectorClock};
+use distlab_wasm::clocks::{Hlc, LamportClock, Snowflake, VectorClock};
 use js_sys::{Error, JSON, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::*;
@@ -143,4 +144,103 @@ fn hlc_arguments_are_checked() {
     // The fraction of a millisecond is dropped, not an error.
     let t = a.now(5.9).unwrap();
     assert_eq!(field(&t, "l"), 5.0);
+}
+
+/// The id in `{ id }` as a number, `None` for `{ waitUntilMs }`.
+fn issued_id(v: &JsValue) -> Option<u64> {
+    let id = Reflect::get(v, &JsValue::from_str("id")).unwrap();
+    let id: js_sys::BigInt = id.dyn_into().ok()?;
+    String::from(id.to_string(10).unwrap()).parse().ok()
+}
+
+fn config(text: &str) -> JsValue {
+    JSON::parse(text).unwrap()
+}
+
+#[wasm_bindgen_test]
+fn snowflake_ids_increase_and_decode() {
+    let t = 1_445_219_918_546.0;
+    let mut g = Snowflake::new(config(
+        r#"{"nodeId": 3, "epochMs": 1420070400000, "onClockBackwards": "borrow"}"#,
+    ))
+    .unwrap();
+    let a = issued_id(&g.next_id(t).unwrap()).unwrap();
+    // The clock steps back 10 ms: borrow keeps counting from the last timestamp.
+    let b = issued_id(&g.next_id(t - 10.0).unwrap()).unwrap();
+    assert!(b == a + 1, "{a} {b}");
+    assert_eq!(g.ahead_of_clock_ms(t - 10.0).unwrap(), 10.0);
+    assert_eq!(g.last_unix_ms(), Some(t));
+    // Our first id has the timestamp of Discord's 105484726235607040 (node 11, sequence 0)
+    // with node 3 in it.
+    assert_eq!(a, (105_484_726_235_607_040 & !0x3f_ffff) | (3 << 12));
+    let d = Snowflake::decode(
+        js_sys::BigInt::from(105_484_726_235_607_040u64).into(),
+        1_420_070_400_000.0,
+    )
+    .unwrap();
+    assert_eq!(field(&d, "unixMs"), t);
+    let d = Snowflake::decode(JsValue::from_str("90339695967350784"), 1_420_070_400_000.0).unwrap();
+    assert_eq!(
+        (
+            field(&d, "datacenterId"),
+            field(&d, "workerId"),
+            field(&d, "sequence")
+        ),
+        (0.0, 3.0, 0.0)
+    );
+}
+
+#[wasm_bindgen_test]
+fn snowflake_policies_for_a_clock_that_moves_back() {
+    let t = 1_700_000_000_000.0;
+    let mut refuse = Snowflake::new(config(r#"{"nodeId": 1}"#)).unwrap();
+    refuse.next_id(t).unwrap();
+    let e = message(refuse.next_id(t - 5.0).err().unwrap());
+    assert!(e.contains("backwards"), "{e}");
+    let mut wait = Snowflake::new(config(r#"{"nodeId": 1, "onClockBackwards": "wait"}"#)).unwrap();
+    wait.next_id(t).unwrap();
+    let w = wait.next_id(t - 5.0).unwrap();
+    assert_eq!(issued_id(&w), None);
+    assert_eq!(field(&w, "waitUntilMs"), t);
+    let mut naive =
+        Snowflake::new(config(r#"{"nodeId": 1, "onClockBackwards": "naive"}"#)).unwrap();
+    let a = issued_id(&naive.next_id(t).unwrap()).unwrap();
+    let b = issued_id(&naive.next_id(t - 5.0).unwrap()).unwrap();
+    assert!(b < a);
+}
+
+#[wasm_bindgen_test]
+fn snowflake_arguments_are_checked() {
+    for (bad, what) in [
+        (r#"{"nodeId": 1024}"#, "nodeId"),
+        (
+            r#"{"nodeId": 1, "onClockBackwards": "sometimes"}"#,
+            "onClockBackwards",
+        ),
+        (r#"{"nodeId": 1, "extra": 1}"#, "extra"),
+        (r#"{}"#, "nodeId"),
+    ] {
+        let e = message(Snowflake::new(config(bad)).err().unwrap());
+        assert!(e.contains(what), "{bad}: {e}");
+    }
+    let mut g = Snowflake::new(config(r#"{"nodeId": 1}"#)).unwrap();
+    let e = message(g.next_id(f64::NAN).err().unwrap());
+    assert!(e.contains("`nowMs`"), "{e}");
+    // Before Twitter's epoch: no timestamp for it.
+    let e = message(g.next_id(1_000.0).err().unwrap());
+    assert!(e.contains("epoch"), "{e}");
+    for bad in [
+        JsValue::from_str("abc"),
+        JsValue::from_f64(5.0),
+        JsValue::NULL,
+    ] {
+        let e = message(Snowflake::decode(bad, 0.0).err().unwrap());
+        assert!(e.contains("`id`"), "{e}");
+    }
+    let e = message(
+        Snowflake::decode(JsValue::from_str("9223372036854775808"), 0.0)
+            .err()
+            .unwrap(),
+    );
+    assert!(e.contains("sign bit"), "{e}");
 }

@@ -5,10 +5,12 @@
 //! - [`vector_clock`]: vector clocks (Fidge 1988, Mattern 1989): compare as before / after /
 //!   equal / concurrent, and merge. The multi-value register of [`crate::crdt`] versions its
 //!   values with them.
+//! - [`id_gen`]: Snowflake ids, with a switch for what a backward clock step does.
 //! - [`version_vector`]: dotted version vectors (Preguiça et al. 2010/2012) for a
 //!   Dynamo-style store: siblings, and their reconciliation.
 
 pub mod hlc;
+pub mod id_gen;
 pub mod lamport;
 pub mod vector_clock;
 pub mod version_vector;
