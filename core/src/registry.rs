@@ -8,6 +8,10 @@ use crate::cache::lab::{CacheLabAction, CacheLabConfig, LfuLab, LruLab, TinyLfuL
 use crate::cache::ttl_lab::{TtlLab, TtlLabAction, TtlLabConfig};
 use crate::consensus::raft::lab::{RaftLab, RaftLabAction, RaftLabConfig};
 use crate::consensus::twopc::lab::{TwoPcLab, TwoPcLabAction, TwoPcLabConfig};
+use crate::consistency::clock_lab::{
+    ClockLabAction, ClockLabConfig, HlcLab, LamportLab, VectorClockLab,
+};
+use crate::consistency::id_gen_lab::{IdGenLab, IdGenLabAction, IdGenLabConfig};
 use crate::coordination::failure_detector::lab::{
     FailureDetectorLab, FailureDetectorLabAction, FailureDetectorLabConfig,
 };
@@ -233,6 +237,18 @@ labs! {
     }
     "coordination.lock" => Cluster<LockLab> {
         config: LockLabConfig, action: ClusterAction<LockLabAction>
+    }
+    "consistency.lamport" => Cluster<LamportLab> {
+        config: ClockLabConfig, action: ClusterAction<ClockLabAction>
+    }
+    "consistency.vector-clock" => Cluster<VectorClockLab> {
+        config: ClockLabConfig, action: ClusterAction<ClockLabAction>
+    }
+    "consistency.hlc" => Cluster<HlcLab> {
+        config: ClockLabConfig, action: ClusterAction<ClockLabAction>
+    }
+    "consistency.id-gen" => Driven<IdGenLab> {
+        config: IdGenLabConfig, action: DrivenAction<IdGenLabAction>
     }
 }
 
