@@ -18,7 +18,7 @@ use distlab_core::consistency::vector_clock::{
 };
 use wasm_bindgen::prelude::*;
 
-use crate::convert::{to_js, to_json};
+use crate::convert::{to_js, to_js_via_json, to_json};
 use crate::{core_error, js_error, whole_number};
 
 /// A process id from JS: a whole number that fits in 32 bits.
@@ -111,7 +111,9 @@ impl VectorClock {
     /// The entries as `{ processId: count }` (zeros left out).
     #[wasm_bindgen(js_name = toJSON, unchecked_return_type = "Record<string, number>")]
     pub fn to_json(&self) -> Result<JsValue, JsError> {
-        to_js(&self.inner).map_err(js_error)
+        // Through JSON text: serde-wasm-bindgen refuses the map's integer keys as object
+        // keys, serde_json writes them as strings.
+        to_js_via_json(&self.inner).map_err(js_error)
     }
     /// The clock `state` describes (as `toJSON` gave it).
     #[wasm_bindgen(js_name = fromJSON)]
