@@ -10,6 +10,10 @@ use crate::cache::ttl_lab::{TtlLab, TtlLabAction, TtlLabConfig};
 use crate::consensus::paxos::lab::{PaxosLab, PaxosLabAction, PaxosLabConfig};
 use crate::consensus::raft::lab::{RaftLab, RaftLabAction, RaftLabConfig};
 use crate::consensus::twopc::lab::{TwoPcLab, TwoPcLabAction, TwoPcLabConfig};
+use crate::consistency::clock_lab::{
+    ClockLabAction, ClockLabConfig, HlcLab, LamportLab, VectorClockLab,
+};
+use crate::consistency::id_gen_lab::{IdGenLab, IdGenLabAction, IdGenLabConfig};
 use crate::coordination::failure_detector::lab::{
     FailureDetectorLab, FailureDetectorLabAction, FailureDetectorLabConfig,
 };
@@ -249,6 +253,18 @@ labs! {
     }
     "coordination.swim" => Cluster<SwimLab> {
         config: SwimLabConfig, action: ClusterAction<SwimLabAction>
+    }
+    "consistency.lamport" => Cluster<LamportLab> {
+        config: ClockLabConfig, action: ClusterAction<ClockLabAction>
+    }
+    "consistency.vector-clock" => Cluster<VectorClockLab> {
+        config: ClockLabConfig, action: ClusterAction<ClockLabAction>
+    }
+    "consistency.hlc" => Cluster<HlcLab> {
+        config: ClockLabConfig, action: ClusterAction<ClockLabAction>
+    }
+    "consistency.id-gen" => Driven<IdGenLab> {
+        config: IdGenLabConfig, action: DrivenAction<IdGenLabAction>
     }
 }
 

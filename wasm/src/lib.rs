@@ -11,10 +11,12 @@
 //! `CircuitBreaker`, `Retry`, `RetryBudget`, `Bulkhead`, `Deadline`; the CRDTs in [`crdt`]:
 //! `GCounter`, `PnCounter`, `GSet`, `TwoPSet`, `OrSet`, `LwwRegister`, `MvRegister`,
 //! `LwwMap`, `Rga`; the failure detectors in [`coordination`]: `PhiAccrual`,
-//! `FixedTimeoutDetector`; the ring in [`balance`]: `ConsistentHashRing`).
+//! `FixedTimeoutDetector`; the ring in [`balance`]: `ConsistentHashRing`; the clocks in
+//! [`clocks`]: `VectorClock`, `LamportClock`, `Hlc`, `Snowflake`).
 
 pub mod balance;
 pub mod cache;
+pub mod clocks;
 mod convert;
 pub mod coordination;
 pub mod crdt;

@@ -5,10 +5,21 @@
 //! - [`vector_clock`]: vector clocks (Fidge 1988, Mattern 1989): compare as before / after /
 //!   equal / concurrent, and merge. The multi-value register of [`crate::crdt`] versions its
 //!   values with them.
+//! - [`clock_lab`]: the labs of the three clocks, processes exchanging messages under
+//!   clock skew and drift ([`clock_node`] is their process).
+//! - [`id_gen`]: Snowflake ids, with a switch for what a backward clock step does.
+//!   Its lab is [`id_gen_lab`].
+//! - [`version_vector`]: dotted version vectors (Preguiça et al. 2010/2012) for a
+//!   Dynamo-style store: siblings, and their reconciliation.
 
+pub mod clock_lab;
+pub mod clock_node;
 pub mod hlc;
+pub mod id_gen;
+pub mod id_gen_lab;
 pub mod lamport;
 pub mod vector_clock;
+pub mod version_vector;
 
 #[cfg(test)]
 mod laws;

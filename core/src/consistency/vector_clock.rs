@@ -88,6 +88,14 @@ impl VectorClock {
         Ok(n)
     }
 
+    /// Raises process `p`'s entry to `n` if it is below (a version vector naming one
+    /// event, `(p, n)`, merged in).
+    pub fn raise(&mut self, p: ProcessId, n: u64) {
+        if n > self.get(p) {
+            self.entries.insert(p, n);
+        }
+    }
+
     /// The entry-wise maximum: what a process knows after receiving a message stamped
     /// `other`.
     pub fn merge(&mut self, other: &VectorClock) {
