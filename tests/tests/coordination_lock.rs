@@ -37,21 +37,23 @@ fn preparing(lab: &Runner<Cluster<LockLab>>) -> Option<u32> {
     })
 }
 
+/// Steps until a holder has checked its lease and is preparing its write; returns it.
+fn until_a_holder_prepares(lab: &mut Runner<Cluster<LockLab>>) -> u32 {
+    for _ in 0..10_000 {
+        lab.step_events(1).unwrap();
+        if let Some(h) = preparing(lab) {
+            return h;
+        }
+    }
+    panic!("no client ever prepared a write");
+}
+
 /// Runs the regression's schedule; returns the lab after it.
 fn paused_holder_writes(fencing: bool) -> Runner<Cluster<LockLab>> {
     let config = json!({"seed": 3, "fencing": fencing, "faults": {"faults": []},
                         "prepareMs": 20});
     let mut lab = Runner::<Cluster<LockLab>>::from_json(&config).unwrap();
-    // Until a holder has checked its lease and is preparing its write.
-    let mut steps = 0;
-    let holder = loop {
-        lab.step_events(1).unwrap();
-        steps += 1;
-        assert!(steps < 10_000, "no client ever prepared a write");
-        if let Some(h) = preparing(&lab) {
-            break h;
-        }
-    };
+    let holder = until_a_holder_prepares(&mut lab);
     // The GC pause: far past the 300 ms lease.
     lab.act(&json!({"type": "pause", "node": holder})).unwrap();
     lab.step(Duration::from_millis(1_500)).unwrap();
@@ -140,15 +142,7 @@ fn regression_the_storage_restarts_and_still_fences_a_stale_write() {
     let config = json!({"seed": 3, "fencing": true, "faults": {"faults": []},
                         "prepareMs": 20});
     let mut lab = Runner::<Cluster<LockLab>>::from_json(&config).unwrap();
-    let mut steps = 0;
-    let holder = loop {
-        lab.step_events(1).unwrap();
-        steps += 1;
-        assert!(steps < 10_000, "no client ever prepared a write");
-        if let Some(h) = preparing(&lab) {
-            break h;
-        }
-    };
+    let holder = until_a_holder_prepares(&mut lab);
     lab.act(&json!({"type": "pause", "node": holder})).unwrap();
     lab.step(Duration::from_millis(1_500)).unwrap();
     let storage = lab.model().lab().storage().unwrap().clone();

@@ -42,11 +42,21 @@ pub trait SoakTotals: Default + Display + Send + Serialize + DeserializeOwned {
 }
 
 /// A protocol's soak: its options run a seed and say how to replay one.
-pub trait Soak: Sync {
+pub trait Soak: Default + Sync {
     /// The protocol's id on the driver's command line (`raft`, `2pc`...).
     const ID: &'static str;
     type Summary: SoakTotals;
     fn run_seed(&self, seed: u64) -> <Self::Summary as SoakTotals>::Report;
+    /// How long faults are injected before everything is repaired, in simulated ms (the
+    /// driver's `--fault-ms`).
+    fn fault_ms(&self) -> u64;
+    fn set_fault_ms(&mut self, ms: u64);
     /// The command that replays `seed` with these options and prints its report.
-    fn replay_command(&self, seed: u64) -> String;
+    fn replay_command(&self, seed: u64) -> String {
+        let mut cmd = format!("cargo xtask soak {} --seed {seed}", Self::ID);
+        if self.fault_ms() != Self::default().fault_ms() {
+            cmd.push_str(&format!(" --fault-ms {}", self.fault_ms()));
+        }
+        cmd
+    }
 }

@@ -109,27 +109,9 @@ fn main() -> ExitCode {
         }
     };
     match args.protocol.as_str() {
-        "raft" => {
-            let mut opts = raft::soak::SoakOptions::default();
-            if let Some(ms) = args.fault_ms {
-                opts.fault_ms = ms;
-            }
-            drive(&opts, &args)
-        }
-        "2pc" => {
-            let mut opts = twopc::soak::SoakOptions::default();
-            if let Some(ms) = args.fault_ms {
-                opts.fault_ms = ms;
-            }
-            drive(&opts, &args)
-        }
-        "paxos" => {
-            let mut opts = paxos::soak::SoakOptions::default();
-            if let Some(ms) = args.fault_ms {
-                opts.fault_ms = ms;
-            }
-            drive(&opts, &args)
-        }
+        "raft" => drive::<raft::soak::SoakOptions>(&args),
+        "2pc" => drive::<twopc::soak::SoakOptions>(&args),
+        "paxos" => drive::<paxos::soak::SoakOptions>(&args),
         other => {
             eprintln!("no soak named `{other}` (known: {KNOWN})");
             ExitCode::FAILURE
@@ -137,7 +119,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn drive<S: Soak>(soak: &S, args: &Args) -> ExitCode {
+fn drive<S: Soak>(args: &Args) -> ExitCode {
+    let mut soak = S::default();
+    if let Some(ms) = args.fault_ms {
+        soak.set_fault_ms(ms);
+    }
+    let soak = &soak;
     if let Some(seed) = args.one {
         let r = soak.run_seed(seed);
         println!("{}", r.to_json());

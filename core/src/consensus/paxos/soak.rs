@@ -324,12 +324,12 @@ impl Soak for SoakOptions {
         run_seed(seed, self)
     }
 
-    fn replay_command(&self, seed: u64) -> String {
-        let mut cmd = format!("cargo xtask soak paxos --seed {seed}");
-        if self.fault_ms != SoakOptions::default().fault_ms {
-            cmd.push_str(&format!(" --fault-ms {}", self.fault_ms));
-        }
-        cmd
+    fn fault_ms(&self) -> u64 {
+        self.fault_ms
+    }
+
+    fn set_fault_ms(&mut self, ms: u64) {
+        self.fault_ms = ms;
     }
 }
 
