@@ -17,6 +17,11 @@ const PACE: Record<string, number> = {
   "ratelimit.distributed": 0.5,
   "sim.workload": 0.5,
   "sim.disk": 0.5,
+  // A process acts every 300 simulated ms on average: at 0.1x nothing would show for
+  // seconds.
+  "consistency.lamport": 1,
+  "consistency.vector-clock": 1,
+  "consistency.hlc": 1,
 };
 
 export const DEFAULT_PACE = 0.1;
