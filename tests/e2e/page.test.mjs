@@ -666,7 +666,8 @@ test("a lesson plays to its end; each step's link reopens that step with the sam
       assert.match(link, new RegExp(`&lesson=${lessonId}&at=${i}$`));
       await page.screenshot({ path: join(SHOTS, `lesson-${lab}-${lessonId}-${i + 1}.png`) });
       const other = await openPage(link.slice(link.indexOf("#")));
-      await other.waitForFunction((i) => window.distlabPage.lesson()?.index === i, i);
+      // Reopened where it paused: the replay, if it took more than one slice, is over.
+      await other.waitForFunction((i) => window.distlabPage.lesson()?.index === i && document.getElementById("replay-progress") === null, i);
       const again = await other.evaluate(() => ({
         hash: JSON.parse(window.distlabPage.lab().traceJsonFrom(Number.MAX_SAFE_INTEGER, 0)).hash,
         step: window.distlabPage.lab().steps,

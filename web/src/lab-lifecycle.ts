@@ -49,16 +49,17 @@ export function openLab(id: string, run: SharedRun | null = null, config: LabCon
 /** The shared run being replayed in slices, if one is. */
 let replaying: { stop: () => void } | null = null;
 
-/** Moves `lab` one call's worth (`maxEventsPerCall()` events at most) towards the step
- * and then the time `run` carries. Returns whether it got there (or the run ended). */
+/** Moves `lab` one call's worth (`maxEventsPerCall()` events at most for the steps, as
+ * many again for the time) towards the step and then the time `run` carries. Returns
+ * whether it got there (or the run ended). A short run gets there in one call, so its
+ * link opens at once, with no replay in the background. */
 function replaySlice(lab: Lab, run: SharedRun): boolean {
   const slice = maxEventsPerCall();
   if (lab.steps < run.step) {
     const before = lab.steps;
     lab.seek(Math.min(run.step, before + slice));
-    // Short of the asked step: the run ended there.
-    if (lab.steps < run.step && lab.steps - before < slice) return true;
-    return false;
+    // Short of the asked step: the run ended there if the seek stopped early.
+    if (lab.steps < run.step) return lab.steps - before < slice;
   }
   const now = lab.nowMs * 1000;
   if (run.timeUs <= now) return true;
