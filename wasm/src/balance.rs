@@ -7,23 +7,7 @@
 use distlab_core::balance::consistent_hash::HashRing;
 use wasm_bindgen::prelude::*;
 
-use crate::convert::to_string;
-use crate::{core_error, js_error, whole_number};
-
-fn text(what: &str, v: &JsValue) -> Result<String, JsError> {
-    to_string(what, v).map_err(js_error)
-}
-
-/// A whole number that fits a u32, else an `Error` naming `field`.
-fn small(field: &str, n: f64) -> Result<u32, JsError> {
-    let n = whole_number(field, n)?;
-    u32::try_from(n).map_err(|_| {
-        js_error(format!(
-            "invalid `{field}`: must be at most {}, got {n}",
-            u32::MAX
-        ))
-    })
-}
+use crate::{core_error, js_text, whole_number, whole_u32};
 
 /// A hash ring with virtual nodes: `new ConsistentHashRing(virtualNodes, seed = 1)`.
 #[wasm_bindgen]
@@ -39,7 +23,7 @@ impl ConsistentHashRing {
         seed: Option<f64>,
     ) -> Result<ConsistentHashRing, JsError> {
         let inner = HashRing::new(
-            small("virtualNodes", virtual_nodes)?,
+            whole_u32("virtualNodes", virtual_nodes)?,
             whole_number("seed", seed.unwrap_or(1.0))?,
         )
         .map_err(core_error)?;
@@ -52,8 +36,8 @@ impl ConsistentHashRing {
         #[wasm_bindgen(unchecked_param_type = "string")] name: JsValue,
         weight: Option<f64>,
     ) -> Result<(), JsError> {
-        let name = text("name", &name)?;
-        let weight = small("weight", weight.unwrap_or(1.0))?;
+        let name = js_text("name", &name)?;
+        let weight = whole_u32("weight", weight.unwrap_or(1.0))?;
         self.inner.add_node(&name, weight).map_err(core_error)
     }
     /// Takes a node off the ring; its keys go to the next nodes clockwise.
@@ -62,7 +46,7 @@ impl ConsistentHashRing {
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "string")] name: JsValue,
     ) -> Result<(), JsError> {
-        let name = text("name", &name)?;
+        let name = js_text("name", &name)?;
         self.inner
             .remove_node(&name)
             .map(|_| ())
@@ -73,7 +57,7 @@ impl ConsistentHashRing {
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] key: JsValue,
     ) -> Result<Option<String>, JsError> {
-        let key = text("key", &key)?;
+        let key = js_text("key", &key)?;
         Ok(self.inner.lookup(key.as_bytes()).map(str::to_string))
     }
     /// The `replicas` distinct nodes holding `key`, its owner first.
@@ -83,8 +67,8 @@ impl ConsistentHashRing {
         #[wasm_bindgen(unchecked_param_type = "string")] key: JsValue,
         replicas: f64,
     ) -> Result<Vec<String>, JsError> {
-        let key = text("key", &key)?;
-        let replicas = small("replicas", replicas)? as usize;
+        let key = js_text("key", &key)?;
+        let replicas = whole_u32("replicas", replicas)? as usize;
         self.inner
             .preference_list(key.as_bytes(), replicas)
             .map(|l| l.into_iter().map(str::to_string).collect())

@@ -18,8 +18,8 @@ use distlab_core::crdt::{
 };
 use wasm_bindgen::prelude::*;
 
-use crate::convert::{to_js, to_json, to_string};
-use crate::{core_error, js_error, whole_number};
+use crate::convert::{to_js, to_json};
+use crate::{core_error, js_error, js_text, whole_number};
 
 /// A replica id from JS: a whole number that fits in 32 bits.
 fn replica_id(n: f64) -> Result<ReplicaId, JsError> {
@@ -43,11 +43,6 @@ fn now_ms(n: f64) -> Result<u64, JsError> {
             n
         },
     )
-}
-
-/// An element, key or value from JS: a string.
-fn text(what: &str, v: &JsValue) -> Result<String, JsError> {
-    to_string(what, v).map_err(js_error)
 }
 
 fn strings(items: impl IntoIterator<Item = String>) -> js_sys::Array {
@@ -179,12 +174,12 @@ crdt_class!(
 impl GSet {
     /// Adds `element`; returns the delta.
     pub fn add(&mut self, element: JsValue) -> Result<GSet, JsError> {
-        let e = text("element", &element)?;
+        let e = js_text("element", &element)?;
         let d = self.inner.add(e).map_err(core_error)?;
         Ok(self.delta(d))
     }
     pub fn has(&self, element: JsValue) -> Result<bool, JsError> {
-        Ok(self.inner.contains(&text("element", &element)?))
+        Ok(self.inner.contains(&js_text("element", &element)?))
     }
     /// The elements, sorted.
     #[wasm_bindgen(unchecked_return_type = "string[]")]
@@ -202,18 +197,18 @@ crdt_class!(
 impl TwoPSet {
     /// Adds `element` (no effect if it was removed); returns the delta.
     pub fn add(&mut self, element: JsValue) -> Result<TwoPSet, JsError> {
-        let e = text("element", &element)?;
+        let e = js_text("element", &element)?;
         let d = self.inner.add(e).map_err(core_error)?;
         Ok(self.delta(d))
     }
     /// Removes `element` for good (an error if it is not in the set); returns the delta.
     pub fn remove(&mut self, element: JsValue) -> Result<TwoPSet, JsError> {
-        let e = text("element", &element)?;
+        let e = js_text("element", &element)?;
         let d = self.inner.remove(e).map_err(core_error)?;
         Ok(self.delta(d))
     }
     pub fn has(&self, element: JsValue) -> Result<bool, JsError> {
-        Ok(self.inner.contains(&text("element", &element)?))
+        Ok(self.inner.contains(&js_text("element", &element)?))
     }
     /// The elements, sorted.
     #[wasm_bindgen(unchecked_return_type = "string[]")]
@@ -232,19 +227,19 @@ crdt_class!(
 impl OrSet {
     /// Adds `element` with a fresh tag; returns the delta.
     pub fn add(&mut self, element: JsValue) -> Result<OrSet, JsError> {
-        let e = text("element", &element)?;
+        let e = js_text("element", &element)?;
         let d = self.inner.add(self.replica, e).map_err(core_error)?;
         Ok(self.delta(d))
     }
     /// Removes the tags of `element` seen here (an add this replica has not seen
     /// survives); returns the delta.
     pub fn remove(&mut self, element: JsValue) -> Result<OrSet, JsError> {
-        let e = text("element", &element)?;
+        let e = js_text("element", &element)?;
         let d = self.inner.remove(&e);
         Ok(self.delta(d))
     }
     pub fn has(&self, element: JsValue) -> Result<bool, JsError> {
-        Ok(self.inner.contains(&text("element", &element)?))
+        Ok(self.inner.contains(&js_text("element", &element)?))
     }
     /// The elements, sorted.
     #[wasm_bindgen(unchecked_return_type = "string[]")]
@@ -264,7 +259,7 @@ impl LwwRegister {
     /// Writes `value` stamped `nowMs` (this replica's clock); returns the delta. The write
     /// loses if the register holds a later stamp.
     pub fn set(&mut self, value: JsValue, now_ms: f64) -> Result<LwwRegister, JsError> {
-        let v = text("value", &value)?;
+        let v = js_text("value", &value)?;
         let d = self.inner.set(self.replica, self::now_ms(now_ms)?, v);
         Ok(self.delta(d))
     }
@@ -286,7 +281,7 @@ crdt_class!(
 impl MvRegister {
     /// Writes `value`, replacing every sibling seen here; returns the delta.
     pub fn set(&mut self, value: JsValue) -> Result<MvRegister, JsError> {
-        let v = text("value", &value)?;
+        let v = js_text("value", &value)?;
         let d = self.inner.set(self.replica, v).map_err(core_error)?;
         Ok(self.delta(d))
     }
@@ -307,7 +302,7 @@ crdt_class!(
 impl LwwMap {
     /// Writes `key` = `value` stamped `nowMs`; returns the delta.
     pub fn set(&mut self, key: JsValue, value: JsValue, now_ms: f64) -> Result<LwwMap, JsError> {
-        let (k, v) = (text("key", &key)?, text("value", &value)?);
+        let (k, v) = (js_text("key", &key)?, js_text("value", &value)?);
         let d = self
             .inner
             .set(self.replica, self::now_ms(now_ms)?, k, v)
@@ -316,7 +311,7 @@ impl LwwMap {
     }
     /// Removes `key` (a tombstone stamped `nowMs`); returns the delta.
     pub fn remove(&mut self, key: JsValue, now_ms: f64) -> Result<LwwMap, JsError> {
-        let k = text("key", &key)?;
+        let k = js_text("key", &key)?;
         let d = self
             .inner
             .remove(self.replica, self::now_ms(now_ms)?, k)
@@ -325,7 +320,7 @@ impl LwwMap {
     }
     /// The value under `key`, or `undefined`.
     pub fn get(&self, key: JsValue) -> Result<Option<String>, JsError> {
-        Ok(self.inner.get(&text("key", &key)?).cloned())
+        Ok(self.inner.get(&js_text("key", &key)?).cloned())
     }
     /// The live `[key, value]` pairs, by key.
     #[wasm_bindgen(unchecked_return_type = "[string, string][]")]
@@ -345,7 +340,7 @@ impl Rga {
     /// Inserts `text` so that it starts at `index` (0 ..= length); returns the delta.
     pub fn insert(&mut self, index: f64, text: JsValue) -> Result<Rga, JsError> {
         let index = whole_number("index", index)? as usize;
-        let t = self::text("text", &text)?;
+        let t = self::js_text("text", &text)?;
         let d = self
             .inner
             .insert_str(self.replica, index, &t)

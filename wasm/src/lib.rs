@@ -127,6 +127,22 @@ fn whole_number(field: &str, n: f64) -> Result<u64, JsError> {
     Ok(n as u64)
 }
 
+/// A whole number from JS that fits a u32, else an `Error` naming `field`.
+fn whole_u32(field: &str, n: f64) -> Result<u32, JsError> {
+    let n = whole_number(field, n)?;
+    u32::try_from(n).map_err(|_| {
+        js_error(format!(
+            "invalid `{field}`: must be at most {}, got {n}",
+            u32::MAX
+        ))
+    })
+}
+
+/// A JS string (a key, a name, an element), else an `Error` naming `what`.
+fn js_text(what: &str, v: &JsValue) -> Result<String, JsError> {
+    convert::to_string(what, v).map_err(js_error)
+}
+
 #[wasm_bindgen]
 impl Lab {
     /// The catalog id.

@@ -14,23 +14,7 @@ use distlab_core::sketch::hyperloglog::{
 };
 use wasm_bindgen::prelude::*;
 
-use crate::convert::to_string;
-use crate::{core_error, js_error, whole_number};
-
-fn key(what: &str, v: &JsValue) -> Result<String, JsError> {
-    to_string(what, v).map_err(js_error)
-}
-
-/// A whole number that fits a u32, else an `Error` naming `field`.
-fn small(field: &str, n: f64) -> Result<u32, JsError> {
-    let n = whole_number(field, n)?;
-    u32::try_from(n).map_err(|_| {
-        js_error(format!(
-            "invalid `{field}`: must be at most {}, got {n}",
-            u32::MAX
-        ))
-    })
-}
+use crate::{core_error, js_error, js_text, whole_number, whole_u32};
 
 /// A Bloom filter: `new Bloom(expectedItems, falsePositiveRate)` sizes it optimally.
 #[wasm_bindgen]
@@ -53,7 +37,7 @@ impl Bloom {
     #[wasm_bindgen(js_name = withShape)]
     pub fn with_shape(bits: f64, hashes: f64) -> Result<Bloom, JsError> {
         let bits = whole_number("bits", bits)?;
-        let inner = CoreBloom::new(bits, small("hashes", hashes)?).map_err(core_error)?;
+        let inner = CoreBloom::new(bits, whole_u32("hashes", hashes)?).map_err(core_error)?;
         Ok(Bloom { inner })
     }
     /// Adds `key`; whether any of its bits was clear.
@@ -61,14 +45,14 @@ impl Bloom {
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "string")] k: JsValue,
     ) -> Result<bool, JsError> {
-        Ok(self.inner.insert(key("key", &k)?.as_bytes()))
+        Ok(self.inner.insert(js_text("key", &k)?.as_bytes()))
     }
     /// Whether `key` may have been inserted (false: it certainly was not).
     pub fn contains(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] k: JsValue,
     ) -> Result<bool, JsError> {
-        Ok(self.inner.contains(key("key", &k)?.as_bytes()))
+        Ok(self.inner.contains(js_text("key", &k)?.as_bytes()))
     }
     /// Adds every key of `other` (same bits and hashes).
     pub fn union(&mut self, other: &Bloom) -> Result<(), JsError> {
@@ -115,7 +99,7 @@ impl CountingBloom {
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "string")] k: JsValue,
     ) -> Result<(), JsError> {
-        self.inner.insert(key("key", &k)?.as_bytes());
+        self.inner.insert(js_text("key", &k)?.as_bytes());
         Ok(())
     }
     /// Deletes `key` if it may be present; whether it did.
@@ -123,13 +107,13 @@ impl CountingBloom {
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "string")] k: JsValue,
     ) -> Result<bool, JsError> {
-        Ok(self.inner.remove(key("key", &k)?.as_bytes()))
+        Ok(self.inner.remove(js_text("key", &k)?.as_bytes()))
     }
     pub fn contains(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] k: JsValue,
     ) -> Result<bool, JsError> {
-        Ok(self.inner.contains(key("key", &k)?.as_bytes()))
+        Ok(self.inner.contains(js_text("key", &k)?.as_bytes()))
     }
     /// Increments that met a counter already at 15.
     #[wasm_bindgen(getter)]
@@ -155,8 +139,8 @@ impl Cuckoo {
     ) -> Result<Cuckoo, JsError> {
         let inner = CoreCuckoo::new(
             whole_number("capacity", capacity)?,
-            small("fingerprintBits", fingerprint_bits.unwrap_or(8.0))?,
-            small("maxKicks", max_kicks.unwrap_or(500.0))?,
+            whole_u32("fingerprintBits", fingerprint_bits.unwrap_or(8.0))?,
+            whole_u32("maxKicks", max_kicks.unwrap_or(500.0))?,
             whole_number("seed", seed.unwrap_or(1.0))?,
         )
         .map_err(core_error)?;
@@ -167,20 +151,20 @@ impl Cuckoo {
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "string")] k: JsValue,
     ) -> Result<bool, JsError> {
-        Ok(self.inner.insert(key("key", &k)?.as_bytes()))
+        Ok(self.inner.insert(js_text("key", &k)?.as_bytes()))
     }
     pub fn contains(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] k: JsValue,
     ) -> Result<bool, JsError> {
-        Ok(self.inner.contains(key("key", &k)?.as_bytes()))
+        Ok(self.inner.contains(js_text("key", &k)?.as_bytes()))
     }
     /// Deletes one copy of `key` (only delete keys you inserted).
     pub fn remove(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "string")] k: JsValue,
     ) -> Result<bool, JsError> {
-        Ok(self.inner.remove(key("key", &k)?.as_bytes()))
+        Ok(self.inner.remove(js_text("key", &k)?.as_bytes()))
     }
     #[wasm_bindgen(getter, js_name = loadFactor)]
     pub fn load_factor(&self) -> f64 {
@@ -216,14 +200,14 @@ impl CountMin {
         count: Option<f64>,
     ) -> Result<(), JsError> {
         let count = whole_number("count", count.unwrap_or(1.0))?;
-        self.inner.add(key("key", &k)?.as_bytes(), count);
+        self.inner.add(js_text("key", &k)?.as_bytes(), count);
         Ok(())
     }
     pub fn estimate(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] k: JsValue,
     ) -> Result<f64, JsError> {
-        Ok(self.inner.estimate(key("key", &k)?.as_bytes()) as f64)
+        Ok(self.inner.estimate(js_text("key", &k)?.as_bytes()) as f64)
     }
     /// Everything added so far.
     #[wasm_bindgen(getter)]
@@ -261,7 +245,7 @@ impl HyperLogLog {
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "string")] element: JsValue,
     ) -> Result<bool, JsError> {
-        Ok(self.inner.add(key("element", &element)?.as_bytes()))
+        Ok(self.inner.add(js_text("element", &element)?.as_bytes()))
     }
     /// `PFADD`: adds every element of an array of strings; whether a register changed.
     pub fn pfadd(
@@ -273,7 +257,7 @@ impl HyperLogLog {
             .ok_or_else(|| js_error("invalid `elements`: must be an array of strings"))?;
         let mut strings = Vec::with_capacity(array.length() as usize);
         for (i, e) in array.iter().enumerate() {
-            strings.push(key(&format!("elements[{i}]"), &e)?);
+            strings.push(js_text(&format!("elements[{i}]"), &e)?);
         }
         Ok(self.inner.pfadd(&strings))
     }
