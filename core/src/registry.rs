@@ -38,6 +38,7 @@ use crate::ratelimit::token_bucket::lab::{
 };
 use crate::resilience::bulkhead::lab::{BulkheadLab, BulkheadLabAction, BulkheadLabConfig};
 use crate::resilience::circuit_breaker::lab::{BreakerLab, BreakerLabAction, BreakerLabConfig};
+use crate::resilience::hedging::lab::{HedgingLab, HedgingLabAction, HedgingLabConfig};
 use crate::resilience::retry::lab::{RetryLab, RetryLabAction, RetryLabConfig};
 use crate::resilience::timeout::lab::{TimeoutLab, TimeoutLabAction, TimeoutLabConfig};
 use crate::scenario::disruptive_rejoin::{RejoinLab, RejoinLabAction, RejoinLabConfig};
@@ -214,6 +215,9 @@ labs! {
     }
     "resilience.timeout" => Driven<TimeoutLab> {
         config: TimeoutLabConfig, action: DrivenAction<TimeoutLabAction>
+    }
+    "resilience.hedging" => Driven<HedgingLab> {
+        config: HedgingLabConfig, action: DrivenAction<HedgingLabAction>
     }
     "crdt.g-counter" => Cluster<GCounterLab> {
         config: CrdtLabConfig, action: ClusterAction<CrdtLabAction>

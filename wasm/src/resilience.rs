@@ -3,13 +3,17 @@
 //! every bad argument is a JS `Error` naming it.
 //!
 //! `CircuitBreaker`, `Retry` (a policy with its own seeded random stream and one call's
-//! progress), `RetryBudget` (gRPC retry throttling), `Bulkhead` and `Deadline`.
+//! progress), `RetryBudget` (gRPC retry throttling), `Bulkhead`, `Deadline` and `Hedging`
+//! (hedged calls to one dependency, numbered by the class).
+
+use std::collections::BTreeMap;
 
 use distlab_core::resilience::ErrorKind;
 use distlab_core::resilience::bulkhead::{Bulkhead as CoreBulkhead, BulkheadConfig};
 use distlab_core::resilience::circuit_breaker::{
     CircuitBreaker as CoreBreaker, CircuitBreakerConfig, Permit,
 };
+use distlab_core::resilience::hedging::{HedgeAction, HedgedCall, HedgingConfig, HedgingPolicy};
 use distlab_core::resilience::retry::{
     RetryBudget as CoreBudget, RetryBudgetConfig, RetryConfig, RetryPolicy, RetryState,
 };
@@ -20,7 +24,7 @@ use serde::de::DeserializeOwned;
 use wasm_bindgen::prelude::*;
 
 use crate::convert::{to_js, to_json};
-use crate::{core_error, js_error, typed_config, whole_number};
+use crate::{core_error, js_error, typed_config, whole_number, whole_u32};
 
 fn now(now_ms: f64) -> Result<Time, JsError> {
     Time::try_from_millis_f64("nowMs", now_ms).map_err(core_error)
@@ -428,5 +432,164 @@ impl Deadline {
             .inner
             .for_downstream(now(now_ms)?, margin, cap)
             .map(|inner| Deadline { inner }))
+    }
+}
+
+#[wasm_bindgen(typescript_custom_section)]
+const HEDGING_TS: &str = r#"
+/** What one hedged call must do: send or cancel attempts, or it is over. */
+export interface CallActions { call: number; actions: HedgeAction[] }
+"#;
+
+/// Hedged calls to one dependency (gRPC's hedging policy), numbered by the class:
+/// `new Hedging({maxAttempts: 3, delay: {type: "fixed", ms: 100}})`, optionally throttled
+/// by a budget: `new Hedging(config, {maxTokens: 10, tokenRatio: 0.1})`. `start` opens a
+/// call; send what each `{type: "send", attempt}` says, report answers with `onResult`,
+/// and call `handleTimeout` at `pollTimeoutMs`.
+#[wasm_bindgen]
+pub struct Hedging {
+    policy: HedgingPolicy,
+    budget: Option<CoreBudget>,
+    calls: BTreeMap<u32, HedgedCall>,
+    next_call: u32,
+}
+
+impl Hedging {
+    fn call_actions(&mut self, call: u32, actions: Vec<HedgeAction>) -> Result<JsValue, JsError> {
+        if self.calls.get(&call).is_some_and(HedgedCall::is_done) {
+            self.calls.remove(&call);
+        }
+        to_js(&serde_json::json!({"call": call, "actions": actions})).map_err(js_error)
+    }
+}
+
+#[wasm_bindgen]
+impl Hedging {
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "HedgingConfig | undefined")] config: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "RetryBudgetConfig | undefined")] budget: JsValue,
+    ) -> Result<Hedging, JsError> {
+        let config: HedgingConfig = if config.is_undefined() || config.is_null() {
+            HedgingConfig::default()
+        } else {
+            typed_config(&config)?
+        };
+        let policy = HedgingPolicy::new(&config).map_err(|e| core_error(prefix("config", e)))?;
+        let budget = if budget.is_undefined() || budget.is_null() {
+            None
+        } else {
+            let c: RetryBudgetConfig = argument("budget", &budget)?;
+            Some(CoreBudget::new(&c).map_err(|e| core_error(prefix("budget", e)))?)
+        };
+        Ok(Hedging {
+            policy,
+            budget,
+            calls: BTreeMap::new(),
+            next_call: 0,
+        })
+    }
+
+    /// Opens a call at `nowMs`: `{call, actions}` — its number and the attempts to send.
+    #[wasm_bindgen(unchecked_return_type = "CallActions")]
+    pub fn start(&mut self, now_ms: f64) -> Result<JsValue, JsError> {
+        let now = now(now_ms)?;
+        let call = self.next_call;
+        self.next_call = self.next_call.checked_add(1).ok_or_else(|| {
+            js_error("invalid `start`: every call number up to 4294967295 was used")
+        })?;
+        let (c, actions) = self.policy.start(now, self.budget.as_mut());
+        self.calls.insert(call, c);
+        self.call_actions(call, actions)
+    }
+
+    /// Attempt `attempt` of call `call` answered at `nowMs`, failing with `error` (an
+    /// `ErrorKind`) or succeeding (`null` / absent): `{call, actions}`. An answer for an
+    /// attempt not in flight, or for a call that is over, returns no actions.
+    #[wasm_bindgen(js_name = onResult, unchecked_return_type = "CallActions")]
+    pub fn on_result(
+        &mut self,
+        now_ms: f64,
+        call: f64,
+        attempt: f64,
+        #[wasm_bindgen(unchecked_param_type = "ErrorKind | null | undefined")] error: JsValue,
+    ) -> Result<JsValue, JsError> {
+        let now = now(now_ms)?;
+        let call = whole_u32("call", call)?;
+        let attempt = whole_u32("attempt", attempt)?;
+        let error = if error.is_undefined() || error.is_null() {
+            None
+        } else {
+            Some(argument::<ErrorKind>("error", &error)?)
+        };
+        if call >= self.next_call {
+            return Err(js_error(format!(
+                "invalid `call`: no call {call} was started"
+            )));
+        }
+        let actions = match self.calls.get_mut(&call) {
+            Some(c) => c.on_result(now, attempt, error, &mut self.policy, self.budget.as_mut()),
+            None => Vec::new(),
+        };
+        self.call_actions(call, actions)
+    }
+
+    /// Sends the hedges due by `nowMs`, for every call: `{call, actions}[]`.
+    #[wasm_bindgen(js_name = handleTimeout, unchecked_return_type = "CallActions[]")]
+    pub fn handle_timeout(&mut self, now_ms: f64) -> Result<JsValue, JsError> {
+        let now = now(now_ms)?;
+        let mut out = Vec::new();
+        for (call, c) in &mut self.calls {
+            let actions = c.handle_timeout(now, &mut self.policy, self.budget.as_mut());
+            if !actions.is_empty() {
+                out.push(serde_json::json!({"call": call, "actions": actions}));
+            }
+        }
+        to_js(&out).map_err(js_error)
+    }
+
+    /// The caller gives up on call `call` (its own deadline): `{call, actions}` cancelling
+    /// what is in flight and ending it with `timeout`.
+    #[wasm_bindgen(unchecked_return_type = "CallActions")]
+    pub fn cancel(&mut self, call: f64) -> Result<JsValue, JsError> {
+        let call = whole_u32("call", call)?;
+        let actions = match self.calls.get_mut(&call) {
+            Some(c) => c.cancel(&mut self.policy),
+            None => Vec::new(),
+        };
+        self.call_actions(call, actions)
+    }
+
+    /// When the next hedge of any call goes (ms), if one is due.
+    #[wasm_bindgen(js_name = pollTimeoutMs)]
+    pub fn poll_timeout_ms(&self) -> Option<f64> {
+        self.calls
+            .values()
+            .filter_map(HedgedCall::poll_timeout)
+            .min()
+            .map(Time::as_millis_f64)
+    }
+
+    /// The delay the next hedge waits now (ms): fixed, or the percentile observed.
+    #[wasm_bindgen(getter, js_name = delayMs)]
+    pub fn delay_ms(&self) -> f64 {
+        self.policy.delay().as_millis_f64()
+    }
+
+    /// Calls still open.
+    #[wasm_bindgen(getter, js_name = openCalls)]
+    pub fn open_calls(&self) -> u32 {
+        self.calls.len() as u32
+    }
+
+    /// The budget's tokens, if it has one.
+    #[wasm_bindgen(getter)]
+    pub fn tokens(&self) -> Option<f64> {
+        self.budget.as_ref().map(CoreBudget::tokens)
+    }
+
+    #[wasm_bindgen(unchecked_return_type = "HedgingStats")]
+    pub fn stats(&self) -> Result<JsValue, JsError> {
+        to_js(&self.policy.stats()).map_err(js_error)
     }
 }

@@ -1,7 +1,7 @@
 //! The resilience classes as a browser sees them: `wasm-pack test --headless --chrome wasm
 //! --test resilience`. Bad arguments are JS `Error`s naming the argument; nothing aborts.
 
-use distlab_wasm::resilience::{Bulkhead, CircuitBreaker, Deadline, Retry, RetryBudget};
+use distlab_wasm::resilience::{Bulkhead, CircuitBreaker, Deadline, Hedging, Retry, RetryBudget};
 use js_sys::{Error, JSON, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::*;
@@ -175,4 +175,74 @@ fn deadlines_shrink_down_the_hops() {
     assert!(e.contains("budgetMs"), "{e}");
     let e = message(d.for_downstream(0.0, f64::INFINITY, None).err().unwrap());
     assert!(e.contains("marginMs"), "{e}");
+}
+
+fn actions(v: &JsValue) -> Vec<String> {
+    js_sys::Array::from(&get(v, "actions"))
+        .iter()
+        .map(|a| {
+            let t = get(&a, "type").as_string().unwrap();
+            let n = get(&a, "attempt").as_f64().unwrap();
+            format!("{t} {n}")
+        })
+        .collect()
+}
+
+#[wasm_bindgen_test]
+fn hedging_sends_after_its_delay_and_the_first_success_cancels_the_rest() {
+    let mut h = Hedging::new(
+        js(r#"{"maxAttempts": 3, "delay": {"type": "fixed", "ms": 100}}"#),
+        JsValue::UNDEFINED,
+    )
+    .unwrap();
+    let started = h.start(0.0).unwrap();
+    assert_eq!(get(&started, "call").as_f64(), Some(0.0));
+    assert_eq!(actions(&started), ["send 0"]);
+    assert_eq!(h.poll_timeout_ms(), Some(100.0));
+    let due = js_sys::Array::from(&h.handle_timeout(100.0).unwrap());
+    assert_eq!(due.length(), 1);
+    assert_eq!(actions(&due.get(0)), ["send 1"]);
+    let won = h.on_result(130.0, 0.0, 1.0, JsValue::NULL).unwrap();
+    assert_eq!(actions(&won), ["cancel 0", "done 1"]);
+    assert_eq!(h.open_calls(), 0);
+    // A loser's late answer changes nothing; bad arguments name themselves.
+    let late = h.on_result(140.0, 0.0, 0.0, JsValue::NULL).unwrap();
+    assert!(actions(&late).is_empty());
+    let e = message(h.on_result(150.0, 7.0, 0.0, JsValue::NULL).unwrap_err());
+    assert!(e.contains("call"), "{e}");
+    let e = message(h.on_result(150.0, 0.0, -1.0, JsValue::NULL).unwrap_err());
+    assert!(e.contains("attempt"), "{e}");
+    let e = message(h.on_result(150.0, 0.0, 0.0, "teapot".into()).unwrap_err());
+    assert!(e.contains("error"), "{e}");
+    let e = message(h.start(f64::NAN).unwrap_err());
+    assert!(e.contains("nowMs"), "{e}");
+    let stats = h.stats().unwrap();
+    assert_eq!(get(&stats, "wonByHedge").as_f64(), Some(1.0));
+}
+
+#[wasm_bindgen_test]
+fn hedging_configs_and_budgets_are_checked() {
+    let e = message(
+        Hedging::new(js(r#"{"maxAttempts": 9}"#), JsValue::UNDEFINED)
+            .err()
+            .unwrap(),
+    );
+    assert!(e.contains("maxAttempts"), "{e}");
+    let e = message(
+        Hedging::new(JsValue::UNDEFINED, js(r#"{"tokenRatio": 0}"#))
+            .err()
+            .unwrap(),
+    );
+    assert!(e.contains("budget.tokenRatio"), "{e}");
+    let mut h = Hedging::new(
+        js(r#"{"maxAttempts": 2, "nonFatal": ["unavailable"]}"#),
+        js(r#"{"maxTokens": 2, "tokenRatio": 1}"#),
+    )
+    .unwrap();
+    assert_eq!(h.tokens(), Some(2.0));
+    // One non-fatal failure takes the budget to half: the hedge it would send is held.
+    h.start(0.0).unwrap();
+    let r = h.on_result(5.0, 0.0, 0.0, "unavailable".into()).unwrap();
+    assert_eq!(actions(&r), ["done 0"]);
+    assert_eq!(get(&h.stats().unwrap(), "throttled").as_f64(), Some(1.0));
 }

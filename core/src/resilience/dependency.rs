@@ -3,7 +3,8 @@
 //! knob changes by action, so a lab can break the dependency and let it recover.
 //!
 //! Also [`LabTrace`], the bounded trace every resilience lab records: the newest events as
-//! JSON and a stable hash of all of them.
+//! JSON and a stable hash of all of them, and [`LoadMeter`], the attempts a dependency
+//! saw over the last second (what a lab compares with its capacity).
 
 use std::collections::VecDeque;
 use std::hash::Hasher;
@@ -22,6 +23,9 @@ use crate::time::{Duration, Time};
 pub const MAX_LATENCY_MS: u32 = 60_000;
 /// Trace events a lab keeps (the hash covers every one).
 pub const TRACE_EVENTS: usize = 200;
+/// A dependency's load is measured over the last second in buckets of this many µs.
+const LOAD_BUCKET_US: u64 = 10_000;
+const LOAD_BUCKETS: usize = 100;
 
 /// A dependency's health. JSON: `{"failureRate": 0.05, "latencyMs": 50, "slowRate": 0,
 /// "slowLatencyMs": 2000}`.
@@ -71,6 +75,57 @@ impl DependencyConfig {
             latency,
             error: failed.then_some(ErrorKind::Unavailable),
         }
+    }
+}
+
+/// Attempts on the dependency over the last second, in [`LOAD_BUCKETS`] buckets.
+#[derive(Debug, Clone)]
+pub struct LoadMeter {
+    buckets: [u32; LOAD_BUCKETS],
+    newest: u64,
+    total: u64,
+}
+
+impl Default for LoadMeter {
+    fn default() -> Self {
+        LoadMeter::new()
+    }
+}
+
+impl LoadMeter {
+    pub fn new() -> Self {
+        LoadMeter {
+            buckets: [0; LOAD_BUCKETS],
+            newest: 0,
+            total: 0,
+        }
+    }
+
+    fn advance(&mut self, now: Time) {
+        let bucket = now.0 / LOAD_BUCKET_US;
+        let steps = bucket.saturating_sub(self.newest).min(LOAD_BUCKETS as u64);
+        for s in 1..=steps {
+            let slot = ((bucket - steps + s) % LOAD_BUCKETS as u64) as usize;
+            if let Some(b) = self.buckets.get_mut(slot) {
+                self.total -= u64::from(*b);
+                *b = 0;
+            }
+        }
+        self.newest = self.newest.max(bucket);
+    }
+
+    /// Counts an attempt at `now`; returns the attempts in the last second, this one
+    /// included.
+    pub fn attempt(&mut self, now: Time) -> u64 {
+        self.advance(now);
+        if let Some(b) = self
+            .buckets
+            .get_mut((self.newest % LOAD_BUCKETS as u64) as usize)
+        {
+            *b = b.saturating_add(1);
+        }
+        self.total += 1;
+        self.total
     }
 }
 

@@ -11,6 +11,8 @@
 //!   (gRPC deadlines), cancelling the work they cut short.
 //! - [`bulkhead`]: at most so many calls at once, a bounded FIFO queue with a maximum
 //!   wait, fail fast when both are full (Resilience4j's `Bulkhead`, Nygard's pattern).
+//! - [`hedging`]: send the call again when an attempt is slow, first success wins (gRPC's
+//!   hedging policy; Dean & Barroso's p95 delay).
 //!
 //! Each has a lab beside it (`lab` in its folder) that drives it with a workload against
 //! a dependency whose health an action changes.
@@ -21,6 +23,7 @@ use serde::{Deserialize, Serialize};
 pub mod bulkhead;
 pub mod circuit_breaker;
 pub mod dependency;
+pub mod hedging;
 pub mod retry;
 pub mod timeout;
 

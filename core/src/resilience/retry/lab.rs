@@ -20,7 +20,7 @@ use crate::lab::sampling::{Sampled, Sampler};
 use crate::lab::settings::local_lab_config;
 use crate::lab::view::{InvariantStatus, NodeView, Panel, Series, View};
 use crate::resilience::ErrorKind;
-use crate::resilience::dependency::LabTrace;
+use crate::resilience::dependency::{LabTrace, LoadMeter};
 use crate::resilience::retry::{
     BackoffConfig, GiveUpReason, Jitter, RetryBudget, RetryBudgetConfig, RetryConfig,
     RetryDecision, RetryPolicy, RetryState,
@@ -35,9 +35,6 @@ pub const MAX_CAPACITY: u32 = 1_000_000;
 pub const MAX_OUTAGE_MS: u32 = 3_600_000;
 /// Retries the delay chart draws per jitter.
 const DRAWN_RETRIES: u32 = 12;
-/// The dependency's load is measured over the last second in buckets of this many µs.
-const LOAD_BUCKET_US: u64 = 10_000;
-const LOAD_BUCKETS: usize = 100;
 
 fn lab_retry() -> RetryConfig {
     RetryConfig {
@@ -90,51 +87,6 @@ pub enum RetryLabAction {
     },
     /// The dependency's capacity from now on.
     SetCapacity { per_sec: Count<1, { MAX_CAPACITY }> },
-}
-
-/// Attempts on the dependency over the last second, in [`LOAD_BUCKETS`] buckets.
-#[derive(Debug, Clone)]
-struct LoadMeter {
-    buckets: [u32; LOAD_BUCKETS],
-    newest: u64,
-    total: u64,
-}
-
-impl LoadMeter {
-    fn new() -> Self {
-        LoadMeter {
-            buckets: [0; LOAD_BUCKETS],
-            newest: 0,
-            total: 0,
-        }
-    }
-
-    fn advance(&mut self, now: Time) {
-        let bucket = now.0 / LOAD_BUCKET_US;
-        let steps = bucket.saturating_sub(self.newest).min(LOAD_BUCKETS as u64);
-        for s in 1..=steps {
-            let slot = ((bucket - steps + s) % LOAD_BUCKETS as u64) as usize;
-            if let Some(b) = self.buckets.get_mut(slot) {
-                self.total -= u64::from(*b);
-                *b = 0;
-            }
-        }
-        self.newest = self.newest.max(bucket);
-    }
-
-    /// Counts an attempt at `now`; returns the attempts in the last second, this one
-    /// included.
-    fn attempt(&mut self, now: Time) -> u64 {
-        self.advance(now);
-        if let Some(b) = self
-            .buckets
-            .get_mut((self.newest % LOAD_BUCKETS as u64) as usize)
-        {
-            *b = b.saturating_add(1);
-        }
-        self.total += 1;
-        self.total
-    }
 }
 
 /// Counters of one lane.
