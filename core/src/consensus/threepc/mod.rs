@@ -16,12 +16,14 @@
 //! - [`harness`]: a cluster with a client, the atomicity checker, the longest time a live
 //!   participant stayed undecided.
 //! - [`soak`]: one seed of the fault soak, as a pure function of the seed.
+//! - [`lab`]: the `consensus.3pc` lab.
 //!
 //! Cost: one transaction is 6(n − 1) messages (CanCommit, vote, PreCommit, ack, decision,
 //! ack) and two fsyncs at each participant; the termination protocol adds a poll, reports
 //! and a round of PreCommits.
 
 pub mod harness;
+pub mod lab;
 pub mod node;
 pub mod soak;
 
