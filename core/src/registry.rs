@@ -9,6 +9,7 @@ use crate::cache::lab::{CacheLabAction, CacheLabConfig, LfuLab, LruLab, TinyLfuL
 use crate::cache::ttl_lab::{TtlLab, TtlLabAction, TtlLabConfig};
 use crate::consensus::paxos::lab::{PaxosLab, PaxosLabAction, PaxosLabConfig};
 use crate::consensus::raft::lab::{RaftLab, RaftLabAction, RaftLabConfig};
+use crate::consensus::threepc::lab::{ThreePcLab, ThreePcLabAction, ThreePcLabConfig};
 use crate::consensus::twopc::lab::{TwoPcLab, TwoPcLabAction, TwoPcLabConfig};
 use crate::consistency::clock_lab::{
     ClockLabAction, ClockLabConfig, HlcLab, LamportLab, VectorClockLab,
@@ -128,6 +129,9 @@ labs! {
     }
     "consensus.2pc" => Cluster<TwoPcLab> {
         config: TwoPcLabConfig, action: ClusterAction<TwoPcLabAction>
+    }
+    "consensus.3pc" => Cluster<ThreePcLab> {
+        config: ThreePcLabConfig, action: ClusterAction<ThreePcLabAction>
     }
     "consensus.paxos" => Cluster<PaxosLab> {
         config: PaxosLabConfig, action: ClusterAction<PaxosLabAction>

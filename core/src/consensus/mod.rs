@@ -7,9 +7,12 @@
 //!   replicated key-value store with client sessions.
 //! - [`twopc`]: two-phase commit (Gray 1978; Bernstein, Hadzilacos & Goodman 1987), with
 //!   durable prepared state and decisions and cooperative termination.
+//! - [`threepc`]: three-phase commit (Skeen 1981) with the termination protocol of Skeen &
+//!   Stonebraker (1983): non-blocking under crashes, split by partitions.
 //! - [`paxos`]: single-decree Paxos (Lamport, "Paxos Made Simple", 2001) and Multi-Paxos
 //!   with a stable leader, slots and the replicated key-value store.
 
 pub mod paxos;
 pub mod raft;
+pub mod threepc;
 pub mod twopc;
