@@ -19,6 +19,7 @@ use crate::coordination::failure_detector::lab::{
 };
 use crate::coordination::gossip::lab::{GossipLab, GossipLabAction, GossipLabConfig};
 use crate::coordination::lock::lab::{LockLab, LockLabAction, LockLabConfig};
+use crate::coordination::redlock::lab::{RedlockLab, RedlockLabAction, RedlockLabConfig};
 use crate::coordination::swim::lab::{SwimLab, SwimLabAction, SwimLabConfig};
 use crate::crdt::lab::{
     CrdtLabAction, CrdtLabConfig, GCounterLab, GSetLab, LwwMapLab, LwwRegisterLab, MvRegisterLab,
@@ -247,6 +248,9 @@ labs! {
     }
     "coordination.lock" => Cluster<LockLab> {
         config: LockLabConfig, action: ClusterAction<LockLabAction>
+    }
+    "coordination.redlock" => Cluster<RedlockLab> {
+        config: RedlockLabConfig, action: ClusterAction<RedlockLabAction>
     }
     "coordination.gossip" => Cluster<GossipLab> {
         config: GossipLabConfig, action: ClusterAction<GossipLabAction>

@@ -1,9 +1,9 @@
 //! The long fault soak, one driver for every protocol that has a soak:
 //! `soak <id> --seeds N [--shard i/n] [--start S] [--fault-ms MS] [--threads T]`
-//! runs seeds of protocol `<id>` (`raft`, `2pc` or `paxos`) on every core with a progress line,
-//! and prints a summary (seeds, events, the protocol's own counts, failures, wall time)
-//! that merges by addition across shards; it exits non-zero if any seed failed, listing
-//! the replay command of each. `soak <id> --seed S` replays one seed and prints its
+//! runs seeds of protocol `<id>` (`raft`, `2pc`, `paxos` or `redlock`) on every core with a
+//! progress line, and prints a summary (seeds, events, the protocol's own counts, failures,
+//! wall time) that merges by addition across shards; it exits non-zero if any seed failed,
+//! listing the replay command of each. `soak <id> --seed S` replays one seed and prints its
 //! report as JSON. `cargo xtask soak <id> ...` builds and runs it.
 //!
 //! Past one machine: `--summary-out FILE` writes the shard's summary as JSON (protocol,
@@ -19,6 +19,7 @@
 //! and by a line in [`main`].
 
 use distlab_core::consensus::{paxos, raft, twopc};
+use distlab_core::coordination::redlock;
 use distlab_core::sim::soak::{SeedOutcome, Soak, SoakTotals};
 use distlab_tests::soak::{failure_lines, run_seeds_with};
 use std::io::Write;
@@ -27,9 +28,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// The protocols the driver knows, for messages.
-const KNOWN: &str = "raft, 2pc, paxos";
-const USAGE: &str = "usage: soak <raft|2pc|paxos> [--seeds N] [--start S] [--shard i/n] \
-                     [--threads T] [--fault-ms MS] [--summary-out FILE] | <raft|2pc|paxos> --seed S \
+const KNOWN: &str = "raft, 2pc, paxos, redlock";
+const USAGE: &str = "usage: soak <raft|2pc|paxos|redlock> [--seeds N] [--start S] [--shard i/n] \
+                     [--threads T] [--fault-ms MS] [--summary-out FILE] \
+                     | <raft|2pc|paxos|redlock> --seed S \
                      | merge FILE...";
 
 struct Args {
@@ -112,6 +114,7 @@ fn main() -> ExitCode {
         "raft" => drive::<raft::soak::SoakOptions>(&args),
         "2pc" => drive::<twopc::soak::SoakOptions>(&args),
         "paxos" => drive::<paxos::soak::SoakOptions>(&args),
+        "redlock" => drive::<redlock::soak::SoakOptions>(&args),
         other => {
             eprintln!("no soak named `{other}` (known: {KNOWN})");
             ExitCode::FAILURE
@@ -275,6 +278,7 @@ fn merge(paths: &[String]) -> Result<ExitCode, String> {
         "raft" => merge_as::<raft::soak::SoakOptions>(&shards),
         "2pc" => merge_as::<twopc::soak::SoakOptions>(&shards),
         "paxos" => merge_as::<paxos::soak::SoakOptions>(&shards),
+        "redlock" => merge_as::<redlock::soak::SoakOptions>(&shards),
         other => Err(format!("no soak named `{other}` (known: {KNOWN})")),
     }
 }
