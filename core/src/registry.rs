@@ -42,6 +42,7 @@ use crate::resilience::circuit_breaker::lab::{BreakerLab, BreakerLabAction, Brea
 use crate::resilience::retry::lab::{RetryLab, RetryLabAction, RetryLabConfig};
 use crate::resilience::timeout::lab::{TimeoutLab, TimeoutLabAction, TimeoutLabConfig};
 use crate::scenario::disruptive_rejoin::{RejoinLab, RejoinLabAction, RejoinLabConfig};
+use crate::scenario::zombie_leader::{ZombieLab, ZombieLabAction, ZombieLabConfig};
 use crate::sim_labs::disk::{DiskLab, DiskLabAction, DiskLabConfig};
 use crate::sim_labs::engine::{EngineLab, EngineLabAction, EngineLabConfig};
 use crate::sim_labs::faults::{FaultsLab, FaultsLabAction, FaultsLabConfig};
@@ -134,6 +135,9 @@ labs! {
     }
     "scenario.disruptive-rejoin" => RejoinLab {
         config: RejoinLabConfig, action: ClusterAction<RejoinLabAction>
+    }
+    "scenario.zombie-leader" => ZombieLab {
+        config: ZombieLabConfig, action: ClusterAction<ZombieLabAction>
     }
     "sim.engine" => Cluster<EngineLab> {
         config: EngineLabConfig, action: ClusterAction<EngineLabAction>
