@@ -20,6 +20,7 @@ use crate::coordination::failure_detector::lab::{
 };
 use crate::coordination::gossip::lab::{GossipLab, GossipLabAction, GossipLabConfig};
 use crate::coordination::lock::lab::{LockLab, LockLabAction, LockLabConfig};
+use crate::coordination::redlock::lab::{RedlockLab, RedlockLabAction, RedlockLabConfig};
 use crate::coordination::swim::lab::{SwimLab, SwimLabAction, SwimLabConfig};
 use crate::crdt::lab::{
     CrdtLabAction, CrdtLabConfig, GCounterLab, GSetLab, LwwMapLab, LwwRegisterLab, MvRegisterLab,
@@ -43,6 +44,7 @@ use crate::resilience::hedging::lab::{HedgingLab, HedgingLabAction, HedgingLabCo
 use crate::resilience::retry::lab::{RetryLab, RetryLabAction, RetryLabConfig};
 use crate::resilience::timeout::lab::{TimeoutLab, TimeoutLabAction, TimeoutLabConfig};
 use crate::scenario::disruptive_rejoin::{RejoinLab, RejoinLabAction, RejoinLabConfig};
+use crate::scenario::zombie_leader::{ZombieLab, ZombieLabAction, ZombieLabConfig};
 use crate::sim_labs::disk::{DiskLab, DiskLabAction, DiskLabConfig};
 use crate::sim_labs::engine::{EngineLab, EngineLabAction, EngineLabConfig};
 use crate::sim_labs::faults::{FaultsLab, FaultsLabAction, FaultsLabConfig};
@@ -138,6 +140,9 @@ labs! {
     }
     "scenario.disruptive-rejoin" => RejoinLab {
         config: RejoinLabConfig, action: ClusterAction<RejoinLabAction>
+    }
+    "scenario.zombie-leader" => ZombieLab {
+        config: ZombieLabConfig, action: ClusterAction<ZombieLabAction>
     }
     "sim.engine" => Cluster<EngineLab> {
         config: EngineLabConfig, action: ClusterAction<EngineLabAction>
@@ -255,6 +260,9 @@ labs! {
     }
     "coordination.lock" => Cluster<LockLab> {
         config: LockLabConfig, action: ClusterAction<LockLabAction>
+    }
+    "coordination.redlock" => Cluster<RedlockLab> {
+        config: RedlockLabConfig, action: ClusterAction<RedlockLabAction>
     }
     "coordination.gossip" => Cluster<GossipLab> {
         config: GossipLabConfig, action: ClusterAction<GossipLabAction>

@@ -3,10 +3,12 @@
 //!
 //! - [`failure_detector`]: fixed-timeout heartbeats and the phi-accrual detector.
 //! - [`lock`]: a lease lock with fencing tokens (Kleppmann 2016).
+//! - [`redlock`]: Redlock over N independent stores, and where it fails.
 //! - [`gossip`]: anti-entropy and rumor mongering (Demers et al. 1987).
 //! - [`swim`]: SWIM membership (Das, Gupta & Motivala 2002) with Lifeguard's refinements.
 
 pub mod failure_detector;
 pub mod gossip;
 pub mod lock;
+pub mod redlock;
 pub mod swim;

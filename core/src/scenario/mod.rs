@@ -4,3 +4,4 @@
 //! [`disruptive_rejoin`]).
 
 pub mod disruptive_rejoin;
+pub mod zombie_leader;
