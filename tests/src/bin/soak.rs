@@ -1,6 +1,6 @@
 //! The long fault soak, one driver for every protocol that has a soak:
 //! `soak <id> --seeds N [--shard i/n] [--start S] [--fault-ms MS] [--threads T]`
-//! runs seeds of protocol `<id>` (`raft`, `2pc` or `paxos`) on every core with a progress line,
+//! runs seeds of protocol `<id>` (`raft`, `2pc`, `paxos` or `cache`) on every core with a progress line,
 //! and prints a summary (seeds, events, the protocol's own counts, failures, wall time)
 //! that merges by addition across shards; it exits non-zero if any seed failed, listing
 //! the replay command of each. `soak <id> --seed S` replays one seed and prints its
@@ -18,6 +18,7 @@
 //! A protocol joins by implementing `distlab_core::sim::soak::Soak` on its soak options
 //! and by a line in [`main`].
 
+use distlab_core::cache::distributed as cache;
 use distlab_core::consensus::{paxos, raft, twopc};
 use distlab_core::sim::soak::{SeedOutcome, Soak, SoakTotals};
 use distlab_tests::soak::{failure_lines, run_seeds_with};
@@ -27,9 +28,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// The protocols the driver knows, for messages.
-const KNOWN: &str = "raft, 2pc, paxos";
-const USAGE: &str = "usage: soak <raft|2pc|paxos> [--seeds N] [--start S] [--shard i/n] \
-                     [--threads T] [--fault-ms MS] [--summary-out FILE] | <raft|2pc|paxos> --seed S \
+const KNOWN: &str = "raft, 2pc, paxos, cache";
+const USAGE: &str = "usage: soak <raft|2pc|paxos|cache> [--seeds N] [--start S] [--shard i/n] \
+                     [--threads T] [--fault-ms MS] [--summary-out FILE] | <raft|2pc|paxos|cache> --seed S \
                      | merge FILE...";
 
 struct Args {
@@ -112,6 +113,7 @@ fn main() -> ExitCode {
         "raft" => drive::<raft::soak::SoakOptions>(&args),
         "2pc" => drive::<twopc::soak::SoakOptions>(&args),
         "paxos" => drive::<paxos::soak::SoakOptions>(&args),
+        "cache" => drive::<cache::soak::SoakOptions>(&args),
         other => {
             eprintln!("no soak named `{other}` (known: {KNOWN})");
             ExitCode::FAILURE
@@ -275,6 +277,7 @@ fn merge(paths: &[String]) -> Result<ExitCode, String> {
         "raft" => merge_as::<raft::soak::SoakOptions>(&shards),
         "2pc" => merge_as::<twopc::soak::SoakOptions>(&shards),
         "paxos" => merge_as::<paxos::soak::SoakOptions>(&shards),
+        "cache" => merge_as::<cache::soak::SoakOptions>(&shards),
         other => Err(format!("no soak named `{other}` (known: {KNOWN})")),
     }
 }
