@@ -5,6 +5,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::balance::consistent_hash_lab::{RingLab, RingLabAction, RingLabConfig};
+use crate::cache::distributed::lab::{
+    DistributedCacheLab, DistributedCacheLabAction, DistributedCacheLabConfig,
+};
 use crate::cache::lab::{CacheLabAction, CacheLabConfig, LfuLab, LruLab, TinyLfuLab};
 use crate::cache::ttl_lab::{TtlLab, TtlLabAction, TtlLabConfig};
 use crate::consensus::paxos::lab::{PaxosLab, PaxosLabAction, PaxosLabConfig};
@@ -209,6 +212,9 @@ labs! {
     }
     "cache.ttl" => Driven<TtlLab> {
         config: TtlLabConfig, action: DrivenAction<TtlLabAction>
+    }
+    "cache.distributed" => Cluster<DistributedCacheLab> {
+        config: DistributedCacheLabConfig, action: ClusterAction<DistributedCacheLabAction>
     }
     "balance.consistent-hash" => Driven<RingLab> {
         config: RingLabConfig, action: DrivenAction<RingLabAction>

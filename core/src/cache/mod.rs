@@ -7,6 +7,7 @@
 //! `rustc_hash`'s fixed hasher, so the same operations give the same state on every
 //! platform.
 
+pub mod distributed;
 pub mod frequency_sketch;
 pub mod lab;
 pub mod lfu;

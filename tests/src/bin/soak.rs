@@ -1,10 +1,10 @@
 //! The long fault soak, one driver for every protocol that has a soak:
 //! `soak <id> --seeds N [--shard i/n] [--start S] [--fault-ms MS] [--threads T]`
-//! runs seeds of protocol `<id>` (`raft`, `2pc`, `3pc`, `paxos` or `redlock`) on every core
-//! with a progress line, and prints a summary (seeds, events, the protocol's own counts,
-//! failures, wall time) that merges by addition across shards; it exits non-zero if any
-//! seed failed, listing the replay command of each. `soak <id> --seed S` replays one seed
-//! and prints its
+//! runs seeds of protocol `<id>` (`raft`, `2pc`, `3pc`, `paxos`, `redlock` or `cache`) on
+//! every core with a progress line, and prints a summary (seeds, events, the protocol's own
+//! counts, failures, wall time) that merges by addition across shards; it exits non-zero if
+//! any seed failed, listing the replay command of each. `soak <id> --seed S` replays one
+//! seed and prints its
 //! report as JSON. `cargo xtask soak <id> ...` builds and runs it.
 //!
 //! Past one machine: `--summary-out FILE` writes the shard's summary as JSON (protocol,
@@ -19,6 +19,7 @@
 //! A protocol joins by implementing `distlab_core::sim::soak::Soak` on its soak options
 //! and by a line in [`main`].
 
+use distlab_core::cache::distributed as cache;
 use distlab_core::consensus::{paxos, raft, threepc, twopc};
 use distlab_core::coordination::redlock;
 use distlab_core::sim::soak::{SeedOutcome, Soak, SoakTotals};
@@ -29,10 +30,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// The protocols the driver knows, for messages.
-const KNOWN: &str = "raft, 2pc, 3pc, paxos, redlock";
-const USAGE: &str = "usage: soak <raft|2pc|3pc|paxos|redlock> [--seeds N] [--start S] [--shard i/n] \
-                     [--threads T] [--fault-ms MS] [--summary-out FILE] \
-                     | <raft|2pc|3pc|paxos|redlock> --seed S \
+const KNOWN: &str = "raft, 2pc, 3pc, paxos, redlock, cache";
+const USAGE: &str = "usage: soak <raft|2pc|3pc|paxos|redlock|cache> [--seeds N] [--start S] \
+                     [--shard i/n] [--threads T] [--fault-ms MS] [--summary-out FILE] \
+                     | <raft|2pc|3pc|paxos|redlock|cache> --seed S \
                      | merge FILE...";
 
 struct Args {
@@ -117,6 +118,7 @@ fn main() -> ExitCode {
         "3pc" => drive::<threepc::soak::SoakOptions>(&args),
         "paxos" => drive::<paxos::soak::SoakOptions>(&args),
         "redlock" => drive::<redlock::soak::SoakOptions>(&args),
+        "cache" => drive::<cache::soak::SoakOptions>(&args),
         other => {
             eprintln!("no soak named `{other}` (known: {KNOWN})");
             ExitCode::FAILURE
@@ -282,6 +284,7 @@ fn merge(paths: &[String]) -> Result<ExitCode, String> {
         "3pc" => merge_as::<threepc::soak::SoakOptions>(&shards),
         "paxos" => merge_as::<paxos::soak::SoakOptions>(&shards),
         "redlock" => merge_as::<redlock::soak::SoakOptions>(&shards),
+        "cache" => merge_as::<cache::soak::SoakOptions>(&shards),
         other => Err(format!("no soak named `{other}` (known: {KNOWN})")),
     }
 }
