@@ -18,6 +18,7 @@ pub mod hlc;
 pub mod id_gen;
 pub mod id_gen_lab;
 pub mod lamport;
+pub mod quorum;
 pub mod vector_clock;
 pub mod version_vector;
 

@@ -19,6 +19,7 @@
 //! and by a line in [`main`].
 
 use distlab_core::consensus::{paxos, raft, twopc};
+use distlab_core::consistency::quorum;
 use distlab_core::sim::soak::{SeedOutcome, Soak, SoakTotals};
 use distlab_tests::soak::{failure_lines, run_seeds_with};
 use std::io::Write;
@@ -27,9 +28,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// The protocols the driver knows, for messages.
-const KNOWN: &str = "raft, 2pc, paxos";
-const USAGE: &str = "usage: soak <raft|2pc|paxos> [--seeds N] [--start S] [--shard i/n] \
-                     [--threads T] [--fault-ms MS] [--summary-out FILE] | <raft|2pc|paxos> --seed S \
+const KNOWN: &str = "raft, 2pc, paxos, quorum";
+const USAGE: &str = "usage: soak <raft|2pc|paxos|quorum> [--seeds N] [--start S] [--shard i/n] \
+                     [--threads T] [--fault-ms MS] [--summary-out FILE] | <raft|2pc|paxos|quorum> --seed S \
                      | merge FILE...";
 
 struct Args {
@@ -112,6 +113,7 @@ fn main() -> ExitCode {
         "raft" => drive::<raft::soak::SoakOptions>(&args),
         "2pc" => drive::<twopc::soak::SoakOptions>(&args),
         "paxos" => drive::<paxos::soak::SoakOptions>(&args),
+        "quorum" => drive::<quorum::soak::SoakOptions>(&args),
         other => {
             eprintln!("no soak named `{other}` (known: {KNOWN})");
             ExitCode::FAILURE
