@@ -18,6 +18,7 @@ use crate::consistency::clock_lab::{
     ClockLabAction, ClockLabConfig, HlcLab, LamportLab, VectorClockLab,
 };
 use crate::consistency::id_gen_lab::{IdGenLab, IdGenLabAction, IdGenLabConfig};
+use crate::consistency::quorum::lab::{QuorumLab, QuorumLabAction, QuorumLabConfig};
 use crate::coordination::failure_detector::lab::{
     FailureDetectorLab, FailureDetectorLabAction, FailureDetectorLabConfig,
 };
@@ -287,6 +288,9 @@ labs! {
     }
     "consistency.id-gen" => Driven<IdGenLab> {
         config: IdGenLabConfig, action: DrivenAction<IdGenLabAction>
+    }
+    "consistency.quorum" => Cluster<QuorumLab> {
+        config: QuorumLabConfig, action: ClusterAction<QuorumLabAction>
     }
 }
 

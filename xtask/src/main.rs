@@ -1,6 +1,6 @@
 //! The project's two commands: `cargo xtask test` and `cargo xtask serve`.
 //! Each installs what it needs (when it can) and skips what is already present.
-//! Besides them: `cargo xtask soak <raft|2pc|3pc|paxos|redlock|cache>` (the long fault soak of a protocol) and
+//! Besides them: `cargo xtask soak <raft|2pc|3pc|paxos|redlock|cache|quorum>` (the long fault soak of a protocol) and
 //! `cargo xtask catalog` (every catalog id, implemented or planned).
 
 use std::io::{BufRead, BufReader};

@@ -11,6 +11,8 @@
 //!   Its lab is [`id_gen_lab`].
 //! - [`version_vector`]: dotted version vectors (Preguiça et al. 2010/2012) for a
 //!   Dynamo-style store: siblings, and their reconciliation.
+//! - [`quorum`]: N/R/W quorum replication, plain Dynamo and ABD (Attiya, Bar-Noy & Dolev
+//!   1995), judged by the linearizability checker.
 
 pub mod clock_lab;
 pub mod clock_node;
@@ -18,6 +20,7 @@ pub mod hlc;
 pub mod id_gen;
 pub mod id_gen_lab;
 pub mod lamport;
+pub mod quorum;
 pub mod vector_clock;
 pub mod version_vector;
 
