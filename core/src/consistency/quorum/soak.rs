@@ -27,7 +27,8 @@ use crate::time::{Duration, Time};
 pub struct SoakOptions {
     pub fault_ms: u64,
     /// Clients go on this long after the repair; what they start from `settle_ms / 4`
-    /// after it must be answered.
+    /// after it (after the last crash armed before it fired and was restarted) must be
+    /// answered.
     pub settle_ms: u64,
     /// The checker's step budget per history.
     pub check_steps: u64,
@@ -280,12 +281,15 @@ fn run_mode(
     h.sim_mut().load_script(script).map_err(|e| e.to_string())?;
     h.run_until_or(repair, |_| false);
     // A crash part-way through an event waits for the node's next event, which may come
-    // after its scheduled restart: restart whatever is down every few milliseconds.
+    // after its scheduled restart — after the repair: restart whatever is down every few
+    // milliseconds, and start the liveness window only once the last such crash is over.
     let mut t = repair;
+    let mut last_restart = repair;
     while t < end {
         for id in 0..h.sim().node_count() {
             if h.sim().status(id) == Some(NodeStatus::Crashed) {
                 let _ = h.sim_mut().apply_fault(&Fault::Restart { node: id });
+                last_restart = t;
             }
         }
         t = (t + Duration::from_millis(20)).min(end);
@@ -294,7 +298,7 @@ fn run_mode(
     // Past the end every client's last operation has answered or timed out.
     let drain = end + Duration::from_secs(2);
     h.run_until_or(drain, |h| h.sim().now() >= end && h.pending() == 0);
-    let settled = repair + Duration::from_millis(opts.settle_ms / 4);
+    let settled = last_restart + Duration::from_millis(opts.settle_ms / 4);
     let unanswered = h
         .sim()
         .history()
