@@ -23,7 +23,7 @@ const DEFAULT_SEEDS: u64 = if cfg!(target_arch = "wasm32") {
 };
 
 /// The lowest seed whose two sides decide differently (a browser runs too few seeds to be
-/// sure to come upon one, so it checks this one splits there too).
+/// sure to come upon one, so it runs this one besides them).
 const KNOWN_SPLIT_SEED: u64 = 148;
 
 #[distlab_tests::test]
@@ -37,7 +37,11 @@ fn the_known_split_seed_splits_the_decision() {
 
 #[distlab_tests::test]
 fn thousands_of_seeds_never_block_under_crashes_and_split_under_partitions() {
-    let seeds: Vec<u64> = (0..seed_count("THREEPC_SOAK_SEEDS", DEFAULT_SEEDS)).collect();
+    let mut seeds: Vec<u64> = (0..seed_count("THREEPC_SOAK_SEEDS", DEFAULT_SEEDS)).collect();
+    // About 1 % of seeds split: the few a browser runs would seldom include one.
+    if !seeds.contains(&KNOWN_SPLIT_SEED) {
+        seeds.push(KNOWN_SPLIT_SEED);
+    }
     let opts = SoakOptions::default();
     let (summary, failures) = run_seeds(&opts, &seeds);
     eprintln!("3pc soak: {summary}");
