@@ -29,7 +29,7 @@ fn main() -> ExitCode {
             eprintln!("  serve    build the page and serve it on http://127.0.0.1:8080");
             eprintln!("  e2e      build the page and run only the browser e2e (part of test)");
             eprintln!(
-                "  soak     <raft|2pc|paxos> --seeds N: the long fault soak of a protocol, with progress and summary"
+                "  soak     <raft|2pc|3pc|paxos|redlock|cache|quorum> --seeds N: the long fault soak of a protocol, with progress and summary"
             );
             eprintln!(
                 "  catalog  every catalog id, one per line: <id> <implemented|planned> <title>"
