@@ -9,6 +9,7 @@ use crate::cache::distributed::lab::{
     DistributedCacheLab, DistributedCacheLabAction, DistributedCacheLabConfig,
 };
 use crate::cache::lab::{CacheLabAction, CacheLabConfig, LfuLab, LruLab, TinyLfuLab};
+use crate::cache::stampede_lab::{StampedeDefencesLab, StampedeLabAction, StampedeLabConfig};
 use crate::cache::ttl_lab::{TtlLab, TtlLabAction, TtlLabConfig};
 use crate::consensus::paxos::lab::{PaxosLab, PaxosLabAction, PaxosLabConfig};
 use crate::consensus::raft::lab::{RaftLab, RaftLabAction, RaftLabConfig};
@@ -48,6 +49,7 @@ use crate::resilience::hedging::lab::{HedgingLab, HedgingLabAction, HedgingLabCo
 use crate::resilience::retry::lab::{RetryLab, RetryLabAction, RetryLabConfig};
 use crate::resilience::timeout::lab::{TimeoutLab, TimeoutLabAction, TimeoutLabConfig};
 use crate::scenario::disruptive_rejoin::{RejoinLab, RejoinLabAction, RejoinLabConfig};
+use crate::scenario::thundering_herd::ThunderingHerdLab;
 use crate::scenario::zombie_leader::{ZombieLab, ZombieLabAction, ZombieLabConfig};
 use crate::sim_labs::disk::{DiskLab, DiskLabAction, DiskLabConfig};
 use crate::sim_labs::engine::{EngineLab, EngineLabAction, EngineLabConfig};
@@ -216,6 +218,12 @@ labs! {
     }
     "cache.distributed" => Cluster<DistributedCacheLab> {
         config: DistributedCacheLabConfig, action: ClusterAction<DistributedCacheLabAction>
+    }
+    "cache.stampede" => Driven<StampedeDefencesLab> {
+        config: StampedeLabConfig, action: DrivenAction<StampedeLabAction>
+    }
+    "scenario.thundering-herd" => Driven<ThunderingHerdLab> {
+        config: StampedeLabConfig, action: DrivenAction<StampedeLabAction>
     }
     "balance.consistent-hash" => Driven<RingLab> {
         config: RingLabConfig, action: DrivenAction<RingLabAction>

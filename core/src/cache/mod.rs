@@ -13,6 +13,8 @@ pub mod lab;
 pub mod lfu;
 pub mod lru;
 pub mod slab;
+pub mod stampede;
+pub mod stampede_lab;
 pub mod tinylfu;
 pub mod ttl;
 pub mod ttl_lab;

@@ -4,4 +4,5 @@
 //! [`disruptive_rejoin`]).
 
 pub mod disruptive_rejoin;
+pub mod thundering_herd;
 pub mod zombie_leader;
