@@ -1,5 +1,6 @@
 //! Typed cache classes for direct use: `new Lru({maxEntries: 100})`, `new Lfu({capacity:
-//! 100})`, `new TinyLfu({capacity: 100})`, `new TtlCache({capacity: 100})`.
+//! 100})`, `new TinyLfu({capacity: 100})`, `new TtlCache({capacity: 100})`, and the
+//! stampede defences `new Singleflight()`, `new XFetch({beta: 1})`, `jitteredTtlMs(...)`.
 //!
 //! Keys are strings; values are any JS value, held by reference (the cache does not copy
 //! them). Every call that may push entries out returns them as `Evicted[]`: `{key, value,
@@ -8,6 +9,9 @@
 //! newcomer). `get` counts as an access (promotes, counts a frequency); `peek` does not.
 //! Times are milliseconds on the caller's clock (`nowMs`), as everywhere in the package.
 
+use distlab_core::cache::stampede::{
+    Join, Singleflight as CoreSingleflight, XFetch as CoreXFetch, jittered_ttl,
+};
 use distlab_core::cache::ttl::ActiveExpiry;
 use distlab_core::cache::{
     EvictionCause, EvictionPolicy, Evictions, Lfu as CoreLfu, Lru as CoreLru,
@@ -345,4 +349,156 @@ impl TtlCache {
     pub fn stats(&self) -> Result<JsValue, JsError> {
         crate::convert::to_js(&self.inner.stats()).map_err(js_error)
     }
+}
+
+/// Request coalescing for a cache in front of a slow store: `new Singleflight()`. A caller
+/// that misses `key` calls `join(key, caller, nowMs)`: `true` means it loads the value,
+/// `false` that a load of `key` is already in flight and it should wait for it. When the
+/// load ends, `finish(key)` returns every caller of that flight — the loader first — so
+/// each can be answered with the one result. `caller` is any JS value (a resolve function,
+/// an id), held by reference.
+#[wasm_bindgen]
+#[derive(Default)]
+pub struct Singleflight {
+    inner: CoreSingleflight<String, JsValue>,
+}
+
+#[wasm_bindgen]
+impl Singleflight {
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Singleflight {
+        Singleflight::default()
+    }
+    /// `caller` missed `key` at `nowMs`: `true` if it should load (no load of `key` was
+    /// in flight), `false` if it joined the load in flight.
+    pub fn join(&mut self, key: JsValue, caller: JsValue, now_ms: f64) -> Result<bool, JsError> {
+        let (key, now) = (self::key(&key)?, now(now_ms)?);
+        Ok(matches!(self.inner.join(&key, caller, now), Join::Load))
+    }
+    /// The load of `key` ended: its callers, the loader first. The next miss of `key`
+    /// starts a new load. An error if no load of `key` is in flight.
+    pub fn finish(&mut self, key: JsValue) -> Result<Array, JsError> {
+        let callers = self.inner.finish(&self::key(&key)?).map_err(core_error)?;
+        Ok(callers.into_iter().collect())
+    }
+    /// Whether a load of `key` is in flight.
+    #[wasm_bindgen(js_name = inFlight)]
+    pub fn in_flight(&self, key: JsValue) -> Result<bool, JsError> {
+        Ok(self.inner.in_flight(&self::key(&key)?))
+    }
+    /// Callers of `key`'s load in flight, the loader included (0 if none).
+    pub fn callers(&self, key: JsValue) -> Result<u32, JsError> {
+        Ok(self.inner.callers(&self::key(&key)?) as u32)
+    }
+    /// Keys with a load in flight.
+    #[wasm_bindgen(getter)]
+    pub fn flights(&self) -> u32 {
+        self.inner.flights() as u32
+    }
+    /// Loads started so far.
+    #[wasm_bindgen(getter)]
+    pub fn loads(&self) -> f64 {
+        self.inner.loads() as f64
+    }
+    /// Callers that waited on another's load instead of loading.
+    #[wasm_bindgen(getter)]
+    pub fn coalesced(&self) -> f64 {
+        self.inner.coalesced() as f64
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct XFetchConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    beta: Option<f64>,
+    #[serde(default)]
+    seed: u64,
+}
+
+/// Probabilistic early expiration (Vattani, Chierichetti & Lowenstein, VLDB 2015):
+/// `new XFetch({beta?: 1, seed?: 0})`. A read at `nowMs` of a value expiring at `expiryMs`
+/// whose last recomputation took `deltaMs` recomputes it early when
+/// `now − δ·β·ln(u) ≥ expiry` for a uniform draw `u` in (0, 1] — so one reader refreshes a
+/// hot key shortly before it expires instead of every reader at once after. β > 1 leans
+/// earlier; 1 is the paper's optimum. The draws come from the seeded generator, so a run
+/// repeats.
+#[wasm_bindgen]
+pub struct XFetch {
+    inner: CoreXFetch,
+    rng: SimRng,
+}
+
+#[wasm_bindgen]
+impl XFetch {
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "{ beta?: number; seed?: number }")] config: JsValue,
+    ) -> Result<XFetch, JsError> {
+        let c: XFetchConfig = if config.is_undefined() {
+            XFetchConfig {
+                beta: None,
+                seed: 0,
+            }
+        } else {
+            typed_config(&config)?
+        };
+        Ok(XFetch {
+            inner: CoreXFetch::new(c.beta.unwrap_or(1.0)).map_err(core_error)?,
+            rng: SimRng::new(c.seed),
+        })
+    }
+    #[wasm_bindgen(getter)]
+    pub fn beta(&self) -> f64 {
+        self.inner.beta()
+    }
+    /// Whether this read recomputes (always at or past expiry). Draws one number.
+    #[wasm_bindgen(js_name = shouldRecompute)]
+    pub fn should_recompute(
+        &mut self,
+        now_ms: f64,
+        expiry_ms: f64,
+        delta_ms: f64,
+    ) -> Result<bool, JsError> {
+        let (now, expiry, delta) = xfetch_times(now_ms, expiry_ms, delta_ms)?;
+        let u = self.rng.next_f64_open0();
+        self.inner
+            .should_recompute(now, expiry, delta, u)
+            .map_err(core_error)
+    }
+    /// The probability that a read at `nowMs` recomputes: `e^(−(expiry − now)/(δβ))`.
+    #[wasm_bindgen(js_name = recomputeProbability)]
+    pub fn recompute_probability(
+        &self,
+        now_ms: f64,
+        expiry_ms: f64,
+        delta_ms: f64,
+    ) -> Result<f64, JsError> {
+        let (now, expiry, delta) = xfetch_times(now_ms, expiry_ms, delta_ms)?;
+        Ok(self.inner.recompute_probability(now, expiry, delta))
+    }
+}
+
+fn xfetch_times(
+    now_ms: f64,
+    expiry_ms: f64,
+    delta_ms: f64,
+) -> Result<(Time, Time, Duration), JsError> {
+    Ok((
+        now(now_ms)?,
+        Time::try_from_millis_f64("expiryMs", expiry_ms).map_err(core_error)?,
+        Duration::try_from_millis_f64("deltaMs", delta_ms).map_err(core_error)?,
+    ))
+}
+
+/// A TTL shortened by a random fraction of at most `jitter` (in [0, 1]):
+/// `ttlMs·(1 − jitter·u)` for `u` in [0, 1) — pass `Math.random()` or a seeded draw. Keys
+/// written together then expire spread over `jitter·ttlMs` instead of all at once, and no
+/// TTL grows, so a bound on staleness still holds.
+#[wasm_bindgen(js_name = jitteredTtlMs)]
+pub fn jittered_ttl_ms(ttl_ms: f64, jitter: f64, u: f64) -> Result<f64, JsError> {
+    let ttl = Duration::try_from_millis_f64("ttlMs", ttl_ms).map_err(core_error)?;
+    Ok(jittered_ttl(ttl, jitter, u)
+        .map_err(core_error)?
+        .as_millis_f64())
 }

@@ -7,7 +7,7 @@
 //! `traceJson()`, `configSchema()`, ...), plus typed classes for notebook use
 //! (`TokenBucket`, the rate limiters; the sketches in [`sketch`]: `Bloom`,
 //! `CountingBloom`, `CountMin`, `HyperLogLog`, `Cuckoo`; the caches in [`cache`]: `Lru`,
-//! `Lfu`, `TtlCache`, `TinyLfu`; the resilience primitives in [`resilience`]:
+//! `Lfu`, `TtlCache`, `TinyLfu`, `Singleflight`, `XFetch`; the resilience primitives in [`resilience`]:
 //! `CircuitBreaker`, `Retry`, `RetryBudget`, `Bulkhead`, `Deadline`, `Hedging`; the CRDTs in [`crdt`]:
 //! `GCounter`, `PnCounter`, `GSet`, `TwoPSet`, `OrSet`, `LwwRegister`, `MvRegister`,
 //! `LwwMap`, `Rga`; the failure detectors in [`coordination`]: `PhiAccrual`,

@@ -1,7 +1,7 @@
 //! The cache classes as a browser sees them: `wasm-pack test --headless --chrome wasm --test
 //! cache`. Errors are JS `Error`s naming the field; no input aborts the module.
 
-use distlab_wasm::cache::{Lfu, Lru, TinyLfu, TtlCache};
+use distlab_wasm::cache::{Lfu, Lru, Singleflight, TinyLfu, TtlCache, XFetch, jittered_ttl_ms};
 use js_sys::{Array, Error, JSON, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::*;
@@ -162,4 +162,93 @@ fn ttl_cache_expires_lazily_and_by_sampling() {
             .unwrap(),
     );
     assert!(e.contains("stalePercent"), "{e}");
+}
+
+#[wasm_bindgen_test]
+fn singleflight_hands_every_caller_of_a_flight_back_loader_first() {
+    let mut sf = Singleflight::new();
+    assert!(sf.join(s("hot"), s("a"), 0.0).unwrap());
+    assert!(!sf.join(s("hot"), s("b"), 1.0).unwrap());
+    assert!(!sf.join(s("hot"), s("c"), 2.0).unwrap());
+    assert!(sf.join(s("cold"), s("d"), 2.0).unwrap());
+    assert_eq!((sf.flights(), sf.callers(s("hot")).unwrap()), (2, 3));
+    let callers: Vec<String> = sf
+        .finish(s("hot"))
+        .unwrap()
+        .iter()
+        .map(|c| c.as_string().unwrap())
+        .collect();
+    assert_eq!(callers, ["a", "b", "c"]);
+    assert!(!sf.in_flight(s("hot")).unwrap());
+    // The next miss starts a new load.
+    assert!(sf.join(s("hot"), s("e"), 3.0).unwrap());
+    assert_eq!((sf.loads(), sf.coalesced()), (3.0, 2.0));
+    let e = message(sf.finish(s("never")).unwrap_err());
+    assert!(e.contains("no load of that key is in flight"), "{e}");
+    let e = message(sf.join(JsValue::NULL, s("x"), 0.0).unwrap_err());
+    assert!(e.contains("key"), "{e}");
+    let e = message(sf.join(s("k"), s("x"), f64::NAN).unwrap_err());
+    assert!(e.contains("nowMs"), "{e}");
+}
+
+#[wasm_bindgen_test]
+fn xfetch_recomputes_more_often_nearer_expiry_and_always_after() {
+    let mut x = XFetch::new(js(r#"{"beta": 1, "seed": 7}"#)).unwrap();
+    assert_eq!(x.beta(), 1.0);
+    let p = |now| x.recompute_probability(now, 1_000.0, 100.0).unwrap();
+    assert!((p(900.0) - (-1.0f64).exp()).abs() < 1e-12);
+    assert!(p(500.0) < p(900.0) && p(1_000.0) == 1.0);
+    // Far ahead of expiry almost nobody recomputes; at expiry everybody does.
+    let early = (0..1_000)
+        .filter(|_| x.should_recompute(0.0, 1_000.0, 100.0).unwrap())
+        .count();
+    assert!(early < 5, "{early}");
+    let near = (0..1_000)
+        .filter(|_| x.should_recompute(900.0, 1_000.0, 100.0).unwrap())
+        .count();
+    // e^-1 of 1,000 draws: 368 expected, ±5 standard deviations.
+    assert!((292..=444).contains(&near), "{near}");
+    assert!(x.should_recompute(1_000.0, 1_000.0, 100.0).unwrap());
+    // The same seed draws the same decisions.
+    let mut a = XFetch::new(js(r#"{"seed": 3}"#)).unwrap();
+    let mut b = XFetch::new(js(r#"{"seed": 3}"#)).unwrap();
+    for t in 0..200 {
+        let now = 800.0 + t as f64;
+        assert_eq!(
+            a.should_recompute(now, 1_000.0, 100.0).unwrap(),
+            b.should_recompute(now, 1_000.0, 100.0).unwrap()
+        );
+    }
+    assert_eq!(XFetch::new(JsValue::UNDEFINED).unwrap().beta(), 1.0);
+    for (config, field) in [
+        (r#"{"beta": 0}"#, "beta"),
+        (r#"{"beta": -1}"#, "beta"),
+        (r#"{"betta": 1}"#, "betta"),
+    ] {
+        let e = message(XFetch::new(js(config)).err().unwrap());
+        assert!(e.contains(field), "{config}: {e}");
+    }
+    let e = message(x.should_recompute(0.0, 1_000.0, -1.0).unwrap_err());
+    assert!(e.contains("deltaMs"), "{e}");
+    let e = message(
+        x.recompute_probability(0.0, f64::INFINITY, 1.0)
+            .unwrap_err(),
+    );
+    assert!(e.contains("expiryMs"), "{e}");
+}
+
+#[wasm_bindgen_test]
+fn a_jittered_ttl_never_grows_and_validates_its_inputs() {
+    assert_eq!(jittered_ttl_ms(1_000.0, 0.0, 0.9).unwrap(), 1_000.0);
+    assert_eq!(jittered_ttl_ms(1_000.0, 0.2, 0.5).unwrap(), 900.0);
+    assert_eq!(jittered_ttl_ms(1_000.0, 0.2, 0.0).unwrap(), 1_000.0);
+    for (args, field) in [
+        ((1_000.0, 1.5, 0.5), "jitter"),
+        ((1_000.0, 0.5, 1.0), "u"),
+        ((-1.0, 0.5, 0.5), "ttlMs"),
+        ((1_000.0, f64::NAN, 0.5), "jitter"),
+    ] {
+        let e = message(jittered_ttl_ms(args.0, args.1, args.2).unwrap_err());
+        assert!(e.contains(field), "{args:?}: {e}");
+    }
 }
