@@ -4,12 +4,13 @@
 
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
 use distlab_core::Time;
-use distlab_core::bounded::Count;
+use distlab_core::bounded::{Count, Millis};
 use distlab_core::resilience::ErrorKind;
 use distlab_core::resilience::bulkhead::{Bulkhead, BulkheadConfig};
 use distlab_core::resilience::circuit_breaker::{
     CircuitBreaker, CircuitBreakerConfig, SlidingWindowType,
 };
+use distlab_core::resilience::hedging::{HedgingConfig, HedgingDelay, HedgingPolicy};
 use distlab_core::resilience::retry::{
     Jitter, RetryBudget, RetryBudgetConfig, RetryConfig, RetryPolicy, RetryState,
 };
@@ -122,5 +123,42 @@ fn bulkhead(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, breaker, retry, bulkhead);
+fn hedging(c: &mut Criterion) {
+    let mut g = c.benchmark_group("hedging");
+    for (name, delay) in [
+        (
+            "fixed",
+            HedgingDelay::Fixed {
+                ms: Millis::of(100),
+            },
+        ),
+        ("p95_of_1000", HedgingDelay::P95),
+    ] {
+        let mut policy = HedgingPolicy::new(&HedgingConfig {
+            delay,
+            ..HedgingConfig::default()
+        })
+        .unwrap();
+        let mut t = 0u64;
+        let mut rng = SimRng::new(5);
+        // One call that hedges once: start, the delay passes, the hedge goes out, the
+        // first attempt answers (its latency enters the p95 window) and the hedge is
+        // cancelled. The latencies vary so the window's sorted insert does real work.
+        g.bench_function(format!("call_with_one_hedge_{name}"), |bench| {
+            bench.iter(|| {
+                t += 1_000_000;
+                let start = Time(t);
+                let (mut call, a) = policy.start(start, None);
+                let at = call.poll_timeout().unwrap();
+                let b = call.handle_timeout(at, &mut policy, None);
+                let done = Time(at.0 + rng.below(50_000));
+                let c = call.on_result(done, 0, None, &mut policy, None);
+                black_box((a, b, c))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, breaker, retry, bulkhead, hedging);
 criterion_main!(benches);
