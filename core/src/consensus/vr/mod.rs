@@ -11,6 +11,7 @@
 //! - [`invariants`]: state-machine safety, the commit-number, one primary per view.
 //! - [`harness`]: a group with closed-loop session clients and the checker.
 //! - [`manual`]: a group driven by hand, message by message, for named schedules.
+//! - [`lab`]: the lab `consensus.vr`.
 //! - [`soak`]: one seed of the fault soak, linearizability included.
 //!
 //! **Crash and restart.** VR keeps its state in memory: the paper replaces disk writes
@@ -46,6 +47,7 @@
 pub mod client_table;
 pub mod harness;
 pub mod invariants;
+pub mod lab;
 pub mod manual;
 pub mod messages;
 pub mod recovery;
