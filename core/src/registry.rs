@@ -15,6 +15,7 @@ use crate::consensus::paxos::lab::{PaxosLab, PaxosLabAction, PaxosLabConfig};
 use crate::consensus::raft::lab::{RaftLab, RaftLabAction, RaftLabConfig};
 use crate::consensus::threepc::lab::{ThreePcLab, ThreePcLabAction, ThreePcLabConfig};
 use crate::consensus::twopc::lab::{TwoPcLab, TwoPcLabAction, TwoPcLabConfig};
+use crate::consensus::vr::lab::{VrLab, VrLabAction, VrLabConfig};
 use crate::consistency::clock_lab::{
     ClockLabAction, ClockLabConfig, HlcLab, LamportLab, VectorClockLab,
 };
@@ -143,6 +144,9 @@ labs! {
     }
     "consensus.paxos" => Cluster<PaxosLab> {
         config: PaxosLabConfig, action: ClusterAction<PaxosLabAction>
+    }
+    "consensus.vr" => Cluster<VrLab> {
+        config: VrLabConfig, action: ClusterAction<VrLabAction>
     }
     "scenario.disruptive-rejoin" => RejoinLab {
         config: RejoinLabConfig, action: ClusterAction<RejoinLabAction>

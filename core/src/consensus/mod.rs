@@ -11,8 +11,11 @@
 //!   Stonebraker (1983): non-blocking under crashes, split by partitions.
 //! - [`paxos`]: single-decree Paxos (Lamport, "Paxos Made Simple", 2001) and Multi-Paxos
 //!   with a stable leader, slots and the replicated key-value store.
+//! - [`vr`]: Viewstamped Replication Revisited (Liskov & Cowling 2012): normal operation,
+//!   view changes, recovery with nonces and the client table, in memory.
 
 pub mod paxos;
 pub mod raft;
 pub mod threepc;
 pub mod twopc;
+pub mod vr;

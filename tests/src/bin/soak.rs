@@ -1,7 +1,7 @@
 //! The long fault soak, one driver for every protocol that has a soak:
 //! `soak <id> --seeds N [--shard i/n] [--start S] [--fault-ms MS] [--threads T]`
-//! runs seeds of protocol `<id>` (`raft`, `2pc`, `3pc`, `paxos`, `redlock`, `cache` or
-//! `quorum`) on
+//! runs seeds of protocol `<id>` (`raft`, `2pc`, `3pc`, `paxos`, `vr`, `redlock`, `cache`
+//! or `quorum`) on
 //! every core with a progress line, and prints a summary (seeds, events, the protocol's own
 //! counts, failures, wall time) that merges by addition across shards; it exits non-zero if
 //! any seed failed, listing the replay command of each. `soak <id> --seed S` replays one
@@ -21,7 +21,7 @@
 //! and by a line in [`main`].
 
 use distlab_core::cache::distributed as cache;
-use distlab_core::consensus::{paxos, raft, threepc, twopc};
+use distlab_core::consensus::{paxos, raft, threepc, twopc, vr};
 use distlab_core::consistency::quorum;
 use distlab_core::coordination::redlock;
 use distlab_core::sim::soak::{SeedOutcome, Soak, SoakTotals};
@@ -32,10 +32,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// The protocols the driver knows, for messages.
-const KNOWN: &str = "raft, 2pc, 3pc, paxos, redlock, cache, quorum";
-const USAGE: &str = "usage: soak <raft|2pc|3pc|paxos|redlock|cache|quorum> [--seeds N] [--start S] \
+const KNOWN: &str = "raft, 2pc, 3pc, paxos, vr, redlock, cache, quorum";
+const USAGE: &str = "usage: soak <raft|2pc|3pc|paxos|vr|redlock|cache|quorum> [--seeds N] [--start S] \
                      [--shard i/n] [--threads T] [--fault-ms MS] [--summary-out FILE] \
-                     | <raft|2pc|3pc|paxos|redlock|cache|quorum> --seed S \
+                     | <raft|2pc|3pc|paxos|vr|redlock|cache|quorum> --seed S \
                      | merge FILE...";
 
 struct Args {
@@ -119,6 +119,7 @@ fn main() -> ExitCode {
         "2pc" => drive::<twopc::soak::SoakOptions>(&args),
         "3pc" => drive::<threepc::soak::SoakOptions>(&args),
         "paxos" => drive::<paxos::soak::SoakOptions>(&args),
+        "vr" => drive::<vr::soak::SoakOptions>(&args),
         "redlock" => drive::<redlock::soak::SoakOptions>(&args),
         "cache" => drive::<cache::soak::SoakOptions>(&args),
         "quorum" => drive::<quorum::soak::SoakOptions>(&args),
@@ -286,6 +287,7 @@ fn merge(paths: &[String]) -> Result<ExitCode, String> {
         "2pc" => merge_as::<twopc::soak::SoakOptions>(&shards),
         "3pc" => merge_as::<threepc::soak::SoakOptions>(&shards),
         "paxos" => merge_as::<paxos::soak::SoakOptions>(&shards),
+        "vr" => merge_as::<vr::soak::SoakOptions>(&shards),
         "redlock" => merge_as::<redlock::soak::SoakOptions>(&shards),
         "cache" => merge_as::<cache::soak::SoakOptions>(&shards),
         "quorum" => merge_as::<quorum::soak::SoakOptions>(&shards),
