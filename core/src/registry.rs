@@ -19,6 +19,9 @@ use crate::consistency::clock_lab::{
 };
 use crate::consistency::id_gen_lab::{IdGenLab, IdGenLabAction, IdGenLabConfig};
 use crate::consistency::quorum::lab::{QuorumLab, QuorumLabAction, QuorumLabConfig};
+use crate::consistency::replication::lab::{
+    ReplicationLab, ReplicationLabAction, ReplicationLabConfig,
+};
 use crate::coordination::failure_detector::lab::{
     FailureDetectorLab, FailureDetectorLabAction, FailureDetectorLabConfig,
 };
@@ -48,6 +51,7 @@ use crate::resilience::hedging::lab::{HedgingLab, HedgingLabAction, HedgingLabCo
 use crate::resilience::retry::lab::{RetryLab, RetryLabAction, RetryLabConfig};
 use crate::resilience::timeout::lab::{TimeoutLab, TimeoutLabAction, TimeoutLabConfig};
 use crate::scenario::disruptive_rejoin::{RejoinLab, RejoinLabAction, RejoinLabConfig};
+use crate::scenario::split_brain::{SplitBrainLab, SplitBrainLabAction, SplitBrainLabConfig};
 use crate::scenario::zombie_leader::{ZombieLab, ZombieLabAction, ZombieLabConfig};
 use crate::sim_labs::disk::{DiskLab, DiskLabAction, DiskLabConfig};
 use crate::sim_labs::engine::{EngineLab, EngineLabAction, EngineLabConfig};
@@ -144,6 +148,9 @@ labs! {
     }
     "scenario.disruptive-rejoin" => RejoinLab {
         config: RejoinLabConfig, action: ClusterAction<RejoinLabAction>
+    }
+    "scenario.split-brain" => SplitBrainLab {
+        config: SplitBrainLabConfig, action: ClusterAction<SplitBrainLabAction>
     }
     "scenario.zombie-leader" => ZombieLab {
         config: ZombieLabConfig, action: ClusterAction<ZombieLabAction>
@@ -291,6 +298,9 @@ labs! {
     }
     "consistency.quorum" => Cluster<QuorumLab> {
         config: QuorumLabConfig, action: ClusterAction<QuorumLabAction>
+    }
+    "consistency.replication" => Cluster<ReplicationLab> {
+        config: ReplicationLabConfig, action: ClusterAction<ReplicationLabAction>
     }
 }
 

@@ -4,4 +4,5 @@
 //! [`disruptive_rejoin`]).
 
 pub mod disruptive_rejoin;
+pub mod split_brain;
 pub mod zombie_leader;

@@ -22,6 +22,7 @@
 //! reaches; the answer waits for 0 (async), 1 (semi-sync), a majority or all replicas.
 
 pub mod harness;
+pub mod lab;
 pub mod node;
 pub mod soak;
 
