@@ -21,6 +21,9 @@ use crate::consistency::clock_lab::{
 };
 use crate::consistency::id_gen_lab::{IdGenLab, IdGenLabAction, IdGenLabConfig};
 use crate::consistency::quorum::lab::{QuorumLab, QuorumLabAction, QuorumLabConfig};
+use crate::consistency::replication::lab::{
+    ReplicationLab, ReplicationLabAction, ReplicationLabConfig,
+};
 use crate::coordination::failure_detector::lab::{
     FailureDetectorLab, FailureDetectorLabAction, FailureDetectorLabConfig,
 };
@@ -50,6 +53,7 @@ use crate::resilience::hedging::lab::{HedgingLab, HedgingLabAction, HedgingLabCo
 use crate::resilience::retry::lab::{RetryLab, RetryLabAction, RetryLabConfig};
 use crate::resilience::timeout::lab::{TimeoutLab, TimeoutLabAction, TimeoutLabConfig};
 use crate::scenario::disruptive_rejoin::{RejoinLab, RejoinLabAction, RejoinLabConfig};
+use crate::scenario::split_brain::{SplitBrainLab, SplitBrainLabAction, SplitBrainLabConfig};
 use crate::scenario::thundering_herd::ThunderingHerdLab;
 use crate::scenario::zombie_leader::{ZombieLab, ZombieLabAction, ZombieLabConfig};
 use crate::sim_labs::disk::{DiskLab, DiskLabAction, DiskLabConfig};
@@ -150,6 +154,9 @@ labs! {
     }
     "scenario.disruptive-rejoin" => RejoinLab {
         config: RejoinLabConfig, action: ClusterAction<RejoinLabAction>
+    }
+    "scenario.split-brain" => SplitBrainLab {
+        config: SplitBrainLabConfig, action: ClusterAction<SplitBrainLabAction>
     }
     "scenario.zombie-leader" => ZombieLab {
         config: ZombieLabConfig, action: ClusterAction<ZombieLabAction>
@@ -303,6 +310,9 @@ labs! {
     }
     "consistency.quorum" => Cluster<QuorumLab> {
         config: QuorumLabConfig, action: ClusterAction<QuorumLabAction>
+    }
+    "consistency.replication" => Cluster<ReplicationLab> {
+        config: ReplicationLabConfig, action: ClusterAction<ReplicationLabAction>
     }
 }
 

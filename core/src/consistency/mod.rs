@@ -13,6 +13,8 @@
 //!   Dynamo-style store: siblings, and their reconciliation.
 //! - [`quorum`]: N/R/W quorum replication, plain Dynamo and ABD (Attiya, Bar-Noy & Dolev
 //!   1995), judged by the linearizability checker.
+//! - [`replication`]: primary–replica replication, sync to async, failover with or without
+//!   fencing by epochs.
 
 pub mod clock_lab;
 pub mod clock_node;
@@ -21,6 +23,7 @@ pub mod id_gen;
 pub mod id_gen_lab;
 pub mod lamport;
 pub mod quorum;
+pub mod replication;
 pub mod vector_clock;
 pub mod version_vector;
 

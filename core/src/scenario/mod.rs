@@ -4,5 +4,6 @@
 //! [`disruptive_rejoin`]).
 
 pub mod disruptive_rejoin;
+pub mod split_brain;
 pub mod thundering_herd;
 pub mod zombie_leader;

@@ -1,7 +1,7 @@
 //! The long fault soak, one driver for every protocol that has a soak:
 //! `soak <id> --seeds N [--shard i/n] [--start S] [--fault-ms MS] [--threads T]`
-//! runs seeds of protocol `<id>` (`raft`, `2pc`, `3pc`, `paxos`, `vr`, `redlock`, `cache`
-//! or `quorum`) on
+//! runs seeds of protocol `<id>` (`raft`, `2pc`, `3pc`, `paxos`, `vr`, `redlock`, `cache`,
+//! `quorum` or `replication`) on
 //! every core with a progress line, and prints a summary (seeds, events, the protocol's own
 //! counts, failures, wall time) that merges by addition across shards; it exits non-zero if
 //! any seed failed, listing the replay command of each. `soak <id> --seed S` replays one
@@ -22,7 +22,7 @@
 
 use distlab_core::cache::distributed as cache;
 use distlab_core::consensus::{paxos, raft, threepc, twopc, vr};
-use distlab_core::consistency::quorum;
+use distlab_core::consistency::{quorum, replication};
 use distlab_core::coordination::redlock;
 use distlab_core::sim::soak::{SeedOutcome, Soak, SoakTotals};
 use distlab_tests::soak::{failure_lines, run_seeds_with};
@@ -32,10 +32,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// The protocols the driver knows, for messages.
-const KNOWN: &str = "raft, 2pc, 3pc, paxos, vr, redlock, cache, quorum";
-const USAGE: &str = "usage: soak <raft|2pc|3pc|paxos|vr|redlock|cache|quorum> [--seeds N] [--start S] \
+const KNOWN: &str = "raft, 2pc, 3pc, paxos, vr, redlock, cache, quorum, replication";
+const USAGE: &str = "usage: soak <raft|2pc|3pc|paxos|vr|redlock|cache|quorum|replication> [--seeds N] [--start S] \
                      [--shard i/n] [--threads T] [--fault-ms MS] [--summary-out FILE] \
-                     | <raft|2pc|3pc|paxos|vr|redlock|cache|quorum> --seed S \
+                     | <raft|2pc|3pc|paxos|vr|redlock|cache|quorum|replication> --seed S \
                      | merge FILE...";
 
 struct Args {
@@ -123,6 +123,7 @@ fn main() -> ExitCode {
         "redlock" => drive::<redlock::soak::SoakOptions>(&args),
         "cache" => drive::<cache::soak::SoakOptions>(&args),
         "quorum" => drive::<quorum::soak::SoakOptions>(&args),
+        "replication" => drive::<replication::soak::SoakOptions>(&args),
         other => {
             eprintln!("no soak named `{other}` (known: {KNOWN})");
             ExitCode::FAILURE
@@ -291,6 +292,7 @@ fn merge(paths: &[String]) -> Result<ExitCode, String> {
         "redlock" => merge_as::<redlock::soak::SoakOptions>(&shards),
         "cache" => merge_as::<cache::soak::SoakOptions>(&shards),
         "quorum" => merge_as::<quorum::soak::SoakOptions>(&shards),
+        "replication" => merge_as::<replication::soak::SoakOptions>(&shards),
         other => Err(format!("no soak named `{other}` (known: {KNOWN})")),
     }
 }
