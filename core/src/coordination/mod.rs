@@ -6,9 +6,11 @@
 //! - [`redlock`]: Redlock over N independent stores, and where it fails.
 //! - [`gossip`]: anti-entropy and rumor mongering (Demers et al. 1987).
 //! - [`swim`]: SWIM membership (Das, Gupta & Motivala 2002) with Lifeguard's refinements.
+//! - [`snapshot`]: Chandy–Lamport global snapshots (1985) over a money-transfer workload.
 
 pub mod failure_detector;
 pub mod gossip;
 pub mod lock;
 pub mod redlock;
+pub mod snapshot;
 pub mod swim;
