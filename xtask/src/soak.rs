@@ -1,5 +1,5 @@
 //! `cargo xtask soak <id> [--seeds N] [...]`: the long fault soak of protocol `<id>`
-//! (`raft`, `2pc`, `3pc`, `paxos`, `redlock`, `cache` or `quorum`), built in release and run on every core by the one soak driver
+//! (`raft`, `2pc`, `3pc`, `paxos`, `redlock`, `cache`, `quorum` or `snapshot`), built in release and run on every core by the one soak driver
 //! (tests/src/bin/soak.rs), which draws the progress bar, prints the summary and the
 //! replay command of every failing seed. `cargo xtask soak merge FILE...` adds up the
 //! summaries that shards wrote with `--summary-out FILE`.
@@ -8,12 +8,12 @@ use crate::Result;
 
 /// The protocols the driver has a soak for, and its `merge` command.
 const KNOWN: &[&str] = &[
-    "raft", "2pc", "3pc", "paxos", "redlock", "cache", "quorum", "merge",
+    "raft", "2pc", "3pc", "paxos", "redlock", "cache", "quorum", "snapshot", "merge",
 ];
 
 pub fn soak(args: &[String]) -> Result {
     let (target, rest) = args.split_first().ok_or(
-        "usage: cargo xtask soak <raft|2pc|3pc|paxos|redlock|cache|quorum> [--seeds N] [--start S] [--shard i/n] [--threads T] \
+        "usage: cargo xtask soak <raft|2pc|3pc|paxos|redlock|cache|quorum|snapshot> [--seeds N] [--start S] [--shard i/n] [--threads T] \
          [--fault-ms MS] [--summary-out FILE] | --seed S | cargo xtask soak merge FILE...",
     )?;
     if !KNOWN.contains(&target.as_str()) {

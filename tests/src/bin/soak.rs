@@ -23,7 +23,7 @@
 use distlab_core::cache::distributed as cache;
 use distlab_core::consensus::{paxos, raft, threepc, twopc};
 use distlab_core::consistency::quorum;
-use distlab_core::coordination::redlock;
+use distlab_core::coordination::{redlock, snapshot};
 use distlab_core::sim::soak::{SeedOutcome, Soak, SoakTotals};
 use distlab_tests::soak::{failure_lines, run_seeds_with};
 use std::io::Write;
@@ -32,10 +32,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// The protocols the driver knows, for messages.
-const KNOWN: &str = "raft, 2pc, 3pc, paxos, redlock, cache, quorum";
-const USAGE: &str = "usage: soak <raft|2pc|3pc|paxos|redlock|cache|quorum> [--seeds N] [--start S] \
+const KNOWN: &str = "raft, 2pc, 3pc, paxos, redlock, cache, quorum, snapshot";
+const USAGE: &str = "usage: soak <raft|2pc|3pc|paxos|redlock|cache|quorum|snapshot> [--seeds N] [--start S] \
                      [--shard i/n] [--threads T] [--fault-ms MS] [--summary-out FILE] \
-                     | <raft|2pc|3pc|paxos|redlock|cache|quorum> --seed S \
+                     | <raft|2pc|3pc|paxos|redlock|cache|quorum|snapshot> --seed S \
                      | merge FILE...";
 
 struct Args {
@@ -122,6 +122,7 @@ fn main() -> ExitCode {
         "redlock" => drive::<redlock::soak::SoakOptions>(&args),
         "cache" => drive::<cache::soak::SoakOptions>(&args),
         "quorum" => drive::<quorum::soak::SoakOptions>(&args),
+        "snapshot" => drive::<snapshot::soak::SoakOptions>(&args),
         other => {
             eprintln!("no soak named `{other}` (known: {KNOWN})");
             ExitCode::FAILURE
@@ -289,6 +290,7 @@ fn merge(paths: &[String]) -> Result<ExitCode, String> {
         "redlock" => merge_as::<redlock::soak::SoakOptions>(&shards),
         "cache" => merge_as::<cache::soak::SoakOptions>(&shards),
         "quorum" => merge_as::<quorum::soak::SoakOptions>(&shards),
+        "snapshot" => merge_as::<snapshot::soak::SoakOptions>(&shards),
         other => Err(format!("no soak named `{other}` (known: {KNOWN})")),
     }
 }
