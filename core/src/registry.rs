@@ -30,6 +30,7 @@ use crate::coordination::failure_detector::lab::{
 use crate::coordination::gossip::lab::{GossipLab, GossipLabAction, GossipLabConfig};
 use crate::coordination::lock::lab::{LockLab, LockLabAction, LockLabConfig};
 use crate::coordination::redlock::lab::{RedlockLab, RedlockLabAction, RedlockLabConfig};
+use crate::coordination::snapshot::lab::{SnapshotLab, SnapshotLabAction, SnapshotLabConfig};
 use crate::coordination::swim::lab::{SwimLab, SwimLabAction, SwimLabConfig};
 use crate::crdt::lab::{
     CrdtLabAction, CrdtLabConfig, GCounterLab, GSetLab, LwwMapLab, LwwRegisterLab, MvRegisterLab,
@@ -295,6 +296,9 @@ labs! {
     }
     "coordination.swim" => Cluster<SwimLab> {
         config: SwimLabConfig, action: ClusterAction<SwimLabAction>
+    }
+    "coordination.snapshot" => Cluster<SnapshotLab> {
+        config: SnapshotLabConfig, action: ClusterAction<SnapshotLabAction>
     }
     "consistency.lamport" => Cluster<LamportLab> {
         config: ClockLabConfig, action: ClusterAction<ClockLabAction>

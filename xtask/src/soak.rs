@@ -1,5 +1,5 @@
 //! `cargo xtask soak <id> [--seeds N] [...]`: the long fault soak of protocol `<id>`
-//! (`raft`, `2pc`, `3pc`, `paxos`, `vr`, `redlock`, `cache`, `quorum` or `replication`), built in release and run on every core by the one soak driver
+//! (`raft`, `2pc`, `3pc`, `paxos`, `vr`, `redlock`, `cache`, `quorum`, `replication` or `snapshot`), built in release and run on every core by the one soak driver
 //! (tests/src/bin/soak.rs), which draws the progress bar, prints the summary and the
 //! replay command of every failing seed. `cargo xtask soak merge FILE...` adds up the
 //! summaries that shards wrote with `--summary-out FILE`.
@@ -17,12 +17,13 @@ const KNOWN: &[&str] = &[
     "cache",
     "quorum",
     "replication",
+    "snapshot",
     "merge",
 ];
 
 pub fn soak(args: &[String]) -> Result {
     let (target, rest) = args.split_first().ok_or(
-        "usage: cargo xtask soak <raft|2pc|3pc|paxos|vr|redlock|cache|quorum|replication> [--seeds N] [--start S] [--shard i/n] [--threads T] \
+        "usage: cargo xtask soak <raft|2pc|3pc|paxos|vr|redlock|cache|quorum|replication|snapshot> [--seeds N] [--start S] [--shard i/n] [--threads T] \
          [--fault-ms MS] [--summary-out FILE] | --seed S | cargo xtask soak merge FILE...",
     )?;
     if !KNOWN.contains(&target.as_str()) {

@@ -5,10 +5,14 @@
 //! - [`lock`]: a lease lock with fencing tokens (Kleppmann 2016).
 //! - [`redlock`]: Redlock over N independent stores, and where it fails.
 //! - [`gossip`]: anti-entropy and rumor mongering (Demers et al. 1987).
+//! - [`leader_election`]: the bully algorithm (Garcia-Molina 1982) and its message cost.
 //! - [`swim`]: SWIM membership (Das, Gupta & Motivala 2002) with Lifeguard's refinements.
+//! - [`snapshot`]: Chandy–Lamport global snapshots (1985) over a money-transfer workload.
 
 pub mod failure_detector;
 pub mod gossip;
+pub mod leader_election;
 pub mod lock;
 pub mod redlock;
+pub mod snapshot;
 pub mod swim;

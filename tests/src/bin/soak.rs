@@ -23,7 +23,7 @@
 use distlab_core::cache::distributed as cache;
 use distlab_core::consensus::{paxos, raft, threepc, twopc, vr};
 use distlab_core::consistency::{quorum, replication};
-use distlab_core::coordination::redlock;
+use distlab_core::coordination::{redlock, snapshot};
 use distlab_core::sim::soak::{SeedOutcome, Soak, SoakTotals};
 use distlab_tests::soak::{failure_lines, run_seeds_with};
 use std::io::Write;
@@ -32,10 +32,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// The protocols the driver knows, for messages.
-const KNOWN: &str = "raft, 2pc, 3pc, paxos, vr, redlock, cache, quorum, replication";
-const USAGE: &str = "usage: soak <raft|2pc|3pc|paxos|vr|redlock|cache|quorum|replication> [--seeds N] [--start S] \
+const KNOWN: &str = "raft, 2pc, 3pc, paxos, vr, redlock, cache, quorum, replication, snapshot";
+const USAGE: &str = "usage: soak <raft|2pc|3pc|paxos|vr|redlock|cache|quorum|replication|snapshot> [--seeds N] [--start S] \
                      [--shard i/n] [--threads T] [--fault-ms MS] [--summary-out FILE] \
-                     | <raft|2pc|3pc|paxos|vr|redlock|cache|quorum|replication> --seed S \
+                     | <raft|2pc|3pc|paxos|vr|redlock|cache|quorum|replication|snapshot> --seed S \
                      | merge FILE...";
 
 struct Args {
@@ -124,6 +124,7 @@ fn main() -> ExitCode {
         "cache" => drive::<cache::soak::SoakOptions>(&args),
         "quorum" => drive::<quorum::soak::SoakOptions>(&args),
         "replication" => drive::<replication::soak::SoakOptions>(&args),
+        "snapshot" => drive::<snapshot::soak::SoakOptions>(&args),
         other => {
             eprintln!("no soak named `{other}` (known: {KNOWN})");
             ExitCode::FAILURE
@@ -293,6 +294,7 @@ fn merge(paths: &[String]) -> Result<ExitCode, String> {
         "cache" => merge_as::<cache::soak::SoakOptions>(&shards),
         "quorum" => merge_as::<quorum::soak::SoakOptions>(&shards),
         "replication" => merge_as::<replication::soak::SoakOptions>(&shards),
+        "snapshot" => merge_as::<snapshot::soak::SoakOptions>(&shards),
         other => Err(format!("no soak named `{other}` (known: {KNOWN})")),
     }
 }
