@@ -28,5 +28,6 @@ pub mod scenario;
 pub mod sim;
 pub mod sim_labs;
 pub mod sketch;
+pub mod soaks;
 
 pub use registry::{catalog, create_lab};

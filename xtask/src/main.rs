@@ -1,6 +1,6 @@
 //! The project's two commands: `cargo xtask test` and `cargo xtask serve`.
 //! Each installs what it needs (when it can) and skips what is already present.
-//! Besides them: `cargo xtask soak <raft|2pc|3pc|paxos|vr|redlock|cache|quorum|replication|snapshot>` (the long fault soak of a protocol) and
+//! Besides them: `cargo xtask soak <id>` (the long fault soak of a protocol) and
 //! `cargo xtask catalog` (every catalog id, implemented or planned).
 
 use std::io::{BufRead, BufReader};
@@ -29,7 +29,8 @@ fn main() -> ExitCode {
             eprintln!("  serve    build the page and serve it on http://127.0.0.1:8080");
             eprintln!("  e2e      build the page and run only the browser e2e (part of test)");
             eprintln!(
-                "  soak     <raft|2pc|3pc|paxos|vr|redlock|cache|quorum|replication|snapshot> --seeds N: the long fault soak of a protocol, with progress and summary"
+                "  soak     <{}> --seeds N: the long fault soak of a protocol, with progress and summary",
+                distlab_core::soaks::IDS.join("|")
             );
             eprintln!(
                 "  catalog  every catalog id, one per line: <id> <implemented|planned> <title>"

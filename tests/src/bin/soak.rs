@@ -1,8 +1,7 @@
 //! The long fault soak, one driver for every protocol that has a soak:
 //! `soak <id> --seeds N [--shard i/n] [--start S] [--fault-ms MS] [--threads T]`
-//! runs seeds of protocol `<id>` (`raft`, `2pc`, `3pc`, `paxos`, `vr`, `redlock`, `cache`,
-//! `quorum` or `replication`) on
-//! every core with a progress line, and prints a summary (seeds, events, the protocol's own
+//! runs seeds of protocol `<id>` (any of `distlab_core::soaks::IDS`: `raft`, `2pc`, `paxos`...)
+//! on every core with a progress line, and prints a summary (seeds, events, the protocol's own
 //! counts, failures, wall time) that merges by addition across shards; it exits non-zero if
 //! any seed failed, listing the replay command of each. `soak <id> --seed S` replays one
 //! seed and prints its
@@ -18,25 +17,47 @@
 //! Each seed is the protocol's `soak::run_seed` in distlab-core: the same function the
 //! test suite runs, so a seed behaves identically here, in `cargo test` and in a browser.
 //! A protocol joins by implementing `distlab_core::sim::soak::Soak` on its soak options
-//! and by a line in [`main`].
+//! and by a line in the table of `distlab_core::soaks`.
 
-use distlab_core::cache::distributed as cache;
-use distlab_core::consensus::{paxos, raft, threepc, twopc, vr};
-use distlab_core::consistency::{quorum, replication};
-use distlab_core::coordination::{redlock, snapshot};
 use distlab_core::sim::soak::{SeedOutcome, Soak, SoakTotals};
+use distlab_core::soaks::{self, SoakVisitor};
 use distlab_tests::soak::{failure_lines, run_seeds_with};
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-/// The protocols the driver knows, for messages.
-const KNOWN: &str = "raft, 2pc, 3pc, paxos, vr, redlock, cache, quorum, replication, snapshot";
-const USAGE: &str = "usage: soak <raft|2pc|3pc|paxos|vr|redlock|cache|quorum|replication|snapshot> [--seeds N] [--start S] \
-                     [--shard i/n] [--threads T] [--fault-ms MS] [--summary-out FILE] \
-                     | <raft|2pc|3pc|paxos|vr|redlock|cache|quorum|replication|snapshot> --seed S \
-                     | merge FILE...";
+fn usage() -> String {
+    let ids = soaks::IDS.join("|");
+    format!(
+        "usage: soak <{ids}> [--seeds N] [--start S] [--shard i/n] [--threads T] \
+         [--fault-ms MS] [--summary-out FILE] | <{ids}> --seed S | merge FILE..."
+    )
+}
+
+fn unknown(id: &str) -> String {
+    format!("no soak named `{id}` (known: {})", soaks::IDS.join(", "))
+}
+
+/// Runs the seeds `Args` asks for on one soak.
+struct Drive<'a>(&'a Args);
+
+impl SoakVisitor for Drive<'_> {
+    type Output = ExitCode;
+    fn visit<S: Soak>(self) -> ExitCode {
+        drive::<S>(self.0)
+    }
+}
+
+/// Adds up the shard summaries of one soak.
+struct MergeAs<'a>(&'a [ShardFile]);
+
+impl SoakVisitor for MergeAs<'_> {
+    type Output = Result<ExitCode, String>;
+    fn visit<S: Soak>(self) -> Result<ExitCode, String> {
+        merge_as::<S>(self.0)
+    }
+}
 
 struct Args {
     protocol: String,
@@ -64,7 +85,7 @@ fn parse() -> Result<Args, String> {
     // The protocol id comes first.
     match it.next() {
         Some(id) if !id.starts_with('-') => a.protocol = id,
-        _ => return Err(USAGE.into()),
+        _ => return Err(usage()),
     }
     while let Some(flag) = it.next() {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
@@ -89,8 +110,8 @@ fn parse() -> Result<Args, String> {
                 }
                 a.shard = (i, n);
             }
-            "-h" | "--help" => return Err(USAGE.into()),
-            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+            "-h" | "--help" => return Err(usage()),
+            other => return Err(format!("unknown argument {other}\n{}", usage())),
         }
     }
     Ok(a)
@@ -114,22 +135,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match args.protocol.as_str() {
-        "raft" => drive::<raft::soak::SoakOptions>(&args),
-        "2pc" => drive::<twopc::soak::SoakOptions>(&args),
-        "3pc" => drive::<threepc::soak::SoakOptions>(&args),
-        "paxos" => drive::<paxos::soak::SoakOptions>(&args),
-        "vr" => drive::<vr::soak::SoakOptions>(&args),
-        "redlock" => drive::<redlock::soak::SoakOptions>(&args),
-        "cache" => drive::<cache::soak::SoakOptions>(&args),
-        "quorum" => drive::<quorum::soak::SoakOptions>(&args),
-        "replication" => drive::<replication::soak::SoakOptions>(&args),
-        "snapshot" => drive::<snapshot::soak::SoakOptions>(&args),
-        other => {
-            eprintln!("no soak named `{other}` (known: {KNOWN})");
-            ExitCode::FAILURE
-        }
-    }
+    soaks::visit(&args.protocol, Drive(&args)).unwrap_or_else(|| {
+        eprintln!("{}", unknown(&args.protocol));
+        ExitCode::FAILURE
+    })
 }
 
 fn drive<S: Soak>(args: &Args) -> ExitCode {
@@ -284,19 +293,7 @@ fn merge(paths: &[String]) -> Result<ExitCode, String> {
     if let Some(missing) = seen.iter().position(|s| !s) {
         return Err(format!("shard {missing}/{n} is missing"));
     }
-    match first.protocol.as_str() {
-        "raft" => merge_as::<raft::soak::SoakOptions>(&shards),
-        "2pc" => merge_as::<twopc::soak::SoakOptions>(&shards),
-        "3pc" => merge_as::<threepc::soak::SoakOptions>(&shards),
-        "paxos" => merge_as::<paxos::soak::SoakOptions>(&shards),
-        "vr" => merge_as::<vr::soak::SoakOptions>(&shards),
-        "redlock" => merge_as::<redlock::soak::SoakOptions>(&shards),
-        "cache" => merge_as::<cache::soak::SoakOptions>(&shards),
-        "quorum" => merge_as::<quorum::soak::SoakOptions>(&shards),
-        "replication" => merge_as::<replication::soak::SoakOptions>(&shards),
-        "snapshot" => merge_as::<snapshot::soak::SoakOptions>(&shards),
-        other => Err(format!("no soak named `{other}` (known: {KNOWN})")),
-    }
+    soaks::visit(&first.protocol, MergeAs(&shards)).unwrap_or_else(|| Err(unknown(&first.protocol)))
 }
 
 fn merge_as<S: Soak>(shards: &[ShardFile]) -> Result<ExitCode, String> {
