@@ -14,6 +14,7 @@ pub mod local;
 pub mod runner;
 pub mod sampling;
 pub mod settings;
+pub mod side_by_side;
 pub mod view;
 
 use serde_json::Value;

@@ -16,7 +16,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use crate::bounded::{Count, Millis};
 use crate::consensus::raft::config::RaftConfig;
@@ -30,6 +30,7 @@ use crate::error::{DistlabError, Result};
 use crate::lab::LabModel;
 use crate::lab::cluster::{ClusterAction, status_name};
 use crate::lab::sampling::{DEFAULT_SAMPLE_MS, SampleMs};
+use crate::lab::side_by_side::{StepMap, merged_trace, next_run};
 use crate::lab::view::{
     InvariantStatus, MessageDetail, MessageView, MetricsRecorder, NodeGlance, NodeView, Panel,
     PartitionView, View,
@@ -92,9 +93,8 @@ struct Side {
     /// When that leader first stopped leading in that term.
     deposed_at: Option<Time>,
     gauges: Gauges,
-    /// The run's recent processed events: (its own step count, the lab's), oldest first,
-    /// to give the merged trace the lab's step coordinate.
-    steps: VecDeque<(u64, u64)>,
+    /// The run's recent steps in the lab's coordinate, for the merged trace.
+    steps: StepMap,
 }
 
 impl Side {
@@ -149,33 +149,6 @@ impl Side {
 pub struct RejoinLab {
     sides: [Side; 2],
     metrics: MetricsRecorder,
-}
-
-/// Shifts an event's node ids by `nodes` and client ids by `clients` (the second run's
-/// numbering in the view).
-fn renumber(v: &mut Value, nodes: u32, clients: u32) {
-    let shift = |x: &mut Value, by: u32| {
-        if let Some(n) = x.as_u64() {
-            *x = json!(n + by as u64);
-        }
-    };
-    if let Some(n) = v.get_mut("node") {
-        shift(n, nodes);
-    }
-    if let Some(c) = v.get_mut("client") {
-        shift(c, clients);
-    }
-    for end in ["from", "to"] {
-        if let Some(ep) = v.get_mut(end) {
-            let by = match ep.get("type").and_then(Value::as_str) {
-                Some("node") => nodes,
-                _ => clients,
-            };
-            if let Some(id) = ep.get_mut("id") {
-                shift(id, by);
-            }
-        }
-    }
 }
 
 /// The external event at `isolateAtMs` that cuts a follower off.
@@ -412,7 +385,7 @@ impl LabModel for RejoinLab {
                 leader_then: None,
                 deposed_at: None,
                 gauges: Gauges::default(),
-                steps: VecDeque::new(),
+                steps: StepMap::default(),
             })
         };
         let sample = c.sample_ms.duration();
@@ -436,28 +409,14 @@ impl LabModel for RejoinLab {
         // keep going until one run processes a real event or neither has one due, or
         // the other run's events would be left behind a clock moved past them.
         loop {
-            let next = |s: &Side| s.h.sim().next_event_time();
-            // The earlier run goes first (the pre-vote-off run on a tie), and may not run
-            // past the other's next event: a run skips stale timers on its own, and must
-            // not reach a real event that comes after the other run's.
-            let (i, at, bound) = match (next(&self.sides[0]), next(&self.sides[1])) {
-                (None, None) => return false,
-                (Some(a), None) => (0, a, Time::MAX),
-                (None, Some(b)) => (1, b, Time::MAX),
-                (Some(a), Some(b)) if b < a => (1, b, Time(a.0 - 1)),
-                (Some(a), Some(b)) => (0, a, b),
-            };
-            if at > deadline {
+            let next = [0, 1].map(|i| self.sides[i].h.sim().next_event_time());
+            let Some((i, until)) = next_run(next, deadline) else {
                 return false;
-            }
+            };
             let s = &mut self.sides[i];
-            let until = deadline.min(bound);
             if let Some(before) = step_harness(&mut s.h, until, &mut s.gauges) {
                 let own = s.h.sim().steps();
-                if s.steps.len() >= TRACE_TAIL {
-                    s.steps.pop_front();
-                }
-                s.steps.push_back((own, 0));
+                s.steps.record(own, 0);
                 if s.h.last_stepped() == Some(Stepped::External(ISOLATE_TAG)) {
                     let _ = s.isolate();
                 }
@@ -472,9 +431,7 @@ impl LabModel for RejoinLab {
                 };
                 self.record_due(Time(t.0.saturating_sub(1)), off, on);
                 let lab_step = self.steps();
-                if let Some(last) = self.sides[i].steps.back_mut() {
-                    last.1 = lab_step;
-                }
+                self.sides[i].steps.set_last(lab_step);
                 return true;
             }
         }
@@ -543,46 +500,11 @@ impl LabModel for RejoinLab {
     fn trace(&self) -> Value {
         let nodes = self.offset(1);
         let clients = self.sides[0].h.workload().clients + 1;
-        let mut events: Vec<(u64, u64, usize, Value)> = Vec::new();
-        let mut total = 0;
-        let mut complete = true;
-        for (i, s) in self.sides.iter().enumerate() {
-            let trace = s.h.sim().trace();
-            total += trace.len();
-            let from = trace
-                .first_kept()
-                .max(trace.len().saturating_sub((TRACE_TAIL / 2) as u64));
-            complete &= from == 0;
-            for e in trace.events_from(from) {
-                let lab_step = match s.steps.binary_search_by_key(&e.step, |(own, _)| *own) {
-                    Ok(k) => s.steps.get(k).map_or(0, |(_, lab)| *lab),
-                    Err(_) if e.step == 0 => 0,
-                    // Older than the steps remembered: leave it out.
-                    Err(_) => continue,
-                };
-                let Ok(mut v) = serde_json::to_value(e) else {
-                    continue;
-                };
-                if i == 1 {
-                    renumber(&mut v, nodes, clients);
-                }
-                if let Some(step) = v.get_mut("step") {
-                    *step = json!(lab_step);
-                }
-                events.push((e.time.0, lab_step, i, v));
-            }
-        }
-        events.sort_by_key(|(time, step, side, _)| (*step, *time, *side));
-        json!({
-            "hash": format!(
-                "{:016x}{:016x}",
-                self.sides[0].h.sim().trace().hash(),
-                self.sides[1].h.sim().trace().hash()
-            ),
-            "events": total,
-            "complete": complete,
-            "trace": events.into_iter().map(|(_, _, _, v)| v).collect::<Vec<_>>(),
-        })
+        merged_trace(
+            [0, 1].map(|i| (self.sides[i].h.sim().trace(), &self.sides[i].steps)),
+            (nodes, clients),
+            TRACE_TAIL / 2,
+        )
     }
 
     fn lessons() -> Vec<crate::lab::lesson::Lesson> {
