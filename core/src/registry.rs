@@ -24,6 +24,7 @@ use crate::consistency::quorum::lab::{QuorumLab, QuorumLabAction, QuorumLabConfi
 use crate::consistency::replication::lab::{
     ReplicationLab, ReplicationLabAction, ReplicationLabConfig,
 };
+use crate::consistency::session::lab::{SessionLab, SessionLabAction, SessionLabConfig};
 use crate::coordination::failure_detector::lab::{
     FailureDetectorLab, FailureDetectorLabAction, FailureDetectorLabConfig,
 };
@@ -317,6 +318,9 @@ labs! {
     }
     "consistency.replication" => Cluster<ReplicationLab> {
         config: ReplicationLabConfig, action: ClusterAction<ReplicationLabAction>
+    }
+    "consistency.session" => Cluster<SessionLab> {
+        config: SessionLabConfig, action: ClusterAction<SessionLabAction>
     }
 }
 

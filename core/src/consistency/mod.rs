@@ -15,6 +15,8 @@
 //!   1995), judged by the linearizability checker.
 //! - [`replication`]: primary–replica replication, sync to async, failover with or without
 //!   fencing by epochs.
+//! - [`session`]: read your writes and monotonic reads over lagging replicas (Terry et al.
+//!   1994), broken by routing anywhere, kept by sticky sessions or versioned reads.
 
 pub mod clock_lab;
 pub mod clock_node;
@@ -24,6 +26,7 @@ pub mod id_gen_lab;
 pub mod lamport;
 pub mod quorum;
 pub mod replication;
+pub mod session;
 pub mod vector_clock;
 pub mod version_vector;
 
