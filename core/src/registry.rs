@@ -25,6 +25,9 @@ use crate::consistency::replication::lab::{
     ReplicationLab, ReplicationLabAction, ReplicationLabConfig,
 };
 use crate::consistency::session::lab::{SessionLab, SessionLabAction, SessionLabConfig};
+use crate::consistency::version_vector_lab::{
+    VersionVectorLab, VersionVectorLabAction, VersionVectorLabConfig,
+};
 use crate::coordination::failure_detector::lab::{
     FailureDetectorLab, FailureDetectorLabAction, FailureDetectorLabConfig,
 };
@@ -321,6 +324,9 @@ labs! {
     }
     "consistency.session" => Cluster<SessionLab> {
         config: SessionLabConfig, action: ClusterAction<SessionLabAction>
+    }
+    "consistency.version-vector" => Driven<VersionVectorLab> {
+        config: VersionVectorLabConfig, action: DrivenAction<VersionVectorLabAction>
     }
 }
 
