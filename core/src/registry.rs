@@ -57,6 +57,7 @@ use crate::resilience::circuit_breaker::lab::{BreakerLab, BreakerLabAction, Brea
 use crate::resilience::hedging::lab::{HedgingLab, HedgingLabAction, HedgingLabConfig};
 use crate::resilience::retry::lab::{RetryLab, RetryLabAction, RetryLabConfig};
 use crate::resilience::timeout::lab::{TimeoutLab, TimeoutLabAction, TimeoutLabConfig};
+use crate::scenario::clock_skew::{ClockSkewLab, ClockSkewLabAction, ClockSkewLabConfig};
 use crate::scenario::disruptive_rejoin::{RejoinLab, RejoinLabAction, RejoinLabConfig};
 use crate::scenario::split_brain::{SplitBrainLab, SplitBrainLabAction, SplitBrainLabConfig};
 use crate::scenario::thundering_herd::ThunderingHerdLab;
@@ -237,6 +238,9 @@ labs! {
     }
     "cache.stampede" => Driven<StampedeDefencesLab> {
         config: StampedeLabConfig, action: DrivenAction<StampedeLabAction>
+    }
+    "scenario.clock-skew" => Driven<ClockSkewLab> {
+        config: ClockSkewLabConfig, action: DrivenAction<ClockSkewLabAction>
     }
     "scenario.thundering-herd" => Driven<ThunderingHerdLab> {
         config: StampedeLabConfig, action: DrivenAction<StampedeLabAction>
