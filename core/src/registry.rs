@@ -24,6 +24,10 @@ use crate::consistency::quorum::lab::{QuorumLab, QuorumLabAction, QuorumLabConfi
 use crate::consistency::replication::lab::{
     ReplicationLab, ReplicationLabAction, ReplicationLabConfig,
 };
+use crate::consistency::session::lab::{SessionLab, SessionLabAction, SessionLabConfig};
+use crate::consistency::version_vector_lab::{
+    VersionVectorLab, VersionVectorLabAction, VersionVectorLabConfig,
+};
 use crate::coordination::failure_detector::lab::{
     FailureDetectorLab, FailureDetectorLabAction, FailureDetectorLabConfig,
 };
@@ -53,6 +57,7 @@ use crate::resilience::circuit_breaker::lab::{BreakerLab, BreakerLabAction, Brea
 use crate::resilience::hedging::lab::{HedgingLab, HedgingLabAction, HedgingLabConfig};
 use crate::resilience::retry::lab::{RetryLab, RetryLabAction, RetryLabConfig};
 use crate::resilience::timeout::lab::{TimeoutLab, TimeoutLabAction, TimeoutLabConfig};
+use crate::scenario::clock_skew::{ClockSkewLab, ClockSkewLabAction, ClockSkewLabConfig};
 use crate::scenario::disruptive_rejoin::{RejoinLab, RejoinLabAction, RejoinLabConfig};
 use crate::scenario::split_brain::{SplitBrainLab, SplitBrainLabAction, SplitBrainLabConfig};
 use crate::scenario::thundering_herd::ThunderingHerdLab;
@@ -234,6 +239,9 @@ labs! {
     "cache.stampede" => Driven<StampedeDefencesLab> {
         config: StampedeLabConfig, action: DrivenAction<StampedeLabAction>
     }
+    "scenario.clock-skew" => Driven<ClockSkewLab> {
+        config: ClockSkewLabConfig, action: DrivenAction<ClockSkewLabAction>
+    }
     "scenario.thundering-herd" => Driven<ThunderingHerdLab> {
         config: StampedeLabConfig, action: DrivenAction<StampedeLabAction>
     }
@@ -317,6 +325,12 @@ labs! {
     }
     "consistency.replication" => Cluster<ReplicationLab> {
         config: ReplicationLabConfig, action: ClusterAction<ReplicationLabAction>
+    }
+    "consistency.session" => Cluster<SessionLab> {
+        config: SessionLabConfig, action: ClusterAction<SessionLabAction>
+    }
+    "consistency.version-vector" => Driven<VersionVectorLab> {
+        config: VersionVectorLabConfig, action: DrivenAction<VersionVectorLabAction>
     }
 }
 

@@ -10,11 +10,14 @@
 //! - [`id_gen`]: Snowflake ids, with a switch for what a backward clock step does.
 //!   Its lab is [`id_gen_lab`].
 //! - [`version_vector`]: dotted version vectors (Preguiça et al. 2010/2012) for a
-//!   Dynamo-style store: siblings, and their reconciliation.
+//!   Dynamo-style store: siblings, and their reconciliation. Its lab is
+//!   [`version_vector_lab`].
 //! - [`quorum`]: N/R/W quorum replication, plain Dynamo and ABD (Attiya, Bar-Noy & Dolev
 //!   1995), judged by the linearizability checker.
 //! - [`replication`]: primary–replica replication, sync to async, failover with or without
 //!   fencing by epochs.
+//! - [`session`]: read your writes and monotonic reads over lagging replicas (Terry et al.
+//!   1994), broken by routing anywhere, kept by sticky sessions or versioned reads.
 
 pub mod clock_lab;
 pub mod clock_node;
@@ -24,8 +27,10 @@ pub mod id_gen_lab;
 pub mod lamport;
 pub mod quorum;
 pub mod replication;
+pub mod session;
 pub mod vector_clock;
 pub mod version_vector;
+pub mod version_vector_lab;
 
 #[cfg(test)]
 mod laws;

@@ -3,6 +3,7 @@
 //! scenario's lab, named by its catalog id (`scenario.disruptive-rejoin` is
 //! [`disruptive_rejoin`]).
 
+pub mod clock_skew;
 pub mod disruptive_rejoin;
 pub mod split_brain;
 pub mod thundering_herd;
