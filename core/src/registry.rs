@@ -16,6 +16,7 @@ use crate::consensus::raft::lab::{RaftLab, RaftLabAction, RaftLabConfig};
 use crate::consensus::threepc::lab::{ThreePcLab, ThreePcLabAction, ThreePcLabConfig};
 use crate::consensus::twopc::lab::{TwoPcLab, TwoPcLabAction, TwoPcLabConfig};
 use crate::consensus::vr::lab::{VrLab, VrLabAction, VrLabConfig};
+use crate::consensus::zab::lab::{ZabLab, ZabLabAction, ZabLabConfig};
 use crate::consistency::clock_lab::{
     ClockLabAction, ClockLabConfig, HlcLab, LamportLab, VectorClockLab,
 };
@@ -157,6 +158,9 @@ labs! {
     }
     "consensus.vr" => Cluster<VrLab> {
         config: VrLabConfig, action: ClusterAction<VrLabAction>
+    }
+    "consensus.zab" => Cluster<ZabLab> {
+        config: ZabLabConfig, action: ClusterAction<ZabLabAction>
     }
     "scenario.disruptive-rejoin" => RejoinLab {
         config: RejoinLabConfig, action: ClusterAction<RejoinLabAction>

@@ -36,6 +36,7 @@ soak_table!(
     crate::consensus::threepc::soak::SoakOptions,
     crate::consensus::paxos::soak::SoakOptions,
     crate::consensus::vr::soak::SoakOptions,
+    crate::consensus::zab::soak::SoakOptions,
     crate::coordination::redlock::soak::SoakOptions,
     crate::cache::distributed::soak::SoakOptions,
     crate::consistency::quorum::soak::SoakOptions,

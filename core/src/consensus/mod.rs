@@ -19,3 +19,4 @@ pub mod raft;
 pub mod threepc;
 pub mod twopc;
 pub mod vr;
+pub mod zab;
