@@ -111,18 +111,27 @@ impl LeaseElectionConfig {
     }
 }
 
-/// Messages a candidate sent, by kind (the store's answers are counted on the store).
+/// Messages a node sent, by kind (a candidate's claims and renewals, the store's
+/// answers).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct LeaseSent {
     pub claim: u64,
     pub renew: u64,
-    /// The store's answers: `Elected`, `Held`, `Renewed`, `Lost`.
-    pub answer: u64,
+    pub elected: u64,
+    pub held: u64,
+    pub renewed: u64,
+    pub lost: u64,
 }
 
 impl LeaseSent {
     pub fn total(&self) -> u64 {
-        self.claim + self.renew + self.answer
+        self.claim + self.renew + self.elected + self.held + self.renewed + self.lost
+    }
+
+    /// The claims and their answers: what it takes to elect and to learn the leader
+    /// (renewals left out, as bully's heartbeats are).
+    pub fn election_messages(&self) -> u64 {
+        self.claim + self.elected + self.held
     }
 }
 
@@ -225,11 +234,15 @@ impl LeaseNode {
     }
 
     fn send(&mut self, to: NodeId, msg: LeaseMessage, ctx: &mut Ctx<'_, Self>) {
-        match msg {
-            LeaseMessage::Claim { .. } => self.sent.claim += 1,
-            LeaseMessage::Renew { .. } => self.sent.renew += 1,
-            _ => self.sent.answer += 1,
-        }
+        let count = match msg {
+            LeaseMessage::Claim { .. } => &mut self.sent.claim,
+            LeaseMessage::Renew { .. } => &mut self.sent.renew,
+            LeaseMessage::Elected { .. } => &mut self.sent.elected,
+            LeaseMessage::Held { .. } => &mut self.sent.held,
+            LeaseMessage::Renewed { .. } => &mut self.sent.renewed,
+            LeaseMessage::Lost { .. } => &mut self.sent.lost,
+        };
+        *count += 1;
         ctx.send(to, msg);
     }
 

@@ -8,4 +8,6 @@
 //!   each grant, and a leader that steps down on its own clock. O(n) messages a takeover.
 
 pub mod bully;
+pub mod lab;
 pub mod lease;
+pub mod soak;
