@@ -33,6 +33,9 @@ use crate::coordination::failure_detector::lab::{
     FailureDetectorLab, FailureDetectorLabAction, FailureDetectorLabConfig,
 };
 use crate::coordination::gossip::lab::{GossipLab, GossipLabAction, GossipLabConfig};
+use crate::coordination::leader_election::lab::{
+    ElectionLab, ElectionLabAction, ElectionLabConfig,
+};
 use crate::coordination::lock::lab::{LockLab, LockLabAction, LockLabConfig};
 use crate::coordination::redlock::lab::{RedlockLab, RedlockLabAction, RedlockLabConfig};
 use crate::coordination::snapshot::lab::{SnapshotLab, SnapshotLabAction, SnapshotLabConfig};
@@ -302,6 +305,9 @@ labs! {
     }
     "coordination.redlock" => Cluster<RedlockLab> {
         config: RedlockLabConfig, action: ClusterAction<RedlockLabAction>
+    }
+    "coordination.leader-election" => Cluster<ElectionLab> {
+        config: ElectionLabConfig, action: ClusterAction<ElectionLabAction>
     }
     "coordination.gossip" => Cluster<GossipLab> {
         config: GossipLabConfig, action: ClusterAction<GossipLabAction>

@@ -42,6 +42,7 @@ soak_table!(
     crate::consistency::quorum::soak::SoakOptions,
     crate::consistency::replication::soak::SoakOptions,
     crate::coordination::snapshot::soak::SoakOptions,
+    crate::coordination::leader_election::soak::SoakOptions,
 );
 
 #[cfg(test)]

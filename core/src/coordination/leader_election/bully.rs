@@ -278,6 +278,14 @@ impl Node for BullyNode {
 /// Checks that every live node follows the highest live id and that node leads; call it
 /// once the network has been quiet (no partition, no pause) for a few timeouts.
 pub fn agreement(sim: &Sim<BullyNode>) -> Result<NodeId, String> {
+    agreement_in(sim, unwrapped)
+}
+
+/// [`agreement`] in a simulator whose nodes wrap bully nodes (`bully` unwraps one).
+pub fn agreement_in<N: Node>(
+    sim: &Sim<N>,
+    bully: impl Fn(&N) -> Option<&BullyNode>,
+) -> Result<NodeId, String> {
     let live: Vec<NodeId> = (0..sim.node_count())
         .filter(|&id| sim.status(id) == Some(NodeStatus::Up))
         .collect();
@@ -285,7 +293,9 @@ pub fn agreement(sim: &Sim<BullyNode>) -> Result<NodeId, String> {
         return Err("no node is up".into());
     };
     for &id in &live {
-        let Some(n) = sim.node(id) else { continue };
+        let Some(n) = sim.node(id).and_then(&bully) else {
+            continue;
+        };
         if n.leader() != Some(highest) {
             return Err(format!(
                 "n{id} takes {:?} for the coordinator, the highest live id is n{highest}",
@@ -293,12 +303,17 @@ pub fn agreement(sim: &Sim<BullyNode>) -> Result<NodeId, String> {
             ));
         }
     }
-    match sim.node(highest).map(BullyNode::phase) {
+    match sim.node(highest).and_then(&bully).map(BullyNode::phase) {
         Some(BullyPhase::Leader) => Ok(highest),
         other => Err(format!(
             "n{highest} is the highest live id but is {other:?}"
         )),
     }
+}
+
+/// A bare node, for the `_in` checks over a simulator of them.
+fn unwrapped(n: &BullyNode) -> Option<&BullyNode> {
+    Some(n)
 }
 
 #[cfg(test)]

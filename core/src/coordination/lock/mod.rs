@@ -136,6 +136,104 @@ pub struct ServerState {
     pub granting_from: Time,
 }
 
+/// What a lease server answers a request for its lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseAnswer {
+    /// The lease is the asker's until one lease from now: a `fresh` grant with a new
+    /// token (to be logged before the answer leaves), or the asker's own live lease again.
+    Granted { token: u64, fresh: bool },
+    /// Someone else holds it (who, and their token), or nobody may yet: the grace period
+    /// after a restart.
+    Busy { holder: Option<(NodeId, u64)> },
+}
+
+/// The lease server's rules, shared by the lock server and the leader-election store
+/// ([`crate::coordination::leader_election::lease`]): one holder at a time, a token that
+/// grows with every fresh grant, expiry on the server's own clock.
+impl ServerState {
+    /// The holder whose lease has not run out at `now`.
+    pub fn live_holder(&self, now: Time) -> Option<(NodeId, u64, Time)> {
+        self.holder.filter(|h| now < h.2)
+    }
+
+    /// Compare-and-set on the lease: free (or already `from`'s) becomes `from`'s.
+    pub fn acquire(&mut self, from: NodeId, now: Time, lease: Duration) -> LeaseAnswer {
+        match self.live_holder(now) {
+            Some((holder, token, _)) if holder == from => {
+                self.holder = Some((from, token, now + lease));
+                LeaseAnswer::Granted {
+                    token,
+                    fresh: false,
+                }
+            }
+            Some((holder, token, _)) => LeaseAnswer::Busy {
+                holder: Some((holder, token)),
+            },
+            None if now < self.granting_from => LeaseAnswer::Busy { holder: None },
+            None => {
+                self.last_token += 1;
+                self.grants += 1;
+                self.holder = Some((from, self.last_token, now + lease));
+                LeaseAnswer::Granted {
+                    token: self.last_token,
+                    fresh: true,
+                }
+            }
+        }
+    }
+
+    /// Extends `from`'s live lease under `token`; false if it is no longer theirs.
+    pub fn renew(&mut self, from: NodeId, token: u64, now: Time, lease: Duration) -> bool {
+        match self.live_holder(now) {
+            Some((holder, t, _)) if holder == from && t == token => {
+                self.holder = Some((from, token, now + lease));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn release(&mut self, from: NodeId, token: u64) {
+        if self.holder.is_some_and(|h| h.0 == from && h.1 == token) {
+            self.holder = None;
+        }
+    }
+
+    /// After a restart that found grants on disk: no grant for one lease, so that the
+    /// holder the server forgot has run out of its lease. Says whether it applies.
+    pub fn restarted(&mut self, now: Time, lease: Duration) -> bool {
+        if self.grants > 0 {
+            self.granting_from = now + lease;
+        }
+        self.grants > 0
+    }
+
+    /// Rebuilds the server from its log (the newest token and the grant count), and
+    /// says where a torn tail starts, to be cut with [`cut_lease_log_tail`].
+    pub fn recover(disk: &Disk) -> (ServerState, Option<usize>) {
+        let (log, torn_tail) = records::read_with_tail::<LockRecord>(disk, LOG);
+        let mut s = ServerState::default();
+        for r in log {
+            if let LockRecord::Granted { token } = r {
+                s.last_token = s.last_token.max(token);
+                s.grants += 1;
+            }
+        }
+        (s, torn_tail)
+    }
+}
+
+/// Logs a fresh grant's token and fsyncs it, so that the answer sent after it in this
+/// event leaves only once the token is durable.
+pub fn persist_grant<N: Node>(token: u64, ctx: &mut Ctx<'_, N>) {
+    persist(LockRecord::Granted { token }, ctx);
+}
+
+/// Cuts a torn tail found by [`ServerState::recover`] (at start, before any append).
+pub fn cut_lease_log_tail(len: usize) -> [DiskOp; 2] {
+    records::cut_torn_tail(LOG, len)
+}
+
 /// One write the storage accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AcceptedWrite {
@@ -282,41 +380,25 @@ impl LockNode {
         ctx: &mut Ctx<'_, Self>,
     ) {
         let now = ctx.now();
-        let live = |s: &ServerState| s.holder.filter(|h| now < h.2);
         match msg {
-            LockMessage::Acquire { req } => match live(s) {
-                Some((holder, token, _)) if holder == from => {
-                    s.holder = Some((from, token, now + config.lease));
+            LockMessage::Acquire { req } => match s.acquire(from, now, config.lease) {
+                LeaseAnswer::Granted { token, fresh } => {
+                    if fresh {
+                        persist_grant(token, ctx);
+                        ctx.state_change(format!("n{from} holds the lock, token {token}"));
+                    }
                     ctx.send(from, granted(req, token, config));
                 }
-                Some(_) => ctx.send(from, LockMessage::Busy { req }),
-                None if now < s.granting_from => ctx.send(from, LockMessage::Busy { req }),
-                None => {
-                    s.last_token += 1;
-                    s.grants += 1;
-                    s.holder = Some((from, s.last_token, now + config.lease));
-                    persist(
-                        LockRecord::Granted {
-                            token: s.last_token,
-                        },
-                        ctx,
-                    );
-                    ctx.state_change(format!("n{from} holds the lock, token {}", s.last_token));
-                    ctx.send(from, granted(req, s.last_token, config));
-                }
+                LeaseAnswer::Busy { .. } => ctx.send(from, LockMessage::Busy { req }),
             },
-            LockMessage::Renew { token } => match live(s) {
-                Some((holder, t, _)) if holder == from && t == token => {
-                    s.holder = Some((from, token, now + config.lease));
+            LockMessage::Renew { token } => {
+                if s.renew(from, token, now, config.lease) {
                     ctx.send(from, LockMessage::Renewed { token });
+                } else {
+                    ctx.send(from, LockMessage::Lost { token });
                 }
-                _ => ctx.send(from, LockMessage::Lost { token }),
-            },
-            LockMessage::Release { token }
-                if s.holder.is_some_and(|h| h.0 == from && h.1 == token) =>
-            {
-                s.holder = None;
             }
+            LockMessage::Release { token } => s.release(from, token),
             _ => {}
         }
     }
@@ -508,7 +590,7 @@ impl StorageState {
 
 /// Appends `record` and fsyncs it: the answer sent after it in this event leaves only
 /// once it is durable.
-fn persist(record: LockRecord, ctx: &mut Ctx<'_, LockNode>) {
+fn persist<N: Node>(record: LockRecord, ctx: &mut Ctx<'_, N>) {
     ctx.disk(records::append(LOG, &record));
     ctx.disk(DiskOp::Fsync);
 }
@@ -530,16 +612,7 @@ impl Node for LockNode {
     fn recover(id: NodeId, config: &LockConfig, disk: &Disk) -> Self {
         let (log, torn_tail) = records::read_with_tail::<LockRecord>(disk, LOG);
         let role = match id {
-            SERVER => {
-                let mut s = ServerState::default();
-                for r in log {
-                    if let LockRecord::Granted { token } = r {
-                        s.last_token = s.last_token.max(token);
-                        s.grants += 1;
-                    }
-                }
-                LockRole::Server(s)
-            }
+            SERVER => LockRole::Server(ServerState::recover(disk).0),
             STORAGE => {
                 let mut s = StorageState::default();
                 for r in log {
@@ -589,14 +662,15 @@ impl Node for LockNode {
                 let offset = ctx.rng().below(self.config.think.0.max(1));
                 ctx.set_timer(ACQUIRE_TIMER, Duration(offset));
             }
-            LockRole::Server(s) if s.grants > 0 => {
-                s.granting_from = ctx.now() + self.config.lease;
-                ctx.state_change(format!(
-                    "the lock server restarted at token {}: no grant for one lease",
-                    s.last_token
-                ));
+            LockRole::Server(s) => {
+                if s.restarted(ctx.now(), self.config.lease) {
+                    ctx.state_change(format!(
+                        "the lock server restarted at token {}: no grant for one lease",
+                        s.last_token
+                    ));
+                }
             }
-            _ => {}
+            LockRole::Storage(_) => {}
         }
     }
 
