@@ -50,6 +50,8 @@ use crate::ratelimit::token_bucket::lab::{
 };
 use crate::resilience::bulkhead::lab::{BulkheadLab, BulkheadLabAction, BulkheadLabConfig};
 use crate::resilience::circuit_breaker::lab::{BreakerLab, BreakerLabAction, BreakerLabConfig};
+use crate::resilience::fallback::lab::{FallbackLab, FallbackLabAction, FallbackLabConfig};
+use crate::resilience::health::lab::{HealthLab, HealthLabAction, HealthLabConfig};
 use crate::resilience::hedging::lab::{HedgingLab, HedgingLabAction, HedgingLabConfig};
 use crate::resilience::retry::lab::{RetryLab, RetryLabAction, RetryLabConfig};
 use crate::resilience::timeout::lab::{TimeoutLab, TimeoutLabAction, TimeoutLabConfig};
@@ -254,6 +256,12 @@ labs! {
     }
     "resilience.hedging" => Driven<HedgingLab> {
         config: HedgingLabConfig, action: DrivenAction<HedgingLabAction>
+    }
+    "resilience.fallback" => Driven<FallbackLab> {
+        config: FallbackLabConfig, action: DrivenAction<FallbackLabAction>
+    }
+    "resilience.health" => Local<HealthLab> {
+        config: HealthLabConfig, action: HealthLabAction
     }
     "crdt.g-counter" => Cluster<GCounterLab> {
         config: CrdtLabConfig, action: ClusterAction<CrdtLabAction>

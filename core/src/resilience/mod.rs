@@ -13,6 +13,10 @@
 //!   wait, fail fast when both are full (Resilience4j's `Bulkhead`, Nygard's pattern).
 //! - [`hedging`]: send the call again when an attempt is slow, first success wins (gRPC's
 //!   hedging policy; Dean & Barroso's p95 delay).
+//! - [`fallback`]: a ranked chain of sources (personalised → popular → static default),
+//!   each with its own timeout; reports which level answered (Polly's fallback).
+//! - [`health`]: startup, liveness and readiness checks with timeouts and thresholds,
+//!   aggregated to healthy / degraded / unhealthy (Kubernetes probes, ASP.NET Core).
 //!
 //! Each has a lab beside it (`lab` in its folder) that drives it with a workload against
 //! a dependency whose health an action changes.
@@ -23,6 +27,8 @@ use serde::{Deserialize, Serialize};
 pub mod bulkhead;
 pub mod circuit_breaker;
 pub mod dependency;
+pub mod fallback;
+pub mod health;
 pub mod hedging;
 pub mod retry;
 pub mod timeout;
