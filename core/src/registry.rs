@@ -53,6 +53,9 @@ use crate::resilience::circuit_breaker::lab::{BreakerLab, BreakerLabAction, Brea
 use crate::resilience::fallback::lab::{FallbackLab, FallbackLabAction, FallbackLabConfig};
 use crate::resilience::health::lab::{HealthLab, HealthLabAction, HealthLabConfig};
 use crate::resilience::hedging::lab::{HedgingLab, HedgingLabAction, HedgingLabConfig};
+use crate::resilience::load_shedding::lab::{
+    LoadSheddingLab, LoadSheddingLabAction, LoadSheddingLabConfig,
+};
 use crate::resilience::retry::lab::{RetryLab, RetryLabAction, RetryLabConfig};
 use crate::resilience::timeout::lab::{TimeoutLab, TimeoutLabAction, TimeoutLabConfig};
 use crate::scenario::disruptive_rejoin::{RejoinLab, RejoinLabAction, RejoinLabConfig};
@@ -262,6 +265,9 @@ labs! {
     }
     "resilience.health" => Local<HealthLab> {
         config: HealthLabConfig, action: HealthLabAction
+    }
+    "resilience.load-shedding" => Driven<LoadSheddingLab> {
+        config: LoadSheddingLabConfig, action: DrivenAction<LoadSheddingLabAction>
     }
     "crdt.g-counter" => Cluster<GCounterLab> {
         config: CrdtLabConfig, action: ClusterAction<CrdtLabAction>

@@ -6,7 +6,8 @@
 //! progress), `RetryBudget` (gRPC retry throttling), `Bulkhead`, `Deadline` and `Hedging`
 //! (hedged calls to one dependency, numbered by the class), `Fallback` (calls down a
 //! chain of levels, numbered by the class) and `HealthMonitor` (startup, liveness and
-//! readiness checks aggregated to healthy / degraded / unhealthy).
+//! readiness checks aggregated to healthy / degraded / unhealthy) and `LoadShedder`
+//! (an adaptive concurrency limit, AIMD or Gradient2, shedding low priorities first).
 
 use std::collections::BTreeMap;
 
@@ -20,6 +21,7 @@ use distlab_core::resilience::fallback::{
 };
 use distlab_core::resilience::health::{HealthConfig, HealthMonitor as CoreHealth};
 use distlab_core::resilience::hedging::{HedgeAction, HedgedCall, HedgingConfig, HedgingPolicy};
+use distlab_core::resilience::load_shedding::{LoadShedder as CoreShedder, LoadShedderConfig};
 use distlab_core::resilience::retry::{
     RetryBudget as CoreBudget, RetryBudgetConfig, RetryConfig, RetryPolicy, RetryState,
 };
@@ -815,5 +817,90 @@ impl HealthMonitor {
     #[wasm_bindgen(unchecked_return_type = "HealthReport")]
     pub fn report(&self) -> Result<JsValue, JsError> {
         to_js(&self.inner.report()).map_err(js_error)
+    }
+}
+
+/// Load shedding with an adaptive concurrency limit (Netflix's concurrency-limits):
+/// `new LoadShedder({limit: {type: "aimd", initialLimit: 20, minLimit: 20, maxLimit: 200,
+/// backoffRatio: 0.9, timeoutMs: 5000}, priorities: 3, headroomPerPriority: 0.1})`, or
+/// `{type: "gradient2", ...}`. Priority 0 is the most important and is shed last.
+#[wasm_bindgen]
+pub struct LoadShedder {
+    inner: CoreShedder,
+}
+
+#[wasm_bindgen]
+impl LoadShedder {
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "LoadShedderConfig | undefined")] config: JsValue,
+    ) -> Result<LoadShedder, JsError> {
+        let config: LoadShedderConfig = if config.is_undefined() || config.is_null() {
+            LoadShedderConfig::default()
+        } else {
+            typed_config(&config)?
+        };
+        let inner = CoreShedder::new(&config).map_err(|e| core_error(prefix("config", e)))?;
+        Ok(LoadShedder { inner })
+    }
+
+    /// A request of `priority` at `nowMs`: `{type: "admitted", id}` or `{type: "shed",
+    /// inflight, allowed}`.
+    #[wasm_bindgen(js_name = tryAcquire, unchecked_return_type = "Admission")]
+    pub fn try_acquire(&mut self, now_ms: f64, priority: f64) -> Result<JsValue, JsError> {
+        let priority = whole_u32("priority", priority)?;
+        let a = self
+            .inner
+            .try_acquire(now(now_ms)?, priority)
+            .map_err(core_error)?;
+        to_js(&a).map_err(js_error)
+    }
+
+    /// Request `id` succeeded at `nowMs` (a sample for the limit).
+    #[wasm_bindgen(js_name = onSuccess)]
+    pub fn on_success(&mut self, now_ms: f64, id: f64) -> Result<(), JsError> {
+        let id = whole_number("id", id)?;
+        self.inner.on_success(now(now_ms)?, id).map_err(core_error)
+    }
+
+    /// Request `id` was dropped by the service at `nowMs` (the limit backs off).
+    #[wasm_bindgen(js_name = onDropped)]
+    pub fn on_dropped(&mut self, now_ms: f64, id: f64) -> Result<(), JsError> {
+        let id = whole_number("id", id)?;
+        self.inner.on_dropped(now(now_ms)?, id).map_err(core_error)
+    }
+
+    /// Request `id` ended telling nothing about the service: no sample.
+    pub fn release(&mut self, id: f64) -> Result<(), JsError> {
+        let id = whole_number("id", id)?;
+        self.inner.release(id).map_err(core_error)
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn limit(&self) -> u32 {
+        self.inner.limit()
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn inflight(&self) -> u32 {
+        self.inner.inflight()
+    }
+
+    /// The requests in flight priority `priority` may find and still be admitted.
+    pub fn allowed(&self, priority: f64) -> Result<u32, JsError> {
+        let priority = whole_u32("priority", priority)?;
+        if priority >= self.inner.priorities() {
+            return Err(js_error(format!(
+                "invalid `priority`: must be below {}, got {priority}",
+                self.inner.priorities()
+            )));
+        }
+        Ok(self.inner.allowed(priority))
+    }
+
+    /// Per priority: `{admitted, shed, succeeded, dropped}`.
+    #[wasm_bindgen(unchecked_return_type = "PriorityStats[]")]
+    pub fn stats(&self) -> Result<JsValue, JsError> {
+        to_js(self.inner.stats()).map_err(js_error)
     }
 }

@@ -2,7 +2,8 @@
 //! --test resilience`. Bad arguments are JS `Error`s naming the argument; nothing aborts.
 
 use distlab_wasm::resilience::{
-    Bulkhead, CircuitBreaker, Deadline, Fallback, HealthMonitor, Hedging, Retry, RetryBudget,
+    Bulkhead, CircuitBreaker, Deadline, Fallback, HealthMonitor, Hedging, LoadShedder, Retry,
+    RetryBudget,
 };
 use js_sys::{Error, JSON, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
@@ -360,4 +361,51 @@ fn health_gates_on_startup_and_aggregates_by_criticality() {
             .unwrap(),
     );
     assert!(e.contains("config.checks"), "{e}");
+}
+
+#[wasm_bindgen_test]
+fn the_load_shedder_sheds_low_priorities_first_and_backs_off_on_drops() {
+    let mut s = LoadShedder::new(js(
+        r#"{"limit": {"type": "aimd", "initialLimit": 10, "minLimit": 1, "maxLimit": 100,
+            "backoffRatio": 0.5, "timeoutMs": 1000}, "priorities": 2, "headroomPerPriority": 0.5}"#,
+    ))
+    .unwrap();
+    assert_eq!((s.allowed(0.0).unwrap(), s.allowed(1.0).unwrap()), (10, 5));
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let a = s.try_acquire(0.0, 1.0).unwrap();
+        assert_eq!(get(&a, "type").as_string().unwrap(), "admitted");
+        ids.push(get(&a, "id").as_f64().unwrap());
+    }
+    let shed = s.try_acquire(0.0, 1.0).unwrap();
+    assert_eq!(get(&shed, "type").as_string().unwrap(), "shed");
+    let a = s.try_acquire(0.0, 0.0).unwrap();
+    assert_eq!(
+        get(&a, "type").as_string().unwrap(),
+        "admitted",
+        "priority 0 still fits"
+    );
+    assert_eq!(s.inflight(), 6);
+    s.on_dropped(10.0, ids[4]).unwrap();
+    assert_eq!(s.limit(), 5, "halved on a drop");
+    s.release(ids[0]).unwrap();
+    assert_eq!(s.limit(), 5, "a release is no sample");
+    let stats = js_sys::Array::from(&s.stats().unwrap());
+    assert_eq!(get(&stats.get(1), "shed").as_f64(), Some(1.0));
+    // Bad arguments name themselves.
+    let e = message(s.on_success(11.0, ids[4]).unwrap_err());
+    assert!(e.contains("id"), "{e}");
+    let e = message(s.try_acquire(11.0, 2.0).unwrap_err());
+    assert!(e.contains("priority"), "{e}");
+    let e = message(s.try_acquire(f64::NAN, 0.0).unwrap_err());
+    assert!(e.contains("nowMs"), "{e}");
+    let e = message(
+        LoadShedder::new(js(
+            r#"{"limit": {"type": "aimd", "initialLimit": 10, "minLimit": 1, "maxLimit": 100,
+                "backoffRatio": 1.5, "timeoutMs": 1000}}"#,
+        ))
+        .err()
+        .unwrap(),
+    );
+    assert!(e.contains("config.limit.backoffRatio"), "{e}");
 }

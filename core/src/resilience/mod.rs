@@ -17,6 +17,8 @@
 //!   each with its own timeout; reports which level answered (Polly's fallback).
 //! - [`health`]: startup, liveness and readiness checks with timeouts and thresholds,
 //!   aggregated to healthy / degraded / unhealthy (Kubernetes probes, ASP.NET Core).
+//! - [`load_shedding`]: an adaptive concurrency limit (Netflix's AIMD and Gradient2)
+//!   that sheds the least important requests first (the SRE book's criticality).
 //!
 //! Each has a lab beside it (`lab` in its folder) that drives it with a workload against
 //! a dependency whose health an action changes.
@@ -30,6 +32,7 @@ pub mod dependency;
 pub mod fallback;
 pub mod health;
 pub mod hedging;
+pub mod load_shedding;
 pub mod retry;
 pub mod timeout;
 
