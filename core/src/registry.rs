@@ -58,7 +58,12 @@ use crate::ratelimit::token_bucket::lab::{
 };
 use crate::resilience::bulkhead::lab::{BulkheadLab, BulkheadLabAction, BulkheadLabConfig};
 use crate::resilience::circuit_breaker::lab::{BreakerLab, BreakerLabAction, BreakerLabConfig};
+use crate::resilience::fallback::lab::{FallbackLab, FallbackLabAction, FallbackLabConfig};
+use crate::resilience::health::lab::{HealthLab, HealthLabAction, HealthLabConfig};
 use crate::resilience::hedging::lab::{HedgingLab, HedgingLabAction, HedgingLabConfig};
+use crate::resilience::load_shedding::lab::{
+    LoadSheddingLab, LoadSheddingLabAction, LoadSheddingLabConfig,
+};
 use crate::resilience::retry::lab::{RetryLab, RetryLabAction, RetryLabConfig};
 use crate::resilience::timeout::lab::{TimeoutLab, TimeoutLabAction, TimeoutLabConfig};
 use crate::scenario::clock_skew::{ClockSkewLab, ClockSkewLabAction, ClockSkewLabConfig};
@@ -269,6 +274,15 @@ labs! {
     }
     "resilience.hedging" => Driven<HedgingLab> {
         config: HedgingLabConfig, action: DrivenAction<HedgingLabAction>
+    }
+    "resilience.fallback" => Driven<FallbackLab> {
+        config: FallbackLabConfig, action: DrivenAction<FallbackLabAction>
+    }
+    "resilience.health" => Local<HealthLab> {
+        config: HealthLabConfig, action: HealthLabAction
+    }
+    "resilience.load-shedding" => Driven<LoadSheddingLab> {
+        config: LoadSheddingLabConfig, action: DrivenAction<LoadSheddingLabAction>
     }
     "crdt.g-counter" => Cluster<GCounterLab> {
         config: CrdtLabConfig, action: ClusterAction<CrdtLabAction>

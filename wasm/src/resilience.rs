@@ -4,7 +4,10 @@
 //!
 //! `CircuitBreaker`, `Retry` (a policy with its own seeded random stream and one call's
 //! progress), `RetryBudget` (gRPC retry throttling), `Bulkhead`, `Deadline` and `Hedging`
-//! (hedged calls to one dependency, numbered by the class).
+//! (hedged calls to one dependency, numbered by the class), `Fallback` (calls down a
+//! chain of levels, numbered by the class) and `HealthMonitor` (startup, liveness and
+//! readiness checks aggregated to healthy / degraded / unhealthy) and `LoadShedder`
+//! (an adaptive concurrency limit, AIMD or Gradient2, shedding low priorities first).
 
 use std::collections::BTreeMap;
 
@@ -13,7 +16,12 @@ use distlab_core::resilience::bulkhead::{Bulkhead as CoreBulkhead, BulkheadConfi
 use distlab_core::resilience::circuit_breaker::{
     CircuitBreaker as CoreBreaker, CircuitBreakerConfig, Permit,
 };
+use distlab_core::resilience::fallback::{
+    FallbackAction, FallbackCall, FallbackChain, FallbackConfig,
+};
+use distlab_core::resilience::health::{HealthConfig, HealthMonitor as CoreHealth};
 use distlab_core::resilience::hedging::{HedgeAction, HedgedCall, HedgingConfig, HedgingPolicy};
+use distlab_core::resilience::load_shedding::{LoadShedder as CoreShedder, LoadShedderConfig};
 use distlab_core::resilience::retry::{
     RetryBudget as CoreBudget, RetryBudgetConfig, RetryConfig, RetryPolicy, RetryState,
 };
@@ -591,5 +599,308 @@ impl Hedging {
     #[wasm_bindgen(unchecked_return_type = "HedgingStats")]
     pub fn stats(&self) -> Result<JsValue, JsError> {
         to_js(&self.policy.stats()).map_err(js_error)
+    }
+}
+
+#[wasm_bindgen(typescript_custom_section)]
+const FALLBACK_TS: &str = r#"
+/** What one call down a fallback chain must do: ask or cancel a level, or it is over. */
+export interface FallbackCallActions { call: number; actions: FallbackAction[] }
+"#;
+
+/// Calls down a fallback chain (Polly's fallback, one level after another), numbered by
+/// the class: `new Fallback({levels: [{name: "personalised", timeoutMs: 200}, {name:
+/// "popular", timeoutMs: 50}], staticDefault: true})`. `start` opens a call and says
+/// which level to ask; report its answer with `onResult`, and call `handleTimeout` at
+/// `pollTimeoutMs`. The `done` action says who served the call.
+#[wasm_bindgen]
+pub struct Fallback {
+    chain: FallbackChain,
+    calls: BTreeMap<u32, FallbackCall>,
+    next_call: u32,
+}
+
+impl Fallback {
+    fn call_actions(
+        &mut self,
+        call: u32,
+        actions: Vec<FallbackAction>,
+    ) -> Result<JsValue, JsError> {
+        if self.calls.get(&call).is_some_and(FallbackCall::is_done) {
+            self.calls.remove(&call);
+        }
+        to_js(&serde_json::json!({"call": call, "actions": actions})).map_err(js_error)
+    }
+}
+
+#[wasm_bindgen]
+impl Fallback {
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "FallbackConfig | undefined")] config: JsValue,
+    ) -> Result<Fallback, JsError> {
+        let config: FallbackConfig = if config.is_undefined() || config.is_null() {
+            FallbackConfig::default()
+        } else {
+            typed_config(&config)?
+        };
+        let chain = FallbackChain::new(&config).map_err(|e| core_error(prefix("config", e)))?;
+        Ok(Fallback {
+            chain,
+            calls: BTreeMap::new(),
+            next_call: 0,
+        })
+    }
+
+    /// Opens a call at `nowMs`: `{call, actions}` — its number and `{type: "ask", level:
+    /// 0, deadline}`.
+    #[wasm_bindgen(unchecked_return_type = "FallbackCallActions")]
+    pub fn start(&mut self, now_ms: f64) -> Result<JsValue, JsError> {
+        let now = now(now_ms)?;
+        let call = self.next_call;
+        self.next_call = self.next_call.checked_add(1).ok_or_else(|| {
+            js_error("invalid `start`: every call number up to 4294967295 was used")
+        })?;
+        let (c, ask) = self.chain.start(now);
+        self.calls.insert(call, c);
+        self.call_actions(call, vec![ask])
+    }
+
+    /// Level `level` of call `call` answered at `nowMs`, failing with `error` (an
+    /// `ErrorKind`) or not (`null` / absent): `{call, actions}` — ask the next level, or
+    /// `{type: "done", served, latency}`. An answer from a level not being asked, or for
+    /// a call that is over, returns no actions.
+    #[wasm_bindgen(js_name = onResult, unchecked_return_type = "FallbackCallActions")]
+    pub fn on_result(
+        &mut self,
+        now_ms: f64,
+        call: f64,
+        level: f64,
+        #[wasm_bindgen(unchecked_param_type = "ErrorKind | null | undefined")] error: JsValue,
+    ) -> Result<JsValue, JsError> {
+        let now = now(now_ms)?;
+        let call = whole_u32("call", call)?;
+        let level = whole_u32("level", level)?;
+        let error = if error.is_undefined() || error.is_null() {
+            None
+        } else {
+            Some(argument::<ErrorKind>("error", &error)?)
+        };
+        if call >= self.next_call {
+            return Err(js_error(format!(
+                "invalid `call`: no call {call} was started"
+            )));
+        }
+        let actions = match self.calls.get_mut(&call) {
+            Some(c) => c.on_result(now, level, error, &mut self.chain),
+            None => Vec::new(),
+        };
+        self.call_actions(call, actions)
+    }
+
+    /// Cancels the levels that ran out of time by `nowMs` and asks the next, for every
+    /// call: `{call, actions}[]`.
+    #[wasm_bindgen(js_name = handleTimeout, unchecked_return_type = "FallbackCallActions[]")]
+    pub fn handle_timeout(&mut self, now_ms: f64) -> Result<JsValue, JsError> {
+        let now = now(now_ms)?;
+        let mut out = Vec::new();
+        let mut finished = Vec::new();
+        for (call, c) in &mut self.calls {
+            let actions = c.handle_timeout(now, &mut self.chain);
+            if !actions.is_empty() {
+                out.push(serde_json::json!({"call": call, "actions": actions}));
+            }
+            if c.is_done() {
+                finished.push(*call);
+            }
+        }
+        for call in finished {
+            self.calls.remove(&call);
+        }
+        to_js(&out).map_err(js_error)
+    }
+
+    /// When the next level of any call runs out of time (ms), if one has a timeout.
+    #[wasm_bindgen(js_name = pollTimeoutMs)]
+    pub fn poll_timeout_ms(&self) -> Option<f64> {
+        self.calls
+            .values()
+            .filter_map(FallbackCall::poll_timeout)
+            .min()
+            .map(Time::as_millis_f64)
+    }
+
+    /// Calls still open.
+    #[wasm_bindgen(getter, js_name = openCalls)]
+    pub fn open_calls(&self) -> u32 {
+        self.calls.len() as u32
+    }
+
+    /// Counters: calls, per level `{asked, served, failed, timedOut}`, `staticDefault`,
+    /// `failed`.
+    #[wasm_bindgen(unchecked_return_type = "FallbackStats")]
+    pub fn stats(&self) -> Result<JsValue, JsError> {
+        to_js(self.chain.stats()).map_err(js_error)
+    }
+}
+
+/// A service's health checks (Kubernetes' probes, ASP.NET Core's aggregation):
+/// `new HealthMonitor({checks: [{name: "warm-up", kind: "startup"}, {name: "db", kind:
+/// "readiness", critical: true, periodMs: 1000, timeoutMs: 200, failureThreshold: 3}]},
+/// nowMs)`. `handleTimeout(nowMs)` says which checks to run (`{type: "run", check,
+/// deadline}`) or which ran out of time (`{type: "cancel", check}`); report each run
+/// with `onResult`; `report()` gives the aggregate and every check's detail.
+#[wasm_bindgen]
+pub struct HealthMonitor {
+    inner: CoreHealth,
+}
+
+#[wasm_bindgen]
+impl HealthMonitor {
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "HealthConfig | undefined")] config: JsValue,
+        now_ms: f64,
+    ) -> Result<HealthMonitor, JsError> {
+        let config: HealthConfig = if config.is_undefined() || config.is_null() {
+            HealthConfig::default()
+        } else {
+            typed_config(&config)?
+        };
+        let inner =
+            CoreHealth::new(&config, now(now_ms)?).map_err(|e| core_error(prefix("config", e)))?;
+        Ok(HealthMonitor { inner })
+    }
+
+    /// The runs to start and those that ran out of time, at `nowMs`.
+    #[wasm_bindgen(js_name = handleTimeout, unchecked_return_type = "HealthAction[]")]
+    pub fn handle_timeout(&mut self, now_ms: f64) -> Result<JsValue, JsError> {
+        let actions = self.inner.handle_timeout(now(now_ms)?);
+        to_js(&actions).map_err(js_error)
+    }
+
+    /// Check `check`'s run answered at `nowMs`: passed (`error` `null` / absent) or
+    /// failed with `error`, a short description. A run that took its whole timeout fails.
+    #[wasm_bindgen(js_name = onResult)]
+    pub fn on_result(
+        &mut self,
+        now_ms: f64,
+        check: f64,
+        error: Option<String>,
+    ) -> Result<(), JsError> {
+        let check = whole_u32("check", check)?;
+        self.inner
+            .on_result(now(now_ms)?, check, error.as_deref())
+            .map_err(core_error)
+    }
+
+    /// When to call `handleTimeout` next (ms).
+    #[wasm_bindgen(js_name = pollTimeoutMs)]
+    pub fn poll_timeout_ms(&self) -> Option<f64> {
+        self.inner.poll_timeout().map(Time::as_millis_f64)
+    }
+
+    /// The service restarted at `nowMs`: every check starts over, startup first.
+    pub fn restart(&mut self, now_ms: f64) -> Result<(), JsError> {
+        self.inner.restart(now(now_ms)?);
+        Ok(())
+    }
+
+    /// Whether every startup check has passed.
+    #[wasm_bindgen(getter)]
+    pub fn started(&self) -> bool {
+        self.inner.started()
+    }
+
+    /// `{status, liveness, readiness, started, checks: [{name, kind, critical, state,
+    /// gated, running, lastDuration, consecutiveFailures, lastError, ...}]}`.
+    #[wasm_bindgen(unchecked_return_type = "HealthReport")]
+    pub fn report(&self) -> Result<JsValue, JsError> {
+        to_js(&self.inner.report()).map_err(js_error)
+    }
+}
+
+/// Load shedding with an adaptive concurrency limit (Netflix's concurrency-limits):
+/// `new LoadShedder({limit: {type: "aimd", initialLimit: 20, minLimit: 20, maxLimit: 200,
+/// backoffRatio: 0.9, timeoutMs: 5000}, priorities: 3, headroomPerPriority: 0.1})`, or
+/// `{type: "gradient2", ...}`. Priority 0 is the most important and is shed last.
+#[wasm_bindgen]
+pub struct LoadShedder {
+    inner: CoreShedder,
+}
+
+#[wasm_bindgen]
+impl LoadShedder {
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "LoadShedderConfig | undefined")] config: JsValue,
+    ) -> Result<LoadShedder, JsError> {
+        let config: LoadShedderConfig = if config.is_undefined() || config.is_null() {
+            LoadShedderConfig::default()
+        } else {
+            typed_config(&config)?
+        };
+        let inner = CoreShedder::new(&config).map_err(|e| core_error(prefix("config", e)))?;
+        Ok(LoadShedder { inner })
+    }
+
+    /// A request of `priority` at `nowMs`: `{type: "admitted", id}` or `{type: "shed",
+    /// inflight, allowed}`.
+    #[wasm_bindgen(js_name = tryAcquire, unchecked_return_type = "Admission")]
+    pub fn try_acquire(&mut self, now_ms: f64, priority: f64) -> Result<JsValue, JsError> {
+        let priority = whole_u32("priority", priority)?;
+        let a = self
+            .inner
+            .try_acquire(now(now_ms)?, priority)
+            .map_err(core_error)?;
+        to_js(&a).map_err(js_error)
+    }
+
+    /// Request `id` succeeded at `nowMs` (a sample for the limit).
+    #[wasm_bindgen(js_name = onSuccess)]
+    pub fn on_success(&mut self, now_ms: f64, id: f64) -> Result<(), JsError> {
+        let id = whole_number("id", id)?;
+        self.inner.on_success(now(now_ms)?, id).map_err(core_error)
+    }
+
+    /// Request `id` was dropped by the service at `nowMs` (the limit backs off).
+    #[wasm_bindgen(js_name = onDropped)]
+    pub fn on_dropped(&mut self, now_ms: f64, id: f64) -> Result<(), JsError> {
+        let id = whole_number("id", id)?;
+        self.inner.on_dropped(now(now_ms)?, id).map_err(core_error)
+    }
+
+    /// Request `id` ended telling nothing about the service: no sample.
+    pub fn release(&mut self, id: f64) -> Result<(), JsError> {
+        let id = whole_number("id", id)?;
+        self.inner.release(id).map_err(core_error)
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn limit(&self) -> u32 {
+        self.inner.limit()
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn inflight(&self) -> u32 {
+        self.inner.inflight()
+    }
+
+    /// The requests in flight priority `priority` may find and still be admitted.
+    pub fn allowed(&self, priority: f64) -> Result<u32, JsError> {
+        let priority = whole_u32("priority", priority)?;
+        if priority >= self.inner.priorities() {
+            return Err(js_error(format!(
+                "invalid `priority`: must be below {}, got {priority}",
+                self.inner.priorities()
+            )));
+        }
+        Ok(self.inner.allowed(priority))
+    }
+
+    /// Per priority: `{admitted, shed, succeeded, dropped}`.
+    #[wasm_bindgen(unchecked_return_type = "PriorityStats[]")]
+    pub fn stats(&self) -> Result<JsValue, JsError> {
+        to_js(self.inner.stats()).map_err(js_error)
     }
 }

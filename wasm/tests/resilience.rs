@@ -1,7 +1,10 @@
 //! The resilience classes as a browser sees them: `wasm-pack test --headless --chrome wasm
 //! --test resilience`. Bad arguments are JS `Error`s naming the argument; nothing aborts.
 
-use distlab_wasm::resilience::{Bulkhead, CircuitBreaker, Deadline, Hedging, Retry, RetryBudget};
+use distlab_wasm::resilience::{
+    Bulkhead, CircuitBreaker, Deadline, Fallback, HealthMonitor, Hedging, LoadShedder, Retry,
+    RetryBudget,
+};
 use js_sys::{Error, JSON, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::*;
@@ -245,4 +248,164 @@ fn hedging_configs_and_budgets_are_checked() {
     let r = h.on_result(5.0, 0.0, 0.0, "unavailable".into()).unwrap();
     assert_eq!(actions(&r), ["done 0"]);
     assert_eq!(get(&h.stats().unwrap(), "throttled").as_f64(), Some(1.0));
+}
+
+fn fallback_actions(v: &JsValue) -> Vec<String> {
+    js_sys::Array::from(&get(v, "actions"))
+        .iter()
+        .map(|a| {
+            let t = get(&a, "type").as_string().unwrap();
+            if t == "done" {
+                let served = get(&a, "served");
+                let kind = get(&served, "type").as_string().unwrap();
+                match get(&served, "level").as_f64() {
+                    Some(level) => format!("done {kind} {level}"),
+                    None => format!("done {kind}"),
+                }
+            } else {
+                format!("{t} {}", get(&a, "level").as_f64().unwrap())
+            }
+        })
+        .collect()
+}
+
+#[wasm_bindgen_test]
+fn fallback_goes_down_the_chain_and_says_who_answered() {
+    let mut f = Fallback::new(js(
+        r#"{"levels": [{"name": "personalised", "timeoutMs": 200}, {"name": "popular", "timeoutMs": 50}],
+            "staticDefault": true}"#,
+    ))
+    .unwrap();
+    let started = f.start(0.0).unwrap();
+    assert_eq!(get(&started, "call").as_f64(), Some(0.0));
+    assert_eq!(fallback_actions(&started), ["ask 0"]);
+    assert_eq!(f.poll_timeout_ms(), Some(200.0));
+    let next = f.on_result(30.0, 0.0, 0.0, "unavailable".into()).unwrap();
+    assert_eq!(fallback_actions(&next), ["ask 1"]);
+    assert_eq!(f.poll_timeout_ms(), Some(80.0));
+    // popular times out: the static default answers.
+    let due = js_sys::Array::from(&f.handle_timeout(80.0).unwrap());
+    assert_eq!(due.length(), 1);
+    assert_eq!(
+        fallback_actions(&due.get(0)),
+        ["cancel 1", "done staticDefault"]
+    );
+    assert_eq!(f.open_calls(), 0);
+    // A second call served by the best level.
+    let second = f.start(100.0).unwrap();
+    let call = get(&second, "call").as_f64().unwrap();
+    let done = f.on_result(120.0, call, 0.0, JsValue::NULL).unwrap();
+    assert_eq!(fallback_actions(&done), ["done level 0"]);
+    let stats = f.stats().unwrap();
+    assert_eq!(get(&stats, "staticDefault").as_f64(), Some(1.0));
+    // Bad arguments name themselves.
+    let e = message(f.on_result(130.0, 9.0, 0.0, JsValue::NULL).unwrap_err());
+    assert!(e.contains("call"), "{e}");
+    let e = message(f.on_result(130.0, 0.0, -1.0, JsValue::NULL).unwrap_err());
+    assert!(e.contains("level"), "{e}");
+    let e = message(f.on_result(130.0, 0.0, 0.0, "teapot".into()).unwrap_err());
+    assert!(e.contains("error"), "{e}");
+    let e = message(f.start(f64::NAN).unwrap_err());
+    assert!(e.contains("nowMs"), "{e}");
+    let e = message(
+        Fallback::new(js(r#"{"levels": [{"name": "a"}, {"name": "a"}]}"#))
+            .err()
+            .unwrap(),
+    );
+    assert!(e.contains("config.levels[1].name"), "{e}");
+}
+
+#[wasm_bindgen_test]
+fn health_gates_on_startup_and_aggregates_by_criticality() {
+    let mut h = HealthMonitor::new(
+        js(r#"{"checks": [
+            {"name": "warm-up", "kind": "startup", "periodMs": 100, "timeoutMs": 50, "failureThreshold": 1},
+            {"name": "db", "kind": "readiness", "critical": true, "periodMs": 100, "timeoutMs": 50, "failureThreshold": 1},
+            {"name": "cache", "kind": "readiness", "critical": false, "periodMs": 100, "timeoutMs": 50, "failureThreshold": 1}
+        ]}"#),
+        0.0,
+    )
+    .unwrap();
+    let runs = |a: JsValue| -> Vec<f64> {
+        js_sys::Array::from(&a)
+            .iter()
+            .filter(|x| get(x, "type").as_string().as_deref() == Some("run"))
+            .map(|x| get(&x, "check").as_f64().unwrap())
+            .collect()
+    };
+    assert_eq!(runs(h.handle_timeout(0.0).unwrap()), [0.0], "startup first");
+    let report = h.report().unwrap();
+    assert_eq!(get(&report, "readiness").as_string().unwrap(), "unhealthy");
+    h.on_result(10.0, 0.0, None).unwrap();
+    assert!(h.started());
+    assert_eq!(runs(h.handle_timeout(10.0).unwrap()), [1.0, 2.0]);
+    h.on_result(20.0, 1.0, None).unwrap();
+    h.on_result(20.0, 2.0, Some("cache down".into())).unwrap();
+    let report = h.report().unwrap();
+    assert_eq!(get(&report, "status").as_string().unwrap(), "degraded");
+    let cache = js_sys::Array::from(&get(&report, "checks")).get(2);
+    assert_eq!(get(&cache, "lastError").as_string().unwrap(), "cache down");
+    // db too slow: over its timeout, it fails though it said nothing was wrong.
+    assert_eq!(runs(h.handle_timeout(120.0).unwrap()), [1.0, 2.0]);
+    h.on_result(175.0, 1.0, None).unwrap();
+    let report = h.report().unwrap();
+    assert_eq!(get(&report, "status").as_string().unwrap(), "unhealthy");
+    // Bad arguments name themselves.
+    let e = message(h.on_result(200.0, 7.0, None).unwrap_err());
+    assert!(e.contains("check"), "{e}");
+    let e = message(h.handle_timeout(f64::NAN).unwrap_err());
+    assert!(e.contains("nowMs"), "{e}");
+    let e = message(
+        HealthMonitor::new(js(r#"{"checks": []}"#), 0.0)
+            .err()
+            .unwrap(),
+    );
+    assert!(e.contains("config.checks"), "{e}");
+}
+
+#[wasm_bindgen_test]
+fn the_load_shedder_sheds_low_priorities_first_and_backs_off_on_drops() {
+    let mut s = LoadShedder::new(js(
+        r#"{"limit": {"type": "aimd", "initialLimit": 10, "minLimit": 1, "maxLimit": 100,
+            "backoffRatio": 0.5, "timeoutMs": 1000}, "priorities": 2, "headroomPerPriority": 0.5}"#,
+    ))
+    .unwrap();
+    assert_eq!((s.allowed(0.0).unwrap(), s.allowed(1.0).unwrap()), (10, 5));
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let a = s.try_acquire(0.0, 1.0).unwrap();
+        assert_eq!(get(&a, "type").as_string().unwrap(), "admitted");
+        ids.push(get(&a, "id").as_f64().unwrap());
+    }
+    let shed = s.try_acquire(0.0, 1.0).unwrap();
+    assert_eq!(get(&shed, "type").as_string().unwrap(), "shed");
+    let a = s.try_acquire(0.0, 0.0).unwrap();
+    assert_eq!(
+        get(&a, "type").as_string().unwrap(),
+        "admitted",
+        "priority 0 still fits"
+    );
+    assert_eq!(s.inflight(), 6);
+    s.on_dropped(10.0, ids[4]).unwrap();
+    assert_eq!(s.limit(), 5, "halved on a drop");
+    s.release(ids[0]).unwrap();
+    assert_eq!(s.limit(), 5, "a release is no sample");
+    let stats = js_sys::Array::from(&s.stats().unwrap());
+    assert_eq!(get(&stats.get(1), "shed").as_f64(), Some(1.0));
+    // Bad arguments name themselves.
+    let e = message(s.on_success(11.0, ids[4]).unwrap_err());
+    assert!(e.contains("id"), "{e}");
+    let e = message(s.try_acquire(11.0, 2.0).unwrap_err());
+    assert!(e.contains("priority"), "{e}");
+    let e = message(s.try_acquire(f64::NAN, 0.0).unwrap_err());
+    assert!(e.contains("nowMs"), "{e}");
+    let e = message(
+        LoadShedder::new(js(
+            r#"{"limit": {"type": "aimd", "initialLimit": 10, "minLimit": 1, "maxLimit": 100,
+                "backoffRatio": 1.5, "timeoutMs": 1000}}"#,
+        ))
+        .err()
+        .unwrap(),
+    );
+    assert!(e.contains("config.limit.backoffRatio"), "{e}");
 }

@@ -13,6 +13,12 @@
 //!   wait, fail fast when both are full (Resilience4j's `Bulkhead`, Nygard's pattern).
 //! - [`hedging`]: send the call again when an attempt is slow, first success wins (gRPC's
 //!   hedging policy; Dean & Barroso's p95 delay).
+//! - [`fallback`]: a ranked chain of sources (personalised → popular → static default),
+//!   each with its own timeout; reports which level answered (Polly's fallback).
+//! - [`health`]: startup, liveness and readiness checks with timeouts and thresholds,
+//!   aggregated to healthy / degraded / unhealthy (Kubernetes probes, ASP.NET Core).
+//! - [`load_shedding`]: an adaptive concurrency limit (Netflix's AIMD and Gradient2)
+//!   that sheds the least important requests first (the SRE book's criticality).
 //!
 //! Each has a lab beside it (`lab` in its folder) that drives it with a workload against
 //! a dependency whose health an action changes.
@@ -23,7 +29,10 @@ use serde::{Deserialize, Serialize};
 pub mod bulkhead;
 pub mod circuit_breaker;
 pub mod dependency;
+pub mod fallback;
+pub mod health;
 pub mod hedging;
+pub mod load_shedding;
 pub mod retry;
 pub mod timeout;
 
