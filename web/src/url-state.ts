@@ -17,10 +17,11 @@ export function labInUrl(): { lab: string | null; run: SharedRun | null } {
 
 /** A link that replays the open lab to where it is now: config, actions, step, time. */
 export function shareUrl(): string | null {
+  // Where the lab is, not the last view drawn: a lesson step pauses between frames, and
+  // its link must name the step it paused at.
   const lab = state.lab;
-  const v = state.view;
-  if (!lab || !v) return null;
-  const run: SharedRun = { lab: state.labId, config: lab.config(), actions: lab.actions(), step: v.step, timeUs: v.timeUs };
+  if (!lab) return null;
+  const run: SharedRun = { lab: state.labId, config: lab.config(), actions: lab.actions(), step: lab.steps, timeUs: Math.round(lab.nowMs * 1000) };
   return `${location.origin}${location.pathname}${encodeRun(run)}`;
 }
 
