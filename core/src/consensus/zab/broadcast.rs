@@ -176,9 +176,16 @@ impl ZabPeer {
             // CommitLd has not arrived: the re-sent AckLd will fetch it.
             return;
         }
+        // A Commit that delivers something is the leader's answer to our Ack of that
+        // proposal: it already heard from us. One that delivers nothing is the tick's
+        // heartbeat, and the Ack back keeps us in the leader's quorum (ZooKeeper's
+        // PING and its reply) and tells it what we have, for its re-sends.
+        let before = self.committed;
         self.commit_through(zxid, ctx);
-        let zxid = self.last_zxid();
-        ctx.send(from, Message::Ack { epoch, zxid });
+        if self.committed == before {
+            let zxid = self.last_zxid();
+            ctx.send(from, Message::Ack { epoch, zxid });
+        }
     }
 
     pub(super) fn leader_tick(&mut self, ctx: &mut Ctx<'_, Self>) {
