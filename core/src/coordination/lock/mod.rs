@@ -78,11 +78,15 @@ pub enum LockMessage {
     Busy {
         req: u64,
     },
+    /// `sent` is the client's clock when it sent the renewal, echoed in the answer: the
+    /// lease it renews counts from then, whichever renewal the answer is for.
     Renew {
         token: u64,
+        sent: Time,
     },
     Renewed {
         token: u64,
+        sent: Time,
     },
     Lost {
         token: u64,
@@ -266,7 +270,6 @@ pub enum ClientPhase {
         until: Time,
         writes_left: u32,
         preparing: bool,
-        renew_sent_at: Option<Time>,
     },
 }
 
@@ -391,9 +394,9 @@ impl LockNode {
                 }
                 LeaseAnswer::Busy { .. } => ctx.send(from, LockMessage::Busy { req }),
             },
-            LockMessage::Renew { token } => {
+            LockMessage::Renew { token, sent } => {
                 if s.renew(from, token, now, config.lease) {
-                    ctx.send(from, LockMessage::Renewed { token });
+                    ctx.send(from, LockMessage::Renewed { token, sent });
                 } else {
                     ctx.send(from, LockMessage::Lost { token });
                 }
@@ -472,23 +475,21 @@ impl LockNode {
                     until: at + Duration(lease_us),
                     writes_left: config.writes_per_hold,
                     preparing: false,
-                    renew_sent_at: None,
                 };
                 ctx.set_timer(WORK_TIMER, config.work);
                 if config.renew {
                     ctx.set_timer(RENEW_TIMER, Duration(config.lease.0 / 3));
                 }
             }
-            (
-                LockMessage::Renewed { token },
-                ClientPhase::Holding {
-                    token: held,
-                    renew_sent_at: Some(at),
-                    ..
-                },
-            ) if token == held => {
+            // The lease runs from when *this* renewal left, not the newest one: an
+            // answer to an older renewal that arrives after a newer one was sent must not
+            // stretch the lease past what the server granted (it counted from receiving
+            // the older one; the newer one may never arrive).
+            (LockMessage::Renewed { token, sent }, ClientPhase::Holding { token: held, .. })
+                if token == held =>
+            {
                 if let ClientPhase::Holding { until, .. } = &mut c.phase {
-                    *until = (*until).max(at + config.lease);
+                    *until = (*until).max(sent + config.lease);
                 }
             }
             (LockMessage::Lost { token }, ClientPhase::Holding { token: held, .. })
@@ -566,10 +567,7 @@ impl LockNode {
                 }
             }
             (RENEW_TIMER, ClientPhase::Holding { token, .. }) => {
-                if let ClientPhase::Holding { renew_sent_at, .. } = &mut c.phase {
-                    *renew_sent_at = Some(now);
-                }
-                ctx.send(SERVER, LockMessage::Renew { token });
+                ctx.send(SERVER, LockMessage::Renew { token, sent: now });
                 ctx.set_timer(RENEW_TIMER, Duration(config.lease.0 / 3));
             }
             _ => {}
@@ -721,5 +719,58 @@ impl Node for LockNode {
                 ClientPhase::Idle { .. } => "client",
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::{LatencyModel, NetworkConfig, Sim, SimConfig};
+
+    /// Renewals every lease / 3 = 100 ms over a 70 ms link: each answer comes back after
+    /// the next renewal left. The client must count its lease from the renewal the answer
+    /// is for (the server extended it from receiving that one), never from the newest
+    /// one sent, which the server has not seen yet and may never see.
+    #[test]
+    fn a_late_answer_to_an_older_renewal_does_not_stretch_the_lease() {
+        let config = LockConfig {
+            lease: Duration::from_millis(300),
+            prepare: Duration::from_millis(1),
+            work: Duration::from_millis(50),
+            writes_per_hold: 1_000,
+            // Longer than the round trip: an ask is not re-sent before its answer.
+            think: Duration::from_millis(500),
+            renew: true,
+            fencing: true,
+        };
+        let sim_config = SimConfig {
+            nodes: FIRST_CLIENT + 1,
+            network: NetworkConfig {
+                latency: LatencyModel::Constant { ms: 70.0 },
+                ..NetworkConfig::default()
+            },
+            ..SimConfig::default()
+        };
+        let mut sim: Sim<LockNode> = Sim::new(sim_config, config).unwrap();
+        let mut renewed = 0;
+        while sim.step_until(Time::from_millis(3_000)).is_some() {
+            let client = sim.node(FIRST_CLIENT).and_then(|n| n.client()).unwrap();
+            let server = sim.node(SERVER).and_then(|n| n.server()).unwrap();
+            if let ClientPhase::Holding { token, until, .. } = client.phase {
+                // No skew, no drift: both clocks read true time.
+                if let Some((holder, held, ends)) = server.holder {
+                    assert_eq!((holder, held), (FIRST_CLIENT, token));
+                    assert!(
+                        until <= ends,
+                        "at {:?} the client believes its lease runs to {until:?}, the \
+                         server to {ends:?}",
+                        sim.now()
+                    );
+                    renewed = renewed.max(until.0);
+                }
+            }
+        }
+        // The lease was renewed well past the first grant.
+        assert!(renewed > Time::from_millis(2_000).0, "{renewed}");
     }
 }
