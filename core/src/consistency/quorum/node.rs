@@ -1064,7 +1064,10 @@ impl Node for QuorumNode {
         // the nodes' rounds do not all start at once.
         if let Some(ae) = self.params.anti_entropy {
             let nodes = u64::from(ctx.node_count().max(1));
-            let first = ae.period.0 + ae.period.0 * u64::from(self.id) / nodes;
+            let first = ae
+                .period
+                .0
+                .saturating_add(ae.period.0.saturating_mul(u64::from(self.id)) / nodes);
             ctx.set_timer(ANTI_ENTROPY_TIMER, Duration(first));
         }
         if self.params.sloppy {
