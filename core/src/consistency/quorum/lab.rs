@@ -7,6 +7,15 @@
 //! linearizability checker's verdict on the clients' history so far, with the operations
 //! it could not place when plain quorums break it (faults and concurrent writes find one
 //! within seconds; ABD never breaks).
+//!
+//! Two Dynamo mechanisms can be switched on (both off by default). Sloppy quorums with
+//! hinted handoff (section 4.6): operations list the stand-ins that acked (`n3→n1`: n3
+//! for n1), a table lists the hinted copies waiting for their replica, and under a
+//! partition writes keep succeeding where strict quorums time out — while the checker
+//! catches reads that miss writes held only by stand-ins. Merkle-tree anti-entropy
+//! (section 4.7): a table of recent rounds with the hashes exchanged and the key-hash
+//! ranges found differing, and the trees of one pair of replicas (the `inspect` action
+//! picks it) side by side, level by level, the nodes that differ lit.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -15,15 +24,16 @@ use std::collections::BTreeMap;
 
 use crate::bounded::{Count, Millis, Probability};
 use crate::consistency::quorum::harness::{Harness, Workload};
+use crate::consistency::quorum::merkle::{self, MerkleTree};
 use crate::consistency::quorum::node::{
-    Mode, QuorumNode, QuorumParams, QuorumRequest, preference_list,
+    AntiEntropy, Mode, QuorumNode, QuorumParams, QuorumRequest, preference_list, range_peers,
 };
 use crate::consistency::quorum::soak::describe_violation;
 use crate::error::{DistlabError, Result};
 use crate::lab::cluster::{ClusterAction, ClusterLab};
 use crate::lab::sampling::Sampled;
 use crate::lab::settings::{ClusterSettings, cluster_lab_config};
-use crate::lab::view::{InvariantStatus, NodeGlance, Panel};
+use crate::lab::view::{Cell, InvariantStatus, NodeGlance, Panel};
 use crate::sim::history::Outcome;
 use crate::sim::linearizability::Verdict;
 use crate::sim::{Fault, NodeId, Sim, SimConfig};
@@ -39,6 +49,10 @@ const KEPT_EVENTS: usize = 5_000;
 const CHECK_EVERY_OPS: u64 = 10;
 /// The checker's step budget per run.
 const CHECK_STEPS: u64 = 500_000;
+/// Deepest Merkle tree the lab builds: the page draws 2^8 ranges per tree.
+pub const MAX_SHOWN_DEPTH: u32 = 8;
+/// Anti-entropy rounds listed.
+const ROUND_ROWS: usize = 16;
 
 cluster_lab_config! {
     /// Configuration of the quorum lab.
@@ -63,6 +77,17 @@ cluster_lab_config! {
         pub timeout_ms: Millis<1, 60_000> = Millis::of(500),
         /// A coordinator resends a phase to the replicas that have not answered.
         pub resend_ms: Millis<1, 60_000> = Millis::of(100),
+        /// Sloppy quorum with hinted handoff: unanswered home replicas are stood in for
+        /// by the next nodes of the ring.
+        pub sloppy: bool = false,
+        /// How often a stand-in offers its hinted copies to their replica.
+        pub handoff_ms: Millis<1, 60_000> = Millis::of(200),
+        /// Merkle-tree anti-entropy between replicas.
+        pub anti_entropy: bool = false,
+        /// Time between a node's anti-entropy rounds.
+        pub anti_entropy_ms: Millis<1, 60_000> = Millis::of(200),
+        /// Levels of the Merkle trees below the root (2^depth key-hash ranges).
+        pub tree_depth: Count<0, { MAX_SHOWN_DEPTH }> = Count::of(3),
     }
 }
 
@@ -81,6 +106,8 @@ pub enum QuorumLabAction {
     },
     /// The clients start no new operation (the ones under way finish).
     StopClients {},
+    /// Shows the Merkle trees of replicas `a` and `b` side by side.
+    Inspect { a: NodeId, b: NodeId },
 }
 
 /// The checker's latest verdict.
@@ -101,6 +128,8 @@ pub struct QuorumLab {
     judged: Judged,
     /// Ended operations when the checker last ran.
     checked_at: u64,
+    /// The pair of replicas whose trees are shown.
+    inspected: (NodeId, NodeId),
 }
 
 impl QuorumLab {
@@ -181,6 +210,17 @@ impl QuorumLab {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
+        // Stand-ins are shown with the replica they stood in for.
+        let stored = |v: &crate::consistency::quorum::QuorumResponse| {
+            v.stored
+                .iter()
+                .map(|n| match v.hinted.iter().find(|(s, _)| s == n) {
+                    Some((_, intended)) => format!("n{n}→n{intended}"),
+                    None => format!("n{n}"),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
         let rows = self
             .h
             .sim()
@@ -200,7 +240,7 @@ impl QuorumLab {
                             .clone()
                             .map_or("ok".into(), |v| format!("'{v}'")),
                         ids(&value.queried),
-                        ids(&value.stored),
+                        stored(value),
                         ids(&value.repaired),
                         value.tag.map_or("—".into(), |t| t.to_string()),
                         json!(at.saturating_since(op.invoked).as_millis_f64()),
@@ -313,6 +353,176 @@ impl QuorumLab {
         }
     }
 
+    /// Recent anti-entropy rounds as each of their two replicas saw them, newest first.
+    fn rounds_table(&self) -> Panel {
+        let sim = self.h.sim();
+        let depth = sim.node_config().anti_entropy.map_or(0, |a| a.depth);
+        let mut rounds: Vec<(NodeId, &crate::consistency::quorum::node::SyncRound)> = (0..sim
+            .node_count())
+            .filter_map(|id| Some((id, sim.node(id)?)))
+            .flat_map(|(id, n)| n.rounds().iter().map(move |r| (id, r)))
+            .collect();
+        rounds.sort_by_key(|(id, r)| (std::cmp::Reverse(r.session.number), r.session, *id));
+        let rows = rounds
+            .into_iter()
+            .take(ROUND_ROWS)
+            .map(|(id, r)| {
+                let ranges = r
+                    .ranges
+                    .iter()
+                    .map(|&leaf| {
+                        let (lo, hi) = merkle::leaf_range(leaf, depth);
+                        format!("#{leaf} [{:04x}…–{:04x}…]", lo >> 48, hi >> 48)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                vec![
+                    json!(format!("n{}#{}", r.session.initiator, r.session.number)),
+                    json!(format!("n{id}")),
+                    json!(format!("n{}", r.peer)),
+                    json!(r.hashes_sent),
+                    json!(r.hashes_received),
+                    json!(r.level),
+                    json!(if ranges.is_empty() {
+                        "in sync".to_string()
+                    } else {
+                        ranges
+                    }),
+                    json!(r.keys_sent),
+                    json!(r.keys_received),
+                    json!(r.keys_applied),
+                ]
+            })
+            .collect();
+        Panel::Table {
+            title: format!(
+                "anti-entropy rounds, newest first (Merkle trees of depth {depth}: {} key-hash                  ranges)",
+                1u64 << depth
+            ),
+            columns: [
+                "round",
+                "replica",
+                "peer",
+                "hashes sent",
+                "hashes received",
+                "deepest level",
+                "differing ranges",
+                "keys sent",
+                "keys received",
+                "keys applied",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows,
+        }
+    }
+
+    /// The trees of the inspected pair over the keys they share, if both are up.
+    pub fn inspected_trees(&self) -> Option<(MerkleTree, MerkleTree)> {
+        let sim = self.h.sim();
+        let ae = sim.node_config().anti_entropy?;
+        let (a, b) = self.inspected;
+        if a == b {
+            return None;
+        }
+        let nodes = sim.node_count();
+        let ta = sim.node(a)?.tree_with(b, ae.depth, nodes).ok()?;
+        let tb = sim.node(b)?.tree_with(a, ae.depth, nodes).ok()?;
+        Some((ta, tb))
+    }
+
+    /// The two trees of the inspected pair as grids, level by level from the root, each
+    /// node spread over the leaves below it (an icicle): 0 an empty range, 1 a node
+    /// equal to the other tree's, 2 one that differs.
+    fn tree_panels(&self) -> Vec<Panel> {
+        let (a, b) = self.inspected;
+        let shares =
+            range_peers(a, self.h.sim().node_config().n, self.h.sim().node_count()).contains(&b);
+        let Some((ta, tb)) = self.inspected_trees() else {
+            return vec![Panel::Text {
+                title: "Merkle trees".into(),
+                body: format!(
+                    "Replicas n{a} and n{b} cannot be compared now (the same node, or one is                      down): pick two up replicas with the inspect action."
+                ),
+            }];
+        };
+        let depth = ta.depth();
+        let width = 1u32 << depth;
+        let grid = |mine: &MerkleTree, theirs: &MerkleTree, me: NodeId, peer: NodeId| {
+            let mut cells = Vec::with_capacity((width * (depth + 1)) as usize);
+            for level in 0..=depth {
+                let span = 1u32 << (depth - level);
+                for column in 0..width {
+                    let index = column / span;
+                    let h = mine.hash(level, index).unwrap_or(merkle::EMPTY);
+                    let differs = theirs.hash(level, index) != Some(h);
+                    let (lo, hi) = merkle::leaf_range(index, level);
+                    cells.push(Cell {
+                        value: if differs {
+                            2.0
+                        } else if h == merkle::EMPTY {
+                            0.0
+                        } else {
+                            1.0
+                        },
+                        label: format!(
+                            "level {level} node {index}, key hashes {:04x}…–{:04x}…: {}{}",
+                            lo >> 48,
+                            hi >> 48,
+                            if h == merkle::EMPTY {
+                                "empty".to_string()
+                            } else {
+                                format!("{h:016x}")
+                            },
+                            if differs { " (differs)" } else { "" }
+                        ),
+                    });
+                }
+            }
+            Panel::Grid {
+                title: format!(
+                    "n{me}'s Merkle tree over the keys it shares with n{peer}{} (root first;                      2 = differs from n{peer}'s, 1 = equal, 0 = empty)",
+                    if shares {
+                        ""
+                    } else {
+                        " (none: not replicas of a common range)"
+                    }
+                ),
+                columns: width,
+                cells,
+            }
+        };
+        vec![grid(&ta, &tb, a, b), grid(&tb, &ta, b, a)]
+    }
+
+    /// Hinted copies stand-ins hold, waiting for their intended replica.
+    fn hints_table(&self) -> Panel {
+        let sim = self.h.sim();
+        let mut rows = Vec::new();
+        for id in 0..sim.node_count() {
+            let Some(n) = sim.node(id) else {
+                continue;
+            };
+            for (intended, held) in n.hints() {
+                for (key, (tag, value)) in held {
+                    rows.push(vec![
+                        json!(format!("n{id}")),
+                        json!(format!("n{intended}")),
+                        json!(key),
+                        json!(format!("'{value}' @ {tag}")),
+                    ]);
+                }
+            }
+        }
+        Panel::Table {
+            title: "hinted copies held by stand-ins, until their replica acks a handoff".into(),
+            columns: ["stand-in", "for", "key", "copy"]
+                .map(String::from)
+                .to_vec(),
+            rows,
+        }
+    }
+
     fn verdict_text(&self) -> Panel {
         let p = self.h.sim().node_config();
         let mode = match p.mode {
@@ -324,11 +534,17 @@ impl QuorumLab {
         } else {
             "R + W <= N: a read quorum can miss the latest write entirely"
         };
+        let sloppy = if p.sloppy {
+            " Sloppy quorum: a write acked by stand-ins need not meet a later quorum of home \
+             replicas."
+        } else {
+            ""
+        };
         Panel::Text {
             title: "linearizability checker".into(),
             body: format!(
-                "{mode}, N = {}, R = {}, W = {} ({overlap}). On the {} operations checked: \
-                 {:?}. {}",
+                "{mode}, N = {}, R = {}, W = {} ({overlap}).{sloppy} On the {} operations \
+                 checked: {:?}. {}",
                 p.n, p.r, p.w, self.judged.operations, self.judged.verdict, self.judged.detail
             ),
         }
@@ -387,6 +603,12 @@ impl ClusterLab for QuorumLab {
             w: c.w.get(),
             durable: c.durable,
             resend: c.resend_ms.duration(),
+            sloppy: c.sloppy,
+            handoff: c.handoff_ms.duration(),
+            anti_entropy: c.anti_entropy.then(|| AntiEntropy {
+                period: c.anti_entropy_ms.duration(),
+                depth: c.tree_depth.get(),
+            }),
             ..QuorumParams::default()
         };
         let workload = Workload {
@@ -418,6 +640,7 @@ impl ClusterLab for QuorumLab {
                 detail: "no operations yet".into(),
             },
             checked_at: 0,
+            inspected: (0, 1.min(c.nodes.get() - 1)),
         };
         lab.judge();
         Ok(lab)
@@ -450,6 +673,22 @@ impl ClusterLab for QuorumLab {
                 self.h.stop_clients();
                 return Ok(());
             }
+            QuorumLabAction::Inspect { a, b } => {
+                let nodes = self.h.sim().node_count();
+                for (field, id) in [("a", *a), ("b", *b)] {
+                    if id >= nodes {
+                        return Err(DistlabError::field(
+                            field,
+                            format!("no node {id} (nodes 0 to {})", nodes - 1),
+                        ));
+                    }
+                }
+                if a == b {
+                    return Err(DistlabError::field("b", "pick two different replicas"));
+                }
+                self.inspected = (*a, *b);
+                return Ok(());
+            }
             QuorumLabAction::Get { key, .. } => QuorumRequest::Get { key: key.clone() },
             QuorumLabAction::Put { key, value, .. } => QuorumRequest::Put {
                 key: key.clone(),
@@ -480,6 +719,18 @@ impl ClusterLab for QuorumLab {
         fields.insert("store".into(), json!(store));
         fields.insert("coordinating".into(), json!(n.running().len()));
         fields.insert("stats".into(), json!(n.stats()));
+        if n.params().sloppy {
+            let hints: BTreeMap<String, usize> = n
+                .hints()
+                .iter()
+                .map(|(i, h)| (format!("n{i}"), h.len()))
+                .collect();
+            fields.insert("hintsFor".into(), json!(hints));
+            fields.insert("suspects".into(), json!(n.suspects()));
+        }
+        if n.params().anti_entropy.is_some() {
+            fields.insert("syncRounds".into(), json!(n.rounds()));
+        }
     }
 
     fn glance(&self, id: NodeId) -> Option<NodeGlance> {
@@ -493,11 +744,20 @@ impl ClusterLab for QuorumLab {
     }
 
     fn panels(&self) -> Vec<Panel> {
-        vec![
+        let mut panels = vec![
             self.verdict_text(),
             self.operations_table(),
             self.replicas_table(),
-        ]
+        ];
+        let p = self.h.sim().node_config();
+        if p.sloppy {
+            panels.push(self.hints_table());
+        }
+        if p.anti_entropy.is_some() {
+            panels.push(self.rounds_table());
+            panels.extend(self.tree_panels());
+        }
+        panels
     }
 
     fn invariants(&self) -> Vec<InvariantStatus> {
@@ -522,6 +782,7 @@ impl ClusterLab for QuorumLab {
                 value: "mine".into(),
             }),
             ClusterAction::Lab(QuorumLabAction::StopClients {}),
+            ClusterAction::Lab(QuorumLabAction::Inspect { a: 1, b: 2 }),
         ];
         v.extend(Fault::examples().into_iter().map(ClusterAction::Fault));
         v

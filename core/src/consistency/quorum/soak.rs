@@ -6,20 +6,28 @@
 //! ABD's must always pass, and the soak counts the seeds where plain R + W > N is caught
 //! not linearizable (the test asserts it finds some). After the final repair every
 //! operation either mode starts must be answered (liveness).
+//!
+//! Both runs have Merkle-tree anti-entropy on (Dynamo section 4.7), and on odd seeds the
+//! plain run uses sloppy quorums with hinted handoff (section 4.6). Once the clients
+//! have stopped, every node is up and the network is healed, every key's home replicas
+//! must converge to one version and every hint must be handed off (convergence).
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::fmt;
 
 use crate::bounded::{Millis, Probability};
 use crate::consistency::quorum::harness::{Harness, Workload};
-use crate::consistency::quorum::node::{Mode, QuorumParams};
+use crate::consistency::quorum::node::{
+    AntiEntropy, Mode, QuorumNode, QuorumParams, Tag, preference_list,
+};
 use crate::rng::SimRng;
 use crate::sim::history::Outcome;
 use crate::sim::linearizability::{
     CheckResult, KvInput, KvModel, KvOutput, Model, Operation, PartitionOutcome, Verdict,
 };
 use crate::sim::soak::{SeedOutcome, Soak, SoakTotals};
-use crate::sim::{Fault, FaultScript, NemesisConfig, NodeStatus, ScheduledFault, SimConfig};
+use crate::sim::{Fault, FaultScript, NemesisConfig, NodeStatus, ScheduledFault, Sim, SimConfig};
 use crate::time::{Duration, Time};
 
 /// How hard each seed is pushed.
@@ -32,6 +40,9 @@ pub struct SoakOptions {
     pub settle_ms: u64,
     /// The checker's step budget per history.
     pub check_steps: u64,
+    /// After the clients stop and everything is healed, replicas must converge within
+    /// this long.
+    pub converge_ms: u64,
 }
 
 impl Default for SoakOptions {
@@ -40,6 +51,7 @@ impl Default for SoakOptions {
             fault_ms: 1_500,
             settle_ms: 1_000,
             check_steps: 2_000_000,
+            converge_ms: 2_000,
         }
     }
 }
@@ -58,6 +70,12 @@ pub struct ModeReport {
     pub unanswered_after_repair: usize,
     /// The operations that cannot go next, if the history is not linearizable.
     pub violation: Option<String>,
+    /// Sloppy quorums with hinted handoff were on.
+    pub sloppy: bool,
+    /// How long the replicas took to converge after the heal, or what still differed
+    /// when the time ran out.
+    pub converged_after_ms: Option<u64>,
+    pub divergence: Option<String>,
 }
 
 /// What one seed did.
@@ -94,6 +112,11 @@ pub struct SoakSummary {
     pub abd_not_linearizable: u64,
     pub undecided: u64,
     pub liveness_failures: u64,
+    /// Runs whose replicas had not converged when the convergence time ran out.
+    pub not_converged: u64,
+    /// Runs with sloppy quorums (plain, odd seeds) and how many were not linearizable.
+    pub sloppy_runs: u64,
+    pub sloppy_not_linearizable: u64,
     /// Seeds whose plain history the checker caught not linearizable.
     pub plain_not_linearizable: u64,
     /// The lowest such seed.
@@ -114,6 +137,15 @@ impl SoakTotals for SoakSummary {
             }
             if m.unanswered_after_repair > 0 {
                 self.liveness_failures += 1;
+            }
+            if m.divergence.is_some() {
+                self.not_converged += 1;
+            }
+            if m.sloppy {
+                self.sloppy_runs += 1;
+                if m.verdict == Verdict::NotLinearizable {
+                    self.sloppy_not_linearizable += 1;
+                }
             }
         }
         if r.abd.verdict == Verdict::NotLinearizable {
@@ -138,6 +170,9 @@ impl SoakTotals for SoakSummary {
         self.abd_not_linearizable += o.abd_not_linearizable;
         self.undecided += o.undecided;
         self.liveness_failures += o.liveness_failures;
+        self.not_converged += o.not_converged;
+        self.sloppy_runs += o.sloppy_runs;
+        self.sloppy_not_linearizable += o.sloppy_not_linearizable;
         self.plain_not_linearizable += o.plain_not_linearizable;
         self.first_plain_violation = match (self.first_plain_violation, o.first_plain_violation) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -164,8 +199,8 @@ impl fmt::Display for SoakSummary {
         write!(
             f,
             "{} seeds, {} events, {} operations; ABD: {} not linearizable; plain R+W>N: {} \
-             seeds not linearizable (first: {}); {} undecided, {} liveness failures, {} \
-             failed seeds",
+             seeds not linearizable (first: {}), with sloppy quorums {} of {} runs; {} \
+             undecided, {} liveness failures, {} runs not converged, {} failed seeds",
             self.seeds,
             self.events,
             self.operations,
@@ -173,8 +208,11 @@ impl fmt::Display for SoakSummary {
             self.plain_not_linearizable,
             self.first_plain_violation
                 .map_or("none".to_string(), |s| s.to_string()),
+            self.sloppy_not_linearizable,
+            self.sloppy_runs,
             self.undecided,
             self.liveness_failures,
+            self.not_converged,
             self.failed_seeds.len()
         )
     }
@@ -206,6 +244,43 @@ pub fn describe_violation(result: &CheckResult, ops: &[Operation<KvInput, KvOutp
         })
         .collect();
     format!("with the key at {state}, none of: {}", what.join("; "))
+}
+
+/// What keeps the replicas from having converged, if anything: a key whose home
+/// replicas hold different versions (or are down), or a hint not yet handed off.
+pub fn divergence(sim: &Sim<QuorumNode>) -> Option<String> {
+    let nodes = sim.node_count();
+    let n = sim.node_config().n;
+    let mut keys = BTreeSet::new();
+    for id in 0..nodes {
+        let node = sim.node(id)?;
+        keys.extend(node.store().keys().cloned());
+        if let Some((intended, held)) = node.hints().iter().find(|(_, h)| !h.is_empty()) {
+            return Some(format!(
+                "n{id} still holds {} hinted copies for n{intended}",
+                held.len()
+            ));
+        }
+    }
+    for key in keys {
+        let homes = preference_list(&key, n, nodes);
+        let held: Vec<Option<Tag>> = homes
+            .iter()
+            .map(|&h| {
+                sim.node(h)
+                    .and_then(|r| r.store().get(&key).map(|(t, _)| *t))
+            })
+            .collect();
+        if held.windows(2).any(|w| w[0] != w[1]) {
+            let what: Vec<String> = homes
+                .iter()
+                .zip(&held)
+                .map(|(h, t)| format!("n{h} {}", t.map_or("none".into(), |t| t.to_string())))
+                .collect();
+            return Some(format!("{key}: {}", what.join(", ")));
+        }
+    }
+    None
 }
 
 /// The seed's cluster shape: nodes, and N, R, W with R + W > N.
@@ -305,6 +380,33 @@ fn run_mode(
         .iter()
         .filter(|o| o.invoked >= settled && !matches!(o.outcome, Outcome::Ok { .. }))
         .count();
+    // Convergence: the clients have stopped; heal what is left and give anti-entropy and
+    // hinted handoff their time.
+    let _ = h.sim_mut().apply_fault(&Fault::Heal);
+    for id in 0..h.sim().node_count() {
+        let wake = match h.sim().status(id) {
+            Some(NodeStatus::Crashed) => Fault::Restart { node: id },
+            Some(NodeStatus::Paused) => Fault::Resume { node: id },
+            _ => continue,
+        };
+        let _ = h.sim_mut().apply_fault(&wake);
+    }
+    let healed = h.sim().now();
+    let deadline = healed + Duration::from_millis(opts.converge_ms);
+    let mut converged_after_ms = None;
+    let mut left = divergence(h.sim());
+    let mut t = healed;
+    while left.is_some() && t < deadline {
+        t = (t + Duration::from_millis(10)).min(deadline);
+        h.run_until_or(t, |_| false);
+        left = divergence(h.sim());
+        if left.is_none() {
+            converged_after_ms = Some(t.saturating_since(healed).as_millis_f64() as u64);
+        }
+    }
+    if left.is_none() && converged_after_ms.is_none() {
+        converged_after_ms = Some(0);
+    }
     let result = h.check(Some(opts.check_steps)).map_err(|e| e.to_string())?;
     let violation = (result.verdict == Verdict::NotLinearizable)
         .then(|| describe_violation(&result, &h.history()));
@@ -317,6 +419,9 @@ fn run_mode(
         check_steps: result.steps,
         unanswered_after_repair: unanswered,
         violation,
+        sloppy: h.sim().node_config().sloppy,
+        converged_after_ms,
+        divergence: left,
     })
 }
 
@@ -330,6 +435,9 @@ fn empty(mode: Mode) -> ModeReport {
         check_steps: 0,
         unanswered_after_repair: 0,
         violation: None,
+        sloppy: false,
+        converged_after_ms: None,
+        divergence: None,
     }
 }
 
@@ -356,6 +464,11 @@ pub fn run_seed(seed: u64, opts: &SoakOptions) -> SeedReport {
             n,
             r,
             w,
+            sloppy: mode == Mode::Plain && seed % 2 == 1,
+            anti_entropy: Some(AntiEntropy {
+                period: Duration::from_millis(100),
+                depth: 3,
+            }),
             ..QuorumParams::default()
         };
         match run_mode(seed, params, nodes, &script, opts) {
@@ -364,6 +477,12 @@ pub fn run_seed(seed: u64, opts: &SoakOptions) -> SeedReport {
                     failures.push(format!(
                         "{mode:?}: {} operations started after the repair were not answered",
                         m.unanswered_after_repair
+                    ));
+                }
+                if let Some(d) = &m.divergence {
+                    failures.push(format!(
+                        "{mode:?}: replicas not converged {} ms after the heal: {d}",
+                        opts.converge_ms
                     ));
                 }
                 if m.verdict == Verdict::Undecided {
