@@ -823,7 +823,8 @@ impl HealthMonitor {
 /// Load shedding with an adaptive concurrency limit (Netflix's concurrency-limits):
 /// `new LoadShedder({limit: {type: "aimd", initialLimit: 20, minLimit: 20, maxLimit: 200,
 /// backoffRatio: 0.9, timeoutMs: 5000}, priorities: 3, headroomPerPriority: 0.1})`, or
-/// `{type: "gradient2", ...}`. Priority 0 is the most important and is shed last.
+/// `{type: "gradient2", ..., windowMs: 1000, windowSize: 10}` (Gradient2 updates once per
+/// sample window). Priority 0 is the most important and is shed last.
 #[wasm_bindgen]
 pub struct LoadShedder {
     inner: CoreShedder,

@@ -409,3 +409,39 @@ fn the_load_shedder_sheds_low_priorities_first_and_backs_off_on_drops() {
     );
     assert!(e.contains("config.limit.backoffRatio"), "{e}");
 }
+
+#[wasm_bindgen_test]
+fn gradient2_updates_its_limit_once_per_sample_window() {
+    let mut s = LoadShedder::new(js(
+        r#"{"limit": {"type": "gradient2", "initialLimit": 10, "minLimit": 1, "maxLimit": 100,
+            "smoothing": 0.5, "queueSize": 4, "longWindow": 600, "rttTolerance": 1.5,
+            "windowMs": 100, "windowSize": 2}, "priorities": 1}"#,
+    ))
+    .unwrap();
+    let ids: Vec<f64> = (0..6)
+        .map(|_| {
+            get(&s.try_acquire(0.0, 0.0).unwrap(), "id")
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    // One request closes the first window: too few, thrown away.
+    s.on_success(10.0, ids[0]).unwrap();
+    assert_eq!(s.limit(), 10);
+    // The next window runs to 110 ms.
+    s.on_success(20.0, ids[5]).unwrap();
+    assert_eq!(s.limit(), 10, "the window is still open");
+    // Closed with two requests: gradient 1, 10 × 0.5 + (10 + 4) × 0.5 = 12.
+    s.on_success(110.0, ids[4]).unwrap();
+    assert_eq!(s.limit(), 12);
+    let e = message(
+        LoadShedder::new(js(
+            r#"{"limit": {"type": "gradient2", "initialLimit": 10, "minLimit": 1, "maxLimit": 100,
+                "smoothing": 0.5, "queueSize": 4, "longWindow": 600, "rttTolerance": 1.5,
+                "windowSize": 0}}"#,
+        ))
+        .err()
+        .unwrap(),
+    );
+    assert!(e.contains("windowSize"), "{e}");
+}
