@@ -64,6 +64,7 @@ use crate::resilience::hedging::lab::{HedgingLab, HedgingLabAction, HedgingLabCo
 use crate::resilience::load_shedding::lab::{
     LoadSheddingLab, LoadSheddingLabAction, LoadSheddingLabConfig,
 };
+use crate::resilience::policy::lab::{PolicyLab, PolicyLabAction, PolicyLabConfig};
 use crate::resilience::retry::lab::{RetryLab, RetryLabAction, RetryLabConfig};
 use crate::resilience::timeout::lab::{TimeoutLab, TimeoutLabAction, TimeoutLabConfig};
 use crate::scenario::clock_skew::{ClockSkewLab, ClockSkewLabAction, ClockSkewLabConfig};
@@ -283,6 +284,9 @@ labs! {
     }
     "resilience.load-shedding" => Driven<LoadSheddingLab> {
         config: LoadSheddingLabConfig, action: DrivenAction<LoadSheddingLabAction>
+    }
+    "resilience.policy" => Driven<PolicyLab> {
+        config: PolicyLabConfig, action: DrivenAction<PolicyLabAction>
     }
     "crdt.g-counter" => Cluster<GCounterLab> {
         config: CrdtLabConfig, action: ClusterAction<CrdtLabAction>

@@ -9,7 +9,7 @@
 //! `CountingBloom`, `CountMin`, `HyperLogLog`, `Cuckoo`; the caches in [`cache`]: `Lru`,
 //! `Lfu`, `TtlCache`, `TinyLfu`, `Singleflight`, `XFetch`; the resilience primitives in [`resilience`]:
 //! `CircuitBreaker`, `Retry`, `RetryBudget`, `Bulkhead`, `Deadline`, `Hedging`,
-//! `Fallback`, `HealthMonitor`, `LoadShedder`; the CRDTs in [`crdt`]:
+//! `Fallback`, `HealthMonitor`, `LoadShedder`, `ResiliencePipeline`; the CRDTs in [`crdt`]:
 //! `GCounter`, `PnCounter`, `GSet`, `TwoPSet`, `OrSet`, `LwwRegister`, `MvRegister`,
 //! `LwwMap`, `Rga`; the failure detectors in [`coordination`]: `PhiAccrual`,
 //! `FixedTimeoutDetector`; the ring in [`balance`]: `ConsistentHashRing`; the clocks in

@@ -7,7 +7,8 @@
 //! (hedged calls to one dependency, numbered by the class), `Fallback` (calls down a
 //! chain of levels, numbered by the class) and `HealthMonitor` (startup, liveness and
 //! readiness checks aggregated to healthy / degraded / unhealthy) and `LoadShedder`
-//! (an adaptive concurrency limit, AIMD or Gradient2, shedding low priorities first).
+//! (an adaptive concurrency limit, AIMD or Gradient2, shedding low priorities first), and
+//! `ResiliencePipeline` (those strategies composed in a chosen order, as Polly v8's).
 
 use std::collections::BTreeMap;
 
@@ -22,6 +23,7 @@ use distlab_core::resilience::fallback::{
 use distlab_core::resilience::health::{HealthConfig, HealthMonitor as CoreHealth};
 use distlab_core::resilience::hedging::{HedgeAction, HedgedCall, HedgingConfig, HedgingPolicy};
 use distlab_core::resilience::load_shedding::{LoadShedder as CoreShedder, LoadShedderConfig};
+use distlab_core::resilience::policy::{Pipeline as CorePipeline, PolicyConfig};
 use distlab_core::resilience::retry::{
     RetryBudget as CoreBudget, RetryBudgetConfig, RetryConfig, RetryPolicy, RetryState,
 };
@@ -823,7 +825,8 @@ impl HealthMonitor {
 /// Load shedding with an adaptive concurrency limit (Netflix's concurrency-limits):
 /// `new LoadShedder({limit: {type: "aimd", initialLimit: 20, minLimit: 20, maxLimit: 200,
 /// backoffRatio: 0.9, timeoutMs: 5000}, priorities: 3, headroomPerPriority: 0.1})`, or
-/// `{type: "gradient2", ...}`. Priority 0 is the most important and is shed last.
+/// `{type: "gradient2", ..., windowMs: 1000, windowSize: 10}` (Gradient2 updates once per
+/// sample window). Priority 0 is the most important and is shed last.
 #[wasm_bindgen]
 pub struct LoadShedder {
     inner: CoreShedder,
@@ -902,5 +905,99 @@ impl LoadShedder {
     #[wasm_bindgen(unchecked_return_type = "PriorityStats[]")]
     pub fn stats(&self) -> Result<JsValue, JsError> {
         to_js(self.inner.stats()).map_err(js_error)
+    }
+}
+
+/// A resilience pipeline (Polly v8's `ResiliencePipeline`): strategies outermost first,
+/// each the primitive above with its own config:
+/// `new ResiliencePipeline({strategies: [{type: "retry", policy: {maxAttempts: 3}},
+/// {type: "circuitBreaker", config: {slidingWindowSize: 20}}, {type: "timeout",
+/// timeoutMs: 500}]}, seed)`. The pipeline says what to do: `{type: "send", attempt,
+/// call, target}`, `{type: "cancel", attempt}`, `{type: "done", call, outcome,
+/// attempts, latency}`.
+#[wasm_bindgen]
+pub struct ResiliencePipeline {
+    inner: CorePipeline,
+    rng: SimRng,
+}
+
+#[wasm_bindgen]
+impl ResiliencePipeline {
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "PolicyConfig | undefined")] config: JsValue,
+        seed: Option<f64>,
+    ) -> Result<ResiliencePipeline, JsError> {
+        let config: PolicyConfig = if config.is_undefined() || config.is_null() {
+            PolicyConfig::default()
+        } else {
+            typed_config(&config)?
+        };
+        let inner = CorePipeline::new(&config).map_err(|e| core_error(prefix("config", e)))?;
+        let seed = whole_number("seed", seed.unwrap_or(1.0))?;
+        Ok(ResiliencePipeline {
+            inner,
+            rng: SimRng::new(seed),
+        })
+    }
+
+    /// Opens a call at `nowMs`: `{call, actions}`.
+    #[wasm_bindgen(unchecked_return_type = "{ call: number; actions: PolicyAction[] }")]
+    pub fn start(&mut self, now_ms: f64) -> Result<JsValue, JsError> {
+        let (call, actions) = self.inner.start(now(now_ms)?, &mut self.rng);
+        to_js(&serde_json::json!({"call": call, "actions": actions})).map_err(js_error)
+    }
+
+    /// Attempt `attempt` answered at `nowMs`, failing with `error` (an `ErrorKind`) or
+    /// succeeding (`null` / absent). The answer to a cancelled attempt returns nothing.
+    #[wasm_bindgen(js_name = onResult, unchecked_return_type = "PolicyAction[]")]
+    pub fn on_result(
+        &mut self,
+        now_ms: f64,
+        attempt: f64,
+        #[wasm_bindgen(unchecked_param_type = "ErrorKind | null | undefined")] error: JsValue,
+    ) -> Result<JsValue, JsError> {
+        let now = now(now_ms)?;
+        let attempt = whole_number("attempt", attempt)?;
+        let error = if error.is_undefined() || error.is_null() {
+            None
+        } else {
+            Some(argument::<ErrorKind>("error", &error)?)
+        };
+        let actions = self
+            .inner
+            .on_result(now, attempt, error, &mut self.rng)
+            .map_err(core_error)?;
+        to_js(&actions).map_err(js_error)
+    }
+
+    /// Runs the timers due by `nowMs` (timeouts, backoffs, hedges, waits).
+    #[wasm_bindgen(js_name = handleTimeout, unchecked_return_type = "PolicyAction[]")]
+    pub fn handle_timeout(&mut self, now_ms: f64) -> Result<JsValue, JsError> {
+        let actions = self.inner.handle_timeout(now(now_ms)?, &mut self.rng);
+        to_js(&actions).map_err(js_error)
+    }
+
+    /// When the next timer is due (ms), if any.
+    #[wasm_bindgen(js_name = pollTimeoutMs)]
+    pub fn poll_timeout_ms(&self) -> Option<f64> {
+        self.inner.poll_timeout().map(Time::as_millis_f64)
+    }
+
+    /// Calls still open.
+    #[wasm_bindgen(getter, js_name = openCalls)]
+    pub fn open_calls(&self) -> u32 {
+        self.inner.open_calls() as u32
+    }
+
+    /// The most attempts one call can make on the dependency.
+    #[wasm_bindgen(getter, js_name = maxAttemptsPerCall)]
+    pub fn max_attempts_per_call(&self) -> f64 {
+        self.inner.max_attempts_per_call() as f64
+    }
+
+    #[wasm_bindgen(unchecked_return_type = "PolicyStats")]
+    pub fn stats(&self) -> Result<JsValue, JsError> {
+        to_js(&self.inner.stats()).map_err(js_error)
     }
 }

@@ -2,8 +2,8 @@
 //! --test resilience`. Bad arguments are JS `Error`s naming the argument; nothing aborts.
 
 use distlab_wasm::resilience::{
-    Bulkhead, CircuitBreaker, Deadline, Fallback, HealthMonitor, Hedging, LoadShedder, Retry,
-    RetryBudget,
+    Bulkhead, CircuitBreaker, Deadline, Fallback, HealthMonitor, Hedging, LoadShedder,
+    ResiliencePipeline, Retry, RetryBudget,
 };
 use js_sys::{Error, JSON, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
@@ -408,4 +408,94 @@ fn the_load_shedder_sheds_low_priorities_first_and_backs_off_on_drops() {
         .unwrap(),
     );
     assert!(e.contains("config.limit.backoffRatio"), "{e}");
+}
+
+#[wasm_bindgen_test]
+fn gradient2_updates_its_limit_once_per_sample_window() {
+    let mut s = LoadShedder::new(js(
+        r#"{"limit": {"type": "gradient2", "initialLimit": 10, "minLimit": 1, "maxLimit": 100,
+            "smoothing": 0.5, "queueSize": 4, "longWindow": 600, "rttTolerance": 1.5,
+            "windowMs": 100, "windowSize": 2}, "priorities": 1}"#,
+    ))
+    .unwrap();
+    let ids: Vec<f64> = (0..6)
+        .map(|_| {
+            get(&s.try_acquire(0.0, 0.0).unwrap(), "id")
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    // One request closes the first window: too few, thrown away.
+    s.on_success(10.0, ids[0]).unwrap();
+    assert_eq!(s.limit(), 10);
+    // The next window runs to 110 ms.
+    s.on_success(20.0, ids[5]).unwrap();
+    assert_eq!(s.limit(), 10, "the window is still open");
+    // Closed with two requests: gradient 1, 10 × 0.5 + (10 + 4) × 0.5 = 12.
+    s.on_success(110.0, ids[4]).unwrap();
+    assert_eq!(s.limit(), 12);
+    let e = message(
+        LoadShedder::new(js(
+            r#"{"limit": {"type": "gradient2", "initialLimit": 10, "minLimit": 1, "maxLimit": 100,
+                "smoothing": 0.5, "queueSize": 4, "longWindow": 600, "rttTolerance": 1.5,
+                "windowSize": 0}}"#,
+        ))
+        .err()
+        .unwrap(),
+    );
+    assert!(e.contains("windowSize"), "{e}");
+}
+
+#[wasm_bindgen_test]
+fn a_pipeline_retries_inside_its_timeout_and_reports_the_outcome() {
+    // Per-attempt timeout of 100 ms inside a retry of 2 attempts, 10 ms apart.
+    let mut p = ResiliencePipeline::new(
+        js(
+            r#"{"strategies": [{"type": "retry", "policy": {"maxAttempts": 2, "backoff":
+            {"initialBackoffMs": 10, "maxBackoffMs": 10, "backoffMultiplier": 1,
+            "jitter": "none"}}}, {"type": "timeout", "timeoutMs": 100}]}"#,
+        ),
+        Some(1.0),
+    )
+    .unwrap();
+    assert_eq!(p.max_attempts_per_call(), 2.0);
+    let started = p.start(0.0).unwrap();
+    let actions = js_sys::Array::from(&get(&started, "actions"));
+    let send = actions.get(0);
+    assert_eq!(get(&send, "type").as_string().unwrap(), "send");
+    let first = get(&send, "attempt").as_f64().unwrap();
+    assert_eq!(p.poll_timeout_ms(), Some(100.0));
+    // The first attempt times out: cancelled, the retry waits 10 ms.
+    let cut = js_sys::Array::from(&p.handle_timeout(100.0).unwrap());
+    assert_eq!(get(&cut.get(0), "type").as_string().unwrap(), "cancel");
+    assert_eq!(p.poll_timeout_ms(), Some(110.0));
+    let again = js_sys::Array::from(&p.handle_timeout(110.0).unwrap());
+    let second = get(&again.get(0), "attempt").as_f64().unwrap();
+    assert!(second > first);
+    // The late answer to the first is ignored; the second succeeds.
+    assert_eq!(
+        js_sys::Array::from(&p.on_result(120.0, first, JsValue::NULL).unwrap()).length(),
+        0
+    );
+    let done = js_sys::Array::from(&p.on_result(130.0, second, JsValue::NULL).unwrap());
+    let done = done.get(0);
+    assert_eq!(get(&done, "type").as_string().unwrap(), "done");
+    assert_eq!(
+        get(&get(&done, "outcome"), "type").as_string().unwrap(),
+        "succeeded"
+    );
+    assert_eq!(get(&done, "attempts").as_f64(), Some(2.0));
+    assert_eq!(p.open_calls(), 0);
+    // Bad arguments name themselves.
+    let e = message(p.on_result(140.0, 99.0, JsValue::NULL).unwrap_err());
+    assert!(e.contains("attempt"), "{e}");
+    let e = message(
+        ResiliencePipeline::new(
+            js(r#"{"strategies": [{"type": "timeout", "timeoutMs": 0}]}"#),
+            None,
+        )
+        .err()
+        .unwrap(),
+    );
+    assert!(e.contains("config.strategies[0].timeoutMs"), "{e}");
 }

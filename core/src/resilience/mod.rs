@@ -19,6 +19,8 @@
 //!   aggregated to healthy / degraded / unhealthy (Kubernetes probes, ASP.NET Core).
 //! - [`load_shedding`]: an adaptive concurrency limit (Netflix's AIMD and Gradient2)
 //!   that sheds the least important requests first (the SRE book's criticality).
+//! - [`policy`]: the above composed into one pipeline in a chosen order (Polly v8's
+//!   `ResiliencePipeline`); order matters (retry outside or inside the breaker).
 //!
 //! Each has a lab beside it (`lab` in its folder) that drives it with a workload against
 //! a dependency whose health an action changes.
@@ -33,6 +35,7 @@ pub mod fallback;
 pub mod health;
 pub mod hedging;
 pub mod load_shedding;
+pub mod policy;
 pub mod retry;
 pub mod timeout;
 

@@ -58,6 +58,8 @@ fn gradient2_shrinks_when_latency_rises_and_grows_by_the_queue_when_it_does_not(
         queue_size: Count::of(4),
         long_window: Count::of(600),
         rtt_tolerance: 1.5,
+        window_ms: Millis::of(1_000),
+        window_size: Count::of(10),
     };
     let Limit::Gradient2(mut g) = Limit::new(&c).unwrap() else {
         unreachable!()
@@ -84,6 +86,77 @@ fn gradient2_shrinks_when_latency_rises_and_grows_by_the_queue_when_it_does_not(
     let held = g.estimated;
     g.update(Duration::from_millis(90), 1);
     assert_eq!(g.estimated, held);
+}
+
+#[test]
+fn gradient2_updates_once_per_sample_window_from_its_mean_rtt_and_highest_inflight() {
+    let c = LimitConfig::Gradient2 {
+        initial_limit: Count::of(50),
+        min_limit: Count::of(1),
+        max_limit: Count::of(1_000),
+        smoothing: Probability::of(0.2),
+        queue_size: Count::of(4),
+        long_window: Count::of(600),
+        rtt_tolerance: 1.5,
+        window_ms: Millis::of(100),
+        window_size: Count::of(3),
+    };
+    let Limit::Gradient2(mut g) = Limit::new(&c).unwrap() else {
+        unreachable!()
+    };
+    // The first request closes the (empty) window open since 0: one request is too few,
+    // the window is thrown away and the limit holds.
+    assert!(!g.on_sample(ms(10), Duration::from_millis(10), 50));
+    assert_eq!(g.estimated, 50.0);
+    assert_eq!(g.long_rtt(), 0.0);
+    // The next window opens at 10 ms and closes at the first request ending at 110 ms or
+    // later; before that nothing changes however many requests finish.
+    for (t, rtt, inflight) in [(20, 10, 30), (50, 20, 45), (109, 30, 40)] {
+        assert!(!g.on_sample(ms(t), Duration::from_millis(rtt), inflight));
+        assert_eq!(g.estimated, 50.0);
+    }
+    // Closing it: mean rtt (10 + 20 + 30 + 40) / 4 = 25 ms, highest inflight 45 (≥ 25,
+    // so not application-limited); the first long rtt is that mean, gradient 1.
+    assert!(g.on_sample(ms(110), Duration::from_millis(40), 20));
+    assert_eq!(g.short_rtt(), 25_000.0);
+    assert_eq!(g.long_rtt(), 25_000.0);
+    assert!(
+        (g.estimated - (50.0 + 0.2 * 4.0)).abs() < 1e-9,
+        "{}",
+        g.estimated
+    );
+    // With a 1 ms window of one request, each of the same requests is an update.
+    let LimitConfig::Gradient2 {
+        initial_limit,
+        min_limit,
+        max_limit,
+        smoothing,
+        queue_size,
+        long_window,
+        rtt_tolerance,
+        ..
+    } = c
+    else {
+        unreachable!()
+    };
+    let Limit::Gradient2(mut every) = Limit::new(&LimitConfig::Gradient2 {
+        initial_limit,
+        min_limit,
+        max_limit,
+        smoothing,
+        queue_size,
+        long_window,
+        rtt_tolerance,
+        window_ms: Millis::of(1),
+        window_size: Count::of(1),
+    })
+    .unwrap() else {
+        unreachable!()
+    };
+    for (t, rtt) in [(10, 10), (20, 10), (50, 20), (109, 30), (110, 40)] {
+        assert!(every.on_sample(ms(t), Duration::from_millis(rtt), 50));
+    }
+    assert_eq!(every.short_rtt(), 40_000.0);
 }
 
 #[test]
