@@ -95,8 +95,9 @@ pub struct RouteAudit {
     seen_routes: Vec<u64>,
     pub client_side: RouteCounts,
     pub server_side: RouteCounts,
-    /// The longest any routed-to instance had been dead, while the bound was judged.
-    pub longest_judged_dead: Duration,
+    /// The largest share of its bound that a judged route to a dead instance used
+    /// (how long the instance had been dead over the decider's bound).
+    pub closest_to_bound: f64,
     /// The first breach of each invariant.
     pub past_bound_breach: Option<Breach>,
     pub stale_listing_breach: Option<Breach>,
@@ -122,7 +123,7 @@ impl RouteAudit {
             seen_routes: vec![0; nodes],
             client_side: RouteCounts::default(),
             server_side: RouteCounts::default(),
-            longest_judged_dead: Duration::ZERO,
+            closest_to_bound: 0.0,
             past_bound_breach: None,
             stale_listing_breach: None,
         }
@@ -264,8 +265,9 @@ impl RouteAudit {
             let dead_for = now.saturating_since(died);
             let judged = self.quiet_since.is_some_and(|q| q <= died)
                 && self.resumed_at[decider as usize] <= died;
-            if judged && dead_for > self.longest_judged_dead {
-                self.longest_judged_dead = dead_for;
+            if judged {
+                let share = dead_for.0 as f64 / bound.0.max(1) as f64;
+                self.closest_to_bound = self.closest_to_bound.max(share);
             }
             if dead_for > bound {
                 counts.past_bound += 1;

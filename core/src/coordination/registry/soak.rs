@@ -47,7 +47,7 @@ pub struct SeedReport {
     /// Steady run: requests routed, and routed to a dead instance (all within the bound).
     pub routes: u64,
     pub to_dead: u64,
-    /// Steady run: the longest a judged dead instance was routed to, over its bound.
+    /// Steady run: the largest share of its bound a judged route to a dead instance used.
     pub tightest: f64,
     /// Partitioned run: routes to an instance dead past the bound, and to an instance
     /// alive but evicted.
@@ -138,7 +138,7 @@ impl fmt::Display for SoakSummary {
         write!(
             f,
             "{} seeds, {} events, {} failures; steady: {} routes, {} to a dead instance, \
-             longest judged {:.0} % of the bound; partitioned: {} routes past the bound \
+             the closest route came to {:.0} % of its bound; partitioned: {} routes past the bound \
              (first seed {:?}), {} to an evicted but alive instance",
             self.seeds,
             self.events,
@@ -315,8 +315,7 @@ pub fn run_seed(seed: u64, opts: &SoakOptions) -> SeedReport {
     let (cs, ss) = (audit.client_side, audit.server_side);
     report.routes = cs.total() + ss.total();
     report.to_dead = cs.to_dead + ss.to_dead;
-    let tightest_bound = audit.client_bound.min(audit.router_bound).0.max(1);
-    report.tightest = audit.longest_judged_dead.0 as f64 / tightest_bound as f64;
+    report.tightest = audit.closest_to_bound;
     if let Some(b) = breaches(&audit) {
         report.failure = Some(format!("steady: {b}"));
         return report;
