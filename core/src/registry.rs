@@ -38,6 +38,7 @@ use crate::coordination::leader_election::lab::{
 };
 use crate::coordination::lock::lab::{LockLab, LockLabAction, LockLabConfig};
 use crate::coordination::redlock::lab::{RedlockLab, RedlockLabAction, RedlockLabConfig};
+use crate::coordination::registry::lab::{RegistryLab, RegistryLabAction, RegistryLabConfig};
 use crate::coordination::snapshot::lab::{SnapshotLab, SnapshotLabAction, SnapshotLabConfig};
 use crate::coordination::swim::lab::{SwimLab, SwimLabAction, SwimLabConfig};
 use crate::crdt::lab::{
@@ -335,6 +336,9 @@ labs! {
     }
     "coordination.snapshot" => Cluster<SnapshotLab> {
         config: SnapshotLabConfig, action: ClusterAction<SnapshotLabAction>
+    }
+    "coordination.registry" => Cluster<RegistryLab> {
+        config: RegistryLabConfig, action: ClusterAction<RegistryLabAction>
     }
     "consistency.lamport" => Cluster<LamportLab> {
         config: ClockLabConfig, action: ClusterAction<ClockLabAction>

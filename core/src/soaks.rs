@@ -43,6 +43,7 @@ soak_table!(
     crate::consistency::replication::soak::SoakOptions,
     crate::coordination::snapshot::soak::SoakOptions,
     crate::coordination::leader_election::soak::SoakOptions,
+    crate::coordination::registry::soak::SoakOptions,
 );
 
 #[cfg(test)]

@@ -236,6 +236,11 @@ impl Network {
         Ok(())
     }
 
+    /// Whether any directed link has a latency of its own (set by `SetLinkLatency`).
+    pub fn has_link_latency_overrides(&self) -> bool {
+        !self.link_latency.is_empty()
+    }
+
     fn check_node(&self, field: &str, node: NodeId) -> Result<()> {
         if (node as usize) < self.group.len() {
             Ok(())
