@@ -146,67 +146,48 @@ fn raft_cost(nodes: u32) -> Cost {
     cost
 }
 
+/// The cost on one of the session-client harnesses (Paxos, VR, Zab: the same client
+/// loop and the same methods, one module each).
+macro_rules! session_cost {
+    ($module:ident, $nodes:expr, $params:expr) => {{
+        let workload = $module::Workload {
+            clients: CLIENTS,
+            pause: PAUSE,
+            ..$module::Workload::default()
+        };
+        let mut h = $module::Harness::new(sim_config($nodes), $params, workload).expect("cluster");
+        let cost = measure(
+            &mut h,
+            |h| h.sim(),
+            |h| h.completed(),
+            |h, t| {
+                h.run_until_or(t, |_| false);
+            },
+        );
+        assert!(
+            h.violation().is_none(),
+            "{}: {:?}",
+            stringify!($module),
+            h.violation()
+        );
+        cost
+    }};
+}
+
 fn paxos_cost(nodes: u32, mode: Mode) -> Cost {
     let params = PaxosParams {
         mode,
         ..PaxosParams::default()
     };
-    let workload = paxos::Workload {
-        clients: CLIENTS,
-        pause: PAUSE,
-        ..paxos::Workload::default()
-    };
-    let mut h = paxos::Harness::new(sim_config(nodes), params, workload).expect("cluster");
-    let cost = measure(
-        &mut h,
-        |h| h.sim(),
-        |h| h.completed(),
-        |h, t| {
-            h.run_until_or(t, |_| false);
-        },
-    );
-    assert!(h.violation().is_none(), "paxos: {:?}", h.violation());
-    cost
+    session_cost!(paxos, nodes, params)
 }
 
 fn vr_cost(nodes: u32) -> Cost {
-    let workload = vr::Workload {
-        clients: CLIENTS,
-        pause: PAUSE,
-        ..vr::Workload::default()
-    };
-    let mut h =
-        vr::Harness::new(sim_config(nodes), VrParams::default(), workload).expect("cluster");
-    let cost = measure(
-        &mut h,
-        |h| h.sim(),
-        |h| h.completed(),
-        |h, t| {
-            h.run_until_or(t, |_| false);
-        },
-    );
-    assert!(h.violation().is_none(), "vr: {:?}", h.violation());
-    cost
+    session_cost!(vr, nodes, VrParams::default())
 }
 
 fn zab_cost(nodes: u32) -> Cost {
-    let workload = zab::Workload {
-        clients: CLIENTS,
-        pause: PAUSE,
-        ..zab::Workload::default()
-    };
-    let mut h =
-        zab::Harness::new(sim_config(nodes), ZabParams::default(), workload).expect("cluster");
-    let cost = measure(
-        &mut h,
-        |h| h.sim(),
-        |h| h.completed(),
-        |h, t| {
-            h.run_until_or(t, |_| false);
-        },
-    );
-    assert!(h.violation().is_none(), "zab: {:?}", h.violation());
-    cost
+    session_cost!(zab, nodes, ZabParams::default())
 }
 
 #[distlab_tests::test]
