@@ -32,8 +32,12 @@ fn thousands_of_seeds_stay_safe_live_and_linearizable() {
     assert!(lines.is_empty(), "{}", lines.join("\n"));
     assert_eq!(summary.seeds, seeds.len() as u64);
     assert!(summary.commands > 10 * summary.seeds, "{summary}");
-    // The faults must have happened: peers crashed, tore writes and changed epochs.
+    // The faults must have happened: peers crashed, tore writes and changed epochs. A
+    // crash tears a write in about one seed in twenty-five (37–48 in 1,000), so only a
+    // long run is sure to see one; the browser's 8 seeds usually do not.
     assert!(summary.crashes > summary.seeds, "{summary}");
-    assert!(summary.torn_writes > 0, "{summary}");
     assert!(summary.epochs > summary.seeds, "{summary}");
+    if seeds.len() >= 200 {
+        assert!(summary.torn_writes > 0, "{summary}");
+    }
 }
