@@ -849,7 +849,7 @@ impl LoadShedder {
 
     /// A request of `priority` at `nowMs`: `{type: "admitted", id}` or `{type: "shed",
     /// inflight, allowed}`.
-    #[wasm_bindgen(js_name = tryAcquire, unchecked_return_type = "Admission")]
+    #[wasm_bindgen(js_name = tryAcquire, unchecked_return_type = "ShedAdmission")]
     pub fn try_acquire(&mut self, now_ms: f64, priority: f64) -> Result<JsValue, JsError> {
         let priority = whole_u32("priority", priority)?;
         let a = self

@@ -20,7 +20,7 @@ use crate::lab::settings::local_lab_config;
 use crate::lab::view::{InvariantStatus, NodeView, Panel, View};
 use crate::resilience::dependency::LabTrace;
 use crate::resilience::load_shedding::{
-    Admission, Limit, LimitConfig, LoadShedder, LoadShedderConfig, MAX_LIMIT,
+    Limit, LimitConfig, LoadShedder, LoadShedderConfig, MAX_LIMIT, ShedAdmission,
 };
 use crate::rng::SimRng;
 use crate::sim::workload::ArrivalProcess;
@@ -131,7 +131,7 @@ impl LoadSheddingLab {
         let allowed = self.shedder.allowed(priority);
         let limit = self.shedder.limit();
         match self.shedder.try_acquire(at.now, priority)? {
-            Admission::Admitted { id } => {
+            ShedAdmission::Admitted { id } => {
                 if before >= allowed || before >= limit {
                     self.over_admitted += 1;
                 }
@@ -154,7 +154,7 @@ impl LoadSheddingLab {
                     &[("id", id), ("priority", priority.into())],
                 );
             }
-            Admission::Shed { .. } => {
+            ShedAdmission::Shed { .. } => {
                 self.trace
                     .push(at.step, at.now, "shed", &[("priority", priority.into())]);
             }

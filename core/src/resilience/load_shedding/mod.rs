@@ -430,7 +430,7 @@ impl Limit {
     rename_all_fields = "camelCase"
 )]
 #[cfg_attr(feature = "tsify", derive(tsify::Tsify))]
-pub enum Admission {
+pub enum ShedAdmission {
     /// Go ahead; report how it ended under `id`.
     Admitted { id: u64 },
     /// Refused: `inflight` requests were in flight, and this priority may use `allowed`.
@@ -519,7 +519,7 @@ impl LoadShedder {
     }
 
     /// A request of `priority` at `now`. Error: no such priority.
-    pub fn try_acquire(&mut self, now: Time, priority: u32) -> Result<Admission> {
+    pub fn try_acquire(&mut self, now: Time, priority: u32) -> Result<ShedAdmission> {
         let priorities = self.priorities();
         if priority >= priorities {
             return Err(DistlabError::field(
@@ -534,7 +534,7 @@ impl LoadShedder {
         };
         if inflight >= allowed {
             stats.shed += 1;
-            return Ok(Admission::Shed { inflight, allowed });
+            return Ok(ShedAdmission::Shed { inflight, allowed });
         }
         stats.admitted += 1;
         let id = self.next_id;
@@ -547,7 +547,7 @@ impl LoadShedder {
                 priority,
             },
         );
-        Ok(Admission::Admitted { id })
+        Ok(ShedAdmission::Admitted { id })
     }
 
     fn finish(&mut self, now: Time, id: u64, dropped: Option<bool>) -> Result<()> {

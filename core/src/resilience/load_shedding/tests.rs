@@ -170,12 +170,12 @@ fn the_lowest_priority_is_shed_first_and_the_highest_keeps_the_whole_limit() {
     for _ in 0..6 {
         assert!(matches!(
             s.try_acquire(ms(0), 2).unwrap(),
-            Admission::Admitted { .. }
+            ShedAdmission::Admitted { .. }
         ));
     }
     assert_eq!(
         s.try_acquire(ms(0), 2).unwrap(),
-        Admission::Shed {
+        ShedAdmission::Shed {
             inflight: 6,
             allowed: 6
         }
@@ -183,22 +183,22 @@ fn the_lowest_priority_is_shed_first_and_the_highest_keeps_the_whole_limit() {
     for _ in 0..2 {
         assert!(matches!(
             s.try_acquire(ms(0), 1).unwrap(),
-            Admission::Admitted { .. }
+            ShedAdmission::Admitted { .. }
         ));
     }
     assert!(matches!(
         s.try_acquire(ms(0), 1).unwrap(),
-        Admission::Shed { .. }
+        ShedAdmission::Shed { .. }
     ));
     for _ in 0..2 {
         assert!(matches!(
             s.try_acquire(ms(0), 0).unwrap(),
-            Admission::Admitted { .. }
+            ShedAdmission::Admitted { .. }
         ));
     }
     assert!(matches!(
         s.try_acquire(ms(0), 0).unwrap(),
-        Admission::Shed { .. }
+        ShedAdmission::Shed { .. }
     ));
     let shed: Vec<u64> = s.stats().iter().map(|p| p.shed).collect();
     assert_eq!(shed, [1, 1, 1]);
@@ -213,8 +213,8 @@ fn samples_carry_the_inflight_of_their_start_and_release_is_no_sample() {
     );
     let ids: Vec<u64> = (0..4)
         .map(|_| match s.try_acquire(ms(0), 0).unwrap() {
-            Admission::Admitted { id } => id,
-            Admission::Shed { .. } => unreachable!(),
+            ShedAdmission::Admitted { id } => id,
+            ShedAdmission::Shed { .. } => unreachable!(),
         })
         .collect();
     // The first started alone: 1 × 2 < 4, no growth; the fourth with 4: growth.
@@ -323,12 +323,12 @@ proptest! {
             let before = s.inflight();
             let allowed = s.allowed(priority);
             match s.try_acquire(now, priority)? {
-                Admission::Admitted { id } => {
+                ShedAdmission::Admitted { id } => {
                     prop_assert!(before < allowed);
                     prop_assert!(allowed <= s.limit());
                     open.push(id);
                 }
-                Admission::Shed { .. } => prop_assert!(before >= allowed),
+                ShedAdmission::Shed { .. } => prop_assert!(before >= allowed),
             }
         }
     }
