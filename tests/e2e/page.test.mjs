@@ -64,7 +64,8 @@ test("every implemented lab opens, runs and animates its canvas", async () => {
   const ids = await page.$$eval("#catalog a.implemented", (as) => as.map((a) => a.dataset.id));
   const planned = await page.$$eval("#catalog a.planned", (as) => as.length);
   assert.ok(ids.length >= 1, "at least one implemented lab");
-  assert.ok(planned > 50, "planned ids are listed too");
+  // Fewer each session as ids get their labs; while any is planned, it is listed.
+  assert.ok(planned >= 1, "planned ids are listed too");
   for (const id of ids) {
     await page.click(`#catalog a[data-id="${id}"]`);
     await page.waitForFunction((id) => window.distlabPage.view()?.lab === id, id);
