@@ -22,6 +22,8 @@ const PACE: Record<string, number> = {
   "consistency.lamport": 1,
   "consistency.vector-clock": 1,
   "consistency.hlc": 1,
+  // Probes run every 500 simulated ms: at 0.1x one would show every five seconds.
+  "resilience.health": 1,
 };
 
 export const DEFAULT_PACE = 0.1;
