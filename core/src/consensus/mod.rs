@@ -14,6 +14,7 @@
 //! - [`vr`]: Viewstamped Replication Revisited (Liskov & Cowling 2012): normal operation,
 //!   view changes, recovery with nonces and the client table, in memory.
 
+pub mod kv_clients;
 pub mod paxos;
 pub mod raft;
 pub mod threepc;

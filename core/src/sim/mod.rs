@@ -8,6 +8,7 @@ pub mod engine;
 pub mod faults;
 pub mod history;
 pub mod linearizability;
+pub mod manual;
 pub mod network;
 pub mod node;
 pub mod pingpong;

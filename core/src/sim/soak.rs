@@ -60,3 +60,76 @@ pub trait Soak: Default + Sync {
         cmd
     }
 }
+
+/// Declares a protocol's soak totals: counters that add up across seeds (`sum`), ones that
+/// keep the largest (`max`), the failure counters, and the failed seeds. It writes the
+/// struct, `merge`, `failures`, `seeds`, `failed_seeds` and a one-line `Display` listing
+/// every counter with its label; the protocol writes `add`, which is where its report
+/// maps onto the counters. Without failure counters, `failures` counts the failed seeds.
+macro_rules! soak_summary {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident for $report:ty {
+            sum { $( $(#[$smeta:meta])* $sum:ident : $slabel:literal ),* $(,)? }
+            $( max { $( $(#[$mmeta:meta])* $max:ident : $mlabel:literal ),* $(,)? } )?
+            failures { $( $(#[$fmeta:meta])* $fail:ident : $flabel:literal ),* $(,)? }
+        }
+        fn add(&mut $self:ident, $r:ident : &$rty:ty) $add:block
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        pub struct $name {
+            pub seeds: u64,
+            $( $(#[$smeta])* pub $sum: u64, )*
+            $($( $(#[$mmeta])* pub $max: u64, )*)?
+            $( $(#[$fmeta])* pub $fail: u64, )*
+            /// Failing seeds, in the order they were added.
+            pub failed_seeds: Vec<u64>,
+        }
+
+        impl $crate::sim::soak::SoakTotals for $name {
+            type Report = $report;
+
+            fn add(&mut $self, $r: &$rty) $add
+
+            fn merge(&mut self, other: &Self) {
+                self.seeds += other.seeds;
+                $( self.$sum += other.$sum; )*
+                $($( self.$max = self.$max.max(other.$max); )*)?
+                $( self.$fail += other.$fail; )*
+                self.failed_seeds.extend_from_slice(&other.failed_seeds);
+            }
+
+            fn seeds(&self) -> u64 {
+                self.seeds
+            }
+
+            fn failures(&self) -> u64 {
+                $crate::sim::soak::soak_summary!(@failures self [$($fail)*])
+            }
+
+            fn failed_seeds(&self) -> &[u64] {
+                &self.failed_seeds
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{} seeds", self.seeds)?;
+                $( write!(f, ", {} {}", self.$sum, $slabel)?; )*
+                $($( write!(f, ", {} {}", self.$max, $mlabel)?; )*)?
+                $( write!(f, ", {} {}", self.$fail, $flabel)?; )*
+                write!(
+                    f,
+                    ", {} failed seed{}",
+                    self.failed_seeds.len(),
+                    if self.failed_seeds.len() == 1 { "" } else { "s" }
+                )
+            }
+        }
+    };
+    (@failures $s:ident []) => { $s.failed_seeds.len() as u64 };
+    (@failures $s:ident [$($fail:ident)+]) => { 0 $(+ $s.$fail)+ };
+}
+pub(crate) use soak_summary;

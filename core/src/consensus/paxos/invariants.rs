@@ -25,7 +25,8 @@ use std::fmt;
 
 use crate::consensus::paxos::node::{Ballot, Change, PaxosNode, Value};
 use crate::consensus::raft::state_machine::KvCommand;
-use crate::sim::{NodeId, Sim};
+use crate::sim::NodeId;
+use crate::sim::manual::ClusterChecker;
 
 /// Which property broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -189,16 +190,6 @@ impl Checker {
         }
     }
 
-    /// Reads every node that changed since the last call.
-    pub fn observe(&mut self, sim: &Sim<PaxosNode>) {
-        let majority = sim.node_count() as usize / 2 + 1;
-        for id in 0..sim.node_count() {
-            if let Some(n) = sim.node(id) {
-                self.observe_node(id, sim.boots(id), n, majority);
-            }
-        }
-    }
-
     /// Reads node `id` (booted `boots` times) if it changed since it was last read: only
     /// its last change when that is the one change since, everything it holds otherwise
     /// (after a restart, or when several changes happened in one event). Reading every
@@ -231,6 +222,19 @@ impl Checker {
                 }
             }
         }
+    }
+}
+
+impl ClusterChecker<PaxosNode> for Checker {
+    type Violation = Violation;
+    fn observe_node(&mut self, id: NodeId, boots: u32, node: &PaxosNode, count: u32) {
+        Checker::observe_node(self, id, boots, node, count as usize / 2 + 1);
+    }
+    fn violation(&self) -> Option<&Violation> {
+        Checker::violation(self)
+    }
+    fn issued(&mut self, cmd: &KvCommand) {
+        Checker::issued(self, cmd);
     }
 }
 

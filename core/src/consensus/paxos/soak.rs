@@ -6,7 +6,7 @@
 //! linearizability (raft's history conversion and the checker in
 //! [`crate::sim::linearizability`]).
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::fmt;
 
 use crate::consensus::paxos::harness::{Harness, Workload};
@@ -15,7 +15,7 @@ use crate::consensus::paxos::node::{Mode, PaxosParams};
 use crate::consensus::raft::soak::history;
 use crate::rng::SimRng;
 use crate::sim::linearizability::{KvModel, check};
-use crate::sim::soak::{SeedOutcome, Soak, SoakTotals};
+use crate::sim::soak::{SeedOutcome, Soak, soak_summary};
 use crate::sim::{Fault, NemesisConfig, NodeStatus, ScheduledFault, SimConfig};
 use crate::time::{Duration, Time};
 
@@ -86,26 +86,23 @@ impl SeedOutcome for SeedReport {
     }
 }
 
-/// Totals over many seeds; merges by addition.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SoakSummary {
-    pub seeds: u64,
-    pub events: u64,
-    pub commands: u64,
-    pub chosen: u64,
-    pub crashes: u64,
-    pub torn_writes: u64,
-    pub violations: u64,
-    pub liveness_failures: u64,
-    pub linearizability_failures: u64,
-    pub other_failures: u64,
-    pub failed_seeds: Vec<u64>,
-}
-
-impl SoakTotals for SoakSummary {
-    type Report = SeedReport;
-
+soak_summary! {
+    /// Totals over many seeds; merges by addition.
+    pub struct SoakSummary for SeedReport {
+        sum {
+            events: "events",
+            commands: "commands",
+            chosen: "slots chosen",
+            crashes: "crashes",
+            torn_writes: "torn writes",
+        }
+        failures {
+            violations: "violations",
+            liveness_failures: "liveness failures",
+            linearizability_failures: "linearizability failures",
+            other_failures: "other failures",
+        }
+    }
     fn add(&mut self, r: &SeedReport) {
         self.seeds += 1;
         self.events += r.events;
@@ -122,55 +119,6 @@ impl SoakTotals for SoakSummary {
             }
             self.failed_seeds.push(r.seed);
         }
-    }
-
-    fn merge(&mut self, o: &Self) {
-        self.seeds += o.seeds;
-        self.events += o.events;
-        self.commands += o.commands;
-        self.chosen += o.chosen;
-        self.crashes += o.crashes;
-        self.torn_writes += o.torn_writes;
-        self.violations += o.violations;
-        self.liveness_failures += o.liveness_failures;
-        self.linearizability_failures += o.linearizability_failures;
-        self.other_failures += o.other_failures;
-        self.failed_seeds.extend_from_slice(&o.failed_seeds);
-    }
-
-    fn failures(&self) -> u64 {
-        self.violations
-            + self.liveness_failures
-            + self.linearizability_failures
-            + self.other_failures
-    }
-
-    fn seeds(&self) -> u64 {
-        self.seeds
-    }
-
-    fn failed_seeds(&self) -> &[u64] {
-        &self.failed_seeds
-    }
-}
-
-impl fmt::Display for SoakSummary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} seeds, {} events, {} commands, {} slots chosen, {} crashes ({} torn writes), {} \
-             violations, {} liveness failures, {} linearizability failures, {} other failures",
-            self.seeds,
-            self.events,
-            self.commands,
-            self.chosen,
-            self.crashes,
-            self.torn_writes,
-            self.violations,
-            self.liveness_failures,
-            self.linearizability_failures,
-            self.other_failures
-        )
     }
 }
 

@@ -22,7 +22,7 @@
 //! driver, on any shard of a batch job and in a browser worker; a failure is replayed by
 //! running its seed again. Summaries merge by addition, so shards combine.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -33,7 +33,7 @@ use crate::consensus::raft::node::RaftRequest;
 use crate::consensus::raft::state_machine::{KvOp, KvResponse, KvStore};
 use crate::rng::SimRng;
 use crate::sim::linearizability::{KvInput, KvModel, KvOutput, Operation, Response, check};
-use crate::sim::soak::{SeedOutcome, Soak, SoakTotals};
+use crate::sim::soak::{SeedOutcome, Soak, soak_summary};
 use crate::sim::{Fault, NemesisConfig, NodeStatus, ScheduledFault, SimConfig};
 use crate::time::{Duration, Time};
 
@@ -134,30 +134,28 @@ impl SeedOutcome for SeedReport {
     }
 }
 
-/// Totals over many seeds; merges by addition.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SoakSummary {
-    pub seeds: u64,
-    pub events: u64,
-    pub commands: u64,
-    pub crashes: u64,
-    pub torn_writes: u64,
-    pub violations: u64,
-    pub liveness_failures: u64,
-    pub linearizability_failures: u64,
-    /// Seeds whose state machine executed some session's commands other than once each.
-    pub exactly_once_failures: u64,
-    pub other_failures: u64,
-    /// The longest recovery after the final repair, in µs of simulated time.
-    pub worst_recovery_us: u64,
-    /// Failing seeds, in the order they were added.
-    pub failed_seeds: Vec<u64>,
-}
-
-impl SoakTotals for SoakSummary {
-    type Report = SeedReport;
-
+soak_summary! {
+    /// Totals over many seeds; merges by addition.
+    pub struct SoakSummary for SeedReport {
+        sum {
+            events: "events",
+            commands: "commands",
+            crashes: "crashes",
+            torn_writes: "torn writes",
+        }
+        max {
+            /// The longest recovery after the final repair, in µs of simulated time.
+            worst_recovery_us: "µs worst recovery after the repair",
+        }
+        failures {
+            violations: "violations",
+            liveness_failures: "liveness failures",
+            linearizability_failures: "linearizability failures",
+            /// Seeds whose state machine executed some session's commands other than once each.
+            exactly_once_failures: "exactly-once failures",
+            other_failures: "other failures",
+        }
+    }
     fn add(&mut self, r: &SeedReport) {
         self.seeds += 1;
         self.events += r.events;
@@ -177,60 +175,6 @@ impl SoakTotals for SoakSummary {
             }
             self.failed_seeds.push(r.seed);
         }
-    }
-
-    fn merge(&mut self, other: &Self) {
-        self.seeds += other.seeds;
-        self.events += other.events;
-        self.commands += other.commands;
-        self.crashes += other.crashes;
-        self.torn_writes += other.torn_writes;
-        self.violations += other.violations;
-        self.liveness_failures += other.liveness_failures;
-        self.linearizability_failures += other.linearizability_failures;
-        self.exactly_once_failures += other.exactly_once_failures;
-        self.other_failures += other.other_failures;
-        self.worst_recovery_us = self.worst_recovery_us.max(other.worst_recovery_us);
-        self.failed_seeds.extend_from_slice(&other.failed_seeds);
-    }
-
-    fn failures(&self) -> u64 {
-        self.violations
-            + self.liveness_failures
-            + self.linearizability_failures
-            + self.exactly_once_failures
-            + self.other_failures
-    }
-
-    fn seeds(&self) -> u64 {
-        self.seeds
-    }
-
-    fn failed_seeds(&self) -> &[u64] {
-        &self.failed_seeds
-    }
-}
-
-/// One line a person reads: what ran, what it found, what it cost.
-impl fmt::Display for SoakSummary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} seeds, {} events, {} commands, {} crashes ({} torn writes), {} violations, \
-             {} liveness failures, {} linearizability failures, {} exactly-once failures, \
-             {} other failures, worst recovery {:.0} ms",
-            self.seeds,
-            self.events,
-            self.commands,
-            self.crashes,
-            self.torn_writes,
-            self.violations,
-            self.liveness_failures,
-            self.linearizability_failures,
-            self.exactly_once_failures,
-            self.other_failures,
-            self.worst_recovery_us as f64 / 1e3,
-        )
     }
 }
 
@@ -590,6 +534,7 @@ impl Soak for SoakOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::soak::SoakTotals;
 
     #[test]
     fn a_seed_is_deterministic_and_passes() {

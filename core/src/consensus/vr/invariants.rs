@@ -16,7 +16,8 @@ use std::fmt;
 
 use crate::consensus::vr::messages::{Entry, Status};
 use crate::consensus::vr::replica::VrReplica;
-use crate::sim::{NodeId, Sim};
+use crate::sim::NodeId;
+use crate::sim::manual::ClusterChecker;
 
 /// Which property broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -112,16 +113,6 @@ impl Checker {
         }
     }
 
-    /// Reads every running replica.
-    pub fn observe(&mut self, sim: &Sim<VrReplica>) {
-        let n = sim.node_count();
-        for id in 0..n {
-            if let Some(r) = sim.node(id) {
-                self.observe_replica(&Observed::of(r, sim.boots(id)), n);
-            }
-        }
-    }
-
     /// Checks one replica of a group of `n`.
     pub fn observe_replica(&mut self, r: &Observed<'_>, n: u32) {
         let last = self.progress.get(&r.id).copied();
@@ -194,6 +185,16 @@ impl Checker {
                 );
             }
         }
+    }
+}
+
+impl ClusterChecker<VrReplica> for Checker {
+    type Violation = Violation;
+    fn observe_node(&mut self, _id: NodeId, boots: u32, node: &VrReplica, count: u32) {
+        self.observe_replica(&Observed::of(node, boots), count);
+    }
+    fn violation(&self) -> Option<&Violation> {
+        Checker::violation(self)
     }
 }
 

@@ -11,7 +11,7 @@
 //! In-memory VR with more than f replicas down at once has lost the state that recovery
 //! copies from, and waits for ever; the soak checks the protocol within its model.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::fmt;
 
 use std::collections::BTreeMap;
@@ -24,7 +24,7 @@ use crate::consensus::vr::replica::VrParams;
 use crate::rng::SimRng;
 use crate::sim::faults::FaultKinds;
 use crate::sim::linearizability::{KvModel, check};
-use crate::sim::soak::{SeedOutcome, Soak, SoakTotals};
+use crate::sim::soak::{SeedOutcome, Soak, soak_summary};
 use crate::sim::{Fault, NemesisConfig, NodeStatus, SimConfig};
 use crate::time::{Duration, Time};
 
@@ -96,27 +96,24 @@ impl SeedOutcome for SeedReport {
     }
 }
 
-/// Totals over many seeds; merges by addition.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SoakSummary {
-    pub seeds: u64,
-    pub events: u64,
-    pub commands: u64,
-    pub committed: u64,
-    pub crashes: u64,
-    pub recoveries: u64,
-    pub view_changes: u64,
-    pub violations: u64,
-    pub liveness_failures: u64,
-    pub linearizability_failures: u64,
-    pub other_failures: u64,
-    pub failed_seeds: Vec<u64>,
-}
-
-impl SoakTotals for SoakSummary {
-    type Report = SeedReport;
-
+soak_summary! {
+    /// Totals over many seeds; merges by addition.
+    pub struct SoakSummary for SeedReport {
+        sum {
+            events: "events",
+            commands: "commands",
+            committed: "ops committed",
+            crashes: "crashes",
+            recoveries: "recoveries",
+            view_changes: "view changes",
+        }
+        failures {
+            violations: "violations",
+            liveness_failures: "liveness failures",
+            linearizability_failures: "linearizability failures",
+            other_failures: "other failures",
+        }
+    }
     fn add(&mut self, r: &SeedReport) {
         self.seeds += 1;
         self.events += r.events;
@@ -134,58 +131,6 @@ impl SoakTotals for SoakSummary {
             }
             self.failed_seeds.push(r.seed);
         }
-    }
-
-    fn merge(&mut self, o: &Self) {
-        self.seeds += o.seeds;
-        self.events += o.events;
-        self.commands += o.commands;
-        self.committed += o.committed;
-        self.crashes += o.crashes;
-        self.recoveries += o.recoveries;
-        self.view_changes += o.view_changes;
-        self.violations += o.violations;
-        self.liveness_failures += o.liveness_failures;
-        self.linearizability_failures += o.linearizability_failures;
-        self.other_failures += o.other_failures;
-        self.failed_seeds.extend_from_slice(&o.failed_seeds);
-    }
-
-    fn failures(&self) -> u64 {
-        self.violations
-            + self.liveness_failures
-            + self.linearizability_failures
-            + self.other_failures
-    }
-
-    fn seeds(&self) -> u64 {
-        self.seeds
-    }
-
-    fn failed_seeds(&self) -> &[u64] {
-        &self.failed_seeds
-    }
-}
-
-impl fmt::Display for SoakSummary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} seeds, {} events, {} commands, {} ops committed, {} crashes, {} recoveries, {} \
-             view changes, {} violations, {} liveness failures, {} linearizability failures, \
-             {} other failures",
-            self.seeds,
-            self.events,
-            self.commands,
-            self.committed,
-            self.crashes,
-            self.recoveries,
-            self.view_changes,
-            self.violations,
-            self.liveness_failures,
-            self.linearizability_failures,
-            self.other_failures
-        )
     }
 }
 

@@ -23,7 +23,8 @@ use std::fmt;
 use crate::consensus::zab::messages::{PeerState, Phase};
 use crate::consensus::zab::peer::ZabPeer;
 use crate::consensus::zab::zxid::{Txn, Zxid};
-use crate::sim::{NodeId, Sim};
+use crate::sim::NodeId;
+use crate::sim::manual::ClusterChecker;
 
 /// Which property broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -129,15 +130,6 @@ impl Checker {
                 nodes,
                 detail,
             });
-        }
-    }
-
-    /// Reads every running peer.
-    pub fn observe(&mut self, sim: &Sim<ZabPeer>) {
-        for id in 0..sim.node_count() {
-            if let Some(p) = sim.node(id) {
-                self.observe_peer(&Observed::of(p, sim.boots(id)));
-            }
         }
     }
 
@@ -284,6 +276,16 @@ impl Checker {
             self.fail(Invariant::PrimaryIntegrity, vec![leader, by], detail);
         }
         self.delivered.push((txn.clone(), by));
+    }
+}
+
+impl ClusterChecker<ZabPeer> for Checker {
+    type Violation = Violation;
+    fn observe_node(&mut self, _id: NodeId, boots: u32, node: &ZabPeer, _count: u32) {
+        self.observe_peer(&Observed::of(node, boots));
+    }
+    fn violation(&self) -> Option<&Violation> {
+        Checker::violation(self)
     }
 }
 

@@ -10,7 +10,7 @@
 //! Zab keeps its epochs and history on disk, so any number of peers may be down at once:
 //! the ensemble waits for a quorum, and loses nothing it acknowledged.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::fmt;
 
 use crate::consensus::raft::soak::history;
@@ -20,7 +20,7 @@ use crate::consensus::zab::peer::ZabParams;
 use crate::rng::SimRng;
 use crate::sim::faults::ScheduledFault;
 use crate::sim::linearizability::{KvModel, check};
-use crate::sim::soak::{SeedOutcome, Soak, SoakTotals};
+use crate::sim::soak::{SeedOutcome, Soak, soak_summary};
 use crate::sim::{Fault, NemesisConfig, NodeStatus, SimConfig};
 use crate::time::{Duration, Time};
 
@@ -93,27 +93,24 @@ impl SeedOutcome for SeedReport {
     }
 }
 
-/// Totals over many seeds; merges by addition.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SoakSummary {
-    pub seeds: u64,
-    pub events: u64,
-    pub commands: u64,
-    pub delivered: u64,
-    pub crashes: u64,
-    pub torn_writes: u64,
-    pub epochs: u64,
-    pub violations: u64,
-    pub liveness_failures: u64,
-    pub linearizability_failures: u64,
-    pub other_failures: u64,
-    pub failed_seeds: Vec<u64>,
-}
-
-impl SoakTotals for SoakSummary {
-    type Report = SeedReport;
-
+soak_summary! {
+    /// Totals over many seeds; merges by addition.
+    pub struct SoakSummary for SeedReport {
+        sum {
+            events: "events",
+            commands: "commands",
+            delivered: "transactions delivered",
+            crashes: "crashes",
+            torn_writes: "torn writes",
+            epochs: "epochs (highest per seed, summed)",
+        }
+        failures {
+            violations: "violations",
+            liveness_failures: "liveness failures",
+            linearizability_failures: "linearizability failures",
+            other_failures: "other failures",
+        }
+    }
     fn add(&mut self, r: &SeedReport) {
         self.seeds += 1;
         self.events += r.events;
@@ -131,58 +128,6 @@ impl SoakTotals for SoakSummary {
             }
             self.failed_seeds.push(r.seed);
         }
-    }
-
-    fn merge(&mut self, o: &Self) {
-        self.seeds += o.seeds;
-        self.events += o.events;
-        self.commands += o.commands;
-        self.delivered += o.delivered;
-        self.crashes += o.crashes;
-        self.torn_writes += o.torn_writes;
-        self.epochs += o.epochs;
-        self.violations += o.violations;
-        self.liveness_failures += o.liveness_failures;
-        self.linearizability_failures += o.linearizability_failures;
-        self.other_failures += o.other_failures;
-        self.failed_seeds.extend_from_slice(&o.failed_seeds);
-    }
-
-    fn failures(&self) -> u64 {
-        self.violations
-            + self.liveness_failures
-            + self.linearizability_failures
-            + self.other_failures
-    }
-
-    fn seeds(&self) -> u64 {
-        self.seeds
-    }
-
-    fn failed_seeds(&self) -> &[u64] {
-        &self.failed_seeds
-    }
-}
-
-impl fmt::Display for SoakSummary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} seeds, {} events, {} commands, {} transactions delivered, {} crashes ({} torn \
-             writes), {} epochs (highest per seed, summed), {} violations, {} liveness failures, {} \
-             linearizability failures, {} other failures",
-            self.seeds,
-            self.events,
-            self.commands,
-            self.delivered,
-            self.crashes,
-            self.torn_writes,
-            self.epochs,
-            self.violations,
-            self.liveness_failures,
-            self.linearizability_failures,
-            self.other_failures
-        )
     }
 }
 

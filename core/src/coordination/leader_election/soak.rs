@@ -12,9 +12,8 @@
 //! Bully ([`super::bully`]), 3 to 7 nodes: after the quiet spell every live node follows
 //! the highest live id (the algorithm promises nothing while the network misbehaves).
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::BTreeMap;
-use std::fmt;
 
 use crate::bounded::Probability;
 use crate::coordination::leader_election::bully::{self, BullyConfig, BullyNode};
@@ -23,7 +22,7 @@ use crate::coordination::leader_election::lease::{
 };
 use crate::rng::SimRng;
 use crate::sim::node::Node;
-use crate::sim::soak::{SeedOutcome, Soak, SoakTotals};
+use crate::sim::soak::{SeedOutcome, Soak, soak_summary};
 use crate::sim::{Fault, NetworkConfig, NodeId, NodeStatus, Sim, SimConfig};
 use crate::time::{Duration, Time};
 
@@ -79,21 +78,18 @@ impl SeedOutcome for SeedReport {
     }
 }
 
-/// Totals over many seeds; they merge by addition.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SoakSummary {
-    pub seeds: u64,
-    pub events: u64,
-    pub terms: u64,
-    pub lease_messages: u64,
-    pub bully_messages: u64,
-    pub failed_seeds: Vec<u64>,
-}
-
-impl SoakTotals for SoakSummary {
-    type Report = SeedReport;
-
+soak_summary! {
+    /// Totals over many seeds; they merge by addition.
+    pub struct SoakSummary for SeedReport {
+        sum {
+            events: "events",
+            terms: "terms granted",
+            lease_messages: "lease messages",
+            bully_messages: "bully messages",
+        }
+        failures {
+        }
+    }
     fn add(&mut self, r: &SeedReport) {
         self.seeds += 1;
         self.events += r.events;
@@ -103,43 +99,6 @@ impl SoakTotals for SoakSummary {
         if r.failure.is_some() {
             self.failed_seeds.push(r.seed);
         }
-    }
-
-    fn merge(&mut self, o: &Self) {
-        self.seeds += o.seeds;
-        self.events += o.events;
-        self.terms += o.terms;
-        self.lease_messages += o.lease_messages;
-        self.bully_messages += o.bully_messages;
-        self.failed_seeds.extend_from_slice(&o.failed_seeds);
-    }
-
-    fn seeds(&self) -> u64 {
-        self.seeds
-    }
-
-    fn failures(&self) -> u64 {
-        self.failed_seeds.len() as u64
-    }
-
-    fn failed_seeds(&self) -> &[u64] {
-        &self.failed_seeds
-    }
-}
-
-impl fmt::Display for SoakSummary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} seeds, {} events, {} terms granted, {} failures; messages sent: lease {}, \
-             bully {}",
-            self.seeds,
-            self.events,
-            self.terms,
-            self.failed_seeds.len(),
-            self.lease_messages,
-            self.bully_messages
-        )
     }
 }
 

@@ -11,14 +11,13 @@
 //! crashed node was recording never complete (counted as blocked), and none shows a
 //! wrong total.
 
-use serde::{Deserialize, Serialize};
-use std::fmt;
+use serde::Serialize;
 
 use crate::bounded::{Count, Millis};
 use crate::coordination::snapshot::lab::{SnapshotLab, SnapshotLabAction, SnapshotLabConfig};
 use crate::lab::ClusterLab;
 use crate::rng::SimRng;
-use crate::sim::soak::{SeedOutcome, Soak, SoakTotals};
+use crate::sim::soak::{SeedOutcome, Soak, soak_summary};
 use crate::sim::{Fault, FaultScript, LatencyModel, NetworkConfig, ScheduledFault};
 use crate::time::Time;
 
@@ -83,25 +82,22 @@ impl SeedOutcome for SeedReport {
     }
 }
 
-/// Totals over many seeds; they merge by addition.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SoakSummary {
-    pub seeds: u64,
-    pub events: u64,
-    pub started: u64,
-    pub completed: u64,
-    pub conserved: u64,
-    pub not_judged: u64,
-    pub blocked: u64,
-    pub coins_on_channels: u64,
-    pub crash_seeds: u64,
-    pub failed_seeds: Vec<u64>,
-}
-
-impl SoakTotals for SoakSummary {
-    type Report = SeedReport;
-
+soak_summary! {
+    /// Totals over many seeds; they merge by addition.
+    pub struct SoakSummary for SeedReport {
+        sum {
+            events: "events",
+            started: "snapshots started",
+            completed: "snapshots complete",
+            conserved: "conserving the coins",
+            not_judged: "not judged after a crash",
+            blocked: "blocked by a crash",
+            coins_on_channels: "coins recorded on channels",
+            crash_seeds: "crash seeds",
+        }
+        failures {
+        }
+    }
     fn add(&mut self, r: &SeedReport) {
         self.seeds += 1;
         self.events += r.events;
@@ -115,52 +111,6 @@ impl SoakTotals for SoakSummary {
         if r.failure.is_some() {
             self.failed_seeds.push(r.seed);
         }
-    }
-
-    fn merge(&mut self, o: &Self) {
-        self.seeds += o.seeds;
-        self.events += o.events;
-        self.started += o.started;
-        self.completed += o.completed;
-        self.conserved += o.conserved;
-        self.not_judged += o.not_judged;
-        self.blocked += o.blocked;
-        self.coins_on_channels += o.coins_on_channels;
-        self.crash_seeds += o.crash_seeds;
-        self.failed_seeds.extend_from_slice(&o.failed_seeds);
-    }
-
-    fn seeds(&self) -> u64 {
-        self.seeds
-    }
-
-    fn failures(&self) -> u64 {
-        self.failed_seeds.len() as u64
-    }
-
-    fn failed_seeds(&self) -> &[u64] {
-        &self.failed_seeds
-    }
-}
-
-impl fmt::Display for SoakSummary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} seeds, {} events, {} failures; {} snapshots started, {} complete ({} \
-             conserved, {} not judged after a crash), {} blocked by a crash ({} crash seeds), \
-             {} coins recorded on channels",
-            self.seeds,
-            self.events,
-            self.failed_seeds.len(),
-            self.started,
-            self.completed,
-            self.conserved,
-            self.not_judged,
-            self.blocked,
-            self.crash_seeds,
-            self.coins_on_channels
-        )
     }
 }
 
