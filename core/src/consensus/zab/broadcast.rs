@@ -17,7 +17,8 @@
 //!
 //! Re-sends: the leader's heartbeat is `Commit` of its last committed zxid, which every
 //! synchronised follower answers with `Ack` of its last zxid; the leader re-sends the
-//! proposals after that to a follower behind it. A follower that sees a gap (a lost
+//! proposals after that to a follower behind it, those at least a tick old (a younger
+//! one's `Ack` is most likely still on its way). A follower that sees a gap (a lost
 //! proposal) drops the later one and says where it is.
 
 use crate::consensus::raft::state_machine::KvCommand;
@@ -71,6 +72,9 @@ impl ZabPeer {
         };
         self.persist(&[Record::Append { txn: txn.clone() }], ctx);
         self.history.push(txn.clone());
+        self.lead
+            .proposed_at
+            .insert(self.history.len() - 1, ctx.now());
         // Issue 1: every follower sent NewLeader, synchronised or not.
         let msg = Message::Propose { epoch, txn };
         for &to in self.lead.acke_recv.keys() {
@@ -216,14 +220,29 @@ impl ZabPeer {
                 ctx.send(to, Message::Commit { epoch, zxid });
             }
         }
+        let young = now.0.saturating_sub(self.params.tick.0);
         for (&to, &acked) in &self.lead.acked {
             if to == self.id {
                 continue;
             }
-            for txn in self.history.iter().skip(acked).take(RESEND_BATCH) {
+            for (i, txn) in self
+                .history
+                .iter()
+                .enumerate()
+                .skip(acked)
+                .take(RESEND_BATCH)
+            {
+                if self.lead.proposed_at.get(&i).is_some_and(|t| t.0 > young) {
+                    break;
+                }
                 let txn = txn.clone();
                 ctx.send(to, Message::Propose { epoch, txn });
             }
+        }
+        // Every follower has what lies below the smallest acknowledgement: its times are
+        // no longer needed.
+        if let Some(&floor) = self.lead.acked.values().min() {
+            self.lead.proposed_at = self.lead.proposed_at.split_off(&floor);
         }
     }
 }

@@ -70,6 +70,11 @@ pub struct LeaderState {
     pub acked: BTreeMap<NodeId, usize>,
     /// Follower → when the leader last heard from it in this epoch.
     pub heard: BTreeMap<NodeId, Time>,
+    /// History index → when the leader proposed it, for the proposals of this epoch not
+    /// yet acknowledged by every follower: the heartbeat re-sends only proposals at least
+    /// a tick old, since a younger one's `Ack` is most likely on its way back.
+    #[serde(skip)]
+    pub proposed_at: BTreeMap<usize, Time>,
 }
 
 /// A Zab peer.
