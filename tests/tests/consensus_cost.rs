@@ -14,6 +14,12 @@
 //! PROPOSE, gets ACK and sends COMMIT per transaction. Heartbeats are counted too (each
 //! protocol's own period): they are part of the cost.
 //!
+//! Atomic commit is priced per transaction instead (a second test): one coordinator and
+//! n − 1 participants, every participant in every transaction, a transaction every 10 ms,
+//! no faults. 2PC's round trips are prepare → vote, then commit or abort → ack: 4(n − 1)
+//! messages; 3PC (Skeen 1981) adds the pre-commit round (canCommit → vote, preCommit →
+//! ack, doCommit → ack): 6(n − 1). The measured figure includes each protocol's resends.
+//!
 //! Run: `cargo test -p distlab-tests --release --test consensus_cost -- --nocapture`
 //! (the table is in BENCHMARKS.md).
 
@@ -23,10 +29,15 @@ use distlab_core::consensus::paxos::harness as paxos;
 use distlab_core::consensus::paxos::{Mode, PaxosParams};
 use distlab_core::consensus::raft::RaftConfig;
 use distlab_core::consensus::raft::harness as raft;
+use distlab_core::consensus::threepc::harness as threepc;
+use distlab_core::consensus::threepc::node::ThreePcParams;
+use distlab_core::consensus::twopc::harness as twopc;
+use distlab_core::consensus::twopc::node::TwoPcParams;
 use distlab_core::consensus::vr::harness as vr;
 use distlab_core::consensus::vr::replica::VrParams;
 use distlab_core::consensus::zab::harness as zab;
 use distlab_core::consensus::zab::peer::ZabParams;
+use distlab_core::sim::history::Outcome;
 use distlab_core::sim::node::{Endpoint, Node};
 use distlab_core::sim::trace::TraceKind;
 use distlab_core::sim::{Sim, SimConfig};
@@ -253,5 +264,88 @@ fn messages_per_committed_command() {
                 );
             }
         }
+    }
+}
+
+/// Transactions answered (committed or aborted) in the window, and what they cost.
+fn transaction_cost<N: Node>(sim: &Sim<N>) -> Cost {
+    let answered = sim
+        .history()
+        .iter()
+        .filter(|op| match op.outcome {
+            Outcome::Ok { at, .. } | Outcome::Fail { at, .. } => at >= WARM_UP && at < MEASURED,
+            Outcome::Pending | Outcome::Timeout { .. } => false,
+        })
+        .count();
+    count_sends(sim, answered as u64)
+}
+
+/// A transaction every 10 ms on one of a thousand keys: few meet a key still locked by
+/// the one before, so what is counted is the protocol, not lock conflicts (each
+/// participant still refuses 5 % of transactions, the default, and those abort).
+fn commit_workload() -> twopc::Workload {
+    twopc::Workload {
+        interval: PAUSE,
+        keys: 1_000,
+        ..twopc::Workload::default()
+    }
+}
+
+fn twopc_cost(nodes: u32) -> Cost {
+    let mut h = twopc::Harness::new(sim_config(nodes), TwoPcParams::default(), commit_workload())
+        .expect("cluster");
+    h.run_until_or(MEASURED, |_| false);
+    assert!(h.violation().is_none(), "2pc: {:?}", h.violation());
+    transaction_cost(h.sim())
+}
+
+fn threepc_cost(nodes: u32) -> Cost {
+    let mut h = threepc::Harness::new(
+        sim_config(nodes),
+        ThreePcParams::default(),
+        commit_workload(),
+    )
+    .expect("cluster");
+    h.run_until_or(MEASURED, |_| false);
+    assert!(h.violation().is_none(), "3pc: {:?}", h.violation());
+    transaction_cost(h.sim())
+}
+
+#[distlab_tests::test]
+fn messages_per_transaction_two_vs_three_phase() {
+    for nodes in [3u32, 5] {
+        let participants = u64::from(nodes - 1);
+        let two = twopc_cost(nodes);
+        let three = threepc_cost(nodes);
+        for (name, cost, rounds) in [("2PC", &two, 2u64), ("3PC", &three, 3)] {
+            eprintln!(
+                "{nodes} nodes | {name} | {} transactions | {} messages | {:.2} per \
+                 transaction ({} × (n − 1) = {}) | {}",
+                cost.commands,
+                cost.messages,
+                cost.per_command(),
+                2 * rounds,
+                2 * rounds * participants,
+                cost.breakdown()
+            );
+            // A transaction every 10 ms for two seconds, no faults: most are answered.
+            assert!(cost.commands >= 100, "{nodes} nodes, {name}: {cost:?}");
+            // Every round is a message to each participant and one back: no fewer for
+            // any transaction that reached a decision, and resends stay a small part.
+            let floor = 2 * rounds * participants;
+            assert!(
+                cost.per_command() >= (floor - participants) as f64,
+                "{nodes} nodes, {name}: {cost:?}"
+            );
+            assert!(
+                cost.per_command() <= 1.5 * floor as f64,
+                "{nodes} nodes, {name}: {cost:?}"
+            );
+        }
+        // The pre-commit round costs 2(n − 1) more per transaction.
+        assert!(
+            three.per_command() > two.per_command() + participants as f64,
+            "{nodes} nodes: 2PC {two:?}, 3PC {three:?}"
+        );
     }
 }
