@@ -9,6 +9,7 @@ use crate::cache::distributed::lab::{
     DistributedCacheLab, DistributedCacheLabAction, DistributedCacheLabConfig,
 };
 use crate::cache::lab::{CacheLabAction, CacheLabConfig, LfuLab, LruLab, TinyLfuLab};
+use crate::cache::multilevel::lab::{MultilevelLab, MultilevelLabAction, MultilevelLabConfig};
 use crate::cache::patterns::lab::{PatternsLab, PatternsLabAction, PatternsLabConfig};
 use crate::cache::stampede_lab::{StampedeDefencesLab, StampedeLabAction, StampedeLabConfig};
 use crate::cache::ttl_lab::{TtlLab, TtlLabAction, TtlLabConfig};
@@ -253,6 +254,9 @@ labs! {
     }
     "cache.patterns" => Cluster<PatternsLab> {
         config: PatternsLabConfig, action: ClusterAction<PatternsLabAction>
+    }
+    "cache.multilevel" => Cluster<MultilevelLab> {
+        config: MultilevelLabConfig, action: ClusterAction<MultilevelLabAction>
     }
     "cache.stampede" => Driven<StampedeDefencesLab> {
         config: StampedeLabConfig, action: DrivenAction<StampedeLabAction>

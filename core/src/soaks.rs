@@ -40,6 +40,7 @@ soak_table!(
     crate::coordination::redlock::soak::SoakOptions,
     crate::cache::distributed::soak::SoakOptions,
     crate::cache::patterns::soak::SoakOptions,
+    crate::cache::multilevel::soak::SoakOptions,
     crate::consistency::quorum::soak::SoakOptions,
     crate::consistency::replication::soak::SoakOptions,
     crate::coordination::snapshot::soak::SoakOptions,

@@ -12,6 +12,7 @@ pub mod frequency_sketch;
 pub mod lab;
 pub mod lfu;
 pub mod lru;
+pub mod multilevel;
 pub mod patterns;
 pub mod slab;
 pub mod staleness;
