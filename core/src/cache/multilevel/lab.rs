@@ -329,7 +329,7 @@ impl Sampled for MultilevelLab {
         vec![
             per_second(reads, interval),
             if reads == 0 {
-                f64::NAN
+                0.0
             } else {
                 now.l1_hits.saturating_sub(since.l1_hits) as f64 / reads as f64
             },

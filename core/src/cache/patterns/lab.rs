@@ -490,14 +490,14 @@ impl Sampled for PatternsLab {
         vec![
             per_second(reads, interval),
             if reads == 0 {
-                f64::NAN
+                0.0
             } else {
                 hits as f64 / reads as f64
             },
             per_second(now.store_ops.saturating_sub(since.store_ops), interval),
             per_second(now.stale.saturating_sub(since.stale), interval),
             if reads == 0 {
-                f64::NAN
+                0.0
             } else {
                 (now.read_latency_sum_ms - since.read_latency_sum_ms) / reads as f64
             },
