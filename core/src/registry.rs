@@ -65,6 +65,7 @@ use crate::resilience::hedging::lab::{HedgingLab, HedgingLabAction, HedgingLabCo
 use crate::resilience::load_shedding::lab::{
     LoadSheddingLab, LoadSheddingLabAction, LoadSheddingLabConfig,
 };
+use crate::resilience::mesh::lab::{MeshLab, MeshLabAction, MeshLabConfig};
 use crate::resilience::policy::lab::{PolicyLab, PolicyLabAction, PolicyLabConfig};
 use crate::resilience::retry::lab::{RetryLab, RetryLabAction, RetryLabConfig};
 use crate::resilience::timeout::lab::{TimeoutLab, TimeoutLabAction, TimeoutLabConfig};
@@ -288,6 +289,9 @@ labs! {
     }
     "resilience.policy" => Driven<PolicyLab> {
         config: PolicyLabConfig, action: DrivenAction<PolicyLabAction>
+    }
+    "resilience.mesh" => Cluster<MeshLab> {
+        config: MeshLabConfig, action: ClusterAction<MeshLabAction>
     }
     "crdt.g-counter" => Cluster<GCounterLab> {
         config: CrdtLabConfig, action: ClusterAction<CrdtLabAction>
