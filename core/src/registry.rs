@@ -467,10 +467,11 @@ mod tests {
             "scenario.disruptive-rejoin",
             "ratelimit.fixed-window",
             "sim.linearizability",
+            "consensus.2pc",
         ] {
             assert!(labs.contains(&id), "{id} lost its lessons: {labs:?}");
         }
-        assert!(count >= 8, "{count}");
+        assert!(count >= 9, "{count}");
         assert!(lessons("no.such-lab").is_empty());
     }
 

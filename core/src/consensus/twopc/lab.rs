@@ -328,6 +328,14 @@ impl ClusterLab for TwoPcLab {
                 ),
             );
             fields.insert("store".into(), json!(n.data()));
+            // How long this participant has been blocked so far (0 when it is not): a
+            // number, so a lesson can pause once the blocking has lasted a while.
+            let blocked_ms = self
+                .h
+                .blocking()
+                .filter(|b| b.holders.contains(&id))
+                .map_or(0.0, |b| b.lasted.as_millis_f64());
+            fields.insert("blockedMs".into(), json!(blocked_ms));
         }
     }
 
@@ -366,6 +374,10 @@ impl ClusterLab for TwoPcLab {
                 v.committed.union(&v.aborted).copied().collect(),
             ),
         }]
+    }
+
+    fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+        crate::consensus::twopc::lessons::lessons()
     }
 
     fn example_actions() -> Vec<ClusterAction<TwoPcLabAction>> {
@@ -412,9 +424,16 @@ mod tests {
         assert!(b.lasted >= Duration::from_millis(1_000), "{b:?}");
         let text = serde_json::to_string(&l.view().panels).unwrap();
         assert!(text.contains("BLOCKED now"), "{text}");
+        let blocked_ms = |l: &Runner<Cluster<TwoPcLab>>, p: u32| {
+            l.view().nodes[p as usize].fields["blockedMs"]
+                .as_f64()
+                .unwrap()
+        };
+        assert!(blocked_ms(&l, 1) >= 1_000.0, "{}", blocked_ms(&l, 1));
         l.act(&json!({"type": "restart", "node": 0})).unwrap();
         l.step(Duration::from_secs(2)).unwrap();
         assert!(l.model().harness().blocking().is_none());
+        assert_eq!(blocked_ms(&l, 1), 0.0);
         assert!(l.view().invariants[0].ok);
     }
 

@@ -10,12 +10,14 @@
 //! - [`harness`]: a cluster with a client, the atomicity checker, the blocking detector.
 //! - [`soak`]: one seed of the fault soak, as a pure function of the seed.
 //! - [`lab`]: the `consensus.2pc` lab.
+//! - [`lessons`]: its lesson, the blocking and its end.
 //!
 //! Cost: one transaction is 4(n − 1) messages (prepare, vote, decision, ack) and one
 //! fsync at each node.
 
 pub mod harness;
 pub mod lab;
+pub mod lessons;
 pub mod node;
 pub mod soak;
 
