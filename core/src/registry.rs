@@ -468,10 +468,11 @@ mod tests {
             "ratelimit.fixed-window",
             "sim.linearizability",
             "consensus.2pc",
+            "consensus.3pc",
         ] {
             assert!(labs.contains(&id), "{id} lost its lessons: {labs:?}");
         }
-        assert!(count >= 9, "{count}");
+        assert!(count >= 10, "{count}");
         assert!(lessons("no.such-lab").is_empty());
     }
 

@@ -462,6 +462,10 @@ impl ClusterLab for ThreePcLab {
         }]
     }
 
+    fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+        crate::consensus::threepc::lessons::lessons()
+    }
+
     fn example_actions() -> Vec<ClusterAction<ThreePcLabAction>> {
         let mut v = vec![
             ClusterAction::Lab(ThreePcLabAction::Begin { key: "k0".into() }),

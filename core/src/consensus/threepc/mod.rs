@@ -17,6 +17,7 @@
 //!   participant stayed undecided.
 //! - [`soak`]: one seed of the fault soak, as a pure function of the seed.
 //! - [`lab`]: the `consensus.3pc` lab.
+//! - [`lessons`]: its lesson, a crash that does not block and a partition that splits.
 //!
 //! Cost: one transaction is 6(n − 1) messages (CanCommit, vote, PreCommit, ack, decision,
 //! ack) and two fsyncs at each participant; the termination protocol adds a poll, reports
@@ -24,6 +25,7 @@
 
 pub mod harness;
 pub mod lab;
+pub mod lessons;
 pub mod node;
 pub mod soak;
 
