@@ -469,10 +469,11 @@ mod tests {
             "sim.linearizability",
             "consensus.2pc",
             "consensus.3pc",
+            "consensus.paxos",
         ] {
             assert!(labs.contains(&id), "{id} lost its lessons: {labs:?}");
         }
-        assert!(count >= 10, "{count}");
+        assert!(count >= 11, "{count}");
         assert!(lessons("no.such-lab").is_empty());
     }
 

@@ -305,6 +305,10 @@ impl ClusterLab for PaxosLab {
             .collect()
     }
 
+    fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+        crate::consensus::paxos::lessons::lessons()
+    }
+
     fn example_actions() -> Vec<ClusterAction<PaxosLabAction>> {
         let mut v = vec![ClusterAction::Lab(PaxosLabAction::StopClients {})];
         v.extend(Fault::examples().into_iter().map(ClusterAction::Fault));

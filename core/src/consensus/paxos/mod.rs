@@ -7,6 +7,7 @@
 //! - [`invariants`]: Inv1, one value per ballot, agreement and validity.
 //! - [`harness`]: a cluster with closed-loop session clients and the checker.
 //! - [`lab`]: the lab `consensus.paxos`, the duelling proposers' switch included.
+//! - [`lessons`]: its lessons, the duel and the distinguished proposer.
 //! - [`manual`]: a cluster driven by hand, message by message, for named schedules.
 //! - [`soak`]: one seed of the fault soak, linearizability included.
 //!
@@ -17,6 +18,7 @@
 pub mod harness;
 pub mod invariants;
 pub mod lab;
+pub mod lessons;
 pub mod manual;
 pub mod node;
 pub mod soak;
