@@ -470,10 +470,11 @@ mod tests {
             "consensus.2pc",
             "consensus.3pc",
             "consensus.paxos",
+            "consensus.vr",
         ] {
             assert!(labs.contains(&id), "{id} lost its lessons: {labs:?}");
         }
-        assert!(count >= 11, "{count}");
+        assert!(count >= 12, "{count}");
         assert!(lessons("no.such-lab").is_empty());
     }
 

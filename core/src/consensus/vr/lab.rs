@@ -292,6 +292,10 @@ impl ClusterLab for VrLab {
             .collect()
     }
 
+    fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+        crate::consensus::vr::lessons::lessons()
+    }
+
     fn example_actions() -> Vec<ClusterAction<VrLabAction>> {
         let mut v = vec![ClusterAction::Lab(VrLabAction::StopClients {})];
         v.extend(Fault::examples().into_iter().map(ClusterAction::Fault));

@@ -10,6 +10,7 @@
 //! - [`recovery`]: recovery of a restarted replica (§4.3).
 //! - [`invariants`]: state-machine safety, the commit-number, one primary per view.
 //! - [`harness`]: a group with closed-loop session clients and the checker.
+//! - [`lessons`]: the lab's lesson, a view change and a recovery.
 //! - [`manual`]: a group driven by hand, message by message, for named schedules.
 //! - [`lab`]: the lab `consensus.vr`.
 //! - [`soak`]: one seed of the fault soak, linearizability included.
@@ -48,6 +49,7 @@ pub mod client_table;
 pub mod harness;
 pub mod invariants;
 pub mod lab;
+pub mod lessons;
 pub mod manual;
 pub mod messages;
 pub mod recovery;
