@@ -471,10 +471,11 @@ mod tests {
             "consensus.3pc",
             "consensus.paxos",
             "consensus.vr",
+            "consensus.zab",
         ] {
             assert!(labs.contains(&id), "{id} lost its lessons: {labs:?}");
         }
-        assert!(count >= 12, "{count}");
+        assert!(count >= 13, "{count}");
         assert!(lessons("no.such-lab").is_empty());
     }
 

@@ -328,6 +328,10 @@ impl ClusterLab for ZabLab {
             .collect()
     }
 
+    fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+        crate::consensus::zab::lessons::lessons()
+    }
+
     fn example_actions() -> Vec<ClusterAction<ZabLabAction>> {
         let mut v = vec![ClusterAction::Lab(ZabLabAction::StopClients {})];
         v.extend(Fault::examples().into_iter().map(ClusterAction::Fault));

@@ -17,6 +17,7 @@
 //! - [`harness`]: an ensemble with closed-loop session clients and the checker.
 //! - [`manual`]: an ensemble driven by hand, message by message, for named schedules.
 //! - [`lab`]: the lab `consensus.zab`.
+//! - [`lessons`]: its lesson, a leader crash and a new epoch.
 //! - [`soak`]: one seed of the fault soak, linearizability included.
 //!
 //! The replicated service is VR's key-value store behind its client table
@@ -34,6 +35,7 @@ pub mod election;
 pub mod harness;
 pub mod invariants;
 pub mod lab;
+pub mod lessons;
 pub mod manual;
 pub mod messages;
 pub mod peer;
