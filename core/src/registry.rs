@@ -467,6 +467,9 @@ mod tests {
             "scenario.disruptive-rejoin",
             "ratelimit.fixed-window",
             "sim.linearizability",
+            "scenario.retry-storm",
+            "scenario.cascading-failure",
+            "resilience.mesh",
         ] {
             assert!(labs.contains(&id), "{id} lost its lessons: {labs:?}");
         }
