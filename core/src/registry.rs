@@ -472,10 +472,13 @@ mod tests {
             "consensus.paxos",
             "consensus.vr",
             "consensus.zab",
+            "scenario.retry-storm",
+            "scenario.cascading-failure",
+            "resilience.mesh",
         ] {
             assert!(labs.contains(&id), "{id} lost its lessons: {labs:?}");
         }
-        assert!(count >= 13, "{count}");
+        assert!(count >= 16, "{count}");
         assert!(lessons("no.such-lab").is_empty());
     }
 

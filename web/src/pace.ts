@@ -24,6 +24,12 @@ const PACE: Record<string, number> = {
   "consistency.hlc": 1,
   // Probes run every 500 simulated ms: at 0.1x one would show every five seconds.
   "resilience.health": 1,
+  // Requests do move at 0.1x, but the faults come at 1 s (the scenarios) and 2 s (the
+  // mesh): 10 to 20 seconds of calm first. At these the fault shows within 2.5 to 4 s
+  // and the recovery (3 to 5 simulated s) within 10.
+  "resilience.mesh": 0.5,
+  "scenario.retry-storm": 0.4,
+  "scenario.cascading-failure": 0.4,
 };
 
 export const DEFAULT_PACE = 0.1;

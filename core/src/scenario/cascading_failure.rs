@@ -180,9 +180,69 @@ impl MeshScenarioSpec for CascadingFailure {
     }
 
     /// Gateway → A: edge 1 (edge 0 is client → gateway).
+    fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+        lessons()
+    }
+
     fn watched_edge(_: &CascadingFailureLabConfig) -> u32 {
         1
     }
+}
+
+/// The lesson `scenario.cascading-failure` carries (Nygard, *Release It!*, 2nd ed.,
+/// ch. 4 "Cascading Failures", "Blocked Threads"; ch. 5 "Circuit Breaker", "Bulkheads",
+/// "Timeouts"), timed by the default config's slowdown from 1 s to 4 s.
+pub fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+    use crate::lab::lesson::{Condition, Lesson, LessonStep, Pause};
+    let step = |caption: &str, pause: Pause| LessonStep {
+        caption: caption.into(),
+        actions: Vec::new(),
+        pause,
+    };
+    let busy = |field: &str, value: f64| Pause::When {
+        condition: Condition::FieldAtLeast {
+            field: field.into(),
+            value,
+        },
+        within_ms: 2_000.0,
+    };
+    vec![Lesson {
+        id: "cascade".into(),
+        title: "One slow service takes the healthy one down".into(),
+        follows: "Nygard, Release It! (2nd ed., 2018), ch. 4 \"Cascading Failures\", \
+                  \"Blocked Threads\"; ch. 5 \"Circuit Breaker\", \"Bulkheads\", \"Timeouts\""
+            .into(),
+        config: serde_json::Value::Null,
+        steps: vec![
+            step(
+                "One mesh, one seed, run twice. A gateway of 32 workers sends half the \
+                 requests to A and half to B; a gateway worker waits until the service \
+                 answers. On the left the calls are plain; on the right the calls to B \
+                 go through a circuit breaker, a bulkhead of 8 and a 100 ms timeout.",
+                Pause::After { ms: 950.0 },
+            ),
+            step(
+                "B slows fiftyfold. On the left every gateway worker that takes a request \
+                 for B stays with it, until all 32 wait on B (the step stops then): \
+                 Nygard's blocked threads.",
+                busy("workersBusy", 32.0),
+            ),
+            step(
+                "Now requests for A — healthy, fast — wait in the gateway's queue behind \
+                 them and fail too: the failure has cascaded. On the right at most 8 \
+                 gateway workers wait on B, and its calls time out after 100 ms; once \
+                 half of them have failed the breaker opens (the step stops then) and \
+                 calls to B fail at once.",
+                busy("breakersOpen", 1.0),
+            ),
+            step(
+                "Compare the gateway → A edge in the panel: on the right A keeps \
+                 answering through B's slowdown; on the left it answers nothing until B \
+                 recovers at 4 s.",
+                Pause::After { ms: 2_000.0 },
+            ),
+        ],
+    }]
 }
 
 /// The cascading-failure scenario.

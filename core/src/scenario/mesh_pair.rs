@@ -42,6 +42,10 @@ pub trait MeshScenarioSpec: Clone + std::fmt::Debug + 'static {
     fn struggling(c: &Self::Config) -> u32;
     /// An edge whose successes show whether the rest of the mesh stayed healthy.
     fn watched_edge(c: &Self::Config) -> u32;
+    /// The guided lessons the scenario carries (none by default).
+    fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+        Vec::new()
+    }
 }
 
 /// Counters of one run at one moment.
@@ -290,6 +294,10 @@ impl<S: MeshScenarioSpec> LabModel for MeshScenario<S> {
 
     fn steps(&self) -> u64 {
         self.runs.steps()
+    }
+
+    fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+        S::lessons()
     }
 
     fn act(&mut self, action: &Self::Action) -> Result<()> {

@@ -36,6 +36,7 @@ use crate::scenario::mesh_pair::{MeshScenario, MeshScenarioSpec};
 use crate::sim::NetworkConfig;
 use crate::sim::network::LatencyModel;
 use crate::time::Time;
+use serde_json::Value;
 
 /// Configuration of the retry-storm scenario.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -186,6 +187,67 @@ impl MeshScenarioSpec for RetryStorm {
     fn watched_edge(_: &RetryStormLabConfig) -> u32 {
         1
     }
+
+    fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+        lessons()
+    }
+}
+
+/// The lesson `scenario.retry-storm` carries (Brooker, "Exponential Backoff and
+/// Jitter", AWS Architecture Blog, 2015; gRPC retry throttling, gRFC A6), timed by the
+/// default config's slowdown from 1 s to 3 s.
+pub fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+    use crate::lab::lesson::{Condition, Lesson, LessonStep, Pause};
+    let step = |caption: &str, pause: Pause| LessonStep {
+        caption: caption.into(),
+        actions: Vec::new(),
+        pause,
+    };
+    vec![Lesson {
+        id: "storm".into(),
+        title: "Retries that outlive the outage".into(),
+        follows: "Brooker, \"Exponential Backoff and Jitter\" (AWS Architecture Blog, \
+                  2015); gRPC retry throttling (gRFC A6)"
+            .into(),
+        config: Value::Null,
+        steps: vec![
+            step(
+                "One mesh, one seed, run twice. The gateway calls a backend of 8 workers \
+                 with a 100 ms timeout per attempt and up to 5 attempts. On the left it \
+                 retries a timed-out attempt at once; on the right it backs off \
+                 exponentially with full jitter, within a retry budget. While the backend \
+                 is healthy the two are alike: one attempt per request.",
+                Pause::After { ms: 950.0 },
+            ),
+            step(
+                "The backend slows tenfold. Attempts wait in its queue past their \
+                 timeout. On the left each is retried at once, so the gateway soon sends \
+                 three attempts and more per request (the step stops when it does), all \
+                 of them to a backend that cannot keep up.",
+                Pause::When {
+                    condition: Condition::FieldAtLeast {
+                        field: "attemptsPerCall".into(),
+                        value: 2.0,
+                    },
+                    within_ms: 2_000.0,
+                },
+            ),
+            step(
+                "On the right the budget runs dry: each failure takes a token, each \
+                 success gives back a tenth, and below half the retries stop. The backend \
+                 sees about the client's own rate, so its queue is shorter.",
+                Pause::After { ms: 1_000.0 },
+            ),
+            step(
+                "The slowdown ends at 3 s. On the right the queue drains and requests \
+                 succeed again soon. On the left the backend's queue is still full of \
+                 attempts nobody waits for (it does not watch for cancels), so new ones \
+                 time out too and are retried: the outage outlives its cause. The \
+                 comparison panel gives the load and the recovery time of each run.",
+                Pause::After { ms: 2_000.0 },
+            ),
+        ],
+    }]
 }
 
 /// The retry-storm scenario.

@@ -356,6 +356,18 @@ impl<N: Node> Sim<N> {
     pub fn node(&self, id: NodeId) -> Option<&N> {
         self.nodes.get(id as usize).and_then(|s| s.node.as_ref())
     }
+    /// The node's volatile state to change by hand: for tests that build a bad state
+    /// (an invariant shown able to fail), and nothing else.
+    pub fn node_mut(&mut self, id: NodeId) -> Option<&mut N> {
+        self.nodes
+            .get_mut(id as usize)
+            .and_then(|s| s.node.as_mut())
+    }
+    /// What a node restarted from now on recovers with: a lab's run-time
+    /// reconfiguration (a control plane's push) changes it as it changes the live nodes.
+    pub fn node_config_mut(&mut self) -> &mut N::Config {
+        &mut self.node_config
+    }
     pub fn status(&self, id: NodeId) -> Option<NodeStatus> {
         self.nodes.get(id as usize).map(NodeSlot::status)
     }

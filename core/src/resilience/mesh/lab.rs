@@ -11,7 +11,8 @@
 //!
 //! Invariants: no worker pool admits more jobs than it has workers or queues past its
 //! bound (or queues while a worker is free); no edge sends more attempts than its calls
-//! times its policy's most attempts per call.
+//! times its policy's most attempts per call; no request a service holds carries a
+//! later deadline than its caller had left (deadlines never grow across hops).
 //!
 //! Counters live in the nodes: a crash restarts a service's (and, for the calls it
 //! makes, its edges') from zero, as a real process's metrics would.
@@ -36,6 +37,7 @@ use crate::resilience::policy::{PolicyConfig, StrategyConfig};
 use crate::resilience::retry::{BackoffConfig, Jitter, RetryBudgetConfig, RetryConfig};
 use crate::sim::network::LatencyModel;
 use crate::sim::node::NodeId;
+use crate::sim::workload::within;
 use crate::sim::{Sim, Stepped};
 use crate::time::{Duration, Time};
 
@@ -61,26 +63,58 @@ pub enum MeshLabAction {
     },
     /// Service `service` back to its configuration.
     HealService { service: u32 },
+    /// Attaches `policy` to edge `edge` (0 is client → gateway, `k + 1` the config's
+    /// `edges[k]`), replaces its policy, or (null) removes it, at run time. The calls
+    /// open on the edge end as `cancelled`; a restarted caller keeps the new policy.
+    /// JSON: `{"type": "setEdgePolicy", "edge": 2, "policy": {"strategies": [...]}}`.
+    SetEdgePolicy {
+        edge: u32,
+        #[serde(default)]
+        policy: Option<PolicyConfig>,
+    },
 }
 
 impl MeshLabAction {
-    fn service(&self) -> u32 {
+    /// The node to tell and what to tell it; checks the action against `mesh`. Errors
+    /// name the field: `service`, `edge`, `policy.*`.
+    fn target(&self, mesh: &Mesh) -> Result<(NodeId, Control)> {
+        let n = mesh.services().len() as u32;
+        let on_service = |service: u32, c: Control| {
+            if service >= n {
+                return Err(DistlabError::field(
+                    "service",
+                    format!("no service {service} (there are {n})"),
+                ));
+            }
+            Ok((service_node(service), c))
+        };
         match self {
-            MeshLabAction::SlowService { service, .. }
-            | MeshLabAction::FailService { service, .. }
-            | MeshLabAction::HealService { service } => *service,
-        }
-    }
-
-    fn control(&self) -> Control {
-        match self {
-            MeshLabAction::SlowService { factor, .. } => Control::Slow {
-                factor: factor.get(),
-            },
-            MeshLabAction::FailService { error_rate, .. } => Control::Fail {
-                error_rate: error_rate.get(),
-            },
-            MeshLabAction::HealService { .. } => Control::Heal,
+            MeshLabAction::SlowService { service, factor } => on_service(
+                *service,
+                Control::Slow {
+                    factor: factor.get(),
+                },
+            ),
+            MeshLabAction::FailService {
+                service,
+                error_rate,
+            } => on_service(
+                *service,
+                Control::Fail {
+                    error_rate: error_rate.get(),
+                },
+            ),
+            MeshLabAction::HealService { service } => on_service(*service, Control::Heal),
+            MeshLabAction::SetEdgePolicy { edge, policy } => {
+                // Checks the edge and the policy on a copy: nothing changes on error.
+                mesh.clone().set_edge_policy(*edge, policy.clone())?;
+                let from = mesh.edges().get(*edge as usize).map_or(0, |e| e.from);
+                let control = Control::SetPolicy {
+                    edge: *edge,
+                    policy: policy.clone(),
+                };
+                Ok((from, control))
+            }
         }
     }
 }
@@ -264,19 +298,18 @@ impl MeshLab {
         self.sim.node(service_node(i))
     }
 
-    /// Sends `action`'s control to its service now (it arrives after the network's
-    /// latency, as from an operator's admin client).
+    /// Sends `action`'s control to its node now (it arrives after the network's
+    /// latency, as from an operator's admin client or a control plane). A new edge
+    /// policy goes into the mesh config at once, for any node that restarts.
     fn send_control(&mut self, action: &MeshLabAction) -> Result<()> {
-        let i = action.service();
-        let n = self.mesh().services().len() as u32;
-        if i >= n {
-            return Err(DistlabError::field(
-                "service",
-                format!("no service {i} (there are {n})"),
-            ));
+        let (node, control) = action.target(self.mesh())?;
+        if let MeshLabAction::SetEdgePolicy { edge, policy } = action {
+            self.sim
+                .node_config_mut()
+                .set_edge_policy(*edge, policy.clone())?;
         }
         self.sim
-            .client_request(0, service_node(i), action.control(), Duration::from_secs(1))?;
+            .client_request(0, node, control, Duration::from_secs(1))?;
         Ok(())
     }
 
@@ -366,6 +399,7 @@ impl MeshLab {
                         json!(s.stats.ok),
                         json!(s.stats.errors),
                         json!(s.stats.cancelled),
+                        json!(s.stats.expired),
                         json!(fault_label(s.fault)),
                     ],
                     None => vec![json!(name), json!("down")],
@@ -383,6 +417,7 @@ impl MeshLab {
                 "ok",
                 "errors",
                 "cancelled",
+                "expired",
                 "fault",
             ]
             .map(String::from)
@@ -509,6 +544,41 @@ pub fn amplification_breach(sim: &Sim<MeshNode>) -> Option<(NodeId, String)> {
     })
 }
 
+/// Whether every request a service holds (queued or on a worker) carries a deadline no
+/// later than what its caller had left for it — its own request's deadline, cut by the
+/// timeouts of the edge's policy: deadlines never grow across hops. The first breach.
+pub fn deadline_breach(sim: &Sim<MeshNode>) -> Option<(NodeId, String)> {
+    let mesh = sim.node_config();
+    (0..sim.node_count()).find_map(|id| {
+        let s = sim.node(id)?.service()?;
+        let requests = s.queue.iter().chain(s.jobs.values().map(|j| &j.request));
+        requests.into_iter().find_map(|r| {
+            let caller = sim.node(r.from)?.caller(r.edge)?;
+            let bound = caller.deadline_bound(r.attempt, r.arrived)?;
+            let grew = match (bound, r.deadline) {
+                (None, _) => false,
+                (Some(_), None) => true,
+                (Some(b), Some(d)) => d > b,
+            };
+            grew.then(|| {
+                let us = |d: Option<crate::resilience::timeout::Deadline>| {
+                    d.map_or_else(|| "none".to_string(), |d| format!("{} µs", d.at().0))
+                };
+                (
+                    id,
+                    format!(
+                        "attempt {} on {} carries deadline {}, its caller had until {}",
+                        r.attempt,
+                        mesh.edge_label(r.edge as usize),
+                        us(r.deadline),
+                        us(bound)
+                    ),
+                )
+            })
+        })
+    })
+}
+
 fn status(name: &str, breach: Option<(NodeId, String)>) -> InvariantStatus {
     match breach {
         None => InvariantStatus::holds(name, "holds"),
@@ -537,12 +607,9 @@ impl ClusterLab for MeshLab {
             ));
         }
         for (k, f) in c.service_faults.iter().enumerate() {
-            if f.action.service() >= c.services.len() as u32 {
-                return Err(DistlabError::field(
-                    format!("serviceFaults[{k}].action.service"),
-                    format!("no service {}", f.action.service()),
-                ));
-            }
+            f.action
+                .target(&mesh)
+                .map_err(|e| within(&format!("serviceFaults[{k}].action"), e))?;
         }
         let mut sim = Sim::new(c.sim_config(mesh.nodes()), mesh)?;
         c.load_faults(&mut sim)?;
@@ -570,7 +637,7 @@ impl ClusterLab for MeshLab {
         if let Stepped::External(k) = stepped
             && let Some(f) = self.service_faults.get(k as usize).cloned()
         {
-            // Checked when the lab was built: the service exists.
+            // Checked when the lab was built: the service or edge exists.
             let _ = self.send_control(&f.action);
         }
         true
@@ -590,7 +657,26 @@ impl ClusterLab for MeshLab {
         let Some(node) = self.sim.node(id) else {
             return;
         };
+        // Over the edges the node calls: what lesson conditions read.
+        let callers: Vec<&EdgeCaller> = (0..self.mesh().edges().len() as u32)
+            .filter_map(|e| node.caller(e))
+            .collect();
+        let open = callers
+            .iter()
+            .filter(|c| c.breaker_state() == Some(BreakerState::Open))
+            .count();
+        fields.insert("breakersOpen".into(), json!(open));
+        let calls: u64 = callers.iter().map(|c| c.stats().calls).sum();
+        let attempts: u64 = callers.iter().map(|c| c.stats().attempts).sum();
+        if calls > 0 {
+            fields.insert(
+                "attemptsPerCall".into(),
+                json!(attempts as f64 / calls as f64),
+            );
+        }
         if let Some(s) = node.service() {
+            fields.insert("expired".into(), json!(s.stats.expired));
+            fields.insert("cancelled".into(), json!(s.stats.cancelled));
             fields.insert("workersBusy".into(), json!(s.busy()));
             fields.insert("workers".into(), json!(s.workers));
             fields.insert("queued".into(), json!(s.queue.len()));
@@ -616,7 +702,15 @@ impl ClusterLab for MeshLab {
                 "no call sends more attempts than its policy allows",
                 amplification_breach(&self.sim),
             ),
+            status(
+                "deadlines never grow across hops",
+                deadline_breach(&self.sim),
+            ),
         ]
+    }
+
+    fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+        lessons()
     }
 
     fn example_actions() -> Vec<crate::lab::cluster::ClusterAction<MeshLabAction>> {
@@ -632,6 +726,14 @@ impl ClusterLab for MeshLab {
                 error_rate: Probability::of(0.5),
             }),
             ClusterAction::Lab(MeshLabAction::HealService { service: 2 }),
+            ClusterAction::Lab(MeshLabAction::SetEdgePolicy {
+                edge: 3,
+                policy: Some(guarded_policy(50)),
+            }),
+            ClusterAction::Lab(MeshLabAction::SetEdgePolicy {
+                edge: 1,
+                policy: None,
+            }),
             ClusterAction::Fault(Fault::Crash { node: 3 }),
             ClusterAction::Fault(Fault::Restart { node: 3 }),
             ClusterAction::Fault(Fault::Partition {
@@ -640,4 +742,82 @@ impl ClusterLab for MeshLab {
             ClusterAction::Fault(Fault::Heal),
         ]
     }
+}
+
+/// The lesson `resilience.mesh` carries (Nygard, *Release It!*, 2nd ed., ch. 4-5; gRPC
+/// deadlines), timed by the default config's payments slowdown from 2 s to 5 s: the
+/// mesh first without a policy on gateway → orders, then the same fault again after the
+/// lesson attaches one with `setEdgePolicy`.
+pub fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+    use crate::lab::lesson::{Condition, Lesson, LessonStep, Pause};
+    let step = |caption: &str, actions: Vec<Value>, pause: Pause| LessonStep {
+        caption: caption.into(),
+        actions,
+        pause,
+    };
+    let when = |field: &str, value: f64, within_ms: f64| Pause::When {
+        condition: Condition::FieldAtLeast {
+            field: field.into(),
+            value,
+        },
+        within_ms,
+    };
+    let mut config = serde_json::to_value(MeshLabConfig::default()).unwrap_or(Value::Null);
+    config["edges"][0]["policy"] = Value::Null;
+    vec![Lesson {
+        id: "blocked-workers".into(),
+        title: "A slow dependency, without and with a policy".into(),
+        follows: "Nygard, Release It! (2nd ed., 2018), ch. 4 \"Blocked Threads\", ch. 5 \
+                  \"Timeouts\", \"Circuit Breaker\"; gRPC deadline propagation"
+            .into(),
+        config,
+        steps: vec![
+            step(
+                "The client calls the gateway, which routes each request to orders \
+                 (which calls payments and inventory) or to catalog. Every call here is \
+                 plain: a worker waits as long as its dependency takes. The client gives \
+                 up after 1 s, and that deadline travels with each call.",
+                Vec::new(),
+                Pause::After { ms: 1_950.0 },
+            ),
+            step(
+                "Payments slows twentyfold. Each orders worker waits on payments, all 16 \
+                 of them, then orders' queue fills (the step stops when a queue holds 32): \
+                 the slowness climbs up the calls.",
+                Vec::new(),
+                when("queued", 32.0, 2_000.0),
+            ),
+            step(
+                "Requests now wait past the client's 1 s. Their deadline has passed, so \
+                 each service drops them instead of working for nobody (the step stops at \
+                 the first one, counted as expired).",
+                Vec::new(),
+                when("expired", 1.0, 3_000.0),
+            ),
+            step(
+                "Payments recovers at 5 s and the queues drain. Now the lesson puts a \
+                 policy on gateway → orders — a retry with backoff within a budget, a \
+                 circuit breaker and a 200 ms timeout — and slows payments again.",
+                Vec::new(),
+                Pause::After { ms: 3_000.0 },
+            ),
+            step(
+                "The gateway's calls to orders time out at 200 ms, and once half of the \
+                 last ones failed the breaker opens (the step stops then): calls to \
+                 orders fail at once instead of holding gateway workers, and catalog's \
+                 requests go on being served.",
+                vec![
+                    json!({"type": "setEdgePolicy", "edge": 1, "policy": guarded_policy(200)}),
+                    json!({"type": "slowService", "service": 2, "factor": 20}),
+                ],
+                when("breakersOpen", 1.0, 3_000.0),
+            ),
+            step(
+                "The breaker probes orders now and then (half-open) and closes once \
+                 payments is healed.",
+                vec![json!({"type": "healService", "service": 2})],
+                Pause::After { ms: 3_000.0 },
+            ),
+        ],
+    }]
 }

@@ -119,6 +119,9 @@ pub struct EdgeStats {
     pub failed: u64,
     /// Calls refused before they reached the edge's policy: too many open.
     pub refused: u64,
+    /// Calls given up because their owner went (cancelled by its caller, or past its
+    /// deadline); counted in `failed` too.
+    pub cancelled: u64,
     /// Attempts sent to the callee: over `succeeded + failed`, the amplification.
     pub attempts: u64,
     /// Latency of every call that ended.
@@ -153,6 +156,9 @@ pub struct ServiceStats {
     pub errors: u64,
     /// Dropped because the caller cancelled them (queued or in progress).
     pub cancelled: u64,
+    /// Dropped because their deadline had passed: on arrival, in the queue, or while a
+    /// worker held them (the worker is freed, their dependency calls cancelled).
+    pub expired: u64,
     /// The most workers busy at once, and the longest queue.
     pub peak_busy: u64,
     pub peak_queue: u64,

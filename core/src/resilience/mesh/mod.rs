@@ -94,9 +94,10 @@ pub struct ServiceConfig {
     /// The share of requests its own work fails (`internal`).
     pub error_rate: Probability,
     pub pick: Pick,
-    /// Whether a cancel from the caller drops the request (queued or in progress), as
-    /// a gRPC server watching its context does; false: the request is served anyway,
-    /// as a thread pool that never looks back does — work nobody waits for.
+    /// Whether a cancel from the caller, or the request's deadline passing, drops the
+    /// request (queued or in progress), as a gRPC server watching its context does;
+    /// false: the request is served anyway, as a thread pool that never looks back
+    /// does — work nobody waits for.
     pub honors_cancel: bool,
 }
 
@@ -251,6 +252,24 @@ impl Mesh {
             edges: all,
             requests_per_sec,
         })
+    }
+
+    /// Attaches `policy` to edge `edge` (0 is client → gateway), replaces its policy,
+    /// or (None) removes it: what a node (re)started from now on builds. Errors name
+    /// the field: `edge`, `policy.*`.
+    pub fn set_edge_policy(&mut self, edge: u32, policy: Option<PolicyConfig>) -> Result<()> {
+        let n = self.edges.len();
+        let Some(e) = self.edges.get_mut(edge as usize) else {
+            return Err(DistlabError::field(
+                "edge",
+                format!("no edge {edge} (there are {n}; edge 0 is client → gateway)"),
+            ));
+        };
+        if let Some(p) = &policy {
+            Pipeline::new(p).map_err(|err| within("policy", err))?;
+        }
+        e.policy = policy;
+        Ok(())
     }
 
     pub fn services(&self) -> &[ServiceConfig] {

@@ -8,7 +8,8 @@ use crate::resilience::ErrorKind;
 use crate::resilience::circuit_breaker::BreakerState;
 use crate::resilience::mesh::metrics::{EdgeStats, ServiceStats};
 use crate::resilience::mesh::{CLIENT, GATEWAY, MAX_OPEN_CALLS, Mesh, Pick, ServiceConfig};
-use crate::resilience::policy::{Outcome, Pipeline, PolicyAction, Strategy, Target};
+use crate::resilience::policy::{Outcome, Pipeline, PolicyAction, PolicyConfig, Strategy, Target};
+use crate::resilience::timeout::Deadline;
 use crate::sim::disk::Disk;
 use crate::sim::network::LatencyModel;
 use crate::sim::node::{ClientRequest, Ctx, Fingerprint, Node, NodeId, Reply, TimerId};
@@ -20,6 +21,7 @@ const KIND_SHIFT: u32 = 40;
 const EDGE_TIMER: u64 = 1;
 const JOB_TIMER: u64 = 2;
 const ARRIVAL_TIMER: u64 = 3;
+const DEADLINE_TIMER: u64 = 4;
 const LOW_MASK: u64 = (1 << KIND_SHIFT) - 1;
 
 fn timer(kind: u64, low: u64) -> TimerId {
@@ -27,11 +29,19 @@ fn timer(kind: u64, low: u64) -> TimerId {
 }
 
 /// What travels between nodes: an attempt on an edge, its answer, its cancellation.
+///
+/// A call carries its deadline, as gRPC's `grpc-timeout` header does. On a real wire it
+/// travels as the time remaining (two hosts' clocks differ) and the callee subtracts a
+/// margin for the transit; the simulation has one clock, so the instant itself travels
+/// and the transit is spent from the budget exactly — a deadline never grows across a
+/// hop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MeshMessage {
     Call {
         edge: u32,
         attempt: u64,
+        /// None: the caller set no deadline, the callee may take as long as it takes.
+        deadline: Option<Deadline>,
     },
     Reply {
         edge: u32,
@@ -50,9 +60,17 @@ impl Fingerprint for MeshMessage {
     }
 }
 
-/// What the lab's operator asks a service (a fault-injection admin API).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// What the lab's operator asks a node: a fault on a service (a fault-injection admin
+/// API), or a new policy on an edge it calls (a control plane's push, as Envoy's xDS).
+#[derive(Debug, Clone, PartialEq)]
 pub enum Control {
+    /// The policy around the calls on `edge` (None: plain calls). Calls open on the
+    /// edge end as `cancelled` (their attempts cancelled downstream): the old pipeline
+    /// goes with its state, as a proxy's listener replaced without draining.
+    SetPolicy {
+        edge: u32,
+        policy: Option<PolicyConfig>,
+    },
     /// Its work takes `factor` times as long.
     Slow { factor: u32 },
     /// Its work fails with this probability instead of its configured error rate.
@@ -90,6 +108,18 @@ enum Owner {
 struct OpenCall {
     owner: Owner,
     started: Time,
+    /// The owner's deadline (the one its own request carried): every attempt of the
+    /// call gets it, or the earlier one of a timeout in the edge's policy.
+    deadline: Option<Deadline>,
+}
+
+/// The earlier of two deadlines, either of which may be unset.
+pub fn earliest(a: Option<Deadline>, b: Option<Deadline>) -> Option<Deadline> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
 }
 
 /// A call that ended, for its owner: failed with the error, or not.
@@ -104,6 +134,14 @@ pub struct EdgeCaller {
     /// Open calls by call id (for a plain edge the call id is the attempt's).
     open: BTreeMap<u64, OpenCall>,
     next_call: u64,
+    /// Added to an attempt's id on the wire. A new policy starts its ids at 0 again, so
+    /// each policy's ids get a range above the last one's: a late answer to an attempt
+    /// of a replaced policy cannot be taken for one of the new.
+    base: u64,
+    /// Calls made under earlier policies and the attempts those allowed (for the
+    /// amplification bound, which each policy sets for its own calls).
+    prior_calls: u64,
+    prior_allowance: u64,
     stats: EdgeStats,
 }
 
@@ -128,13 +166,39 @@ impl EdgeCaller {
     pub fn check_amplification(&self) -> std::result::Result<(), String> {
         let max = self.max_attempts_per_call();
         let s = &self.stats;
-        if s.attempts > s.calls.saturating_mul(max) {
+        let calls = s.calls.saturating_sub(self.prior_calls);
+        if s.attempts
+            > calls
+                .saturating_mul(max)
+                .saturating_add(self.prior_allowance)
+        {
             return Err(format!(
                 "{} attempts for {} calls, at most {max} each",
                 s.attempts, s.calls
             ));
         }
         Ok(())
+    }
+
+    /// The latest deadline attempt `attempt` on this edge may carry: its call's inherited
+    /// deadline, cut by the timeouts of the edge's policy that wrap it. Outer `None`: the
+    /// attempt is no longer in flight here (answered, cancelled), nothing to compare;
+    /// inner `None`: no deadline bounds it. `arrived` is when the callee got it: a call
+    /// opened after that is another one with the same id (the caller restarted).
+    pub fn deadline_bound(&self, attempt: u64, arrived: Time) -> Option<Option<Deadline>> {
+        let attempt = attempt.checked_sub(self.base)?;
+        match &self.pipeline {
+            None => self
+                .open
+                .get(&attempt)
+                .filter(|o| o.started <= arrived)
+                .map(|o| o.deadline),
+            Some(p) => {
+                let call = p.call_of(attempt)?;
+                let open = self.open.get(&call).filter(|o| o.started <= arrived)?;
+                Some(earliest(open.deadline, p.attempt_deadline(attempt)))
+            }
+        }
     }
 
     /// The state of the edge's first circuit breaker, if its policy has one.
@@ -155,6 +219,8 @@ pub struct Incoming {
     pub edge: u32,
     pub attempt: u64,
     pub arrived: Time,
+    /// The deadline the call carried: past it the work is dropped, not done.
+    pub deadline: Option<Deadline>,
 }
 
 /// A request a worker holds: waiting on its dependencies, then working.
@@ -274,6 +340,7 @@ impl Fingerprint for MeshNode {
         (id, rate).hash(h);
         for (e, c) in callers {
             (e, c.edge, c.to, c.next_call, &c.open, &c.stats).hash(h);
+            (c.base, c.prior_calls, c.prior_allowance).hash(h);
             if let Some(p) = &c.pipeline {
                 let s = p.stats();
                 (s.calls, s.succeeded, s.fell_back, s.failed, s.attempts).hash(h);
@@ -320,8 +387,15 @@ impl MeshNode {
         self.callers.get_mut(&edge).map(|c| &mut c.stats)
     }
 
-    /// Opens a call on `edge` for `owner`; the calls that ended at once.
-    fn start_call(&mut self, edge: u32, owner: Owner, ctx: &mut Ctx<'_, Self>) -> Vec<Completion> {
+    /// Opens a call on `edge` for `owner`, whose own deadline is `deadline`; the calls
+    /// that ended at once.
+    fn start_call(
+        &mut self,
+        edge: u32,
+        owner: Owner,
+        deadline: Option<Deadline>,
+        ctx: &mut Ctx<'_, Self>,
+    ) -> Vec<Completion> {
         let now = ctx.now();
         let Some(c) = self.callers.get_mut(&edge) else {
             return vec![(owner, Some(ErrorKind::Unavailable))];
@@ -335,6 +409,7 @@ impl MeshNode {
         let open = OpenCall {
             owner,
             started: now,
+            deadline,
         };
         match &mut c.pipeline {
             Some(p) => {
@@ -347,7 +422,14 @@ impl MeshNode {
                 c.next_call += 1;
                 c.open.insert(attempt, open);
                 c.stats.attempts += 1;
-                ctx.send(c.to, MeshMessage::Call { edge, attempt });
+                ctx.send(
+                    c.to,
+                    MeshMessage::Call {
+                        edge,
+                        attempt: c.base + attempt,
+                        deadline,
+                    },
+                );
                 Vec::new()
             }
         }
@@ -366,15 +448,23 @@ impl MeshNode {
             match a {
                 PolicyAction::Send {
                     attempt,
+                    call,
                     target: Target::Dependency,
-                    ..
                 } => {
                     c.stats.attempts += 1;
+                    // The attempt gets what is left of the call's deadline, cut by the
+                    // policy's own timeouts: never more than either.
+                    let inherited = c.open.get(&call).and_then(|o| o.deadline);
+                    let own = c
+                        .pipeline
+                        .as_ref()
+                        .and_then(|p| p.attempt_deadline(attempt));
                     ctx.send(
                         c.to,
                         MeshMessage::Call {
                             edge: c.edge,
-                            attempt,
+                            attempt: c.base + attempt,
+                            deadline: earliest(inherited, own),
                         },
                     );
                 }
@@ -394,7 +484,7 @@ impl MeshNode {
                     c.to,
                     MeshMessage::Cancel {
                         edge: c.edge,
-                        attempt,
+                        attempt: c.base + attempt,
                     },
                 ),
                 PolicyAction::Done {
@@ -449,6 +539,12 @@ impl MeshNode {
             let Some(request) = s.queue.pop_front() else {
                 break;
             };
+            if s.honors_cancel && request.deadline.is_some_and(|d| d.is_expired(ctx.now())) {
+                // Its caller has given up already: doing the work would be waste.
+                s.stats.expired += 1;
+                Self::reply(request, Some(ErrorKind::Timeout), ctx);
+                continue;
+            }
             done.extend(self.start_job(request, ctx));
         }
         if let Some(s) = &mut self.service {
@@ -463,6 +559,12 @@ impl MeshNode {
         };
         let id = s.next_job;
         s.next_job += 1;
+        let deadline = request.deadline;
+        if s.honors_cancel
+            && let Some(d) = deadline
+        {
+            ctx.set_timer(timer(DEADLINE_TIMER, id), d.remaining(ctx.now()));
+        }
         let deps: Vec<u32> = match s.pick {
             Pick::All => s.deps.iter().map(|(e, _)| *e).collect(),
             Pick::One => {
@@ -498,7 +600,7 @@ impl MeshNode {
         }
         let mut done = Vec::new();
         for e in deps {
-            done.extend(self.start_call(e, Owner::Job(id), ctx));
+            done.extend(self.start_call(e, Owner::Job(id), deadline, ctx));
         }
         done
     }
@@ -545,7 +647,11 @@ impl MeshNode {
             None => s.stats.ok += 1,
             Some(_) => s.stats.errors += 1,
         }
-        let r = job.request;
+        ctx.cancel_timer(timer(DEADLINE_TIMER, id));
+        Self::reply(job.request, error, ctx);
+    }
+
+    fn reply(r: Incoming, error: Option<ErrorKind>, ctx: &mut Ctx<'_, Self>) {
         ctx.send(
             r.from,
             MeshMessage::Reply {
@@ -556,17 +662,67 @@ impl MeshNode {
         );
     }
 
-    fn on_call(&mut self, from: NodeId, edge: u32, attempt: u64, ctx: &mut Ctx<'_, Self>) {
+    /// Job `id`'s deadline passed while it held a worker: the worker is freed, its
+    /// dependency calls cancelled, and its caller told `timeout` (gRPC's
+    /// `DEADLINE_EXCEEDED`; the caller has stopped waiting, so it is ignored there).
+    fn expire_job(&mut self, id: u64, ctx: &mut Ctx<'_, Self>) {
+        let Some(s) = &mut self.service else { return };
+        let Some(job) = s.jobs.remove(&id) else {
+            return;
+        };
+        s.stats.expired += 1;
+        ctx.cancel_timer(timer(JOB_TIMER, id));
+        Self::reply(job.request, Some(ErrorKind::Timeout), ctx);
+        let done = self.abandon_calls(id, ctx);
+        self.drive(done.into(), ctx);
+    }
+
+    /// Job `id` is gone: each call it had open on any edge is cancelled — a plain call's
+    /// attempt, or every attempt of a pipeline call ([`Pipeline::cancel_call`]) — so the
+    /// callees drop the work in turn. The calls of other jobs that ended meanwhile (a
+    /// bulkhead waiter admitted and refused) are returned.
+    fn abandon_calls(&mut self, id: u64, ctx: &mut Ctx<'_, Self>) -> Vec<Completion> {
+        let now = ctx.now();
+        let mut done = Vec::new();
+        for c in self.callers.values_mut() {
+            let mine: Vec<u64> = c
+                .open
+                .iter()
+                .filter_map(|(k, o)| (o.owner == Owner::Job(id)).then_some(*k))
+                .collect();
+            for k in mine {
+                c.open.remove(&k);
+                c.stats.failed += 1;
+                c.stats.cancelled += 1;
+                match &mut c.pipeline {
+                    None => ctx.send(
+                        c.to,
+                        MeshMessage::Cancel {
+                            edge: c.edge,
+                            attempt: c.base + k,
+                        },
+                    ),
+                    Some(p) => {
+                        let actions = p.cancel_call(now, k, ctx.rng());
+                        done.extend(Self::apply(c, actions, ctx));
+                    }
+                }
+            }
+        }
+        done
+    }
+
+    fn on_call(&mut self, request: Incoming, ctx: &mut Ctx<'_, Self>) {
         let now = ctx.now();
         let Some(s) = &mut self.service else { return };
         s.stats.received += 1;
-        if s.jobs.len() < s.workers as usize || s.queue.len() < s.queue_bound as usize {
-            s.queue.push_back(Incoming {
-                from,
-                edge,
-                attempt,
-                arrived: now,
-            });
+        let (from, edge, attempt) = (request.from, request.edge, request.attempt);
+        if s.honors_cancel && request.deadline.is_some_and(|d| d.is_expired(now)) {
+            // Arrived after its deadline (it waited in the network): not worth starting.
+            s.stats.expired += 1;
+            Self::reply(request, Some(ErrorKind::Timeout), ctx);
+        } else if s.jobs.len() < s.workers as usize || s.queue.len() < s.queue_bound as usize {
+            s.queue.push_back(request);
             self.drive(VecDeque::new(), ctx);
         } else {
             s.stats.rejected += 1;
@@ -582,8 +738,8 @@ impl MeshNode {
     }
 
     /// The caller gave up on an attempt: dropped from the queue, or its worker freed
-    /// and its plain dependency calls cancelled in turn (a pipeline's calls run out on
-    /// their own policy: the pipeline has no call-level cancel).
+    /// and its dependency calls cancelled in turn, through the edge's pipeline if it
+    /// has one.
     fn on_cancel(&mut self, from: NodeId, edge: u32, attempt: u64, ctx: &mut Ctx<'_, Self>) {
         let Some(s) = &mut self.service else { return };
         if !s.honors_cancel {
@@ -605,28 +761,9 @@ impl MeshNode {
         s.jobs.remove(&id);
         s.stats.cancelled += 1;
         ctx.cancel_timer(timer(JOB_TIMER, id));
-        for c in self.callers.values_mut() {
-            if c.pipeline.is_some() {
-                continue;
-            }
-            let mine: Vec<u64> = c
-                .open
-                .iter()
-                .filter_map(|(a, o)| (o.owner == Owner::Job(id)).then_some(*a))
-                .collect();
-            for a in mine {
-                c.open.remove(&a);
-                c.stats.failed += 1;
-                ctx.send(
-                    c.to,
-                    MeshMessage::Cancel {
-                        edge: c.edge,
-                        attempt: a,
-                    },
-                );
-            }
-        }
-        self.drive(VecDeque::new(), ctx);
+        ctx.cancel_timer(timer(DEADLINE_TIMER, id));
+        let done = self.abandon_calls(id, ctx);
+        self.drive(done.into(), ctx);
     }
 
     fn on_reply(
@@ -638,6 +775,10 @@ impl MeshNode {
     ) {
         let now = ctx.now();
         let Some(c) = self.callers.get_mut(&edge) else {
+            return;
+        };
+        let Some(attempt) = attempt.checked_sub(c.base) else {
+            // An answer to an attempt of a policy since replaced.
             return;
         };
         let done = match &mut c.pipeline {
@@ -656,6 +797,62 @@ impl MeshNode {
             },
         };
         self.drive(done.into(), ctx);
+    }
+
+    /// Puts `policy` (None: plain calls) on the edge this node calls; see
+    /// [`Control::SetPolicy`]. Error: the node does not call `edge`, or the policy is
+    /// invalid (the lab checks both first).
+    fn set_policy(
+        &mut self,
+        edge: u32,
+        policy: Option<&PolicyConfig>,
+        ctx: &mut Ctx<'_, Self>,
+    ) -> std::result::Result<(), String> {
+        let Some(c) = self.callers.get_mut(&edge) else {
+            return Err(format!("node {} does not call edge {edge}", self.id));
+        };
+        let pipeline = policy
+            .map(Pipeline::new)
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        let in_flight: Vec<u64> = match &c.pipeline {
+            Some(p) => p.attempts().collect(),
+            None => c.open.keys().copied().collect(),
+        };
+        for a in in_flight {
+            ctx.send(
+                c.to,
+                MeshMessage::Cancel {
+                    edge,
+                    attempt: c.base + a,
+                },
+            );
+        }
+        let mut done = VecDeque::new();
+        for (_, open) in std::mem::take(&mut c.open) {
+            c.stats.failed += 1;
+            c.stats.cancelled += 1;
+            done.push_back((open.owner, Some(ErrorKind::Cancelled)));
+        }
+        let max = c.max_attempts_per_call();
+        c.prior_allowance = c.prior_allowance.saturating_add(
+            c.stats
+                .calls
+                .saturating_sub(c.prior_calls)
+                .saturating_mul(max),
+        );
+        c.prior_calls = c.stats.calls;
+        let issued = c
+            .pipeline
+            .as_ref()
+            .map_or(c.next_call, Pipeline::ids_issued);
+        c.base = c.base.saturating_add(issued);
+        c.next_call = 0;
+        c.pipeline = pipeline;
+        ctx.cancel_timer(timer(EDGE_TIMER, u64::from(edge)));
+        ctx.state_change(format!("edge {edge} policy replaced"));
+        self.drive(done, ctx);
+        Ok(())
     }
 
     fn schedule_arrival(&self, ctx: &mut Ctx<'_, Self>) {
@@ -689,6 +886,9 @@ impl Node for MeshNode {
                     pipeline: e.policy.as_ref().and_then(|p| Pipeline::new(p).ok()),
                     open: BTreeMap::new(),
                     next_call: 0,
+                    base: 0,
+                    prior_calls: 0,
+                    prior_allowance: 0,
                     stats: EdgeStats::default(),
                 };
                 (k as u32, caller)
@@ -719,7 +919,20 @@ impl Node for MeshNode {
 
     fn on_message(&mut self, from: NodeId, msg: MeshMessage, ctx: &mut Ctx<'_, Self>) {
         match msg {
-            MeshMessage::Call { edge, attempt } => self.on_call(from, edge, attempt, ctx),
+            MeshMessage::Call {
+                edge,
+                attempt,
+                deadline,
+            } => {
+                let request = Incoming {
+                    from,
+                    edge,
+                    attempt,
+                    arrived: ctx.now(),
+                    deadline,
+                };
+                self.on_call(request, ctx)
+            }
             MeshMessage::Reply {
                 edge,
                 attempt,
@@ -752,9 +965,10 @@ impl Node for MeshNode {
                 self.finish_job(low, error, ctx);
                 self.drive(VecDeque::new(), ctx);
             }
+            DEADLINE_TIMER => self.expire_job(low, ctx),
             ARRIVAL_TIMER => {
                 self.schedule_arrival(ctx);
-                let done = self.start_call(0, Owner::Request, ctx);
+                let done = self.start_call(0, Owner::Request, None, ctx);
                 self.drive(done.into(), ctx);
             }
             _ => {}
@@ -762,6 +976,14 @@ impl Node for MeshNode {
     }
 
     fn on_request(&mut self, request: ClientRequest<Control>, ctx: &mut Ctx<'_, Self>) {
+        if let Control::SetPolicy { edge, policy } = request.body {
+            let reply = match self.set_policy(edge, policy.as_ref(), ctx) {
+                Ok(()) => Reply::Ok(()),
+                Err(why) => Reply::Fail(why),
+            };
+            ctx.reply(request.client, request.id, reply);
+            return;
+        }
         let reply = match &mut self.service {
             Some(s) => {
                 s.fault = match request.body {
@@ -773,7 +995,7 @@ impl Node for MeshNode {
                         error_rate: Some(error_rate.clamp(0.0, 1.0)),
                         ..s.fault
                     },
-                    Control::Heal => ServiceFault::default(),
+                    Control::Heal | Control::SetPolicy { .. } => ServiceFault::default(),
                 };
                 ctx.state_change(format!("fault {:?}", s.fault));
                 Reply::Ok(())

@@ -1,9 +1,10 @@
 use serde_json::{Value, json};
 
-use super::lab::{MeshLab, amplification_breach, pool_breach};
+use super::lab::{MeshLab, amplification_breach, deadline_breach, pool_breach};
 use super::node::{Incoming, Job, MeshNode};
 use super::*;
 use crate::lab::{Cluster, ClusterLab, Lab, Runner};
+use crate::resilience::policy::PolicyConfig;
 use crate::sim::Node;
 use crate::sim::disk::Disk;
 use crate::time::{Duration, Time};
@@ -145,6 +146,7 @@ fn the_worker_pool_invariant_can_fail() {
         edge: 0,
         attempt: 0,
         arrived: Time(0),
+        deadline: None,
     };
     let job = Job {
         request,
@@ -247,4 +249,247 @@ fn the_default_lab_runs_through_its_fault_and_recovers() {
     assert!(e.succeeded > 1_500, "{e:?}");
     assert!(e.failed > 0, "payments' slowdown shows: {e:?}");
     assert_eq!(v.panels.len(), 2);
+}
+
+/// Client → gateway → a → b with a client deadline of `timeout_ms`, b slowed 100-fold
+/// at 300 ms.
+fn slow_tail(timeout_ms: u32, edge_policy: Value) -> Value {
+    chain(json!({
+        "clientPolicy": {"strategies": [{"type": "timeout", "timeoutMs": timeout_ms}]},
+        "edges": [{"from": 0, "to": 1, "policy": edge_policy}, {"from": 1, "to": 2}],
+        "serviceFaults": [{"atMs": 300, "action": {"type": "slowService", "service": 2, "factor": 100}}],
+    }))
+}
+
+#[test]
+fn a_passed_deadline_frees_every_hop_downstream() {
+    // The client gives up after 50 ms; b's work now takes ~300 ms. With the deadline
+    // travelling, each hop drops the request at the deadline instead of holding a
+    // worker until b answers.
+    let lab = run(slow_tail(50, Value::Null), 1_500);
+    let m = lab.model();
+    for i in 0..3 {
+        let s = m.service(i).unwrap().service().unwrap();
+        assert!(
+            s.stats.expired > 20,
+            "service {i} expired {}",
+            s.stats.expired
+        );
+        assert!(s.busy() <= 16, "service {i} busy {}", s.busy());
+    }
+    // a's calls to b end as cancelled, not as answers.
+    let ab = m.edge(2).unwrap().stats();
+    assert!(ab.cancelled > 20, "{ab:?}");
+    assert!(deadline_breach(m.sim()).is_none());
+    // A service that does not watch its context keeps doing the work nobody waits for.
+    let mut deaf = slow_tail(50, Value::Null);
+    deaf["services"][2]["honorsCancel"] = json!(false);
+    let lab = run(deaf, 1_500);
+    let b = lab.model().service(2).unwrap().service().unwrap();
+    assert_eq!(b.stats.expired, 0);
+    assert_eq!(b.busy(), 16, "b's workers stay tied up");
+}
+
+#[test]
+fn an_edge_timeout_cuts_the_deadline_it_passes_on() {
+    // The gateway's edge to a has a 20 ms timeout inside the client's 500 ms: a and b
+    // get 20 ms, not 500.
+    let policy = json!({"strategies": [{"type": "timeout", "timeoutMs": 20}]});
+    let lab = run(slow_tail(500, policy), 1_000);
+    let m = lab.model();
+    let b = m.service(2).unwrap().service().unwrap();
+    for j in b.jobs.values() {
+        let d = j.request.deadline.expect("a deadline travels");
+        let left = d.at().saturating_since(j.request.arrived);
+        assert!(left <= Duration::from_millis(20), "{left:?}");
+    }
+    assert!(b.stats.expired > 20, "{:?}", b.stats);
+    assert!(deadline_breach(m.sim()).is_none());
+}
+
+#[test]
+fn deadlines_never_grow_across_hops_under_random_policies_and_faults() {
+    let seeds: u64 = 24;
+    let policies = [
+        Value::Null,
+        json!({"strategies": [{"type": "timeout", "timeoutMs": 15}]}),
+        serde_json::to_value(lab::guarded_policy(30)).unwrap(),
+        json!({"strategies": [{"type": "timeout", "timeoutMs": 200},
+            {"type": "hedging", "config": {"maxAttempts": 2, "delay": {"type": "fixed", "ms": 5}}}]}),
+    ];
+    let mut checked = 0;
+    for seed in 0..seeds {
+        let p = |k: u64| policies[((seed / 4u64.pow(k as u32)) % 4) as usize].clone();
+        let mut config = slow_tail(40 + 20 * (seed % 5) as u32, p(0));
+        config["edges"][1]["policy"] = p(1);
+        config["seed"] = json!(seed);
+        let mut lab =
+            <MeshLab as ClusterLab>::new(&serde_json::from_value(config).unwrap()).unwrap();
+        for step in 1..=60 {
+            let until = Time::ZERO.saturating_add(Duration::from_millis(25 * step));
+            while ClusterLab::step(&mut lab, until) {}
+            if let Some((n, why)) = deadline_breach(lab.sim()) {
+                panic!("seed {seed} at {step}: node {n}: {why}");
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, seeds * 60);
+}
+
+#[test]
+fn the_deadline_invariant_can_fail() {
+    let config = slow_tail(200, Value::Null);
+    let mut lab = <MeshLab as ClusterLab>::new(&serde_json::from_value(config).unwrap()).unwrap();
+    while ClusterLab::step(&mut lab, Time(600_000)) {}
+    assert!(deadline_breach(lab.sim()).is_none());
+    // b holds requests (it is slow); give one a later deadline than a had left.
+    let b = service_node(2);
+    let node = lab.sim_mut().node_mut(b).unwrap();
+    let s = node.service_mut().unwrap();
+    let job = s.jobs.values_mut().next().expect("b is busy");
+    let d = job.request.deadline.unwrap();
+    job.request.deadline = Some(crate::resilience::timeout::Deadline(
+        d.at().saturating_add(Duration(1)),
+    ));
+    let (n, why) = deadline_breach(lab.sim()).unwrap();
+    assert_eq!(n, b);
+    assert!(why.contains("a → b"), "{why}");
+    // Dropping the deadline altogether is growing it too.
+    let s = lab.sim_mut().node_mut(b).unwrap().service_mut().unwrap();
+    s.jobs.values_mut().next().unwrap().request.deadline = None;
+    assert!(deadline_breach(lab.sim()).unwrap().1.contains("none"));
+}
+
+#[test]
+fn set_edge_policy_attaches_replaces_and_removes_a_pipeline_at_run_time() {
+    // b fails half its calls; a → b (edge 2) starts plain: one attempt per call.
+    let mut lab = run(
+        chain(json!({"services": [
+            {"name": "gateway", "workers": 32, "queue": 64},
+            {"name": "a", "workers": 16, "queue": 32},
+            {"name": "b", "workers": 16, "queue": 32, "errorRate": 0.5},
+        ]})),
+        500,
+    );
+    let ab = |lab: &Runner<Cluster<MeshLab>>| lab.model().edge(2).unwrap().stats().clone();
+    let before = ab(&lab);
+    assert_eq!(before.attempts, before.calls);
+    let retry = json!({"strategies": [{"type": "retry", "policy": {"maxAttempts": 3,
+        "backoff": {"initialBackoffMs": 1, "maxBackoffMs": 1, "backoffMultiplier": 1,
+        "jitter": "none"}, "retryOn": ["internal"]}}]});
+    lab.act(&json!({"type": "setEdgePolicy", "edge": 2, "policy": retry}))
+        .unwrap();
+    lab.step(Duration::from_millis(1_000)).unwrap();
+    let with_retry = ab(&lab);
+    let calls = with_retry.calls - before.calls;
+    let attempts = with_retry.attempts - before.attempts;
+    // Retrying a 50 % failure up to 3 times: about 1.75 attempts per call.
+    assert!(
+        attempts * 10 > calls * 15,
+        "{attempts} attempts for {calls} calls"
+    );
+    assert_eq!(
+        lab.model().mesh().edges()[2].policy.as_ref(),
+        serde_json::from_value::<PolicyConfig>(retry.clone())
+            .ok()
+            .as_ref()
+    );
+    assert!(lab.view().invariants.iter().all(|i| i.ok));
+    // Removed: plain calls again, and the amplification bound holds across the change.
+    lab.act(&json!({"type": "setEdgePolicy", "edge": 2, "policy": null}))
+        .unwrap();
+    lab.step(Duration::from_millis(1_000)).unwrap();
+    let plain = ab(&lab);
+    assert_eq!(
+        plain.attempts - with_retry.attempts,
+        plain.calls - with_retry.calls
+    );
+    assert!(lab.model().edge(2).unwrap().max_attempts_per_call() == 1);
+    assert!(lab.view().invariants.iter().all(|i| i.ok));
+    // A restarted caller keeps the policy the lab set, not the config's.
+    lab.act(&json!({"type": "setEdgePolicy", "edge": 2, "policy": retry}))
+        .unwrap();
+    lab.step(Duration::from_millis(100)).unwrap();
+    lab.act(&json!({"type": "crash", "node": 2})).unwrap();
+    lab.step(Duration::from_millis(100)).unwrap();
+    lab.act(&json!({"type": "restart", "node": 2})).unwrap();
+    lab.step(Duration::from_millis(100)).unwrap();
+    assert_eq!(lab.model().edge(2).unwrap().max_attempts_per_call(), 3);
+}
+
+#[test]
+fn replacing_a_policy_cancels_the_calls_open_on_the_edge() {
+    // b is slow: a's calls to b are open when the policy changes.
+    let mut lab = run(slow_tail(1_000, Value::Null), 600);
+    let open = lab.model().edge(2).unwrap().open_calls();
+    assert!(open > 5, "{open}");
+    let policy = json!({"strategies": [{"type": "timeout", "timeoutMs": 50}]});
+    lab.act(&json!({"type": "setEdgePolicy", "edge": 2, "policy": policy}))
+        .unwrap();
+    lab.step(Duration::from_millis(20)).unwrap();
+    let m = lab.model();
+    let ab = m.edge(2).unwrap();
+    // The control arrives after the network's latency: the calls still open then.
+    assert!(
+        ab.stats().cancelled > 5,
+        "{open} open before: {:?}",
+        ab.stats()
+    );
+    assert!(m.service(2).unwrap().service().unwrap().stats.cancelled > 0);
+    assert!(lab.view().invariants.iter().all(|i| i.ok));
+}
+
+#[test]
+fn a_bad_set_edge_policy_names_its_field_and_changes_nothing() {
+    let mut lab = run(chain(json!({})), 10);
+    let e = lab
+        .act(&json!({"type": "setEdgePolicy", "edge": 9, "policy": null}))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("edge"), "{e}");
+    let e = lab
+        .act(&json!({"type": "setEdgePolicy", "edge": 1, "policy": {"strategies": []}}))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("policy.strategies"), "{e}");
+    let e = lab
+        .act(&json!({"type": "setEdgePolicy", "edge": 1,
+            "policy": {"strategies": [{"type": "timeout", "timeoutMs": 0}]}}))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("policy.strategies[0].timeoutMs"), "{e}");
+    assert_eq!(lab.model().mesh().edges()[1].policy, None);
+    let e = Runner::<Cluster<MeshLab>>::from_json(&chain(json!({"serviceFaults": [
+        {"atMs": 1, "action": {"type": "setEdgePolicy", "edge": 7}}]})))
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(e.contains("serviceFaults[0].action.edge"), "{e}");
+}
+
+#[test]
+fn a_cancel_travels_through_a_pipeline_edge_downstream() {
+    // gateway → a plain, a → b through a retry + timeout pipeline; the client gives
+    // up after 30 ms while b takes ~300 ms. The client's timeout cancels the gateway's
+    // attempt; a's job goes when its deadline passes, and with it the pipeline's call
+    // to b: b drops the work.
+    let policy = json!({"strategies": [{"type": "retry"}, {"type": "timeout", "timeoutMs": 500}]});
+    let mut config = slow_tail(30, Value::Null);
+    config["edges"][1]["policy"] = policy;
+    let lab = run(config, 1_500);
+    let m = lab.model();
+    let ab = m.edge(2).unwrap();
+    assert!(ab.stats().cancelled > 20, "{:?}", ab.stats());
+    let b = m.service(2).unwrap().service().unwrap();
+    assert!(
+        b.stats.cancelled + b.stats.expired > 20,
+        "b dropped the work: {:?}",
+        b.stats
+    );
+    assert!(
+        b.busy() < 16,
+        "b's workers are not all tied up: {}",
+        b.busy()
+    );
 }

@@ -303,7 +303,11 @@ pub struct PolicyStats {
     /// Attempts sent to the dependency, and to fallback sources.
     pub attempts: u64,
     pub fallback_attempts: u64,
+    /// Attempts cancelled (a timeout, a losing hedge, a cancelled call).
     pub cancelled: u64,
+    /// Calls the caller gave up on ([`Pipeline::cancel_call`]): neither succeeded nor
+    /// failed.
+    pub calls_cancelled: u64,
 }
 
 /// A failure travelling out through the strategies.
@@ -494,6 +498,68 @@ impl Pipeline {
         self.complete(now, rng, attempt, result, &mut out);
         self.settle(now, rng, &mut out);
         Ok(out)
+    }
+
+    /// The earliest deadline of the timeouts wrapping attempt `attempt` while it is in
+    /// flight: what a downstream hop may spend on it (gRPC deadline propagation: the
+    /// deadline travels, so the time already spent is gone from it). `None`: no timeout
+    /// wraps it, or it is not in flight.
+    pub fn attempt_deadline(&self, attempt: u64) -> Option<Deadline> {
+        let mut at = self.nodes.get(&attempt)?;
+        let mut earliest: Option<Deadline> = None;
+        loop {
+            if let Work::Timeout { deadline, .. } = &at.work {
+                earliest = Some(earliest.map_or(*deadline, |e| e.min(*deadline)));
+            }
+            match at.parent.and_then(|p| self.nodes.get(&p)) {
+                Some(parent) => at = parent,
+                None => return earliest,
+            }
+        }
+    }
+
+    /// The attempts in flight (to the dependency or a fallback), by id.
+    pub fn attempts(&self) -> impl Iterator<Item = u64> + '_ {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.work == Work::Attempt)
+            .map(|(id, _)| *id)
+    }
+
+    /// How many ids (calls' pieces and attempts) the pipeline has handed out: every
+    /// attempt id it ever sent is below it.
+    pub fn ids_issued(&self) -> u64 {
+        self.next_node
+    }
+
+    /// The call attempt `attempt` belongs to, while it is in flight.
+    pub fn call_of(&self, attempt: u64) -> Option<u64> {
+        self.nodes
+            .get(&attempt)
+            .filter(|n| n.work == Work::Attempt)
+            .map(|n| n.call)
+    }
+
+    /// The caller gave up on call `call` (its own caller cancelled, or its deadline
+    /// passed): every attempt under it is cancelled ([`PolicyAction::Cancel`]), breaker
+    /// permits go back unrecorded and bulkhead slots are freed (a waiter they admit may
+    /// send at once). The call ends without a `Done`: nobody waits for its outcome. A
+    /// call not open: nothing happens.
+    pub fn cancel_call(&mut self, now: Time, call: u64, rng: &mut SimRng) -> Vec<PolicyAction> {
+        let mut out = Vec::new();
+        if self.calls.remove(&call).is_none() {
+            return out;
+        }
+        self.stats.calls_cancelled += 1;
+        let root = self
+            .nodes
+            .iter()
+            .find_map(|(id, n)| (n.call == call && n.parent.is_none()).then_some(*id));
+        if let Some(root) = root {
+            self.cancel_subtree(now, root, &mut out);
+        }
+        self.settle(now, rng, &mut out);
+        out
     }
 
     /// When the next timer is due: a timeout, a retry's backoff, a hedge, a fallback

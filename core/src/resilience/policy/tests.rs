@@ -428,3 +428,83 @@ proptest! {
         prop_assert_eq!(s.succeeded + s.fell_back + s.failed, arrivals.len() as u64);
     }
 }
+
+#[test]
+fn cancelling_a_call_cancels_its_attempts_and_frees_its_slot_for_a_waiter() {
+    // One slot, one waiter: call 0 holds the slot, call 1 waits for it.
+    let mut p = pipeline(json!([
+        retry(),
+        breaker(),
+        {"type": "bulkhead", "config": {"maxConcurrentCalls": 1, "maxQueue": 1, "maxWaitMs": 1000}},
+        {"type": "timeout", "timeoutMs": 100},
+    ]));
+    let mut rng = SimRng::new(1);
+    let (c0, a0) = p.start(ms(0), &mut rng);
+    let sent0 = match a0.as_slice() {
+        [PolicyAction::Send { attempt, .. }] => *attempt,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(p.attempt_deadline(sent0), Some(Deadline(ms(100))));
+    assert_eq!(p.call_of(sent0), Some(c0));
+    let (c1, a1) = p.start(ms(1), &mut rng);
+    assert!(a1.is_empty(), "call 1 waits: {a1:?}");
+    // The caller gives up on call 0 at 5 ms: its attempt is cancelled, no `Done`, and
+    // the waiter takes the slot and sends.
+    let out = p.cancel_call(ms(5), c0, &mut rng);
+    assert!(
+        out.contains(&PolicyAction::Cancel { attempt: sent0 }),
+        "{out:?}"
+    );
+    assert!(!out.iter().any(|a| matches!(a, PolicyAction::Done { .. })));
+    let sent1 = out
+        .iter()
+        .find_map(|a| match a {
+            PolicyAction::Send { attempt, call, .. } if *call == c1 => Some(*attempt),
+            _ => None,
+        })
+        .expect("the waiter sends once the slot is free");
+    // Its deadline is its own timeout from when it was admitted.
+    assert_eq!(p.attempt_deadline(sent1), Some(Deadline(ms(105))));
+    assert_eq!(p.open_calls(), 1);
+    let s = p.stats();
+    assert_eq!((s.calls_cancelled, s.cancelled), (1, 1));
+    // A late answer to the cancelled attempt is ignored; cancelling again does nothing.
+    assert!(
+        p.on_result(ms(6), sent0, None, &mut rng)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(p.cancel_call(ms(6), c0, &mut rng).is_empty());
+    assert_eq!(p.attempt_deadline(sent0), None);
+    // The breaker's window saw nothing of the cancelled call.
+    let out = p.on_result(ms(7), sent1, None, &mut rng).unwrap();
+    assert!(matches!(
+        out.as_slice(),
+        [PolicyAction::Done {
+            outcome: Outcome::Succeeded,
+            ..
+        }]
+    ));
+    assert_eq!(p.open_calls(), 0);
+    assert_eq!(p.attempts_in_flight(), 0);
+}
+
+#[test]
+fn cancelling_a_hedged_call_cancels_every_hedge_in_flight() {
+    let mut p = pipeline(json!([
+        {"type": "hedging", "config": {"maxAttempts": 3, "delay": {"type": "fixed", "ms": 10}}},
+    ]));
+    let mut rng = SimRng::new(1);
+    let (call, _) = p.start(ms(0), &mut rng);
+    let _ = p.handle_timeout(ms(10), &mut rng);
+    let _ = p.handle_timeout(ms(20), &mut rng);
+    assert_eq!(p.attempts_in_flight(), 3);
+    let out = p.cancel_call(ms(25), call, &mut rng);
+    let cancelled = out
+        .iter()
+        .filter(|a| matches!(a, PolicyAction::Cancel { .. }))
+        .count();
+    assert_eq!(cancelled, 3, "{out:?}");
+    assert_eq!((p.attempts_in_flight(), p.open_calls()), (0, 0));
+    assert_eq!(p.poll_timeout(), None);
+}
