@@ -9,6 +9,8 @@ use crate::cache::distributed::lab::{
     DistributedCacheLab, DistributedCacheLabAction, DistributedCacheLabConfig,
 };
 use crate::cache::lab::{CacheLabAction, CacheLabConfig, LfuLab, LruLab, TinyLfuLab};
+use crate::cache::multilevel::lab::{MultilevelLab, MultilevelLabAction, MultilevelLabConfig};
+use crate::cache::patterns::lab::{PatternsLab, PatternsLabAction, PatternsLabConfig};
 use crate::cache::stampede_lab::{StampedeDefencesLab, StampedeLabAction, StampedeLabConfig};
 use crate::cache::ttl_lab::{TtlLab, TtlLabAction, TtlLabConfig};
 use crate::consensus::paxos::lab::{PaxosLab, PaxosLabAction, PaxosLabConfig};
@@ -249,6 +251,12 @@ labs! {
     }
     "cache.distributed" => Cluster<DistributedCacheLab> {
         config: DistributedCacheLabConfig, action: ClusterAction<DistributedCacheLabAction>
+    }
+    "cache.patterns" => Cluster<PatternsLab> {
+        config: PatternsLabConfig, action: ClusterAction<PatternsLabAction>
+    }
+    "cache.multilevel" => Cluster<MultilevelLab> {
+        config: MultilevelLabConfig, action: ClusterAction<MultilevelLabAction>
     }
     "cache.stampede" => Driven<StampedeDefencesLab> {
         config: StampedeLabConfig, action: DrivenAction<StampedeLabAction>

@@ -39,6 +39,8 @@ soak_table!(
     crate::consensus::zab::soak::SoakOptions,
     crate::coordination::redlock::soak::SoakOptions,
     crate::cache::distributed::soak::SoakOptions,
+    crate::cache::patterns::soak::SoakOptions,
+    crate::cache::multilevel::soak::SoakOptions,
     crate::consistency::quorum::soak::SoakOptions,
     crate::consistency::replication::soak::SoakOptions,
     crate::coordination::snapshot::soak::SoakOptions,
