@@ -301,6 +301,9 @@ fn pbft_messages_per_committed_command() {
         assert!(
             cost.messages >= ((n - 1) * (n - 1) + n * (n - 1)) * cost.commands,
             "{nodes} nodes, PBFT: {cost:?}"
+        );
+    }
+}
 
 /// Transactions answered (committed or aborted) in the window, and what they cost.
 fn transaction_cost<N: Node>(sim: &Sim<N>) -> Cost {
