@@ -68,11 +68,14 @@ use crate::resilience::hedging::lab::{HedgingLab, HedgingLabAction, HedgingLabCo
 use crate::resilience::load_shedding::lab::{
     LoadSheddingLab, LoadSheddingLabAction, LoadSheddingLabConfig,
 };
+use crate::resilience::mesh::lab::{MeshLab, MeshLabAction, MeshLabConfig};
 use crate::resilience::policy::lab::{PolicyLab, PolicyLabAction, PolicyLabConfig};
 use crate::resilience::retry::lab::{RetryLab, RetryLabAction, RetryLabConfig};
 use crate::resilience::timeout::lab::{TimeoutLab, TimeoutLabAction, TimeoutLabConfig};
+use crate::scenario::cascading_failure::{CascadingFailureLab, CascadingFailureLabConfig};
 use crate::scenario::clock_skew::{ClockSkewLab, ClockSkewLabAction, ClockSkewLabConfig};
 use crate::scenario::disruptive_rejoin::{RejoinLab, RejoinLabAction, RejoinLabConfig};
+use crate::scenario::retry_storm::{RetryStormLab, RetryStormLabConfig};
 use crate::scenario::split_brain::{SplitBrainLab, SplitBrainLabAction, SplitBrainLabConfig};
 use crate::scenario::thundering_herd::ThunderingHerdLab;
 use crate::scenario::zombie_leader::{ZombieLab, ZombieLabAction, ZombieLabConfig};
@@ -187,6 +190,12 @@ labs! {
     "scenario.zombie-leader" => ZombieLab {
         config: ZombieLabConfig, action: ClusterAction<ZombieLabAction>
     }
+    "scenario.retry-storm" => RetryStormLab {
+        config: RetryStormLabConfig, action: ClusterAction<MeshLabAction>
+    }
+    "scenario.cascading-failure" => CascadingFailureLab {
+        config: CascadingFailureLabConfig, action: ClusterAction<MeshLabAction>
+    }
     "sim.engine" => Cluster<EngineLab> {
         config: EngineLabConfig, action: ClusterAction<EngineLabAction>
     }
@@ -300,6 +309,9 @@ labs! {
     }
     "resilience.policy" => Driven<PolicyLab> {
         config: PolicyLabConfig, action: DrivenAction<PolicyLabAction>
+    }
+    "resilience.mesh" => Cluster<MeshLab> {
+        config: MeshLabConfig, action: ClusterAction<MeshLabAction>
     }
     "crdt.g-counter" => Cluster<GCounterLab> {
         config: CrdtLabConfig, action: ClusterAction<CrdtLabAction>

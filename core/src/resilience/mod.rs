@@ -21,6 +21,8 @@
 //!   that sheds the least important requests first (the SRE book's criticality).
 //! - [`policy`]: the above composed into one pipeline in a chosen order (Polly v8's
 //!   `ResiliencePipeline`); order matters (retry outside or inside the breaker).
+//! - [`mesh`]: clients → gateway → services on the simulator, any pipeline on any edge,
+//!   faults that make a service slow, failing or down.
 //!
 //! Each has a lab beside it (`lab` in its folder) that drives it with a workload against
 //! a dependency whose health an action changes.
@@ -35,6 +37,7 @@ pub mod fallback;
 pub mod health;
 pub mod hedging;
 pub mod load_shedding;
+pub mod mesh;
 pub mod policy;
 pub mod retry;
 pub mod timeout;

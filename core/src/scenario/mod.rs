@@ -3,8 +3,11 @@
 //! scenario's lab, named by its catalog id (`scenario.disruptive-rejoin` is
 //! [`disruptive_rejoin`]).
 
+pub mod cascading_failure;
 pub mod clock_skew;
 pub mod disruptive_rejoin;
+pub mod mesh_pair;
+pub mod retry_storm;
 pub mod split_brain;
 pub mod thundering_herd;
 pub mod zombie_leader;
