@@ -66,7 +66,14 @@ fn catalog_data_matches_catalog_md_when_present() {
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
         })
         .collect();
-    let ids_in_core: BTreeSet<&str> = CATALOG_ROWS.iter().map(|r| r.id).collect();
+    // Ids the project adds to CATALOG.md's, each for an issue that asks for a lab the
+    // catalog has no id for (issue 19's service-mesh lab).
+    const PROJECT_IDS: &[&str] = &["resilience.mesh"];
+    let ids_in_core: BTreeSet<&str> = CATALOG_ROWS
+        .iter()
+        .map(|r| r.id)
+        .filter(|id| !PROJECT_IDS.contains(id))
+        .collect();
     assert_eq!(ids_in_md, ids_in_core);
 
     // The data file core parses (core/src/lab/catalog.md) has CATALOG.md's table lines, in
@@ -77,7 +84,16 @@ fn catalog_data_matches_catalog_md_when_present() {
     fn cells(line: &str) -> Vec<&str> {
         line.split('|').map(str::trim).collect()
     }
-    let (md, data) = (table_lines(&text), table_lines(CATALOG_MD));
+    let project_row = |l: &&str| {
+        PROJECT_IDS
+            .iter()
+            .any(|id| l.starts_with(&format!("| {id} ")))
+    };
+    let data: Vec<&str> = table_lines(CATALOG_MD)
+        .into_iter()
+        .filter(|l| !project_row(l))
+        .collect();
+    let md = table_lines(&text);
     for (i, (m, d)) in md.iter().zip(&data).enumerate() {
         let (mc, dc) = (cells(m), cells(d));
         let filled = mc.len() == 5
