@@ -356,6 +356,13 @@ impl<N: Node> Sim<N> {
     pub fn node(&self, id: NodeId) -> Option<&N> {
         self.nodes.get(id as usize).and_then(|s| s.node.as_ref())
     }
+    /// The node's volatile state to change in place, for a lab action that reconfigures
+    /// a running node (PBFT's "make this replica Byzantine"); `None` if it is crashed.
+    pub fn node_mut(&mut self, id: NodeId) -> Option<&mut N> {
+        self.nodes
+            .get_mut(id as usize)
+            .and_then(|s| s.node.as_mut())
+    }
     pub fn status(&self, id: NodeId) -> Option<NodeStatus> {
         self.nodes.get(id as usize).map(NodeSlot::status)
     }
