@@ -144,6 +144,7 @@ impl PbftReplica {
         self.prepared = self.prepared.split_off(&(seq + 1));
         self.checkpoints = self.checkpoints.split_off(&(seq + 1));
         self.snapshots = self.snapshots.split_off(&seq);
+        self.helped = self.helped.split_off(&(seq + 1, 0));
         if self.last_executed < seq {
             self.ask_for_state(seq, ctx);
         }

@@ -353,12 +353,14 @@ mod tests {
         for (nodes, liars) in [(4, vec![0, 1]), (7, vec![0, 1, 2])] {
             let liars: Vec<(NodeId, Behaviour)> =
                 liars.iter().map(|&l| (l, Behaviour::Equivocate)).collect();
-            let mut h = group(4, nodes, &liars);
+            // Seed 2: at seven replicas not every schedule lets both halves commit
+            // before a view timer runs out (tests/tests/pbft_regressions.rs).
+            let mut h = group(2, nodes, &liars);
             h.run_until_or(Time::from_millis(3_000), |_| false);
             let v = h.violation().expect("f + 1 liars must break safety");
             assert_eq!(v.invariant, Invariant::Safety, "{v}");
             // With f of them the same schedule is safe.
-            let mut h = group(4, nodes, &liars[..liars.len() - 1]);
+            let mut h = group(2, nodes, &liars[..liars.len() - 1]);
             h.run_until_or(Time::from_millis(3_000), |_| false);
             assert!(h.violation().is_none(), "{:?}", h.violation());
         }

@@ -38,7 +38,7 @@ use crate::sim::node::{ClientRequest, Ctx, Fingerprint, Node, Reply, TimerId};
 use crate::sim::records;
 use crate::sim::trace::StableHasher;
 use crate::sim::{ClientId, NodeId, RequestId};
-use crate::time::Duration;
+use crate::time::{Duration, Time};
 
 /// The retransmission tick.
 pub const TICK: TimerId = 1;
@@ -148,6 +148,9 @@ pub struct PbftReplica {
     pub(super) amnesia_until: u64,
     /// (view, seq, digest) this liar has already vouched for ([`Behaviour::Equivocate`]).
     pub(super) vouched: BTreeSet<(u64, u64, u64)>,
+    /// (sequence number, replica) → when this replica last answered that replica's
+    /// re-sent vote for it with its own ([`Self::help_laggard`]).
+    pub(super) helped: BTreeMap<(u64, NodeId), Time>,
     pub(super) fresh: bool,
     pub(super) torn_tail: Option<usize>,
     pub(super) view_changes_started: u64,
@@ -399,11 +402,12 @@ impl PbftReplica {
         if v.view != self.view || self.status != Status::Normal || !self.in_window(v.seq) {
             return;
         }
-        self.slots
-            .entry(v.seq)
-            .or_default()
-            .prepares
-            .insert(from, p);
+        let slot = self.slots.entry(v.seq).or_default();
+        let again = slot.prepares.get(&from) == Some(&p);
+        slot.prepares.insert(from, p);
+        if again {
+            self.help_laggard(from, v.seq, ctx);
+        }
         self.advance(v.seq, ctx);
     }
 
@@ -419,8 +423,41 @@ impl PbftReplica {
         if v.view != self.view || self.status != Status::Normal || !self.in_window(v.seq) {
             return;
         }
-        self.slots.entry(v.seq).or_default().commits.insert(from, c);
+        let slot = self.slots.entry(v.seq).or_default();
+        let again = slot.commits.get(&from) == Some(&c);
+        slot.commits.insert(from, c);
+        if again {
+            self.help_laggard(from, v.seq, ctx);
+        }
         self.advance(v.seq, ctx);
+    }
+
+    /// A vote received a second time means its sender is re-sending it: it has not
+    /// executed `seq`. A replica re-sends its own votes only until it executes, so a
+    /// replica that committed `seq` answers the laggard with its votes for it; otherwise
+    /// a laggard that lost them waits for a checkpoint that may never come (the BFT
+    /// library's status messages do this job: Castro's thesis, 2001, §5.2). At most
+    /// once a retransmission period per replica and number: two replicas that both
+    /// committed would otherwise answer each other's answers for ever.
+    fn help_laggard(&mut self, from: NodeId, seq: u64, ctx: &mut Ctx<'_, Self>) {
+        let Some(slot) = self.slots.get(&seq).filter(|s| s.committed) else {
+            return;
+        };
+        let now = ctx.now();
+        if self
+            .helped
+            .get(&(seq, from))
+            .is_some_and(|at| now.saturating_since(*at) < self.params.retransmit)
+        {
+            return;
+        }
+        if let Some(p) = slot.prepares.get(&self.id) {
+            self.send(from, Body::Prepare(p.clone()), ctx);
+        }
+        if let Some(c) = slot.commits.get(&self.id) {
+            self.send(from, Body::Commit(c.clone()), ctx);
+        }
+        self.helped.insert((seq, from), now);
     }
 
     /// The prepared certificate for `seq`, if `prepared(m, v, n, i)` holds: the
@@ -665,6 +702,7 @@ impl Node for PbftReplica {
                 last_stable + params.log_window
             },
             vouched: BTreeSet::new(),
+            helped: BTreeMap::new(),
             fresh,
             torn_tail: tail,
             view_changes_started: 0,
@@ -818,6 +856,7 @@ impl Fingerprint for PbftReplica {
             commit_record,
             amnesia_until,
             vouched,
+            helped,
             fresh,
             torn_tail,
             view_changes_started,
@@ -848,6 +887,7 @@ impl Fingerprint for PbftReplica {
         commit_record.hash(h);
         amnesia_until.hash(h);
         vouched.hash(h);
+        helped.hash(h);
         fresh.hash(h);
         torn_tail.hash(h);
         view_changes_started.hash(h);

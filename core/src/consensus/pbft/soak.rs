@@ -10,7 +10,7 @@
 //! The fault budget is the paper's: liars, crashed replicas and restarted replicas that
 //! have not yet caught up (which forgot their votes) are at most f at once.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -23,7 +23,7 @@ use crate::consensus::vr::harness::Workload;
 use crate::rng::SimRng;
 use crate::sim::faults::FaultKinds;
 use crate::sim::linearizability::{KvModel, check};
-use crate::sim::soak::{SeedOutcome, Soak, SoakTotals};
+use crate::sim::soak::{SeedOutcome, Soak, soak_summary};
 use crate::sim::{Fault, NemesisConfig, NodeId, NodeStatus, SimConfig};
 use crate::time::{Duration, Time};
 
@@ -97,29 +97,26 @@ impl SeedOutcome for SeedReport {
     }
 }
 
-/// Totals over many seeds; merges by addition.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SoakSummary {
-    pub seeds: u64,
-    pub byzantine_replicas: u64,
-    pub events: u64,
-    pub commands: u64,
-    pub committed: u64,
-    pub crashes: u64,
-    pub view_changes: u64,
-    pub state_transfers: u64,
-    pub forgeries_dropped: u64,
-    pub violations: u64,
-    pub liveness_failures: u64,
-    pub linearizability_failures: u64,
-    pub other_failures: u64,
-    pub failed_seeds: Vec<u64>,
-}
-
-impl SoakTotals for SoakSummary {
-    type Report = SeedReport;
-
+soak_summary! {
+    /// Totals over many seeds; merges by addition.
+    pub struct SoakSummary for SeedReport {
+        sum {
+            byzantine_replicas: "Byzantine replicas",
+            events: "events",
+            commands: "commands",
+            committed: "sequence numbers committed",
+            crashes: "crashes",
+            view_changes: "view changes",
+            state_transfers: "state transfers",
+            forgeries_dropped: "forgeries dropped",
+        }
+        failures {
+            violations: "violations",
+            liveness_failures: "liveness failures",
+            linearizability_failures: "linearizability failures",
+            other_failures: "other failures",
+        }
+    }
     fn add(&mut self, r: &SeedReport) {
         self.seeds += 1;
         self.byzantine_replicas += r.byzantine.len() as u64;
@@ -139,63 +136,6 @@ impl SoakTotals for SoakSummary {
             }
             self.failed_seeds.push(r.seed);
         }
-    }
-
-    fn merge(&mut self, o: &Self) {
-        self.seeds += o.seeds;
-        self.byzantine_replicas += o.byzantine_replicas;
-        self.events += o.events;
-        self.commands += o.commands;
-        self.committed += o.committed;
-        self.crashes += o.crashes;
-        self.view_changes += o.view_changes;
-        self.state_transfers += o.state_transfers;
-        self.forgeries_dropped += o.forgeries_dropped;
-        self.violations += o.violations;
-        self.liveness_failures += o.liveness_failures;
-        self.linearizability_failures += o.linearizability_failures;
-        self.other_failures += o.other_failures;
-        self.failed_seeds.extend_from_slice(&o.failed_seeds);
-    }
-
-    fn failures(&self) -> u64 {
-        self.violations
-            + self.liveness_failures
-            + self.linearizability_failures
-            + self.other_failures
-    }
-
-    fn seeds(&self) -> u64 {
-        self.seeds
-    }
-
-    fn failed_seeds(&self) -> &[u64] {
-        &self.failed_seeds
-    }
-}
-
-impl fmt::Display for SoakSummary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} seeds, {} Byzantine replicas, {} events, {} commands, {} sequence numbers \
-             committed, {} crashes, {} view changes, {} state transfers, {} forgeries \
-             dropped, {} violations, {} liveness failures, {} linearizability failures, {} \
-             other failures",
-            self.seeds,
-            self.byzantine_replicas,
-            self.events,
-            self.commands,
-            self.committed,
-            self.crashes,
-            self.view_changes,
-            self.state_transfers,
-            self.forgeries_dropped,
-            self.violations,
-            self.liveness_failures,
-            self.linearizability_failures,
-            self.other_failures
-        )
     }
 }
 
