@@ -14,6 +14,7 @@ use crate::cache::patterns::lab::{PatternsLab, PatternsLabAction, PatternsLabCon
 use crate::cache::stampede_lab::{StampedeDefencesLab, StampedeLabAction, StampedeLabConfig};
 use crate::cache::ttl_lab::{TtlLab, TtlLabAction, TtlLabConfig};
 use crate::consensus::paxos::lab::{PaxosLab, PaxosLabAction, PaxosLabConfig};
+use crate::consensus::pbft::lab::{PbftLab, PbftLabAction, PbftLabConfig};
 use crate::consensus::raft::lab::{RaftLab, RaftLabAction, RaftLabConfig};
 use crate::consensus::threepc::lab::{ThreePcLab, ThreePcLabAction, ThreePcLabConfig};
 use crate::consensus::twopc::lab::{TwoPcLab, TwoPcLabAction, TwoPcLabConfig};
@@ -176,6 +177,9 @@ labs! {
     }
     "consensus.zab" => Cluster<ZabLab> {
         config: ZabLabConfig, action: ClusterAction<ZabLabAction>
+    }
+    "consensus.pbft" => Cluster<PbftLab> {
+        config: PbftLabConfig, action: ClusterAction<PbftLabAction>
     }
     "scenario.disruptive-rejoin" => RejoinLab {
         config: RejoinLabConfig, action: ClusterAction<RejoinLabAction>

@@ -37,6 +37,7 @@ soak_table!(
     crate::consensus::paxos::soak::SoakOptions,
     crate::consensus::vr::soak::SoakOptions,
     crate::consensus::zab::soak::SoakOptions,
+    crate::consensus::pbft::soak::SoakOptions,
     crate::coordination::redlock::soak::SoakOptions,
     crate::cache::distributed::soak::SoakOptions,
     crate::cache::patterns::soak::SoakOptions,

@@ -11,7 +11,10 @@
 //! learners with a Decide; single-decree mode runs both phases of a fresh Paxos instance
 //! per command; VR's primary sends Prepare and gets PrepareOk per operation and tells the
 //! backups the commit number with the next Prepare or a Commit; Zab's leader sends
-//! PROPOSE, gets ACK and sends COMMIT per transaction. Heartbeats are counted too (each
+//! PROPOSE, gets ACK and sends COMMIT per transaction; PBFT (at 4 and 7 replicas,
+//! 3f + 1) has its primary send PRE-PREPARE, then every backup PREPARE to every replica
+//! and every replica COMMIT to every replica, plus a CHECKPOINT from each to each every
+//! K = 4 requests: O(n²) per command. Heartbeats are counted too (each
 //! protocol's own period): they are part of the cost.
 //!
 //! Atomic commit is priced per transaction instead (a second test): one coordinator and
@@ -27,6 +30,8 @@ use distlab_core::Duration;
 use distlab_core::Time;
 use distlab_core::consensus::paxos::harness as paxos;
 use distlab_core::consensus::paxos::{Mode, PaxosParams};
+use distlab_core::consensus::pbft::PbftParams;
+use distlab_core::consensus::pbft::harness as pbft;
 use distlab_core::consensus::raft::RaftConfig;
 use distlab_core::consensus::raft::harness as raft;
 use distlab_core::consensus::threepc::harness as threepc;
@@ -264,6 +269,39 @@ fn messages_per_committed_command() {
                 );
             }
         }
+    }
+}
+
+fn pbft_cost(nodes: u32) -> Cost {
+    session_cost!(pbft, nodes, PbftParams::default())
+}
+
+#[distlab_tests::test]
+fn pbft_messages_per_committed_command() {
+    let sizes: &[u32] = if cfg!(target_arch = "wasm32") {
+        &[4]
+    } else {
+        &[4, 7]
+    };
+    for &nodes in sizes {
+        let cost = pbft_cost(nodes);
+        eprintln!(
+            "{nodes} nodes | PBFT | {} commands | {} messages ({} to itself) | {:.2} per \
+             command | {}",
+            cost.commands,
+            cost.messages,
+            cost.to_self,
+            cost.per_command(),
+            cost.breakdown()
+        );
+        assert!(cost.commands >= 160, "{nodes} nodes, PBFT: {cost:?}");
+        // Quadratic: every backup's PREPARE and every replica's COMMIT reach every
+        // other replica for each command, (n - 1)² + n (n - 1) at least.
+        let n = u64::from(nodes);
+        assert!(
+            cost.messages >= ((n - 1) * (n - 1) + n * (n - 1)) * cost.commands,
+            "{nodes} nodes, PBFT: {cost:?}"
+        );
     }
 }
 

@@ -120,7 +120,7 @@ fn unknown_and_planned_ids_are_clear_errors() {
         .unwrap()
         .to_string();
     assert!(e.contains("unknown lab"), "{e}");
-    let e = create_lab("consensus.pbft", &Value::Null)
+    let e = create_lab("scenario.dual-write", &Value::Null)
         .err()
         .unwrap()
         .to_string();

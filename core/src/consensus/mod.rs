@@ -13,9 +13,12 @@
 //!   with a stable leader, slots and the replicated key-value store.
 //! - [`vr`]: Viewstamped Replication Revisited (Liskov & Cowling 2012): normal operation,
 //!   view changes, recovery with nonces and the client table, in memory.
+//! - [`pbft`]: Practical Byzantine Fault Tolerance (Castro & Liskov, OSDI 1999) with
+//!   view changes, checkpoints and watermarks, and selectable lying replicas.
 
 pub mod kv_clients;
 pub mod paxos;
+pub mod pbft;
 pub mod raft;
 pub mod threepc;
 pub mod twopc;

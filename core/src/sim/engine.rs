@@ -356,8 +356,9 @@ impl<N: Node> Sim<N> {
     pub fn node(&self, id: NodeId) -> Option<&N> {
         self.nodes.get(id as usize).and_then(|s| s.node.as_ref())
     }
-    /// The node's volatile state to change by hand: for tests that build a bad state
-    /// (an invariant shown able to fail), and nothing else.
+    /// The node's volatile state to change in place: a lab action that reconfigures a
+    /// running node (PBFT's "make this replica Byzantine"), or a test that builds a bad
+    /// state; `None` if it is crashed.
     pub fn node_mut(&mut self, id: NodeId) -> Option<&mut N> {
         self.nodes
             .get_mut(id as usize)
