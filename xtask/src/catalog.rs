@@ -63,9 +63,14 @@ mod tests {
             line("sim.network")
         );
         assert!(
-            line("consensus.pbft").starts_with("consensus.pbft planned PBFT"),
+            line("consensus.pbft").starts_with("consensus.pbft implemented PBFT"),
             "{}",
             line("consensus.pbft")
+        );
+        assert!(
+            line("scenario.dual-write").starts_with("scenario.dual-write planned DB and"),
+            "{}",
+            line("scenario.dual-write")
         );
         assert_eq!(lines[0].split(' ').next(), Some("sim.engine"));
     }
