@@ -476,13 +476,14 @@ mod tests {
             "consensus.paxos",
             "consensus.vr",
             "consensus.zab",
+            "consensus.pbft",
             "scenario.retry-storm",
             "scenario.cascading-failure",
             "resilience.mesh",
         ] {
             assert!(labs.contains(&id), "{id} lost its lessons: {labs:?}");
         }
-        assert!(count >= 16, "{count}");
+        assert!(count >= 18, "{count}");
         assert!(lessons("no.such-lab").is_empty());
     }
 

@@ -17,6 +17,7 @@
 //!   view changes, checkpoints and watermarks, and selectable lying replicas.
 
 pub mod kv_clients;
+pub mod kv_soak;
 pub mod paxos;
 pub mod pbft;
 pub mod raft;

@@ -7,14 +7,12 @@
 //! [`crate::sim::linearizability`]).
 
 use serde::Serialize;
-use std::fmt;
 
+use crate::consensus::kv_soak::{self, Schedule};
 use crate::consensus::paxos::harness::{Harness, Workload};
 use crate::consensus::paxos::invariants::Violation;
 use crate::consensus::paxos::node::{Mode, PaxosParams};
-use crate::consensus::raft::soak::history;
 use crate::rng::SimRng;
-use crate::sim::linearizability::{KvModel, check};
 use crate::sim::soak::{SeedOutcome, Soak, soak_summary};
 use crate::sim::{Fault, NemesisConfig, NodeStatus, ScheduledFault, SimConfig};
 use crate::time::{Duration, Time};
@@ -39,25 +37,7 @@ impl Default for SoakOptions {
 }
 
 /// Why a seed failed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
-pub enum SoakFailure {
-    Invariant { violation: Violation },
-    Liveness { detail: String },
-    NotLinearizable { detail: String },
-    EventBudget { events: u64 },
-}
-
-impl fmt::Display for SoakFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SoakFailure::Invariant { violation } => write!(f, "{violation}"),
-            SoakFailure::Liveness { detail } => write!(f, "liveness: {detail}"),
-            SoakFailure::NotLinearizable { detail } => write!(f, "not linearizable: {detail}"),
-            SoakFailure::EventBudget { events } => write!(f, "more than {events} events"),
-        }
-    }
-}
+pub type SoakFailure = kv_soak::SoakFailure<Violation>;
 
 /// What one seed did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -201,21 +181,21 @@ pub fn run_seed(seed: u64, opts: &SoakOptions) -> SeedReport {
         });
         return report;
     }
-    let max_events = opts.max_events;
-    h.run_until_or(repair, |h| h.sim().steps() > max_events);
-    let bound = repair + Duration::from_millis(opts.settle_ms);
-    let mut t = repair;
-    let mut live = false;
-    while !live && t < bound && h.violation().is_none() && h.sim().steps() <= max_events {
+    let schedule = Schedule {
+        repair,
+        settle: Duration::from_millis(opts.settle_ms),
+        max_events: opts.max_events,
+        slice: None,
+    };
+    let live = kv_soak::play(&mut h, &schedule, |h, _| {
+        // A crash part-way through an event fires at the node's next event, which may
+        // come after the repair: restart whatever is still down, as an operator would.
         for id in 0..h.sim().node_count() {
             if h.sim().status(id) == Some(NodeStatus::Crashed) {
                 let _ = h.sim_mut().apply_fault(&Fault::Restart { node: id });
             }
         }
-        t = (t + Duration::from_millis(100)).min(bound);
-        live = h.run_until_or(t, |h| h.sim().steps() > max_events || h.pending() == 0)
-            && h.pending() == 0;
-    }
+    });
     report.events = h.sim().steps();
     report.commands = h.ops().len();
     report.completed = h.completed();
@@ -226,41 +206,9 @@ pub fn run_seed(seed: u64, opts: &SoakOptions) -> SeedReport {
             report.torn_writes += d.stats().torn_writes;
         }
     }
-    if let Some(v) = h.violation() {
-        report.failure = Some(SoakFailure::Invariant {
-            violation: v.clone(),
-        });
-        return report;
-    }
-    if h.sim().steps() > max_events {
-        report.failure = Some(SoakFailure::EventBudget { events: max_events });
-        return report;
-    }
-    if !live {
-        report.failure = Some(SoakFailure::Liveness {
-            detail: format!(
-                "{} commands pending {} ms after the repair; applied {:?}",
-                h.pending(),
-                opts.settle_ms,
-                h.applied()
-            ),
-        });
-        return report;
-    }
-    match check(&KvModel, &history(h.ops())) {
-        Ok(r) if r.linearizable => {}
-        Ok(r) => {
-            let parts: Vec<String> = r.violations().map(|p| format!("{:?}", p.outcome)).collect();
-            report.failure = Some(SoakFailure::NotLinearizable {
-                detail: parts.join("; "),
-            });
-        }
-        Err(e) => {
-            report.failure = Some(SoakFailure::NotLinearizable {
-                detail: format!("the checker refused the history: {e}"),
-            });
-        }
-    }
+    report.failure = kv_soak::judge(&h, &schedule, live, || {
+        kv_soak::progress("applied", &h.applied())
+    });
     report
 }
 

@@ -445,6 +445,10 @@ impl ClusterLab for PbftLab {
             .collect()
     }
 
+    fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+        crate::consensus::pbft::lessons::lessons()
+    }
+
     fn example_actions() -> Vec<ClusterAction<PbftLabAction>> {
         let mut v = vec![
             ClusterAction::Lab(PbftLabAction::StopClients {}),

@@ -16,6 +16,8 @@
 //! - [`harness`]: a group with clients that wait for f + 1 matching replies.
 //! - [`soak`]: one seed of the fault soak, linearizability included.
 //! - [`lab`]: the lab `consensus.pbft`.
+//! - [`lessons`]: the lab's guided lessons (an equivocating primary replaced; one liar
+//!   too many).
 //!
 //! Where the model departs from the paper: requests are not signed by clients (the
 //! liars never invent a client's request, only null requests); MACs and signatures are
@@ -30,6 +32,7 @@ pub mod checkpoint;
 pub mod harness;
 pub mod invariants;
 pub mod lab;
+pub mod lessons;
 pub mod messages;
 pub mod replica;
 pub mod soak;

@@ -98,6 +98,10 @@ pub struct Slot {
     pub prepares: BTreeMap<NodeId, Signed<Vote>>,
     pub commits: BTreeMap<NodeId, Signed<Vote>>,
     pub committed: bool,
+    /// When this replica last sent its own message for this number (pre-prepare,
+    /// prepare or commit): the tick re-sends only what is at least a tick old, not a
+    /// vote still in flight.
+    pub sent_at: Option<Time>,
 }
 
 /// A request the replica has seen and not yet executed, and the client attempts that
@@ -151,6 +155,8 @@ pub struct PbftReplica {
     /// (sequence number, replica) → when this replica last answered that replica's
     /// re-sent vote for it with its own ([`Self::help_laggard`]).
     pub(super) helped: BTreeMap<(u64, NodeId), Time>,
+    /// Replica → when this replica last sent it its state for a vote below h.
+    pub(super) state_sent: BTreeMap<NodeId, Time>,
     pub(super) fresh: bool,
     pub(super) torn_tail: Option<usize>,
     pub(super) view_changes_started: u64,
@@ -341,7 +347,9 @@ impl PbftReplica {
     pub(super) fn issue_pre_prepare(&mut self, pp: PrePrepare, ctx: &mut Ctx<'_, Self>) {
         let seq = pp.seq;
         let signed = self.sign(pp);
-        self.slots.entry(seq).or_default().pre_prepare = Some(signed.clone());
+        let slot = self.slots.entry(seq).or_default();
+        slot.pre_prepare = Some(signed.clone());
+        slot.sent_at = Some(ctx.now());
         if self.behaviour.equivocates() {
             self.equivocate_pre_prepare(&signed, ctx);
         } else {
@@ -384,6 +392,7 @@ impl PbftReplica {
             let signed = self.sign(vote);
             if let Some(slot) = self.slots.get_mut(&seq) {
                 slot.prepares.insert(self.id, signed.clone());
+                slot.sent_at = Some(ctx.now());
             }
             self.multicast(&Body::Prepare(signed), ctx);
         }
@@ -396,7 +405,7 @@ impl PbftReplica {
             return;
         }
         if v.seq <= self.stable {
-            self.send_state(from, ctx);
+            self.answer_vote_below_h(from, ctx);
             return;
         }
         if v.view != self.view || self.status != Status::Normal || !self.in_window(v.seq) {
@@ -417,7 +426,7 @@ impl PbftReplica {
             return;
         }
         if v.seq <= self.stable {
-            self.send_state(from, ctx);
+            self.answer_vote_below_h(from, ctx);
             return;
         }
         if v.view != self.view || self.status != Status::Normal || !self.in_window(v.seq) {
@@ -458,6 +467,23 @@ impl PbftReplica {
             self.send(from, Body::Commit(c.clone()), ctx);
         }
         self.helped.insert((seq, from), now);
+    }
+
+    /// A vote for a number at or below h comes from a replica that has not executed it
+    /// (or from one whose vote was in flight as the checkpoint became stable): it gets
+    /// the stable state, at most once a retransmission period — a checkpoint makes a
+    /// burst of in-flight votes stale at once, and one answer serves them all.
+    fn answer_vote_below_h(&mut self, from: NodeId, ctx: &mut Ctx<'_, Self>) {
+        let now = ctx.now();
+        if self
+            .state_sent
+            .get(&from)
+            .is_some_and(|at| now.saturating_since(*at) < self.params.retransmit)
+        {
+            return;
+        }
+        self.state_sent.insert(from, now);
+        self.send_state(from, ctx);
     }
 
     /// The prepared certificate for `seq`, if `prepared(m, v, n, i)` holds: the
@@ -517,6 +543,7 @@ impl PbftReplica {
                 });
                 if let Some(slot) = self.slots.get_mut(&seq) {
                     slot.commits.insert(self.id, vote.clone());
+                    slot.sent_at = Some(ctx.now());
                 }
                 self.multicast(&Body::Commit(vote), ctx);
             }
@@ -629,10 +656,19 @@ impl PbftReplica {
                 .range(self.last_executed + 1..)
                 .map(|(s, _)| *s)
                 .collect();
+            let now = ctx.now();
             for seq in pending {
-                let Some(slot) = self.slots.get(&seq).cloned() else {
+                let Some(slot) = self.slots.get_mut(&seq) else {
                     continue;
                 };
+                if slot
+                    .sent_at
+                    .is_some_and(|at| now.saturating_since(at) < self.params.retransmit)
+                {
+                    continue;
+                }
+                slot.sent_at = Some(now);
+                let slot = slot.clone();
                 if self.is_primary()
                     && let Some(pp) = &slot.pre_prepare
                 {
@@ -703,6 +739,7 @@ impl Node for PbftReplica {
             },
             vouched: BTreeSet::new(),
             helped: BTreeMap::new(),
+            state_sent: BTreeMap::new(),
             fresh,
             torn_tail: tail,
             view_changes_started: 0,
@@ -857,6 +894,7 @@ impl Fingerprint for PbftReplica {
             amnesia_until,
             vouched,
             helped,
+            state_sent,
             fresh,
             torn_tail,
             view_changes_started,
@@ -888,6 +926,7 @@ impl Fingerprint for PbftReplica {
         amnesia_until.hash(h);
         vouched.hash(h);
         helped.hash(h);
+        state_sent.hash(h);
         fresh.hash(h);
         torn_tail.hash(h);
         view_changes_started.hash(h);

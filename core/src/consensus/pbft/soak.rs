@@ -12,17 +12,16 @@
 
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::fmt;
 
+use crate::consensus::kv_soak::{self, Schedule};
 use crate::consensus::pbft::byzantine::Behaviour;
 use crate::consensus::pbft::harness::Harness;
 use crate::consensus::pbft::invariants::Violation;
 use crate::consensus::pbft::replica::PbftParams;
-use crate::consensus::raft::soak::history;
+use crate::consensus::raft::harness::LogicalOp;
 use crate::consensus::vr::harness::Workload;
 use crate::rng::SimRng;
 use crate::sim::faults::FaultKinds;
-use crate::sim::linearizability::{KvModel, check};
 use crate::sim::soak::{SeedOutcome, Soak, soak_summary};
 use crate::sim::{Fault, NemesisConfig, NodeId, NodeStatus, SimConfig};
 use crate::time::{Duration, Time};
@@ -47,25 +46,7 @@ impl Default for SoakOptions {
 }
 
 /// Why a seed failed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
-pub enum SoakFailure {
-    Invariant { violation: Violation },
-    Liveness { detail: String },
-    NotLinearizable { detail: String },
-    EventBudget { events: u64 },
-}
-
-impl fmt::Display for SoakFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SoakFailure::Invariant { violation } => write!(f, "{violation}"),
-            SoakFailure::Liveness { detail } => write!(f, "liveness: {detail}"),
-            SoakFailure::NotLinearizable { detail } => write!(f, "not linearizable: {detail}"),
-            SoakFailure::EventBudget { events } => write!(f, "more than {events} events"),
-        }
-    }
-}
+pub type SoakFailure = kv_soak::SoakFailure<Violation>;
 
 /// What one seed did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -136,6 +117,25 @@ soak_summary! {
             }
             self.failed_seeds.push(r.seed);
         }
+    }
+}
+
+impl kv_soak::SoakCluster for Harness {
+    type Violation = Violation;
+    fn run_until_or(&mut self, t: Time, until: impl FnMut(&Self) -> bool) -> bool {
+        Harness::run_until_or(self, t, until)
+    }
+    fn violation(&self) -> Option<&Violation> {
+        Harness::violation(self)
+    }
+    fn events(&self) -> u64 {
+        self.sim().steps()
+    }
+    fn pending(&self) -> usize {
+        Harness::pending(self)
+    }
+    fn ops(&self) -> &[LogicalOp] {
+        Harness::ops(self)
     }
 }
 
@@ -275,22 +275,15 @@ pub fn run_seed(seed: u64, opts: &SoakOptions) -> SeedReport {
         down: BTreeMap::new(),
         crashes: 0,
     };
-    let max_events = opts.max_events;
-    let slice = Duration::from_millis(20);
-    let mut t = Time::ZERO;
-    while t < repair && h.violation().is_none() && h.sim().steps() <= max_events {
-        t = (t + slice).min(repair);
-        h.run_until_or(t, |h| h.sim().steps() > max_events);
-        crasher.act(&mut h, &mut rng, t < repair);
-    }
-    let bound = repair + Duration::from_millis(opts.settle_ms);
-    let mut live = false;
-    while !live && t < bound && h.violation().is_none() && h.sim().steps() <= max_events {
-        crasher.act(&mut h, &mut rng, false);
-        t = (t + Duration::from_millis(100)).min(bound);
-        live = h.run_until_or(t, |h| h.sim().steps() > max_events || h.pending() == 0)
-            && h.pending() == 0;
-    }
+    let schedule = Schedule {
+        repair,
+        settle: Duration::from_millis(opts.settle_ms),
+        max_events: opts.max_events,
+        slice: Some(Duration::from_millis(20)),
+    };
+    let live = kv_soak::play(&mut h, &schedule, |h, allowed| {
+        crasher.act(h, &mut rng, allowed)
+    });
     report.events = h.sim().steps();
     report.commands = h.ops().len();
     report.completed = h.completed();
@@ -303,41 +296,9 @@ pub fn run_seed(seed: u64, opts: &SoakOptions) -> SeedReport {
             report.forgeries_dropped += r.forgeries_dropped();
         }
     }
-    if let Some(v) = h.violation() {
-        report.failure = Some(SoakFailure::Invariant {
-            violation: v.clone(),
-        });
-        return report;
-    }
-    if h.sim().steps() > max_events {
-        report.failure = Some(SoakFailure::EventBudget { events: max_events });
-        return report;
-    }
-    if !live {
-        report.failure = Some(SoakFailure::Liveness {
-            detail: format!(
-                "{} commands pending {} ms after the repair; executed {:?}",
-                h.pending(),
-                opts.settle_ms,
-                h.applied()
-            ),
-        });
-        return report;
-    }
-    match check(&KvModel, &history(h.ops())) {
-        Ok(r) if r.linearizable => {}
-        Ok(r) => {
-            let parts: Vec<String> = r.violations().map(|p| format!("{:?}", p.outcome)).collect();
-            report.failure = Some(SoakFailure::NotLinearizable {
-                detail: parts.join("; "),
-            });
-        }
-        Err(e) => {
-            report.failure = Some(SoakFailure::NotLinearizable {
-                detail: format!("the checker refused the history: {e}"),
-            });
-        }
-    }
+    report.failure = kv_soak::judge(&h, &schedule, live, || {
+        kv_soak::progress("executed", &h.applied())
+    });
     report
 }
 

@@ -276,6 +276,7 @@ impl PbftReplica {
                     seq,
                     Slot {
                         pre_prepare: Some(pp),
+                        sent_at: Some(ctx.now()),
                         ..Slot::default()
                     },
                 );

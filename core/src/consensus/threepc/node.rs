@@ -258,6 +258,10 @@ pub struct ThreePcNode {
     decisions: BTreeMap<TxId, bool>,
     /// Decisions some participant has not acknowledged yet.
     unacked: BTreeMap<TxId, BTreeSet<NodeId>>,
+    /// When the coordinator last sent a transaction's CanCommit, PreCommit or decision:
+    /// the tick re-sends only what is at least a tick old, not a message still in
+    /// flight (whose answer, re-sent too, would come twice).
+    sent_at: BTreeMap<TxId, Time>,
     // ---- participant ----
     /// Durable (mirror of the log, but for `heard_at` and `steady`).
     txs: BTreeMap<TxId, ParticipantTx>,
@@ -355,6 +359,7 @@ impl ThreePcNode {
             ctx.send(*p, Message::Decision { tx, commit });
         }
         self.unacked.insert(tx, everyone);
+        self.sent_at.insert(tx, ctx.now());
         if let Some(a) = self.active.remove(&tx) {
             ctx.reply(
                 a.client,
@@ -399,6 +404,7 @@ impl ThreePcNode {
                     self.version += 1;
                     ctx.state_change(format!("pre-commit tx {tx:#x}"));
                     Self::send_precommits(tx, a, ctx);
+                    self.sent_at.insert(tx, now);
                 }
             }
             Message::PreCommitAck { tx } => {
@@ -416,6 +422,7 @@ impl ThreePcNode {
                     waiting.remove(&from);
                     if waiting.is_empty() {
                         self.unacked.remove(&tx);
+                        self.sent_at.remove(&tx);
                     }
                 }
             }
@@ -463,7 +470,19 @@ impl ThreePcNode {
         for (tx, commit) in expired {
             self.decide(tx, commit, ctx);
         }
+        let tick = self.params.tick;
+        let sent_at = &mut self.sent_at;
+        let mut due = |tx: TxId| match sent_at.get(&tx) {
+            Some(at) if now.saturating_since(*at) < tick => false,
+            _ => {
+                sent_at.insert(tx, now);
+                true
+            }
+        };
         for (tx, a) in &self.active {
+            if !due(*tx) {
+                continue;
+            }
             if a.precommit.is_some() {
                 Self::send_precommits(*tx, a, ctx);
                 continue;
@@ -482,6 +501,9 @@ impl ThreePcNode {
             }
         }
         for (tx, waiting) in &self.unacked {
+            if !due(*tx) {
+                continue;
+            }
             let commit = self.decisions.get(tx).copied().unwrap_or(false);
             for p in waiting {
                 ctx.send(*p, Message::Decision { tx: *tx, commit });
@@ -812,6 +834,7 @@ impl Node for ThreePcNode {
             active: BTreeMap::new(),
             decisions: BTreeMap::new(),
             unacked: BTreeMap::new(),
+            sent_at: BTreeMap::new(),
             txs: BTreeMap::new(),
             locks: BTreeMap::new(),
             data: BTreeMap::new(),
@@ -960,6 +983,7 @@ impl Node for ThreePcNode {
                 precommit: None,
             },
         );
+        self.sent_at.insert(tx, ctx.now());
     }
 
     fn message_kind(msg: &Message) -> &'static str {
@@ -993,7 +1017,7 @@ impl Node for ThreePcNode {
 }
 
 /// Every field: the settings, the coordinator's epoch, counter, transactions, decisions
-/// and resend set, the participant's transactions, locks, store and termination rounds,
+/// and resend set and times, the participant's transactions, locks, store and termination rounds,
 /// the version counter (an observer reads it), and the torn tail still to cut.
 impl Fingerprint for ThreePcNode {
     fn fingerprint_into(&self, h: &mut StableHasher) {
@@ -1005,6 +1029,7 @@ impl Fingerprint for ThreePcNode {
             active,
             decisions,
             unacked,
+            sent_at,
             txs,
             locks,
             data,
@@ -1019,6 +1044,7 @@ impl Fingerprint for ThreePcNode {
         active.hash(h);
         decisions.hash(h);
         unacked.hash(h);
+        sent_at.hash(h);
         txs.hash(h);
         locks.hash(h);
         data.hash(h);

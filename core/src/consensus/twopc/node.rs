@@ -182,6 +182,10 @@ pub struct TwoPcNode {
     decisions: BTreeMap<TxId, bool>,
     /// Decisions some participant has not acknowledged yet.
     unacked: BTreeMap<TxId, BTreeSet<NodeId>>,
+    /// When the coordinator last sent a transaction's prepares or decision: the tick
+    /// re-sends only what is at least a tick old, not a message still in flight (whose
+    /// answer, re-sent too, would come twice).
+    sent_at: BTreeMap<TxId, Time>,
     // ---- participant ----
     /// Durable (mirror of the log): every transaction it voted on or aborted.
     txs: BTreeMap<TxId, ParticipantTx>,
@@ -274,6 +278,7 @@ impl TwoPcNode {
             ctx.send(*p, Message::Decision { tx, commit });
         }
         self.unacked.insert(tx, everyone);
+        self.sent_at.insert(tx, ctx.now());
         if let Some(a) = self.active.remove(&tx) {
             ctx.reply(
                 a.client,
@@ -296,6 +301,7 @@ impl TwoPcNode {
             self.decide(tx, false, ctx);
             // Nobody else needs telling: the asker is told below.
             self.unacked.remove(&tx);
+            self.sent_at.remove(&tx);
             return Some(false);
         }
         None
@@ -322,6 +328,7 @@ impl TwoPcNode {
                     waiting.remove(&from);
                     if waiting.is_empty() {
                         self.unacked.remove(&tx);
+                        self.sent_at.remove(&tx);
                     }
                 }
             }
@@ -345,7 +352,19 @@ impl TwoPcNode {
         for tx in expired {
             self.decide(tx, false, ctx);
         }
+        let tick = self.params.tick;
+        let sent_at = &mut self.sent_at;
+        let mut due = |tx: TxId| match sent_at.get(&tx) {
+            Some(at) if now.saturating_since(*at) < tick => false,
+            _ => {
+                sent_at.insert(tx, now);
+                true
+            }
+        };
         for (tx, a) in &self.active {
+            if !due(*tx) {
+                continue;
+            }
             for p in Self::participants(ctx) {
                 if !a.yes.contains(&p) {
                     ctx.send(
@@ -360,6 +379,9 @@ impl TwoPcNode {
             }
         }
         for (tx, waiting) in &self.unacked {
+            if !due(*tx) {
+                continue;
+            }
             let commit = self.decisions.get(tx).copied().unwrap_or(false);
             for p in waiting {
                 ctx.send(*p, Message::Decision { tx: *tx, commit });
@@ -514,6 +536,7 @@ impl Node for TwoPcNode {
             active: BTreeMap::new(),
             decisions: BTreeMap::new(),
             unacked: BTreeMap::new(),
+            sent_at: BTreeMap::new(),
             txs: BTreeMap::new(),
             locks: BTreeMap::new(),
             data: BTreeMap::new(),
@@ -648,6 +671,7 @@ impl Node for TwoPcNode {
                 yes: BTreeSet::new(),
             },
         );
+        self.sent_at.insert(tx, ctx.now());
     }
 
     fn message_kind(msg: &Message) -> &'static str {
@@ -674,7 +698,7 @@ impl Node for TwoPcNode {
 }
 
 /// Every field: the settings, the coordinator's epoch, counter, votes, decisions and
-/// resend set, the participant's transactions, locks and store, the version counter
+/// resend set and times, the participant's transactions, locks and store, the version counter
 /// (an observer reads it), and the torn tail still to cut.
 impl Fingerprint for TwoPcNode {
     fn fingerprint_into(&self, h: &mut StableHasher) {
@@ -686,6 +710,7 @@ impl Fingerprint for TwoPcNode {
             active,
             decisions,
             unacked,
+            sent_at,
             txs,
             locks,
             data,
@@ -699,6 +724,7 @@ impl Fingerprint for TwoPcNode {
         active.hash(h);
         decisions.hash(h);
         unacked.hash(h);
+        sent_at.hash(h);
         txs.hash(h);
         locks.hash(h);
         data.hash(h);
