@@ -15,8 +15,10 @@ use distlab_core::resilience::bulkhead::{Bulkhead, BulkheadConfig};
 use distlab_core::resilience::circuit_breaker::{
     CircuitBreaker, CircuitBreakerConfig, SlidingWindowType,
 };
+use distlab_core::resilience::fallback::FallbackConfig;
 use distlab_core::resilience::hedging::{HedgingConfig, HedgingDelay, HedgingPolicy};
 use distlab_core::resilience::mesh::lab::MeshLab;
+use distlab_core::resilience::policy::{Pipeline, PolicyAction, PolicyConfig, StrategyConfig};
 use distlab_core::resilience::retry::{
     Jitter, RetryBudget, RetryBudgetConfig, RetryConfig, RetryPolicy, RetryState,
 };
@@ -166,6 +168,58 @@ fn hedging(c: &mut Criterion) {
     g.finish();
 }
 
+/// A successful call through a pipeline: `start` (every strategy opens its part of the
+/// call and the attempt goes out), then the attempt's answer (every strategy records it
+/// on the way back and the call is done).
+fn pipeline(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pipeline");
+    let five = vec![
+        StrategyConfig::Fallback {
+            config: FallbackConfig::default(),
+        },
+        StrategyConfig::Retry {
+            policy: RetryConfig::default(),
+            budget: Some(RetryBudgetConfig::default()),
+        },
+        StrategyConfig::CircuitBreaker {
+            config: CircuitBreakerConfig::default(),
+        },
+        StrategyConfig::Bulkhead {
+            config: BulkheadConfig::default(),
+        },
+        StrategyConfig::Timeout {
+            timeout_ms: Millis::of(1_000),
+        },
+    ];
+    let one = vec![StrategyConfig::Timeout {
+        timeout_ms: Millis::of(1_000),
+    }];
+    for (name, strategies) in [("timeout_only", one), ("five_policies", five)] {
+        let mut p = Pipeline::new(&PolicyConfig { strategies }).unwrap();
+        let mut rng = SimRng::new(9);
+        let mut t = 0u64;
+        g.bench_function(format!("successful_call_{name}"), |bench| {
+            bench.iter(|| {
+                t += 10_000;
+                let (_, actions) = p.start(Time(t), &mut rng);
+                let attempt = actions
+                    .iter()
+                    .find_map(|a| match a {
+                        PolicyAction::Send { attempt, .. } => Some(*attempt),
+                        _ => None,
+                    })
+                    .unwrap();
+                let done = p
+                    .on_result(Time(t + 2_000), attempt, None, &mut rng)
+                    .unwrap();
+                assert!(matches!(done.last(), Some(PolicyAction::Done { .. })));
+                black_box(done)
+            })
+        });
+    }
+    g.finish();
+}
+
 /// The mesh lab's default config for 3 simulated seconds from a fresh start (building
 /// the lab is outside the measure); throughput in client requests, counted once on the
 /// same seed (the run is deterministic).
@@ -188,5 +242,5 @@ fn mesh(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, breaker, retry, bulkhead, hedging, mesh);
+criterion_group!(benches, breaker, retry, bulkhead, hedging, pipeline, mesh);
 criterion_main!(benches);

@@ -24,7 +24,7 @@ const DEFAULT_SEEDS: u64 = if cfg!(target_arch = "wasm32") {
 
 /// The lowest seed whose two sides decide differently (a browser runs too few seeds to be
 /// sure to come upon one, so it runs this one besides them).
-const KNOWN_SPLIT_SEED: u64 = 148;
+const KNOWN_SPLIT_SEED: u64 = 58;
 
 #[distlab_tests::test]
 fn the_known_split_seed_splits_the_decision() {

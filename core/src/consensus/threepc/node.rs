@@ -274,6 +274,11 @@ pub struct ThreePcNode {
     /// Bumped on every change of a phase or a decision, so an observer can skip a node
     /// that did not change.
     version: u64,
+    /// The transactions whose decision or phase changed since boot, in order (one entry
+    /// per change), so an observer reads only what changed instead of every
+    /// transaction the node ever saw: rescanning those made each event's check grow
+    /// with the run.
+    changes: Vec<TxId>,
     /// The intact length of the log when recovery found a torn tail after it: cut at
     /// start, before anything is appended.
     torn_tail: Option<usize>,
@@ -322,6 +327,20 @@ impl ThreePcNode {
     pub fn version(&self) -> u64 {
         self.version
     }
+    /// The transactions changed since boot, in order, from the `from`-th change on.
+    pub fn changes_since(&self, from: usize) -> &[TxId] {
+        self.changes.get(from..).unwrap_or(&[])
+    }
+    /// How many changes since boot.
+    pub fn change_count(&self) -> usize {
+        self.changes.len()
+    }
+
+    /// Notes a change of `tx`'s decision, phase or termination round.
+    fn touch(&mut self, tx: TxId) {
+        self.version += 1;
+        self.changes.push(tx);
+    }
     /// Transactions this participant has voted yes on and not decided.
     pub fn undecided(&self) -> impl Iterator<Item = (TxId, Phase)> + '_ {
         self.txs
@@ -349,7 +368,7 @@ impl ThreePcNode {
         }
         Self::persist(&Record::Decision { tx, commit }, ctx);
         self.decisions.insert(tx, commit);
-        self.version += 1;
+        self.touch(tx);
         ctx.state_change(format!(
             "decided {} for tx {tx:#x}",
             if commit { "commit" } else { "abort" }
@@ -401,7 +420,9 @@ impl ThreePcNode {
                 a.yes.insert(from);
                 if a.precommit.is_none() && a.yes.len() >= participants {
                     a.precommit = Some((now, BTreeSet::new()));
+                    // `touch` by hand: `a` borrows `active`.
                     self.version += 1;
+                    self.changes.push(tx);
                     ctx.state_change(format!("pre-commit tx {tx:#x}"));
                     Self::send_precommits(tx, a, ctx);
                     self.sent_at.insert(tx, now);
@@ -539,7 +560,7 @@ impl ThreePcNode {
             }
         }
         self.terminating.remove(&tx);
-        self.version += 1;
+        self.touch(tx);
         ctx.state_change(format!(
             "{} tx {tx:#x}",
             if commit { "committed" } else { "aborted" }
@@ -556,7 +577,7 @@ impl ThreePcNode {
         }
         Self::persist(&Record::PreCommitted { tx }, ctx);
         t.phase = Phase::PreCommitted;
-        self.version += 1;
+        self.touch(tx);
         ctx.state_change(format!("pre-committed tx {tx:#x}"));
     }
 
@@ -606,7 +627,7 @@ impl ThreePcNode {
                             steady: true,
                         },
                     );
-                    self.version += 1;
+                    self.touch(tx);
                     true
                 }
             }
@@ -713,7 +734,7 @@ impl ThreePcNode {
                 precommitting: None,
             },
         );
-        self.version += 1;
+        self.touch(tx);
         ctx.state_change(format!("backup coordinator for tx {tx:#x}: polling"));
         for n in 0..ctx.node_count() {
             if n != self.id {
@@ -740,7 +761,7 @@ impl ThreePcNode {
             // or an abort. Try again later.
             self.terminating.remove(&tx);
             self.heard(tx, now);
-            self.version += 1;
+            self.touch(tx);
             ctx.state_change(format!(
                 "tx {tx:#x}: no steady node answered the poll; waiting"
             ));
@@ -840,6 +861,7 @@ impl Node for ThreePcNode {
             data: BTreeMap::new(),
             terminating: BTreeMap::new(),
             version: 0,
+            changes: Vec::new(),
             torn_tail: None,
         };
         let (log, torn_tail) = records::read_with_tail::<Record>(disk, LOG);
@@ -1018,7 +1040,7 @@ impl Node for ThreePcNode {
 
 /// Every field: the settings, the coordinator's epoch, counter, transactions, decisions
 /// and resend set and times, the participant's transactions, locks, store and termination rounds,
-/// the version counter (an observer reads it), and the torn tail still to cut.
+/// the version counter and change journal (an observer reads them), and the torn tail still to cut.
 impl Fingerprint for ThreePcNode {
     fn fingerprint_into(&self, h: &mut StableHasher) {
         let ThreePcNode {
@@ -1035,6 +1057,7 @@ impl Fingerprint for ThreePcNode {
             data,
             terminating,
             version,
+            changes,
             torn_tail,
         } = self;
         id.hash(h);
@@ -1050,6 +1073,7 @@ impl Fingerprint for ThreePcNode {
         data.hash(h);
         terminating.hash(h);
         version.hash(h);
+        changes.hash(h);
         torn_tail.hash(h);
     }
 }

@@ -196,6 +196,11 @@ pub struct TwoPcNode {
     /// Bumped on every change of a decision or an outcome, so an observer can skip a
     /// node that did not change.
     version: u64,
+    /// The transactions whose decision or state changed since boot, in order (one entry
+    /// per change), so an observer reads only what changed instead of every
+    /// transaction the node ever saw: rescanning those made each event's check grow
+    /// with the run.
+    changes: Vec<TxId>,
     /// The intact length of the log when recovery found a torn tail after it: cut at
     /// start, before anything is appended.
     torn_tail: Option<usize>,
@@ -241,6 +246,20 @@ impl TwoPcNode {
     pub fn version(&self) -> u64 {
         self.version
     }
+    /// The transactions changed since boot, in order, from the `from`-th change on.
+    pub fn changes_since(&self, from: usize) -> &[TxId] {
+        self.changes.get(from..).unwrap_or(&[])
+    }
+    /// How many changes since boot.
+    pub fn change_count(&self) -> usize {
+        self.changes.len()
+    }
+
+    /// Notes a change of `tx`'s decision or state.
+    fn touch(&mut self, tx: TxId) {
+        self.version += 1;
+        self.changes.push(tx);
+    }
     /// Transactions this participant is uncertain about.
     pub fn uncertain(&self) -> impl Iterator<Item = TxId> + '_ {
         self.txs
@@ -268,7 +287,7 @@ impl TwoPcNode {
         }
         Self::persist(&Record::Decision { tx, commit }, ctx);
         self.decisions.insert(tx, commit);
-        self.version += 1;
+        self.touch(tx);
         ctx.state_change(format!(
             "decided {} for tx {tx:#x}",
             if commit { "commit" } else { "abort" }
@@ -415,7 +434,7 @@ impl TwoPcNode {
                 self.locks.remove(key);
             }
         }
-        self.version += 1;
+        self.touch(tx);
         ctx.state_change(format!(
             "{} tx {tx:#x}",
             if commit { "committed" } else { "aborted" }
@@ -457,7 +476,7 @@ impl TwoPcNode {
                                     heard_at: now,
                                 },
                             );
-                            self.version += 1;
+                            self.touch(tx);
                             true
                         }
                     }
@@ -541,6 +560,7 @@ impl Node for TwoPcNode {
             locks: BTreeMap::new(),
             data: BTreeMap::new(),
             version: 0,
+            changes: Vec::new(),
             torn_tail: None,
         };
         let (log, torn_tail) = records::read_with_tail::<Record>(disk, LOG);
@@ -699,7 +719,7 @@ impl Node for TwoPcNode {
 
 /// Every field: the settings, the coordinator's epoch, counter, votes, decisions and
 /// resend set and times, the participant's transactions, locks and store, the version counter
-/// (an observer reads it), and the torn tail still to cut.
+/// and change journal (an observer reads them), and the torn tail still to cut.
 impl Fingerprint for TwoPcNode {
     fn fingerprint_into(&self, h: &mut StableHasher) {
         let TwoPcNode {
@@ -715,6 +735,7 @@ impl Fingerprint for TwoPcNode {
             locks,
             data,
             version,
+            changes,
             torn_tail,
         } = self;
         id.hash(h);
@@ -729,6 +750,7 @@ impl Fingerprint for TwoPcNode {
         locks.hash(h);
         data.hash(h);
         version.hash(h);
+        changes.hash(h);
         torn_tail.hash(h);
     }
 }
