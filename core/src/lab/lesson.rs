@@ -109,6 +109,26 @@ impl Condition {
     }
 }
 
+/// How long a lesson step usually waits for its condition, simulated ms.
+pub const WITHIN_MS: f64 = 5_000.0;
+
+/// A step: its caption, the actions it takes when it starts, and when it pauses.
+pub fn step(caption: &str, actions: Vec<Value>, pause: Pause) -> LessonStep {
+    LessonStep {
+        caption: caption.to_string(),
+        actions,
+        pause,
+    }
+}
+
+/// Pause once `condition` holds, within [`WITHIN_MS`].
+pub fn when(condition: Condition) -> Pause {
+    Pause::When {
+        condition,
+        within_ms: WITHIN_MS,
+    }
+}
+
 impl Pause {
     /// The longest a step may play, µs.
     fn limit_us(&self, field: &str) -> Result<u64> {

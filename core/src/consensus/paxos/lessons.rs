@@ -6,24 +6,9 @@
 //! Seed 1: the first leader is n3 (ballot 2.3). A test plays the lesson and checks each
 //! step's condition is met rather than timed out.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::lab::lesson::{Condition, Lesson, LessonStep, Pause};
-
-fn step(caption: &str, actions: Vec<Value>, pause: Pause) -> LessonStep {
-    LessonStep {
-        caption: caption.to_string(),
-        actions,
-        pause,
-    }
-}
-
-fn when(condition: Condition) -> Pause {
-    Pause::When {
-        condition,
-        within_ms: 5_000.0,
-    }
-}
+use crate::lab::lesson::{Condition, Lesson, Pause, step, when};
 
 fn at_least(field: &str, value: f64) -> Condition {
     Condition::FieldAtLeast {

@@ -8,24 +8,9 @@
 //! n1 in view 1. The seeds are those the regression tests use. A test plays each lesson
 //! and checks each step's condition is met rather than timed out.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::lab::lesson::{Condition, Lesson, LessonStep, Pause};
-
-fn step(caption: &str, actions: Vec<Value>, pause: Pause) -> LessonStep {
-    LessonStep {
-        caption: caption.to_string(),
-        actions,
-        pause,
-    }
-}
-
-fn when(condition: Condition) -> Pause {
-    Pause::When {
-        condition,
-        within_ms: 5_000.0,
-    }
-}
+use crate::lab::lesson::{Condition, Lesson, Pause, step, when};
 
 const FOLLOWS: &str = "Castro & Liskov, Practical Byzantine Fault Tolerance (OSDI 1999)";
 

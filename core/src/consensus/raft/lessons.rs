@@ -12,22 +12,7 @@
 
 use serde_json::{Value, json};
 
-use crate::lab::lesson::{Condition, Lesson, LessonStep, Pause};
-
-fn step(caption: &str, actions: Vec<Value>, pause: Pause) -> LessonStep {
-    LessonStep {
-        caption: caption.to_string(),
-        actions,
-        pause,
-    }
-}
-
-fn when(condition: Condition) -> Pause {
-    Pause::When {
-        condition,
-        within_ms: 5_000.0,
-    }
-}
+use crate::lab::lesson::{Condition, Lesson, Pause, step, when};
 
 fn a_leader() -> Condition {
     Condition::Role {

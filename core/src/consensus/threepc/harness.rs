@@ -282,7 +282,7 @@ impl Harness {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::Fault;
+    use crate::consensus::twopc::harness::tests::journal_test_fault;
 
     /// The harness reads a node's change journal, not every transaction: after crashes
     /// and restarts it still holds every outcome any node holds.
@@ -304,19 +304,10 @@ mod tests {
             let mut t = Time::ZERO;
             let mut read = 0;
             for round in 0..40u64 {
-                let node = match round % 20 {
-                    4 | 7 => 1 + (seed % 3) as NodeId,
-                    12 | 15 => COORDINATOR,
-                    _ => NodeId::MAX,
-                };
-                if node != NodeId::MAX {
-                    let fault = match round % 20 {
-                        4 | 12 => Fault::Crash { node },
-                        _ => Fault::Restart { node },
-                    };
+                if let Some(fault) = journal_test_fault(seed, round) {
                     h.sim_mut().apply_fault(&fault).unwrap();
                 }
-                t = t + Duration::from_millis(25);
+                t += Duration::from_millis(25);
                 h.run_until_or(t, |_| false);
                 let seen = h.checker().outcomes();
                 for id in 0..h.sim().node_count() {

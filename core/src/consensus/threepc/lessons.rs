@@ -12,17 +12,9 @@
 //! and checks each step's condition is met rather than timed out; the last is the
 //! atomicity invariant turning red.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::lab::lesson::{Condition, Lesson, LessonStep, Pause};
-
-fn step(caption: &str, actions: Vec<Value>, pause: Pause) -> LessonStep {
-    LessonStep {
-        caption: caption.to_string(),
-        actions,
-        pause,
-    }
-}
+use crate::lab::lesson::{Condition, Lesson, Pause, step};
 
 fn when(condition: Condition) -> Pause {
     Pause::When {

@@ -357,15 +357,29 @@ impl Harness {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Round `round` of the journal tests' schedule: a participant crashes and restarts,
+    /// then the coordinator, every 20 rounds.
+    pub(crate) fn journal_test_fault(seed: u64, round: u64) -> Option<crate::sim::Fault> {
+        use crate::sim::Fault;
+        let node = match round % 20 {
+            4 | 7 => 1 + (seed % 3) as NodeId,
+            12 | 15 => COORDINATOR,
+            _ => return None,
+        };
+        Some(match round % 20 {
+            4 | 12 => Fault::Crash { node },
+            _ => Fault::Restart { node },
+        })
+    }
 
     /// The checker reads a node's change journal, not every transaction: after crashes
     /// and restarts (of participants and of the coordinator) it still holds every
     /// outcome any node holds, checked against a full read at every step.
     #[test]
     fn reading_the_change_journal_misses_no_outcome() {
-        use crate::sim::Fault;
         for seed in 0..12 {
             let config = SimConfig {
                 seed,
@@ -382,19 +396,10 @@ mod tests {
             let mut t = Time::ZERO;
             let mut read = 0;
             for round in 0..40u64 {
-                let node = match round % 20 {
-                    4 | 7 => 1 + (seed % 3) as NodeId,
-                    12 | 15 => COORDINATOR,
-                    _ => NodeId::MAX,
-                };
-                if node != NodeId::MAX {
-                    let fault = match round % 20 {
-                        4 | 12 => Fault::Crash { node },
-                        _ => Fault::Restart { node },
-                    };
+                if let Some(fault) = journal_test_fault(seed, round) {
                     h.sim_mut().apply_fault(&fault).unwrap();
                 }
-                t = t + Duration::from_millis(25);
+                t += Duration::from_millis(25);
                 h.run_until_or(t, |_| false);
                 let mut full = AtomicityChecker::default();
                 full.observe(h.sim());
