@@ -46,6 +46,20 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
         Self::weighted(max_entries, u64::MAX)
     }
 
+    /// An LRU of `max_entries` clamped to 1 ..= [`super::MAX_CAPACITY`], for a caller
+    /// that checked its capacity already and cannot fail (a simulated node's `recover`).
+    pub fn clamped(max_entries: usize) -> Self {
+        Lru {
+            map: FxHashMap::default(),
+            slab: Slab::default(),
+            weights: Vec::new(),
+            order: List::default(),
+            max_entries: max_entries.clamp(1, super::MAX_CAPACITY),
+            max_weight: u64::MAX,
+            weight: 0,
+        }
+    }
+
     /// An LRU bounded by count and by total weight (`max_weight` ≥ 1).
     pub fn weighted(max_entries: usize, max_weight: u64) -> Result<Self> {
         let max_entries = check_capacity("maxEntries", max_entries)?;
@@ -331,6 +345,11 @@ mod tests {
             let e = r.unwrap_err();
             assert!(e.to_string().contains(&format!("`{field}`")), "{e}");
         }
+        assert_eq!(Lru::<u32, u32>::clamped(0).max_entries(), 1);
+        assert_eq!(
+            Lru::<u32, u32>::clamped(usize::MAX).max_entries(),
+            super::super::MAX_CAPACITY
+        );
     }
 
     #[derive(Debug, Clone)]

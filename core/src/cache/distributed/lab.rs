@@ -609,8 +609,10 @@ impl Sampled for DistributedCacheLab {
         let hits = now.hits.saturating_sub(since.hits);
         vec![
             per_second(gets, interval),
+            // An interval without reads has no hit ratio; 0, not NaN, as the other cache
+            // labs: the labs suite compares views with == and NaN != NaN.
             if gets == 0 {
-                f64::NAN
+                0.0
             } else {
                 hits as f64 / gets as f64
             },
@@ -991,6 +993,39 @@ mod tests {
         assert_eq!(epochs(&lab), vec![2, 2, 2]);
         assert!(lab.lab().settled(), "{}", lab.lab().unsettled());
         assert!(lab.invariants()[0].ok, "{:?}", lab.invariants());
+    }
+
+    /// A sample of an interval without reads is 0, not a 0/0 NaN (which would make two
+    /// equal views compare unequal in the labs suite).
+    #[test]
+    fn an_interval_without_reads_samples_no_nan() {
+        let mut lab = Cluster::<DistributedCacheLab>::new(&DistributedCacheLabConfig {
+            seed: 4,
+            ..Default::default()
+        })
+        .unwrap();
+        run(&mut lab, 1_000);
+        let before = lab.lab().totals();
+        assert!(before.gets > 0, "{before:?}");
+        let busy = lab.lab().sample(
+            Time::from_millis(1_000),
+            Duration::from_millis(1_000),
+            &DistributedCacheTotals::default(),
+        );
+        assert!(busy[0] > 0.0 && (0.0..=1.0).contains(&busy[1]), "{busy:?}");
+        act(&mut lab, DistributedCacheLabAction::StopRequests {});
+        run(&mut lab, 1_500);
+        let quiet_from = lab.lab().totals();
+        run(&mut lab, 2_500);
+        assert_eq!(lab.lab().totals().gets, quiet_from.gets);
+        let quiet = lab.lab().sample(
+            Time::from_millis(2_500),
+            Duration::from_millis(1_000),
+            &quiet_from,
+        );
+        assert!(quiet.iter().all(|v| v.is_finite()), "{quiet:?}");
+        assert_eq!(quiet[0], 0.0);
+        assert_eq!(quiet[1], 0.0);
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //! deletes the cache entry, and the reader then puts the old value in the cache, where it
 //! stays until its TTL runs out. `fillDelayMs` (how long the application takes between
 //! reading the store and filling the cache) widens the window; `leases` closes it.
+//!
+//! The cache holds at most `capacity` entries and evicts the least recently used clean
+//! one (the view counts evictions); write-back's dirty entries are never evicted, so a
+//! read of a key written but not yet flushed still finds the write.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -58,6 +62,9 @@ cluster_lab_config! {
         pub write_probability: Probability = Probability::of(0.2),
         /// How long a cached entry lives.
         pub ttl_ms: Millis<1, 600_000> = Millis::of(2_000),
+        /// The most entries the cache holds; past it the least recently used clean entry
+        /// is evicted (write-back's dirty ones stay until flushed).
+        pub capacity: Count<1, 10_000> = Count::of(64),
         /// How long the store takes to answer, on top of the network.
         pub store_latency_ms: Millis<0, 10_000> = Millis::of(5),
         /// Cache-aside: how long the application takes between reading the store and
@@ -65,7 +72,8 @@ cluster_lab_config! {
         pub fill_delay_ms: Millis<0, 10_000> = Millis::of(0),
         /// How often the cache retries loads and saves and flushes dirty entries.
         pub tick_ms: Millis<1, 10_000> = Millis::of(50),
-        /// Write-back: the most dirty entries (a write past it waits for a flush).
+        /// Write-back: the most dirty entries (a write past it waits for a flush); below
+        /// `capacity`, so a full cache always has a clean entry to evict.
         pub max_dirty: Count<1, 10_000> = Count::of(8),
         /// Refresh-ahead: a hit on an entry older than this reloads it.
         pub refresh_after_ms: Millis<0, 600_000> = Millis::of(1_500),
@@ -514,10 +522,21 @@ impl ClusterLab for PatternsLab {
     const TRACE_TAIL: usize = TRACE_TAIL;
 
     fn new(c: &PatternsLabConfig) -> Result<Self> {
+        if c.pattern == Pattern::WriteBack && c.max_dirty.get() >= c.capacity.get() {
+            return Err(DistlabError::field(
+                "maxDirty",
+                format!(
+                    "must be below the capacity ({}) with write-back, so a full cache has a \
+                     clean entry to evict; got {}",
+                    c.capacity, c.max_dirty
+                ),
+            ));
+        }
         let node_config = PatternNodeConfig {
             pattern: c.pattern,
             leases: c.leases,
             ttl: c.ttl_ms.duration(),
+            capacity: c.capacity.get(),
             store_latency: c.store_latency_ms.duration(),
             tick: c.tick_ms.duration(),
             max_dirty: c.max_dirty.get(),
@@ -617,6 +636,8 @@ impl ClusterLab for PatternsLab {
             let (leases, loads, writes) = n.in_flight();
             fields.insert("pattern".into(), json!(self.node_config.pattern.name()));
             fields.insert("entries".into(), json!(n.cached()));
+            fields.insert("capacity".into(), json!(self.node_config.capacity));
+            fields.insert("evictions".into(), json!(s.evictions));
             fields.insert("dirty".into(), json!(n.dirty()));
             fields.insert("leases".into(), json!(leases));
             fields.insert("loadsInFlight".into(), json!(loads));
@@ -690,6 +711,8 @@ impl ClusterLab for PatternsLab {
                 title: "cache and store".into(),
                 columns: [
                     "cached",
+                    "capacity",
+                    "evictions",
                     "dirty",
                     "most dirty",
                     "cache crashes",
@@ -701,6 +724,8 @@ impl ClusterLab for PatternsLab {
                 .to_vec(),
                 rows: vec![vec![
                     json!(self.sim.node(CACHE).map_or(0, |n| n.cached())),
+                    json!(self.node_config.capacity),
+                    json!(self.sim.node(CACHE).map_or(0, |n| n.stats().evictions)),
                     json!(self.sim.node(CACHE).map_or(0, |n| n.dirty())),
                     json!(c.max_dirty_seen),
                     json!(c.cache_crashes),
@@ -983,6 +1008,128 @@ mod tests {
         // Each lost write is read back older than acknowledged, from the store.
         let stale = lab.lab().checker().stale_reads() - stale_before;
         assert_eq!(stale, c.lost_writes, "{c:?}");
+    }
+
+    /// Every hop 1 ms; `steps` one after another, 50 ms apart.
+    fn sequential(config: PatternsLabConfig, steps: &[PatternsLabAction]) -> Cluster<PatternsLab> {
+        let mut lab = Cluster::<PatternsLab>::new(&PatternsLabConfig {
+            network: NetworkConfig {
+                latency: LatencyModel::Constant { ms: 1.0 },
+                ..NetworkConfig::default()
+            },
+            ..config
+        })
+        .unwrap();
+        act(&mut lab, PatternsLabAction::StopRequests {});
+        for (i, a) in steps.iter().enumerate() {
+            act(&mut lab, a.clone());
+            run(&mut lab, 50 * (i as u64 + 1));
+        }
+        lab
+    }
+
+    fn cached_version(lab: &Cluster<PatternsLab>, key: u32) -> Option<u64> {
+        lab.lab()
+            .sim()
+            .node(CACHE)
+            .and_then(|n| n.cached_entry(key))
+            .map(|e| e.0.version)
+    }
+
+    #[test]
+    fn a_full_cache_evicts_the_least_recently_used_entry() {
+        use PatternsLabAction::Read;
+        let lab = sequential(
+            PatternsLabConfig {
+                pattern: Pattern::ReadThrough,
+                capacity: Count::of(3),
+                ..Default::default()
+            },
+            // 0 is read again before 3 arrives, so 1 is the least recently used.
+            &[
+                Read { key: 0 },
+                Read { key: 1 },
+                Read { key: 2 },
+                Read { key: 0 },
+                Read { key: 3 },
+            ],
+        );
+        let node = lab.lab().sim().node(CACHE).unwrap();
+        assert_eq!(node.cached(), 3);
+        assert_eq!(node.stats().evictions, 1);
+        assert_eq!(cached_version(&lab, 1), None);
+        for key in [0, 2, 3] {
+            assert_eq!(cached_version(&lab, key), Some(0), "key {key}");
+        }
+        assert_eq!(lab.lab().counts().hits, 1);
+        let fields = &lab.view().nodes[CACHE as usize].fields;
+        assert_eq!(fields.get("evictions"), Some(&json!(1)));
+    }
+
+    /// Write-back's two dirty entries are the least recently used when three reads fill
+    /// the cache past its capacity of 4; the clean ones go instead, and the dirty values
+    /// are still read back (plain LRU would have evicted them, and the next read would
+    /// have loaded version 0 from the store: a stale read).
+    #[test]
+    fn write_back_evicts_clean_entries_before_dirty_ones() {
+        use PatternsLabAction::{Read, Write};
+        let lab = sequential(
+            PatternsLabConfig {
+                pattern: Pattern::WriteBack,
+                capacity: Count::of(4),
+                max_dirty: Count::of(2),
+                // No flush during the test: the two writes stay dirty.
+                tick_ms: Millis::of(10_000),
+                ..Default::default()
+            },
+            &[
+                Write { key: 0 },
+                Write { key: 1 },
+                Read { key: 2 },
+                Read { key: 3 },
+                Read { key: 4 },
+                Read { key: 5 },
+                Read { key: 6 },
+                Read { key: 0 },
+                Read { key: 1 },
+            ],
+        );
+        let node = lab.lab().sim().node(CACHE).unwrap();
+        assert_eq!(node.dirty(), 2);
+        assert_eq!(node.cached(), 4);
+        assert_eq!(node.stats().evictions, 3);
+        assert_eq!(
+            lab.lab()
+                .sim()
+                .node(STORE)
+                .and_then(|s| s.stored(0))
+                .map(|e| e.version),
+            Some(0)
+        );
+        assert_eq!(lab.lab().checker().reads(), 7);
+        assert_eq!(lab.lab().checker().stale_reads(), 0);
+        assert_eq!(
+            (cached_version(&lab, 0), cached_version(&lab, 1)),
+            (Some(1), Some(1))
+        );
+        assert!(lab.invariants().iter().all(|i| i.ok));
+    }
+
+    #[test]
+    fn capacity_is_checked() {
+        let e =
+            crate::lab::json::from_value::<PatternsLabConfig>("config", &json!({"capacity": 0}))
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("config.capacity`"), "{e}");
+        let e = Cluster::<PatternsLab>::new(&PatternsLabConfig {
+            pattern: Pattern::WriteBack,
+            capacity: Count::of(8),
+            max_dirty: Count::of(8),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("`maxDirty`"), "{e}");
     }
 
     #[test]

@@ -27,12 +27,19 @@
 //! before a concurrent write cannot put the old value back after the write's delete. In
 //! the cache's own loads (read-through, refresh-ahead, write-through) the same rule is a
 //! load that a delete or a write overtook: it answers its readers but does not fill.
+//!
+//! **Capacity**: the cache holds at most `capacity` entries and evicts the least recently
+//! used one ([`crate::cache::Lru`]) to make room, skipping write-back's dirty entries: an
+//! evicted dirty entry would make the next read of its key miss and load the store's
+//! older version. The lab keeps `maxDirty` below `capacity`, so a clean entry is always
+//! there to evict.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::hash::Hash;
+use std::hash::{Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cache::{EvictionCause, Lru};
 use crate::sim::disk::{Disk, DiskOp};
 use crate::sim::trace::StableHasher;
 use crate::sim::{
@@ -118,6 +125,8 @@ pub struct PatternNodeConfig {
     pub leases: bool,
     /// How long a cached entry lives.
     pub ttl: Duration,
+    /// The most entries the cache holds (least recently used clean ones go first).
+    pub capacity: u32,
     /// How long the store takes to answer, on top of the network.
     pub store_latency: Duration,
     /// How often the cache retries its loads and saves and flushes dirty entries.
@@ -227,6 +236,8 @@ pub struct PatternNodeStats {
     pub loads: u64,
     pub refreshes: u64,
     pub fills: u64,
+    /// Entries evicted to make room (the capacity), not counting expiries.
+    pub evictions: u64,
     /// Sets refused for a stale lease, and loads not filled because a write overtook them.
     pub refused_fills: u64,
     pub saves: u64,
@@ -236,10 +247,34 @@ pub struct PatternNodeStats {
     pub store_writes: u64,
 }
 
+/// The cached entries, least recently used last ([`crate::cache::Lru`]). Two are equal,
+/// and fingerprint alike, when they hold the same entries in the same order.
+#[derive(Debug, Clone)]
+struct Entries(Lru<u32, Cached>);
+
+impl PartialEq for Entries {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.max_entries() == other.0.max_entries() && self.0.iter().eq(other.0.iter())
+    }
+}
+
+impl Eq for Entries {}
+
+impl Hash for Entries {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.0.max_entries().hash(h);
+        self.0.len().hash(h);
+        for (k, e) in self.0.iter() {
+            k.hash(h);
+            e.hash(h);
+        }
+    }
+}
+
 /// The cache's state.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheState {
-    entries: BTreeMap<u32, Cached>,
+    entries: Entries,
     leases: BTreeMap<u32, u64>,
     next_lease: u64,
     loads: BTreeMap<u64, Load>,
@@ -267,7 +302,7 @@ enum Delayed {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Role {
-    Cache(CacheState),
+    Cache(Box<CacheState>),
     Store(StoreState),
 }
 
@@ -307,7 +342,7 @@ impl PatternNode {
     /// Entries the cache holds (expired ones not yet dropped included).
     pub fn cached(&self) -> usize {
         match &self.role {
-            Role::Cache(c) => c.entries.len(),
+            Role::Cache(c) => c.entries.0.len(),
             Role::Store(_) => 0,
         }
     }
@@ -315,7 +350,7 @@ impl PatternNode {
     /// The cached entry of `key` and when it was filled.
     pub fn cached_entry(&self, key: u32) -> Option<(Versioned, Time)> {
         match &self.role {
-            Role::Cache(c) => c.entries.get(&key).map(|e| (e.entry, e.filled)),
+            Role::Cache(c) => c.entries.0.peek(&key).map(|e| (e.entry, e.filled)),
             Role::Store(_) => None,
         }
     }
@@ -351,24 +386,76 @@ impl PatternNode {
 // ---- the cache ----
 
 impl CacheState {
-    fn fresh(&self, key: u32, now: Time, ttl: Duration) -> Option<Cached> {
-        self.entries
-            .get(&key)
+    fn new(capacity: u32) -> Self {
+        CacheState {
+            entries: Entries(Lru::clamped(capacity as usize)),
+            leases: BTreeMap::new(),
+            next_lease: 0,
+            loads: BTreeMap::new(),
+            loading: BTreeMap::new(),
+            next_load: 0,
+            saving: Vec::new(),
+            dirty: BTreeMap::new(),
+            blocked: VecDeque::new(),
+        }
+    }
+
+    /// The entry of `key` if it has not expired (a dirty one never does), made the most
+    /// recently used.
+    fn fresh(&mut self, key: u32, now: Time, ttl: Duration) -> Option<Cached> {
+        let hit = self
+            .entries
+            .0
+            .peek(&key)
             .copied()
-            .filter(|c| now < c.filled + ttl || self.dirty.contains_key(&key))
+            .filter(|c| now < c.filled + ttl || self.dirty.contains_key(&key))?;
+        self.entries.0.get(&key);
+        Some(hit)
     }
 
     /// Keeps `entry` if it is newer than the cached one (or none is cached).
-    fn fill_newer(&mut self, key: u32, entry: Versioned, now: Time) -> bool {
+    fn fill_newer(
+        &mut self,
+        key: u32,
+        entry: Versioned,
+        now: Time,
+        stats: &mut PatternNodeStats,
+    ) -> bool {
         if self
             .entries
-            .get(&key)
+            .0
+            .peek(&key)
             .is_some_and(|c| c.entry.version > entry.version)
         {
             return false;
         }
-        self.entries.insert(key, Cached { entry, filled: now });
+        self.insert(key, Cached { entry, filled: now }, stats);
         true
+    }
+
+    /// Stores `cached` as the most recently used entry. A full cache evicts its least
+    /// recently used clean entry: a dirty one stays until it is flushed, or the next read
+    /// of its key would load the store's older version. (Were every entry dirty, which
+    /// `maxDirty` < `capacity` rules out, the least recently used would go; its write
+    /// would still be flushed from `dirty`, not lost.)
+    fn insert(&mut self, key: u32, cached: Cached, stats: &mut PatternNodeStats) {
+        let lru = &mut self.entries.0;
+        let dirty = &self.dirty;
+        if !lru.contains(&key)
+            && lru.len() >= lru.max_entries()
+            && lru.peek_lru().is_some_and(|(k, _)| dirty.contains_key(k))
+        {
+            let victim = lru
+                .iter()
+                .map(|(k, _)| *k)
+                .filter(|k| !dirty.contains_key(k))
+                .last();
+            if let Some(v) = victim {
+                lru.remove(&v);
+                stats.evictions += 1;
+            }
+        }
+        stats.evictions += lru.put(key, cached).count(EvictionCause::Capacity) as u64;
     }
 
     /// A delete or write of `key`: loads of it in flight must not fill (with leases),
@@ -435,7 +522,7 @@ impl PatternNode {
                     !config.leases || (lease.is_some() && c.leases.get(&key) == lease.as_ref());
                 if allowed {
                     c.leases.remove(&key);
-                    c.entries.insert(key, Cached { entry, filled: now });
+                    c.insert(key, Cached { entry, filled: now }, &mut self.stats);
                     self.stats.fills += 1;
                 } else {
                     self.stats.refused_fills += 1;
@@ -443,7 +530,7 @@ impl PatternNode {
                 Some(PatternResponse::Set { stored: allowed })
             }
             PatternRequest::Delete { key } => {
-                c.entries.remove(&key);
+                c.entries.0.remove(&key);
                 c.overtake(key, config.leases);
                 Some(PatternResponse::Deleted)
             }
@@ -471,7 +558,7 @@ impl PatternNode {
                         sent: now,
                     };
                     if c.dirty.contains_key(&key) || c.dirty.len() < config.max_dirty as usize {
-                        Self::write_back(c, &config, key, entry, now);
+                        Self::write_back(c, &mut self.stats, &config, key, entry, now);
                         Some(PatternResponse::Written)
                     } else {
                         self.stats.blocked_writes += 1;
@@ -504,6 +591,7 @@ impl PatternNode {
 
     fn write_back(
         c: &mut CacheState,
+        stats: &mut PatternNodeStats,
         config: &PatternNodeConfig,
         key: u32,
         entry: Versioned,
@@ -513,7 +601,7 @@ impl PatternNode {
         if c.dirty.get(&key).is_none_or(|d| d.version < entry.version) {
             c.dirty.insert(key, entry);
         }
-        c.fill_newer(key, entry, now);
+        c.fill_newer(key, entry, now, stats);
     }
 
     fn start_load(
@@ -567,7 +655,7 @@ impl PatternNode {
                 if c.loading.get(&key) == Some(&load) {
                     c.loading.remove(&key);
                 }
-                if l.fills && c.fill_newer(key, entry, now) {
+                if l.fills && c.fill_newer(key, entry, now, &mut self.stats) {
                     self.stats.fills += 1;
                 } else if !l.fills {
                     self.stats.refused_fills += 1;
@@ -587,7 +675,7 @@ impl PatternNode {
                     !held
                 });
                 for s in done {
-                    c.fill_newer(key, s.entry, now);
+                    c.fill_newer(key, s.entry, now, &mut self.stats);
                     ctx.reply(s.client, s.request, Reply::Ok(PatternResponse::Written));
                 }
                 // Write-back: the entry is clean once the store has its version.
@@ -597,7 +685,7 @@ impl PatternNode {
                 while c.dirty.len() < config.max_dirty as usize
                     && let Some(s) = c.blocked.pop_front()
                 {
-                    Self::write_back(c, &config, s.key, s.entry, now);
+                    Self::write_back(c, &mut self.stats, &config, s.key, s.entry, now);
                     ctx.reply(s.client, s.request, Reply::Ok(PatternResponse::Written));
                 }
             }
@@ -645,9 +733,16 @@ impl PatternNode {
         Self::flush(c, &mut self.stats, ctx);
         // Expired entries go (a dirty one stays until it is flushed).
         let ttl = self.config.ttl;
-        let dirty = &c.dirty;
-        c.entries
-            .retain(|k, e| now < e.filled + ttl || dirty.contains_key(k));
+        let expired: Vec<u32> = c
+            .entries
+            .0
+            .iter()
+            .filter(|(k, e)| now >= e.filled + ttl && !c.dirty.contains_key(k))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in expired {
+            c.entries.0.remove(&k);
+        }
         ctx.set_timer(TICK, tick);
     }
 }
@@ -795,7 +890,7 @@ impl Node for PatternNode {
                 ..StoreState::default()
             })
         } else {
-            Role::Cache(CacheState::default())
+            Role::Cache(Box::new(CacheState::new(config.capacity)))
         };
         PatternNode {
             config: *config,

@@ -1,7 +1,8 @@
 //! The soak of `cache.patterns`: each seed runs cache-aside twice on the same schedule —
 //! without leases and with them — on a few hot keys, with a random application fill
-//! delay, store latency, message loss (up to 5 %) and duplication, and in about a third
-//! of the seeds a crash and restart of the cache. The leased run must never return a stale
+//! delay, store latency, message loss (up to 5 %) and duplication, in about a third of
+//! the seeds a crash and restart of the cache, and in half of them a cache too small for
+//! the keys (2 to 9 entries), so evictions interleave with the race. The leased run must never return a stale
 //! read (Nishtala et al., NSDI 2013, §3.2.1); the run without leases is there to show the
 //! race is real, and the suite asserts that some seeds find it. `cargo xtask soak
 //! cache-patterns` and tests/tests/cache_patterns.rs run the same [`run_seed`].
@@ -41,6 +42,8 @@ pub struct SeedReport {
     pub stale_without_leases: u64,
     pub stale_with_leases: u64,
     pub refused_fills: u64,
+    /// Entries the leased run's cache evicted for room.
+    pub evictions: u64,
     pub cache_crashed: bool,
     pub failure: Option<String>,
 }
@@ -67,6 +70,8 @@ pub struct SoakSummary {
     pub first_seed_finding_the_race: Option<u64>,
     pub stale_with_leases: u64,
     pub refused_fills: u64,
+    #[serde(default)]
+    pub evictions: u64,
     pub cache_crashes: u64,
     pub failed_seeds: Vec<u64>,
 }
@@ -86,6 +91,7 @@ impl SoakTotals for SoakSummary {
         }
         self.stale_with_leases += r.stale_with_leases;
         self.refused_fills += r.refused_fills;
+        self.evictions += r.evictions;
         self.cache_crashes += u64::from(r.cache_crashed);
         if r.failure.is_some() {
             self.failed_seeds.push(r.seed);
@@ -104,6 +110,7 @@ impl SoakTotals for SoakSummary {
         }
         self.stale_with_leases += o.stale_with_leases;
         self.refused_fills += o.refused_fills;
+        self.evictions += o.evictions;
         self.cache_crashes += o.cache_crashes;
         self.failed_seeds.extend_from_slice(&o.failed_seeds);
     }
@@ -126,8 +133,8 @@ impl fmt::Display for SoakSummary {
         write!(
             f,
             "{} seeds, {} reads per variant; without leases {} stale reads in {} seeds (first \
-             seed {}); with leases {} stale reads, {} fills refused; {} cache crashes; {} \
-             failures",
+             seed {}); with leases {} stale reads, {} fills refused, {} evictions; {} cache \
+             crashes; {} failures",
             self.seeds,
             self.reads,
             self.stale_without_leases,
@@ -136,6 +143,7 @@ impl fmt::Display for SoakSummary {
                 .map_or("none".into(), |s| s.to_string()),
             self.stale_with_leases,
             self.refused_fills,
+            self.evictions,
             self.cache_crashes,
             self.failed_seeds.len()
         )
@@ -193,9 +201,15 @@ fn drive(seed: u64, opts: &SoakOptions, report: &mut SeedReport) -> Result<(), S
     };
     let crash_at = rng.chance(0.3).then(|| rng.below(opts.fault_ms));
     report.cache_crashed = crash_at.is_some();
+    let capacity = if rng.chance(0.5) {
+        Count::new("capacity", 2 + rng.below(8) as u32).map_err(e)?
+    } else {
+        config.capacity
+    };
     let run = |leases: bool| -> Result<Cluster<PatternsLab>, String> {
         let mut lab = Cluster::<PatternsLab>::new(&PatternsLabConfig {
             leases,
+            capacity,
             ..config.clone()
         })
         .map_err(e)?;
@@ -219,6 +233,11 @@ fn drive(seed: u64, opts: &SoakOptions, report: &mut SeedReport) -> Result<(), S
     report.stale_without_leases = without.lab().checker().stale_reads();
     report.stale_with_leases = with.lab().checker().stale_reads();
     report.refused_fills = with.lab().counts().refused_fills;
+    report.evictions = with
+        .lab()
+        .sim()
+        .node(CACHE)
+        .map_or(0, |n| n.stats().evictions);
     match with.invariants().into_iter().find(|i| !i.ok) {
         Some(i) => Err(format!("with leases: {}", i.detail)),
         None => Ok(()),
