@@ -480,10 +480,11 @@ mod tests {
             "scenario.retry-storm",
             "scenario.cascading-failure",
             "resilience.mesh",
+            "scenario.split-brain",
         ] {
             assert!(labs.contains(&id), "{id} lost its lessons: {labs:?}");
         }
-        assert!(count >= 18, "{count}");
+        assert!(count >= 19, "{count}");
         assert!(lessons("no.such-lab").is_empty());
     }
 
