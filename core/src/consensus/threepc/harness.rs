@@ -282,24 +282,14 @@ impl Harness {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consensus::twopc::harness::tests::journal_test_fault;
+    use crate::consensus::twopc::harness::tests::{journal_test_cluster, journal_test_fault};
 
     /// The harness reads a node's change journal, not every transaction: after crashes
     /// and restarts it still holds every outcome any node holds.
     #[test]
     fn reading_the_change_journal_misses_no_outcome() {
         for seed in 0..12 {
-            let config = SimConfig {
-                seed,
-                nodes: 4,
-                clients: 1,
-                record_trace: false,
-                ..SimConfig::default()
-            };
-            let workload = Workload {
-                interval: Duration::from_millis(5),
-                ..Workload::default()
-            };
+            let (config, workload) = journal_test_cluster(seed);
             let mut h = Harness::new(config, ThreePcParams::default(), workload).unwrap();
             let mut t = Time::ZERO;
             let mut read = 0;

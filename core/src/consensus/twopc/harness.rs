@@ -360,6 +360,22 @@ impl Harness {
 pub(crate) mod tests {
     use super::*;
 
+    /// The journal tests' cluster: 4 nodes, a transaction every 5 ms on 3 keys.
+    pub(crate) fn journal_test_cluster(seed: u64) -> (SimConfig, Workload) {
+        let config = SimConfig {
+            seed,
+            nodes: 4,
+            clients: 1,
+            record_trace: false,
+            ..SimConfig::default()
+        };
+        let workload = Workload {
+            interval: Duration::from_millis(5),
+            ..Workload::default()
+        };
+        (config, workload)
+    }
+
     /// Round `round` of the journal tests' schedule: a participant crashes and restarts,
     /// then the coordinator, every 20 rounds.
     pub(crate) fn journal_test_fault(seed: u64, round: u64) -> Option<crate::sim::Fault> {
@@ -381,17 +397,7 @@ pub(crate) mod tests {
     #[test]
     fn reading_the_change_journal_misses_no_outcome() {
         for seed in 0..12 {
-            let config = SimConfig {
-                seed,
-                nodes: 4,
-                clients: 1,
-                record_trace: false,
-                ..SimConfig::default()
-            };
-            let workload = Workload {
-                interval: Duration::from_millis(5),
-                ..Workload::default()
-            };
+            let (config, workload) = journal_test_cluster(seed);
             let mut h = Harness::new(config, TwoPcParams::default(), workload).unwrap();
             let mut t = Time::ZERO;
             let mut read = 0;
