@@ -479,6 +479,7 @@ mod tests {
             "scenario.retry-storm",
             "scenario.cascading-failure",
             "resilience.mesh",
+            "coordination.lock",
         ] {
             assert!(labs.contains(&id), "{id} lost its lessons: {labs:?}");
         }
