@@ -480,6 +480,7 @@ mod tests {
             "scenario.cascading-failure",
             "resilience.mesh",
             "coordination.lock",
+            "coordination.swim",
         ] {
             assert!(labs.contains(&id), "{id} lost its lessons: {labs:?}");
         }
