@@ -481,10 +481,12 @@ mod tests {
             "scenario.cascading-failure",
             "resilience.mesh",
             "scenario.split-brain",
+            "coordination.lock",
+            "coordination.swim",
         ] {
             assert!(labs.contains(&id), "{id} lost its lessons: {labs:?}");
         }
-        assert!(count >= 19, "{count}");
+        assert!(count >= 21, "{count}");
         assert!(lessons("no.such-lab").is_empty());
     }
 

@@ -385,6 +385,10 @@ impl ClusterLab for LockLab {
         ]
     }
 
+    fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+        crate::coordination::lock::lessons::lessons()
+    }
+
     fn example_actions() -> Vec<ClusterAction<LockLabAction>> {
         let mut v: Vec<_> = Fault::examples()
             .into_iter()

@@ -24,6 +24,7 @@
 //! again from zero.
 
 pub mod lab;
+pub mod lessons;
 
 use serde::{Deserialize, Serialize};
 use std::hash::Hash;

@@ -295,6 +295,8 @@ impl ClusterLab for SwimLab {
         };
         fields.insert("suspects".into(), json!(of(Status::Suspect)));
         fields.insert("dead".into(), json!(of(Status::Dead)));
+        // How many this member holds dead, as a number a lesson can wait for.
+        fields.insert("deadCount".into(), json!(of(Status::Dead).len()));
         let (s, holders) = self.belief(id);
         if s != Status::Alive {
             fields.insert(format!("held {} by", s.name()), json!(holders));
@@ -321,6 +323,10 @@ impl ClusterLab for SwimLab {
             ),
             None => InvariantStatus::holds(ACCURACY, "every member held dead is down or cut off"),
         }]
+    }
+
+    fn lessons() -> Vec<crate::lab::lesson::Lesson> {
+        crate::coordination::swim::lessons::lessons()
     }
 
     fn example_actions() -> Vec<ClusterAction<SwimLabAction>> {

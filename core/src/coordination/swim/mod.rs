@@ -37,6 +37,7 @@
 //! probe), each with at most `max_piggyback` updates.
 
 pub mod lab;
+pub mod lessons;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::Hash;
