@@ -9,17 +9,9 @@
 //! each step's condition is met rather than timed out, and where it ends: n3 alive at a
 //! higher incarnation in every view, n5 dead in every view.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::lab::lesson::{Condition, Lesson, LessonStep, Pause};
-
-fn step(caption: &str, actions: Vec<Value>, pause: Pause) -> LessonStep {
-    LessonStep {
-        caption: caption.to_string(),
-        actions,
-        pause,
-    }
-}
+use crate::lab::lesson::{Condition, Lesson, Pause, step};
 
 fn when(condition: Condition, within_ms: f64) -> Pause {
     Pause::When {
