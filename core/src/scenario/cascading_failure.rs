@@ -193,12 +193,9 @@ impl MeshScenarioSpec for CascadingFailure {
 /// ch. 4 "Cascading Failures", "Blocked Threads"; ch. 5 "Circuit Breaker", "Bulkheads",
 /// "Timeouts"), timed by the default config's slowdown from 1 s to 4 s.
 pub fn lessons() -> Vec<crate::lab::lesson::Lesson> {
-    use crate::lab::lesson::{Condition, Lesson, LessonStep, Pause};
-    let step = |caption: &str, pause: Pause| LessonStep {
-        caption: caption.into(),
-        actions: Vec::new(),
-        pause,
-    };
+    use crate::lab::lesson::{self, Condition, Lesson, Pause};
+    // The steps of this lesson take no action of their own.
+    let step = |caption: &str, pause: Pause| lesson::step(caption, Vec::new(), pause);
     let busy = |field: &str, value: f64| Pause::When {
         condition: Condition::FieldAtLeast {
             field: field.into(),

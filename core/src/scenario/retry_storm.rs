@@ -197,12 +197,9 @@ impl MeshScenarioSpec for RetryStorm {
 /// Jitter", AWS Architecture Blog, 2015; gRPC retry throttling, gRFC A6), timed by the
 /// default config's slowdown from 1 s to 3 s.
 pub fn lessons() -> Vec<crate::lab::lesson::Lesson> {
-    use crate::lab::lesson::{Condition, Lesson, LessonStep, Pause};
-    let step = |caption: &str, pause: Pause| LessonStep {
-        caption: caption.into(),
-        actions: Vec::new(),
-        pause,
-    };
+    use crate::lab::lesson::{self, Condition, Lesson, Pause};
+    // The steps of this lesson take no action of their own.
+    let step = |caption: &str, pause: Pause| lesson::step(caption, Vec::new(), pause);
     vec![Lesson {
         id: "storm".into(),
         title: "Retries that outlive the outage".into(),

@@ -257,12 +257,9 @@ impl LabModel for SplitBrainLab {
 /// Applications", O'Reilly 2017, ch. 5 and ch. 8; fencing by epochs as Raft's terms), timed
 /// by the default config: node 0 cut off at 0.5 s, healed at 1.5 s.
 pub fn lessons() -> Vec<crate::lab::lesson::Lesson> {
-    use crate::lab::lesson::{Condition, Lesson, LessonStep, Pause};
-    let step = |caption: &str, pause: Pause| LessonStep {
-        caption: caption.into(),
-        actions: Vec::new(),
-        pause,
-    };
+    use crate::lab::lesson::{self, Condition, Lesson, Pause};
+    // The steps of this lesson take no action of their own.
+    let step = |caption: &str, pause: Pause| lesson::step(caption, Vec::new(), pause);
     vec![Lesson {
         id: "two-primaries-then-fencing".into(),
         title: "Failover without fencing loses acknowledged writes".into(),

@@ -1031,12 +1031,9 @@ impl LocalLab for LinearizabilityLab {
 /// (Herlihy & Wing, "Linearizability: A Correctness Condition for Concurrent Objects",
 /// TOPLAS 1990; the search is Wing & Gong's with Lowe's memoisation, as in Porcupine).
 pub fn lessons() -> Vec<crate::lab::lesson::Lesson> {
-    use crate::lab::lesson::{Condition, Lesson, LessonStep, Pause};
-    let step = |caption: &str, pause: Pause| LessonStep {
-        caption: caption.into(),
-        actions: Vec::new(),
-        pause,
-    };
+    use crate::lab::lesson::{self, Condition, Lesson, Pause};
+    // The steps of this lesson take no action of their own.
+    let step = |caption: &str, pause: Pause| lesson::step(caption, Vec::new(), pause);
     vec![Lesson {
         id: "stale-read".into(),
         title: "A stale read, found by the checker".into(),
